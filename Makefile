@@ -1,0 +1,40 @@
+# Every target bootstraps .venv with uv (installing uv with pip when it is missing), so a fresh
+# machine needs nothing but python3 and git.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+UV := $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
+STAMP := $(VENV)/.dagops-installed
+# Cache bytecode in .venv even where the environment disables it: it halves Airflow's start-up.
+export PYTHONDONTWRITEBYTECODE :=
+PYTEST_ARGS ?=
+
+.PHONY: run test bench lint clean venv
+
+venv: $(STAMP)
+
+$(UV):
+	$(PYTHON) -m pip install --quiet --user uv || $(PYTHON) -m pip install --quiet uv
+
+$(STAMP): pyproject.toml | $(UV)
+	@test -x $(BIN)/python || $(UV) venv --quiet --python $(PYTHON) $(VENV)
+	$(UV) pip install --quiet --python $(BIN)/python -e ".[dev]"
+	@touch $@
+
+run: $(STAMP)
+	bash scripts/run.sh
+
+test: $(STAMP)
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+bench: $(STAMP)
+	$(BIN)/python -m benchmarks.run --output BENCHMARKS.md
+
+lint: $(STAMP)
+	$(BIN)/ruff check airflow_dagops meta_dags tests benchmarks
+	$(BIN)/ruff format --check airflow_dagops meta_dags tests benchmarks || true
+
+clean:
+	rm -rf $(VENV) .airflow benchmarks/.work test-artifacts .pytest_cache .ruff_cache
+	find . -name __pycache__ -prune -exec rm -rf {} +

@@ -1,0 +1,218 @@
+"""`dagops`: the command line face. Thin: parse arguments, call one service, render the result."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from collections.abc import Callable
+from functools import wraps
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from airflow_dagops import services
+from airflow_dagops.errors import DagOpsError
+from airflow_dagops.safety import redact
+
+app = typer.Typer(help="GitOps for Airflow DAGs: register, sync, validate and publish DAG repositories.",
+                  no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
+repos_app = typer.Typer(help="Register and inspect repositories.", no_args_is_help=True)
+db_app = typer.Typer(help="The dagops state DB.", no_args_is_help=True)
+app.add_typer(repos_app, name="repos")
+app.add_typer(db_app, name="db")
+
+# Messages carry user text ("[dag_processor] ...", file names): no rich markup is read from them.
+out = Console(highlight=False)
+err = Console(stderr=True, highlight=False)
+
+
+def _say(text: str, style: str | None = None, console: Console = out) -> None:
+    console.print(text, style=style, markup=False, soft_wrap=True)
+
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+
+
+def command(group: typer.Typer, name: str | None = None):
+    """Register a command whose DagOpsErrors end the process with a one-line reason and a non-zero code."""
+
+    def decorate(func: Callable) -> Callable:
+        @wraps(func)
+        def wrapper(*args, **kwargs):
+            try:
+                return func(*args, **kwargs)
+            except DagOpsError as error:
+                _say(f"Error: {redact(str(error))}", "red", err)
+                raise typer.Exit(error.exit_code) from None
+
+        return group.command(name)(wrapper)
+
+    return decorate
+
+
+@app.callback()
+def _main_options(
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show dagops' log lines.")] = False,
+) -> None:
+    # Airflow's logging config shows INFO from every library; a CLI should show results, not chatter.
+    for name in ("airflow_dagops", "alembic"):
+        logging.getLogger(name).setLevel(logging.INFO if verbose else logging.WARNING)
+
+
+def _print_json(data) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+
+
+@command(app)
+def init(
+    bundle: Annotated[bool, typer.Option(help="Add the `dagops` DAG bundle (system DAGs) to airflow.cfg.")] = True,
+):
+    """Prepare dagops: check Airflow's config, create folders, migrate the state DB, add the system DAG bundle."""
+    from airflow_dagops import setup_service
+
+    for line in setup_service.init(add_bundle=bundle):
+        _say(f"✓ {line}")
+
+
+@command(db_app, "migrate")
+def db_migrate():
+    """Create or upgrade the dagops state DB schema."""
+    from airflow_dagops import settings
+    from airflow_dagops.store import db
+
+    revision = db.migrate()
+    _say(f"dagops state DB at {redact(settings.sql_alchemy_conn())} is at revision {revision}")
+
+
+@command(repos_app, "add")
+def repos_add(
+    name: Annotated[str, typer.Argument(help="Repository name: lower-case letters, digits, '-' or '_'.")],
+    url: Annotated[str, typer.Argument(help="Git URL (https, ssh, git or file). No credentials: use --conn-id.")],
+    ref: Annotated[str, typer.Option(help="Branch, tag or commit to track.")] = "main",
+    namespace: Annotated[Optional[str], typer.Option(help="Folder in the dags folder (default: the name).")] = None,
+    conn_id: Annotated[Optional[str], typer.Option(help="Airflow connection (type 'git') with credentials.")] = None,
+    subdir: Annotated[Optional[str], typer.Option(help="Publish only this folder of the repository.")] = None,
+    priority: Annotated[int, typer.Option(help="Lower wins when two repositories define one dag_id.")] = 100,
+    poll_interval: Annotated[Optional[int], typer.Option(help="Seconds between checks for new commits.")] = None,
+    verify: Annotated[bool, typer.Option(help="Check that the remote and ref exist before registering.")] = True,
+):
+    """Register a repository. Run `dagops sync NAME` (or wait for dagops_sync) to publish it."""
+    info = services.add_repository(name, url, ref=ref, namespace=namespace, conn_id=conn_id, subdir=subdir,
+                                   priority=priority, poll_interval=poll_interval, verify=verify)
+    _say(f"Registered {info.name} ({info.url} @ {info.ref}) → namespace {info.namespace}. "
+         f"Next: `dagops sync {info.name}`.")
+
+
+@command(repos_app, "list")
+def repos_list(as_json: JsonOption = False):
+    """List registered repositories with their live commit and last sync."""
+    repos = services.list_repositories()
+    if as_json:
+        _print_json([r.to_dict() for r in repos])
+        return
+    if not repos:
+        _say("No repositories registered. Add one with `dagops repos add NAME URL`.")
+        return
+    table = Table("name", "namespace", "url", "ref", "live", "dag files", "last sync")
+    for r in repos:
+        table.add_row(r.name, r.namespace, r.url, r.ref, (r.live_commit or "-")[:12], str(r.dag_files),
+                      _last_sync(r))
+    out.print(table)
+
+
+def _last_sync(repo: services.RepositoryInfo) -> str:
+    if not repo.last_sync_status:
+        return "never"
+    text = f"{repo.last_sync_status} {repo.last_sync_at[:19].replace('T', ' ')}"
+    return text
+
+
+@command(repos_app, "show")
+def repos_show(name: str, as_json: JsonOption = False):
+    """Show one repository: settings, live release, recent syncs, releases and their findings."""
+    info = services.get_repository(name)
+    history = services.repository_history(name)
+    if as_json:
+        _print_json({**info.to_dict(), **history})
+        return
+    for key, value in info.to_dict().items():
+        _say(f"{key:>18}  {value if value is not None else '-'}")
+    _say("\nRecent syncs", "bold")
+    for run in history["sync_runs"]:
+        line = f"  #{run['id']} {run['started_at'][:19]} {run['trigger']:<8} {run['status']:<9} {(run['commit'] or '')[:12]}"
+        _say(line + (f"  {run['error']}" if run["error"] else ""), "red" if run["status"] == "failed" else None)
+    _say("\nReleases", "bold")
+    for rel in history["releases"]:
+        summary = rel["validation"] or {}
+        _say(f"  #{rel['id']} {rel['commit'][:12]} {rel['status']:<9} {summary.get('errors', 0)} errors, "
+             f"{summary.get('warnings', 0)} warnings  {rel['message'][:60]}")
+        for finding in rel["findings"][:20]:
+            where = f"{finding['file']}:{finding['line']}" if finding["line"] else (finding["file"] or "")
+            _say(f"      {finding['severity']:<7} {finding['rule']:<22} {where}  {finding['message']}")
+
+
+@command(repos_app, "remove")
+def repos_remove(
+    name: str,
+    keep_dags: Annotated[bool, typer.Option("--keep-dags", help="Leave the live DAGs in place as a plain folder.")] = False,
+):
+    """Unregister a repository and remove its DAGs from Airflow (unless --keep-dags)."""
+    _say(services.remove_repository(name, keep_dags=keep_dags))
+
+
+@command(app)
+def sync(
+    name: Annotated[Optional[str], typer.Argument(help="Repository to sync.")] = None,
+    all_: Annotated[bool, typer.Option("--all", help="Sync every enabled repository.")] = False,
+    force: Annotated[bool, typer.Option(help="Re-export and re-validate even if the commit was seen.")] = False,
+    as_json: JsonOption = False,
+):
+    """Fetch, validate and publish now, in this process (CI and local use)."""
+    if bool(name) == all_:
+        raise DagOpsError("give a repository name or --all (not both)")
+    names = [r.name for r in services.list_repositories() if r.enabled] if all_ else [name]
+    outcomes = []
+    for repo_name in names:
+        with err.status(f"{repo_name}: starting") as spinner:  # progress goes to stderr, results to stdout
+            outcome = services.sync_repository(
+                repo_name, trigger="cli", force=force,
+                progress=lambda step, n=repo_name: spinner.update(f"{n}: {step}…"),
+            )
+        outcomes.append(outcome)
+        if not as_json:
+            colour = "green" if outcome.status == "published" else ("red" if not outcome.ok else "cyan")
+            _say(f"{outcome.status}: {outcome.message}", colour)
+            for finding in outcome.findings:
+                if finding["severity"] == "error":
+                    where = f"{finding['file']}:{finding['line']}" if finding["line"] else finding["file"]
+                    _say(f"    {where}: {finding['message']}")
+    if as_json:
+        _print_json([o.to_dict() for o in outcomes])
+    if any(not o.ok for o in outcomes):
+        raise typer.Exit(1)
+
+
+@command(app)
+def status(as_json: JsonOption = False):
+    """Where dagops keeps its state, and how every repository is doing."""
+    data = services.status()
+    if as_json:
+        _print_json(data)
+        return
+    _say(f"dagops home:  {data['dagops_home']}\nstate DB:     {data['state_db']}\n"
+         f"dags folder:  {data['dags_folder']}\nrepositories: {len(data['repositories'])}")
+    for repo in data["repositories"]:
+        live = (repo["live_commit"] or "nothing live")[:12]
+        flag = " (pinned)" if repo["pinned_release_id"] else ""
+        _say(f"  {repo['name']:<24} {live:<12}{flag} last sync: {repo['last_sync_status'] or 'never'}")
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    app()
+
+
+if __name__ == "__main__":
+    main()

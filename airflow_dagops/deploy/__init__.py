@@ -1,0 +1,1 @@
+"""Releases (immutable exported trees), atomic publish of namespace links, locks and pruning."""

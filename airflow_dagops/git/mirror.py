@@ -1,0 +1,243 @@
+"""One bare mirror per repository: fetch only the tracked ref, resolve it, read trees and blobs.
+
+The mirror never stores a URL or credential in its config: the URL is passed on each command line
+and credentials come from the Airflow Connection for the duration of one command.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import shutil
+import subprocess
+import threading
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+from airflow_dagops import settings
+from airflow_dagops.errors import GitError, InvalidInput, RefNotFound, RemoteUnreachable
+from airflow_dagops.git.credentials import git_credentials_env
+from airflow_dagops.git.runner import git_env, last_lines, run_git
+from airflow_dagops.safety import display_url, validate_ref
+
+log = logging.getLogger(__name__)
+
+TRACKED_REF = "refs/dagops/tracked"
+SHA_PATTERN = re.compile(r"^[0-9a-f]{40}([0-9a-f]{24})?$")
+
+# git's words for "the remote is not there" vs "you may not read it"; used to give actionable errors.
+_UNREACHABLE_HINTS = ("could not resolve host", "connection refused", "connection timed out", "no route to host",
+                      "network is unreachable", "failed to connect", "operation timed out", "timed out")
+_NOT_A_REPO_HINTS = ("does not appear to be a git repository", "not a git repository", "repository not found",
+                     "not found", "could not read from remote repository")
+_AUTH_HINTS = ("authentication failed", "permission denied", "could not read username", "invalid username or password",
+               "terminal prompts disabled", "403")
+_HOST_KEY_HINTS = ("host key verification failed", "remote host identification has changed")
+
+
+@dataclass(frozen=True)
+class TreeEntry:
+    mode: str
+    blob: str
+    size: int
+    path: str
+
+    @property
+    def is_symlink(self) -> bool:
+        return self.mode == "120000"
+
+    @property
+    def is_submodule(self) -> bool:
+        return self.mode == "160000"
+
+    @property
+    def is_executable(self) -> bool:
+        return self.mode == "100755"
+
+
+@dataclass(frozen=True)
+class CommitInfo:
+    sha: str
+    author: str
+    committed_at: datetime
+    message: str
+
+
+class Mirror:
+    """A bare mirror of one remote, kept at `path`."""
+
+    def __init__(self, *, path: Path, url: str, conn_id: str | None = None, timeout: float | None = None):
+        self.path = Path(path)
+        self.url = url
+        self.conn_id = conn_id
+        self.timeout = timeout if timeout is not None else settings.get_int("git_timeout")
+
+    # -- remote ---------------------------------------------------------------------------------
+    def ls_remote(self, ref: str) -> tuple[str, str]:
+        """Resolve `ref` on the remote without fetching: returns (full ref name, commit-ish sha).
+
+        A full commit sha is returned as is: remotes do not advertise commits, only refs.
+        """
+        validate_ref(ref)
+        if SHA_PATTERN.match(ref):
+            return ref, ref
+        candidates = [f"refs/heads/{ref}", f"refs/tags/{ref}", f"refs/tags/{ref}^{{}}"]
+        if ref.startswith("refs/"):
+            candidates = [ref, f"{ref}^{{}}"]
+        output = self._remote_git(["ls-remote", "--", self.url, *candidates]).stdout.decode()
+        advertised = dict(reversed(line.split("\t", 1)) for line in output.splitlines() if "\t" in line)
+        for name in candidates:
+            if name.endswith("^{}"):
+                continue
+            if name in advertised:
+                # Annotated tags advertise the tag object and, peeled, the commit it points at.
+                return name, advertised.get(f"{name}^{{}}", advertised[name])
+        raise RefNotFound(
+            f"ref {ref!r} was not found in {display_url(self.url)}: no branch or tag of that name. "
+            "Check the spelling, or push it first."
+        )
+
+    def fetch(self, full_ref: str) -> str:
+        """Fetch only the tracked ref into the mirror (force, so force-pushes are followed); return its commit."""
+        self.ensure()
+        try:
+            self._fetch_once(full_ref)
+        except (RemoteUnreachable, RefNotFound, InvalidInput):
+            raise
+        except GitError as err:
+            # The remote answered ls-remote moments ago, so a failing fetch most likely means a damaged
+            # mirror (interrupted gc, disk full, killed process). Re-clone once rather than fail forever.
+            log.warning("fetch into mirror %s failed (%s); removing the mirror and fetching again", self.path, err)
+            self.remove()
+            self.ensure()
+            self._fetch_once(full_ref)
+        return self.resolve(TRACKED_REF)
+
+    def _fetch_once(self, full_ref: str) -> None:
+        refspec = f"+{full_ref}:{TRACKED_REF}" if not SHA_PATTERN.match(full_ref) else full_ref
+        self._remote_git(["-C", str(self.path), "fetch", "--no-tags", "--no-write-fetch-head", "--quiet",
+                          "--", self.url, refspec])
+        if SHA_PATTERN.match(full_ref):
+            run_git(["-C", str(self.path), "update-ref", TRACKED_REF, full_ref], timeout=self.timeout)
+
+    def _remote_git(self, args: list[str]) -> subprocess.CompletedProcess[bytes]:
+        with git_credentials_env(self.conn_id, self.url) as credentials:
+            result = run_git(args, env=git_env(credentials), timeout=self.timeout, check=False)
+        if result.returncode != 0:
+            raise self._classify(args[0] if args[0] != "-C" else args[2], result.stderr)
+        return result
+
+    def _classify(self, command: str, stderr: bytes) -> GitError:
+        detail = last_lines(stderr)
+        lowered = detail.lower()
+        where = display_url(self.url)
+        if "transport" in lowered and "not allowed" in lowered:
+            return InvalidInput(f"git refused the transport of {where}: {detail}")
+        if any(hint in lowered for hint in _HOST_KEY_HINTS):
+            return GitError(f"host key verification failed for {where}: add the server's key to the connection's "
+                            f"known_hosts_file ({detail})")
+        if any(hint in lowered for hint in _UNREACHABLE_HINTS):
+            return RemoteUnreachable(f"cannot reach {where}: {detail}. Check the URL and the network.")
+        if any(hint in lowered for hint in _AUTH_HINTS) and "not found" not in lowered:
+            return GitError(f"authentication to {where} failed: {detail}. Check the Airflow connection "
+                            f"{self.conn_id!r}." if self.conn_id else
+                            f"authentication to {where} failed: {detail}. Private repositories need --conn-id "
+                            "naming an Airflow connection of type 'git'.")
+        if any(hint in lowered for hint in _NOT_A_REPO_HINTS):
+            return RemoteUnreachable(f"{where} is not a git repository or cannot be read: {detail}")
+        if "couldn't find remote ref" in lowered or "not our ref" in lowered or "unadvertised object" in lowered:
+            return RefNotFound(f"{where} has no such ref or commit: {detail}")
+        return GitError(f"git {command} of {where} failed: {detail}")
+
+    # -- local mirror ---------------------------------------------------------------------------
+    def is_valid(self) -> bool:
+        if not (self.path / "HEAD").is_file() or not (self.path / "objects").is_dir():
+            return False
+        result = run_git(["-C", str(self.path), "rev-parse", "--is-bare-repository"], timeout=self.timeout,
+                         check=False)
+        return result.returncode == 0 and result.stdout.strip() == b"true"
+
+    def ensure(self) -> None:
+        """Create the bare mirror, or replace it when it is damaged beyond use."""
+        if self.is_valid():
+            return
+        if self.path.exists():
+            log.warning("mirror %s is not a valid git repository; re-creating it", self.path)
+            self.remove()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        run_git(["init", "--bare", "--quiet", str(self.path)], timeout=self.timeout)
+        run_git(["-C", str(self.path), "config", "gc.auto", "0"], timeout=self.timeout)
+
+    def remove(self) -> None:
+        shutil.rmtree(self.path, ignore_errors=True)
+
+    def resolve(self, rev: str) -> str:
+        result = run_git(["-C", str(self.path), "rev-parse", "--verify", "--quiet", "--end-of-options",
+                          f"{rev}^{{commit}}"], timeout=self.timeout, check=False)
+        if result.returncode != 0:
+            raise RefNotFound(f"{rev} does not name a commit in the mirror of {display_url(self.url)}")
+        return result.stdout.decode().strip()
+
+    def has_commit(self, sha: str) -> bool:
+        result = run_git(["-C", str(self.path), "cat-file", "-e", f"{sha}^{{commit}}"], timeout=self.timeout,
+                         check=False)
+        return result.returncode == 0
+
+    def commit_info(self, sha: str) -> CommitInfo:
+        output = run_git(["-C", str(self.path), "show", "-s", "--format=%an <%ae>%x00%ct%x00%B", sha],
+                         timeout=self.timeout).stdout.decode("utf-8", "replace")
+        author, timestamp, message = output.split("\x00", 2)
+        return CommitInfo(sha=sha, author=author, committed_at=datetime.fromtimestamp(int(timestamp), timezone.utc),
+                          message=message.strip())
+
+    def list_tree(self, sha: str, subdir: str | None = None) -> list[TreeEntry]:
+        """Every file of the commit (or of `subdir` in it), paths relative to that folder."""
+        treeish = f"{sha}:{subdir}" if subdir else sha
+        result = run_git(["-C", str(self.path), "ls-tree", "-r", "-l", "-z", "--end-of-options", treeish],
+                         timeout=self.timeout, check=False)
+        if result.returncode != 0:
+            if subdir:
+                raise InvalidInput(f"subdir {subdir!r} does not exist at commit {sha[:12]}")
+            raise GitError(f"cannot list commit {sha[:12]}: {last_lines(result.stderr)}")
+        entries = []
+        for record in result.stdout.split(b"\x00"):
+            if not record:
+                continue
+            meta, path = record.split(b"\t", 1)
+            mode, _kind, blob, size = meta.split()
+            entries.append(TreeEntry(mode.decode(), blob.decode(), 0 if size == b"-" else int(size),
+                                     path.decode("utf-8", "surrogateescape")))
+        return entries
+
+    def iter_blobs(self, blobs: list[str]) -> Iterator[tuple[str, bytes]]:
+        """Stream blob contents with one `git cat-file --batch` process."""
+        if not blobs:
+            return
+        process = subprocess.Popen(["git", "-C", str(self.path), "cat-file", "--batch"], stdin=subprocess.PIPE,
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=git_env())
+        # Feed requests from a thread: git answers while we still write, and both pipes would fill up.
+        writer = threading.Thread(target=_feed, args=(process.stdin, blobs), daemon=True)
+        writer.start()
+        try:
+            for _ in blobs:
+                header = process.stdout.readline().split()
+                if len(header) != 3:
+                    raise GitError(f"cannot read objects from the mirror {self.path}: {header!r}")
+                sha, size = header[0].decode(), int(header[2])
+                data = process.stdout.read(size)
+                process.stdout.read(1)  # the newline after each object
+                yield sha, data
+        finally:
+            writer.join(timeout=self.timeout)
+            process.stdout.close()
+            process.stderr.close()
+            process.wait(timeout=self.timeout)
+
+
+def _feed(stream, blobs: Iterable[str]) -> None:
+    try:
+        stream.write("".join(f"{blob}\n" for blob in blobs).encode())
+    finally:
+        stream.close()

@@ -1,0 +1,35 @@
+"""Where things live under `dagops_home` and the dags folder. Names are validated before they get here."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from airflow_dagops import settings
+
+
+def mirror_dir(name: str) -> Path:
+    return settings.dagops_home() / "mirrors" / f"{name}.git"
+
+
+def namespace_releases_dir(namespace: str) -> Path:
+    return settings.dagops_home() / "releases" / namespace
+
+
+def release_dir(namespace: str, sha: str) -> Path:
+    return namespace_releases_dir(namespace) / sha
+
+
+def locks_dir() -> Path:
+    return settings.dagops_home() / "locks"
+
+
+def namespace_link(namespace: str) -> Path:
+    return settings.dags_folder() / namespace
+
+
+def meta_dags_dir() -> Path:
+    """The installed system DAGs: inside the wheel, or the source tree's `meta_dags/` in development."""
+    packaged = Path(__file__).parent / "meta_dags"
+    if packaged.is_dir():
+        return packaged
+    return Path(__file__).resolve().parent.parent / "meta_dags"

@@ -1,0 +1,108 @@
+"""The `[dagops]` settings, read lazily from Airflow's config with a documented defaults table.
+
+Nothing here reads configuration at import time: Airflow's config is consulted on first use, so
+importing dagops (in a plugin, a DAG file or a test) never freezes a value too early.
+Every option can also be set as `AIRFLOW__DAGOPS__<OPTION>`.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Option:
+    default: str
+    description: str
+    type: str = "string"
+
+
+# The single source of truth for options: provider metadata (`airflow config list`) and docs are
+# generated from this table.
+OPTIONS: dict[str, Option] = {
+    "dagops_home": Option(
+        "", "Where dagops keeps mirrors, releases, locks and caches. Empty means $AIRFLOW_HOME/dagops."
+    ),
+    "sql_alchemy_conn": Option(
+        "",
+        "SQLAlchemy URL of the dagops state DB. Empty means SQLite at <dagops_home>/dagops.db. "
+        "Use PostgreSQL when several machines run dagops tasks.",
+    ),
+    "releases_to_keep": Option(
+        "5", "Releases kept on disk per repository; the live and the pinned release are never pruned.", "integer"
+    ),
+    "git_timeout": Option("120", "Seconds before a git command (fetch, ls-remote) is abandoned.", "integer"),
+    "lock_timeout": Option(
+        "600", "Seconds a sync waits for another sync of the same repository to finish.", "integer"
+    ),
+    "default_poll_interval": Option(
+        "60", "Seconds between checks of a repository for new commits, unless the repository sets its own.",
+        "integer",
+    ),
+    "max_repo_size": Option(
+        "536870912", "Largest total size in bytes of the files of one release (default 512 MiB).", "integer"
+    ),
+    "sense_concurrency": Option(
+        "16", "How many repositories the sense step checks with git ls-remote at once.", "integer"
+    ),
+    "allowed_protocols": Option(
+        "https:ssh:git:file",
+        "Colon-separated git transports allowed (GIT_ALLOW_PROTOCOL). ext:: is never allowed.",
+    ),
+    "sync_schedule": Option(
+        "* * * * *", "Cron schedule of the dagops_sync system DAG that polls repositories."
+    ),
+}
+
+SECTION = "dagops"
+
+
+def get(option: str) -> str:
+    """Return one `[dagops]` option as a string, falling back to the defaults table."""
+    default = OPTIONS[option].default
+    env_value = os.environ.get(f"AIRFLOW__DAGOPS__{option.upper()}")
+    if env_value is not None:
+        return env_value
+    try:
+        from airflow.configuration import conf
+    except ImportError:  # pragma: no cover - Airflow is a hard dependency; keep the core importable
+        return default
+    return conf.get(SECTION, option, fallback=default)
+
+
+def get_int(option: str) -> int:
+    raw = get(option)
+    try:
+        return int(raw)
+    except ValueError as err:
+        from airflow_dagops.errors import InvalidInput
+
+        raise InvalidInput(f"[dagops] {option} must be an integer, got {raw!r}") from err
+
+
+def airflow_home() -> Path:
+    return Path(os.environ.get("AIRFLOW_HOME") or Path.home() / "airflow")
+
+
+def dagops_home() -> Path:
+    return Path(get("dagops_home") or airflow_home() / "dagops").expanduser()
+
+
+def sql_alchemy_conn() -> str:
+    return get("sql_alchemy_conn") or f"sqlite:///{dagops_home() / 'dagops.db'}"
+
+
+def dags_folder() -> Path:
+    """Airflow's `[core] dags_folder`: where namespace links are published."""
+    env_value = os.environ.get("AIRFLOW__CORE__DAGS_FOLDER")
+    if env_value:
+        return Path(env_value).expanduser()
+    from airflow.configuration import conf
+
+    return Path(conf.get("core", "dags_folder")).expanduser()
+
+
+def allowed_protocols() -> list[str]:
+    return [p for p in get("allowed_protocols").split(":") if p and p != "ext"]

@@ -1,0 +1,31 @@
+"""`dagops init`: check Airflow's configuration and prepare dagops' folders, DB and system DAG bundle."""
+
+from __future__ import annotations
+
+from airflow_dagops import airflow_setup, paths, settings
+from airflow_dagops.store import db
+
+
+def init(*, add_bundle: bool = True) -> list[str]:
+    done = []
+    home = settings.dagops_home()
+    for folder in (home, home / "mirrors", home / "releases", paths.locks_dir(), settings.dags_folder()):
+        folder.mkdir(parents=True, exist_ok=True)
+    done.append(f"dagops home {home}, dags folder {settings.dags_folder()}")
+    revision = db.migrate()
+    done.append(f"state DB migrated to revision {revision}")
+    if add_bundle:
+        done.append(airflow_setup.ensure_dagops_bundle())
+    done.extend(parsing_advice())
+    return done
+
+
+def parsing_advice() -> list[str]:
+    """Say how long Airflow will take to notice a new namespace, and how to make it quicker."""
+    from airflow.configuration import conf
+
+    refresh = conf.getint("dag_processor", "refresh_interval", fallback=300)
+    if refresh > 60:
+        return [f"note: Airflow looks for new DAG files every {refresh}s ([dag_processor] refresh_interval); "
+                "set it to 10-30 for new DAGs to appear quickly"]
+    return [f"Airflow looks for new DAG files every {refresh}s"]

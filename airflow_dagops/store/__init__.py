@@ -1,0 +1,1 @@
+"""The dagops state DB: SQLAlchemy models and an Alembic-managed schema. It never holds a secret."""

@@ -1,0 +1,139 @@
+"""Engine, sessions and schema migration of the dagops state DB."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from sqlalchemy import create_engine, event
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.orm import Session, sessionmaker
+
+from airflow_dagops import settings
+from airflow_dagops.errors import DagOpsError
+from airflow_dagops.safety import redact
+
+log = logging.getLogger(__name__)
+
+MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+VERSION_TABLE = "dagops_alembic_version"
+
+_engines: dict[str, Engine] = {}
+_schema_checked: set[str] = set()
+_lock = threading.Lock()
+
+
+def _sqlite_pragmas(dbapi_connection, _record) -> None:
+    # WAL lets the api-server read while a sync writes; NORMAL skips an fsync per commit, which WAL
+    # makes safe against corruption (a crash can only lose the last commit, never break the file).
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.close()
+
+
+def get_engine(url: str | None = None) -> Engine:
+    url = url or settings.sql_alchemy_conn()
+    with _lock:
+        engine = _engines.get(url)
+        if engine is None:
+            engine = _create_engine(url)
+            _engines[url] = engine
+    return engine
+
+
+def _create_engine(url: str) -> Engine:
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        if parsed.database:
+            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, connect_args={"timeout": 30})
+        event.listen(engine, "connect", _sqlite_pragmas)
+        return engine
+    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10)
+
+
+def dispose_engines() -> None:
+    """Forget cached engines (tests switch DBs; forked processes must not share connections)."""
+    with _lock:
+        for engine in _engines.values():
+            engine.dispose()
+        _engines.clear()
+        _schema_checked.clear()
+
+
+def _alembic_config(url: str):
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    config.attributes["dagops_url"] = url
+    return config
+
+
+def migrate(url: str | None = None) -> str:
+    """Create or upgrade the schema to the newest revision; returns that revision."""
+    from alembic import command
+
+    url = url or settings.sql_alchemy_conn()
+    logging.getLogger("alembic").setLevel(logging.WARNING)  # one line per step is noise in a CLI
+    try:
+        command.upgrade(_alembic_config(url), "head")
+    except Exception as err:  # alembic/driver errors: give the user the URL (redacted) and the cause
+        raise DagOpsError(f"could not migrate the dagops state DB at {redact(url)}: {err}") from err
+    _schema_checked.add(url)
+    return head_revision()
+
+
+def head_revision() -> str:
+    from alembic.script import ScriptDirectory
+
+    script = ScriptDirectory.from_config(_alembic_config(""))
+    return script.get_current_head()
+
+
+def current_revision(url: str | None = None) -> str | None:
+    from alembic.runtime.migration import MigrationContext
+
+    with get_engine(url).connect() as connection:
+        context = MigrationContext.configure(connection, opts={"version_table": VERSION_TABLE})
+        return context.get_current_revision()
+
+
+def ensure_schema(url: str | None = None) -> None:
+    """Every face calls this: migrate when the schema is behind, at most one check per process."""
+    url = url or settings.sql_alchemy_conn()
+    if url in _schema_checked:
+        return
+    if current_revision(url) != head_revision():
+        log.info("dagops state DB schema is behind; migrating %s", redact(url))
+        migrate(url)
+    _schema_checked.add(url)
+
+
+_session_factories: dict[str, sessionmaker] = {}
+
+
+@contextmanager
+def session_scope(url: str | None = None) -> Iterator[Session]:
+    """A transaction: committed when the block ends, rolled back on error."""
+    url = url or settings.sql_alchemy_conn()
+    ensure_schema(url)
+    factory = _session_factories.get(url)
+    if factory is None or factory.kw.get("bind") is not get_engine(url):
+        factory = sessionmaker(bind=get_engine(url), expire_on_commit=False)
+        _session_factories[url] = factory
+    session = factory()
+    try:
+        yield session
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()

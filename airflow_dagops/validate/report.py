@@ -1,0 +1,60 @@
+"""Findings and reports: what a check found, where, and how to fix it."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+SEVERITIES = ("error", "warning", "info")
+
+
+@dataclass(frozen=True)
+class Finding:
+    rule: str
+    severity: str
+    message: str
+    file: str | None = None
+    line: int | None = None
+    hint: str | None = None
+
+    def location(self) -> str:
+        if not self.file:
+            return ""
+        return f"{self.file}:{self.line}" if self.line else self.file
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class Report:
+    findings: list[Finding] = field(default_factory=list)
+
+    @property
+    def errors(self) -> list[Finding]:
+        return [f for f in self.findings if f.severity == "error"]
+
+    @property
+    def warnings(self) -> list[Finding]:
+        return [f for f in self.findings if f.severity == "warning"]
+
+    @property
+    def passed(self) -> bool:
+        return not self.errors
+
+    def summary(self) -> dict:
+        return {
+            "passed": self.passed,
+            "errors": len(self.errors),
+            "warnings": len(self.warnings),
+            "infos": len(self.findings) - len(self.errors) - len(self.warnings),
+        }
+
+    def describe_errors(self, limit: int = 5) -> str:
+        """One line for a sync run's error: 'Validation failed: 2 errors in 1 file: a.py:3 invalid syntax; ...'."""
+        errors = self.errors
+        files = {f.file for f in errors if f.file}
+        shown = "; ".join(f"{f.location()} {f.message}".strip() for f in errors[:limit])
+        more = f"; and {len(errors) - limit} more" if len(errors) > limit else ""
+        noun = "error" if len(errors) == 1 else "errors"
+        file_noun = "file" if len(files) == 1 else "files"
+        return f"Validation failed: {len(errors)} {noun} in {len(files)} {file_noun}: {shown}{more}"

@@ -1,0 +1,77 @@
+"""dagops_sync: keep every registered repository's namespace up to date with its Git ref.
+
+Sense, then act: `sense` checks all repositories with cheap `git ls-remote` calls in one task; one mapped
+`sync` task runs per repository that changed (or that the run's conf asked for). A cycle where nothing
+changed maps zero sync tasks, so 100 quiet repositories cost one task a minute, not 100.
+
+Trigger one repository with conf {"repository": "NAME"} (add "force": true to re-validate).
+"""
+
+from __future__ import annotations
+
+import pendulum
+from airflow.sdk import dag, get_current_context, task
+
+from airflow_dagops import settings
+
+
+def _trigger_of(context) -> str:
+    dag_run = context["dag_run"]
+    conf = dag_run.conf or {}
+    if conf.get("trigger") in ("webhook", "manual", "cli"):
+        return conf["trigger"]
+    return "schedule" if str(dag_run.run_type).lower().endswith("scheduled") else "manual"
+
+
+@dag(
+    dag_id="dagops_sync",
+    schedule=settings.get("sync_schedule") or None,
+    start_date=pendulum.datetime(2024, 1, 1, tz="UTC"),
+    catchup=False,
+    max_active_runs=1,
+    tags=["dagops", "system"],
+    doc_md=__doc__,
+    params={},
+)
+def dagops_sync():
+    @task
+    def sense() -> list[dict]:
+        """Return the repositories to sync in this run."""
+        from airflow_dagops import services
+
+        context = get_current_context()
+        conf = context["dag_run"].conf or {}
+        trigger = _trigger_of(context)
+        requested = conf.get("repository")
+        if requested:
+            services.get_repository(requested)  # fail clearly if it is not registered
+            return [{"repository": requested, "trigger": trigger, "force": bool(conf.get("force"))}]
+        changed = [r for r in services.sense(respect_poll_interval=trigger == "schedule") if r.changed]
+        for result in changed:
+            print(f"{result.repository}: {result.reason}" + (f" ({result.error})" if result.error else ""))
+        return [{"repository": r.repository, "trigger": trigger, "force": False} for r in changed]
+
+    @task(map_index_template="{{ item_name }}")
+    def sync(item: dict) -> dict:
+        """Fetch, export, validate and publish one repository."""
+        from airflow.exceptions import AirflowException
+
+        from airflow_dagops import services
+
+        context = get_current_context()
+        context["item_name"] = item["repository"]  # shown as the map index label in the Airflow UI
+        outcome = services.sync_repository(
+            item["repository"], trigger=item["trigger"], airflow_run_id=context["run_id"],
+            force=item.get("force", False), progress=lambda step: print(f"{item['repository']}: {step}"),
+        )
+        print(outcome.message)
+        for finding in outcome.findings:
+            print(f"  {finding['severity']} {finding['rule']} {finding['file']}:{finding['line']} {finding['message']}")
+        if not outcome.ok:
+            raise AirflowException(outcome.message)
+        return {"repository": outcome.repository, "status": outcome.status, "commit": outcome.commit}
+
+    sync.expand(item=sense())
+
+
+dagops_sync()

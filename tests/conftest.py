@@ -1,0 +1,171 @@
+"""Shared fixtures: real git remotes in tmp dirs, a tmp AIRFLOW_HOME, and a state DB per test.
+
+Every test that uses `dagops_env` runs on SQLite and, when DAGOPS_TEST_POSTGRES_URL is set, on
+PostgreSQL too (each test gets its own PostgreSQL schema, dropped afterwards).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+POSTGRES_URL = os.environ.get("DAGOPS_TEST_POSTGRES_URL")
+BACKENDS = ["sqlite", "postgres"] if POSTGRES_URL else ["sqlite"]
+GIT_IDENTITY = {
+    "GIT_AUTHOR_NAME": "Dana Author", "GIT_AUTHOR_EMAIL": "dana@example.com",
+    "GIT_COMMITTER_NAME": "Dana Author", "GIT_COMMITTER_EMAIL": "dana@example.com",
+}
+
+DAG_TEMPLATE = '''from airflow.sdk import dag, task
+import pendulum
+
+
+@dag(dag_id="{dag_id}", schedule=None, start_date=pendulum.datetime(2024, 1, 1), catchup=False, tags=["test"])
+def {func}():
+    @task
+    def hello():
+        return "{dag_id}"
+
+    hello()
+
+
+{func}()
+'''
+
+
+def dag_source(dag_id: str) -> str:
+    return DAG_TEMPLATE.format(dag_id=dag_id, func=dag_id.replace("-", "_"))
+
+
+def run_git(*args: str, cwd: Path) -> str:
+    env = {**os.environ, **GIT_IDENTITY}
+    return subprocess.run(["git", *args], cwd=cwd, env=env, check=True, capture_output=True, text=True).stdout.strip()
+
+
+@dataclass
+class GitRemote:
+    """A real repository used as a remote through file://."""
+
+    path: Path
+
+    @property
+    def url(self) -> str:
+        return f"file://{self.path}"
+
+    def write(self, relative: str, content: str | bytes) -> None:
+        target = self.path / relative
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(content, bytes):
+            target.write_bytes(content)
+        else:
+            target.write_text(content)
+
+    def delete(self, relative: str) -> None:
+        (self.path / relative).unlink()
+
+    def symlink(self, relative: str, target: str) -> None:
+        link = self.path / relative
+        link.parent.mkdir(parents=True, exist_ok=True)
+        os.symlink(target, link)
+
+    def commit(self, message: str = "change", files: dict[str, str | bytes | None] | None = None) -> str:
+        for relative, content in (files or {}).items():
+            if content is None:
+                self.delete(relative)
+            else:
+                self.write(relative, content)
+        run_git("add", "-A", cwd=self.path)
+        run_git("commit", "-q", "--allow-empty", "-m", message, cwd=self.path)
+        return self.head()
+
+    def head(self, ref: str = "HEAD") -> str:
+        return run_git("rev-parse", ref, cwd=self.path)
+
+    def git(self, *args: str) -> str:
+        return run_git(*args, cwd=self.path)
+
+
+@pytest.fixture
+def git_remote(tmp_path_factory):
+    """Factory: `git_remote(files={...})` makes a repository with one commit on `main`."""
+
+    def make(files: dict[str, str | bytes] | None = None, name: str = "remote") -> GitRemote:
+        path = tmp_path_factory.mktemp(name) / "repo"
+        path.mkdir()
+        run_git("init", "-q", "-b", "main", cwd=path)
+        remote = GitRemote(path)
+        remote.commit("initial commit", files or {"dags/hello.py": dag_source("hello")})
+        return remote
+
+    return make
+
+
+def _postgres_schema_url(schema: str) -> str:
+    separator = "&" if "?" in POSTGRES_URL else "?"
+    return f"{POSTGRES_URL}{separator}options=-csearch_path%3D{schema}"
+
+
+@pytest.fixture(params=BACKENDS)
+def state_db_url(request, tmp_path):
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'state.db'}"
+        return
+    from sqlalchemy import create_engine, text
+
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f"CREATE SCHEMA {schema}"))
+    try:
+        yield _postgres_schema_url(schema)
+    finally:
+        from airflow_dagops.store import db
+
+        db.dispose_engines()
+        with admin.connect() as connection:
+            connection.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+        admin.dispose()
+
+
+@dataclass
+class DagOpsEnv:
+    airflow_home: Path
+    dags_folder: Path
+    dagops_home: Path
+    db_url: str
+
+    def env(self) -> dict[str, str]:
+        """Environment for a `dagops` subprocess pointing at this test's installation."""
+        return {**os.environ, **_env_vars(self)}
+
+
+def _env_vars(env: DagOpsEnv) -> dict[str, str]:
+    return {
+        "AIRFLOW_HOME": str(env.airflow_home),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(env.dags_folder),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__DAGOPS__DAGOPS_HOME": str(env.dagops_home),
+        "AIRFLOW__DAGOPS__SQL_ALCHEMY_CONN": env.db_url,
+        "AIRFLOW__DAGOPS__LOCK_TIMEOUT": "60",
+    }
+
+
+@pytest.fixture
+def dagops_env(tmp_path, state_db_url, monkeypatch) -> DagOpsEnv:
+    """A throwaway installation: AIRFLOW_HOME, dags folder, dagops home and a migrated state DB."""
+    from airflow_dagops.store import db
+
+    home = tmp_path / "airflow"
+    env = DagOpsEnv(home, home / "dags", home / "dagops", state_db_url)
+    env.dags_folder.mkdir(parents=True)
+    for key, value in _env_vars(env).items():
+        monkeypatch.setenv(key, value)
+    db.dispose_engines()
+    db.migrate(state_db_url)
+    yield env
+    db.dispose_engines()

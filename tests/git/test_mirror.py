@@ -1,0 +1,91 @@
+from __future__ import annotations
+
+import pytest
+
+from airflow_dagops.errors import InvalidInput, RefNotFound, RemoteUnreachable
+from airflow_dagops.git.mirror import Mirror
+
+
+@pytest.fixture
+def mirror_factory(tmp_path, monkeypatch):
+    monkeypatch.setenv("AIRFLOW__DAGOPS__GIT_TIMEOUT", "30")
+
+    def make(url: str) -> Mirror:
+        return Mirror(path=tmp_path / "mirror.git", url=url)
+
+    return make
+
+
+def test_ls_remote_resolves_branch_tag_annotated_tag_and_sha(git_remote, mirror_factory):
+    remote = git_remote()
+    head = remote.head()
+    remote.git("tag", "light")
+    remote.git("tag", "-a", "annotated", "-m", "release")
+    mirror = mirror_factory(remote.url)
+    assert mirror.ls_remote("main") == ("refs/heads/main", head)
+    assert mirror.ls_remote("light") == ("refs/tags/light", head)
+    assert mirror.ls_remote("annotated") == ("refs/tags/annotated", head)  # peeled to the commit
+    assert mirror.ls_remote(head) == (head, head)
+
+
+def test_unknown_ref_says_so(git_remote, mirror_factory):
+    with pytest.raises(RefNotFound, match="'nope' was not found"):
+        mirror_factory(git_remote().url).ls_remote("nope")
+
+
+def test_unreachable_and_non_git_remotes_are_told_apart_from_other_errors(tmp_path, mirror_factory):
+    not_a_repo = tmp_path / "plain"
+    not_a_repo.mkdir()
+    with pytest.raises(RemoteUnreachable, match="not a git repository"):
+        mirror_factory(f"file://{not_a_repo}").ls_remote("main")
+    with pytest.raises(RemoteUnreachable, match="cannot reach"):
+        mirror_factory("git://127.0.0.1:9/repo").ls_remote("main")
+
+
+def test_git_itself_refuses_ext_transport_even_if_validation_were_bypassed(tmp_path, mirror_factory):
+    marker = tmp_path / "pwned"
+    with pytest.raises(InvalidInput, match="transport"):
+        mirror_factory(f"ext::sh -c touch% {marker}").ls_remote("main")
+    assert not marker.exists()
+
+
+def test_option_like_refs_never_reach_git(git_remote, mirror_factory):
+    with pytest.raises(InvalidInput):
+        mirror_factory(git_remote().url).ls_remote("--upload-pack=touch /tmp/x")
+
+
+def test_fetch_follows_a_force_pushed_branch(git_remote, mirror_factory):
+    remote = git_remote()
+    first = remote.commit("second", {"dags/a.py": "a = 1\n"})
+    mirror = mirror_factory(remote.url)
+    assert mirror.fetch("refs/heads/main") == first
+    remote.git("reset", "-q", "--hard", "HEAD~1")
+    rewritten = remote.commit("rewritten history", {"dags/b.py": "b = 1\n"})
+    assert mirror.fetch("refs/heads/main") == rewritten
+    assert {e.path for e in mirror.list_tree(rewritten)} == {"dags/hello.py", "dags/b.py"}
+
+
+def test_a_corrupt_mirror_is_removed_and_fetched_again(git_remote, mirror_factory):
+    remote = git_remote()
+    mirror = mirror_factory(remote.url)
+    mirror.fetch("refs/heads/main")
+    # Damage it the way a full disk or a killed gc does: objects gone, HEAD garbage.
+    for pack in (mirror.path / "objects").rglob("*"):
+        if pack.is_file():
+            pack.write_bytes(b"garbage")
+    new = remote.commit("more", {"dags/c.py": "c = 1\n"})
+    assert mirror.fetch("refs/heads/main") == new
+    assert "dags/c.py" in {e.path for e in mirror.list_tree(new)}
+
+    (mirror.path / "HEAD").write_text("not a ref at all")
+    assert not mirror.is_valid()
+    assert mirror.fetch("refs/heads/main") == new
+
+
+def test_blobs_stream_in_one_process(git_remote, mirror_factory):
+    remote = git_remote({f"f{i}.py": f"x = {i}\n" for i in range(50)})
+    mirror = mirror_factory(remote.url)
+    sha = mirror.fetch("refs/heads/main")
+    entries = mirror.list_tree(sha)
+    contents = dict(mirror.iter_blobs([e.blob for e in entries]))
+    assert sorted(contents.values()) == sorted(f"x = {i}\n".encode() for i in range(50))
