@@ -1,0 +1,220 @@
+"""The sync engine end to end, on real git remotes and the state DB (SQLite and PostgreSQL)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from airflow_dagops import paths, services
+from airflow_dagops.deploy.publish import current_target
+from airflow_dagops.deploy.releases import read_manifest
+from airflow_dagops.errors import Conflict, InvalidInput, NotFound, RefNotFound, RemoteUnreachable
+from airflow_dagops.store.db import session_scope
+from airflow_dagops.store.models import DeployEvent, Release, Repository, SyncRun
+from tests.conftest import dag_source
+
+
+def live_files(env, namespace="team") -> set[str]:
+    link = env.dags_folder / namespace
+    return {str(p.relative_to(link)) for p in link.rglob("*") if p.is_file() and p.name != ".dagops-release.json"}
+
+
+def test_add_then_sync_publishes_a_namespace_link_to_an_immutable_release(dagops_env, git_remote):
+    remote = git_remote()
+    services.add_repository("team", remote.url)
+    outcome = services.sync_repository("team")
+    assert outcome.status == "published" and outcome.commit == remote.head()
+    link = dagops_env.dags_folder / "team"
+    assert link.is_symlink()
+    assert current_target(link) == paths.release_dir("team", remote.head())
+    assert live_files(dagops_env) == {"dags/hello.py"}
+    info = services.get_repository("team")
+    assert info.live_commit == remote.head() and info.dag_files == 1 and info.last_sync_status == "success"
+
+
+def test_a_new_commit_is_republished_and_an_unchanged_remote_is_a_no_op(dagops_env, git_remote):
+    remote = git_remote()
+    services.add_repository("team", remote.url)
+    services.sync_repository("team")
+    assert services.sync_repository("team", trigger="schedule").status == "unchanged"
+    new = remote.commit("add a dag", {"dags/second.py": dag_source("second")})
+    outcome = services.sync_repository("team")
+    assert outcome.status == "published" and outcome.commit == new
+    assert live_files(dagops_env) == {"dags/hello.py", "dags/second.py"}
+    with session_scope() as session:
+        statuses = [r.status for r in session.scalars(select(Release).order_by(Release.id))]
+        events = session.scalars(select(DeployEvent).order_by(DeployEvent.id)).all()
+    assert statuses == ["retired", "live"]
+    assert [(e.from_release_id is None, e.actor) for e in events] == [(True, "cli"), (False, "cli")]
+
+
+def test_a_broken_commit_is_not_published_and_the_run_says_where(dagops_env, git_remote):
+    remote = git_remote()
+    services.add_repository("team", remote.url)
+    good = services.sync_repository("team").commit
+    bad = remote.commit("oops", {"dags/broken.py": "def broken(:\n    pass\n"})
+    outcome = services.sync_repository("team")
+    assert outcome.status == "failed" and not outcome.ok
+    assert "dags/broken.py:1" in outcome.message and "previous release stays live" in outcome.message
+    assert current_target(dagops_env.dags_folder / "team") == paths.release_dir("team", good)
+    with session_scope() as session:
+        run = session.scalars(select(SyncRun).order_by(SyncRun.id.desc())).first()
+        release = session.scalar(select(Release).where(Release.commit_sha == bad))
+        assert run.status == "failed" and "dags/broken.py:1" in run.error
+        assert release.status == "failed"
+        assert [(f.rule, f.file, f.line) for f in release.findings] == [("syntax-error", "dags/broken.py", 1)]
+    # The broken commit is not validated again every minute, but a fix is picked up.
+    assert services.sync_repository("team").status == "rejected"
+    assert services.sense(respect_poll_interval=False)[0].changed is False
+    fixed = remote.commit("fix", {"dags/broken.py": dag_source("broken")})
+    assert services.sync_repository("team").commit == fixed
+    assert "dags/broken.py" in live_files(dagops_env)
+
+
+def test_a_force_pushed_branch_is_followed(dagops_env, git_remote):
+    remote = git_remote()
+    remote.commit("will be rewritten", {"dags/tmp.py": dag_source("tmp")})
+    services.add_repository("team", remote.url)
+    services.sync_repository("team")
+    remote.git("reset", "-q", "--hard", "HEAD~1")
+    rewritten = remote.commit("rewritten", {"dags/other.py": dag_source("other")})
+    assert services.sync_repository("team").commit == rewritten
+    assert live_files(dagops_env) == {"dags/hello.py", "dags/other.py"}
+
+
+def test_tags_and_subdir_are_tracked(dagops_env, git_remote):
+    remote = git_remote({"dags/a.py": dag_source("a"), "tests/test_a.py": "x = 1\n"})
+    remote.git("tag", "-a", "v1", "-m", "v1")
+    remote.commit("after the tag", {"dags/b.py": dag_source("b")})
+    services.add_repository("team", remote.url, ref="v1", subdir="dags")
+    services.sync_repository("team")
+    assert live_files(dagops_env) == {"a.py"}
+
+
+@pytest.mark.parametrize("kwargs,error,match", [
+    ({"name": "Team"}, InvalidInput, "invalid repository name"),
+    ({"name": "a/b"}, InvalidInput, "invalid repository name"),
+    ({"name": "..", }, InvalidInput, "invalid repository name"),
+    ({"name": "-x"}, InvalidInput, "invalid repository name"),
+    ({"namespace": "../etc"}, InvalidInput, "invalid namespace"),
+    ({"ref": "-b"}, InvalidInput, "invalid ref"),
+    ({"ref": "missing"}, RefNotFound, "not found"),
+    ({"url": "ext::sh -c id"}, InvalidInput, "URL"),
+    ({"url": "-oProxyCommand=x"}, InvalidInput, "URL"),
+    ({"url": "file:///nonexistent/repo"}, RemoteUnreachable, "not a git repository"),
+    ({"url": "git://127.0.0.1:9/x"}, RemoteUnreachable, "cannot reach"),
+])
+def test_bad_input_is_refused_and_changes_nothing(dagops_env, git_remote, kwargs, error, match):
+    args = {"name": "team", "url": git_remote().url, **kwargs}
+    with pytest.raises(error, match=match):
+        services.add_repository(args.pop("name"), args.pop("url"), **args)
+    assert services.list_repositories() == []
+    assert list(dagops_env.dags_folder.iterdir()) == []
+
+
+def test_a_namespace_or_name_cannot_be_claimed_twice(dagops_env, git_remote):
+    remote = git_remote()
+    services.add_repository("first", remote.url, namespace="shared")
+    with pytest.raises(Conflict, match="namespace 'shared' is already used by repository 'first'"):
+        services.add_repository("second", remote.url, namespace="shared")
+    with pytest.raises(Conflict, match="already registered"):
+        services.add_repository("first", remote.url, namespace="other")
+    (dagops_env.dags_folder / "handmade").mkdir()
+    with pytest.raises(Conflict, match="not managed by dagops"):
+        services.add_repository("handmade", remote.url)
+    assert [r.name for r in services.list_repositories()] == ["first"]
+
+
+def test_unreachable_remote_at_sync_time_keeps_the_live_release(dagops_env, git_remote, tmp_path):
+    remote = git_remote()
+    services.add_repository("team", remote.url)
+    good = services.sync_repository("team").commit
+    remote.path.rename(tmp_path / "moved-away")
+    outcome = services.sync_repository("team")
+    assert outcome.status == "failed" and "not a git repository" in outcome.message
+    assert current_target(dagops_env.dags_folder / "team") == paths.release_dir("team", good)
+    assert services.get_repository("team").last_sync_status == "failed"
+
+
+def test_removing_a_repository_removes_its_dags_unless_kept(dagops_env, git_remote):
+    remote = git_remote()
+    for name in ("gone", "kept"):
+        services.add_repository(name, remote.url)
+        services.sync_repository(name)
+    services.remove_repository("gone")
+    assert not (dagops_env.dags_folder / "gone").exists() and not (dagops_env.dags_folder / "gone").is_symlink()
+    assert not paths.namespace_releases_dir("gone").exists() and not paths.mirror_dir("gone").exists()
+    services.remove_repository("kept", keep_dags=True)
+    kept = dagops_env.dags_folder / "kept"
+    assert kept.is_dir() and not kept.is_symlink()
+    assert (kept / "dags/hello.py").read_text() == dag_source("hello")
+    assert not (kept / ".dagops-release.json").exists()
+    assert sorted(p.name for p in dagops_env.dags_folder.iterdir()) == ["kept"]
+    assert services.list_repositories() == []
+    with pytest.raises(NotFound):
+        services.remove_repository("gone")
+
+
+def test_old_releases_are_pruned_but_never_the_live_one_and_rows_match_the_disk(dagops_env, git_remote,
+                                                                                 monkeypatch):
+    monkeypatch.setenv("AIRFLOW__DAGOPS__RELEASES_TO_KEEP", "2")
+    remote = git_remote()
+    services.add_repository("team", remote.url)
+    services.sync_repository("team")
+    for i in range(4):
+        remote.commit(f"c{i}", {f"dags/d{i}.py": dag_source(f"d{i}")})
+        services.sync_repository("team")
+    with session_scope() as session:
+        releases = session.scalars(select(Release).order_by(Release.id)).all()
+        repo = session.scalar(select(Repository))
+        on_disk = [r for r in releases if r.pruned_at is None]
+        assert len(releases) == 5 and len(on_disk) == 2
+        assert repo.live_release_id in {r.id for r in on_disk}
+        for release in releases:
+            assert Path(release.path).is_dir() == (release.pruned_at is None)
+    assert len(list(paths.namespace_releases_dir("team").iterdir())) == 2
+
+
+def test_a_link_removed_by_hand_is_restored(dagops_env, git_remote):
+    remote = git_remote()
+    services.add_repository("team", remote.url)
+    services.sync_repository("team")
+    (dagops_env.dags_folder / "team").unlink()
+    assert services.sense(respect_poll_interval=False)[0].changed
+    assert services.sync_repository("team").status == "published"
+    assert current_target(dagops_env.dags_folder / "team") == paths.release_dir("team", remote.head())
+
+
+def test_sense_checks_only_due_repositories_and_reports_changes(dagops_env, git_remote):
+    remotes = [git_remote(name=f"r{i}") for i in range(3)]
+    for i, remote in enumerate(remotes):
+        services.add_repository(f"repo{i}", remote.url)
+        services.sync_repository(f"repo{i}")
+    remotes[1].commit("new", {"dags/n.py": dag_source("n")})
+    results = {r.repository: r for r in services.sense()}
+    assert {name for name, r in results.items() if r.changed} == {"repo1"}
+    assert services.sense() == []  # just checked: not due again within the poll interval
+    assert len(services.sense(respect_poll_interval=False)) == 3
+
+
+def test_a_db_that_lags_behind_the_link_adopts_the_link(dagops_env, git_remote):
+    """A sync killed between the link swap and the DB update: the next sync trusts the link."""
+    remote = git_remote()
+    services.add_repository("team", remote.url)
+    first = services.sync_repository("team")
+    second_sha = remote.commit("second", {"dags/s.py": dag_source("s")})
+    second = services.sync_repository("team")
+    with session_scope() as session:  # rewind the DB as if the last commit never happened
+        repo = session.scalar(select(Repository))
+        repo.live_release_id = first.release_id
+        session.get(Release, second.release_id).status = "validated"
+        session.get(Release, first.release_id).status = "live"
+    remote.commit("third", {"dags/t.py": dag_source("t")})
+    assert services.sync_repository("team").status == "published"
+    with session_scope() as session:
+        assert session.get(Release, second.release_id).status == "retired"
+    assert read_manifest(current_target(dagops_env.dags_folder / "team"))["commit"] != second_sha
+    assert os.path.isdir(paths.release_dir("team", second_sha))
