@@ -31,7 +31,7 @@ def _trigger_of(context) -> str:
     max_active_runs=1,
     tags=["dagops", "system"],
     doc_md=__doc__,
-    params={},
+    is_paused_upon_creation=False,  # the system DAG polls from the start; operators can pause it
 )
 def dagops_sync():
     @task

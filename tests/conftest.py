@@ -38,6 +38,14 @@ def {func}():
 '''
 
 
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Expose each phase's report on the test item, so fixtures can print process logs on failure."""
+    outcome = yield
+    report = outcome.get_result()
+    setattr(item, f"rep_{report.when}", report)
+
+
 def dag_source(dag_id: str) -> str:
     return DAG_TEMPLATE.format(dag_id=dag_id, func=dag_id.replace("-", "_"))
 

@@ -81,7 +81,7 @@ def migrate(url: str | None = None) -> str:
     from alembic import command
 
     url = url or settings.sql_alchemy_conn()
-    logging.getLogger("alembic").setLevel(logging.WARNING)  # one line per step is noise in a CLI
+    _quiet_alembic()
     try:
         command.upgrade(_alembic_config(url), "head")
     except Exception as err:  # alembic/driver errors: give the user the URL (redacted) and the cause
@@ -97,9 +97,15 @@ def head_revision() -> str:
     return script.get_current_head()
 
 
+def _quiet_alembic() -> None:
+    # Alembic logs "Context impl ..." at INFO on every check: noise in CLI output and task logs.
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+
+
 def current_revision(url: str | None = None) -> str | None:
     from alembic.runtime.migration import MigrationContext
 
+    _quiet_alembic()
     with get_engine(url).connect() as connection:
         context = MigrationContext.configure(connection, opts={"version_table": VERSION_TABLE})
         return context.get_current_revision()

@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# `make run`: Airflow 3 with dagops on an embedded default (SQLite), a local demo repository synced
+# into namespace `demo`, served at http://localhost:8080 (login admin / admin).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+BIN=$ROOT/.venv/bin
+
+ENV_FILE=$ROOT/.airflow/env.sh
+mkdir -p "$ROOT/.airflow"
+cat > "$ENV_FILE" <<ENV
+# Source this file to use \`airflow\` and \`dagops\` against the \`make run\` instance.
+export AIRFLOW_HOME="$ROOT/.airflow"
+export PATH="$BIN:\$PATH"
+export AIRFLOW__CORE__LOAD_EXAMPLES=False
+export AIRFLOW__API__PORT=\${AIRFLOW__API__PORT:-8080}
+# Look for new DAG files every 5 s and re-parse known ones every 10 s (defaults: 300 s and 30 s), so a
+# freshly published namespace shows up within seconds.
+export AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL=5
+export AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL=10
+export AIRFLOW__SCHEDULER__MIN_FILE_PROCESS_INTERVAL=10
+ENV
+# shellcheck disable=SC1090
+source "$ENV_FILE"
+
+# A fixed login for local use (SimpleAuthManager reads its passwords from this file).
+PASSWORDS=$AIRFLOW_HOME/simple_auth_manager_passwords.json.generated
+[ -s "$PASSWORDS" ] || echo '{"admin": "admin"}' > "$PASSWORDS"
+
+airflow db migrate >/dev/null
+dagops init
+
+# Turn examples/demo-repo into a real local git repository (commit any edits made to the example).
+DEMO=$AIRFLOW_HOME/demo-remote
+if [ ! -d "$DEMO/.git" ]; then
+  mkdir -p "$DEMO"
+  cp -R examples/demo-repo/. "$DEMO/"
+  git -C "$DEMO" init -q -b main
+  git -C "$DEMO" add -A
+  git -C "$DEMO" -c user.name=dagops-demo -c user.email=demo@localhost commit -q -m "Demo DAGs"
+fi
+dagops repos show demo >/dev/null 2>&1 || dagops repos add demo "file://$DEMO" --namespace demo
+dagops sync demo
+
+cat <<MSG
+
+  Airflow with dagops is starting at http://localhost:$AIRFLOW__API__PORT  (login: admin / admin)
+  Demo repository: $DEMO (commit there; dagops_sync publishes it).
+  CLI against this instance:  source .airflow/env.sh && dagops status
+
+MSG
+exec airflow standalone

@@ -1,0 +1,131 @@
+"""Start real Airflow processes (api-server, scheduler, dag-processor) in a tmp AIRFLOW_HOME."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import requests
+
+BIN = Path(sys.executable).parent
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for(condition: Callable[[], object], *, timeout: float, interval: float = 0.5, what: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = condition()
+        if result:
+            return result
+        time.sleep(interval)
+    raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {what}")
+
+
+@dataclass
+class AirflowInstance:
+    home: Path
+    port: int
+    env: dict[str, str]
+    processes: list[subprocess.Popen] = field(default_factory=list)
+    token: str | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def run(self, *args: str, timeout: float = 180) -> subprocess.CompletedProcess:
+        result = subprocess.run(list(args), env=self.env, capture_output=True, text=True, timeout=timeout)
+        if result.returncode != 0:
+            raise RuntimeError(f"{' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
+        return result
+
+    def start(self, *components: str) -> None:
+        logs = self.home / "process-logs"
+        logs.mkdir(exist_ok=True)
+        for component in components:
+            args = [str(BIN / "airflow"), component]
+            if component == "api-server":
+                args += ["--port", str(self.port), "--host", "127.0.0.1"]
+            log = open(logs / f"{component}.log", "w")  # noqa: SIM115 - closed with the process
+            self.processes.append(subprocess.Popen(args, env=self.env, stdout=log, stderr=subprocess.STDOUT,
+                                                   start_new_session=True))
+        wait_for(self._api_up, timeout=120, what="the api-server")
+        self.token = requests.post(f"{self.url}/auth/token", json={"username": "admin", "password": "admin"},
+                                   timeout=10).json()["access_token"]
+
+    def _api_up(self) -> bool:
+        try:
+            return requests.get(f"{self.url}/api/v2/monitor/health", timeout=2).status_code == 200
+        except requests.RequestException:
+            return False
+
+    def api(self, method: str, path: str, **kwargs) -> requests.Response:
+        headers = {"Authorization": f"Bearer {self.token}"}
+        return requests.request(method, f"{self.url}/api/v2/{path}", headers=headers, timeout=15, **kwargs)
+
+    def dag_ids(self) -> set[str]:
+        response = self.api("GET", "dags", params={"limit": 1000})
+        return {dag["dag_id"] for dag in response.json().get("dags", [])} if response.ok else set()
+
+    def stop(self) -> None:
+        for process in self.processes:
+            try:
+                os.killpg(process.pid, 15)
+            except ProcessLookupError:
+                pass
+        for process in self.processes:
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, 9)
+
+    def logs(self) -> str:
+        parts = []
+        for log in sorted((self.home / "process-logs").glob("*.log")):
+            parts.append(f"==== {log.name}\n" + "\n".join(log.read_text(errors="replace").splitlines()[-60:]))
+        return "\n".join(parts)
+
+
+def airflow_env(home: Path, port: int, extra: dict[str, str] | None = None) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}
+    env.update({
+        "AIRFLOW_HOME": str(home),
+        "PATH": f"{BIN}:{env.get('PATH', '')}",
+        "AIRFLOW__CORE__DAGS_FOLDER": str(home / "dags"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{port}/execution/",
+        "AIRFLOW__API__PORT": str(port),
+        "AIRFLOW__API__BASE_URL": f"http://127.0.0.1:{port}",
+        "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "2",
+        "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "5",
+        "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "1",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin",
+        "AIRFLOW__API_AUTH__JWT_SECRET": "e2e-test-secret-not-for-production",
+        "AIRFLOW__DAGOPS__DAGOPS_HOME": str(home / "dagops"),
+    })
+    env.update(extra or {})
+    return env
+
+
+def make_instance(home: Path, extra_env: dict[str, str] | None = None) -> AirflowInstance:
+    home.mkdir(parents=True, exist_ok=True)
+    (home / "dags").mkdir(exist_ok=True)
+    port = free_port()
+    (home / "simple_auth_manager_passwords.json.generated").write_text(json.dumps({"admin": "admin"}))
+    instance = AirflowInstance(home, port, airflow_env(home, port, extra_env))
+    instance.run(str(BIN / "airflow"), "db", "migrate")
+    instance.run(str(BIN / "dagops"), "init")
+    return instance

@@ -1,0 +1,70 @@
+"""End to end in real Airflow: dagops_sync triggered through the REST API publishes a repository's DAGs."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from tests.conftest import dag_source
+from tests.e2e_helpers import make_instance, wait_for
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture
+def airflow(tmp_path, request):
+    extra = {"AIRFLOW__DAGOPS__SYNC_SCHEDULE": ""}  # only our triggers, so the test is deterministic
+    instance = make_instance(tmp_path / "airflow", extra)
+    try:
+        instance.start("api-server", "scheduler", "dag-processor")
+        yield instance
+        report = getattr(request.node, "rep_call", None)
+        if report is not None and report.failed:
+            print(instance.logs())
+    except BaseException:
+        print(instance.logs())
+        raise
+    finally:
+        instance.stop()
+
+
+def _trigger_sync(airflow, repository: str) -> str:
+    response = airflow.api("POST", "dags/dagops_sync/dagRuns",
+                           json={"logical_date": None, "conf": {"repository": repository}})
+    assert response.status_code == 200, response.text
+    return response.json()["dag_run_id"]
+
+
+def _run_state(airflow, run_id: str) -> str | None:
+    state = airflow.api("GET", f"dags/dagops_sync/dagRuns/{run_id}").json()["state"]
+    return state if state in ("success", "failed") else None
+
+
+def test_dagops_sync_in_airflow_publishes_then_republishes(airflow, git_remote):
+    remote = git_remote({"dags/team_hello.py": dag_source("team_hello")})
+    airflow.run("dagops", "repos", "add", "team", remote.url, "--namespace", "team")
+    wait_for(lambda: "dagops_sync" in airflow.dag_ids(), timeout=90, what="the dagops_sync system DAG")
+
+    first_run = _trigger_sync(airflow, "team")
+    wait_for(lambda: "team_hello" in airflow.dag_ids(), timeout=120, what="team_hello in GET /api/v2/dags")
+    assert wait_for(lambda: _run_state(airflow, first_run), timeout=60, what="the first run") == "success"
+    dag = airflow.api("GET", "dags/team_hello").json()
+    assert dag["fileloc"].endswith("/dags/team/dags/team_hello.py")
+
+    remote.commit("second dag", {"dags/team_second.py": dag_source("team_second")})
+    second_run = _trigger_sync(airflow, "team")
+    wait_for(lambda: "team_second" in airflow.dag_ids(), timeout=120, what="team_second after the new commit")
+    assert wait_for(lambda: _run_state(airflow, second_run), timeout=60, what="the second run") == "success"
+
+    # The sync history records the Airflow runs that did the work.
+    engine = create_engine(f"sqlite:///{airflow.home / 'dagops' / 'dagops.db'}")
+    with engine.connect() as connection:
+        rows = connection.execute(text("SELECT airflow_run_id, status, trigger FROM dagops_sync_run ORDER BY id"))
+        runs = [tuple(row) for row in rows]
+    assert runs == [(first_run, "success", "manual"), (second_run, "success", "manual")]
+
+    # A broken commit fails the task and leaves both DAGs in place.
+    remote.commit("broken", {"dags/team_second.py": "def oops(:\n"})
+    broken_run = _trigger_sync(airflow, "team")
+    assert wait_for(lambda: _run_state(airflow, broken_run), timeout=90, what="the broken run") == "failed"
+    assert {"team_hello", "team_second"} <= airflow.dag_ids()
