@@ -68,3 +68,10 @@ def test_dagops_sync_in_airflow_publishes_then_republishes(airflow, git_remote):
     broken_run = _trigger_sync(airflow, "team")
     assert wait_for(lambda: _run_state(airflow, broken_run), timeout=90, what="the broken run") == "failed"
     assert {"team_hello", "team_second"} <= airflow.dag_ids()
+
+    # A cycle in which nothing changed maps no sync task at all.
+    quiet = airflow.api("POST", "dags/dagops_sync/dagRuns", json={"logical_date": None}).json()["dag_run_id"]
+    assert wait_for(lambda: _run_state(airflow, quiet), timeout=90, what="the quiet run") == "success"
+    instances = airflow.api("GET", f"dags/dagops_sync/dagRuns/{quiet}/taskInstances").json()["task_instances"]
+    sync_instances = [(ti["map_index"], ti["state"]) for ti in instances if ti["task_id"] == "sync"]
+    assert sync_instances == [(-1, "skipped")]

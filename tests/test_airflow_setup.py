@@ -1,0 +1,63 @@
+"""`dagops init`, the dagops DAG bundle in airflow.cfg, provider metadata and the system DAG."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from airflow_dagops import airflow_setup, paths
+from airflow_dagops.airflow_setup import set_option
+from airflow_dagops.provider import get_provider_info
+from airflow_dagops.settings import OPTIONS
+
+
+def test_set_option_replaces_a_multi_line_value_and_keeps_the_rest():
+    text = "# comment\n[core]\nx = 1\n\n[dag_processor]\n# keep me\ndag_bundle_config_list = [\n    {\"a\": 1}\n  ]\nother = 2\n"
+    updated = set_option(text, "dag_processor", "dag_bundle_config_list", "[]")
+    assert updated == "# comment\n[core]\nx = 1\n\n[dag_processor]\n# keep me\ndag_bundle_config_list = []\nother = 2\n"
+    assert set_option("[core]\nx = 1\n", "dag_processor", "k", "v") == "[core]\nx = 1\n\n[dag_processor]\nk = v\n"
+    assert set_option("[dag_processor]\nz = 1\n", "dag_processor", "k", "v") == "[dag_processor]\nk = v\nz = 1\n"
+
+
+def test_the_bundle_is_added_once_and_keeps_other_bundles():
+    others = [{"name": "dags-folder", "classpath": "x", "kwargs": {}},
+              {"name": "dagops", "classpath": "old", "kwargs": {"path": "/old"}}]
+    bundles = airflow_setup.with_dagops_bundle(others)
+    assert [b["name"] for b in bundles] == ["dags-folder", "dagops"]
+    assert bundles[1]["kwargs"]["path"] == str(paths.meta_dags_dir())
+    assert (paths.meta_dags_dir() / "dagops_sync.py").is_file()
+
+
+def test_dagops_init_writes_airflow_cfg_idempotently(dagops_env):
+    env = {**dagops_env.env()}
+    env.pop("AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST", None)
+    for _ in range(2):
+        result = subprocess.run([sys.executable, "-m", "airflow_dagops.cli", "init"], env=env,
+                                capture_output=True, text=True, timeout=120)
+        assert result.returncode == 0, result.stderr
+    cfg = (dagops_env.airflow_home / "airflow.cfg").read_text()
+    assert cfg.count("dag_bundle_config_list") == 1
+    value = json.loads(cfg.split("dag_bundle_config_list = ", 1)[1].splitlines()[0])
+    assert [b["name"] for b in value] == ["dags-folder", "dagops"]
+    assert "already configured" in result.stdout
+    for folder in ("mirrors", "releases", "locks"):
+        assert (dagops_env.dagops_home / folder).is_dir()
+
+
+def test_provider_info_lists_every_option():
+    info = get_provider_info()
+    options = info["config"]["dagops"]["options"]
+    assert set(options) == set(OPTIONS) and options["releases_to_keep"]["default"] == "5"
+
+
+def test_the_system_dag_parses_with_sense_then_mapped_sync(dagops_env, monkeypatch):
+    from airflow.dag_processing.dagbag import DagBag
+
+    bag = DagBag(dag_folder=str(paths.meta_dags_dir()))
+    assert bag.import_errors == {}
+    dag = bag.dags["dagops_sync"]
+    assert dag.max_active_runs == 1 and dag.catchup is False
+    assert set(dag.task_dict) == {"sense", "sync"}
+    assert dag.task_dict["sync"].upstream_task_ids == {"sense"}
+    assert "dagops" in dag.tags
