@@ -33,7 +33,7 @@ bench: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check airflow_dagops meta_dags tests benchmarks
-	$(BIN)/ruff format --check airflow_dagops meta_dags tests benchmarks || true
+	$(BIN)/ruff format --check airflow_dagops meta_dags tests benchmarks
 
 clean:
 	rm -rf $(VENV) .airflow benchmarks/.work test-artifacts .pytest_cache .ruff_cache

@@ -56,8 +56,9 @@ def ensure_dagops_bundle() -> str:
         return "the dagops DAG bundle is already configured"
     value = json.dumps(wanted)
     if os.environ.get(_ENV_VAR):
-        raise DagOpsError(f"{_ENV_VAR} is set in the environment, so dagops cannot add its bundle to "
-                          f"airflow.cfg. Set it to:\n{value}")
+        raise DagOpsError(
+            f"{_ENV_VAR} is set in the environment, so dagops cannot add its bundle to airflow.cfg. Set it to:\n{value}"
+        )
     cfg = airflow_cfg_path()
     text = cfg.read_text() if cfg.exists() else ""
     cfg.parent.mkdir(parents=True, exist_ok=True)
@@ -82,4 +83,4 @@ def set_option(text: str, section: str, option: str, value: str) -> str:
             while stop < end and lines[stop][:1] in (" ", "\t") and lines[stop].strip():
                 stop += 1  # continuation lines of a multi-line value
             return "".join(lines[:i] + [new_line] + lines[stop:])
-    return "".join(lines[: start + 1] + [new_line] + lines[start + 1:])
+    return "".join(lines[: start + 1] + [new_line] + lines[start + 1 :])

@@ -7,7 +7,7 @@ import logging
 import sys
 from collections.abc import Callable
 from functools import wraps
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -17,8 +17,12 @@ from airflow_dagops import services
 from airflow_dagops.errors import DagOpsError
 from airflow_dagops.safety import redact
 
-app = typer.Typer(help="GitOps for Airflow DAGs: register, sync, validate and publish DAG repositories.",
-                  no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
+app = typer.Typer(
+    help="GitOps for Airflow DAGs: register, sync, validate and publish DAG repositories.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
 repos_app = typer.Typer(help="Register and inspect repositories.", no_args_is_help=True)
 db_app = typer.Typer(help="The dagops state DB.", no_args_is_help=True)
 app.add_typer(repos_app, name="repos")
@@ -31,6 +35,7 @@ err = Console(stderr=True, highlight=False)
 
 def _say(text: str, style: str | None = None, console: Console = out) -> None:
     console.print(text, style=style, markup=False, soft_wrap=True)
+
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 
@@ -91,18 +96,29 @@ def repos_add(
     name: Annotated[str, typer.Argument(help="Repository name: lower-case letters, digits, '-' or '_'.")],
     url: Annotated[str, typer.Argument(help="Git URL (https, ssh, git or file). No credentials: use --conn-id.")],
     ref: Annotated[str, typer.Option(help="Branch, tag or commit to track.")] = "main",
-    namespace: Annotated[Optional[str], typer.Option(help="Folder in the dags folder (default: the name).")] = None,
-    conn_id: Annotated[Optional[str], typer.Option(help="Airflow connection (type 'git') with credentials.")] = None,
-    subdir: Annotated[Optional[str], typer.Option(help="Publish only this folder of the repository.")] = None,
+    namespace: Annotated[str | None, typer.Option(help="Folder in the dags folder (default: the name).")] = None,
+    conn_id: Annotated[str | None, typer.Option(help="Airflow connection (type 'git') with credentials.")] = None,
+    subdir: Annotated[str | None, typer.Option(help="Publish only this folder of the repository.")] = None,
     priority: Annotated[int, typer.Option(help="Lower wins when two repositories define one dag_id.")] = 100,
-    poll_interval: Annotated[Optional[int], typer.Option(help="Seconds between checks for new commits.")] = None,
+    poll_interval: Annotated[int | None, typer.Option(help="Seconds between checks for new commits.")] = None,
     verify: Annotated[bool, typer.Option(help="Check that the remote and ref exist before registering.")] = True,
 ):
     """Register a repository. Run `dagops sync NAME` (or wait for dagops_sync) to publish it."""
-    info = services.add_repository(name, url, ref=ref, namespace=namespace, conn_id=conn_id, subdir=subdir,
-                                   priority=priority, poll_interval=poll_interval, verify=verify)
-    _say(f"Registered {info.name} ({info.url} @ {info.ref}) → namespace {info.namespace}. "
-         f"Next: `dagops sync {info.name}`.")
+    info = services.add_repository(
+        name,
+        url,
+        ref=ref,
+        namespace=namespace,
+        conn_id=conn_id,
+        subdir=subdir,
+        priority=priority,
+        poll_interval=poll_interval,
+        verify=verify,
+    )
+    _say(
+        f"Registered {info.name} ({info.url} @ {info.ref}) → namespace {info.namespace}. "
+        f"Next: `dagops sync {info.name}`."
+    )
 
 
 @command(repos_app, "list")
@@ -117,8 +133,7 @@ def repos_list(as_json: JsonOption = False):
         return
     table = Table("name", "namespace", "url", "ref", "live", "dag files", "last sync")
     for r in repos:
-        table.add_row(r.name, r.namespace, r.url, r.ref, (r.live_commit or "-")[:12], str(r.dag_files),
-                      _last_sync(r))
+        table.add_row(r.name, r.namespace, r.url, r.ref, (r.live_commit or "-")[:12], str(r.dag_files), _last_sync(r))
     out.print(table)
 
 
@@ -141,13 +156,16 @@ def repos_show(name: str, as_json: JsonOption = False):
         _say(f"{key:>18}  {value if value is not None else '-'}")
     _say("\nRecent syncs", "bold")
     for run in history["sync_runs"]:
-        line = f"  #{run['id']} {run['started_at'][:19]} {run['trigger']:<8} {run['status']:<9} {(run['commit'] or '')[:12]}"
+        commit = (run["commit"] or "")[:12]
+        line = f"  #{run['id']} {run['started_at'][:19]} {run['trigger']:<8} {run['status']:<9} {commit}"
         _say(line + (f"  {run['error']}" if run["error"] else ""), "red" if run["status"] == "failed" else None)
     _say("\nReleases", "bold")
     for rel in history["releases"]:
         summary = rel["validation"] or {}
-        _say(f"  #{rel['id']} {rel['commit'][:12]} {rel['status']:<9} {summary.get('errors', 0)} errors, "
-             f"{summary.get('warnings', 0)} warnings  {rel['message'][:60]}")
+        _say(
+            f"  #{rel['id']} {rel['commit'][:12]} {rel['status']:<9} {summary.get('errors', 0)} errors, "
+            f"{summary.get('warnings', 0)} warnings  {rel['message'][:60]}"
+        )
         for finding in rel["findings"][:20]:
             where = f"{finding['file']}:{finding['line']}" if finding["line"] else (finding["file"] or "")
             _say(f"      {finding['severity']:<7} {finding['rule']:<22} {where}  {finding['message']}")
@@ -156,7 +174,9 @@ def repos_show(name: str, as_json: JsonOption = False):
 @command(repos_app, "remove")
 def repos_remove(
     name: str,
-    keep_dags: Annotated[bool, typer.Option("--keep-dags", help="Leave the live DAGs in place as a plain folder.")] = False,
+    keep_dags: Annotated[
+        bool, typer.Option("--keep-dags", help="Leave the live DAGs in place as a plain folder.")
+    ] = False,
 ):
     """Unregister a repository and remove its DAGs from Airflow (unless --keep-dags)."""
     _say(services.remove_repository(name, keep_dags=keep_dags))
@@ -164,7 +184,7 @@ def repos_remove(
 
 @command(app)
 def sync(
-    name: Annotated[Optional[str], typer.Argument(help="Repository to sync.")] = None,
+    name: Annotated[str | None, typer.Argument(help="Repository to sync.")] = None,
     all_: Annotated[bool, typer.Option("--all", help="Sync every enabled repository.")] = False,
     force: Annotated[bool, typer.Option(help="Re-export and re-validate even if the commit was seen.")] = False,
     as_json: JsonOption = False,
@@ -177,7 +197,9 @@ def sync(
     for repo_name in names:
         with err.status(f"{repo_name}: starting") as spinner:  # progress goes to stderr, results to stdout
             outcome = services.sync_repository(
-                repo_name, trigger="cli", force=force,
+                repo_name,
+                trigger="cli",
+                force=force,
                 progress=lambda step, n=repo_name: spinner.update(f"{n}: {step}…"),
             )
         outcomes.append(outcome)
@@ -201,8 +223,10 @@ def status(as_json: JsonOption = False):
     if as_json:
         _print_json(data)
         return
-    _say(f"dagops home:  {data['dagops_home']}\nstate DB:     {data['state_db']}\n"
-         f"dags folder:  {data['dags_folder']}\nrepositories: {len(data['repositories'])}")
+    _say(
+        f"dagops home:  {data['dagops_home']}\nstate DB:     {data['state_db']}\n"
+        f"dags folder:  {data['dags_folder']}\nrepositories: {len(data['repositories'])}"
+    )
     for repo in data["repositories"]:
         live = (repo["live_commit"] or "nothing live")[:12]
         flag = " (pinned)" if repo["pinned_release_id"] else ""

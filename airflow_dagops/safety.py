@@ -60,12 +60,14 @@ def url_scheme(url: str) -> str:
 def validate_url(url: str, *, allowed_protocols: list[str]) -> str:
     """Accept only URLs git will fetch with an allowed transport and no embedded secret."""
     if not url or not isinstance(url, str) or url.startswith("-") or any(c in url for c in "\x00\n\r\t "):
-        raise InvalidInput(f"invalid repository URL {redact(str(url))!r}: it must not be empty, start with '-' "
-                           "or contain spaces")
+        raise InvalidInput(
+            f"invalid repository URL {redact(str(url))!r}: it must not be empty, start with '-' or contain spaces"
+        )
     scheme = url_scheme(url)
     if scheme.endswith("::") or scheme == "ext":
-        raise InvalidInput(f"refused repository URL {redact(url)!r}: the '{scheme}' transport runs commands "
-                           "and is never allowed")
+        raise InvalidInput(
+            f"refused repository URL {redact(url)!r}: the '{scheme}' transport runs commands and is never allowed"
+        )
     if scheme not in allowed_protocols:
         raise InvalidInput(
             f"refused repository URL {redact(url)!r}: transport {scheme or 'unknown'!r} is not allowed "

@@ -127,14 +127,25 @@ def add_repository(
         _ensure_free(session, name, namespace)
     link = paths.namespace_link(namespace)
     if (link.exists() or link.is_symlink()) and not link.is_symlink():
-        raise Conflict(f"{link} already exists in the dags folder and is not managed by dagops; "
-                       "choose another namespace or move that folder away")
+        raise Conflict(
+            f"{link} already exists in the dags folder and is not managed by dagops; "
+            "choose another namespace or move that folder away"
+        )
     if verify:
         Mirror(path=paths.mirror_dir(name), url=url, conn_id=conn_id).ls_remote(ref)
     with session_scope() as session:
         _ensure_free(session, name, namespace)  # again: another process may have registered it meanwhile
-        repo = Repository(name=name, url=url, ref=ref, namespace=namespace, conn_id=conn_id, subdir=subdir,
-                          priority=priority, poll_interval=poll_interval, enabled=enabled)
+        repo = Repository(
+            name=name,
+            url=url,
+            ref=ref,
+            namespace=namespace,
+            conn_id=conn_id,
+            subdir=subdir,
+            priority=priority,
+            poll_interval=poll_interval,
+            enabled=enabled,
+        )
         session.add(repo)
         session.flush()
         log.info("registered repository %s (%s @ %s) as namespace %s", name, display_url(url), ref, namespace)
@@ -154,8 +165,10 @@ def _ensure_free(session: Session, name: str, namespace: str) -> None:
         raise Conflict(f"a repository named {name!r} is already registered; pick another name or remove it first")
     owner = session.scalar(select(Repository).where(Repository.namespace == namespace))
     if owner:
-        raise Conflict(f"namespace {namespace!r} is already used by repository {owner.name!r}; "
-                       "each repository publishes into its own namespace (use --namespace)")
+        raise Conflict(
+            f"namespace {namespace!r} is already used by repository {owner.name!r}; "
+            "each repository publishes into its own namespace (use --namespace)"
+        )
 
 
 def list_repositories() -> list[RepositoryInfo]:
@@ -173,18 +186,28 @@ def repository_history(name: str, *, limit: int = 10) -> dict:
     """Recent sync runs, releases (with findings) and deploy events of one repository."""
     with session_scope() as session:
         repo = _load(session, name)
-        runs = session.scalars(select(SyncRun).where(SyncRun.repository_id == repo.id)
-                               .order_by(SyncRun.id.desc()).limit(limit)).all()
-        releases = session.scalars(select(Release).where(Release.repository_id == repo.id)
-                                   .order_by(Release.id.desc()).limit(limit)).all()
-        events = session.scalars(select(DeployEvent).where(DeployEvent.repository_id == repo.id)
-                                 .order_by(DeployEvent.id.desc()).limit(limit)).all()
+        runs = session.scalars(
+            select(SyncRun).where(SyncRun.repository_id == repo.id).order_by(SyncRun.id.desc()).limit(limit)
+        ).all()
+        releases = session.scalars(
+            select(Release).where(Release.repository_id == repo.id).order_by(Release.id.desc()).limit(limit)
+        ).all()
+        events = session.scalars(
+            select(DeployEvent).where(DeployEvent.repository_id == repo.id).order_by(DeployEvent.id.desc()).limit(limit)
+        ).all()
         return {
             "sync_runs": [_sync_run_dict(run) for run in runs],
             "releases": [_release_dict(release, with_findings=True) for release in releases],
             "deploy_events": [
-                {"id": e.id, "from_release_id": e.from_release_id, "to_release_id": e.to_release_id,
-                 "actor": e.actor, "reason": e.reason, "created_at": _iso(e.created_at)} for e in events
+                {
+                    "id": e.id,
+                    "from_release_id": e.from_release_id,
+                    "to_release_id": e.to_release_id,
+                    "actor": e.actor,
+                    "reason": e.reason,
+                    "created_at": _iso(e.created_at),
+                }
+                for e in events
             ],
         }
 
@@ -239,18 +262,29 @@ def sense(names: list[str] | None = None, *, respect_poll_interval: bool = True)
         query = select(Repository).where(Repository.enabled.is_(True))
         if names:
             query = query.where(Repository.name.in_(names))
-        repos = [r for r in session.scalars(query).all()
-                 if not respect_poll_interval or _due(r, now)]
-        targets = [(r.name, r.url, r.ref, r.conn_id, r.last_seen_commit, r.namespace, r.pinned_release_id,
-                    _live_path(session, r)) for r in repos]
+        repos = [r for r in session.scalars(query).all() if not respect_poll_interval or _due(r, now)]
+        targets = [
+            (
+                r.name,
+                r.url,
+                r.ref,
+                r.conn_id,
+                r.last_seen_commit,
+                r.namespace,
+                r.pinned_release_id,
+                _live_path(session, r),
+            )
+            for r in repos
+        ]
     if not targets:
         return []
     workers = max(1, min(settings.get_int("sense_concurrency"), len(targets)))
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="dagops-sense") as pool:
         results = list(pool.map(lambda t: _sense_one(*t), targets))
     with session_scope() as session:
-        session.execute(update(Repository).where(Repository.name.in_([t[0] for t in targets]))
-                        .values(last_checked_at=now))
+        session.execute(
+            update(Repository).where(Repository.name.in_([t[0] for t in targets])).values(last_checked_at=now)
+        )
     return results
 
 
@@ -311,8 +345,9 @@ def sync_repository(
     if not force and remote == snapshot.last_seen_commit and snapshot.link_healthy():
         outcome = _unchanged_outcome(snapshot, remote)
         if trigger != "schedule":
-            outcome.sync_run_id = _record_run(snapshot, trigger, airflow_run_id, outcome.status, remote,
-                                              snapshot.live_release_id)
+            outcome.sync_run_id = _record_run(
+                snapshot, trigger, airflow_run_id, outcome.status, remote, snapshot.live_release_id
+            )
         return outcome
 
     with repository_lock(paths.locks_dir(), name, timeout=settings.get_int("lock_timeout")):
@@ -338,24 +373,44 @@ def _sync_locked(name, full_ref, trigger, airflow_run_id, force, progress, valid
             publish(paths.namespace_link(snapshot.namespace), Path(snapshot.live_path))
             _mark_seen(name, commit)
             _finish_run(run_id, "success", commit, snapshot.live_release_id)
-            return SyncOutcome(name, "published", f"{name}: live link restored to {commit[:12]}", commit,
-                               snapshot.live_release_id, run_id)
+            return SyncOutcome(
+                name,
+                "published",
+                f"{name}: live link restored to {commit[:12]}",
+                commit,
+                snapshot.live_release_id,
+                run_id,
+            )
         progress("exporting")
         release_id, report = _export_and_validate(snapshot, mirror, commit, full_ref, validator, progress)
         if not report.passed:
             _mark_seen(name, commit)
             message = report.describe_errors()
             _finish_run(run_id, "failed", commit, release_id, message)
-            return SyncOutcome(name, "failed", f"{name}: {message}. The previous release stays live.", commit,
-                               release_id, run_id, [f.to_dict() for f in report.findings])
+            return SyncOutcome(
+                name,
+                "failed",
+                f"{name}: {message}. The previous release stays live.",
+                commit,
+                release_id,
+                run_id,
+                [f.to_dict() for f in report.findings],
+            )
         progress("publishing")
         _publish_release(name, release_id, actor=trigger, reason=f"sync ({trigger})")
         _mark_seen(name, commit)
         progress("pruning")
         _prune(name)
         _finish_run(run_id, "success", commit, release_id)
-        return SyncOutcome(name, "published", f"{name}: published {commit[:12]}", commit, release_id, run_id,
-                           [f.to_dict() for f in report.findings])
+        return SyncOutcome(
+            name,
+            "published",
+            f"{name}: published {commit[:12]}",
+            commit,
+            release_id,
+            run_id,
+            [f.to_dict() for f in report.findings],
+        )
     except DagOpsError as err:
         _finish_run(run_id, "failed", None, None, redact(str(err)))
         return SyncOutcome(name, "failed", f"{name}: {redact(str(err))}", sync_run_id=run_id)
@@ -367,14 +422,23 @@ def _sync_locked(name, full_ref, trigger, airflow_run_id, force, progress, valid
 def _unchanged_outcome(snapshot: _RepoSnapshot, commit: str, run_id: int | None = None) -> SyncOutcome:
     """Nothing new. Either the commit is live, or it was rejected before and the last good release stays."""
     if commit == snapshot.live_commit or snapshot.last_seen_commit is None:
-        return SyncOutcome(snapshot.name, "unchanged", f"{snapshot.name} is up to date at {commit[:12]}", commit,
-                           snapshot.live_release_id, run_id)
+        return SyncOutcome(
+            snapshot.name,
+            "unchanged",
+            f"{snapshot.name} is up to date at {commit[:12]}",
+            commit,
+            snapshot.live_release_id,
+            run_id,
+        )
     live = f"{snapshot.live_commit[:12]} stays live" if snapshot.live_commit else "nothing is live yet"
     return SyncOutcome(
-        snapshot.name, "rejected",
+        snapshot.name,
+        "rejected",
         f"{snapshot.name}: commit {commit[:12]} was already rejected (see `dagops repos show {snapshot.name}`); "
         f"{live}. Push a fix, or use --force to validate it again.",
-        commit, snapshot.live_release_id, run_id,
+        commit,
+        snapshot.live_release_id,
+        run_id,
     )
 
 
@@ -399,9 +463,21 @@ class _RepoSnapshot:
     @classmethod
     def of(cls, session: Session, repo: Repository) -> _RepoSnapshot:
         live = session.get(Release, repo.live_release_id) if repo.live_release_id else None
-        return cls(repo.id, repo.name, repo.url, repo.ref, repo.namespace, repo.conn_id, repo.subdir, repo.enabled,
-                   repo.last_seen_commit, repo.pinned_release_id, repo.live_release_id,
-                   live.commit_sha if live else None, live.path if live else None)
+        return cls(
+            repo.id,
+            repo.name,
+            repo.url,
+            repo.ref,
+            repo.namespace,
+            repo.conn_id,
+            repo.subdir,
+            repo.enabled,
+            repo.last_seen_commit,
+            repo.pinned_release_id,
+            repo.live_release_id,
+            live.commit_sha if live else None,
+            live.path if live else None,
+        )
 
     def link_healthy(self) -> bool:
         if not self.live_path:
@@ -413,18 +489,28 @@ def _export_and_validate(snapshot, mirror, commit, full_ref, validator, progress
     info = mirror.commit_info(commit)
     dest = paths.release_dir(snapshot.namespace, commit)
     export = export_release(
-        mirror=mirror, sha=commit, subdir=snapshot.subdir, dest=dest,
+        mirror=mirror,
+        sha=commit,
+        subdir=snapshot.subdir,
+        dest=dest,
         base=Path(snapshot.live_path) if snapshot.live_path else None,
         max_size=settings.get_int("max_repo_size"),
         metadata={"repository": snapshot.name, "namespace": snapshot.namespace, "ref": full_ref},
     )
-    log.info("exported %s@%s: %d files (%d linked from the live release, %d written)", snapshot.name,
-             commit[:12], export.file_count, export.linked, export.written)
+    log.info(
+        "exported %s@%s: %d files (%d linked from the live release, %d written)",
+        snapshot.name,
+        commit[:12],
+        export.file_count,
+        export.linked,
+        export.written,
+    )
     progress("validating")
     report = validator(dest, extra_findings=export.findings)
     with session_scope() as session:
-        release = session.scalar(select(Release).where(Release.repository_id == snapshot.id,
-                                                       Release.commit_sha == commit))
+        release = session.scalar(
+            select(Release).where(Release.repository_id == snapshot.id, Release.commit_sha == commit)
+        )
         if release is None:
             release = Release(repository_id=snapshot.id, namespace=snapshot.namespace, commit_sha=commit)
             session.add(release)
@@ -438,8 +524,10 @@ def _export_and_validate(snapshot, mirror, commit, full_ref, validator, progress
         release.validation_summary = report.summary()
         if release.status != "live":
             release.status = "validated" if report.passed else "failed"
-        release.findings = [Finding(rule=f.rule, severity=f.severity, file=f.file, line=f.line,
-                                    message=f.message, hint=f.hint) for f in report.findings]
+        release.findings = [
+            Finding(rule=f.rule, severity=f.severity, file=f.file, line=f.line, message=f.message, hint=f.hint)
+            for f in report.findings
+        ]
         session.flush()
         return release.id, report
 
@@ -458,8 +546,15 @@ def _publish_release(name: str, release_id: int, *, actor: str, reason: str) -> 
         release.status = "live"
         repo.live_release_id = release_id
         if previous_id != release_id:
-            session.add(DeployEvent(repository_id=repo.id, from_release_id=previous_id, to_release_id=release_id,
-                                    actor=actor, reason=reason))
+            session.add(
+                DeployEvent(
+                    repository_id=repo.id,
+                    from_release_id=previous_id,
+                    to_release_id=release_id,
+                    actor=actor,
+                    reason=reason,
+                )
+            )
 
 
 def _recover(session: Session, repo: Repository) -> None:
@@ -473,8 +568,11 @@ def _recover(session: Session, repo: Repository) -> None:
         return
     adopted = session.scalar(select(Release).where(Release.repository_id == repo.id, Release.path == str(target)))
     if adopted is not None and read_manifest(target) is not None:
-        log.warning("%s: the namespace link points at %s but the DB said otherwise; adopting the link",
-                    repo.name, target.name[:12])
+        log.warning(
+            "%s: the namespace link points at %s but the DB said otherwise; adopting the link",
+            repo.name,
+            target.name[:12],
+        )
         if live is not None and live.status == "live":
             live.status = "retired"
         adopted.status = "live"
@@ -486,8 +584,13 @@ def _keep_pinned(snapshot: _RepoSnapshot, trigger, airflow_run_id) -> SyncOutcom
         publish(paths.namespace_link(snapshot.namespace), Path(snapshot.live_path))
     if trigger != "schedule":
         _record_run(snapshot, trigger, airflow_run_id, "unchanged", snapshot.live_commit, snapshot.live_release_id)
-    return SyncOutcome(snapshot.name, "pinned", f"{snapshot.name} is pinned; new commits are not followed",
-                       snapshot.live_commit, snapshot.live_release_id)
+    return SyncOutcome(
+        snapshot.name,
+        "pinned",
+        f"{snapshot.name} is pinned; new commits are not followed",
+        snapshot.live_commit,
+        snapshot.live_release_id,
+    )
 
 
 def _prune(name: str) -> None:
@@ -497,9 +600,11 @@ def _prune(name: str) -> None:
     with session_scope() as session:
         repo = _load(session, name)
         protected = {repo.live_release_id, repo.pinned_release_id}
-        on_disk = session.scalars(select(Release).where(Release.repository_id == repo.id,
-                                                        Release.pruned_at.is_(None))
-                                  .order_by(Release.created_at.desc(), Release.id.desc())).all()
+        on_disk = session.scalars(
+            select(Release)
+            .where(Release.repository_id == repo.id, Release.pruned_at.is_(None))
+            .order_by(Release.created_at.desc(), Release.id.desc())
+        ).all()
         doomed = [r for r in on_disk[keep:] if r.id not in protected]
         for release in doomed:
             release.pruned_at = utcnow()
@@ -537,9 +642,17 @@ def _finish_run(run_id: int, status: str, commit: str | None, release_id: int | 
 def _record_run(snapshot, trigger, airflow_run_id, status, commit, release_id, error=None) -> int:
     with session_scope() as session:
         now = utcnow()
-        run = SyncRun(repository_id=snapshot.id, trigger=trigger, airflow_run_id=airflow_run_id, status=status,
-                      commit_sha=commit, release_id=release_id, error=redact(error) if error else None,
-                      started_at=now, ended_at=now)
+        run = SyncRun(
+            repository_id=snapshot.id,
+            trigger=trigger,
+            airflow_run_id=airflow_run_id,
+            status=status,
+            commit_sha=commit,
+            release_id=release_id,
+            error=redact(error) if error else None,
+            started_at=now,
+            ended_at=now,
+        )
         session.add(run)
         session.flush()
         return run.id
@@ -574,13 +687,22 @@ def _info(session: Session, repo: Repository) -> RepositoryInfo:
         manifest = read_manifest(Path(live.path)) or {}
         dag_files = sum(1 for path in manifest.get("files", {}) if path.endswith(".py"))
     return RepositoryInfo(
-        name=repo.name, url=display_url(repo.url), ref=repo.ref, namespace=repo.namespace, priority=repo.priority,
-        conn_id=repo.conn_id, subdir=repo.subdir, enabled=repo.enabled,
+        name=repo.name,
+        url=display_url(repo.url),
+        ref=repo.ref,
+        namespace=repo.namespace,
+        priority=repo.priority,
+        conn_id=repo.conn_id,
+        subdir=repo.subdir,
+        enabled=repo.enabled,
         poll_interval=repo.poll_interval or settings.get_int("default_poll_interval"),
-        live_commit=live.commit_sha if live else None, live_release_id=repo.live_release_id,
+        live_commit=live.commit_sha if live else None,
+        live_release_id=repo.live_release_id,
         live_message=(live.message or "").splitlines()[0] if live and live.message else None,
-        pinned_release_id=repo.pinned_release_id, dag_files=dag_files,
-        last_sync_status=last.status if last else None, last_sync_at=_iso(last.started_at) if last else None,
+        pinned_release_id=repo.pinned_release_id,
+        dag_files=dag_files,
+        last_sync_status=last.status if last else None,
+        last_sync_at=_iso(last.started_at) if last else None,
         last_sync_error=last.error if last else None,
     )
 
@@ -592,20 +714,45 @@ def _iso(value: datetime | None) -> str | None:
 
 
 def _sync_run_dict(run: SyncRun) -> dict:
-    return {"id": run.id, "trigger": run.trigger, "airflow_run_id": run.airflow_run_id, "status": run.status,
-            "commit": run.commit_sha, "release_id": run.release_id, "error": run.error,
-            "started_at": _iso(run.started_at), "ended_at": _iso(run.ended_at)}
+    return {
+        "id": run.id,
+        "trigger": run.trigger,
+        "airflow_run_id": run.airflow_run_id,
+        "status": run.status,
+        "commit": run.commit_sha,
+        "release_id": run.release_id,
+        "error": run.error,
+        "started_at": _iso(run.started_at),
+        "ended_at": _iso(run.ended_at),
+    }
 
 
 def _release_dict(release: Release, *, with_findings: bool = False) -> dict:
-    data = {"id": release.id, "commit": release.commit_sha, "ref": release.ref, "status": release.status,
-            "author": release.author, "message": (release.message or "").splitlines()[0] if release.message else "",
-            "committed_at": _iso(release.committed_at), "created_at": _iso(release.created_at),
-            "file_count": release.file_count, "validation": release.validation_summary,
-            "on_disk": release.pruned_at is None}
+    data = {
+        "id": release.id,
+        "commit": release.commit_sha,
+        "ref": release.ref,
+        "status": release.status,
+        "author": release.author,
+        "message": (release.message or "").splitlines()[0] if release.message else "",
+        "committed_at": _iso(release.committed_at),
+        "created_at": _iso(release.created_at),
+        "file_count": release.file_count,
+        "validation": release.validation_summary,
+        "on_disk": release.pruned_at is None,
+    }
     if with_findings:
-        data["findings"] = [{"rule": f.rule, "severity": f.severity, "file": f.file, "line": f.line,
-                             "message": f.message, "hint": f.hint} for f in release.findings]
+        data["findings"] = [
+            {
+                "rule": f.rule,
+                "severity": f.severity,
+                "file": f.file,
+                "line": f.line,
+                "message": f.message,
+                "hint": f.hint,
+            }
+            for f in release.findings
+        ]
     return data
 
 

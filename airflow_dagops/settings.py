@@ -34,11 +34,10 @@ OPTIONS: dict[str, Option] = {
         "5", "Releases kept on disk per repository; the live and the pinned release are never pruned.", "integer"
     ),
     "git_timeout": Option("120", "Seconds before a git command (fetch, ls-remote) is abandoned.", "integer"),
-    "lock_timeout": Option(
-        "600", "Seconds a sync waits for another sync of the same repository to finish.", "integer"
-    ),
+    "lock_timeout": Option("600", "Seconds a sync waits for another sync of the same repository to finish.", "integer"),
     "default_poll_interval": Option(
-        "60", "Seconds between checks of a repository for new commits, unless the repository sets its own.",
+        "60",
+        "Seconds between checks of a repository for new commits, unless the repository sets its own.",
         "integer",
     ),
     "max_repo_size": Option(
@@ -51,9 +50,7 @@ OPTIONS: dict[str, Option] = {
         "https:ssh:git:file",
         "Colon-separated git transports allowed (GIT_ALLOW_PROTOCOL). ext:: is never allowed.",
     ),
-    "sync_schedule": Option(
-        "* * * * *", "Cron schedule of the dagops_sync system DAG that polls repositories."
-    ),
+    "sync_schedule": Option("* * * * *", "Cron schedule of the dagops_sync system DAG that polls repositories."),
 }
 
 SECTION = "dagops"

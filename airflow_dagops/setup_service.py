@@ -26,6 +26,8 @@ def parsing_advice() -> list[str]:
 
     refresh = conf.getint("dag_processor", "refresh_interval", fallback=300)
     if refresh > 60:
-        return [f"note: Airflow looks for new DAG files every {refresh}s ([dag_processor] refresh_interval); "
-                "set it to 10-30 for new DAGs to appear quickly"]
+        return [
+            f"note: Airflow looks for new DAG files every {refresh}s ([dag_processor] refresh_interval); "
+            "set it to 10-30 for new DAGs to appear quickly"
+        ]
     return [f"Airflow looks for new DAG files every {refresh}s"]

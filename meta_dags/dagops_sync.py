@@ -61,8 +61,11 @@ def dagops_sync():
         context = get_current_context()
         context["item_name"] = item["repository"]  # shown as the map index label in the Airflow UI
         outcome = services.sync_repository(
-            item["repository"], trigger=item["trigger"], airflow_run_id=context["run_id"],
-            force=item.get("force", False), progress=lambda step: print(f"{item['repository']}: {step}"),
+            item["repository"],
+            trigger=item["trigger"],
+            airflow_run_id=context["run_id"],
+            force=item.get("force", False),
+            progress=lambda step: print(f"{item['repository']}: {step}"),
         )
         print(outcome.message)
         for finding in outcome.findings:

@@ -17,11 +17,13 @@ import pytest
 POSTGRES_URL = os.environ.get("DAGOPS_TEST_POSTGRES_URL")
 BACKENDS = ["sqlite", "postgres"] if POSTGRES_URL else ["sqlite"]
 GIT_IDENTITY = {
-    "GIT_AUTHOR_NAME": "Dana Author", "GIT_AUTHOR_EMAIL": "dana@example.com",
-    "GIT_COMMITTER_NAME": "Dana Author", "GIT_COMMITTER_EMAIL": "dana@example.com",
+    "GIT_AUTHOR_NAME": "Dana Author",
+    "GIT_AUTHOR_EMAIL": "dana@example.com",
+    "GIT_COMMITTER_NAME": "Dana Author",
+    "GIT_COMMITTER_EMAIL": "dana@example.com",
 }
 
-DAG_TEMPLATE = '''from airflow.sdk import dag, task
+DAG_TEMPLATE = """from airflow.sdk import dag, task
 import pendulum
 
 
@@ -35,7 +37,7 @@ def {func}():
 
 
 {func}()
-'''
+"""
 
 
 @pytest.hookimpl(hookwrapper=True)

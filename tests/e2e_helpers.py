@@ -59,11 +59,13 @@ class AirflowInstance:
             if component == "api-server":
                 args += ["--port", str(self.port), "--host", "127.0.0.1"]
             log = open(logs / f"{component}.log", "w")  # noqa: SIM115 - closed with the process
-            self.processes.append(subprocess.Popen(args, env=self.env, stdout=log, stderr=subprocess.STDOUT,
-                                                   start_new_session=True))
+            self.processes.append(
+                subprocess.Popen(args, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+            )
         wait_for(self._api_up, timeout=120, what="the api-server")
-        self.token = requests.post(f"{self.url}/auth/token", json={"username": "admin", "password": "admin"},
-                                   timeout=10).json()["access_token"]
+        self.token = requests.post(
+            f"{self.url}/auth/token", json={"username": "admin", "password": "admin"}, timeout=10
+        ).json()["access_token"]
 
     def _api_up(self) -> bool:
         try:
@@ -100,22 +102,24 @@ class AirflowInstance:
 
 def airflow_env(home: Path, port: int, extra: dict[str, str] | None = None) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}
-    env.update({
-        "AIRFLOW_HOME": str(home),
-        "PATH": f"{BIN}:{env.get('PATH', '')}",
-        "AIRFLOW__CORE__DAGS_FOLDER": str(home / "dags"),
-        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
-        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{port}/execution/",
-        "AIRFLOW__API__PORT": str(port),
-        "AIRFLOW__API__BASE_URL": f"http://127.0.0.1:{port}",
-        "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "2",
-        "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "5",
-        "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "1",
-        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin",
-        "AIRFLOW__API_AUTH__JWT_SECRET": "e2e-test-secret-not-for-production",
-        "AIRFLOW__DAGOPS__DAGOPS_HOME": str(home / "dagops"),
-    })
+    env.update(
+        {
+            "AIRFLOW_HOME": str(home),
+            "PATH": f"{BIN}:{env.get('PATH', '')}",
+            "AIRFLOW__CORE__DAGS_FOLDER": str(home / "dags"),
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+            "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{port}/execution/",
+            "AIRFLOW__API__PORT": str(port),
+            "AIRFLOW__API__BASE_URL": f"http://127.0.0.1:{port}",
+            "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "2",
+            "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "5",
+            "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "1",
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin",
+            "AIRFLOW__API_AUTH__JWT_SECRET": "e2e-test-secret-not-for-production",
+            "AIRFLOW__DAGOPS__DAGOPS_HOME": str(home / "dagops"),
+        }
+    )
     env.update(extra or {})
     return env
 

@@ -13,7 +13,10 @@ from airflow_dagops.settings import OPTIONS
 
 
 def test_set_option_replaces_a_multi_line_value_and_keeps_the_rest():
-    text = "# comment\n[core]\nx = 1\n\n[dag_processor]\n# keep me\ndag_bundle_config_list = [\n    {\"a\": 1}\n  ]\nother = 2\n"
+    text = (
+        '# comment\n[core]\nx = 1\n\n[dag_processor]\n# keep me\ndag_bundle_config_list = [\n    {"a": 1}\n  ]\n'
+        "other = 2\n"
+    )
     updated = set_option(text, "dag_processor", "dag_bundle_config_list", "[]")
     assert updated == "# comment\n[core]\nx = 1\n\n[dag_processor]\n# keep me\ndag_bundle_config_list = []\nother = 2\n"
     assert set_option("[core]\nx = 1\n", "dag_processor", "k", "v") == "[core]\nx = 1\n\n[dag_processor]\nk = v\n"
@@ -21,8 +24,10 @@ def test_set_option_replaces_a_multi_line_value_and_keeps_the_rest():
 
 
 def test_the_bundle_is_added_once_and_keeps_other_bundles():
-    others = [{"name": "dags-folder", "classpath": "x", "kwargs": {}},
-              {"name": "dagops", "classpath": "old", "kwargs": {"path": "/old"}}]
+    others = [
+        {"name": "dags-folder", "classpath": "x", "kwargs": {}},
+        {"name": "dagops", "classpath": "old", "kwargs": {"path": "/old"}},
+    ]
     bundles = airflow_setup.with_dagops_bundle(others)
     assert [b["name"] for b in bundles] == ["dags-folder", "dagops"]
     assert bundles[1]["kwargs"]["path"] == str(paths.meta_dags_dir())
@@ -33,8 +38,9 @@ def test_dagops_init_writes_airflow_cfg_idempotently(dagops_env):
     env = {**dagops_env.env()}
     env.pop("AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST", None)
     for _ in range(2):
-        result = subprocess.run([sys.executable, "-m", "airflow_dagops.cli", "init"], env=env,
-                                capture_output=True, text=True, timeout=120)
+        result = subprocess.run(
+            [sys.executable, "-m", "airflow_dagops.cli", "init"], env=env, capture_output=True, text=True, timeout=120
+        )
         assert result.returncode == 0, result.stderr
     cfg = (dagops_env.airflow_home / "airflow.cfg").read_text()
     assert cfg.count("dag_bundle_config_list") == 1

@@ -58,14 +58,17 @@ def test_a_broken_commit_exits_non_zero_naming_file_and_line(cli, git_remote):
     assert "dags/bad.py:" in result.stdout and "previous release stays live" in result.stdout
 
 
-@pytest.mark.parametrize("args,code,message", [
-    (["repos", "add", "Bad", "file:///x"], 2, "invalid repository name"),
-    (["repos", "add", "ok", "ext::sh -c id"], 2, "URL"),
-    (["repos", "show", "missing"], 1, "no repository named 'missing'"),
-    (["sync"], 1, "give a repository name or --all"),
-    (["sync", "missing"], 1, "no repository named"),
-    (["repos", "remove", "missing"], 1, "no repository named"),
-])
+@pytest.mark.parametrize(
+    "args,code,message",
+    [
+        (["repos", "add", "Bad", "file:///x"], 2, "invalid repository name"),
+        (["repos", "add", "ok", "ext::sh -c id"], 2, "URL"),
+        (["repos", "show", "missing"], 1, "no repository named 'missing'"),
+        (["sync"], 1, "give a repository name or --all"),
+        (["sync", "missing"], 1, "no repository named"),
+        (["repos", "remove", "missing"], 1, "no repository named"),
+    ],
+)
 def test_errors_are_one_line_with_a_non_zero_exit(cli, args, code, message):
     result = cli(*args)
     assert result.exit_code == code

@@ -29,8 +29,9 @@ def airflow(tmp_path, request):
 
 
 def _trigger_sync(airflow, repository: str) -> str:
-    response = airflow.api("POST", "dags/dagops_sync/dagRuns",
-                           json={"logical_date": None, "conf": {"repository": repository}})
+    response = airflow.api(
+        "POST", "dags/dagops_sync/dagRuns", json={"logical_date": None, "conf": {"repository": repository}}
+    )
     assert response.status_code == 200, response.text
     return response.json()["dag_run_id"]
 

@@ -20,14 +20,14 @@ from airflow_dagops.deploy.publish import current_target
 from airflow_dagops.deploy.releases import read_manifest
 from airflow_dagops.store.db import get_engine, session_scope
 from airflow_dagops.store.models import Release, SyncRun
-from tests.conftest import dag_source
 
 DAGOPS = [sys.executable, "-m", "airflow_dagops.cli"]
 
 
 def dagops(env, *args, **kwargs) -> subprocess.Popen:
-    return subprocess.Popen([*DAGOPS, *args], env=env.env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, **kwargs)
+    return subprocess.Popen(
+        [*DAGOPS, *args], env=env.env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kwargs
+    )
 
 
 def many_files(count: int, prefix: str = "gen") -> dict[str, str]:
@@ -107,8 +107,13 @@ def auth_server():
 def _everything_in_the_db() -> str:
     dump = []
     with get_engine().connect() as connection:
-        for table in ("dagops_repository", "dagops_sync_run", "dagops_release", "dagops_finding",
-                      "dagops_deploy_event"):
+        for table in (
+            "dagops_repository",
+            "dagops_sync_run",
+            "dagops_release",
+            "dagops_finding",
+            "dagops_deploy_event",
+        ):
             dump.extend(str(row) for row in connection.execute(text(f"SELECT * FROM {table}")))
     return "\n".join(dump)
 
@@ -116,15 +121,21 @@ def _everything_in_the_db() -> str:
 def test_credentials_never_appear_in_logs_db_rows_or_cli_output(dagops_env, auth_server, caplog, monkeypatch):
     secret = "s3cr3t-T0KEN-value"
     monkeypatch.setenv("AIRFLOW__DAGOPS__ALLOWED_PROTOCOLS", "http:https:ssh:git:file")
-    monkeypatch.setenv("AIRFLOW_CONN_PRIVATE_GIT", json.dumps(
-        {"conn_type": "git", "host": auth_server, "login": "deploy", "password": secret}))
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_PRIVATE_GIT",
+        json.dumps({"conn_type": "git", "host": auth_server, "login": "deploy", "password": secret}),
+    )
     outputs = []
 
     # A URL with the secret in it is refused, and the refusal does not repeat it.
     with_creds = auth_server.replace("http://", f"http://deploy:{secret}@")
-    refused = subprocess.run([*DAGOPS, "repos", "add", "leaky", with_creds], env={**dagops_env.env(),
-                             "AIRFLOW__DAGOPS__ALLOWED_PROTOCOLS": "http:https:ssh:git:file"},
-                             capture_output=True, text=True, timeout=120)
+    refused = subprocess.run(
+        [*DAGOPS, "repos", "add", "leaky", with_creds],
+        env={**dagops_env.env(), "AIRFLOW__DAGOPS__ALLOWED_PROTOCOLS": "http:https:ssh:git:file"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert refused.returncode != 0 and "contains credentials" in refused.stderr
     outputs += [refused.stdout, refused.stderr]
 
@@ -133,18 +144,33 @@ def test_credentials_never_appear_in_logs_db_rows_or_cli_output(dagops_env, auth
     outcome = services.sync_repository("private")
     assert outcome.status == "failed" and "authentication" in outcome.message.lower()
     outputs.append(outcome.message)
-    cli = subprocess.run([*DAGOPS, "-v", "sync", "private"], env={**dagops_env.env(),
-                         "AIRFLOW__DAGOPS__ALLOWED_PROTOCOLS": "http:https:ssh:git:file",
-                         "AIRFLOW_CONN_PRIVATE_GIT": os.environ["AIRFLOW_CONN_PRIVATE_GIT"]},
-                         capture_output=True, text=True, timeout=120)
+    cli = subprocess.run(
+        [*DAGOPS, "-v", "sync", "private"],
+        env={
+            **dagops_env.env(),
+            "AIRFLOW__DAGOPS__ALLOWED_PROTOCOLS": "http:https:ssh:git:file",
+            "AIRFLOW_CONN_PRIVATE_GIT": os.environ["AIRFLOW_CONN_PRIVATE_GIT"],
+        },
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert cli.returncode == 1
     outputs += [cli.stdout, cli.stderr]
-    show = subprocess.run([*DAGOPS, "repos", "show", "private", "--json"], env=dagops_env.env(),
-                          capture_output=True, text=True, timeout=120)
+    show = subprocess.run(
+        [*DAGOPS, "repos", "show", "private", "--json"],
+        env=dagops_env.env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     outputs += [show.stdout, show.stderr]
 
-    haystacks = {"cli/service output": "\n".join(outputs), "captured logs": caplog.text,
-                 "state DB rows": _everything_in_the_db()}
+    haystacks = {
+        "cli/service output": "\n".join(outputs),
+        "captured logs": caplog.text,
+        "state DB rows": _everything_in_the_db(),
+    }
     for where, haystack in haystacks.items():
         assert secret not in haystack, f"the secret leaked into {where}"
     assert "authentication" in show.stdout.lower()

@@ -94,19 +94,28 @@ def test_tags_and_subdir_are_tracked(dagops_env, git_remote):
     assert live_files(dagops_env) == {"a.py"}
 
 
-@pytest.mark.parametrize("kwargs,error,match", [
-    ({"name": "Team"}, InvalidInput, "invalid repository name"),
-    ({"name": "a/b"}, InvalidInput, "invalid repository name"),
-    ({"name": "..", }, InvalidInput, "invalid repository name"),
-    ({"name": "-x"}, InvalidInput, "invalid repository name"),
-    ({"namespace": "../etc"}, InvalidInput, "invalid namespace"),
-    ({"ref": "-b"}, InvalidInput, "invalid ref"),
-    ({"ref": "missing"}, RefNotFound, "not found"),
-    ({"url": "ext::sh -c id"}, InvalidInput, "URL"),
-    ({"url": "-oProxyCommand=x"}, InvalidInput, "URL"),
-    ({"url": "file:///nonexistent/repo"}, RemoteUnreachable, "not a git repository"),
-    ({"url": "git://127.0.0.1:9/x"}, RemoteUnreachable, "cannot reach"),
-])
+@pytest.mark.parametrize(
+    "kwargs,error,match",
+    [
+        ({"name": "Team"}, InvalidInput, "invalid repository name"),
+        ({"name": "a/b"}, InvalidInput, "invalid repository name"),
+        (
+            {
+                "name": "..",
+            },
+            InvalidInput,
+            "invalid repository name",
+        ),
+        ({"name": "-x"}, InvalidInput, "invalid repository name"),
+        ({"namespace": "../etc"}, InvalidInput, "invalid namespace"),
+        ({"ref": "-b"}, InvalidInput, "invalid ref"),
+        ({"ref": "missing"}, RefNotFound, "not found"),
+        ({"url": "ext::sh -c id"}, InvalidInput, "URL"),
+        ({"url": "-oProxyCommand=x"}, InvalidInput, "URL"),
+        ({"url": "file:///nonexistent/repo"}, RemoteUnreachable, "not a git repository"),
+        ({"url": "git://127.0.0.1:9/x"}, RemoteUnreachable, "cannot reach"),
+    ],
+)
 def test_bad_input_is_refused_and_changes_nothing(dagops_env, git_remote, kwargs, error, match):
     args = {"name": "team", "url": git_remote().url, **kwargs}
     with pytest.raises(error, match=match):
@@ -158,8 +167,7 @@ def test_removing_a_repository_removes_its_dags_unless_kept(dagops_env, git_remo
         services.remove_repository("gone")
 
 
-def test_old_releases_are_pruned_but_never_the_live_one_and_rows_match_the_disk(dagops_env, git_remote,
-                                                                                 monkeypatch):
+def test_old_releases_are_pruned_but_never_the_live_one_and_rows_match_the_disk(dagops_env, git_remote, monkeypatch):
     monkeypatch.setenv("AIRFLOW__DAGOPS__RELEASES_TO_KEEP", "2")
     remote = git_remote()
     services.add_repository("team", remote.url)

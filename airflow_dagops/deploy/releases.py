@@ -54,7 +54,13 @@ def clean_temporary_exports(namespace_dir: Path) -> None:
 
 
 def export_release(
-    *, mirror: Mirror, sha: str, subdir: str | None, dest: Path, base: Path | None, max_size: int,
+    *,
+    mirror: Mirror,
+    sha: str,
+    subdir: str | None,
+    dest: Path,
+    base: Path | None,
+    max_size: int,
     metadata: dict,
 ) -> ExportResult:
     """Make `dest` hold the tree of `sha` (or its `subdir`), hard-linking unchanged files from `base`."""
@@ -100,8 +106,14 @@ def export_release(
                 written += 1
             files[entry.path] = entry.blob
 
-    manifest = {**metadata, "commit": sha, "subdir": subdir, "files": files, "skipped": skipped,
-                "exported_at": datetime.now(timezone.utc).isoformat()}
+    manifest = {
+        **metadata,
+        "commit": sha,
+        "subdir": subdir,
+        "files": files,
+        "skipped": skipped,
+        "exported_at": datetime.now(timezone.utc).isoformat(),
+    }
     (tmp / MANIFEST_NAME).write_text(json.dumps(manifest, sort_keys=True))
     os.rename(tmp, dest)  # atomic: the final name only ever holds a complete release
     return ExportResult(dest, len(files), linked, written, _skipped_findings(manifest))

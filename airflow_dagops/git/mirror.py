@@ -28,12 +28,31 @@ TRACKED_REF = "refs/dagops/tracked"
 SHA_PATTERN = re.compile(r"^[0-9a-f]{40}([0-9a-f]{24})?$")
 
 # git's words for "the remote is not there" vs "you may not read it"; used to give actionable errors.
-_UNREACHABLE_HINTS = ("could not resolve host", "connection refused", "connection timed out", "no route to host",
-                      "network is unreachable", "failed to connect", "operation timed out", "timed out")
-_NOT_A_REPO_HINTS = ("does not appear to be a git repository", "not a git repository", "repository not found",
-                     "not found", "could not read from remote repository")
-_AUTH_HINTS = ("authentication failed", "permission denied", "could not read username", "invalid username or password",
-               "terminal prompts disabled", "403")
+_UNREACHABLE_HINTS = (
+    "could not resolve host",
+    "connection refused",
+    "connection timed out",
+    "no route to host",
+    "network is unreachable",
+    "failed to connect",
+    "operation timed out",
+    "timed out",
+)
+_NOT_A_REPO_HINTS = (
+    "does not appear to be a git repository",
+    "not a git repository",
+    "repository not found",
+    "not found",
+    "could not read from remote repository",
+)
+_AUTH_HINTS = (
+    "authentication failed",
+    "permission denied",
+    "could not read username",
+    "invalid username or password",
+    "terminal prompts disabled",
+    "403",
+)
 _HOST_KEY_HINTS = ("host key verification failed", "remote host identification has changed")
 
 
@@ -117,8 +136,9 @@ class Mirror:
 
     def _fetch_once(self, full_ref: str) -> None:
         refspec = f"+{full_ref}:{TRACKED_REF}" if not SHA_PATTERN.match(full_ref) else full_ref
-        self._remote_git(["-C", str(self.path), "fetch", "--no-tags", "--no-write-fetch-head", "--quiet",
-                          "--", self.url, refspec])
+        self._remote_git(
+            ["-C", str(self.path), "fetch", "--no-tags", "--no-write-fetch-head", "--quiet", "--", self.url, refspec]
+        )
         if SHA_PATTERN.match(full_ref):
             run_git(["-C", str(self.path), "update-ref", TRACKED_REF, full_ref], timeout=self.timeout)
 
@@ -136,15 +156,19 @@ class Mirror:
         if "transport" in lowered and "not allowed" in lowered:
             return InvalidInput(f"git refused the transport of {where}: {detail}")
         if any(hint in lowered for hint in _HOST_KEY_HINTS):
-            return GitError(f"host key verification failed for {where}: add the server's key to the connection's "
-                            f"known_hosts_file ({detail})")
+            return GitError(
+                f"host key verification failed for {where}: add the server's key to the connection's "
+                f"known_hosts_file ({detail})"
+            )
         if any(hint in lowered for hint in _UNREACHABLE_HINTS):
             return RemoteUnreachable(f"cannot reach {where}: {detail}. Check the URL and the network.")
         if any(hint in lowered for hint in _AUTH_HINTS) and "not found" not in lowered:
-            return GitError(f"authentication to {where} failed: {detail}. Check the Airflow connection "
-                            f"{self.conn_id!r}." if self.conn_id else
-                            f"authentication to {where} failed: {detail}. Private repositories need --conn-id "
-                            "naming an Airflow connection of type 'git'.")
+            return GitError(
+                f"authentication to {where} failed: {detail}. Check the Airflow connection {self.conn_id!r}."
+                if self.conn_id
+                else f"authentication to {where} failed: {detail}. Private repositories need --conn-id "
+                "naming an Airflow connection of type 'git'."
+            )
         if any(hint in lowered for hint in _NOT_A_REPO_HINTS):
             return RemoteUnreachable(f"{where} is not a git repository or cannot be read: {detail}")
         if "couldn't find remote ref" in lowered or "not our ref" in lowered or "unadvertised object" in lowered:
@@ -155,8 +179,7 @@ class Mirror:
     def is_valid(self) -> bool:
         if not (self.path / "HEAD").is_file() or not (self.path / "objects").is_dir():
             return False
-        result = run_git(["-C", str(self.path), "rev-parse", "--is-bare-repository"], timeout=self.timeout,
-                         check=False)
+        result = run_git(["-C", str(self.path), "rev-parse", "--is-bare-repository"], timeout=self.timeout, check=False)
         return result.returncode == 0 and result.stdout.strip() == b"true"
 
     def ensure(self) -> None:
@@ -174,29 +197,41 @@ class Mirror:
         shutil.rmtree(self.path, ignore_errors=True)
 
     def resolve(self, rev: str) -> str:
-        result = run_git(["-C", str(self.path), "rev-parse", "--verify", "--quiet", "--end-of-options",
-                          f"{rev}^{{commit}}"], timeout=self.timeout, check=False)
+        result = run_git(
+            ["-C", str(self.path), "rev-parse", "--verify", "--quiet", "--end-of-options", f"{rev}^{{commit}}"],
+            timeout=self.timeout,
+            check=False,
+        )
         if result.returncode != 0:
             raise RefNotFound(f"{rev} does not name a commit in the mirror of {display_url(self.url)}")
         return result.stdout.decode().strip()
 
     def has_commit(self, sha: str) -> bool:
-        result = run_git(["-C", str(self.path), "cat-file", "-e", f"{sha}^{{commit}}"], timeout=self.timeout,
-                         check=False)
+        result = run_git(
+            ["-C", str(self.path), "cat-file", "-e", f"{sha}^{{commit}}"], timeout=self.timeout, check=False
+        )
         return result.returncode == 0
 
     def commit_info(self, sha: str) -> CommitInfo:
-        output = run_git(["-C", str(self.path), "show", "-s", "--format=%an <%ae>%x00%ct%x00%B", sha],
-                         timeout=self.timeout).stdout.decode("utf-8", "replace")
+        output = run_git(
+            ["-C", str(self.path), "show", "-s", "--format=%an <%ae>%x00%ct%x00%B", sha], timeout=self.timeout
+        ).stdout.decode("utf-8", "replace")
         author, timestamp, message = output.split("\x00", 2)
-        return CommitInfo(sha=sha, author=author, committed_at=datetime.fromtimestamp(int(timestamp), timezone.utc),
-                          message=message.strip())
+        return CommitInfo(
+            sha=sha,
+            author=author,
+            committed_at=datetime.fromtimestamp(int(timestamp), timezone.utc),
+            message=message.strip(),
+        )
 
     def list_tree(self, sha: str, subdir: str | None = None) -> list[TreeEntry]:
         """Every file of the commit (or of `subdir` in it), paths relative to that folder."""
         treeish = f"{sha}:{subdir}" if subdir else sha
-        result = run_git(["-C", str(self.path), "ls-tree", "-r", "-l", "-z", "--end-of-options", treeish],
-                         timeout=self.timeout, check=False)
+        result = run_git(
+            ["-C", str(self.path), "ls-tree", "-r", "-l", "-z", "--end-of-options", treeish],
+            timeout=self.timeout,
+            check=False,
+        )
         if result.returncode != 0:
             if subdir:
                 raise InvalidInput(f"subdir {subdir!r} does not exist at commit {sha[:12]}")
@@ -207,16 +242,27 @@ class Mirror:
                 continue
             meta, path = record.split(b"\t", 1)
             mode, _kind, blob, size = meta.split()
-            entries.append(TreeEntry(mode.decode(), blob.decode(), 0 if size == b"-" else int(size),
-                                     path.decode("utf-8", "surrogateescape")))
+            entries.append(
+                TreeEntry(
+                    mode.decode(),
+                    blob.decode(),
+                    0 if size == b"-" else int(size),
+                    path.decode("utf-8", "surrogateescape"),
+                )
+            )
         return entries
 
     def iter_blobs(self, blobs: list[str]) -> Iterator[tuple[str, bytes]]:
         """Stream blob contents with one `git cat-file --batch` process."""
         if not blobs:
             return
-        process = subprocess.Popen(["git", "-C", str(self.path), "cat-file", "--batch"], stdin=subprocess.PIPE,
-                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=git_env())
+        process = subprocess.Popen(
+            ["git", "-C", str(self.path), "cat-file", "--batch"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=git_env(),
+        )
         # Feed requests from a thread: git answers while we still write, and both pipes would fill up.
         writer = threading.Thread(target=_feed, args=(process.stdin, blobs), daemon=True)
         writer.start()

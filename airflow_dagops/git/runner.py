@@ -15,8 +15,14 @@ from airflow_dagops.safety import redact
 log = logging.getLogger(__name__)
 
 # Variables a caller's environment may set that would change what git does with our commands.
-_INHERITED_GIT_VARS_TO_DROP = ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_OBJECT_DIRECTORY",
-                               "GIT_ALTERNATE_OBJECT_DIRECTORIES", "GIT_CONFIG_PARAMETERS")
+_INHERITED_GIT_VARS_TO_DROP = (
+    "GIT_DIR",
+    "GIT_WORK_TREE",
+    "GIT_INDEX_FILE",
+    "GIT_OBJECT_DIRECTORY",
+    "GIT_ALTERNATE_OBJECT_DIRECTORIES",
+    "GIT_CONFIG_PARAMETERS",
+)
 
 
 def git_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:

@@ -5,7 +5,12 @@ import os
 import pytest
 
 from airflow_dagops.deploy.publish import current_target, publish
-from airflow_dagops.deploy.releases import MANIFEST_NAME, clean_temporary_exports, export_release, read_manifest
+from airflow_dagops.deploy.releases import (
+    MANIFEST_NAME,
+    clean_temporary_exports,
+    export_release,
+    read_manifest,
+)
 from airflow_dagops.errors import Conflict, InvalidInput
 from airflow_dagops.git.mirror import Mirror
 
@@ -20,8 +25,9 @@ def fetched(tmp_path, git_remote):
 
 
 def _export(mirror, sha, dest, base=None, subdir=None, max_size=10**9):
-    return export_release(mirror=mirror, sha=sha, subdir=subdir, dest=dest, base=base, max_size=max_size,
-                          metadata={"repository": "r"})
+    return export_release(
+        mirror=mirror, sha=sha, subdir=subdir, dest=dest, base=base, max_size=max_size, metadata={"repository": "r"}
+    )
 
 
 def test_export_writes_the_tree_read_only_with_a_manifest(tmp_path, git_remote, fetched):

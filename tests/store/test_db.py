@@ -6,8 +6,14 @@ from sqlalchemy import inspect, select
 from airflow_dagops.store import db
 from airflow_dagops.store.models import Repository
 
-TABLES = {"dagops_repository", "dagops_sync_run", "dagops_release", "dagops_finding", "dagops_deploy_event",
-          "dagops_alembic_version"}
+TABLES = {
+    "dagops_repository",
+    "dagops_sync_run",
+    "dagops_release",
+    "dagops_finding",
+    "dagops_deploy_event",
+    "dagops_alembic_version",
+}
 
 
 def test_migrate_creates_every_table_and_is_idempotent(state_db_url):
@@ -27,4 +33,3 @@ def test_faces_migrate_implicitly_when_the_schema_is_behind(state_db_url):
     with db.session_scope(state_db_url) as session:
         assert session.scalars(select(Repository)).all() == []
     assert db.current_revision(state_db_url) == db.head_revision()
-
