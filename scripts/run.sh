@@ -5,20 +5,25 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 BIN=$ROOT/.venv/bin
+# DAGOPS_RUN_HOME and AIRFLOW__API__PORT let tests run this very script in a tmp folder on a free port.
+RUN_HOME=${DAGOPS_RUN_HOME:-$ROOT/.airflow}
+PORT=${AIRFLOW__API__PORT:-8080}
 
-ENV_FILE=$ROOT/.airflow/env.sh
-mkdir -p "$ROOT/.airflow"
+ENV_FILE=$RUN_HOME/env.sh
+mkdir -p "$RUN_HOME"
 cat > "$ENV_FILE" <<ENV
 # Source this file to use \`airflow\` and \`dagops\` against the \`make run\` instance.
-export AIRFLOW_HOME="$ROOT/.airflow"
+export AIRFLOW_HOME="$RUN_HOME"
 export PATH="$BIN:\$PATH"
 export AIRFLOW__CORE__LOAD_EXAMPLES=False
-export AIRFLOW__API__PORT=\${AIRFLOW__API__PORT:-8080}
+export AIRFLOW__API__PORT=$PORT
+export AIRFLOW__CORE__EXECUTION_API_SERVER_URL=http://localhost:$PORT/execution/
 # Look for new DAG files every 5 s and re-parse known ones every 10 s (defaults: 300 s and 30 s), so a
 # freshly published namespace shows up within seconds.
 export AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL=5
 export AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL=10
-export AIRFLOW__SCHEDULER__MIN_FILE_PROCESS_INTERVAL=10
+# Standalone starts one LocalExecutor worker per parallelism slot (32 by default): 4 suit a laptop.
+export AIRFLOW__CORE__PARALLELISM=4
 ENV
 # shellcheck disable=SC1090
 source "$ENV_FILE"
@@ -46,7 +51,7 @@ cat <<MSG
 
   Airflow with dagops is starting at http://localhost:$AIRFLOW__API__PORT  (login: admin / admin)
   Demo repository: $DEMO (commit there; dagops_sync publishes it).
-  CLI against this instance:  source .airflow/env.sh && dagops status
+  CLI against this instance:  source $ENV_FILE && dagops status
 
 MSG
 exec airflow standalone

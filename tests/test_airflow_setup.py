@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 from airflow_dagops import airflow_setup, paths
 from airflow_dagops.airflow_setup import set_option
@@ -51,8 +52,13 @@ def test_dagops_init_writes_airflow_cfg_idempotently(dagops_env):
         assert (dagops_env.dagops_home / folder).is_dir()
 
 
-def test_provider_info_lists_every_option():
+def test_provider_info_lists_every_option_and_matches_airflows_schema():
+    import airflow
+    import jsonschema
+
     info = get_provider_info()
+    schema = json.loads((Path(airflow.__file__).parent / "provider_info.schema.json").read_text())
+    jsonschema.validate(info, schema)  # an invalid provider info breaks every `airflow` command
     options = info["config"]["dagops"]["options"]
     assert set(options) == set(OPTIONS) and options["releases_to_keep"]["default"] == "5"
 
@@ -67,3 +73,18 @@ def test_the_system_dag_parses_with_sense_then_mapped_sync(dagops_env, monkeypat
     assert set(dag.task_dict) == {"sense", "sync"}
     assert dag.task_dict["sync"].upstream_task_ids == {"sense"}
     assert "dagops" in dag.tags
+
+
+def test_airflow_lists_the_plugin_the_provider_and_the_dagops_config(dagops_env):
+    env = {**dagops_env.env(), "AIRFLOW__DAGOPS__RELEASES_TO_KEEP": "7"}
+    airflow = str(Path(sys.executable).parent / "airflow")
+
+    def run(*args: str) -> str:
+        result = subprocess.run([airflow, *args], env=env, capture_output=True, text=True, timeout=120)
+        assert result.returncode == 0, result.stderr
+        return result.stdout
+
+    assert run("config", "get-value", "dagops", "releases_to_keep").strip() == "7"
+    assert "git_timeout" in run("config", "list", "--section", "dagops")
+    assert "airflow-dagops" in run("providers", "list")
+    assert "airflow_dagops.plugin:DagOpsPlugin" in run("plugins")
