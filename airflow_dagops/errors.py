@@ -27,6 +27,14 @@ class GitError(DagOpsError):
     """A git command failed; the message is already redacted."""
 
 
+class GitTimeout(GitError):
+    """A git command ran longer than `[dagops] git_timeout`."""
+
+
+class AuthenticationFailed(GitError):
+    """The remote refused the credentials (or their absence)."""
+
+
 class RemoteUnreachable(GitError):
     """The remote could not be reached or is not a git repository."""
 

@@ -17,7 +17,14 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from airflow_dagops import settings
-from airflow_dagops.errors import GitError, InvalidInput, RefNotFound, RemoteUnreachable
+from airflow_dagops.errors import (
+    AuthenticationFailed,
+    GitError,
+    GitTimeout,
+    InvalidInput,
+    RefNotFound,
+    RemoteUnreachable,
+)
 from airflow_dagops.git.credentials import git_credentials_env
 from airflow_dagops.git.runner import git_env, last_lines, run_git
 from airflow_dagops.safety import display_url, validate_ref
@@ -123,12 +130,14 @@ class Mirror:
         self.ensure()
         try:
             self._fetch_once(full_ref)
-        except (RemoteUnreachable, RefNotFound, InvalidInput):
+        except (RemoteUnreachable, RefNotFound, InvalidInput, AuthenticationFailed, GitTimeout):
             raise
         except GitError as err:
-            # The remote answered ls-remote moments ago, so a failing fetch most likely means a damaged
-            # mirror (interrupted gc, disk full, killed process). Re-clone once rather than fail forever.
-            log.warning("fetch into mirror %s failed (%s); removing the mirror and fetching again", self.path, err)
+            if self.is_healthy():
+                raise  # the mirror is fine: the cause is elsewhere, and re-cloning would not help
+            # A damaged mirror (interrupted gc, full disk, killed process): re-clone once rather than
+            # fail on every sync from now on.
+            log.warning("mirror %s is damaged (%s); removing it and fetching again", self.path, err)
             self.remove()
             self.ensure()
             self._fetch_once(full_ref)
@@ -156,14 +165,14 @@ class Mirror:
         if "transport" in lowered and "not allowed" in lowered:
             return InvalidInput(f"git refused the transport of {where}: {detail}")
         if any(hint in lowered for hint in _HOST_KEY_HINTS):
-            return GitError(
+            return AuthenticationFailed(
                 f"host key verification failed for {where}: add the server's key to the connection's "
                 f"known_hosts_file ({detail})"
             )
         if any(hint in lowered for hint in _UNREACHABLE_HINTS):
             return RemoteUnreachable(f"cannot reach {where}: {detail}. Check the URL and the network.")
         if any(hint in lowered for hint in _AUTH_HINTS) and "not found" not in lowered:
-            return GitError(
+            return AuthenticationFailed(
                 f"authentication to {where} failed: {detail}. Check the Airflow connection {self.conn_id!r}."
                 if self.conn_id
                 else f"authentication to {where} failed: {detail}. Private repositories need --conn-id "
@@ -181,6 +190,17 @@ class Mirror:
             return False
         result = run_git(["-C", str(self.path), "rev-parse", "--is-bare-repository"], timeout=self.timeout, check=False)
         return result.returncode == 0 and result.stdout.strip() == b"true"
+
+    def is_healthy(self) -> bool:
+        """A full connectivity check; only run after a failure, since it reads every object."""
+        if not self.is_valid():
+            return False
+        result = run_git(
+            ["-C", str(self.path), "fsck", "--connectivity-only", "--no-dangling", "--no-progress"],
+            timeout=self.timeout,
+            check=False,
+        )
+        return result.returncode == 0
 
     def ensure(self) -> None:
         """Create the bare mirror, or replace it when it is damaged beyond use."""

@@ -9,7 +9,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from airflow_dagops import settings
-from airflow_dagops.errors import GitError
+from airflow_dagops.errors import GitError, GitTimeout
 from airflow_dagops.safety import redact
 
 log = logging.getLogger(__name__)
@@ -70,7 +70,7 @@ def run_git(
             check=False,
         )
     except subprocess.TimeoutExpired as err:
-        raise GitError(f"git {args[0]} timed out after {timeout:.0f}s (see [dagops] git_timeout)") from err
+        raise GitTimeout(f"git {args[0]} timed out after {timeout:.0f}s (see [dagops] git_timeout)") from err
     except FileNotFoundError as err:
         raise GitError("git is not installed or not on PATH; install git on every Airflow machine") from err
     if check and result.returncode != 0:

@@ -89,3 +89,13 @@ def test_blobs_stream_in_one_process(git_remote, mirror_factory):
     entries = mirror.list_tree(sha)
     contents = dict(mirror.iter_blobs([e.blob for e in entries]))
     assert sorted(contents.values()) == sorted(f"x = {i}\n".encode() for i in range(50))
+
+
+def test_a_healthy_mirror_is_kept_when_the_remote_is_the_problem(git_remote, mirror_factory, tmp_path):
+    remote = git_remote()
+    mirror = mirror_factory(remote.url)
+    first = mirror.fetch("refs/heads/main")
+    remote.path.rename(tmp_path / "gone")
+    with pytest.raises(RemoteUnreachable):
+        mirror.fetch("refs/heads/main")
+    assert mirror.is_healthy() and mirror.resolve("refs/dagops/tracked") == first
