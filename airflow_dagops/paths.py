@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from airflow_dagops import settings
+from airflow_dagops.errors import InvalidInput
 
 
 def mirror_dir(name: str) -> Path:
@@ -33,3 +34,14 @@ def meta_dags_dir() -> Path:
     if packaged.is_dir():
         return packaged
     return Path(__file__).resolve().parent.parent / "meta_dags"
+
+
+def check_layout() -> None:
+    """Refuse a dagops_home inside the dags folder: Airflow would walk every release (and stop with
+    "Detected recursive loop" when a namespace link reaches one of them a second time)."""
+    home, dags = settings.dagops_home().resolve(), settings.dags_folder().resolve()
+    if home == dags or dags in home.parents:
+        raise InvalidInput(
+            f"[dagops] dagops_home ({home}) is inside the dags folder ({dags}); Airflow would parse every "
+            "release. Put it elsewhere, e.g. $AIRFLOW_HOME/dagops (the default)."
+        )

@@ -357,6 +357,7 @@ def sync_repository(
 def _sync_locked(name, full_ref, trigger, airflow_run_id, force, progress, validator, mirror) -> SyncOutcome:
     run_id = _start_run(name, trigger, airflow_run_id)
     try:
+        paths.check_layout()
         with session_scope() as session:
             repo = _load(session, name)
             _recover(session, repo)

@@ -8,6 +8,7 @@ from airflow_dagops.store import db
 
 def init(*, add_bundle: bool = True) -> list[str]:
     done = []
+    paths.check_layout()
     home = settings.dagops_home()
     for folder in (home, home / "mirrors", home / "releases", paths.locks_dir(), settings.dags_folder()):
         folder.mkdir(parents=True, exist_ok=True)

@@ -226,3 +226,26 @@ def test_a_db_that_lags_behind_the_link_adopts_the_link(dagops_env, git_remote):
         assert session.get(Release, second.release_id).status == "retired"
     assert read_manifest(current_target(dagops_env.dags_folder / "team"))["commit"] != second_sha
     assert os.path.isdir(paths.release_dir("team", second_sha))
+
+
+def test_a_dagops_home_inside_the_dags_folder_is_refused_before_publishing(dagops_env, git_remote, monkeypatch):
+    remote = git_remote()
+    services.add_repository("team", remote.url)
+    monkeypatch.setenv("AIRFLOW__DAGOPS__DAGOPS_HOME", str(dagops_env.dags_folder / "dagops"))
+    outcome = services.sync_repository("team")
+    assert outcome.status == "failed" and "inside the dags folder" in outcome.message
+    assert not (dagops_env.dags_folder / "team").exists()
+
+
+def test_a_held_lock_blocks_only_its_own_repository(dagops_env, git_remote, monkeypatch):
+    from airflow_dagops.deploy.locks import repository_lock
+    from airflow_dagops.errors import LockBusy
+
+    monkeypatch.setenv("AIRFLOW__DAGOPS__LOCK_TIMEOUT", "1")
+    services.add_repository("busy", git_remote(name="a").url)
+    services.add_repository("free", git_remote(name="b").url)
+    with repository_lock(paths.locks_dir(), "busy", timeout=1):
+        assert services.sync_repository("free").status == "published"
+        with pytest.raises(LockBusy, match="another sync of 'busy'"):
+            services.sync_repository("busy")
+    assert services.sync_repository("busy").status == "published"
