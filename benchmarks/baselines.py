@@ -1,0 +1,59 @@
+"""The baselines the engine is compared with, run in the same process and on the same repositories.
+
+- Airflow's own `GitDagBundle.refresh()` (apache-airflow-providers-git): the peer to beat.
+- A bare `git ls-remote`: the floor for "is there anything new?".
+- `git clone --depth 1` + `cp -r` (the seed's "Method 1"): what a naive publish costs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+from benchmarks.repos import SourceRepo
+
+
+class BundleBaseline:
+    """A GitDagBundle tracking `main` of a source repository, with its connection given as an env var.
+
+    The connection lives in `AIRFLOW_CONN_<ID>` (consulted before the metastore), so no Airflow
+    metadata DB is needed. AIRFLOW_HOME and the bundle storage path must be set before airflow is
+    imported; `benchmarks.run` does that first.
+    """
+
+    def __init__(self, name: str, repo: SourceRepo):
+        from airflow.providers.git.bundles.git import GitDagBundle
+
+        conn_id = f"bench_git_{name}"
+        os.environ[f"AIRFLOW_CONN_{conn_id.upper()}"] = json.dumps({"conn_type": "git", "host": repo.url})
+        self.bundle = GitDagBundle(name=name, git_conn_id=conn_id, tracking_ref="main", refresh_interval=0)
+        self.bundle.initialize()
+
+    def refresh(self) -> None:
+        self.bundle.refresh()
+
+    def version(self) -> str:
+        version = self.bundle.get_current_version()
+        return getattr(version, "version", version)
+
+
+def ls_remote(url: str) -> str:
+    """A bare `git ls-remote <url> refs/heads/main`, as a subprocess; returns the advertised sha."""
+    output = subprocess.run(
+        ["git", "ls-remote", url, "refs/heads/main"], check=True, capture_output=True, text=True
+    ).stdout
+    return output.split("\t", 1)[0]
+
+
+def clone_and_copy(url: str, scratch: Path, dest: Path) -> None:
+    """The seed's Method 1: a shallow clone into a temp folder, then a full copy of its dags/ folder."""
+    subprocess.run(["git", "clone", "-q", "--depth", "1", url, str(scratch)], check=True, capture_output=True)
+    subprocess.run(["cp", "-r", str(scratch / "dags"), str(dest)], check=True, capture_output=True)
+
+
+def remove_tree(path: Path) -> None:
+    """Undo a clone_and_copy, outside the timer."""
+    shutil.rmtree(path, ignore_errors=True)

@@ -1,0 +1,320 @@
+"""Measurements (a)-(c): the dagops engine timed in process, next to its baselines from the same run.
+
+Validation is excluded (a no-op validator) because it is the user's checks, not the engine, that it times.
+Subjects of one measurement run interleaved, in a rotating order, so a slow moment of the machine
+(page cache, another process) hits all of them alike instead of skewing one.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
+from itertools import pairwise
+from pathlib import Path
+
+from benchmarks import baselines
+from benchmarks.env import use_installation
+from benchmarks.repos import SourceRepo, copy_repo, dag_path, dag_source, make_dag_repo
+from benchmarks.timing import Measurement, Samples, limit_goal, ratio_goal, speedup_goal, timed
+
+BIG_REPO_FILES = 500
+SENSE_REPOS = 100
+SENSE_REPO_FILES = 3
+
+
+def noop_validator(release_dir, *, extra_findings=None):
+    """Accept every release: validation runs the user's checks, which are not what these numbers compare."""
+    from airflow_dagops.validate import Report
+
+    return Report(findings=list(extra_findings or []))
+
+
+class ExportLog(logging.Handler):
+    """Collects the (linked, written) counts that services logs for every export, to prove no full copy."""
+
+    def __init__(self):
+        super().__init__(level=logging.INFO)
+        self.exports: list[tuple[int, int, int]] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.getMessage().startswith("exported ") and isinstance(record.args, tuple):
+            _name, _sha, files, linked, written = record.args
+            self.exports.append((files, linked, written))
+
+    def __enter__(self) -> ExportLog:
+        logger = logging.getLogger("airflow_dagops.services")
+        logger.disabled = False
+        logger.setLevel(logging.INFO)
+        logger.addHandler(self)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        logging.getLogger("airflow_dagops.services").removeHandler(self)
+
+
+@dataclass
+class BigRepo:
+    """The 500-file repository, published by dagops and tracked by a GitDagBundle: shared by (a) and (b)."""
+
+    repo: SourceRepo
+    bundle: baselines.BundleBaseline
+    name: str = "big"
+    revision: int = 0
+
+    @classmethod
+    def create(cls, work: Path) -> BigRepo:
+        from airflow_dagops import services
+
+        use_installation(work / "engine")
+        repo = make_dag_repo(work / "remotes" / "big", BIG_REPO_FILES)
+        services.add_repository("big", repo.url, namespace="big")
+        _expect(services.sync_repository("big", trigger="schedule", validator=noop_validator), "published")
+        return cls(repo, baselines.BundleBaseline("big", repo))
+
+    def change_one_file(self) -> str:
+        """Commit a new revision of one DAG file (a different file each time); returns the new head."""
+        self.revision += 1
+        index = (self.revision * 37) % BIG_REPO_FILES
+        text = dag_source(f"bench_{index:04d}", index, revision=self.revision)
+        return self.repo.commit({dag_path(index): text}, f"change {dag_path(index)}")
+
+
+def _expect(outcome, status: str, commit: str | None = None):
+    """Fail loudly if the engine did not do what is being timed (a timing of a failure means nothing)."""
+    if outcome.status != status or (commit and outcome.commit != commit):
+        raise RuntimeError(f"expected {status} at {commit}, got {outcome.status}: {outcome.message}")
+    return outcome
+
+
+class PhaseClock:
+    """A `progress=` callback that timestamps the engine's named steps, to show where a sync spends its time.
+
+    services reports "checking remote", "fetching", "exporting", "validating", "publishing" and "pruning";
+    each phase runs from its step's report to the next one (the last one to the end of the call).
+    """
+
+    def __init__(self):
+        self.phases: dict[str, list[float]] = {}
+        self._marks: list[tuple[str, float]] = []
+
+    def __call__(self, step: str) -> None:
+        self._marks.append((step, time.perf_counter()))
+
+    def start(self) -> None:
+        self._marks = [("reading the state DB", time.perf_counter())]
+
+    def stop(self) -> None:
+        self._marks.append(("", time.perf_counter()))
+        for (step, begin), (_next, end) in pairwise(self._marks):
+            self.phases.setdefault(step, []).append((end - begin) * 1000)
+
+    def note(self) -> str:
+        parts = [f"{step} {statistics.median(ms):.1f}" for step, ms in self.phases.items()]
+        return (
+            "Where the engine's time goes (median ms per step, from its `progress` reports): " + ", ".join(parts) + "."
+        )
+
+
+def _run_rotated(rep: int, subjects: list[tuple[Samples, Callable[[], None]]], record: bool) -> None:
+    """Time each subject once, starting with a different one on every repetition."""
+    shift = rep % len(subjects)
+    for samples, action in subjects[shift:] + subjects[:shift]:
+        elapsed, _ = timed(action)
+        if record:
+            samples.ms.append(elapsed)
+
+
+# -- (a) ---------------------------------------------------------------------------------------------
+def measure_no_commit(big: BigRepo, reps: int) -> Measurement:
+    """(a) A scheduled sync that finds nothing new, against GitDagBundle.refresh() and a bare ls-remote."""
+    from airflow_dagops import services
+
+    head = big.repo.head()
+    engine = Samples("dagops `sync_repository` (no new commit)")
+    bundle = Samples("GitDagBundle.refresh() (no new commit)")
+    bare = Samples("bare `git ls-remote <url> refs/heads/main`")
+    big.bundle.refresh()
+    subjects = [
+        (engine, lambda: _expect(services.sync_repository(big.name, trigger="schedule"), "unchanged", head)),
+        (bundle, big.bundle.refresh),
+        (bare, lambda: baselines.ls_remote(big.repo.url)),
+    ]
+    for rep in range(reps + 1):  # repetition 0 is the warm-up
+        _run_rotated(rep, subjects, record=rep > 0)
+    return Measurement(
+        "a",
+        "(a) Sync with no new commit, 500-file repository",
+        '`services.sync_repository(name, trigger="schedule")` on an already published repository whose '
+        "remote has no new commit, timed in process. Baselines on the same repository, interleaved.",
+        [engine, bundle, bare],
+        [
+            ratio_goal("≤ 0.5× GitDagBundle.refresh()", engine, bundle, 0.5),
+            ratio_goal("≤ 1.5× bare git ls-remote", engine, bare, 1.5),
+        ],
+    )
+
+
+# -- (b) ---------------------------------------------------------------------------------------------
+def measure_one_file_change(big: BigRepo, work: Path, reps: int) -> Measurement:
+    """(b) Publish a 1-file change as a new release, against GitDagBundle.refresh() and clone + cp."""
+    from airflow_dagops import paths
+
+    engine = Samples("dagops `sync_repository` (1-file change → new release, published)")
+    bundle = Samples("GitDagBundle.refresh() (same 1-file change)")
+    naive = Samples("`git clone --depth 1` + `cp -r dags` (seed's Method 1)")
+    shared: list[tuple[int, int]] = []
+    clock = PhaseClock()
+    with ExportLog() as exports:
+        for rep in range(reps + 1):  # repetition 0 is the warm-up
+            before = big.repo.head()
+            head = big.change_one_file()
+            clone_dir = work / "clones" / str(rep)
+            subjects = [
+                (engine, partial(_publish, big.name, head, clock, rep > 0)),
+                (bundle, big.bundle.refresh),
+                (naive, partial(baselines.clone_and_copy, big.repo.url, clone_dir / "clone", clone_dir / "dags")),
+            ]
+            _run_rotated(rep, subjects, record=rep > 0)
+            if big.bundle.version() != head:
+                raise RuntimeError("GitDagBundle did not move to the new commit")
+            if rep > 0:
+                shared.append(_shared_inodes(paths.release_dir("big", before), paths.release_dir("big", head)))
+    # Deleting 1000 files between repetitions made the next timings noisy (ext4 mounted with `discard`
+    # here): the clones are removed once, after the last repetition.
+    baselines.remove_tree(work / "clones")
+    measured = exports.exports[1:]
+    return Measurement(
+        "b",
+        "(b) Publish a 1-file change in the 500-file repository as a new immutable release",
+        "A commit changing one DAG file is made outside the timer, then "
+        '`services.sync_repository(name, trigger="schedule", validator=noop)` is timed: ls-remote, lock, '
+        "fetch, export to a new release folder, publish (symlink swap), prune. Its `progress=` callback only "
+        "records a timestamp per step (the breakdown below). Baselines see the same commit.",
+        [engine, bundle, naive],
+        [
+            ratio_goal("≤ 1.0× GitDagBundle.refresh()", engine, bundle, 1.0),
+            speedup_goal("≥ 5× faster than clone + cp", engine, naive, 5.0),
+        ],
+        [_copy_note(measured, shared), clock.note()],
+    )
+
+
+def _publish(name: str, head: str, clock: PhaseClock, record: bool) -> None:
+    """The timed call of (b); its progress callback only appends a timestamp per step."""
+    from airflow_dagops import services
+
+    clock.start()
+    outcome = services.sync_repository(name, trigger="schedule", validator=noop_validator, progress=clock)
+    if record:
+        clock.stop()
+    _expect(outcome, "published", head)
+
+
+def _sync_noop(services, name: str):
+    return services.sync_repository(name, trigger="schedule", validator=noop_validator)
+
+
+def _shared_inodes(old: Path, new: Path) -> tuple[int, int]:
+    """(files of `new` that are the same inode as in `old`, files of `new`): independent of the engine's log."""
+    same = total = 0
+    for dirpath, _dirs, files in os.walk(new):
+        for filename in files:
+            path = Path(dirpath) / filename
+            total += 1
+            twin = old / path.relative_to(new)
+            same += twin.exists() and twin.stat().st_ino == path.stat().st_ino
+    return same, total
+
+
+def _copy_note(exports: list[tuple[int, int, int]], shared: list[tuple[int, int]]) -> str:
+    """Say how each new release was made: the engine's own counts, then an independent check on disk."""
+    on_disk = (
+        f"Checked on disk: {_span(s[0] for s in shared)} of the {_span(s[1] for s in shared)} entries of each new "
+        "release folder (its manifest included) share their inode with the previous release."
+    )
+    if not exports:
+        return f"No full copy (services' export log line was not found). {on_disk}"
+    return (
+        f"No full copy: in each of the {len(exports)} timed publishes the engine reported "
+        f"{_span(e[0] for e in exports)} files, {_span(e[1] for e in exports)} hard-linked from the live release "
+        f"and {_span(e[2] for e in exports)} written (services' export log). {on_disk}"
+    )
+
+
+def _span(values) -> str:
+    """One number when all runs agree, else their range."""
+    ordered = sorted(set(values))
+    return str(ordered[0]) if len(ordered) == 1 else f"{ordered[0]}–{ordered[-1]}"
+
+
+# -- (c) ---------------------------------------------------------------------------------------------
+def measure_sense(work: Path, reps: int) -> Measurement:
+    """(c) The sense step over 100 registered, published, unchanged repositories."""
+    from airflow_dagops import services, settings
+
+    use_installation(work / "sense")
+    repos = _register_small_repos(work / "remotes" / "small")
+    engine = Samples(f"dagops `sense(respect_poll_interval=False)` over {SENSE_REPOS} repositories")
+    serial = Samples(f"{SENSE_REPOS} bare `git ls-remote` run one after another", role="context")
+    subjects = [
+        (engine, lambda: _expect_unchanged(services.sense(respect_poll_interval=False))),
+        (serial, lambda: [baselines.ls_remote(repo.url) for repo in repos]),
+    ]
+    for rep in range(reps + 1):  # repetition 0 is the warm-up
+        _run_rotated(rep, subjects, record=rep > 0)
+    return Measurement(
+        "c",
+        f"(c) Sense step over {SENSE_REPOS} registered repositories, no change",
+        f"{SENSE_REPOS} separate local repositories ({SENSE_REPO_FILES} DAG files each), registered and "
+        "published once, then `services.sense(respect_poll_interval=False)` timed in process "
+        f"([dagops] sense_concurrency = {settings.get_int('sense_concurrency')}).",
+        [engine, serial],
+        [limit_goal("≤ 3 s (3000 ms)", engine, 3000)],
+    )
+
+
+def _register_small_repos(root: Path) -> list[SourceRepo]:
+    from airflow_dagops import services
+
+    template = make_dag_repo(root / "template", SENSE_REPO_FILES, prefix="small")
+    repos = []
+    for i in range(SENSE_REPOS):
+        repo = copy_repo(template, root / f"small_{i:03d}")
+        services.add_repository(f"small_{i:03d}", repo.url)
+        _expect(_sync_noop(services, f"small_{i:03d}"), "published")
+        repos.append(repo)
+    return repos
+
+
+def _expect_unchanged(results) -> None:
+    changed = [r for r in results if r.changed]
+    if len(results) != SENSE_REPOS or changed:
+        raise RuntimeError(f"sense saw {len(results)} repositories, changed: {[r.reason for r in changed][:3]}")
+
+
+def measure_all(work: Path, reps: int, only: set[str], progress: Callable[[str], None]) -> list[Measurement]:
+    """Run the selected engine measurements; a failing one is reported, not fatal to the others."""
+    results = []
+    big = None
+    for key in ("a", "b", "c"):
+        if key not in only:
+            continue
+        progress(f"({key}) running, {reps} repetitions after a warm-up")
+        try:
+            if key in ("a", "b") and big is None:
+                big = BigRepo.create(work)
+            if key == "a":
+                results.append(measure_no_commit(big, reps))
+            elif key == "b":
+                results.append(measure_one_file_change(big, work, reps))
+            else:
+                results.append(measure_sense(work, reps))
+        except Exception as err:  # keep the other measurements; the report shows the error
+            logging.getLogger(__name__).exception("measurement (%s) failed", key)
+            results.append(Measurement(key, f"({key})", "", error=f"{type(err).__name__}: {err}"))
+    return results

@@ -1,0 +1,144 @@
+"""BENCHMARKS.md: the command, the machine, and per measurement the timings, baselines, ratios and goals.
+
+Everything in the file comes from one run, so the engine and its baselines saw the same machine state.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import subprocess
+import sys
+from dataclasses import dataclass
+from datetime import datetime
+from importlib import metadata
+
+from benchmarks.timing import Measurement, Samples, Stated
+
+METHOD = """\
+- The engine is timed **in process** with `time.perf_counter()` (no interpreter start-up), through the
+  same `airflow_dagops.services` functions every face calls. Validation is excluded: (a)-(c) pass a
+  `validator=` that returns an empty `Report` (it would time the user's checks, not the engine).
+- Each subject runs once as a warm-up, then the given number of times; the tables show median, min and max.
+- Baselines run in the same process, on the same repositories and commits, **interleaved** with the
+  engine in a rotating order, so a slow moment of the machine hits all subjects alike.
+- Repositories are generated: 30-60 line DAG files (`airflow.sdk` imports, `@dag` with default_args,
+  3-5 `@task`s, docstrings) spread over five team folders, committed in plain repositories used as
+  `file://` remotes. The state DB is SQLite in a temporary work folder, removed afterwards.
+- Ratios are of medians: "0.40×" means dagops takes 0.40 times as long as the baseline.
+- File-system-heavy work (git clone, cp, hard links, rmtree) varies 2-3× from minute to minute on this
+  machine (a VM; ext4 mounted with `discard`), which the min/max columns show. Compare ratios from one
+  run rather than absolute numbers from different runs.
+"""
+
+
+@dataclass
+class RunInfo:
+    command: str
+    started: datetime
+    seconds: float
+    reps: int
+    e2e_reps: int
+
+
+def machine_facts() -> list[tuple[str, str]]:
+    """What the numbers depend on: cores, CPU, interpreter, git and Airflow versions."""
+    return [
+        ("CPUs available (nproc)", str(len(os.sched_getaffinity(0)))),
+        ("CPU", _cpu_model()),
+        ("OS", f"{platform.system()} {platform.release()} ({platform.machine()})"),
+        ("Python", platform.python_version()),
+        ("git", subprocess.run(["git", "--version"], capture_output=True, text=True).stdout.strip()),
+        ("Apache Airflow", _version("apache-airflow")),
+        ("apache-airflow-providers-git", _version("apache-airflow-providers-git")),
+        ("airflow-dagops", _version("airflow-dagops")),
+    ]
+
+
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as handle:
+            for line in handle:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def _version(package: str) -> str:
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def render(run: RunInfo, measurements: list[Measurement]) -> str:
+    parts = [
+        "# Benchmarks\n",
+        f"Produced by `{run.command}` (what `make bench` runs) on {run.started:%Y-%m-%d %H:%M} UTC; the "
+        f"whole run took {run.seconds / 60:.1f} min. Engine measurements: {run.reps} timed runs after a "
+        f"warm-up; end to end: {run.e2e_reps} timed runs. Rerun `make bench` to refresh this file.\n",
+        "## Machine\n",
+        _table(["", ""], [[k, v] for k, v in machine_facts()]),
+        "## Summary\n",
+        _summary(measurements),
+        "## How it is measured\n",
+        METHOD,
+    ]
+    parts += [_section(m) for m in measurements]
+    return "\n".join(parts)
+
+
+def _summary(measurements: list[Measurement]) -> str:
+    rows = []
+    for m in measurements:
+        if m.error:
+            rows.append([m.title, "—", f"error: {m.error}", "**ERROR**"])
+        for goal in m.goals:
+            rows.append([m.title, goal.text, goal.measured, _verdict(goal.passed)])
+    return _table(["Measurement", "Goal", "Measured", "Result"], rows)
+
+
+def _section(m: Measurement) -> str:
+    parts = [f"## {m.title}\n"]
+    if m.error:
+        parts.append(f"**ERROR**: the measurement failed: `{m.error}`\n")
+        return "\n".join(parts)
+    parts.append(m.method + "\n")
+    subject = m.rows[0]
+    rows = [_row(row, subject, first=i == 0) for i, row in enumerate(m.rows)]
+    headers = ["What", "Median ms", "Min ms", "Max ms", "Runs", "dagops ÷ this"]
+    parts.append(_table(headers, rows))
+    parts.append(_table(["Goal", "Measured", "Result"], [[g.text, g.measured, _verdict(g.passed)] for g in m.goals]))
+    parts += [f"{note}\n" for note in m.notes]
+    return "\n".join(parts)
+
+
+def _row(row: Samples | Stated, subject: Samples, *, first: bool) -> list[str]:
+    if isinstance(row, Stated):
+        return [f"{row.what} *(baseline)*", _ms(row.ms), "—", "—", "stated", f"{subject.median / row.ms:.2f}×"]
+    if first:
+        return [f"**{row.what}**", _ms(row.median), _ms(row.min), _ms(row.max), str(len(row.ms)), "—"]
+    ratio = f"{subject.median / row.median:.2f}×" if row.role != "breakdown" else "—"
+    return [f"{row.what} *({row.role})*", _ms(row.median), _ms(row.min), _ms(row.max), str(len(row.ms)), ratio]
+
+
+def _ms(value: float) -> str:
+    return f"{value:,.1f}" if value < 1000 else f"{value:,.0f}"
+
+
+def _verdict(passed: bool) -> str:
+    return "**PASS**" if passed else "**MISS**"
+
+
+def _table(headers: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
+    lines += ["| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |" for row in rows]
+    return "\n".join(lines) + "\n"
+
+
+def command_line(argv: list[str]) -> str:
+    """The command as typed from the repository root (interpreter path made relative when it is inside)."""
+    python = os.path.relpath(sys.executable) if sys.executable.startswith(os.getcwd()) else sys.executable
+    return " ".join([python, "-m", "benchmarks.run", *argv])
