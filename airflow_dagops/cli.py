@@ -210,6 +210,7 @@ def sync(
                 if finding["severity"] == "error":
                     where = f"{finding['file']}:{finding['line']}" if finding["line"] else finding["file"]
                     _say(f"    {where}: {finding['message']}")
+    services.empty_trash()  # pruned release folders; done here, after the syncs, to keep publishes fast
     if as_json:
         _print_json([o.to_dict() for o in outcomes])
     if any(not o.ok for o in outcomes):

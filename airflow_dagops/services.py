@@ -26,8 +26,9 @@ from airflow_dagops.deploy.releases import (
     clean_temporary_exports,
     export_release,
     read_manifest,
-    remove_release_dir,
+    retire_release_dir,
 )
+from airflow_dagops.deploy.releases import empty_trash as empty_release_trash
 from airflow_dagops.errors import Conflict, DagOpsError, InvalidInput, NotFound
 from airflow_dagops.git.mirror import Mirror
 from airflow_dagops.safety import (
@@ -276,15 +277,15 @@ def sense(names: list[str] | None = None, *, respect_poll_interval: bool = True)
             )
             for r in repos
         ]
-    if not targets:
-        return []
-    workers = max(1, min(settings.get_int("sense_concurrency"), len(targets)))
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="dagops-sense") as pool:
-        results = list(pool.map(lambda t: _sense_one(*t), targets))
-    with session_scope() as session:
-        session.execute(
-            update(Repository).where(Repository.name.in_([t[0] for t in targets])).values(last_checked_at=now)
-        )
+    results: list[SenseResult] = []
+    if targets:
+        workers = max(1, min(settings.get_int("sense_concurrency"), len(targets)))
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="dagops-sense") as pool:
+            results = list(pool.map(lambda t: _sense_one(*t), targets))
+        with session_scope() as session:
+            names_checked = [t[0] for t in targets]
+            session.execute(update(Repository).where(Repository.name.in_(names_checked)).values(last_checked_at=now))
+    empty_trash()
     return results
 
 
@@ -363,7 +364,8 @@ def _sync_locked(name, full_ref, trigger, airflow_run_id, force, progress, valid
             _recover(session, repo)
             snapshot = _RepoSnapshot.of(session, repo)
         progress("fetching")
-        commit = mirror.fetch(full_ref)
+        info = mirror.fetch(full_ref)
+        commit = info.sha
         if not force and commit == snapshot.last_seen_commit and snapshot.link_healthy():
             # Another sync processed this commit while we waited for the lock.
             outcome = _unchanged_outcome(snapshot, commit, run_id)
@@ -383,7 +385,7 @@ def _sync_locked(name, full_ref, trigger, airflow_run_id, force, progress, valid
                 run_id,
             )
         progress("exporting")
-        release_id, report = _export_and_validate(snapshot, mirror, commit, full_ref, validator, progress)
+        release_id, report = _export_and_validate(snapshot, mirror, info, full_ref, validator, progress)
         if not report.passed:
             _mark_seen(name, commit)
             message = report.describe_errors()
@@ -398,11 +400,7 @@ def _sync_locked(name, full_ref, trigger, airflow_run_id, force, progress, valid
                 [f.to_dict() for f in report.findings],
             )
         progress("publishing")
-        _publish_release(name, release_id, actor=trigger, reason=f"sync ({trigger})")
-        _mark_seen(name, commit)
-        progress("pruning")
-        _prune(name)
-        _finish_run(run_id, "success", commit, release_id)
+        _publish_and_record(name, release_id, run_id, actor=trigger, reason=f"sync ({trigger})")
         return SyncOutcome(
             name,
             "published",
@@ -486,8 +484,8 @@ class _RepoSnapshot:
         return current_target(paths.namespace_link(self.namespace)) == Path(self.live_path)
 
 
-def _export_and_validate(snapshot, mirror, commit, full_ref, validator, progress) -> tuple[int, Report]:
-    info = mirror.commit_info(commit)
+def _export_and_validate(snapshot, mirror, info, full_ref, validator, progress) -> tuple[int, Report]:
+    commit = info.sha
     dest = paths.release_dir(snapshot.namespace, commit)
     export = export_release(
         mirror=mirror,
@@ -533,29 +531,42 @@ def _export_and_validate(snapshot, mirror, commit, full_ref, validator, progress
         return release.id, report
 
 
-def _publish_release(name: str, release_id: int, *, actor: str, reason: str) -> None:
-    """Swap the namespace link to the release, then record it. The link is the truth Airflow reads."""
+def _publish_and_record(name: str, release_id: int, run_id: int, *, actor: str, reason: str) -> None:
+    """Swap the namespace link, then record it all in one transaction: the release is live, the commit
+    seen, old releases pruned, the run finished. The link is the truth Airflow reads; should the
+    process die before the commit, the next sync adopts the link (see `_recover`)."""
     with session_scope() as session:
         repo = _load(session, name)
         release = session.get(Release, release_id)
         publish(paths.namespace_link(repo.namespace), Path(release.path))
-        previous_id = repo.live_release_id
-        if previous_id and previous_id != release_id:
-            previous = session.get(Release, previous_id)
-            if previous is not None and previous.status == "live":
-                previous.status = "retired"
-        release.status = "live"
-        repo.live_release_id = release_id
-        if previous_id != release_id:
-            session.add(
-                DeployEvent(
-                    repository_id=repo.id,
-                    from_release_id=previous_id,
-                    to_release_id=release_id,
-                    actor=actor,
-                    reason=reason,
-                )
+        _record_live(session, repo, release, actor=actor, reason=reason)
+        repo.last_seen_commit = release.commit_sha
+        doomed = _mark_pruned(session, repo)
+        run = session.get(SyncRun, run_id)
+        run.status, run.commit_sha, run.release_id, run.ended_at = "success", release.commit_sha, release_id, utcnow()
+    # Only after the commit, so no row ever claims a folder that is gone.
+    for path in doomed:
+        retire_release_dir(path)
+
+
+def _record_live(session: Session, repo: Repository, release: Release, *, actor: str, reason: str) -> None:
+    previous_id = repo.live_release_id
+    if previous_id and previous_id != release.id:
+        previous = session.get(Release, previous_id)
+        if previous is not None and previous.status == "live":
+            previous.status = "retired"
+    release.status = "live"
+    repo.live_release_id = release.id
+    if previous_id != release.id:
+        session.add(
+            DeployEvent(
+                repository_id=repo.id,
+                from_release_id=previous_id,
+                to_release_id=release.id,
+                actor=actor,
+                reason=reason,
             )
+        )
 
 
 def _recover(session: Session, repo: Repository) -> None:
@@ -594,26 +605,26 @@ def _keep_pinned(snapshot: _RepoSnapshot, trigger, airflow_run_id) -> SyncOutcom
     )
 
 
-def _prune(name: str) -> None:
-    """Keep `releases_to_keep` release folders; never the live or the pinned one. DB first, then disk,
-    so no row ever claims a folder that is gone."""
+def _mark_pruned(session: Session, repo: Repository) -> list[Path]:
+    """Keep `releases_to_keep` release folders, never the live or the pinned one; returns the folders to
+    retire once the transaction is committed."""
     keep = max(1, settings.get_int("releases_to_keep"))
-    with session_scope() as session:
-        repo = _load(session, name)
-        protected = {repo.live_release_id, repo.pinned_release_id}
-        on_disk = session.scalars(
-            select(Release)
-            .where(Release.repository_id == repo.id, Release.pruned_at.is_(None))
-            .order_by(Release.created_at.desc(), Release.id.desc())
-        ).all()
-        doomed = [r for r in on_disk[keep:] if r.id not in protected]
-        for release in doomed:
-            release.pruned_at = utcnow()
-            if release.status == "live":
-                release.status = "retired"
-        doomed_paths = [Path(r.path) for r in doomed]
-    for path in doomed_paths:
-        remove_release_dir(path)
+    protected = {repo.live_release_id, repo.pinned_release_id}
+    on_disk = session.scalars(
+        select(Release)
+        .where(Release.repository_id == repo.id, Release.pruned_at.is_(None))
+        .order_by(Release.created_at.desc(), Release.id.desc())
+    ).all()
+    doomed = [r for r in on_disk[keep:] if r.id not in protected]
+    for release in doomed:
+        release.pruned_at = utcnow()
+    return [Path(r.path) for r in doomed]
+
+
+def empty_trash() -> int:
+    """Delete the folders of pruned releases. Runs in the sense step and after `dagops sync`, not inside
+    a sync, so removing thousands of files never delays a publish."""
+    return empty_release_trash(settings.dagops_home() / "releases")
 
 
 def _mark_seen(name: str, commit: str) -> None:

@@ -183,6 +183,8 @@ def test_old_releases_are_pruned_but_never_the_live_one_and_rows_match_the_disk(
         assert repo.live_release_id in {r.id for r in on_disk}
         for release in releases:
             assert Path(release.path).is_dir() == (release.pruned_at is None)
+    assert len([p for p in paths.namespace_releases_dir("team").iterdir() if not p.name.startswith(".")]) == 2
+    assert services.empty_trash() == 3  # pruned folders are deleted off the sync's critical path
     assert len(list(paths.namespace_releases_dir("team").iterdir())) == 2
 
 

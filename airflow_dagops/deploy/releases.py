@@ -25,6 +25,7 @@ log = logging.getLogger(__name__)
 
 MANIFEST_NAME = ".dagops-release.json"
 TMP_PREFIX = ".tmp-"
+TRASH_PREFIX = ".trash-"
 
 
 @dataclass
@@ -39,7 +40,7 @@ class ExportResult:
 
 def read_manifest(release_dir: Path) -> dict | None:
     try:
-        return json.loads((release_dir / MANIFEST_NAME).read_text())
+        return json.loads((Path(release_dir) / MANIFEST_NAME).read_text())
     except (OSError, ValueError):
         return None
 
@@ -64,67 +65,81 @@ def export_release(
     metadata: dict,
 ) -> ExportResult:
     """Make `dest` hold the tree of `sha` (or its `subdir`), hard-linking unchanged files from `base`."""
-    if dest.is_dir() and read_manifest(dest) is not None:
-        manifest = read_manifest(dest)
-        return ExportResult(dest, len(manifest["files"]), 0, 0, _skipped_findings(manifest), reused=True)
+    existing = read_manifest(dest) if dest.is_dir() else None
+    if existing is not None:
+        return ExportResult(dest, len(existing["files"]), 0, 0, _skipped_findings(existing), reused=True)
 
-    entries = mirror.list_tree(sha, subdir)
-    _check_size(entries, max_size, sha)
-    base_files = (read_manifest(base) or {}).get("files", {}) if base else {}
     tmp = dest.parent / f"{TMP_PREFIX}{dest.name}-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
+    try:
+        manifest, linked, written = _write_tree(mirror, sha, subdir, str(tmp), base, max_size)
+        manifest.update(metadata)
+        (tmp / MANIFEST_NAME).write_text(json.dumps(manifest, sort_keys=True))
+        os.rename(tmp, dest)  # atomic: the final name only ever holds a complete release
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return ExportResult(dest, len(manifest["files"]), linked, written, _skipped_findings(manifest))
 
+
+def _write_tree(mirror, sha, subdir, root: str, base: Path | None, max_size: int) -> tuple[dict, int, int]:
+    """Fill `root` with the commit's files. Plain string paths: this loop runs once per file."""
+    base_manifest = (read_manifest(base) if base else None) or {}
+    base_files, base_sizes = base_manifest.get("files", {}), base_manifest.get("sizes", {})
+    base_root = str(base) if base else ""
     files: dict[str, str] = {}
+    sizes: dict[str, int] = {}
     skipped: list[dict] = []
     to_write: dict[str, list[TreeEntry]] = {}
-    linked = 0
     made_dirs: set[str] = {""}
-    for entry in entries:
+    total = 0
+    for entry in mirror.list_tree(sha, subdir):
         reason = _skip_reason(entry)
         if reason:
             skipped.append({"path": entry.path, "reason": reason})
             continue
-        _make_parent(tmp, entry.path, made_dirs)
-        if entry.is_symlink:
-            to_write.setdefault(entry.blob, []).append(entry)
-            continue
-        if base_files.get(entry.path) == entry.blob and _link_from(base / entry.path, tmp / entry.path):
-            linked += 1
-            files[entry.path] = entry.blob
-            continue
+        parent = posixpath.dirname(entry.path)
+        if parent not in made_dirs:
+            os.makedirs(os.path.join(root, parent), exist_ok=True)
+            made_dirs.add(parent)
+        path = entry.path
+        if not entry.is_symlink and base_files.get(path) == entry.blob and path in base_sizes:
+            if _link(os.path.join(base_root, path), os.path.join(root, path)):
+                files[path], sizes[path] = entry.blob, base_sizes[path]
+                total += base_sizes[path]
+                continue
         to_write.setdefault(entry.blob, []).append(entry)
+    _check_size(total, max_size, sha)
 
     written = 0
     for blob, data in mirror.iter_blobs(list(to_write)):
         for entry in to_write[blob]:
             if entry.is_symlink:
-                if not _write_symlink(tmp, entry, data, skipped):
+                if not _write_symlink(root, entry, data, skipped):
                     continue
             else:
-                _write_file(tmp / entry.path, data, entry.is_executable)
+                total += len(data)
+                _check_size(total, max_size, sha)  # before writing: a huge commit never fills the disk
+                _write_file(os.path.join(root, entry.path), data, entry.is_executable)
                 written += 1
-            files[entry.path] = entry.blob
-
+            files[entry.path], sizes[entry.path] = entry.blob, len(data)
     manifest = {
-        **metadata,
         "commit": sha,
         "subdir": subdir,
         "files": files,
+        "sizes": sizes,
         "skipped": skipped,
         "exported_at": datetime.now(timezone.utc).isoformat(),
     }
-    (tmp / MANIFEST_NAME).write_text(json.dumps(manifest, sort_keys=True))
-    os.rename(tmp, dest)  # atomic: the final name only ever holds a complete release
-    return ExportResult(dest, len(files), linked, written, _skipped_findings(manifest))
+    return manifest, len(files) - written, written
 
 
-def _check_size(entries: list[TreeEntry], max_size: int, sha: str) -> None:
-    total = sum(entry.size for entry in entries)
+def _check_size(total: int, max_size: int, sha: str) -> None:
     if total > max_size:
         raise InvalidInput(
-            f"commit {sha[:12]} holds {total / 2**20:.1f} MiB of files, more than [dagops] max_repo_size "
-            f"({max_size / 2**20:.1f} MiB). Use `subdir` to publish only the DAGs folder, or raise the limit."
+            f"commit {sha[:12]} holds more than [dagops] max_repo_size ({max_size / 2**20:.1f} MiB) of files. "
+            "Use `subdir` to publish only the DAGs folder, or raise the limit."
         )
 
 
@@ -137,14 +152,7 @@ def _skip_reason(entry: TreeEntry) -> str | None:
     return None
 
 
-def _make_parent(root: Path, path: str, made: set[str]) -> None:
-    parent = posixpath.dirname(path)
-    if parent not in made:
-        (root / parent).mkdir(parents=True, exist_ok=True)
-        made.add(parent)
-
-
-def _link_from(source: Path, target: Path) -> bool:
+def _link(source: str, target: str) -> bool:
     try:
         os.link(source, target, follow_symlinks=False)
         return True
@@ -152,21 +160,21 @@ def _link_from(source: Path, target: Path) -> bool:
         return False
 
 
-def _write_file(path: Path, data: bytes, executable: bool) -> None:
+def _write_file(path: str, data: bytes, executable: bool) -> None:
     # Read-only: a release is immutable, and hard links share one inode between releases.
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o555 if executable else 0o444)
     with os.fdopen(fd, "wb") as handle:
         handle.write(data)
 
 
-def _write_symlink(root: Path, entry: TreeEntry, data: bytes, skipped: list[dict]) -> bool:
+def _write_symlink(root: str, entry: TreeEntry, data: bytes, skipped: list[dict]) -> bool:
     """Recreate a symlink only when it stays inside the exported tree."""
     target = data.decode("utf-8", "surrogateescape")
     resolved = posixpath.normpath(posixpath.join(posixpath.dirname(entry.path), target))
     if posixpath.isabs(target) or resolved == ".." or resolved.startswith("../"):
         skipped.append({"path": entry.path, "reason": f"symlink points outside the repository ({target})"})
         return False
-    os.symlink(target, root / entry.path)
+    os.symlink(target, os.path.join(root, entry.path))
     return True
 
 
@@ -183,11 +191,29 @@ def _skipped_findings(manifest: dict) -> list[Finding]:
     ]
 
 
-def remove_release_dir(path: Path) -> None:
-    """Delete a release folder; a failure is logged, never raised (cleanup must not fail a sync)."""
+def retire_release_dir(path: Path) -> Path | None:
+    """Move a pruned release out of the way in one rename; `empty_trash` deletes it later, off the sync's
+    critical path. Failures are logged, never raised: cleanup must not fail a sync."""
+    trash = path.parent / f"{TRASH_PREFIX}{path.name}-{os.getpid()}"
     try:
-        shutil.rmtree(path)
+        os.rename(path, trash)
+        return trash
     except FileNotFoundError:
-        pass
+        return None
     except OSError as err:
-        log.warning("could not remove release folder %s: %s", path, err)
+        log.warning("could not move pruned release %s aside: %s", path, err)
+        return None
+
+
+def empty_trash(releases_root: Path) -> int:
+    """Delete pruned release folders of every namespace; returns how many were removed."""
+    removed = 0
+    for trash in releases_root.glob(f"*/{TRASH_PREFIX}*"):
+        try:
+            shutil.rmtree(trash)
+            removed += 1
+        except FileNotFoundError:
+            pass
+        except OSError as err:
+            log.warning("could not remove pruned release %s: %s", trash, err)
+    return removed

@@ -20,7 +20,6 @@ from airflow_dagops import settings
 from airflow_dagops.errors import (
     AuthenticationFailed,
     GitError,
-    GitTimeout,
     InvalidInput,
     RefNotFound,
     RemoteUnreachable,
@@ -67,7 +66,6 @@ _HOST_KEY_HINTS = ("host key verification failed", "remote host identification h
 class TreeEntry:
     mode: str
     blob: str
-    size: int
     path: str
 
     @property
@@ -125,13 +123,11 @@ class Mirror:
             "Check the spelling, or push it first."
         )
 
-    def fetch(self, full_ref: str) -> str:
-        """Fetch only the tracked ref into the mirror (force, so force-pushes are followed); return its commit."""
+    def fetch(self, full_ref: str) -> CommitInfo:
+        """Fetch only the tracked ref into the mirror (forced, so force-pushes are followed); describe its commit."""
         self.ensure()
         try:
             self._fetch_once(full_ref)
-        except (RemoteUnreachable, RefNotFound, InvalidInput, AuthenticationFailed, GitTimeout):
-            raise
         except GitError as err:
             if self.is_healthy():
                 raise  # the mirror is fine: the cause is elsewhere, and re-cloning would not help
@@ -141,12 +137,29 @@ class Mirror:
             self.remove()
             self.ensure()
             self._fetch_once(full_ref)
-        return self.resolve(TRACKED_REF)
+        return self.commit_info(TRACKED_REF)
 
     def _fetch_once(self, full_ref: str) -> None:
         refspec = f"+{full_ref}:{TRACKED_REF}" if not SHA_PATTERN.match(full_ref) else full_ref
+        # No auto maintenance: it would start one more process after every fetch, and mirrors stay small.
         self._remote_git(
-            ["-C", str(self.path), "fetch", "--no-tags", "--no-write-fetch-head", "--quiet", "--", self.url, refspec]
+            [
+                "-c",
+                "maintenance.auto=false",
+                "-c",
+                "gc.auto=0",
+                "-c",
+                "fetch.showForcedUpdates=false",
+                "-C",
+                str(self.path),
+                "fetch",
+                "--no-tags",
+                "--no-write-fetch-head",
+                "--quiet",
+                "--",
+                self.url,
+                refspec,
+            ]
         )
         if SHA_PATTERN.match(full_ref):
             run_git(["-C", str(self.path), "update-ref", TRACKED_REF, full_ref], timeout=self.timeout)
@@ -155,7 +168,7 @@ class Mirror:
         with git_credentials_env(self.conn_id, self.url) as credentials:
             result = run_git(args, env=git_env(credentials), timeout=self.timeout, check=False)
         if result.returncode != 0:
-            raise self._classify(args[0] if args[0] != "-C" else args[2], result.stderr)
+            raise self._classify(next(a for a in args if a in ("ls-remote", "fetch")), result.stderr)
         return result
 
     def _classify(self, command: str, stderr: bytes) -> GitError:
@@ -203,11 +216,12 @@ class Mirror:
         return result.returncode == 0
 
     def ensure(self) -> None:
-        """Create the bare mirror, or replace it when it is damaged beyond use."""
-        if self.is_valid():
+        """Create the bare mirror when it is missing. Cheap on purpose: it runs before every fetch, and a
+        mirror that exists but is damaged is caught (and replaced) when the fetch fails."""
+        if (self.path / "HEAD").is_file() and (self.path / "objects").is_dir():
             return
         if self.path.exists():
-            log.warning("mirror %s is not a valid git repository; re-creating it", self.path)
+            log.warning("mirror %s is not a git repository; re-creating it", self.path)
             self.remove()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         run_git(["init", "--bare", "--quiet", str(self.path)], timeout=self.timeout)
@@ -216,27 +230,25 @@ class Mirror:
     def remove(self) -> None:
         shutil.rmtree(self.path, ignore_errors=True)
 
-    def resolve(self, rev: str) -> str:
+    def commit_info(self, rev: str) -> CommitInfo:
+        """The commit `rev` names (tags peeled), with its author, time and message, in one git call."""
         result = run_git(
-            ["-C", str(self.path), "rev-parse", "--verify", "--quiet", "--end-of-options", f"{rev}^{{commit}}"],
+            [
+                "-C",
+                str(self.path),
+                "log",
+                "-1",
+                "--no-walk",
+                "--format=%H%x00%an <%ae>%x00%ct%x00%B",
+                "--end-of-options",
+                rev,
+            ],
             timeout=self.timeout,
             check=False,
         )
         if result.returncode != 0:
             raise RefNotFound(f"{rev} does not name a commit in the mirror of {display_url(self.url)}")
-        return result.stdout.decode().strip()
-
-    def has_commit(self, sha: str) -> bool:
-        result = run_git(
-            ["-C", str(self.path), "cat-file", "-e", f"{sha}^{{commit}}"], timeout=self.timeout, check=False
-        )
-        return result.returncode == 0
-
-    def commit_info(self, sha: str) -> CommitInfo:
-        output = run_git(
-            ["-C", str(self.path), "show", "-s", "--format=%an <%ae>%x00%ct%x00%B", sha], timeout=self.timeout
-        ).stdout.decode("utf-8", "replace")
-        author, timestamp, message = output.split("\x00", 2)
+        sha, author, timestamp, message = result.stdout.decode("utf-8", "replace").split("\x00", 3)
         return CommitInfo(
             sha=sha,
             author=author,
@@ -248,7 +260,8 @@ class Mirror:
         """Every file of the commit (or of `subdir` in it), paths relative to that folder."""
         treeish = f"{sha}:{subdir}" if subdir else sha
         result = run_git(
-            ["-C", str(self.path), "ls-tree", "-r", "-l", "-z", "--end-of-options", treeish],
+            # No -l: sizes would cost a read of every blob; the exporter counts what it writes instead.
+            ["-C", str(self.path), "ls-tree", "-r", "-z", "--end-of-options", treeish],
             timeout=self.timeout,
             check=False,
         )
@@ -261,15 +274,8 @@ class Mirror:
             if not record:
                 continue
             meta, path = record.split(b"\t", 1)
-            mode, _kind, blob, size = meta.split()
-            entries.append(
-                TreeEntry(
-                    mode.decode(),
-                    blob.decode(),
-                    0 if size == b"-" else int(size),
-                    path.decode("utf-8", "surrogateescape"),
-                )
-            )
+            mode, _kind, blob = meta.split()
+            entries.append(TreeEntry(mode.decode(), blob.decode(), path.decode("utf-8", "surrogateescape")))
         return entries
 
     def iter_blobs(self, blobs: list[str]) -> Iterator[tuple[str, bytes]]:

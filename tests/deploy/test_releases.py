@@ -19,7 +19,7 @@ from airflow_dagops.git.mirror import Mirror
 def fetched(tmp_path, git_remote):
     def make(remote):
         mirror = Mirror(path=tmp_path / "mirror.git", url=remote.url)
-        return mirror, mirror.fetch("refs/heads/main")
+        return mirror, mirror.fetch("refs/heads/main").sha
 
     return make
 

@@ -58,10 +58,10 @@ def test_fetch_follows_a_force_pushed_branch(git_remote, mirror_factory):
     remote = git_remote()
     first = remote.commit("second", {"dags/a.py": "a = 1\n"})
     mirror = mirror_factory(remote.url)
-    assert mirror.fetch("refs/heads/main") == first
+    assert mirror.fetch("refs/heads/main").sha == first
     remote.git("reset", "-q", "--hard", "HEAD~1")
     rewritten = remote.commit("rewritten history", {"dags/b.py": "b = 1\n"})
-    assert mirror.fetch("refs/heads/main") == rewritten
+    assert mirror.fetch("refs/heads/main").sha == rewritten
     assert {e.path for e in mirror.list_tree(rewritten)} == {"dags/hello.py", "dags/b.py"}
 
 
@@ -74,18 +74,18 @@ def test_a_corrupt_mirror_is_removed_and_fetched_again(git_remote, mirror_factor
         if pack.is_file():
             pack.write_bytes(b"garbage")
     new = remote.commit("more", {"dags/c.py": "c = 1\n"})
-    assert mirror.fetch("refs/heads/main") == new
+    assert mirror.fetch("refs/heads/main").sha == new
     assert "dags/c.py" in {e.path for e in mirror.list_tree(new)}
 
     (mirror.path / "HEAD").write_text("not a ref at all")
     assert not mirror.is_valid()
-    assert mirror.fetch("refs/heads/main") == new
+    assert mirror.fetch("refs/heads/main").sha == new
 
 
 def test_blobs_stream_in_one_process(git_remote, mirror_factory):
     remote = git_remote({f"f{i}.py": f"x = {i}\n" for i in range(50)})
     mirror = mirror_factory(remote.url)
-    sha = mirror.fetch("refs/heads/main")
+    sha = mirror.fetch("refs/heads/main").sha
     entries = mirror.list_tree(sha)
     contents = dict(mirror.iter_blobs([e.blob for e in entries]))
     assert sorted(contents.values()) == sorted(f"x = {i}\n".encode() for i in range(50))
@@ -94,8 +94,8 @@ def test_blobs_stream_in_one_process(git_remote, mirror_factory):
 def test_a_healthy_mirror_is_kept_when_the_remote_is_the_problem(git_remote, mirror_factory, tmp_path):
     remote = git_remote()
     mirror = mirror_factory(remote.url)
-    first = mirror.fetch("refs/heads/main")
+    first = mirror.fetch("refs/heads/main").sha
     remote.path.rename(tmp_path / "gone")
     with pytest.raises(RemoteUnreachable):
         mirror.fetch("refs/heads/main")
-    assert mirror.is_healthy() and mirror.resolve("refs/dagops/tracked") == first
+    assert mirror.is_healthy() and mirror.commit_info("refs/dagops/tracked").sha == first
