@@ -356,13 +356,9 @@ def sync_repository(
 
 
 def _sync_locked(name, full_ref, trigger, airflow_run_id, force, progress, validator, mirror) -> SyncOutcome:
-    run_id = _start_run(name, trigger, airflow_run_id)
+    run_id, snapshot = _start_run(name, trigger, airflow_run_id)
     try:
         paths.check_layout()
-        with session_scope() as session:
-            repo = _load(session, name)
-            _recover(session, repo)
-            snapshot = _RepoSnapshot.of(session, repo)
         progress("fetching")
         info = mirror.fetch(full_ref)
         commit = info.sha
@@ -633,12 +629,16 @@ def _mark_seen(name: str, commit: str) -> None:
 
 
 # -- sync run bookkeeping ---------------------------------------------------------------------------------
-def _start_run(name: str, trigger: str, airflow_run_id: str | None) -> int:
+def _start_run(name: str, trigger: str, airflow_run_id: str | None) -> tuple[int, _RepoSnapshot]:
+    """Record the run, repair what a killed sync left behind, and read the repository: one transaction."""
     with session_scope() as session:
-        run = SyncRun(repository_id=_load(session, name).id, trigger=trigger, airflow_run_id=airflow_run_id)
+        repo = _load(session, name)
+        run = SyncRun(repository_id=repo.id, trigger=trigger, airflow_run_id=airflow_run_id)
         session.add(run)
+        _recover(session, repo)
+        snapshot = _RepoSnapshot.of(session, repo)
         session.flush()
-        return run.id
+        return run.id, snapshot
 
 
 def _finish_run(run_id: int, status: str, commit: str | None, release_id: int | None, error: str | None = None):

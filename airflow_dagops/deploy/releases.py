@@ -94,18 +94,19 @@ def _write_tree(mirror, sha, subdir, root: str, base: Path | None, max_size: int
     to_write: dict[str, list[TreeEntry]] = {}
     made_dirs: set[str] = {""}
     total = 0
+    root_slash, base_slash = root + "/", base_root + "/"
     for entry in mirror.list_tree(sha, subdir):
+        path = entry.path
         reason = _skip_reason(entry)
         if reason:
-            skipped.append({"path": entry.path, "reason": reason})
+            skipped.append({"path": path, "reason": reason})
             continue
-        parent = posixpath.dirname(entry.path)
+        parent = posixpath.dirname(path)
         if parent not in made_dirs:
-            os.makedirs(os.path.join(root, parent), exist_ok=True)
+            os.makedirs(root_slash + parent, exist_ok=True)
             made_dirs.add(parent)
-        path = entry.path
         if not entry.is_symlink and base_files.get(path) == entry.blob and path in base_sizes:
-            if _link(os.path.join(base_root, path), os.path.join(root, path)):
+            if _link(base_slash + path, root_slash + path):
                 files[path], sizes[path] = entry.blob, base_sizes[path]
                 total += base_sizes[path]
                 continue
@@ -146,8 +147,7 @@ def _check_size(total: int, max_size: int, sha: str) -> None:
 def _skip_reason(entry: TreeEntry) -> str | None:
     if entry.is_submodule:
         return "submodule (not exported)"
-    parts = entry.path.split("/")
-    if ".." in parts or entry.path.startswith("/"):
+    if ".." in entry.path and ".." in entry.path.split("/") or entry.path.startswith("/"):
         return "path escapes the repository"
     return None
 

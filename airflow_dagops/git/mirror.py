@@ -11,6 +11,7 @@ import re
 import shutil
 import subprocess
 import threading
+import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -279,9 +280,33 @@ class Mirror:
         return entries
 
     def iter_blobs(self, blobs: list[str]) -> Iterator[tuple[str, bytes]]:
-        """Stream blob contents with one `git cat-file --batch` process."""
-        if not blobs:
-            return
+        """Yield (sha, content) of each blob: loose objects read directly, the rest streamed by one
+        `git cat-file --batch`. After a small fetch git stores new objects loose (fewer than
+        transfer.unpackLimit), so publishing a small change usually starts no git process here."""
+        packed = []
+        for blob in blobs:
+            data = self._read_loose_blob(blob)
+            if data is None:
+                packed.append(blob)
+            else:
+                yield blob, data
+        if packed:
+            yield from self._cat_file_batch(packed)
+
+    def _read_loose_blob(self, sha: str) -> bytes | None:
+        """A loose object is zlib("blob <size>\\0<content>") at objects/<2 hex>/<38 hex>."""
+        try:
+            with open(self.path / "objects" / sha[:2] / sha[2:], "rb") as handle:
+                raw = zlib.decompress(handle.read())
+        except (OSError, zlib.error):
+            return None
+        header, _, content = raw.partition(b"\0")
+        kind, _, size = header.partition(b" ")
+        if kind != b"blob" or not size.isdigit() or int(size) != len(content):
+            return None  # not what we expected: let git read it (and complain if it is damaged)
+        return content
+
+    def _cat_file_batch(self, blobs: list[str]) -> Iterator[tuple[str, bytes]]:
         process = subprocess.Popen(
             ["git", "-C", str(self.path), "cat-file", "--batch"],
             stdin=subprocess.PIPE,
@@ -302,10 +327,10 @@ class Mirror:
                 process.stdout.read(1)  # the newline after each object
                 yield sha, data
         finally:
-            writer.join(timeout=self.timeout)
-            process.stdout.close()
+            process.stdout.close()  # git exits on its own once its input ends or its output is closed
+            writer.join()
             process.stderr.close()
-            process.wait(timeout=self.timeout)
+            process.wait()
 
 
 def _feed(stream, blobs: Iterable[str]) -> None:
