@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from sqlalchemy import select, update
+from sqlalchemy import Connection, select, update
 from sqlalchemy.orm import Session
 
 from airflow_dagops import paths, settings
@@ -39,7 +39,7 @@ from airflow_dagops.safety import (
     validate_subdir,
     validate_url,
 )
-from airflow_dagops.store.db import session_scope
+from airflow_dagops.store.db import read_connection, session_scope
 from airflow_dagops.store.models import DeployEvent, Finding, Release, Repository, SyncRun, utcnow
 from airflow_dagops.validate import Report, validate
 
@@ -327,9 +327,8 @@ def sync_repository(
     progress = progress or (lambda _step: None)
     if trigger not in TRIGGERS:
         raise InvalidInput(f"unknown trigger {trigger!r}; one of {', '.join(TRIGGERS)}")
-    with session_scope() as session:
-        repo = _load(session, name)
-        snapshot = _RepoSnapshot.of(session, repo)
+    with read_connection() as connection:
+        snapshot = _RepoSnapshot.read(connection, name)
     if not snapshot.enabled and trigger == "schedule":
         return SyncOutcome(name, "disabled", f"{name} is disabled")
     mirror = Mirror(path=paths.mirror_dir(name), url=snapshot.url, conn_id=snapshot.conn_id)
@@ -456,23 +455,31 @@ class _RepoSnapshot:
     live_path: str | None
 
     @classmethod
-    def of(cls, session: Session, repo: Repository) -> _RepoSnapshot:
-        live = session.get(Release, repo.live_release_id) if repo.live_release_id else None
-        return cls(
-            repo.id,
-            repo.name,
-            repo.url,
-            repo.ref,
-            repo.namespace,
-            repo.conn_id,
-            repo.subdir,
-            repo.enabled,
-            repo.last_seen_commit,
-            repo.pinned_release_id,
-            repo.live_release_id,
-            live.commit_sha if live else None,
-            live.path if live else None,
-        )
+    def read(cls, session: Session | Connection, name: str) -> _RepoSnapshot:
+        """One plain SELECT (repository joined with its live release): this runs on every poll, where an
+        unchanged repository should cost little more than its `git ls-remote`."""
+        row = session.execute(
+            select(
+                Repository.id,
+                Repository.name,
+                Repository.url,
+                Repository.ref,
+                Repository.namespace,
+                Repository.conn_id,
+                Repository.subdir,
+                Repository.enabled,
+                Repository.last_seen_commit,
+                Repository.pinned_release_id,
+                Repository.live_release_id,
+                Release.commit_sha,
+                Release.path,
+            )
+            .outerjoin(Release, Release.id == Repository.live_release_id)
+            .where(Repository.name == name)
+        ).first()
+        if row is None:
+            raise NotFound(f"no repository named {name!r} is registered; see `dagops repos list`")
+        return cls(*row)
 
     def link_healthy(self) -> bool:
         if not self.live_path:
@@ -636,7 +643,8 @@ def _start_run(name: str, trigger: str, airflow_run_id: str | None) -> tuple[int
         run = SyncRun(repository_id=repo.id, trigger=trigger, airflow_run_id=airflow_run_id)
         session.add(run)
         _recover(session, repo)
-        snapshot = _RepoSnapshot.of(session, repo)
+        session.flush()
+        snapshot = _RepoSnapshot.read(session, name)
         session.flush()
         return run.id, snapshot
 

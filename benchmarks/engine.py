@@ -193,7 +193,9 @@ def measure_one_file_change(big: BigRepo, work: Path, reps: int) -> Measurement:
         "(b) Publish a 1-file change in the 500-file repository as a new immutable release",
         "A commit changing one DAG file is made outside the timer, then "
         '`services.sync_repository(name, trigger="schedule", validator=noop)` is timed: ls-remote, lock, '
-        "fetch, export to a new release folder, publish (symlink swap), prune. Its `progress=` callback only "
+        "fetch, export to a new release folder, publish (symlink swap), mark releases beyond `releases_to_keep` "
+        "pruned and rename their folders aside (deleting them happens in the sense step, outside the sync). "
+        "Its `progress=` callback only "
         "records a timestamp per step (the breakdown below). Baselines see the same commit.",
         [engine, bundle, naive],
         [

@@ -108,14 +108,12 @@ class Mirror:
         validate_ref(ref)
         if SHA_PATTERN.match(ref):
             return ref, ref
-        candidates = [f"refs/heads/{ref}", f"refs/tags/{ref}", f"refs/tags/{ref}^{{}}"]
-        if ref.startswith("refs/"):
-            candidates = [ref, f"{ref}^{{}}"]
-        output = self._remote_git(["ls-remote", "--", self.url, *candidates]).stdout.decode()
+        # ls-remote matches patterns against the tail of every ref (the peeled `^{}` line of an annotated
+        # tag needs its own); the exact names are picked below.
+        output = self._remote_git(["ls-remote", "--", self.url, ref, f"{ref}^{{}}"]).stdout.decode()
         advertised = dict(reversed(line.split("\t", 1)) for line in output.splitlines() if "\t" in line)
+        candidates = [ref] if ref.startswith("refs/") else [f"refs/heads/{ref}", f"refs/tags/{ref}"]
         for name in candidates:
-            if name.endswith("^{}"):
-                continue
             if name in advertised:
                 # Annotated tags advertise the tag object and, peeled, the commit it points at.
                 return name, advertised.get(f"{name}^{{}}", advertised[name])

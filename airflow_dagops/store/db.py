@@ -9,7 +9,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from sqlalchemy import create_engine, event
-from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 from airflow_dagops import settings
@@ -120,6 +120,15 @@ def ensure_schema(url: str | None = None) -> None:
         log.info("dagops state DB schema is behind; migrating %s", redact(url))
         migrate(url)
     _schema_checked.add(url)
+
+
+@contextmanager
+def read_connection(url: str | None = None) -> Iterator[Connection]:
+    """A plain connection for hot read-only paths (a poll), without the ORM session's bookkeeping."""
+    url = url or settings.sql_alchemy_conn()
+    ensure_schema(url)
+    with get_engine(url).connect() as connection:
+        yield connection
 
 
 _session_factories: dict[str, sessionmaker] = {}
