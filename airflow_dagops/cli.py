@@ -7,6 +7,7 @@ import logging
 import sys
 from collections.abc import Callable
 from functools import wraps
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -214,6 +215,34 @@ def sync(
     if as_json:
         _print_json([o.to_dict() for o in outcomes])
     if any(not o.ok for o in outcomes):
+        raise typer.Exit(1)
+
+
+@command(app)
+def validate(
+    path: Annotated[str, typer.Argument(help="A folder of DAGs (a repository checkout, a release).")] = ".",
+    fmt: Annotated[str, typer.Option("--format", "-f", help="text, json, sarif or junit.")] = "text",
+    changed_since: Annotated[
+        str | None, typer.Option(help="Only files changed since this git ref (and the files importing them).")
+    ] = None,
+    no_cache: Annotated[
+        bool, typer.Option("--no-cache", help="Check everything again; ignore cached results.")
+    ] = False,
+    output: Annotated[str | None, typer.Option("--output", "-o", help="Write the report to a file.")] = None,
+):
+    """Run the validation pipeline on a folder, as dagops does before publishing. Exit 1 when there are errors.
+
+    Needs no state DB and no running Airflow: use it in CI and pre-commit."""
+    from airflow_dagops import validate_service
+
+    report, text = validate_service.validate_folder(
+        Path(path), fmt=fmt, changed_since=changed_since, use_cache=not no_cache
+    )
+    if output:
+        Path(output).write_text(text)
+    else:
+        sys.stdout.write(text)
+    if not report.passed:
         raise typer.Exit(1)
 
 

@@ -42,6 +42,7 @@ from airflow_dagops.safety import (
 from airflow_dagops.store.db import read_connection, session_scope
 from airflow_dagops.store.models import DeployEvent, Finding, Release, Repository, SyncRun, utcnow
 from airflow_dagops.validate import Report, validate
+from airflow_dagops.validate.gate import apply_gate
 
 log = logging.getLogger(__name__)
 
@@ -508,7 +509,8 @@ def _export_and_validate(snapshot, mirror, info, full_ref, validator, progress) 
         export.written,
     )
     progress("validating")
-    report = validator(dest, extra_findings=export.findings)
+    report = validator(dest, extra_findings=export.findings, dag_owners=_dag_owners_elsewhere(snapshot.id))
+    report = apply_gate(dest, report)
     with session_scope() as session:
         release = session.scalar(
             select(Release).where(Release.repository_id == snapshot.id, Release.commit_sha == commit)
@@ -532,6 +534,17 @@ def _export_and_validate(snapshot, mirror, info, full_ref, validator, progress) 
         ]
         session.flush()
         return release.id, report
+
+
+def _dag_owners_elsewhere(repository_id: int) -> dict[str, str]:
+    """dag_id -> namespace for the DAGs other repositories have live: a release may not take them over."""
+    with read_connection() as connection:
+        rows = connection.execute(
+            select(Release.namespace, Release.validation_summary)
+            .join(Repository, Repository.live_release_id == Release.id)
+            .where(Repository.id != repository_id)
+        ).all()
+    return {dag["dag_id"]: namespace for namespace, summary in rows for dag in (summary or {}).get("dags", [])}
 
 
 def _publish_and_record(name: str, release_id: int, run_id: int, *, actor: str, reason: str) -> None:

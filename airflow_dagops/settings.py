@@ -50,6 +50,23 @@ OPTIONS: dict[str, Option] = {
         "https:ssh:git:file",
         "Colon-separated git transports allowed (GIT_ALLOW_PROTOCOL). ext:: is never allowed.",
     ),
+    "validation_rules_file": Option(
+        "", "YAML file with the operator's validation rules (disable, severity, exceptions, policy, mandatory)."
+    ),
+    "validation_cache": Option(
+        "", "SQLite file caching per-file validation results. Empty means <dagops_home>/cache/validation.db."
+    ),
+    "import_timeout": Option(
+        "", "Seconds one DAG file may take to import during validation. Empty means [core] dagbag_import_timeout."
+    ),
+    "import_memory_limit": Option(
+        "1073741824", "Bytes of memory one DAG file may allocate while imported during validation (1 GiB).", "integer"
+    ),
+    "validation_skip": Option(
+        "",
+        "Comma-separated validation steps to skip: security, compat, imports, structure, policy. Syntax is "
+        "always checked. Skipping structure means DAG files are never imported before they go live.",
+    ),
     "sync_schedule": Option("* * * * *", "Cron schedule of the dagops_sync system DAG that polls repositories."),
 }
 

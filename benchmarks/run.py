@@ -1,4 +1,4 @@
-"""`make bench`: run measurements (a)-(d) in one process and write BENCHMARKS.md.
+"""`make bench`: run measurements (a)-(f) in one process and write BENCHMARKS.md.
 
     python -m benchmarks.run --output BENCHMARKS.md          # the full run (~3 min on 2 cores)
     python -m benchmarks.run --quick --only a,b              # a quick look while working on the engine
@@ -21,7 +21,8 @@ from pathlib import Path
 from benchmarks import env
 
 WORK_ROOT = Path(__file__).resolve().parent / ".work"
-ALL = ("a", "b", "c", "d")
+ALL = ("a", "b", "c", "d", "e", "f")
+VALIDATION_REPS, QUICK_VALIDATION_REPS = 5, 2
 # 21: this 2-core VM's I/O-bound timings vary 2-3x from run to run; more runs keep the medians steady.
 REPS, QUICK_REPS = 21, 3
 E2E_REPS, QUICK_E2E_REPS = 5, 3
@@ -75,12 +76,17 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def run_measurements(work: Path, args: argparse.Namespace) -> list:
-    """(a)-(c) in process first, then (d), which starts its own Airflow processes."""
+    """(a)-(c) and (e)-(f) in process first, then (d), which starts its own Airflow processes."""
     from benchmarks.engine import measure_all
     from benchmarks.timing import Measurement
 
     reps = QUICK_REPS if args.quick else REPS
     measurements = measure_all(work, reps, args.only, progress)
+    if args.only & {"e", "f"}:
+        from benchmarks.validation import measure_validation
+
+        validation = measure_validation(work, QUICK_VALIDATION_REPS if args.quick else VALIDATION_REPS, progress)
+        measurements += [m for m in validation if m.key in args.only]
     if "d" in args.only:
         from benchmarks.airflow_e2e import measure_end_to_end
 

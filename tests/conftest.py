@@ -162,6 +162,10 @@ def _env_vars(env: DagOpsEnv) -> dict[str, str]:
         "AIRFLOW__DAGOPS__DAGOPS_HOME": str(env.dagops_home),
         "AIRFLOW__DAGOPS__SQL_ALCHEMY_CONN": env.db_url,
         "AIRFLOW__DAGOPS__LOCK_TIMEOUT": "60",
+        # The engine's tests need the gate, not every check: syntax and file checks run, the slower steps
+        # (sandboxed imports, bandit, ruff) are covered by tests/validate and the tests that switch them on.
+        "AIRFLOW__DAGOPS__VALIDATION_SKIP": "security,compat,imports,structure,policy",
+        "AIRFLOW__DAGOPS__VALIDATION_CACHE": str(env.dagops_home / "cache" / "validation.db"),
     }
 
 

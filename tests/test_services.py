@@ -251,3 +251,26 @@ def test_a_held_lock_blocks_only_its_own_repository(dagops_env, git_remote, monk
         with pytest.raises(LockBusy, match="another sync of 'busy'"):
             services.sync_repository("busy")
     assert services.sync_repository("busy").status == "published"
+
+
+def test_skip_files_publishes_without_the_broken_file_unless_something_imports_it(dagops_env, git_remote):
+    remote = git_remote({"dags/good.py": dag_source("good"), ".dagops.yaml": "on_invalid: skip_files\n"})
+    services.add_repository("team", remote.url)
+    services.sync_repository("team")
+    remote.commit("one broken", {"dags/broken.py": "def broken(:\n"})
+    outcome = services.sync_repository("team")
+    assert outcome.status == "published"
+    live = dagops_env.dags_folder / "team"
+    assert "dags/broken.py" in (live / ".airflowignore").read_text()
+    assert any(f["rule"] == "files-skipped" for f in outcome.findings)
+    # The next release is built from git again, not from the edited ignore file.
+    remote.commit("fixed", {"dags/broken.py": dag_source("broken")})
+    assert services.sync_repository("team").status == "published"
+    assert not (live / ".airflowignore").exists()
+    # A broken helper that a published DAG imports cannot be skipped.
+    remote.commit(
+        "broken helper", {"dags/helper.py": "def h(:\n", "dags/user.py": "import helper\n" + dag_source("user")}
+    )
+    refused = services.sync_repository("team")
+    assert refused.status == "failed"
+    assert any(f["rule"] == "skip-files-refused" for f in refused.findings)

@@ -28,6 +28,9 @@ class Finding:
 @dataclass
 class Report:
     findings: list[Finding] = field(default_factory=list)
+    dags: list = field(default_factory=list)  # what the structure step loaded (structure.DagInfo)
+    stats: dict = field(default_factory=dict)  # files, cache hits, seconds
+    config: object | None = None  # the effective ValidationConfig
 
     @property
     def errors(self) -> list[Finding]:
@@ -47,6 +50,7 @@ class Report:
             "errors": len(self.errors),
             "warnings": len(self.warnings),
             "infos": len(self.findings) - len(self.errors) - len(self.warnings),
+            "dags": [{"dag_id": d.dag_id, "file": d.file} for d in self.dags],
         }
 
     def describe_errors(self, limit: int = 5) -> str:

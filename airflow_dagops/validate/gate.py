@@ -1,0 +1,85 @@
+"""The per-repository gate: `on_invalid: block` (default) holds back the whole release on any error;
+`on_invalid: skip_files` publishes it without the failing files, through `.airflowignore`, but only when
+no file that would still be published imports one of them."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import replace
+from pathlib import Path
+
+from airflow_dagops.validate.report import Finding, Report
+
+RULES = {
+    "files-skipped": "The release is published without files that failed validation (on_invalid: skip_files).",
+    "skip-files-refused": "Failing files could not be skipped because published files import them.",
+}
+
+
+def apply_gate(release_dir: Path, report: Report) -> Report:
+    """Return the report the publish decision is made on (unchanged for `block` or a passing report)."""
+    if report.passed or getattr(report.config, "on_invalid", "block") != "skip_files":
+        return report
+    failing = {f.file for f in report.errors}
+    if None in failing or any(not f.endswith(".py") for f in failing):
+        return report  # an error about the release as a whole, or a config file: nothing to skip
+    from airflow_dagops.validate.files import list_files
+    from airflow_dagops.validate.pipeline import _local_dependencies
+
+    python = [f for f in list_files(release_dir) if f.endswith(".py")]
+    depends = _local_dependencies(release_dir, python)
+    importers = sorted(f for f in python if f not in failing and depends.get(f, set()) & failing)
+    if importers:
+        refusal = Finding(
+            "skip-files-refused",
+            "error",
+            f"cannot skip {', '.join(sorted(failing))}: imported by {', '.join(importers[:5])}",
+            hint="Fix the failing files, or the files that import them.",
+        )
+        return replace(report, findings=[*report.findings, refusal])
+    _ignore_files(release_dir, sorted(failing))
+    findings = [
+        replace(f, severity="warning", message=f"[skipped, not published] {f.message}") if f.file in failing else f
+        for f in report.findings
+    ]
+    findings.append(
+        Finding(
+            "files-skipped",
+            "info",
+            f"published without {len(failing)} failing file(s): {', '.join(sorted(failing))}",
+            hint="Fix them to publish them again.",
+        )
+    )
+    return replace(report, findings=findings)
+
+
+def _ignore_files(release_dir: Path, files: list[str]) -> None:
+    """Append to the release's `.airflowignore`. The release is not published yet, but its files may be
+    hard links shared with older releases: write a new file, never modify the linked one in place."""
+    ignore = release_dir / ".airflowignore"
+    existing = ignore.read_text() if ignore.exists() else ""
+    missing = [f for f in files if f not in existing.splitlines()]
+    if not missing:
+        return
+    lines = [existing.rstrip("\n")] if existing.strip() else []
+    lines.append("# added by dagops: these files failed validation (on_invalid: skip_files)")
+    lines.extend(missing)
+    tmp = release_dir / ".airflowignore.dagops-tmp"
+    tmp.write_text("\n".join(lines) + "\n")
+    os.replace(tmp, ignore)
+    _forget_in_manifest(release_dir, ".airflowignore")
+
+
+def _forget_in_manifest(release_dir: Path, path: str) -> None:
+    """The file no longer holds its git blob: the next release must not hard-link it as if it did."""
+    from airflow_dagops.deploy.releases import MANIFEST_NAME, read_manifest
+
+    manifest = read_manifest(release_dir)
+    if manifest is None:
+        return
+    manifest.get("files", {}).pop(path, None)
+    manifest.get("sizes", {}).pop(path, None)
+    tmp = release_dir / f"{MANIFEST_NAME}.tmp"
+    tmp.write_text(json.dumps(manifest, sort_keys=True))
+    os.replace(tmp, release_dir / MANIFEST_NAME)

@@ -1,0 +1,624 @@
+"""Structure check: load the release's DAG files with Airflow's DagBag, in a sandbox, and report what is wrong.
+
+User DAG code runs only in child processes (`sandbox_worker.py`), with:
+- a scrubbed environment: no Airflow DB URL, no `AIRFLOW_CONN_*` / `AIRFLOW_VAR_*`, nothing that looks like a
+  secret; `AIRFLOW_HOME`, `HOME`, `TMPDIR` and the working directory in a fresh temporary directory;
+- Variables and Connections answered by placeholders (reading a Variable at import time is reported);
+- a per-file timeout (default `[core] dagbag_import_timeout`): Airflow's own alarm inside the child first, then a
+  kill of the child's process group by the parent (for code that swallows the alarm or is stuck in C);
+- a per-file memory limit (RLIMIT_AS, default 1 GiB) counted from what the child already maps after importing
+  Airflow (several hundred MiB of address space on its own), so every file gets the whole limit for itself.
+
+Why subprocess + JSON lines rather than multiprocessing: the parent must choose the child's environment, working
+directory and session exactly (multiprocessing's spawn copies the parent's environment and re-imports its
+`__main__`, which may be pytest, the dagops CLI or an Airflow task runner), must be able to kill a child's whole
+process group, and must never unpickle anything a child sends. A JSON line protocol over pipes gives all of that.
+
+Why one zygote: importing Airflow costs 1-2 s of CPU, so a single child imports it once and forks one long-lived
+"generation" per worker slot; the generations load files one by one from the parent's queue. One that hangs,
+dies or exhausts its memory is replaced by another fork in milliseconds, and the slots share one Airflow import
+(CPU and memory that the pipeline's other checks can use). See `sandbox_worker.py` for the process layout.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import re
+import selectors
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections import defaultdict, deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import airflow_dagops
+from airflow_dagops.errors import DagOpsError
+from airflow_dagops.validate.report import Finding
+
+log = logging.getLogger(__name__)
+
+RULES: dict[str, str] = {
+    "import-error": "A DAG file raises an exception when Airflow imports it.",
+    "import-timeout": "A DAG file takes longer than the import timeout to load.",
+    "import-memory-limit": "A DAG file allocates more memory than the sandbox's limit while it loads.",
+    "import-exit": "A DAG file calls sys.exit() or os._exit() while it loads.",
+    "import-crash": "The process loading a DAG file crashed (a signal) or was killed by the file's own code.",
+    "dag-cycle": "A DAG's task dependencies form a cycle.",
+    "no-dag-in-file": "A file that builds DAGs (DAG(...) or @dag) produced no DAG when loaded.",
+    "duplicate-dag-id": "Two files of the release define the same dag_id.",
+    "dag-id-taken": "A dag_id is already owned by another namespace.",
+    "variable-at-import": "A Variable is read at import time (a secrets/DB round trip on every parse).",
+}
+
+DEFAULT_MEMORY_LIMIT = 2**30
+DEFAULT_TIMEOUT = 30.0  # Airflow's own default, used when its setting disables the timeout (<= 0)
+STARTUP_TIMEOUT = 120.0  # importing Airflow in a fresh zygote, on a busy machine
+GENERATION_TIMEOUT = 30.0  # a fork of the zygote saying it is ready
+MAX_ZYGOTE_STARTS = 4  # beyond that the sandbox itself is broken, not a DAG file
+LOG_TAIL_BYTES = 8192
+# The worker is found through the folder that holds this package, which is then taken off sys.path again, so
+# DAG files never import from it (PYTHONPATH would leave it there, and `python FILE` would expose this package's
+# own folder instead).
+PACKAGE_PARENT = str(Path(airflow_dagops.__file__).resolve().parent.parent)
+BOOTSTRAP = (
+    "import sys; sys.path.insert(0, sys.argv[1]); "
+    "from airflow_dagops.validate.sandbox_worker import main; "
+    "sys.path.remove(sys.argv[1]); sys.exit(main(sys.argv[1:]))"
+)
+
+# Environment variables the sandbox never sees (names are compared upper-case).
+_DROPPED_PREFIXES = ("AIRFLOW_CONN_", "AIRFLOW_VAR_", "AIRFLOW__DATABASE__", "AIRFLOW__SECRETS__", "AIRFLOW__DAGOPS__")
+_DROPPED_NAMES = {
+    "AIRFLOW__CORE__SQL_ALCHEMY_CONN",
+    "AIRFLOW__CORE__FERNET_KEY",
+    "AIRFLOW__CELERY__BROKER_URL",
+    "AIRFLOW__CELERY__RESULT_BACKEND",
+    "AIRFLOW_CONFIG",
+    "AIRFLOW_HOME",
+    "HOME",
+    "TMPDIR",
+    "PWD",
+    "OLDPWD",
+}
+_SECRET_WORDS = ("SECRET", "TOKEN", "PASSWORD", "PASSWD", "KEY", "CREDENTIAL", "PRIVATE", "AUTH", "COOKIE", "SESSION")
+# `AIRFLOW__X__Y_CMD` runs a command and `..._SECRET` asks a secrets backend: neither belongs in a sandbox.
+_CONFIG_INDIRECTION = re.compile(r"^AIRFLOW__\w+__\w+_(CMD|SECRET)$")
+_URL_WITH_PASSWORD = re.compile(r"[a-z][a-z0-9+.-]*://[^/\s@:]*:[^/\s@]*@", re.IGNORECASE)
+_DATABASE_URL = re.compile(r"^\s*(sqlite|postgres(ql)?|mysql|mariadb|mssql|oracle)(\+\w+)?:", re.IGNORECASE)
+# Settings that change how Airflow parses DAG files; copied from the parent's configuration (none is a secret).
+_PARSE_SETTINGS = (
+    ("core", "executor"),
+    ("core", "dag_discovery_safe_mode"),
+    ("core", "dag_ignore_file_syntax"),
+    ("core", "default_timezone"),
+    ("core", "might_contain_dag_callable"),
+    # Custom timetables and priority-weight strategies come from plugins; serializing a DAG needs them registered.
+    ("core", "plugins_folder"),
+    ("core", "load_examples"),  # loads Airflow's example plugins, as production does
+    ("operators", "default_owner"),
+)
+
+HINTS = {
+    "import-error": "Fix the exception at the line shown; `python {file}` in an environment like Airflow's reproduces "
+    "it. A missing module means a missing dependency (see the imports check).",
+    "import-timeout": "Move slow work (network calls, big computations, waiting) out of top-level code into tasks; "
+    "Airflow re-imports DAG files every few seconds.",
+    "import-memory-limit": "Do not build large data structures at import time; load data inside tasks instead.",
+    "import-exit": "Remove sys.exit()/os._exit()/exit() from top-level code: raise an exception or skip the DAG.",
+    "import-crash": "A native extension crashed the interpreter while loading this file; import it inside a task.",
+    "dag-cycle": "Remove one of the dependencies (>>, <<, set_upstream/set_downstream) that closes the loop.",
+    "no-dag-in-file": "Make sure the DAG is created at import time (call the @dag function, or use `with DAG(...)` at "
+    "module level). If this is a helper module, list it in .airflowignore so Airflow does not parse it.",
+    "duplicate-dag-id": "Give each DAG a unique dag_id; Airflow keeps only one of them.",
+    "dag-id-taken": "Choose another dag_id: this one belongs to a DAG of another namespace.",
+    "variable-at-import": "Read the Variable inside a task, or in a template ('{{{{ var.value.{key} }}}}'), not at "
+    "module level.",
+}
+
+
+class SandboxUnavailable(DagOpsError):
+    """The structure check's sandbox could not start (Airflow does not import in a clean environment)."""
+
+
+@dataclass
+class DagInfo:
+    dag_id: str
+    file: str
+    owners: list[str] = field(default_factory=list)
+    tags: list[str] = field(default_factory=list)
+    # The smallest effective `retries` over the DAG's tasks (operator arguments, default_args and Airflow's
+    # default all included); the default_args value for a DAG without tasks; None when neither exists.
+    retries: int | None = None
+    schedule: str | None = None
+    schedule_explicit: bool = False
+    task_count: int = 0
+    line: int | None = None
+
+
+@dataclass
+class StructureResult:
+    findings: list[Finding] = field(default_factory=list)
+    dags: list[DagInfo] = field(default_factory=list)
+    import_seconds: dict[str, float] = field(default_factory=dict)
+
+
+def check_structure(
+    root: Path,
+    files: list[str],
+    *,
+    timeout: float | None = None,
+    memory_limit: int | None = None,
+    workers: int = 2,
+    dag_owners: dict[str, str] | None = None,
+    serialize: bool = True,
+) -> StructureResult:
+    """Load `files` (relative to `root`) in sandboxed Airflow DagBags and report import errors, cycles and the rest.
+
+    `serialize=False` skips serializing each DAG as the dag-processor does (about 40% of the load time): faster,
+    but a DAG that only fails at serialization (an unregistered custom timetable, ...) then passes.
+    """
+    root = Path(root).resolve()
+    candidates = python_files_inside(root, files)
+    outcomes: dict[str, dict[str, Any]] = {}
+    if candidates:
+        limits = SandboxLimits.resolve(timeout, memory_limit, serialize)
+        with Sandbox(root, limits, slots=max(1, min(workers, len(candidates)))) as sandbox:
+            outcomes = sandbox.load(candidates)
+    result = assemble(outcomes)
+    result.findings.extend(duplicate_dag_id_findings(result.dags))
+    result.findings.extend(dag_id_taken_findings(result.dags, dag_owners or {}))
+    result.findings.sort(key=lambda f: (f.file or "", f.line or 0, f.rule))
+    return result
+
+
+def python_files_inside(root: Path, files: list[str]) -> list[str]:
+    """The .py files among `files` that really are inside root (a symlink out of the tree is never imported)."""
+    inside = []
+    for relative in dict.fromkeys(files):
+        if not relative.endswith(".py"):
+            continue
+        path = (root / relative).resolve()
+        if path.is_file() and path.is_relative_to(root):
+            inside.append(relative)
+    return inside
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Findings from what the sandbox reported
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def finding(rule: str, message: str, file: str | None, line: int | None = None, **hint_values: str) -> Finding:
+    severity = "warning" if rule in ("no-dag-in-file", "variable-at-import") else "error"
+    hint = HINTS[rule].format(file=file or "FILE", **hint_values)
+    return Finding(rule=rule, severity=severity, message=message, file=file, line=line, hint=hint)
+
+
+def assemble(outcomes: dict[str, dict[str, Any]]) -> StructureResult:
+    result = StructureResult()
+    for relative, outcome in sorted(outcomes.items()):
+        if outcome.get("status") != "loaded":
+            continue
+        if "seconds" in outcome:
+            result.import_seconds[relative] = float(outcome["seconds"])
+        for problem in outcome.get("problems", []):
+            result.findings.append(finding(problem["rule"], problem["message"], problem["file"], problem["line"]))
+        result.findings.extend(variable_findings(relative, outcome.get("variable_reads", [])))
+        dags = [DagInfo(**dag) for dag in outcome.get("dags", [])]
+        result.dags.extend(dags)
+        if not dags and not outcome.get("problems") and outcome.get("builds_dag"):
+            result.findings.append(no_dag_finding(relative, outcome.get("uncalled_dag_functions", [])))
+    return result
+
+
+def variable_findings(relative: str, reads: list[dict[str, Any]]) -> list[Finding]:
+    """One warning per line of the loaded file that reads Variables (directly, or through a helper module)."""
+    grouped: dict[tuple[int | None, str | None, int | None], list[str]] = defaultdict(list)
+    for read in reads:
+        keys = grouped[(read.get("line"), read.get("site_file"), read.get("site_line"))]
+        if read["key"] not in keys:
+            keys.append(read["key"])
+    findings = []
+    for (line, site_file, site_line), keys in grouped.items():
+        names = ", ".join(repr(key) for key in keys)
+        where = f" (in {site_file}:{site_line})" if site_file and site_file != relative else ""
+        message = f"Variable {names} is read at import time{where}: every parse of this file asks the secrets backend."
+        findings.append(finding("variable-at-import", message, relative, line, key=keys[0]))
+    return findings
+
+
+def no_dag_finding(relative: str, uncalled: list[str]) -> Finding:
+    if uncalled:
+        names = ", ".join(f"{name}()" for name in uncalled)
+        message = f"No DAG was created: the @dag function(s) {names} are never called."
+    else:
+        message = "The file builds DAGs (DAG(...) or @dag) but loading it created none."
+    return finding("no-dag-in-file", message, relative)
+
+
+def duplicate_dag_id_findings(dags: list[DagInfo]) -> list[Finding]:
+    """One finding per file that shares a dag_id with another file (or defines it twice itself)."""
+    by_id: dict[str, list[DagInfo]] = defaultdict(list)
+    for dag in dags:
+        by_id[dag.dag_id].append(dag)
+    findings = []
+    for dag_id, defined in sorted(by_id.items()):
+        if len(defined) < 2:
+            continue
+        for dag in defined:
+            others = sorted({f"{o.file}:{o.line}" if o.line else o.file for o in defined if o is not dag})
+            message = f"dag_id {dag_id!r} is also defined in {', '.join(others)}."
+            findings.append(finding("duplicate-dag-id", message, dag.file, dag.line))
+    return findings
+
+
+def dag_id_taken_findings(dags: list[DagInfo], dag_owners: dict[str, str]) -> list[Finding]:
+    findings = []
+    for dag in dags:
+        owner = dag_owners.get(dag.dag_id)
+        if owner is not None:
+            message = f"dag_id {dag.dag_id!r} is already used by namespace {owner!r}."
+            findings.append(finding("dag-id-taken", message, dag.file, dag.line))
+    return findings
+
+
+def death_outcome(relative: str, status: dict[str, Any], log_tail: str) -> dict[str, Any]:
+    """What to report when the process loading a file died without answering."""
+    memory_words = ("MemoryError", "Cannot allocate memory", "out of memory", "bad_alloc", "ENOMEM")
+    looks_like_memory = any(word in log_tail for word in memory_words)
+    if "signal" in status:
+        number = int(status["signal"])
+        name = signal.Signals(number).name if number in signal.Signals._value2member_map_ else str(number)
+        # An unexpected SIGKILL is the kernel's OOM killer: the sandbox's own kills are accounted elsewhere.
+        if looks_like_memory or number == signal.SIGKILL:
+            rule, message = "import-memory-limit", f"The process loading the file was killed ({name}), out of memory."
+        else:
+            rule, message = "import-crash", f"The process loading the file died with signal {name}."
+    elif looks_like_memory:
+        rule, message = "import-memory-limit", "The process loading the file ran out of memory and exited."
+    else:
+        rule, message = "import-exit", f"The file ended the process loading it (exit code {status.get('exitcode')})."
+    problem = {"rule": rule, "message": message, "file": relative, "line": None}
+    return {"file": relative, "status": "loaded", "problems": [problem]}
+
+
+def sandbox_killed_outcome(relative: str) -> dict[str, Any]:
+    message = "Loading the file killed the sandbox process that was loading it (twice)."
+    problem = {"rule": "import-crash", "message": message, "file": relative, "line": None}
+    return {"file": relative, "status": "loaded", "problems": [problem]}
+
+
+def timeout_outcome(relative: str, seconds: float) -> dict[str, Any]:
+    message = f"Loading the file did not finish within {seconds:g} s; the process was killed."
+    problem = {"rule": "import-timeout", "message": message, "file": relative, "line": None}
+    return {"file": relative, "status": "loaded", "problems": [problem]}
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The sandbox: limits, environment, worker pool
+# ---------------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SandboxLimits:
+    timeout: float
+    memory_limit: int
+    serialize: bool = True
+
+    @classmethod
+    def resolve(cls, timeout: float | None, memory_limit: int | None, serialize: bool = True) -> SandboxLimits:
+        if timeout is None:
+            from airflow.configuration import conf
+
+            timeout = conf.getfloat("core", "dagbag_import_timeout")
+        if timeout <= 0:
+            # Airflow reads <= 0 as "no timeout"; the validator must still finish, so it falls back to the default.
+            timeout = DEFAULT_TIMEOUT
+        memory_limit = DEFAULT_MEMORY_LIMIT if memory_limit is None else memory_limit
+        return cls(timeout=float(timeout), memory_limit=memory_limit, serialize=serialize)
+
+    @property
+    def kill_after(self) -> float:
+        """When the parent kills a generation: Airflow's own alarm fires at `timeout`; this is the backstop for code
+        that swallows it (or is stuck in C), with time left to validate and describe the DAGs."""
+        return self.timeout + max(2.0, self.timeout * 0.5)
+
+
+def sandbox_environment(home: Path, timeout: float) -> dict[str, str]:
+    """The child's environment: the parent's minus anything that reaches the DB or looks like a secret."""
+    env = {name: value for name, value in os.environ.items() if not is_sensitive(name, value)}
+    env.update(parse_settings(os.environ))
+    env.update(
+        {
+            "HOME": str(home),
+            "TMPDIR": str(home),
+            "AIRFLOW_HOME": str(home / "airflow"),
+            # The release folder is published as it is: no __pycache__ written into it.
+            "PYTHONDONTWRITEBYTECODE": "1",
+            "AIRFLOW__CORE__DAGBAG_IMPORT_TIMEOUT": repr(timeout),
+            "AIRFLOW__LOGGING__LOGGING_LEVEL": "WARNING",
+        }
+    )
+    return env
+
+
+def is_sensitive(name: str, value: str) -> bool:
+    upper = name.upper()
+    if upper in _DROPPED_NAMES or upper.startswith(_DROPPED_PREFIXES) or _CONFIG_INDIRECTION.match(upper):
+        return True
+    if any(word in upper for word in _SECRET_WORDS):
+        return True
+    return bool(_URL_WITH_PASSWORD.search(value) or _DATABASE_URL.match(value))
+
+
+def parse_settings(environ: dict[str, str] | os._Environ) -> dict[str, str]:
+    """Parse-relevant settings from the parent's Airflow configuration (airflow.cfg is not visible to the child)."""
+    try:
+        from airflow.configuration import conf
+    except Exception:  # the check still runs with Airflow's defaults
+        log.warning("Could not read Airflow's configuration; the sandbox uses Airflow's defaults", exc_info=True)
+        return {}
+    settings = {}
+    for section, key in _PARSE_SETTINGS:
+        name = f"AIRFLOW__{section.upper()}__{key.upper()}"
+        value = conf.get(section, key, fallback=None)
+        if name not in environ and value is not None and not is_sensitive(name, value):
+            settings[name] = str(value)
+    return settings
+
+
+class Slot:
+    """One worker slot: its pipes to the zygote's generation for the slot, and what that generation is doing."""
+
+    def __init__(self, index: int) -> None:
+        self.index = index
+        self.requests: BinaryIO | None = None  # parent's write end
+        self.results: int | None = None  # parent's read end
+        self.buffer = b""
+        self.state = "starting"  # starting | idle | busy
+        self.generation: int | None = None
+        self.file: str | None = None
+        self.deadline = 0.0
+
+    def expect_generation(self, deadline: float) -> None:
+        self.state, self.generation, self.file = "starting", None, None
+        self.deadline = deadline
+
+
+class Sandbox:
+    """One zygote (one Airflow import) and `slots` generations loading files in parallel. The parent hands out
+    files, enforces per-file deadlines, and restarts the zygote if it dies (it never runs user code, so that means
+    something killed it)."""
+
+    def __init__(self, root: Path, limits: SandboxLimits, *, slots: int) -> None:
+        self.root = root
+        self.limits = limits
+        self.selector = selectors.DefaultSelector()
+        self.tempdir = tempfile.TemporaryDirectory(prefix="dagops-sandbox-")
+        self.home = Path(self.tempdir.name)
+        self.env = sandbox_environment(self.home, limits.timeout)
+        self.slots = [Slot(index) for index in range(slots)]
+        self.zygote: subprocess.Popen | None = None
+        self.starts = 0
+        self.log_path = self.home / "sandbox.log"
+        self.outcomes: dict[str, dict[str, Any]] = {}
+        self.pending: deque[str] = deque()
+        self.interrupted: dict[str, int] = defaultdict(int)  # file -> zygote deaths while it was loading
+
+    def __enter__(self) -> Sandbox:
+        try:
+            self.start()
+        except BaseException:
+            self.__exit__()
+            raise
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+        self.selector.close()
+        with contextlib.suppress(OSError):
+            self.tempdir.cleanup()
+
+    # -- processes ----------------------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        if self.starts >= MAX_ZYGOTE_STARTS:
+            raise SandboxUnavailable(f"The structure sandbox died {self.starts} times; last output: {self.tail()}")
+        self.starts += 1
+        workdir = self.home / "work"
+        workdir.mkdir(exist_ok=True)
+        child_ends, now = [], time.monotonic()
+        for slot in self.slots:
+            request_read, request_write = os.pipe()
+            result_read, result_write = os.pipe()
+            slot.requests, slot.results, slot.buffer = os.fdopen(request_write, "wb"), result_read, b""
+            slot.expect_generation(now + STARTUP_TIMEOUT)
+            child_ends.append((request_read, result_write))
+            os.set_blocking(result_read, False)
+            self.selector.register(result_read, selectors.EVENT_READ, slot)
+        config = {
+            "root": str(self.root),
+            "memory_limit": self.limits.memory_limit,
+            "serialize": self.limits.serialize,
+            "workdir": str(workdir),
+            "slots": child_ends,
+        }
+        try:
+            with open(self.log_path, "ab") as log_file:
+                self.zygote = subprocess.Popen(
+                    [sys.executable, "-c", BOOTSTRAP, PACKAGE_PARENT, json.dumps(config)],
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.PIPE,
+                    stderr=log_file,
+                    cwd=workdir,
+                    env=self.env,
+                    pass_fds=[fd for pair in child_ends for fd in pair],
+                    start_new_session=True,  # no terminal signals; the parent decides when it stops
+                )
+        finally:
+            for pair in child_ends:  # the child's ends: closing ours lets EOF mean what it should
+                for fd in pair:
+                    os.close(fd)
+        os.set_blocking(self.zygote.stdout.fileno(), False)
+        self.selector.register(self.zygote.stdout, selectors.EVENT_READ, None)
+
+    def stop(self) -> None:
+        for slot in self.slots:
+            if slot.state == "busy":
+                self.kill_generation(slot)
+            with contextlib.suppress(OSError, AttributeError):
+                slot.requests.close()  # idle generations read EOF and exit; the zygote forks no more and exits
+        if self.zygote is not None:
+            try:
+                self.zygote.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                for slot in self.slots:
+                    self.kill_generation(slot)
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(self.zygote.pid, signal.SIGKILL)
+                self.zygote.wait()
+            self.selector.unregister(self.zygote.stdout)
+            self.zygote.stdout.close()
+            self.zygote = None
+        for slot in self.slots:
+            if slot.results is not None:
+                self.selector.unregister(slot.results)
+                os.close(slot.results)
+                slot.results = None
+
+    def restart(self) -> None:
+        """The zygote died: put the files being loaded back in the queue (each gets two chances), start afresh."""
+        for slot in self.slots:
+            if slot.state == "busy" and slot.file is not None:
+                self.interrupted[slot.file] += 1
+                if self.interrupted[slot.file] >= 2:  # it was loading both times: this file kills the sandbox
+                    self.outcomes[slot.file] = sandbox_killed_outcome(slot.file)
+                else:
+                    self.pending.appendleft(slot.file)
+            slot.state = "starting"
+        if self.zygote is not None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self.zygote.pid, signal.SIGKILL)
+        self.stop()
+        self.start()
+
+    def kill_generation(self, slot: Slot) -> None:
+        if slot.generation is not None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(slot.generation, signal.SIGKILL)
+            slot.generation = None
+
+    def tail(self, slot: Slot | None = None) -> str:
+        """The end of a slot's log (what its generation printed while loading its last file), or the zygote's."""
+        path = self.home / "work" / f"slot-{slot.index}.log" if slot is not None else self.log_path
+        try:
+            with open(path, "rb") as log_file:
+                log_file.seek(0, os.SEEK_END)
+                log_file.seek(max(0, log_file.tell() - LOG_TAIL_BYTES))
+                return log_file.read().decode(errors="replace")
+        except OSError:
+            return ""
+
+    # -- the loop -----------------------------------------------------------------------------------------------
+
+    def load(self, files: list[str]) -> dict[str, dict[str, Any]]:
+        self.pending.extend(files)
+        while len(self.outcomes) < len(files):
+            for slot in self.slots:
+                if slot.state == "idle" and self.pending:
+                    self.assign(slot, self.pending.popleft())
+            deadlines = [slot.deadline for slot in self.slots if slot.state in ("starting", "busy")]
+            wait = min(deadlines, default=time.monotonic() + 1.0) - time.monotonic()
+            for key, _ in self.selector.select(timeout=max(0.0, wait)):
+                if key.data is None:
+                    self.read_zygote()
+                else:
+                    self.read_slot(key.data)
+            self.enforce_deadlines()
+        return self.outcomes
+
+    def assign(self, slot: Slot, relative: str) -> None:
+        slot.requests.write(json.dumps({"file": relative}).encode() + b"\n")
+        slot.requests.flush()
+        slot.state, slot.file = "busy", relative
+        slot.deadline = time.monotonic() + self.limits.kill_after
+
+    def read_zygote(self) -> None:
+        try:
+            data = os.read(self.zygote.stdout.fileno(), 1 << 16)
+        except BlockingIOError:
+            return
+        for line in data.splitlines():
+            message = json.loads(line) if line.strip() else {}
+            if message.get("event") == "fatal":
+                raise SandboxUnavailable(f"The structure sandbox cannot start: {message.get('error')}")
+        if not data:
+            if self.starts == 1 and all(slot.generation is None and slot.state == "starting" for slot in self.slots):
+                raise SandboxUnavailable(f"The structure sandbox exited while starting: {self.tail()[-2000:]}")
+            self.restart()
+
+    def read_slot(self, slot: Slot) -> None:
+        try:
+            data = os.read(slot.results, 1 << 16)
+        except BlockingIOError:
+            return
+        slot.buffer += data
+        *lines, slot.buffer = slot.buffer.split(b"\n")
+        for line in lines:
+            if not line.strip():
+                continue
+            try:
+                message = json.loads(line)
+            except ValueError:  # only user code can garble the channel (it runs in the same process)
+                message = {"event": "garbled"}
+            self.handle(slot, message)
+
+    def handle(self, slot: Slot, message: dict[str, Any]) -> None:
+        event, now = message.get("event"), time.monotonic()
+        if event == "ready":
+            slot.generation = int(message["pid"])
+            # Ready while busy: the request went to a generation that had just died, and this new one will read it.
+            if slot.state != "busy":
+                slot.state = "idle"
+        elif event == "result" and slot.state == "busy" and message.get("file") == slot.file:
+            self.outcomes[slot.file] = message
+            if message.get("retire"):
+                slot.expect_generation(now + GENERATION_TIMEOUT)
+            else:
+                slot.state, slot.file = "idle", None
+        elif event == "garbled" and slot.state == "busy":
+            problem = {
+                "rule": "import-crash",
+                "message": "The file's code corrupted the sandbox's answer.",
+                "line": None,
+            }
+            self.outcomes[slot.file] = {
+                "file": slot.file,
+                "status": "loaded",
+                "problems": [{**problem, "file": slot.file}],
+            }
+            self.kill_generation(slot)
+            slot.expect_generation(now + GENERATION_TIMEOUT)
+        elif event == "exited" and message.get("pid") == slot.generation:
+            if slot.state == "busy":
+                self.outcomes[slot.file] = death_outcome(slot.file, message, self.tail(slot))
+            slot.expect_generation(now + GENERATION_TIMEOUT)
+
+    def enforce_deadlines(self) -> None:
+        now = time.monotonic()
+        for slot in self.slots:
+            if slot.state == "busy" and now >= slot.deadline:
+                log.info("Killing the sandbox process loading %s after %.1f s", slot.file, self.limits.kill_after)
+                self.outcomes[slot.file] = timeout_outcome(slot.file, self.limits.timeout)
+                self.kill_generation(slot)
+                slot.expect_generation(now + GENERATION_TIMEOUT)
+            elif slot.state == "starting" and now >= slot.deadline:
+                self.restart()
+                return
