@@ -13,6 +13,7 @@ import hashlib
 import logging
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -76,16 +77,23 @@ def run_pipeline(root: Path, options: PipelineOptions, *, extra_findings: list[F
     hashes = _content_hashes(root, checkable)
     cache = ResultCache(options.cache_path)
     try:
-        per_file, stats = _run_per_file_checks(root, checkable, hashes, config, cache, options.skip)
-        findings += per_file
-        dags, structure_findings, import_seconds = [], [], {}
-        if options.structure and "structure" not in options.skip:
-            broken = {f.file for f in per_file if f.rule == "syntax-error"}
-            python = [f for f in checkable if f.endswith(".py") and f not in broken]
-            dags, structure_findings, import_seconds, stats["structure_imported"] = _run_structure(
-                root, python, hashes, config, cache, options
+        # Syntax first: files that do not parse are not imported. Then the sandboxed imports run in their
+        # worker processes while this process runs the other per-file checks: both halves use the 2+ cores.
+        per_file, stats = _run_per_file_checks(root, checkable, hashes, config, cache, options.skip, only={"syntax"})
+        broken = {f.file for f in per_file if f.rule == "syntax-error"}
+        python = [f for f in checkable if f.endswith(".py") and f not in broken]
+        run_structure = options.structure and "structure" not in options.skip
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="dagops-structure") as pool:
+            structure = pool.submit(_run_structure, root, python, hashes, options) if run_structure else None
+            more, more_stats = _run_per_file_checks(
+                root, checkable, hashes, config, cache, options.skip, exclude={"syntax"}
             )
-        findings += structure_findings
+            dags, structure_findings, import_seconds, imported = structure.result() if structure else ([], [], {}, 0)
+        per_file += more
+        for key in ("checked", "cached"):
+            stats[key].update(more_stats[key])
+        stats["structure_imported"] = imported
+        findings += per_file + structure_findings
         findings += _cross_file_findings(dags, options.dag_owners)
         if "policy" not in options.skip:
             findings += policy_rules.check_dags(dags, config.policy)
@@ -107,13 +115,28 @@ def _content_hashes(root: Path, files: list[str]) -> dict[str, str]:
     return {f: known.get(f) or hashlib.sha256((root / f).read_bytes()).hexdigest() for f in files}
 
 
-def _run_per_file_checks(root, files, hashes, config: ValidationConfig, cache: ResultCache, skip: set[str]):
+def _run_per_file_checks(
+    root,
+    files,
+    hashes,
+    config: ValidationConfig,
+    cache: ResultCache,
+    skip: set[str],
+    *,
+    only: set[str] | None = None,
+    exclude: frozenset | set = frozenset(),
+):
     config_fp = config.fingerprint()
     # The imports check answers depend on which local modules the release has, not just the file.
     local_modules = hashlib.sha256("\n".join(f for f in hashes if f.endswith(".py")).encode()).hexdigest()[:16]
     findings, stats = [], {"checked": {}, "cached": {}}
     for name, check in _per_file_checks().items():
-        if name in skip or (name == "start-date" and "policy" in skip):
+        if (
+            name in skip
+            or name in exclude
+            or (only and name not in only)
+            or (name == "start-date" and "policy" in skip)
+        ):
             continue
         extra = (config_fp, local_modules) if name == "imports" else (config_fp,)
         keys = {f: cache_key(name, hashes[f], *extra) for f in files}
@@ -134,7 +157,16 @@ def _run_per_file_checks(root, files, hashes, config: ValidationConfig, cache: R
     return findings, stats
 
 
-def _run_structure(root, files, hashes, config, cache: ResultCache, options: PipelineOptions):
+def _run_structure(root, files, hashes, options: PipelineOptions):
+    """Runs in its own thread, so it opens its own cache connection (sqlite connections stay in one thread)."""
+    cache = ResultCache(options.cache_path)
+    try:
+        return _structure_with_cache(root, files, hashes, cache, options)
+    finally:
+        cache.close()
+
+
+def _structure_with_cache(root, files, hashes, cache: ResultCache, options: PipelineOptions):
     from airflow_dagops.validate.structure import check_structure
 
     depends = _local_dependencies(root, files)
