@@ -80,3 +80,12 @@ def test_airflows_example_dags_raise_no_error_a_plain_dagbag_would_not(tmp_path)
     unexpected = [f.to_dict() for f in report.errors if f.file not in plain_failures]
     assert unexpected == []
     assert len({d.dag_id for d in report.dags}) >= len(bag.dag_ids) * 0.9
+
+
+def test_every_rule_the_corpus_expects_is_in_the_catalogue():
+    from airflow_dagops.validate.rules import all_rules
+
+    catalogue = all_rules()
+    missing = sorted({expectation(case)[1] for case in BAD} - set(catalogue))
+    assert missing == []
+    assert all(description.strip() for description in catalogue.values())
