@@ -52,6 +52,17 @@ def dag_source(dag_id: str) -> str:
     return DAG_TEMPLATE.format(dag_id=dag_id, func=dag_id.replace("-", "_"))
 
 
+def write_file(root: Path, relative: str, content: str | bytes) -> str:
+    """Write one file under `root` (creating folders); returns `relative` for use in file lists."""
+    path = root / relative
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    else:
+        path.write_text(content)
+    return relative
+
+
 def run_git(*args: str, cwd: Path) -> str:
     env = {**os.environ, **GIT_IDENTITY}
     return subprocess.run(["git", *args], cwd=cwd, env=env, check=True, capture_output=True, text=True).stdout.strip()

@@ -11,6 +11,7 @@ import pytest
 
 from airflow_dagops.validate import compat
 from airflow_dagops.validate.compat import RULES, check_compat
+from tests.conftest import write_file as write
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "bad"
 
@@ -42,16 +43,6 @@ threshold = Variable.get("threshold")
 with DAG(dag_id="legacy", schedule_interval="@daily", start_date=pendulum.datetime(2024, 1, 1)):
     PythonOperator(task_id="run", python_callable=print)
 """
-
-
-def write(root: Path, relative: str, content: str | bytes) -> str:
-    path = root / relative
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if isinstance(content, bytes):
-        path.write_bytes(content)
-    else:
-        path.write_text(content)
-    return relative
 
 
 def by_rule(findings) -> dict[str, list]:

@@ -19,6 +19,7 @@ from airflow_dagops.validate.imports import (
     likely_distribution,
     provider_distribution,
 )
+from tests.conftest import write_file as write
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "bad"
 
@@ -39,16 +40,6 @@ example()
 
 def dag_with(imports_block: str) -> str:
     return "import pendulum\nfrom airflow.sdk import dag, task\n" + imports_block + DAG_TAIL
-
-
-def write(root: Path, relative: str, content: str | bytes) -> str:
-    path = root / relative
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if isinstance(content, bytes):
-        path.write_bytes(content)
-    else:
-        path.write_text(content)
-    return relative
 
 
 def missing_modules(findings) -> list[str]:
