@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 from pathlib import PurePosixPath
-from urllib.parse import urlsplit
 
 from airflow_dagops.errors import InvalidInput
 
@@ -109,10 +108,3 @@ def redact(text: str) -> str:
 def display_url(url: str) -> str:
     """The URL as shown to people: no credentials, no trailing slash."""
     return redact(url).rstrip("/")
-
-
-def host_of(url: str) -> str:
-    if "://" in url:
-        return urlsplit(url).hostname or ""
-    match = _SCP_LIKE.match(url)
-    return match.group("host") if match else ""
