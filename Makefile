@@ -4,7 +4,6 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-UV := $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
 STAMP := $(VENV)/.dagops-installed
 # Cache bytecode in .venv even where the environment disables it: it halves Airflow's start-up.
 export PYTHONDONTWRITEBYTECODE :=
@@ -14,12 +13,10 @@ PYTEST_ARGS ?=
 
 venv: $(STAMP)
 
-$(UV):
-	$(PYTHON) -m pip install --quiet --user uv || $(PYTHON) -m pip install --quiet uv
-
-$(STAMP): pyproject.toml | $(UV)
-	@test -x $(BIN)/python || $(UV) venv --quiet --python $(PYTHON) $(VENV)
-	$(UV) pip install --quiet --python $(BIN)/python -e ".[dev]"
+$(STAMP): pyproject.toml
+	@UV="$$(PYTHON=$(PYTHON) bash scripts/uv.sh)" && \
+	  { test -x $(BIN)/python || $$UV venv --quiet --python $(PYTHON) $(VENV); } && \
+	  $$UV pip install --quiet --python $(BIN)/python -e ".[dev]"
 	@touch $@
 
 run: $(STAMP)
