@@ -25,10 +25,10 @@ def apply_gate(release_dir: Path, report: Report) -> Report:
     if None in failing or any(not f.endswith(".py") for f in failing):
         return report  # an error about the release as a whole, or a config file: nothing to skip
     from airflow_dagops.validate.files import list_files
-    from airflow_dagops.validate.pipeline import _local_dependencies
+    from airflow_dagops.validate.pipeline import local_dependencies
 
     python = [f for f in list_files(release_dir) if f.endswith(".py")]
-    depends = _local_dependencies(release_dir, python)
+    depends = local_dependencies(release_dir, python)
     importers = sorted(f for f in python if f not in failing and depends.get(f, set()) & failing)
     if importers:
         refusal = Finding(

@@ -169,7 +169,7 @@ def _run_structure(root, files, hashes, options: PipelineOptions):
 def _structure_with_cache(root, files, hashes, cache: ResultCache, options: PipelineOptions):
     from airflow_dagops.validate.structure import check_structure
 
-    depends = _local_dependencies(root, files)
+    depends = local_dependencies(root, files)
     keys = {
         f: cache_key(
             "structure",
@@ -206,7 +206,7 @@ def _structure_with_cache(root, files, hashes, cache: ResultCache, options: Pipe
     return dags, findings, seconds, len(misses)
 
 
-def _local_dependencies(root: Path, files: list[str]) -> dict[str, set[str]]:
+def local_dependencies(root: Path, files: list[str]) -> dict[str, set[str]]:
     """For each file, the release's own modules it imports, transitively (by module name, leniently)."""
     by_name: dict[str, set[str]] = {}
     for f in files:
@@ -230,7 +230,7 @@ def _local_dependencies(root: Path, files: list[str]) -> dict[str, set[str]]:
 def _with_dependents(root: Path, files: list[str], changed: set[str]) -> list[str]:
     """The changed files plus every file that imports one of them (its import may now fail)."""
     python = [f for f in files if f.endswith(".py")]
-    depends = _local_dependencies(root, python)
+    depends = local_dependencies(root, python)
     return [f for f in files if f in changed or depends.get(f, set()) & changed]
 
 
@@ -251,35 +251,12 @@ def _imported_names(path: Path) -> set[str]:
 
 
 def _cross_file_findings(dags, dag_owners: dict[str, str]) -> list[Finding]:
-    findings = []
-    first_seen: dict[str, object] = {}
-    for dag in sorted(dags, key=lambda d: d.file):
-        if dag.dag_id in first_seen and first_seen[dag.dag_id].file != dag.file:
-            other = first_seen[dag.dag_id]
-            findings.append(
-                Finding(
-                    "duplicate-dag-id",
-                    "error",
-                    f"dag_id {dag.dag_id!r} is also defined in {other.file}",
-                    file=dag.file,
-                    line=dag.line,
-                    hint="Give every DAG a unique dag_id.",
-                )
-            )
-        first_seen.setdefault(dag.dag_id, dag)
-        owner = dag_owners.get(dag.dag_id)
-        if owner:
-            findings.append(
-                Finding(
-                    "dag-id-taken",
-                    "error",
-                    f"dag_id {dag.dag_id!r} already belongs to namespace {owner!r}",
-                    file=dag.file,
-                    line=dag.line,
-                    hint="Rename the DAG; dag_ids are global across namespaces.",
-                )
-            )
-    return findings
+    """Rules over the DAGs of all files, cached or fresh: recomputed on every run, never cached per file."""
+    if not dags:
+        return []
+    from airflow_dagops.validate.structure import dag_id_taken_findings, duplicate_dag_id_findings
+
+    return duplicate_dag_id_findings(dags) + dag_id_taken_findings(dags, dag_owners)
 
 
 def _sorted(findings: list[Finding]) -> list[Finding]:
