@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection, func, select, update
 from sqlalchemy.orm import Session
 
 from airflow_dagops import paths, settings
@@ -70,6 +70,12 @@ class RepositoryInfo:
     last_sync_status: str | None = None
     last_sync_at: str | None = None
     last_sync_error: str | None = None
+    status: str = "pending"  # synced / failed / syncing / pinned / pending / disabled (docs/api.md)
+    status_message: str | None = None
+    dag_count: int = 0
+    live_author: str | None = None
+    live_committed_at: str | None = None
+    last_sync: dict | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -385,7 +391,7 @@ def _sync_locked(name, full_ref, trigger, airflow_run_id, force, progress, valid
         if not report.passed:
             _mark_seen(name, commit)
             message = report.describe_errors()
-            _finish_run(run_id, "failed", commit, release_id, message)
+            _finish_run(run_id, "failed", commit, release_id, message, code="validation_failed")
             return SyncOutcome(
                 name,
                 "failed",
@@ -407,10 +413,11 @@ def _sync_locked(name, full_ref, trigger, airflow_run_id, force, progress, valid
             [f.to_dict() for f in report.findings],
         )
     except DagOpsError as err:
-        _finish_run(run_id, "failed", None, None, redact(str(err)))
+        _finish_run(run_id, "failed", None, None, redact(str(err)), code=err.code)
         return SyncOutcome(name, "failed", f"{name}: {redact(str(err))}", sync_run_id=run_id)
     except BaseException as err:
-        _finish_run(run_id, "failed", None, None, redact(f"unexpected error: {type(err).__name__}: {err}"))
+        error = redact(f"unexpected error: {type(err).__name__}: {err}")
+        _finish_run(run_id, "failed", None, None, error, code="unexpected")
         raise
 
 
@@ -653,7 +660,10 @@ def _start_run(name: str, trigger: str, airflow_run_id: str | None) -> tuple[int
     """Record the run, repair what a killed sync left behind, and read the repository: one transaction."""
     with session_scope() as session:
         repo = _load(session, name)
-        run = SyncRun(repository_id=repo.id, trigger=trigger, airflow_run_id=airflow_run_id)
+        run = _claim_queued(session, repo.id, airflow_run_id) or SyncRun(
+            repository_id=repo.id, trigger=trigger, airflow_run_id=airflow_run_id
+        )
+        run.status, run.started_at = "running", utcnow()
         session.add(run)
         _recover(session, repo)
         session.flush()
@@ -662,30 +672,41 @@ def _start_run(name: str, trigger: str, airflow_run_id: str | None) -> tuple[int
         return run.id, snapshot
 
 
-def _finish_run(run_id: int, status: str, commit: str | None, release_id: int | None, error: str | None = None):
+def _claim_queued(session: Session, repository_id: int, airflow_run_id: str | None) -> SyncRun | None:
+    """The row `request_sync` wrote when it triggered this Airflow run: the task continues that row, so
+    the run id the API answered with follows the sync to its end."""
+    if not airflow_run_id:
+        return None
+    return session.scalar(
+        select(SyncRun).where(
+            SyncRun.repository_id == repository_id,
+            SyncRun.airflow_run_id == airflow_run_id,
+            SyncRun.status == "queued",
+        )
+    )
+
+
+def _finish_run(run_id, status, commit, release_id, error: str | None = None, *, code: str | None = None):
     with session_scope() as session:
         run = session.get(SyncRun, run_id)
         run.status = status
         run.commit_sha = commit or run.commit_sha
         run.release_id = release_id
         run.error = redact(error) if error else None
+        run.error_code = code if error else None
         run.ended_at = utcnow()
 
 
-def _record_run(snapshot, trigger, airflow_run_id, status, commit, release_id, error=None) -> int:
+def _record_run(snapshot, trigger, airflow_run_id, status, commit, release_id, error=None, code=None) -> int:
+    """Record a run that did no work (unchanged, pinned, failed before the lock) in one write."""
     with session_scope() as session:
         now = utcnow()
-        run = SyncRun(
-            repository_id=snapshot.id,
-            trigger=trigger,
-            airflow_run_id=airflow_run_id,
-            status=status,
-            commit_sha=commit,
-            release_id=release_id,
-            error=redact(error) if error else None,
-            started_at=now,
-            ended_at=now,
+        run = _claim_queued(session, snapshot.id, airflow_run_id) or SyncRun(
+            repository_id=snapshot.id, trigger=trigger, airflow_run_id=airflow_run_id, started_at=now
         )
+        run.status, run.commit_sha, run.release_id, run.ended_at = status, commit, release_id, now
+        run.error = redact(error) if error else None
+        run.error_code = code if error else None
         session.add(run)
         session.flush()
         return run.id
@@ -693,8 +714,291 @@ def _record_run(snapshot, trigger, airflow_run_id, status, commit, release_id, e
 
 def _record_failure(snapshot, trigger, airflow_run_id, commit, err: DagOpsError) -> SyncOutcome:
     message = redact(str(err))
-    run_id = _record_run(snapshot, trigger, airflow_run_id, "failed", commit, None, message)
+    run_id = _record_run(snapshot, trigger, airflow_run_id, "failed", commit, None, message, err.code)
     return SyncOutcome(snapshot.name, "failed", f"{snapshot.name}: {message}", commit, sync_run_id=run_id)
+
+
+# -- registry changes, versions and on-demand syncs (the REST API and page call these) --------------------
+UPDATABLE = ("url", "ref", "conn_id", "subdir", "priority", "poll_interval", "enabled")
+
+
+def update_repository(name: str, *, verify: bool = True, **changes) -> RepositoryInfo:
+    """Change a repository's settings. A new URL, ref or connection is checked with `git ls-remote` first
+    (unless `verify` is false) and makes the next check sync again; bad input changes nothing."""
+    unknown = set(changes) - set(UPDATABLE)
+    if unknown:
+        raise InvalidInput(f"cannot change {', '.join(sorted(unknown))}; changeable: {', '.join(UPDATABLE)}")
+    with session_scope() as session:
+        repo = _load(session, name)
+        current = {"url": repo.url, "ref": repo.ref, "conn_id": repo.conn_id}
+    clean = _clean_changes(changes)
+    source = {**current, **{k: v for k, v in clean.items() if k in current}}
+    source_changed = source != current
+    if verify and source_changed:
+        Mirror(path=paths.mirror_dir(name), url=source["url"], conn_id=source["conn_id"]).ls_remote(source["ref"])
+    with session_scope() as session:
+        repo = _load(session, name)
+        for key, value in clean.items():
+            setattr(repo, key, value)
+        if source_changed:
+            repo.last_seen_commit = None  # follow the new source at the next check
+        session.flush()
+        log.info("updated repository %s: %s", name, ", ".join(sorted(clean)) or "nothing")
+        return _info(session, repo)
+
+
+def _clean_changes(changes: dict) -> dict:
+    clean = dict(changes)
+    if "url" in clean:
+        clean["url"] = validate_url(str(clean["url"]).strip(), allowed_protocols=settings.allowed_protocols())
+    if "ref" in clean:
+        clean["ref"] = validate_ref(clean["ref"])
+    if "subdir" in clean:
+        clean["subdir"] = validate_subdir(clean["subdir"])
+    if "conn_id" in clean:
+        clean["conn_id"] = _validate_conn_id(clean["conn_id"])
+    if clean.get("poll_interval") is not None and clean["poll_interval"] < 1:
+        raise InvalidInput(f"poll interval must be a positive number of seconds, got {clean['poll_interval']}")
+    return clean
+
+
+def request_sync(name: str, *, actor: str, force: bool = False) -> dict:
+    """Ask Airflow to sync one repository now: records a queued run and triggers `dagops_sync` for it.
+    No git work happens here; the sync task continues the queued run (see `_claim_queued`)."""
+    from airflow_dagops import airflow_bridge
+
+    with session_scope() as session:
+        repo = _load(session, name)
+        busy = session.scalar(
+            select(SyncRun).where(SyncRun.repository_id == repo.id, SyncRun.status.in_(("queued", "running")))
+        )
+        if busy is not None:
+            raise Conflict(
+                f"a sync of {name!r} is already {busy.status} (sync {busy.id}); wait for it to finish",
+                details={"sync_id": busy.id, "airflow_run_id": busy.airflow_run_id},
+            )
+        airflow_run_id = f"dagops__{name}__{utcnow().strftime('%Y%m%dT%H%M%S.%fZ')}"
+        run = SyncRun(repository_id=repo.id, trigger="manual", status="queued", airflow_run_id=airflow_run_id)
+        session.add(run)
+        session.flush()
+        run_id = run.id
+    conf = {"repository": name, "force": force, "trigger": "manual", "requested_by": actor}
+    try:
+        airflow_bridge.trigger_sync(run_id=airflow_run_id, conf=conf, user=actor)
+    except DagOpsError as err:
+        _finish_run(run_id, "failed", None, None, str(err), code=err.code)
+        raise
+    except Exception as err:
+        _finish_run(run_id, "failed", None, None, f"Airflow refused the run: {err}", code="airflow_unavailable")
+        raise
+    log.info("%s asked for a sync of %s (Airflow run %s)", actor, name, airflow_run_id)
+    return get_sync_run(run_id)
+
+
+def reconcile_sync_runs(name: str, airflow_states: Callable[[list[str]], dict[str, str]]) -> int:
+    """Close queued/running runs whose Airflow run already ended without them (a task killed before it
+    could record anything), so a repository never shows 'syncing' forever. Returns how many."""
+    with session_scope() as session:
+        repo = _load(session, name)
+        open_runs = session.scalars(
+            select(SyncRun).where(
+                SyncRun.repository_id == repo.id,
+                SyncRun.status.in_(("queued", "running")),
+                SyncRun.airflow_run_id.is_not(None),
+            )
+        ).all()
+        if not open_runs:
+            return 0
+        states = airflow_states([run.airflow_run_id for run in open_runs])
+        closed = 0
+        for run in open_runs:
+            if states.get(run.airflow_run_id) in ("success", "failed"):
+                run.status, run.ended_at, run.error_code = "failed", utcnow(), "unexpected"
+                run.error = f"Airflow run {run.airflow_run_id} ended without finishing this sync; see its task log"
+                closed += 1
+        return closed
+
+
+def list_sync_runs(name: str, *, limit: int = 50, offset: int = 0) -> tuple[list[dict], int]:
+    with session_scope() as session:
+        repo = _load(session, name)
+        where = SyncRun.repository_id == repo.id
+        total = session.scalar(select(func.count()).select_from(SyncRun).where(where))
+        runs = session.scalars(select(SyncRun).where(where).order_by(SyncRun.id.desc()).limit(limit).offset(offset))
+        return [_sync_run_dict(run, name) for run in runs], total
+
+
+def get_sync_run(run_id: int) -> dict:
+    with session_scope() as session:
+        run = session.get(SyncRun, run_id)
+        if run is None:
+            raise NotFound(f"no sync run with id {run_id}")
+        return _sync_run_dict(run, session.get(Repository, run.repository_id).name)
+
+
+def list_releases(name: str, *, limit: int = 50, offset: int = 0) -> tuple[list[dict], int]:
+    with session_scope() as session:
+        repo = _load(session, name)
+        where = Release.repository_id == repo.id
+        total = session.scalar(select(func.count()).select_from(Release).where(where))
+        releases = session.scalars(select(Release).where(where).order_by(Release.id.desc()).limit(limit).offset(offset))
+        return [_release_dict(r, repository=name, pinned_id=repo.pinned_release_id) for r in releases], total
+
+
+def get_release(release_id: int) -> dict:
+    with session_scope() as session:
+        release = session.get(Release, release_id)
+        if release is None:
+            raise NotFound(f"no release with id {release_id}")
+        repo = session.get(Repository, release.repository_id)
+        return _release_dict(release, with_findings=True, repository=repo.name, pinned_id=repo.pinned_release_id)
+
+
+def live_dags(name: str) -> tuple[str, list[dict]]:
+    """The namespace and the DAGs (dag_id, file) of a repository's live release, as validation found them."""
+    with session_scope() as session:
+        repo = _load(session, name)
+        live = session.get(Release, repo.live_release_id) if repo.live_release_id else None
+        dags = list((live.validation_summary or {}).get("dags") or []) if live else []
+        return repo.namespace, sorted(dags, key=lambda d: d["dag_id"])
+
+
+def rollback(name: str, release: int | str | None = None, *, actor: str, pin: bool = False) -> RepositoryInfo:
+    """Point the namespace at an earlier release that passed validation (default: the one live before the
+    current one). A pruned release is re-exported from the mirror first. With `pin`, stay there."""
+    with repository_lock(paths.locks_dir(), name, timeout=settings.get_int("lock_timeout")):
+        with session_scope() as session:
+            repo = _load(session, name)
+            target = _find_release(session, repo, release) if release is not None else _previous_good(session, repo)
+            if target.status == "failed":
+                raise Conflict(
+                    f"release {target.id} ({target.commit_sha[:12]}) did not pass validation and cannot go live; "
+                    "pick one that passed (see the releases list)"
+                )
+            snapshot = _RepoSnapshot.read(session, name)
+            target_id, commit = target.id, target.commit_sha
+            path = Path(target.path)
+        if read_manifest(path) is None:
+            path = _reexport(snapshot, commit)
+        publish(paths.namespace_link(snapshot.namespace), path)
+        with session_scope() as session:
+            repo = _load(session, name)
+            target = session.get(Release, target_id)
+            target.path, target.pruned_at = str(path), None
+            _record_live(session, repo, target, actor=actor, reason="rollback")
+            if pin:
+                repo.pinned_release_id = target.id
+            session.flush()
+            log.info("%s rolled %s back to %s%s", actor, name, commit[:12], " and pinned it" if pin else "")
+            return _info(session, repo)
+
+
+def _find_release(session: Session, repo: Repository, ref: int | str) -> Release:
+    """A release of this repository by id, or by commit sha (7 or more hex digits)."""
+    query = select(Release).where(Release.repository_id == repo.id)
+    text_ref = str(ref).strip().lower()
+    if isinstance(ref, int) or (text_ref.isdigit() and len(text_ref) < 7):
+        found = session.scalars(query.where(Release.id == int(text_ref))).all()
+    elif len(text_ref) >= 7 and all(c in "0123456789abcdef" for c in text_ref):
+        found = session.scalars(query.where(Release.commit_sha.startswith(text_ref))).all()
+    else:
+        raise InvalidInput(f"{ref!r} is neither a release id nor a commit sha (7+ hex digits)")
+    if not found:
+        raise NotFound(f"repository {repo.name!r} has no release {ref!r}; see its releases list")
+    if len(found) > 1:
+        raise InvalidInput(f"{ref!r} matches {len(found)} releases; give more digits of the commit sha")
+    return found[0]
+
+
+def _previous_good(session: Session, repo: Repository) -> Release:
+    """The release that was live before the current one (from the deploy log), or the newest other good one."""
+    events = session.scalars(
+        select(DeployEvent).where(DeployEvent.repository_id == repo.id).order_by(DeployEvent.id.desc())
+    )
+    for event in events:
+        if event.from_release_id and event.from_release_id != repo.live_release_id:
+            candidate = session.get(Release, event.from_release_id)
+            if candidate is not None and candidate.status != "failed":
+                return candidate
+    raise Conflict(f"{repo.name!r} has no earlier release that passed validation to roll back to")
+
+
+def _reexport(snapshot: _RepoSnapshot, commit: str) -> Path:
+    mirror = Mirror(path=paths.mirror_dir(snapshot.name), url=snapshot.url, conn_id=snapshot.conn_id)
+    dest = paths.release_dir(snapshot.namespace, commit)
+    export_release(
+        mirror=mirror,
+        sha=commit,
+        subdir=snapshot.subdir,
+        dest=dest,
+        base=Path(snapshot.live_path) if snapshot.live_path else None,
+        max_size=settings.get_int("max_repo_size"),
+        metadata={"repository": snapshot.name, "namespace": snapshot.namespace, "ref": snapshot.ref},
+    )
+    return dest
+
+
+def pin(name: str, release: int | str | None = None, *, actor: str) -> RepositoryInfo:
+    """Keep the live release (or roll back to `release` and keep that): new commits are not followed."""
+    if release is not None:
+        with session_scope() as session:
+            repo = _load(session, name)
+            wanted = _find_release(session, repo, release)
+            is_live = wanted.id == repo.live_release_id
+        if not is_live:
+            return rollback(name, release, actor=actor, pin=True)
+    with session_scope() as session:
+        repo = _load(session, name)
+        if not repo.live_release_id:
+            raise Conflict(f"nothing of {name!r} is live yet, so there is nothing to pin; sync it first")
+        repo.pinned_release_id = repo.live_release_id
+        _log_event(session, repo, actor=actor, reason="pin")
+        session.flush()
+        return _info(session, repo)
+
+
+def unpin(name: str, *, actor: str) -> RepositoryInfo:
+    """Follow the branch again from the next check."""
+    with session_scope() as session:
+        repo = _load(session, name)
+        if repo.pinned_release_id:
+            live = session.get(Release, repo.live_release_id) if repo.live_release_id else None
+            if live is None or live.commit_sha != repo.last_seen_commit:
+                repo.last_seen_commit = None  # the live release is not the branch head: sync at the next check
+            repo.pinned_release_id = None
+            _log_event(session, repo, actor=actor, reason="unpin")
+        session.flush()
+        return _info(session, repo)
+
+
+def _log_event(session: Session, repo: Repository, *, actor: str, reason: str) -> None:
+    """A deploy-log entry that changes nothing live (pin/unpin): who did it, and when."""
+    session.add(
+        DeployEvent(
+            repository_id=repo.id,
+            from_release_id=repo.live_release_id,
+            to_release_id=repo.live_release_id,
+            actor=actor,
+            reason=reason,
+        )
+    )
+
+
+def health() -> dict:
+    """Can dagops work? The state DB answers and the dags folder is there. Says nothing secret."""
+    from airflow_dagops import __version__
+
+    checks = {}
+    try:
+        with read_connection() as connection:
+            connection.execute(select(func.count()).select_from(Repository))
+        checks["state_db"] = "ok"
+    except Exception as err:  # health must answer, whatever the failure
+        log.warning("health: the state DB does not answer: %s", redact(str(err)))
+        checks["state_db"] = "unavailable"
+    checks["dags_folder"] = "ok" if settings.dags_folder().is_dir() else "missing"
+    ok = all(value == "ok" for value in checks.values())
+    return {"status": "ok" if ok else "unavailable", "version": __version__, **checks}
 
 
 # -- reading --------------------------------------------------------------------------------------------
@@ -719,6 +1023,7 @@ def _info(session: Session, repo: Repository) -> RepositoryInfo:
     if live is not None:
         manifest = read_manifest(Path(live.path)) or {}
         dag_files = sum(1 for path in manifest.get("files", {}) if path.endswith(".py"))
+    status, status_message = _status_of(repo, live, last)
     return RepositoryInfo(
         name=repo.name,
         url=display_url(repo.url),
@@ -737,33 +1042,88 @@ def _info(session: Session, repo: Repository) -> RepositoryInfo:
         last_sync_status=last.status if last else None,
         last_sync_at=_iso(last.started_at) if last else None,
         last_sync_error=last.error if last else None,
+        status=status,
+        status_message=status_message,
+        # The DAGs validation found in the live release; without the structure check, its .py files.
+        dag_count=len((live.validation_summary or {}).get("dags") or []) or dag_files if live else 0,
+        live_author=live.author if live else None,
+        live_committed_at=_iso(live.committed_at) if live else None,
+        last_sync=_sync_run_dict(last, repo.name) if last else None,
     )
 
 
-def _iso(value: datetime | None) -> str | None:
-    if value is None:
+_ERRORS_IN_WORDS = {
+    "authentication_failed": "Invalid credentials",
+    "remote_unreachable": "Remote unreachable",
+    "ref_not_found": "Branch or tag not found",
+    "git_timeout": "Git timed out",
+    "lock_busy": "Another sync held the lock too long",
+    "unexpected": "Sync crashed",
+}
+
+
+def _in_words(run: SyncRun) -> str | None:
+    """A failed run's reason in a few words, for a status line: 'Invalid credentials',
+    'Validation failed: 3 errors in 2 files'."""
+    if run.status != "failed":
         return None
-    return (value if value.tzinfo else value.replace(tzinfo=timezone.utc)).isoformat()
+    if run.error_code in _ERRORS_IN_WORDS:
+        return _ERRORS_IN_WORDS[run.error_code]
+    error = run.error or "Sync failed"
+    if error.startswith("Validation failed:"):
+        return ":".join(error.split(":")[:2])  # drop the list of findings after the counts
+    return error.splitlines()[0][:200]
 
 
-def _sync_run_dict(run: SyncRun) -> dict:
+def _status_of(repo: Repository, live: Release | None, last: SyncRun | None) -> tuple[str, str | None]:
+    if last is not None and last.status in ("queued", "running"):
+        return "syncing", None
+    if not repo.enabled:
+        return "disabled", None
+    if last is not None and last.status == "failed":
+        return "failed", _in_words(last)
+    if repo.pinned_release_id:
+        return "pinned", None
+    return ("synced" if live is not None else "pending"), None
+
+
+def _iso(value: datetime | None) -> str | None:
+    return _aware(value).isoformat() if value is not None else None
+
+
+def _sync_run_dict(run: SyncRun, repository: str | None = None) -> dict:
+    duration = None
+    if run.ended_at and run.started_at:
+        duration = round((_aware(run.ended_at) - _aware(run.started_at)).total_seconds(), 3)
     return {
         "id": run.id,
+        "repository": repository,
         "trigger": run.trigger,
         "airflow_run_id": run.airflow_run_id,
         "status": run.status,
         "commit": run.commit_sha,
         "release_id": run.release_id,
         "error": run.error,
+        "error_code": run.error_code,
+        "status_message": _in_words(run),
         "started_at": _iso(run.started_at),
         "ended_at": _iso(run.ended_at),
+        "duration_seconds": duration,
     }
 
 
-def _release_dict(release: Release, *, with_findings: bool = False) -> dict:
+def _aware(value: datetime) -> datetime:
+    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+
+
+def _release_dict(
+    release: Release, *, with_findings: bool = False, repository: str | None = None, pinned_id: int | None = None
+) -> dict:
     data = {
         "id": release.id,
+        "repository": repository,
         "commit": release.commit_sha,
+        "short_commit": release.commit_sha[:7],
         "ref": release.ref,
         "status": release.status,
         "author": release.author,
@@ -773,6 +1133,7 @@ def _release_dict(release: Release, *, with_findings: bool = False) -> dict:
         "file_count": release.file_count,
         "validation": release.validation_summary,
         "on_disk": release.pruned_at is None,
+        "pinned": release.id == pinned_id,
     }
     if with_findings:
         data["findings"] = [

@@ -8,11 +8,19 @@ from __future__ import annotations
 
 import os
 import subprocess
+import tempfile
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+# Airflow reads AIRFLOW_HOME once, when first imported in this process. Pin it to a throwaway folder
+# before any test imports Airflow, so nothing lands in ~/airflow and the in-process Airflow (used by
+# the web tests) has one known metadata DB. Tests that need their own home set it for subprocesses.
+SESSION_AIRFLOW_HOME = Path(tempfile.mkdtemp(prefix="dagops-tests-airflow-"))
+os.environ["AIRFLOW_HOME"] = str(SESSION_AIRFLOW_HOME)
+os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
 
 POSTGRES_URL = os.environ.get("DAGOPS_TEST_POSTGRES_URL")
 BACKENDS = ["sqlite", "postgres"] if POSTGRES_URL else ["sqlite"]

@@ -54,11 +54,13 @@ class SyncRun(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     repository_id: Mapped[int] = mapped_column(ForeignKey("dagops_repository.id", ondelete="CASCADE"), index=True)
     trigger: Mapped[str] = mapped_column(String(20))  # schedule / manual / webhook / cli
-    airflow_run_id: Mapped[str | None] = mapped_column(String(250), nullable=True)
-    status: Mapped[str] = mapped_column(String(20), default="running")  # running/success/unchanged/failed
+    airflow_run_id: Mapped[str | None] = mapped_column(String(250), nullable=True, index=True)
+    # queued (triggered in Airflow, task not started) / running / success / unchanged / failed
+    status: Mapped[str] = mapped_column(String(20), default="running")
     commit_sha: Mapped[str | None] = mapped_column(String(64), nullable=True)
     release_id: Mapped[int | None] = mapped_column(ForeignKey("dagops_release.id", ondelete="SET NULL"), nullable=True)
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    error_code: Mapped[str | None] = mapped_column(String(40), nullable=True)  # DagOpsError.code
     started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 

@@ -1,0 +1,315 @@
+"""REST routes. Each one parses input, calls one service, and renders the result (docs/api.md)."""
+
+from __future__ import annotations
+
+import json
+
+from flask import Blueprint, g, jsonify, request, url_for
+from jsonschema import Draft202012Validator
+from werkzeug.exceptions import HTTPException
+
+from airflow_dagops import airflow_bridge, services
+from airflow_dagops.api import auth
+from airflow_dagops.api.errors import ApiError, envelope, from_api_error, from_dagops_error, from_unexpected
+from airflow_dagops.api.openapi import body_schema, document
+from airflow_dagops.errors import DagOpsError
+
+PREFIX = "/dagops/api/v1"
+MAX_BODY = 64 * 1024
+PUBLIC_ENDPOINTS = {"dagops_api.health"}
+# Endpoints whose permission is not simply "read for GET, write for the rest".
+ACTION_OF_ENDPOINT = {"dagops_api.delete_repository": "delete", "dagops_api.list_connections": "connections"}
+
+api_blueprint = Blueprint("dagops_api", __name__, url_prefix=PREFIX)
+
+
+@api_blueprint.record_once
+def _exempt_from_form_csrf(state) -> None:
+    """The host app's Flask-WTF CSRF protects HTML forms with a session token; API clients send a
+    Bearer token instead, and the page sends our own CSRF header (checked in `_authorize`)."""
+    csrf = state.app.extensions.get("csrf")
+    if csrf is not None:
+        csrf.exempt(api_blueprint)
+
+
+# -- cross-cutting: authentication, authorization, CSRF, errors -----------------------------------------
+@api_blueprint.before_request
+def _authorize():
+    if request.endpoint in PUBLIC_ENDPOINTS:
+        return None
+    principal = auth.current_principal()
+    if principal is None:
+        raise ApiError(401, "unauthenticated", "sign in to Airflow, or send Authorization: Bearer <token>")
+    action = ACTION_OF_ENDPOINT.get(request.endpoint) or ("read" if request.method in ("GET", "HEAD") else "write")
+    if not auth.is_allowed(principal, action):
+        raise ApiError(403, "forbidden", f"your Airflow role does not allow this ({action}); see docs/api.md")
+    if action != "read" and not auth.csrf_ok(principal):
+        message = f"missing or wrong {auth.CSRF_HEADER} header for a cookie-authenticated request"
+        raise ApiError(403, "csrf_failed", message)
+    g.dagops_principal = principal
+    return None
+
+
+api_blueprint.register_error_handler(ApiError, from_api_error)
+api_blueprint.register_error_handler(DagOpsError, from_dagops_error)
+
+
+@api_blueprint.errorhandler(HTTPException)
+def _http_error(err: HTTPException):
+    code = {413: "body_too_large", 404: "not_found", 405: "method_not_allowed"}.get(err.code, "http_error")
+    return envelope(err.code or 500, code, err.description or err.name)
+
+
+@api_blueprint.errorhandler(Exception)
+def _unexpected(err: Exception):
+    return from_unexpected(err)
+
+
+@api_blueprint.app_errorhandler(404)
+@api_blueprint.app_errorhandler(405)
+def _routing_error(err: HTTPException):
+    """Unknown API paths answer in the envelope too (blueprint handlers never see routing failures)."""
+    if request.path.startswith(PREFIX + "/") or request.path == PREFIX:
+        return _http_error(err)
+    return err
+
+
+def _actor() -> str:
+    return g.dagops_principal.name
+
+
+# -- input ---------------------------------------------------------------------------------------------------
+def _body(schema: str) -> dict:
+    """The JSON body, size-limited and checked against the OpenAPI schema; an absent body is {}."""
+    if request.content_length is not None and request.content_length > MAX_BODY:
+        raise ApiError(413, "body_too_large", f"request bodies are limited to {MAX_BODY // 1024} KiB")
+    raw = request.stream.read(MAX_BODY + 1)
+    if len(raw) > MAX_BODY:
+        raise ApiError(413, "body_too_large", f"request bodies are limited to {MAX_BODY // 1024} KiB")
+    if not raw.strip():
+        data = {}
+    else:
+        try:
+            data = json.loads(raw)
+        except (ValueError, UnicodeDecodeError) as err:
+            raise ApiError(400, "malformed_json", f"the body is not valid JSON: {err}") from err
+    errors = sorted(Draft202012Validator(body_schema(schema)).iter_errors(data), key=lambda e: list(e.path))
+    if errors:
+        details = [{"field": _field_of(e), "message": e.message} for e in errors]
+        raise ApiError(422, "invalid_body", "; ".join(d["message"] for d in details), {"errors": details})
+    return data
+
+
+def _field_of(error) -> str:
+    """The offending key: the error's path, or for a missing/unknown key the name quoted in its message."""
+    if error.path:
+        return ".".join(str(part) for part in error.path)
+    if error.validator in ("required", "additionalProperties") and "'" in error.message:
+        return error.message.split("'")[1]
+    return ""
+
+
+def _paging() -> tuple[int, int]:
+    limit, offset = _int_arg("limit", 50, 1, 200), _int_arg("offset", 0, 0, 10**9)
+    return limit, offset
+
+
+def _int_arg(name: str, default: int, low: int, high: int) -> int:
+    raw = request.args.get(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        value = low - 1
+    if not low <= value <= high:
+        raise ApiError(422, "invalid_query", f"{name} must be an integer from {low} to {high}")
+    return value
+
+
+def _bool_arg(name: str) -> bool:
+    raw = (request.args.get(name) or "false").lower()
+    if raw not in ("true", "false", "1", "0"):
+        raise ApiError(422, "invalid_query", f"{name} must be true or false")
+    return raw in ("true", "1")
+
+
+def _page(items: list, total: int, limit: int, offset: int):
+    return jsonify({"items": items, "total": total, "limit": limit, "offset": offset})
+
+
+# -- output --------------------------------------------------------------------------------------------------
+def _repository(info: services.RepositoryInfo) -> dict:
+    live = None
+    if info.live_release_id:
+        live = {
+            "release_id": info.live_release_id,
+            "commit": info.live_commit,
+            "short_commit": info.live_commit[:7],
+            "message": info.live_message,
+            "author": info.live_author,
+            "committed_at": info.live_committed_at,
+        }
+    name = info.name
+    return {
+        "name": name,
+        "url": info.url,
+        "ref": info.ref,
+        "namespace": info.namespace,
+        "priority": info.priority,
+        "conn_id": info.conn_id,
+        "subdir": info.subdir,
+        "enabled": info.enabled,
+        "poll_interval": info.poll_interval,
+        "status": info.status,
+        "status_message": info.status_message,
+        "live": live,
+        "pinned_release_id": info.pinned_release_id,
+        "dag_count": info.dag_count,
+        "last_sync": _sync_run(info.last_sync) if info.last_sync else None,
+        "links": {
+            "self": url_for("dagops_api.get_repository", name=name),
+            "page": f"{request.script_root}/dagops/repositories/{name}",
+            "syncs": url_for("dagops_api.list_syncs", name=name),
+            "releases": url_for("dagops_api.list_releases", name=name),
+            "dags": url_for("dagops_api.list_dags", name=name),
+        },
+    }
+
+
+def _sync_run(run: dict) -> dict:
+    links = {"self": url_for("dagops_api.get_sync", run_id=run["id"])}
+    if run.get("airflow_run_id"):
+        links["airflow_run"] = airflow_bridge.sync_run_url(run["airflow_run_id"])
+    return {**run, "links": links}
+
+
+def _release(release: dict) -> dict:
+    return {**release, "links": {"self": url_for("dagops_api.get_release", release_id=release["id"])}}
+
+
+# -- routes --------------------------------------------------------------------------------------------------
+@api_blueprint.get("/health")
+def health():
+    result = services.health()
+    return jsonify(result), 200 if result["status"] == "ok" else 503
+
+
+@api_blueprint.get("/openapi.json")
+def openapi():
+    return jsonify(document(request.script_root + PREFIX))
+
+
+@api_blueprint.get("/repositories")
+def list_repositories():
+    limit, offset = _paging()
+    repos = services.list_repositories()
+    return _page([_repository(r) for r in repos[offset : offset + limit]], len(repos), limit, offset)
+
+
+@api_blueprint.post("/repositories")
+def create_repository():
+    body = _body("RepositoryCreate")
+    info = services.add_repository(
+        body.pop("name"), body.pop("url"), verify=body.pop("verify", True), **{k: v for k, v in body.items()}
+    )
+    return jsonify(_repository(info)), 201
+
+
+@api_blueprint.get("/repositories/<name>")
+def get_repository(name: str):
+    services.reconcile_sync_runs(name, airflow_bridge.sync_run_states)
+    return jsonify(_repository(services.get_repository(name)))
+
+
+@api_blueprint.patch("/repositories/<name>")
+def update_repository(name: str):
+    body = _body("RepositoryUpdate")
+    return jsonify(_repository(services.update_repository(name, verify=body.pop("verify", True), **body)))
+
+
+@api_blueprint.delete("/repositories/<name>")
+def delete_repository(name: str):
+    return jsonify({"message": services.remove_repository(name, keep_dags=_bool_arg("keep_dags"))})
+
+
+@api_blueprint.post("/repositories/<name>/sync")
+def sync_repository(name: str):
+    body = _body("SyncRequest")
+    run = services.request_sync(name, actor=_actor(), force=body.get("force", False))
+    return jsonify(_sync_run(run)), 202
+
+
+@api_blueprint.get("/repositories/<name>/syncs")
+def list_syncs(name: str):
+    limit, offset = _paging()
+    services.reconcile_sync_runs(name, airflow_bridge.sync_run_states)
+    runs, total = services.list_sync_runs(name, limit=limit, offset=offset)
+    return _page([_sync_run(r) for r in runs], total, limit, offset)
+
+
+@api_blueprint.get("/syncs/<int:run_id>")
+def get_sync(run_id: int):
+    return jsonify(_sync_run(services.get_sync_run(run_id)))
+
+
+@api_blueprint.get("/repositories/<name>/releases")
+def list_releases(name: str):
+    limit, offset = _paging()
+    releases, total = services.list_releases(name, limit=limit, offset=offset)
+    return _page([_release(r) for r in releases], total, limit, offset)
+
+
+@api_blueprint.get("/releases/<int:release_id>")
+def get_release(release_id: int):
+    return jsonify(_release(services.get_release(release_id)))
+
+
+@api_blueprint.post("/repositories/<name>/rollback")
+def rollback(name: str):
+    body = _body("RollbackRequest")
+    info = services.rollback(name, body.get("release"), actor=_actor(), pin=body.get("pin", False))
+    return jsonify(_repository(info))
+
+
+@api_blueprint.post("/repositories/<name>/pin")
+def pin(name: str):
+    body = _body("PinRequest")
+    return jsonify(_repository(services.pin(name, body.get("release"), actor=_actor())))
+
+
+@api_blueprint.post("/repositories/<name>/unpin")
+def unpin(name: str):
+    _body("Empty")
+    return jsonify(_repository(services.unpin(name, actor=_actor())))
+
+
+@api_blueprint.get("/repositories/<name>/dags")
+def list_dags(name: str):
+    namespace, dags = services.live_dags(name)
+    errors_by_file: dict[str, list[dict]] = {}
+    for entry in airflow_bridge.import_errors(namespace):
+        errors_by_file.setdefault(entry.filename, []).append(
+            {
+                "filename": entry.filename,
+                "stack_trace": entry.stack_trace,
+                "timestamp": entry.timestamp.isoformat() if entry.timestamp else None,
+            }
+        )
+    items = [
+        {
+            **dag,
+            "airflow_url": airflow_bridge.dag_url(dag["dag_id"]),
+            "import_errors": errors_by_file.get(dag["file"], []),
+        }
+        for dag in dags
+    ]
+    # Files Airflow failed to import hold no DAG Airflow knows of; list their errors too.
+    all_errors = [error for errors in errors_by_file.values() for error in errors]
+    return jsonify({"items": items, "total": len(items), "import_errors": all_errors})
+
+
+@api_blueprint.get("/connections")
+def list_connections():
+    items = airflow_bridge.git_connections()
+    return jsonify({"items": items, "total": len(items)})
