@@ -828,9 +828,12 @@ def list_sync_runs(name: str, *, limit: int = 50, offset: int = 0) -> tuple[list
         return [_sync_run_dict(run, name) for run in runs], total
 
 
+MAX_ID = 2**31 - 1  # ids are 32-bit integers in every supported database
+
+
 def get_sync_run(run_id: int) -> dict:
     with session_scope() as session:
-        run = session.get(SyncRun, run_id)
+        run = session.get(SyncRun, run_id) if 0 < run_id <= MAX_ID else None
         if run is None:
             raise NotFound(f"no sync run with id {run_id}")
         return _sync_run_dict(run, session.get(Repository, run.repository_id).name)
@@ -847,7 +850,7 @@ def list_releases(name: str, *, limit: int = 50, offset: int = 0) -> tuple[list[
 
 def get_release(release_id: int) -> dict:
     with session_scope() as session:
-        release = session.get(Release, release_id)
+        release = session.get(Release, release_id) if 0 < release_id <= MAX_ID else None
         if release is None:
             raise NotFound(f"no release with id {release_id}")
         repo = session.get(Repository, release.repository_id)
@@ -898,7 +901,7 @@ def _find_release(session: Session, repo: Repository, ref: int | str) -> Release
     query = select(Release).where(Release.repository_id == repo.id)
     text_ref = str(ref).strip().lower()
     if isinstance(ref, int) or (text_ref.isdigit() and len(text_ref) < 7):
-        found = session.scalars(query.where(Release.id == int(text_ref))).all()
+        found = session.scalars(query.where(Release.id == int(text_ref))).all() if 0 < int(text_ref) <= MAX_ID else []
     elif len(text_ref) >= 7 and all(c in "0123456789abcdef" for c in text_ref):
         found = session.scalars(query.where(Release.commit_sha.startswith(text_ref))).all()
     else:

@@ -193,18 +193,18 @@ ERRORS = {
     "401": {"$ref": "#/components/responses/Unauthenticated"},
     "403": {"$ref": "#/components/responses/Forbidden"},
     "404": {"$ref": "#/components/responses/NotFound"},
+    "422": {"$ref": "#/components/responses/Unprocessable"},
 }
 WRITE_ERRORS = {
     **ERRORS,
     "409": {"$ref": "#/components/responses/Conflict"},
     "413": {"$ref": "#/components/responses/TooLarge"},
-    "422": {"$ref": "#/components/responses/Unprocessable"},
 }
 NAME_PARAM = {"name": "name", "in": "path", "required": True, "schema": NAME}
 ID_PARAM = {"name": "id", "in": "path", "required": True, "schema": {"type": "integer", "minimum": 1}}
 PAGING = [
     {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 200, "default": 50}},
-    {"name": "offset", "in": "query", "schema": {"type": "integer", "minimum": 0, "default": 0}},
+    {"name": "offset", "in": "query", "schema": {"type": "integer", "minimum": 0, "maximum": 1000000000, "default": 0}},
 ]
 
 
