@@ -1,0 +1,1327 @@
+/* DAG Repositories page (airflow-dagops). Plain JavaScript, no build step, no dependencies.
+ *
+ * The HTML shell carries the configuration in <meta> tags; everything else comes from the REST API
+ * (docs/api.md) with the `_token` cookie, and every state-changing call sends the X-DagOps-CSRF header.
+ * Data only ever reaches the page through textContent / text nodes (see `el`), never as HTML.
+ */
+(function () {
+  "use strict";
+
+  const FAST_POLL_MS = 2000; // while a repository is syncing
+  const SLOW_POLL_MS = 15000;
+  const NOTICE_MS = 6000;
+  const FLASH_KEY = "dagops-flash";
+
+  // ---- configuration -------------------------------------------------------------------------------
+
+  function meta(name) {
+    const node = document.querySelector('meta[name="' + name + '"]');
+    return node ? node.getAttribute("content") || "" : "";
+  }
+
+  const CONFIG = {
+    api: meta("dagops-api").replace(/\/+$/, ""),
+    csrf: meta("dagops-csrf"),
+    canWrite: meta("dagops-can-write") === "true",
+    canDelete: (meta("dagops-can-delete") || meta("dagops-can-write")) === "true",
+    airflowBase: meta("dagops-airflow-base").replace(/\/+$/, ""),
+    listUrl: meta("dagops-list-url") || "./",
+    page: document.body.dataset.page,
+    repository: document.body.dataset.repository || null,
+  };
+
+  // ---- the API -------------------------------------------------------------------------------------
+
+  class ApiError extends Error {
+    constructor(message, status, code, details) {
+      super(message);
+      this.name = "ApiError";
+      this.status = status;
+      this.code = code;
+      this.details = details || {};
+    }
+  }
+
+  /** Call the REST API; answers the parsed JSON, or throws an ApiError carrying the API's message. */
+  async function api(method, path, body) {
+    const headers = { Accept: "application/json" };
+    const init = { method: method, headers: headers, credentials: "same-origin", cache: "no-store" };
+    if (body !== undefined) {
+      headers["Content-Type"] = "application/json";
+      init.body = JSON.stringify(body);
+    }
+    // Required on every state-changing call; sent on reads too (some, such as listing connections, ask for
+    // it), which is harmless: it only ever goes to our own origin.
+    headers["X-DagOps-CSRF"] = CONFIG.csrf;
+    let response;
+    try {
+      response = await fetch(CONFIG.api + "/" + path, init);
+    } catch (err) {
+      throw new ApiError("Cannot reach the Airflow API server. Check the connection and try again.", 0, "network");
+    }
+    const data = await response.json().catch(function () {
+      return null;
+    });
+    if (!response.ok) {
+      const error = (data && data.error) || {};
+      const fallback = ("The API answered " + response.status + " " + response.statusText).trim();
+      throw new ApiError(error.message || fallback, response.status, error.code || "http_error", error.details);
+    }
+    return data;
+  }
+
+  function repoPath(name, suffix) {
+    return "repositories/" + encodeURIComponent(name) + (suffix ? "/" + suffix : "");
+  }
+
+  // ---- DOM helpers ---------------------------------------------------------------------------------
+
+  function $(id) {
+    return document.getElementById(id);
+  }
+
+  /** Build an element. Props: class, text, testid, data{}, on<event>; anything else is an attribute.
+   *  Children: nodes, or strings (added as text nodes, so never parsed as HTML). */
+  function el(tag, props, children) {
+    const node = document.createElement(tag);
+    for (const [key, value] of Object.entries(props || {})) {
+      if (value === undefined || value === null || value === false) continue;
+      if (key === "class") node.className = value;
+      else if (key === "text") node.textContent = value;
+      else if (key === "testid") node.dataset.testid = value;
+      else if (key === "data") Object.assign(node.dataset, value);
+      else if (key.startsWith("on")) node.addEventListener(key.slice(2), value);
+      else node.setAttribute(key, value === true ? "" : String(value));
+    }
+    for (const child of [].concat(children === undefined ? [] : children)) {
+      if (child === null || child === undefined || child === false) continue;
+      node.append(child instanceof Node ? child : String(child));
+    }
+    return node;
+  }
+
+  /** A CSS class fragment from API data (a status word): letters, digits, - and _ only. */
+  function token(value) {
+    return String(value || "unknown").replace(/[^a-z0-9_-]/gi, "");
+  }
+
+  const ICONS = {
+    branch: ["M6 3v12", { c: [18, 6, 3] }, { c: [6, 18, 3] }, "M18 9a9 9 0 0 1-9 9"],
+    clock: [{ c: [12, 12, 10] }, "M12 6v6l4 2"],
+    dags: [{ r: [3, 3, 8, 8, 2] }, "M7 11v4a2 2 0 0 0 2 2h4", { r: [13, 13, 8, 8, 2] }],
+    folder: ["M20 20a2 2 0 0 0 2-2V8a2 2 0 0 0-2-2h-7.9a2 2 0 0 1-1.69-.9L9.6 3.9A2 2 0 0 0 7.93 3H4a2 2 0 0 0-2 2v13a2 2 0 0 0 2 2Z"],
+    sync: ["M3 12a9 9 0 0 1 9-9 9.75 9.75 0 0 1 6.74 2.74L21 8", "M21 3v5h-5", "M21 12a9 9 0 0 1-9 9 9.75 9.75 0 0 1-6.74-2.74L3 16", "M8 16H3v5"],
+    settings: ["M20 7h-9", "M14 17H5", { c: [17, 17, 3] }, { c: [7, 7, 3] }],
+    trash: ["M3 6h18", "M19 6v14c0 1-1 2-2 2H7c-1 0-2-1-2-2V6", "M8 6V4c0-1 1-2 2-2h4c1 0 2 1 2 2v2"],
+    rollback: ["M3 12a9 9 0 1 0 9-9 9.75 9.75 0 0 0-6.74 2.74L3 8", "M3 3v5h5"],
+    pin: ["M12 17v5", "M9 10.76a2 2 0 0 1-1.11 1.79l-1.78.9A2 2 0 0 0 5 15.24V16a1 1 0 0 0 1 1h12a1 1 0 0 0 1-1v-.76a2 2 0 0 0-1.11-1.79l-1.78-.9A2 2 0 0 1 15 10.76V7a1 1 0 0 1 1-1 2 2 0 0 0 0-4H8a2 2 0 0 0 0 4 1 1 0 0 1 1 1z"],
+    external: ["M15 3h6v6", "M10 14 21 3", "M18 13v6a2 2 0 0 1-2 2H5a2 2 0 0 1-2-2V8a2 2 0 0 1 2-2h6"],
+    alert: [{ c: [12, 12, 10] }, "M12 8v4", "M12 16h.01"],
+    search: [{ c: [11, 11, 8] }, "m21 21-4.3-4.3"],
+  };
+
+  function icon(name) {
+    const ns = "http://www.w3.org/2000/svg";
+    const svg = document.createElementNS(ns, "svg");
+    const attrs = { viewBox: "0 0 24 24", fill: "none", stroke: "currentColor", "stroke-width": "2",
+      "stroke-linecap": "round", "stroke-linejoin": "round", "aria-hidden": "true", focusable: "false" };
+    for (const [key, value] of Object.entries(attrs)) svg.setAttribute(key, value);
+    for (const part of ICONS[name] || []) {
+      let shape;
+      if (typeof part === "string") {
+        shape = document.createElementNS(ns, "path");
+        shape.setAttribute("d", part);
+      } else if (part.c) {
+        shape = document.createElementNS(ns, "circle");
+        ["cx", "cy", "r"].forEach(function (key, i) { shape.setAttribute(key, part.c[i]); });
+      } else {
+        shape = document.createElementNS(ns, "rect");
+        ["x", "y", "width", "height", "rx"].forEach(function (key, i) { shape.setAttribute(key, part.r[i]); });
+      }
+      svg.append(shape);
+    }
+    return svg;
+  }
+
+  function button(label, options) {
+    const opts = options || {};
+    return el("button", {
+      type: "button",
+      class: "btn " + (opts.variant || "") + (opts.small ? " btn-sm" : ""),
+      testid: opts.testid,
+      disabled: opts.disabled,
+      title: opts.title,
+      onclick: opts.onclick,
+    }, [opts.icon ? icon(opts.icon) : null, label]);
+  }
+
+  /** Disable a button and show a spinner on it while `work` runs. */
+  async function withBusy(target, work) {
+    if (target) {
+      target.disabled = true;
+      target.classList.add("is-busy");
+    }
+    try {
+      return await work();
+    } finally {
+      if (target) {
+        target.disabled = false;
+        target.classList.remove("is-busy");
+      }
+    }
+  }
+
+  // Sections are rebuilt only when their data changed, so open <details>, focus and selection survive polls.
+  const signatures = new WeakMap();
+
+  function changed(node, data) {
+    const signature = JSON.stringify(data);
+    if (signatures.get(node) === signature) return false;
+    signatures.set(node, signature);
+    return true;
+  }
+
+  // ---- formatting ----------------------------------------------------------------------------------
+
+  const RELATIVE = new Intl.RelativeTimeFormat("en", { numeric: "auto" });
+  const UNITS = [["year", 31536000], ["month", 2592000], ["week", 604800], ["day", 86400], ["hour", 3600],
+    ["minute", 60]];
+
+  function relativeTime(iso) {
+    if (!iso) return "never";
+    const seconds = (new Date(iso).getTime() - Date.now()) / 1000;
+    if (Number.isNaN(seconds)) return "unknown";
+    const size = Math.abs(seconds);
+    if (size < 45) return "just now";
+    for (const [unit, length] of UNITS) {
+      if (size >= length || unit === "minute") return RELATIVE.format(Math.round(seconds / length) || -1, unit);
+    }
+    return "just now";
+  }
+
+  function formatDateTime(iso) {
+    const date = new Date(iso);
+    return Number.isNaN(date.getTime()) ? String(iso) : date.toLocaleString(undefined, { dateStyle: "medium", timeStyle: "medium" });
+  }
+
+  /** A <time> that keeps saying how long ago it was (see tickTimes). */
+  function timeAgo(iso, prefix, testid) {
+    const node = el("time", {
+      class: "reltime",
+      datetime: iso || undefined,
+      title: iso ? formatDateTime(iso) : undefined,
+      testid: testid,
+      data: { time: iso || "", prefix: prefix || "" },
+    });
+    node.textContent = (prefix || "") + relativeTime(iso);
+    return node;
+  }
+
+  function tickTimes() {
+    for (const node of document.querySelectorAll("time.reltime")) {
+      node.textContent = node.dataset.prefix + relativeTime(node.dataset.time);
+    }
+  }
+
+  function formatDuration(seconds) {
+    if (seconds === null || seconds === undefined) return "—";
+    if (seconds < 1) return Math.round(seconds * 1000) + " ms";
+    if (seconds < 60) return seconds.toFixed(1) + " s";
+    const minutes = Math.floor(seconds / 60);
+    if (minutes < 60) return minutes + " min " + Math.round(seconds % 60) + " s";
+    return Math.floor(minutes / 60) + " h " + (minutes % 60) + " min";
+  }
+
+  function formatInterval(seconds) {
+    if (!seconds) return "—";
+    if (seconds % 3600 === 0) return plural(seconds / 3600, "hour");
+    if (seconds % 60 === 0) return seconds === 60 ? "minute" : seconds / 60 + " minutes";
+    return seconds + " s";
+  }
+
+  function plural(count, word) {
+    return count + " " + word + (count === 1 ? "" : "s");
+  }
+
+  function authorName(author) {
+    return String(author || "").replace(/\s*<[^>]*>\s*$/, "") || "unknown author";
+  }
+
+  // ---- links ---------------------------------------------------------------------------------------
+
+  function detailUrl(name) {
+    return CONFIG.listUrl.replace(/\/?$/, "/") + "repositories/" + encodeURIComponent(name);
+  }
+
+  /** An Airflow UI path from the API ("/dags/x") as a link for the top window (we live in an iframe). */
+  function airflowHref(path) {
+    if (typeof path !== "string" || !path.startsWith("/") || path.startsWith("//")) return null;
+    return CONFIG.airflowBase + path;
+  }
+
+  function airflowLink(path, label, testid) {
+    const href = airflowHref(path);
+    if (!href) return el("span", { class: "muted", text: label });
+    return el("a", { href: href, target: "_top", testid: testid }, [label]);
+  }
+
+  /** The repository URL; a link when it is a web URL (credentials are never in it: the API redacts them). */
+  function repoUrl(url, className, testid) {
+    if (/^https?:\/\//i.test(url || "")) {
+      return el("a", { class: className, href: url, target: "_blank", rel: "noopener noreferrer", testid: testid, title: url, text: url });
+    }
+    return el("span", { class: className, testid: testid, title: url, text: url || "" });
+  }
+
+  // ---- notices -------------------------------------------------------------------------------------
+
+  let noticeTimer = null;
+
+  /** Show one notice (the newest replaces the previous one); errors stay until dismissed. */
+  function notify(message, kind, action) {
+    const area = $("notice-area");
+    const variant = kind || "info";
+    const notice = el("div", { class: "notice kind-" + variant, testid: "notice", role: variant === "error" ? "alert" : "status", data: { kind: variant } }, [
+      el("div", { class: "notice-text", text: message }),
+      action ? button(action.label, { small: true, onclick: action.run }) : null,
+      el("button", { type: "button", class: "icon-btn", "aria-label": "Dismiss", onclick: function () { notice.remove(); } }, ["×"]),
+    ]);
+    clearTimeout(noticeTimer);
+    area.replaceChildren(notice);
+    if (variant !== "error") {
+      noticeTimer = setTimeout(function () { notice.remove(); }, NOTICE_MS);
+    }
+  }
+
+  function sessionExpired() {
+    poller.stop();
+    notify("Your Airflow session has ended. Sign in again to continue.", "error", {
+      label: "Sign in",
+      run: function () {
+        try {
+          window.top.location.reload();
+        } catch (err) {
+          window.location.reload();
+        }
+      },
+    });
+  }
+
+  function reportError(err) {
+    if (err && err.status === 401) return sessionExpired();
+    notify((err && err.message) || String(err), "error");
+  }
+
+  function flashLater(message) {
+    try {
+      sessionStorage.setItem(FLASH_KEY, message);
+    } catch (err) {
+      /* storage disabled: the notice is lost, the page still works */
+    }
+  }
+
+  function showFlash() {
+    try {
+      const message = sessionStorage.getItem(FLASH_KEY);
+      if (message) {
+        sessionStorage.removeItem(FLASH_KEY);
+        notify(message, "success");
+      }
+    } catch (err) {
+      /* storage disabled */
+    }
+  }
+
+  // ---- polling -------------------------------------------------------------------------------------
+
+  /** Runs the page's `load` now and again: every 2 s while something syncs, every 15 s otherwise. */
+  const poller = {
+    timer: null,
+    load: null,
+    onError: null,
+    running: false,
+    again: false,
+    stopped: false,
+
+    start(load, onError) {
+      this.load = load;
+      this.onError = onError;
+      document.addEventListener("visibilitychange", () => {
+        if (!document.hidden) this.refresh();
+      });
+      this.refresh();
+    },
+
+    async refresh() {
+      if (this.stopped) return;
+      if (this.running) {
+        this.again = true;
+        return;
+      }
+      clearTimeout(this.timer);
+      this.running = true;
+      let fast = false;
+      try {
+        fast = await this.load();
+      } catch (err) {
+        if (err && err.status === 401) sessionExpired();
+        else this.onError(err);
+      } finally {
+        this.running = false;
+      }
+      tickTimes();
+      if (this.again) {
+        this.again = false;
+        return this.refresh();
+      }
+      this.schedule(fast);
+    },
+
+    schedule(fast) {
+      clearTimeout(this.timer);
+      if (this.stopped) return;
+      this.timer = setTimeout(() => {
+        if (document.hidden) this.schedule(false);
+        else this.refresh();
+      }, fast ? FAST_POLL_MS : SLOW_POLL_MS);
+    },
+
+    stop() {
+      this.stopped = true;
+      clearTimeout(this.timer);
+    },
+  };
+
+  /** The first failure replaces the loading skeleton; later ones (a poll) only raise a notice once. */
+  function loadErrorHandler(container, title) {
+    let lastMessage = null;
+    return function (err) {
+      if (container.getAttribute("aria-busy") === "true") {
+        container.setAttribute("aria-busy", "false");
+        container.replaceChildren(stateBox({
+          testid: "load-error", error: true, icon: "alert", title: title, text: err.message,
+          action: button("Try again", { testid: "reload", onclick: function () { poller.refresh(); } }),
+        }));
+      } else if (err.message !== lastMessage) {
+        notify(err.message, "error");
+      }
+      lastMessage = err.message;
+    };
+  }
+
+  function stateBox(opts) {
+    return el("div", { class: "state-box" + (opts.error ? " is-error" : ""), testid: opts.testid, role: opts.error ? "alert" : undefined }, [
+      el("div", { class: "state-icon" }, [icon(opts.icon)]),
+      el("h2", { class: "state-title", text: opts.title }),
+      el("p", { class: "state-text", text: opts.text }),
+      opts.action || null,
+    ]);
+  }
+
+  // ---- status marks --------------------------------------------------------------------------------
+
+  const STATUS_WORDS = {
+    synced: "Synced", failed: "Failed", syncing: "Syncing", pinned: "Pinned", pending: "Pending", disabled: "Disabled",
+    queued: "Queued", running: "Running", success: "Success", unchanged: "Unchanged",
+    live: "Live", validated: "Validated", retired: "Retired",
+  };
+
+  function statusBadge(status, testid, word) {
+    return el("span", { class: "status-badge status-" + token(status), testid: testid || "status", data: { status: status } }, [
+      el("span", { class: "status-mark", "aria-hidden": "true" }),
+      word || STATUS_WORDS[status] || String(status),
+    ]);
+  }
+
+  function lastSyncTime(repo) {
+    const run = repo.last_sync;
+    return run ? run.ended_at || run.started_at : null;
+  }
+
+  function dagCount(repo) {
+    const count = repo.dag_count || 0;
+    return el("span", { testid: "dag-count" }, [el("strong", { text: String(count) }), count === 1 ? " active DAG" : " active DAGs"]);
+  }
+
+  function liveCommit(repo) {
+    const live = repo.live;
+    if (!live) return el("span", { class: "muted", testid: "live-commit", text: "Nothing published yet" });
+    return el("span", { testid: "live-commit", title: live.commit + (live.message ? "\n" + live.message : "") }, [
+      el("span", { class: "commit-sha", text: live.short_commit }),
+      " ",
+      live.message || "",
+    ]);
+  }
+
+  /** The failed / pinned / syncing explanation shown on a card and at the top of the detail page. */
+  function statusAlert(repo) {
+    if (repo.status === "failed") {
+      const actions = CONFIG.canWrite
+        ? el("div", { class: "alert-actions" }, [
+          button("Retry", { small: true, testid: "retry", icon: "sync", onclick: function (event) { syncNow(repo.name, true, event.currentTarget); } }),
+          button("Fix", { small: true, testid: "fix", icon: "settings", onclick: function () { openRepoForm(repo, fieldForError(repo)); } }),
+        ])
+        : null;
+      return el("div", { class: "alert", role: "alert" }, [
+        el("div", { class: "alert-text" }, [
+          el("span", { class: "alert-title", text: "Last sync failed" }),
+          el("span", { class: "alert-message", testid: "error", text: repo.status_message || "Sync failed" }),
+          el("span", { class: "alert-sub", text: repo.live ? "Release " + repo.live.short_commit + " stays live." : "Nothing is published yet." }),
+        ]),
+        actions,
+      ]);
+    }
+    if (repo.status === "pinned") {
+      const live = repo.live ? repo.live.short_commit : "#" + repo.pinned_release_id;
+      return el("div", { class: "alert alert-info" }, [
+        el("div", { class: "alert-text" }, [
+          el("span", { class: "alert-title", text: "Pinned" }),
+          el("span", { class: "alert-message", text: "Stays on " + live + "; new commits on " + repo.ref + " are not deployed." }),
+        ]),
+        CONFIG.canWrite ? el("div", { class: "alert-actions" }, [button("Unpin", { small: true, testid: "unpin", icon: "pin", onclick: function (event) { unpin(repo.name, event.currentTarget); } })]) : null,
+      ]);
+    }
+    if (repo.status === "syncing") {
+      const run = repo.last_sync || {};
+      const words = run.status === "running" ? "Sync running in Airflow" : "Sync queued in Airflow";
+      return el("p", { class: "card-note" }, [words + " · ", airflowLink(run.links && run.links.airflow_run, "View run", "syncing-run")]);
+    }
+    if (repo.status === "disabled") {
+      return el("p", { class: "card-note", text: "Disabled: not synced on schedule. Sync Now still fetches it once." });
+    }
+    if (repo.status === "pending") {
+      return el("p", { class: "card-note", text: "Not published yet. Sync Now fetches, validates and publishes it." });
+    }
+    return null;
+  }
+
+  function fieldForError(repo) {
+    const code = repo.last_sync && repo.last_sync.error_code;
+    return { authentication_failed: "conn_id", ref_not_found: "ref" }[code] || "url";
+  }
+
+  // ---- actions -------------------------------------------------------------------------------------
+
+  async function syncNow(name, force, target) {
+    await withBusy(target, async function () {
+      try {
+        const run = await api("POST", repoPath(name, "sync"), { force: Boolean(force) });
+        const href = airflowHref(run.links && run.links.airflow_run);
+        notify("Sync of " + name + " started in Airflow.", "success", href ? {
+          label: "View run",
+          run: function () { window.top.location.assign(href); },
+        } : null);
+      } catch (err) {
+        reportError(err);
+      }
+    });
+    poller.refresh();
+  }
+
+  async function unpin(name, target) {
+    await withBusy(target, async function () {
+      try {
+        const repo = await api("POST", repoPath(name, "unpin"));
+        notify(name + " follows " + repo.ref + " again from its next check.", "success");
+      } catch (err) {
+        reportError(err);
+      }
+    });
+    poller.refresh();
+  }
+
+  async function pin(name, release, target) {
+    await withBusy(target, async function () {
+      try {
+        await api("POST", repoPath(name, "pin"), release ? { release: release.id } : {});
+        notify(name + " is pinned" + (release ? " to " + release.short_commit : "") + ": new commits are not deployed.", "success");
+      } catch (err) {
+        reportError(err);
+      }
+    });
+    poller.refresh();
+  }
+
+  async function removeRepo(repo) {
+    const answer = await confirmDialog({
+      title: "Remove " + repo.name + "?",
+      message: "dagops stops syncing " + repo.url + " and forgets its history. Unless you keep them, the DAGs it " +
+        "published to the \u201c" + repo.namespace + "\u201d namespace disappear from Airflow.",
+      ok: "Remove repository",
+      danger: true,
+      keepDags: true,
+    });
+    if (!answer) return;
+    try {
+      const result = await api("DELETE", repoPath(repo.name) + "?keep_dags=" + answer.keepDags);
+      const message = (result && result.message) || repo.name + " was removed.";
+      if (CONFIG.page === "detail") {
+        flashLater(message);
+        window.location.assign(CONFIG.listUrl);
+        return;
+      }
+      notify(message, "success");
+    } catch (err) {
+      reportError(err);
+    }
+    poller.refresh();
+  }
+
+  async function rollback(repo, release) {
+    const answer = await confirmDialog({
+      title: "Roll back " + repo.name + " to " + release.short_commit + "?",
+      message: "The \u201c" + repo.namespace + "\u201d namespace points at release #" + release.id + " (" +
+        release.short_commit + (release.message ? " \u201c" + release.message + "\u201d" : "") + ") at once. " +
+        "Without a pin, the next new commit on " + repo.ref + " is deployed as usual.",
+      ok: "Roll back",
+      pin: true,
+    });
+    if (!answer) return;
+    try {
+      await api("POST", repoPath(repo.name, "rollback"), { release: release.id, pin: answer.pin });
+      notify("Rolled back " + repo.name + " to " + release.short_commit + (answer.pin ? " and pinned it." : "."), "success");
+      detail.userPickedRelease = false;
+    } catch (err) {
+      reportError(err);
+    }
+    poller.refresh();
+  }
+
+  // ---- confirm dialog ------------------------------------------------------------------------------
+
+  /** Ask in the page's own dialog; resolves {keepDags, pin} on OK, null on Cancel or Escape. */
+  function confirmDialog(opts) {
+    const dialog = $("confirm-dialog");
+    const ok = $("confirm-ok");
+    const cancel = $("confirm-cancel");
+    $("confirm-title").textContent = opts.title;
+    $("confirm-message").textContent = opts.message;
+    ok.textContent = opts.ok;
+    ok.className = "btn " + (opts.danger ? "btn-danger" : "btn-primary");
+    $("confirm-keep-dags-row").hidden = !opts.keepDags;
+    $("confirm-pin-row").hidden = !opts.pin;
+    $("confirm-keep-dags").checked = false;
+    $("confirm-pin").checked = false;
+    return new Promise(function (resolve) {
+      let done = false;
+      function finish(answer) {
+        if (done) return;
+        done = true;
+        ok.removeEventListener("click", onOk);
+        cancel.removeEventListener("click", onCancel);
+        dialog.removeEventListener("close", onCancel);
+        if (dialog.open) dialog.close();
+        resolve(answer);
+      }
+      function onOk() {
+        finish({ keepDags: $("confirm-keep-dags").checked, pin: $("confirm-pin").checked });
+      }
+      function onCancel() {
+        finish(null);
+      }
+      ok.addEventListener("click", onOk);
+      cancel.addEventListener("click", onCancel);
+      dialog.addEventListener("close", onCancel); // Escape
+      dialog.showModal();
+      cancel.focus(); // the safe choice is the default one
+    });
+  }
+
+  // ---- add / settings form -------------------------------------------------------------------------
+
+  const form = { mode: "add", repo: null };
+
+  function formField(name) {
+    return $("repo-form").elements.namedItem(name);
+  }
+
+  async function openRepoForm(repo, focusName) {
+    const formEl = $("repo-form");
+    formEl.reset();
+    clearFormErrors();
+    form.mode = repo ? "edit" : "add";
+    form.repo = repo || null;
+    $("repo-form-title").textContent = repo ? "Settings \u00b7 " + repo.name : "Add New Repository";
+    formEl.querySelector("[data-testid=save]").textContent = repo ? "Save changes" : "Add repository";
+    const values = repo
+      ? { name: repo.name, namespace: repo.namespace, url: repo.url, ref: repo.ref, priority: repo.priority, subdir: repo.subdir, poll_interval: repo.poll_interval }
+      : { ref: "main", priority: 100 };
+    for (const name of ["name", "namespace", "url", "ref", "priority", "subdir", "poll_interval"]) {
+      formField(name).value = values[name] === null || values[name] === undefined ? "" : String(values[name]);
+    }
+    formField("enabled").checked = repo ? Boolean(repo.enabled) : true;
+    formField("name").readOnly = Boolean(repo);
+    formField("namespace").readOnly = Boolean(repo);
+    formEl.querySelector("details.advanced").open = Boolean(repo && (repo.subdir || !repo.enabled));
+    const context = $("form-context");
+    context.hidden = !(repo && repo.status === "failed");
+    context.textContent = repo && repo.status === "failed" ? "Last sync failed: " + (repo.status_message || "unknown error") : "";
+    renderConnectionField(null, repo ? repo.conn_id : null);
+    $("repo-dialog").showModal();
+    const focus = formField(focusName || (repo ? "url" : "name"));
+    if (focus && focus.focus) focus.focus();
+    const connections = await loadConnections();
+    if ($("repo-dialog").open && form.repo === (repo || null)) {
+      const current = formField("conn_id") ? formField("conn_id").value : repo && repo.conn_id;
+      renderConnectionField(connections, current);
+      if (focusName === "conn_id") formField("conn_id").focus();
+    }
+  }
+
+  async function loadConnections() {
+    try {
+      const data = await api("GET", "connections");
+      return { items: data.items || [], error: null };
+    } catch (err) {
+      return { items: [], error: err };
+    }
+  }
+
+  /** A <select> of Airflow's git connections, or a text input when there are none (or we may not list them). */
+  function renderConnectionField(connections, current) {
+    const slot = $("conn-slot");
+    const hint = $("conn-hint");
+    let control;
+    if (connections === null) {
+      control = el("select", { id: "f-conn", name: "conn_id", disabled: true }, [el("option", { value: current || "", text: "Loading connections\u2026" })]);
+    } else if (connections.items.length) {
+      control = el("select", { id: "f-conn", name: "conn_id" }, [el("option", { value: "", text: "None (public repository)" })]);
+      for (const conn of connections.items) {
+        const label = conn.conn_id + (conn.host ? " \u00b7 " + conn.host : "") + (conn.description ? " \u2014 " + conn.description : "");
+        control.append(el("option", { value: conn.conn_id, text: label }));
+      }
+      if (current && !connections.items.some(function (conn) { return conn.conn_id === current; })) {
+        control.append(el("option", { value: current, text: current + " (not a git connection)" }));
+      }
+      control.value = current || "";
+    } else {
+      control = el("input", { id: "f-conn", name: "conn_id", autocomplete: "off", spellcheck: "false", placeholder: "none: a public repository" });
+      control.value = current || "";
+    }
+    slot.replaceChildren(control);
+    if (connections && connections.error) {
+      hint.textContent = connections.error.status === 403
+        ? "Your role may not list Airflow connections: type the id of a git connection, or leave it empty."
+        : "Could not list Airflow connections (" + connections.error.message + "): type a connection id, or leave it empty.";
+    } else if (connections && !connections.items.length) {
+      hint.textContent = "No Airflow connection of type git exists yet. Type a connection id, or leave it empty for a public repository.";
+    } else {
+      hint.textContent = "An Airflow connection of type git holds the credentials; none for a public repository.";
+    }
+  }
+
+  function readForm() {
+    const text = function (name) { return (formField(name).value || "").trim(); };
+    const number = function (name) { return text(name) === "" ? null : Number(text(name)); };
+    return {
+      name: text("name"),
+      namespace: text("namespace"),
+      url: text("url"),
+      ref: text("ref"),
+      priority: number("priority"),
+      conn_id: formField("conn_id") ? text("conn_id") || null : null,
+      subdir: text("subdir") || null,
+      poll_interval: number("poll_interval"),
+      enabled: formField("enabled").checked,
+      verify: formField("verify").checked,
+    };
+  }
+
+  function createBody(values) {
+    const body = { name: values.name, url: values.url, ref: values.ref || "main", conn_id: values.conn_id, enabled: values.enabled, verify: values.verify };
+    if (values.namespace) body.namespace = values.namespace;
+    if (values.priority !== null) body.priority = values.priority;
+    if (values.subdir) body.subdir = values.subdir;
+    if (values.poll_interval !== null) body.poll_interval = values.poll_interval;
+    return body;
+  }
+
+  /** Only what changed: the API redacts URLs, so an untouched URL must not be sent back. */
+  function updateBody(values, repo) {
+    const body = {};
+    for (const key of ["url", "ref", "priority", "conn_id", "subdir", "poll_interval", "enabled"]) {
+      const before = repo[key] === undefined || repo[key] === "" ? null : repo[key];
+      if (values[key] !== before && !(key === "poll_interval" && values[key] === null)) body[key] = values[key];
+    }
+    if (Object.keys(body).length) body.verify = values.verify;
+    return body;
+  }
+
+  async function submitRepoForm(event) {
+    event.preventDefault();
+    clearFormErrors();
+    const values = readForm();
+    const save = $("repo-form").querySelector("[data-testid=save]");
+    await withBusy(save, async function () {
+      try {
+        let message;
+        if (form.mode === "add") {
+          const repo = await api("POST", "repositories", createBody(values));
+          message = repo.name + " was added. Sync Now fetches, validates and publishes its DAGs.";
+        } else {
+          const body = updateBody(values, form.repo);
+          if (!Object.keys(body).length) {
+            $("repo-dialog").close();
+            return notify("Nothing changed.", "info");
+          }
+          const repo = await api("PATCH", repoPath(form.repo.name), body);
+          message = "Settings of " + repo.name + " saved.";
+        }
+        $("repo-dialog").close();
+        notify(message, "success");
+        poller.refresh();
+      } catch (err) {
+        if (err.status === 401) return sessionExpired();
+        showFormError(err);
+      }
+    });
+  }
+
+  // Which input a failed remote check points at.
+  const FIELD_OF_CODE = {
+    authentication_failed: "conn_id", ref_not_found: "ref", remote_unreachable: "url", git_timeout: "url",
+    git_error: "url", conflict: "name",
+  };
+
+  function showFormError(err) {
+    const box = $("repo-form").querySelector("[data-testid=form-error]");
+    const fieldErrors = (err.details && err.details.errors) || [];
+    box.replaceChildren(el("strong", { text: err.message }));
+    const others = fieldErrors.filter(function (item) { return item.message !== err.message; });
+    if (others.length) {
+      box.append(el("ul", {}, others.map(function (item) {
+        return el("li", { text: (item.field ? item.field + ": " : "") + item.message });
+      })));
+    }
+    box.hidden = false;
+    for (const item of fieldErrors) markField(String(item.field || "").split(".")[0], item.message);
+    if (FIELD_OF_CODE[err.code]) markField(FIELD_OF_CODE[err.code], null);
+    box.scrollIntoView({ block: "nearest" });
+  }
+
+  /** Outline one input and, with a message, say what is wrong right under it. */
+  function markField(name, message) {
+    const input = formField(name);
+    if (!input || !input.setAttribute) return;
+    input.setAttribute("aria-invalid", "true");
+    const field = input.closest(".field");
+    if (message && field && !field.querySelector(".field-error")) {
+      field.append(el("p", { class: "field-error", text: message }));
+    }
+  }
+
+  function clearFormErrors() {
+    const formEl = $("repo-form");
+    const box = formEl.querySelector("[data-testid=form-error]");
+    box.hidden = true;
+    box.replaceChildren();
+    for (const input of formEl.querySelectorAll("[aria-invalid]")) input.removeAttribute("aria-invalid");
+    for (const message of formEl.querySelectorAll(".field-error")) message.remove();
+  }
+
+  function initDialogs() {
+    $("repo-form").addEventListener("submit", submitRepoForm);
+    for (const closer of document.querySelectorAll("#repo-dialog [data-action=close]")) {
+      closer.addEventListener("click", function () { $("repo-dialog").close(); });
+    }
+    for (const adder of document.querySelectorAll("[data-action=add]")) {
+      adder.addEventListener("click", function () { openRepoForm(null); });
+    }
+  }
+
+  // ---- list page -----------------------------------------------------------------------------------
+
+  async function loadList() {
+    const data = await api("GET", "repositories?limit=200");
+    renderList(data.items, data.total);
+    return data.items.some(function (repo) { return repo.status === "syncing"; });
+  }
+
+  function renderList(repos, total) {
+    const grid = $("repo-list");
+    grid.setAttribute("aria-busy", "false");
+    renderSummary(repos, total);
+    if (!repos.length) {
+      if (!grid.querySelector("[data-testid=empty]")) grid.replaceChildren(emptyState());
+      return;
+    }
+    const current = Array.from(grid.querySelectorAll(":scope > [data-testid=repo-card]"));
+    const sameOrder = current.length === repos.length && current.every(function (card, i) { return card.dataset.name === repos[i].name; });
+    if (!sameOrder) {
+      grid.replaceChildren.apply(grid, repos.map(function (repo) {
+        const card = repoCard(repo);
+        changed(card, repo);
+        return card;
+      }));
+      return;
+    }
+    repos.forEach(function (repo, i) {
+      if (!changed(current[i], repo)) return;
+      const card = repoCard(repo);
+      changed(card, repo);
+      current[i].replaceWith(card);
+    });
+  }
+
+  function renderSummary(repos, total) {
+    const summary = $("summary");
+    if (!repos.length) {
+      summary.hidden = true;
+      return;
+    }
+    const counts = {};
+    for (const repo of repos) counts[repo.status] = (counts[repo.status] || 0) + 1;
+    const chips = [el("span", { class: "summary-chip" }, [el("strong", { text: String(total) }), total === 1 ? " repository" : " repositories"])];
+    for (const status of ["synced", "syncing", "failed", "pinned", "pending", "disabled"]) {
+      if (!counts[status]) continue;
+      chips.push(el("span", { class: "summary-chip status-" + status }, [
+        el("span", { class: "status-mark", "aria-hidden": "true" }),
+        el("strong", { text: String(counts[status]) }),
+        " " + STATUS_WORDS[status].toLowerCase(),
+      ]));
+    }
+    summary.replaceChildren.apply(summary, chips);
+    summary.hidden = false;
+  }
+
+  function emptyState() {
+    return stateBox({
+      testid: "empty",
+      icon: "branch",
+      title: "No repositories yet",
+      text: CONFIG.canWrite
+        ? "Add a Git repository: dagops validates its DAGs and publishes each good commit to this Airflow."
+        : "No repository is registered yet. Someone allowed to edit DAGs can add one.",
+      action: CONFIG.canWrite ? button("+ Add New Repository", { variant: "btn-primary", testid: "add-repo-empty", onclick: function () { openRepoForm(null); } }) : null,
+    });
+  }
+
+  function fact(iconName, title, children) {
+    return el("div", { class: "fact", title: title }, [icon(iconName), el("span", {}, children)]);
+  }
+
+  function repoCard(repo) {
+    return el("article", { class: "card repo-card status-" + token(repo.status), testid: "repo-card", data: { name: repo.name, status: repo.status } }, [
+      el("header", { class: "card-header" }, [
+        el("div", { class: "card-title-wrap" }, [
+          el("a", { class: "card-title", href: detailUrl(repo.name), testid: "open-details", text: repo.name }),
+          repoUrl(repo.url, "card-url", "url"),
+        ]),
+        statusBadge(repo.status),
+      ]),
+      el("div", { class: "card-body" }, [
+        el("div", { class: "facts" }, [
+          fact("branch", "Branch or tag", [el("span", { class: "chip", testid: "branch", text: repo.ref })]),
+          fact("folder", "Namespace in the dags folder", [el("span", { class: "chip", text: repo.namespace })]),
+          fact("clock", "Last sync", [timeAgo(lastSyncTime(repo), "Last sync: ", "last-sync")]),
+          fact("dags", "DAGs in the live release", [dagCount(repo)]),
+        ]),
+        el("div", { class: "live-commit" }, [el("span", { class: "label", text: "Live" }), liveCommit(repo)]),
+        statusAlert(repo),
+      ]),
+      cardFooter(repo),
+    ]);
+  }
+
+  function cardFooter(repo) {
+    const items = [];
+    if (CONFIG.canWrite) {
+      const syncing = repo.status === "syncing";
+      items.push(button(syncing ? "Syncing\u2026" : "Sync Now", {
+        small: true, icon: "sync", testid: "sync-now", disabled: syncing,
+        onclick: function (event) { syncNow(repo.name, false, event.currentTarget); },
+      }));
+      items.push(button("Settings", { small: true, icon: "settings", testid: "settings", onclick: function () { openRepoForm(repo); } }));
+    } else {
+      items.push(el("a", { class: "btn btn-sm", href: detailUrl(repo.name), text: "Details" }));
+    }
+    items.push(el("span", { class: "spacer" }));
+    if (CONFIG.canDelete) {
+      items.push(button("Remove", { small: true, variant: "btn-ghost-danger", icon: "trash", testid: "remove", onclick: function () { removeRepo(repo); } }));
+    }
+    return el("footer", { class: "card-footer" }, items);
+  }
+
+  // ---- detail page ---------------------------------------------------------------------------------
+
+  const detail = {
+    repo: null,
+    syncLimit: 20,
+    reportReleaseId: null,
+    userPickedRelease: false,
+    releases: [],
+    findings: new Map(), // release id -> release with findings (a release's report never changes)
+  };
+
+  async function loadDetail() {
+    let repo;
+    try {
+      repo = await api("GET", repoPath(CONFIG.repository));
+    } catch (err) {
+      if (err.status === 404) {
+        renderNotFound(err);
+        poller.stop();
+        return false;
+      }
+      throw err;
+    }
+    const results = await Promise.allSettled([
+      api("GET", repoPath(repo.name, "syncs?limit=" + detail.syncLimit)),
+      api("GET", repoPath(repo.name, "releases?limit=50")),
+      api("GET", repoPath(repo.name, "dags")),
+    ]);
+    detail.repo = repo;
+    ensureDetailLayout();
+    renderHeader(repo);
+    renderOverview(repo);
+    renderSection("syncs", results[0], renderSyncs);
+    renderSection("releases", results[1], renderReleases);
+    renderSection("dags", results[2], renderDags);
+    if (results[1].status === "fulfilled") detail.releases = results[1].value.items;
+    await renderReport();
+    return repo.status === "syncing";
+  }
+
+  function renderNotFound(err) {
+    $("repo-actions").replaceChildren();
+    $("repo-status").replaceChildren();
+    $("repo-subtitle").textContent = "";
+    const body = $("repo-body");
+    body.setAttribute("aria-busy", "false");
+    body.replaceChildren(stateBox({
+      testid: "not-found",
+      icon: "search",
+      title: "Repository not found",
+      text: err.message,
+      action: el("a", { class: "btn", href: CONFIG.listUrl, text: "Back to DAG Repositories" }),
+    }));
+  }
+
+  function panel(id, title, extra) {
+    return el("section", { class: "panel", id: "panel-" + id, "aria-labelledby": "title-" + id }, [
+      el("header", { class: "panel-header" }, [
+        el("h2", { id: "title-" + id }, [title, el("span", { class: "count", id: "count-" + id, hidden: true })]),
+        extra || null,
+      ]),
+      el("div", { class: "panel-body flush", id: "section-" + id }),
+    ]);
+  }
+
+  function ensureDetailLayout() {
+    const body = $("repo-body");
+    if (body.getAttribute("aria-busy") === "false") return;
+    body.setAttribute("aria-busy", "false");
+    const overview = el("section", { class: "panel", "aria-label": "Overview" }, [el("div", { class: "panel-body" }, [
+      el("div", { id: "repo-alert", class: "overview-alert" }),
+      el("dl", { class: "overview", id: "overview" }),
+    ])]);
+    body.replaceChildren(
+      overview,
+      el("div", { class: "detail-grid" }, [
+        panel("dags", "DAGs"),
+        panel("report", "Validation report", el("label", {}, [
+          el("span", { class: "muted", text: "Release " }),
+          el("select", { class: "select", id: "report-release", testid: "report-release", onchange: function (event) {
+            detail.userPickedRelease = true;
+            detail.reportReleaseId = Number(event.target.value);
+            renderReport();
+          } }),
+        ])),
+      ]),
+      panel("releases", "Releases"),
+      panel("syncs", "Sync history"),
+    );
+  }
+
+  function setCount(id, count) {
+    const node = $("count-" + id);
+    node.textContent = String(count);
+    node.hidden = count === null || count === undefined;
+  }
+
+  /** Render one section from a settled API call: its data, or the API's error in place. */
+  function renderSection(id, result, render) {
+    const container = $("section-" + id);
+    if (result.status === "rejected") {
+      if (result.reason && result.reason.status === 401) return sessionExpired();
+      if (changed(container, { error: result.reason.message })) {
+        container.replaceChildren(el("div", { class: "inline-state is-error", role: "alert", text: result.reason.message }));
+      }
+      return;
+    }
+    setCount(id, result.value.total);
+    if (changed(container, result.value)) container.replaceChildren(render(result.value));
+  }
+
+  function renderHeader(repo) {
+    $("repo-status").replaceChildren(statusBadge(repo.status, "repo-status"));
+    const subtitle = $("repo-subtitle");
+    if (changed(subtitle, [repo.url, repo.ref])) {
+      subtitle.replaceChildren(repoUrl(repo.url, "mono"), el("span", { class: "muted", text: " \u00b7 " + repo.ref }));
+    }
+    const actions = $("repo-actions");
+    if (!changed(actions, [repo.status, repo.live && repo.live.release_id, repo.pinned_release_id])) return;
+    const items = [];
+    if (CONFIG.canWrite) {
+      const syncing = repo.status === "syncing";
+      items.push(button(syncing ? "Syncing\u2026" : "Sync Now", {
+        icon: "sync", testid: "sync-now", disabled: syncing, onclick: function (event) { syncNow(repo.name, false, event.currentTarget); },
+      }));
+      items.push(button("Settings", { icon: "settings", testid: "settings", onclick: function () { openRepoForm(detail.repo); } }));
+      if (repo.pinned_release_id) {
+        items.push(button("Unpin", { icon: "pin", testid: "unpin", onclick: function (event) { unpin(repo.name, event.currentTarget); } }));
+      } else if (repo.live) {
+        items.push(button("Pin", { icon: "pin", testid: "pin", title: "Stay on the live release; ignore new commits", onclick: function (event) { pin(repo.name, null, event.currentTarget); } }));
+      }
+    }
+    if (CONFIG.canDelete) {
+      items.push(button("Remove", { variant: "btn-ghost-danger", icon: "trash", testid: "remove", onclick: function () { removeRepo(detail.repo); } }));
+    }
+    actions.replaceChildren.apply(actions, items);
+  }
+
+  function renderOverview(repo) {
+    const alert = $("repo-alert");
+    if (changed(alert, [repo.status, repo.status_message, repo.live, repo.last_sync && repo.last_sync.links])) {
+      const content = statusAlert(repo);
+      alert.replaceChildren(content || "");
+      alert.hidden = !content;
+    }
+    const overview = $("overview");
+    if (!changed(overview, repo)) return;
+    const item = function (label, value, wide) {
+      return el("div", { class: wide ? "wide" : undefined }, [el("dt", { text: label }), el("dd", {}, value)]);
+    };
+    const live = repo.live;
+    overview.replaceChildren(
+      item("Repository URL", [repoUrl(repo.url, "mono", "url")], true),
+      item("Branch or tag", [el("span", { class: "chip", testid: "branch", text: repo.ref })]),
+      item("Namespace", [el("span", { class: "chip", text: repo.namespace })]),
+      item("Priority", [String(repo.priority)]),
+      item("Git connection", [repo.conn_id ? el("span", { class: "chip", text: repo.conn_id }) : el("span", { class: "muted", text: "None (public)" })]),
+      item("Live release", [
+        el("div", {}, [liveCommit(repo)]),
+        live ? el("div", { class: "cell-sub" }, [authorName(live.author), live.committed_at ? " \u00b7 " : "", live.committed_at ? timeAgo(live.committed_at) : ""]) : null,
+      ], true),
+      item("Active DAGs", [dagCount(repo)]),
+      item("Last sync", [
+        timeAgo(lastSyncTime(repo), "", "last-sync"),
+        repo.last_sync ? " \u00b7 " + (STATUS_WORDS[repo.last_sync.status] || repo.last_sync.status) : "",
+      ]),
+      item("Polling", [repo.enabled ? "Every " + formatInterval(repo.poll_interval) : "Disabled"]),
+      item("Subdirectory", [repo.subdir ? el("span", { class: "chip", text: repo.subdir }) : el("span", { class: "muted", text: "Whole repository" })]),
+    );
+  }
+
+  function table(columns, rows) {
+    return el("div", { class: "table-wrap" }, [el("table", { class: "data" }, [
+      el("thead", {}, [el("tr", {}, columns.map(function (column) { return el("th", { scope: "col", text: column }); }))]),
+      el("tbody", {}, rows),
+    ])]);
+  }
+
+  function emptyRow(text) {
+    return el("div", { class: "inline-state", text: text });
+  }
+
+  function renderDags(page) {
+    if (!page.items.length) return emptyRow("No DAGs are live for this repository yet.");
+    return table(["DAG", "File", "Import errors"], page.items.map(function (dag) {
+      const errors = dag.import_errors || [];
+      return el("tr", { testid: "dag-row", data: { dagId: dag.dag_id, importErrors: String(errors.length) } }, [
+        el("td", { class: "cell-main" }, [airflowLink(dag.airflow_url, dag.dag_id, "dag-link")]),
+        el("td", { class: "mono muted", text: dag.file || "" }),
+        el("td", {}, errors.length ? errors.map(importError) : [el("span", { class: "muted", text: "None" })]),
+      ]);
+    }));
+  }
+
+  function importError(error) {
+    const firstLine = String(error.stack_trace || "").trim().split("\n").pop();
+    return el("details", { class: "more", testid: "import-error" }, [
+      el("summary", {}, [el("span", { class: "error-text", text: firstLine || "Import error" })]),
+      el("div", { class: "cell-sub" }, [error.filename || "", error.timestamp ? " \u00b7 " : "", error.timestamp ? timeAgo(error.timestamp) : ""]),
+      el("pre", { class: "trace", text: error.stack_trace || "" }),
+    ]);
+  }
+
+  function renderSyncs(page) {
+    if (!page.items.length) return emptyRow("No sync yet. Sync Now starts the first one.");
+    const rows = page.items.map(function (run) {
+      const details = [];
+      if (run.status_message || run.error) {
+        details.push(el("div", { class: "error-text", text: run.status_message || run.error }));
+        if (run.error && run.error !== run.status_message) {
+          details.push(el("details", { class: "more" }, [el("summary", { text: "Full error" }), el("pre", { class: "trace", text: run.error })]));
+        }
+      }
+      return el("tr", { testid: "sync-row", data: { syncId: String(run.id), status: run.status } }, [
+        el("td", {}, [statusBadge(run.status, "sync-status")]),
+        el("td", { class: "nowrap", text: run.trigger || "" }),
+        el("td", { class: "nowrap" }, [run.started_at ? timeAgo(run.started_at) : el("span", { class: "muted", text: "not started" })]),
+        el("td", { class: "nowrap", testid: "duration", text: formatDuration(run.duration_seconds) }),
+        el("td", { class: "nowrap" }, [run.commit ? el("span", { class: "commit-sha", title: run.commit, text: run.commit.slice(0, 7) }) : el("span", { class: "muted", text: "—" })]),
+        el("td", {}, details.length ? details : [el("span", { class: "muted", text: "—" })]),
+        el("td", { class: "actions" }, [run.links && run.links.airflow_run ? airflowLink(run.links.airflow_run, "Airflow run \u2197", "airflow-run") : null]),
+      ]);
+    });
+    const content = el("div", {}, [table(["Status", "Trigger", "Started", "Duration", "Commit", "Details", ""], rows)]);
+    if (page.total > page.items.length) {
+      content.append(el("div", { class: "panel-footer" }, [button("Show more", { small: true, testid: "more-syncs", onclick: function () {
+        detail.syncLimit += 20;
+        poller.refresh();
+      } })]));
+    }
+    return content;
+  }
+
+  function validationSummary(validation) {
+    if (!validation) return el("span", { class: "muted", text: "—" });
+    const parts = [plural(validation.errors || 0, "error"), plural(validation.warnings || 0, "warning")];
+    return el("span", { class: validation.passed ? "" : "error-text" }, [(validation.passed ? "Passed" : "Failed") + " \u00b7 " + parts.join(", ")]);
+  }
+
+  function renderReleases(page) {
+    if (!page.items.length) return emptyRow("No release yet. A release is recorded for every commit a sync validates.");
+    const repo = detail.repo;
+    return table(["Release", "Commit", "Validation", "Created", ""], page.items.map(function (release) {
+      const actions = [];
+      if (CONFIG.canWrite && (release.status === "validated" || release.status === "retired")) {
+        actions.push(button("Rollback", { small: true, icon: "rollback", testid: "rollback", onclick: function () { rollback(repo, release); } }));
+      }
+      actions.push(button("Report", { small: true, testid: "view-report", onclick: function () {
+        detail.userPickedRelease = true;
+        detail.reportReleaseId = release.id;
+        renderReport();
+        $("panel-report").scrollIntoView({ behavior: "smooth", block: "start" });
+      } }));
+      return el("tr", { testid: "release-row", data: { releaseId: String(release.id), status: release.status } }, [
+        el("td", { class: "nowrap" }, [
+          el("span", { class: "cell-main", text: "#" + release.id + " " }),
+          statusBadge(release.status, "release-status"),
+          release.pinned ? el("span", { class: "tag", text: "pinned" }) : null,
+        ]),
+        el("td", {}, [
+          el("div", {}, [el("span", { class: "commit-sha", title: release.commit, text: release.short_commit }), " ", release.message || ""]),
+          el("div", { class: "cell-sub" }, [authorName(release.author), release.on_disk === false ? " \u00b7 pruned (re-exported on rollback)" : ""]),
+        ]),
+        el("td", {}, [validationSummary(release.validation)]),
+        el("td", { class: "nowrap" }, [timeAgo(release.created_at)]),
+        el("td", { class: "actions" }, actions),
+      ]);
+    }));
+  }
+
+  /** The report of the release the user picked, else of the failed sync, else of the live release. */
+  function reportReleaseId() {
+    if (detail.userPickedRelease && detail.reportReleaseId) return detail.reportReleaseId;
+    const repo = detail.repo;
+    const last = repo.last_sync;
+    if (repo.status === "failed" && last && last.release_id) return last.release_id;
+    if (repo.live) return repo.live.release_id;
+    return detail.releases.length ? detail.releases[0].id : null;
+  }
+
+  async function renderReport() {
+    const container = $("section-report");
+    const picker = $("report-release");
+    const id = reportReleaseId();
+    detail.reportReleaseId = id;
+    if (changed(picker, [detail.releases, id])) {
+      picker.replaceChildren.apply(picker, detail.releases.map(function (release) {
+        return el("option", { value: String(release.id), text: "#" + release.id + " \u00b7 " + release.short_commit + " \u00b7 " + release.status });
+      }));
+      picker.value = String(id);
+      picker.hidden = !detail.releases.length;
+    }
+    for (const row of document.querySelectorAll("[data-testid=release-row]")) {
+      row.classList.toggle("is-selected", Number(row.dataset.releaseId) === id);
+    }
+    if (!id) {
+      if (changed(container, "none")) container.replaceChildren(emptyRow("Nothing validated yet. Sync the repository to see its report."));
+      return;
+    }
+    let release = detail.findings.get(id);
+    if (!release) {
+      try {
+        release = await api("GET", "releases/" + encodeURIComponent(id));
+        detail.findings.set(id, release);
+      } catch (err) {
+        if (err.status === 401) return sessionExpired();
+        container.replaceChildren(el("div", { class: "inline-state is-error", role: "alert", text: err.message }));
+        signatures.delete(container);
+        return;
+      }
+    }
+    if (changed(container, ["report", id])) container.replaceChildren(report(release));
+  }
+
+  const SEVERITY_RANK = { error: 0, warning: 1, info: 2 };
+
+  function report(release) {
+    const findings = release.findings || [];
+    const validation = release.validation || {};
+    const files = groupByFile(findings);
+    const head = el("div", { class: "report-summary", testid: "report-summary", data: { releaseId: String(release.id) } }, [
+      validation.passed === false ? statusBadge("failed", "report-status", "Did not pass") : statusBadge("success", "report-status", "Passed"),
+      el("span", { text:
+        plural(validation.errors || 0, "error") + ", " + plural(validation.warnings || 0, "warning") + ", " +
+        plural(validation.infos || 0, "note") + (files.length ? " in " + plural(files.length, "file") : "") }),
+      el("span", { class: "muted" }, [" \u00b7 release #" + release.id + " ", el("span", { class: "commit-sha", text: release.short_commit })]),
+    ]);
+    if (!findings.length) {
+      return el("div", { class: "panel-body" }, [head, el("p", { class: "muted", text: "No findings: every check passed cleanly." })]);
+    }
+    return el("div", { class: "panel-body" }, [head].concat(files.map(fileGroup)));
+  }
+
+  function groupByFile(findings) {
+    const groups = new Map();
+    for (const finding of findings) {
+      const file = finding.file || "(repository)";
+      if (!groups.has(file)) groups.set(file, []);
+      groups.get(file).push(finding);
+    }
+    return Array.from(groups.entries()).sort(function (a, b) { return a[0].localeCompare(b[0]); }).map(function (entry) {
+      entry[1].sort(function (a, b) {
+        return (SEVERITY_RANK[a.severity] ?? 3) - (SEVERITY_RANK[b.severity] ?? 3) || (a.line || 0) - (b.line || 0);
+      });
+      return { file: entry[0], findings: entry[1] };
+    });
+  }
+
+  function fileGroup(group) {
+    const errors = group.findings.filter(function (f) { return f.severity === "error"; }).length;
+    return el("div", { class: "file-group", testid: "finding-file", data: { file: group.file } }, [
+      el("div", { class: "file-group-header" }, [
+        el("span", { text: group.file }),
+        el("span", { class: errors ? "error-text" : "muted", text: errors ? plural(errors, "error") : plural(group.findings.length, "finding") }),
+      ]),
+    ].concat(group.findings.map(findingRow)));
+  }
+
+  function findingRow(finding) {
+    const severity = token(finding.severity);
+    return el("div", { class: "finding", testid: "finding", data: { severity: severity, rule: finding.rule || "" } }, [
+      el("span", { class: "severity status-" + severity, text: finding.severity }),
+      el("span", { class: "finding-line", text: finding.line ? "line " + finding.line : "—" }),
+      el("div", { class: "finding-message" }, [finding.message || "", finding.rule ? el("span", { class: "finding-rule", text: finding.rule }) : null]),
+      finding.hint ? el("div", { class: "finding-hint", text: finding.hint }) : null,
+    ]);
+  }
+
+  // ---- start ---------------------------------------------------------------------------------------
+
+  function start() {
+    initDialogs();
+    showFlash();
+    if (CONFIG.page === "detail") {
+      poller.start(loadDetail, loadErrorHandler($("repo-body"), "Could not load this repository"));
+    } else {
+      poller.start(loadList, loadErrorHandler($("repo-list"), "Could not load the repositories"));
+    }
+    setInterval(tickTimes, SLOW_POLL_MS);
+  }
+
+  start();
+})();
