@@ -795,18 +795,14 @@ def request_sync(name: str, *, actor: str, force: bool = False) -> dict:
     return get_sync_run(run_id)
 
 
-def reconcile_sync_runs(name: str, airflow_states: Callable[[list[str]], dict[str, str]]) -> int:
-    """Close queued/running runs whose Airflow run already ended without them (a task killed before it
-    could record anything), so a repository never shows 'syncing' forever. Returns how many."""
+def reconcile_sync_runs(name: str | None, airflow_states: Callable[[list[str]], dict[str, str]]) -> int:
+    """Close queued/running runs (of one repository, or all) whose Airflow run already ended without them
+    (a task killed before it could record anything), so nothing shows 'syncing' forever. Returns how many."""
     with session_scope() as session:
-        repo = _load(session, name)
-        open_runs = session.scalars(
-            select(SyncRun).where(
-                SyncRun.repository_id == repo.id,
-                SyncRun.status.in_(("queued", "running")),
-                SyncRun.airflow_run_id.is_not(None),
-            )
-        ).all()
+        query = select(SyncRun).where(SyncRun.status.in_(("queued", "running")), SyncRun.airflow_run_id.is_not(None))
+        if name is not None:
+            query = query.where(SyncRun.repository_id == _load(session, name).id)
+        open_runs = session.scalars(query).all()
         if not open_runs:
             return 0
         states = airflow_states([run.airflow_run_id for run in open_runs])

@@ -20,7 +20,6 @@ import pytest
 # the web tests) has one known metadata DB. Tests that need their own home set it for subprocesses.
 SESSION_AIRFLOW_HOME = Path(tempfile.mkdtemp(prefix="dagops-tests-airflow-"))
 os.environ["AIRFLOW_HOME"] = str(SESSION_AIRFLOW_HOME)
-os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
 
 POSTGRES_URL = os.environ.get("DAGOPS_TEST_POSTGRES_URL")
 BACKENDS = ["sqlite", "postgres"] if POSTGRES_URL else ["sqlite"]

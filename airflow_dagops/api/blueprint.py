@@ -203,6 +203,7 @@ def openapi():
 @api_blueprint.get("/repositories")
 def list_repositories():
     limit, offset = _paging()
+    services.reconcile_sync_runs(None, airflow_bridge.sync_run_states)
     repos = services.list_repositories()
     return _page([_repository(r) for r in repos[offset : offset + limit]], len(repos), limit, offset)
 

@@ -309,6 +309,8 @@ def test_a_run_airflow_ended_without_the_task_is_closed(web, git_remote):
     with create_session() as session:
         run = session.query(DagRun).filter_by(dag_id="dagops_sync", run_id=queued["airflow_run_id"]).one()
         run.state = DagRunState.FAILED  # e.g. the worker died before the sync task started
+    listed = web.api("GET", "repositories").get_json()["items"][0]
+    assert listed["status"] == "failed"  # the list page polls this: it must not say "syncing" forever
     repo = web.api("GET", "repositories/team").get_json()
     assert repo["status"] == "failed" and repo["last_sync"]["error_code"] == "unexpected"
     assert "see its task log" in repo["last_sync"]["error"]
