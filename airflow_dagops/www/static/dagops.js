@@ -273,6 +273,40 @@
     return el("span", { class: className, testid: testid, title: url, text: url || "" });
   }
 
+  /** Open a URL in the top window (or a new tab). Airflow shows this page in an iframe sandboxed without
+   *  allow-top-navigation and allow-popups, so target=_top/_blank links and top.location do nothing there.
+   *  The frame is same-origin, though: an anchor in the top document, which is not sandboxed, can be followed. */
+  function openInTop(href, newTab) {
+    let topDocument = null;
+    try {
+      topDocument = window.top !== window ? window.top.document : null;
+    } catch (err) {
+      topDocument = null; // a cross-origin parent: leave it to the browser
+    }
+    if (!topDocument) {
+      if (newTab) window.open(href, "_blank", "noopener");
+      else window.location.assign(href);
+      return;
+    }
+    const proxy = topDocument.createElement("a");
+    proxy.href = href;
+    proxy.target = newTab ? "_blank" : "_self";
+    proxy.rel = "noopener noreferrer";
+    proxy.hidden = true;
+    topDocument.body.append(proxy);
+    proxy.click();
+    proxy.remove();
+  }
+
+  /** Plain left clicks on target=_top/_blank links go through openInTop; modified clicks stay the browser's. */
+  function followLinksFromTop(event) {
+    if (event.defaultPrevented || event.button !== 0 || event.metaKey || event.ctrlKey || event.shiftKey || event.altKey) return;
+    const link = event.target.closest && event.target.closest("a[target=_top], a[target=_blank]");
+    if (!link || window.top === window) return;
+    event.preventDefault();
+    openInTop(link.href, link.target === "_blank");
+  }
+
   // ---- notices -------------------------------------------------------------------------------------
 
   let noticeTimer = null;
@@ -298,11 +332,13 @@
     notify("Your Airflow session has ended. Sign in again to continue.", "error", {
       label: "Sign in",
       run: function () {
+        let here = window.location.href;
         try {
-          window.top.location.reload();
+          here = window.top.location.href; // reloading the Airflow UI sends it to its login page
         } catch (err) {
-          window.location.reload();
+          /* cross-origin parent: reload this page, whose view redirects to the login page */
         }
+        openInTop(here, false);
       },
     });
   }
@@ -500,6 +536,17 @@
     return { authentication_failed: "conn_id", ref_not_found: "ref" }[code] || "url";
   }
 
+  // The newest copy of each repository seen, so a button rendered before a change acts on current data.
+  const latest = new Map();
+
+  function remember(repos) {
+    for (const repo of repos) latest.set(repo.name, repo);
+  }
+
+  function freshest(repo) {
+    return repo ? latest.get(repo.name) || repo : null;
+  }
+
   // ---- actions -------------------------------------------------------------------------------------
 
   async function syncNow(name, force, target) {
@@ -509,7 +556,7 @@
         const href = airflowHref(run.links && run.links.airflow_run);
         notify("Sync of " + name + " started in Airflow.", "success", href ? {
           label: "View run",
-          run: function () { window.top.location.assign(href); },
+          run: function () { openInTop(href, false); },
         } : null);
       } catch (err) {
         reportError(err);
@@ -542,7 +589,8 @@
     poller.refresh();
   }
 
-  async function removeRepo(repo) {
+  async function removeRepo(staleRepo) {
+    const repo = freshest(staleRepo);
     const answer = await confirmDialog({
       title: "Remove " + repo.name + "?",
       message: "dagops stops syncing " + repo.url + " and forgets its history. Unless you keep them, the DAGs it " +
@@ -635,7 +683,8 @@
     return $("repo-form").elements.namedItem(name);
   }
 
-  async function openRepoForm(repo, focusName) {
+  async function openRepoForm(staleRepo, focusName) {
+    const repo = freshest(staleRepo);
     const formEl = $("repo-form");
     formEl.reset();
     clearFormErrors();
@@ -653,9 +702,7 @@
     formField("name").readOnly = Boolean(repo);
     formField("namespace").readOnly = Boolean(repo);
     formEl.querySelector("details.advanced").open = Boolean(repo && (repo.subdir || !repo.enabled));
-    const context = $("form-context");
-    context.hidden = !(repo && repo.status === "failed");
-    context.textContent = repo && repo.status === "failed" ? "Last sync failed: " + (repo.status_message || "unknown error") : "";
+    showFormContext(repo && repo.status === "failed" ? "Last sync failed: " + (repo.status_message || "unknown error") : "");
     renderConnectionField(null, repo ? repo.conn_id : null);
     $("repo-dialog").showModal();
     const focus = formField(focusName || (repo ? "url" : "name"));
@@ -666,6 +713,14 @@
       renderConnectionField(connections, current);
       if (focusName === "conn_id") formField("conn_id").focus();
     }
+  }
+
+  /** Why the form was opened (Fix on a failed repository), above the fields. */
+  function showFormContext(text) {
+    const context = $("form-context");
+    if (!context) return;
+    context.textContent = text;
+    context.hidden = !text;
   }
 
   async function loadConnections() {
@@ -765,11 +820,12 @@
             return notify("Nothing changed.", "info");
           }
           const repo = await api("PATCH", repoPath(form.repo.name), body);
+          remember([repo]);
           message = "Settings of " + repo.name + " saved.";
         }
+        await poller.refresh(); // the page shows the change by the time the dialog closes
         $("repo-dialog").close();
         notify(message, "success");
-        poller.refresh();
       } catch (err) {
         if (err.status === 401) return sessionExpired();
         showFormError(err);
@@ -833,6 +889,8 @@
 
   async function loadList() {
     const data = await api("GET", "repositories?limit=200");
+    latest.clear();
+    remember(data.items);
     renderList(data.items, data.total);
     return data.items.some(function (repo) { return repo.status === "syncing"; });
   }
@@ -971,6 +1029,7 @@
       api("GET", repoPath(repo.name, "dags")),
     ]);
     detail.repo = repo;
+    remember([repo]);
     ensureDetailLayout();
     renderHeader(repo);
     renderOverview(repo);
@@ -1314,6 +1373,7 @@
 
   function start() {
     initDialogs();
+    document.addEventListener("click", followLinksFromTop);
     showFlash();
     if (CONFIG.page === "detail") {
       poller.start(loadDetail, loadErrorHandler($("repo-body"), "Could not load this repository"));
