@@ -84,6 +84,8 @@ def test_a_user_without_plugin_access_gets_403_and_no_csrf_token(web):
         html = response.get_data(as_text=True)
         assert "Access denied" in html
         assert "dagops-csrf" not in html and "dagops-api" not in html
+    # The "access denied" page is styled by the same assets: they need a session, not plugin access.
+    assert web.client.get("/dagops/assets/dagops.css").status_code == 200
 
 
 # -- what the shell embeds ---------------------------------------------------------------------------------

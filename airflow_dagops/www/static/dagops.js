@@ -701,6 +701,7 @@
     formField("enabled").checked = repo ? Boolean(repo.enabled) : true;
     formField("name").readOnly = Boolean(repo);
     formField("namespace").readOnly = Boolean(repo);
+    for (const hint of formEl.querySelectorAll("[data-mode]")) hint.hidden = hint.dataset.mode !== form.mode;
     formEl.querySelector("details.advanced").open = Boolean(repo && (repo.subdir || !repo.enabled));
     showFormContext(repo && repo.status === "failed" ? "Last sync failed: " + (repo.status_message || "unknown error") : "");
     renderConnectionField(null, repo ? repo.conn_id : null);
