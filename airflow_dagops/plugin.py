@@ -9,23 +9,16 @@ from __future__ import annotations
 from airflow.plugins_manager import AirflowPlugin
 
 from airflow_dagops.api.blueprint import api_blueprint
+from airflow_dagops.www.views import DagRepositoriesView
 
 PAGE_HREF = "/pluginsv2/dagops/"
-
-
-def _page_views() -> list[dict]:
-    try:
-        from airflow_dagops.www.views import DagRepositoriesView
-    except ImportError:  # the FAB provider is missing: the REST API still works
-        return []
-    # No "name": a named appbuilder view would add a second, generic nav entry.
-    return [{"view": DagRepositoriesView()}]
 
 
 class DagOpsPlugin(AirflowPlugin):
     name = "dagops"
     flask_blueprints = [api_blueprint]
-    appbuilder_views = _page_views()
+    # No "name": a named appbuilder view would add a second, generic nav entry.
+    appbuilder_views = [{"view": DagRepositoriesView()}]
     external_views = [
         {"name": "DAG Repositories", "href": PAGE_HREF, "url_route": "dag-repositories", "category": "admin"}
     ]

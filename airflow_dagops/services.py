@@ -1022,7 +1022,7 @@ def _info(session: Session, repo: Repository) -> RepositoryInfo:
     if live is not None:
         manifest = read_manifest(Path(live.path)) or {}
         dag_files = sum(1 for path in manifest.get("files", {}) if path.endswith(".py"))
-    status, status_message = _status_of(repo, live, last)
+    status, status_message = _status_of(repo, live, _reason_run(session, last))
     return RepositoryInfo(
         name=repo.name,
         url=display_url(repo.url),
@@ -1072,6 +1072,20 @@ def _in_words(run: SyncRun) -> str | None:
     if error.startswith("Validation failed:"):
         return ":".join(error.split(":")[:2])  # drop the list of findings after the counts
     return error.splitlines()[0][:200]
+
+
+def _reason_run(session: Session, last: SyncRun | None) -> SyncRun | None:
+    """The run that explains the repository's state: for a 'rejected' run (the head commit was already
+    refused), the failed run that refused it, so a retry does not hide the failure."""
+    if last is None or last.status != "rejected":
+        return last
+    failed = session.scalar(
+        select(SyncRun)
+        .where(SyncRun.repository_id == last.repository_id, SyncRun.status == "failed")
+        .where(SyncRun.commit_sha == last.commit_sha)
+        .order_by(SyncRun.id.desc())
+    )
+    return failed or last
 
 
 def _status_of(repo: Repository, live: Release | None, last: SyncRun | None) -> tuple[str, str | None]:

@@ -76,7 +76,7 @@ SCHEMAS = {
         "properties": {
             "id": {"type": "integer"},
             "repository": {"type": "string"},
-            "status": {"type": "string", "enum": ["queued", "running", "success", "unchanged", "failed"]},
+            "status": {"type": "string", "enum": ["queued", "running", "success", "unchanged", "rejected", "failed"]},
             "trigger": {"type": "string"},
             "airflow_run_id": NULLABLE_STRING,
             "commit": NULLABLE_STRING,

@@ -120,6 +120,7 @@ def test_cookie_session_needs_the_csrf_header_for_writes(web, git_remote):
     remote = git_remote({"dags/a.py": dag_source("a")})
     web.sign_in_with_cookie("admin")
     assert web.client.get(f"{PREFIX}/repositories").status_code == 200  # reads need no CSRF token
+    assert web.client.get(f"{PREFIX}/connections").status_code == 200
     body = {"name": "team", "url": remote.url}
     refused = web.client.post(f"{PREFIX}/repositories", json=body)
     assert refused.status_code == 403 and _error(refused)["code"] == "csrf_failed"
@@ -288,6 +289,11 @@ def test_failed_validation_is_said_in_words(web, git_remote):
     assert repo["status"] == "failed"
     assert repo["status_message"] == "Validation failed: 2 errors in 2 files"
     assert repo["live"]["message"] == "initial commit"  # the last good release stays live
+
+    again = _sync_now(web)  # the same broken head: refused without validating again...
+    assert again["status"] == "rejected"
+    repo = web.api("GET", "repositories/team").get_json()  # ...and the failure stays visible
+    assert repo["status"] == "failed" and repo["status_message"] == "Validation failed: 2 errors in 2 files"
 
 
 def test_unreachable_remote_at_sync_time_is_said_in_words(web, git_remote, tmp_path):
