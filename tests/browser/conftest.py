@@ -1,0 +1,109 @@
+"""Fixtures for the real-browser tests: a real Airflow, Debian's Chromium driven by Playwright, screenshots.
+
+Playwright's own browser download needs internet access; these tests drive the system Chromium instead
+(`apt-get install chromium chromium-driver`, done by .ci/run) and are skipped where it is missing.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+
+from tests.e2e_helpers import AirflowInstance, make_instance
+
+CHROMIUM = Path(os.environ.get("DAGOPS_TEST_CHROMIUM", "/usr/bin/chromium"))
+REPO_ROOT = Path(__file__).resolve().parents[2]
+ARTIFACTS = REPO_ROOT / "test-artifacts" / "browser"
+
+
+@pytest.fixture(scope="module")
+def airflow(tmp_path_factory):
+    """api-server + scheduler + dag-processor with SimpleAuthManager (admin/admin) in a tmp home, shared by
+    the tests of a module (each test uses its own repository names). The `page` fixture prints its logs
+    when a test fails."""
+    extra = {
+        "AIRFLOW__DAGOPS__SYNC_SCHEDULE": "",  # dagops_sync runs only when the page asks: deterministic
+        "AIRFLOW__CORE__PARALLELISM": "4",  # a few LocalExecutor workers are plenty and start faster
+    }
+    instance = make_instance(tmp_path_factory.mktemp("browser") / "airflow", extra)
+    try:
+        instance.start("api-server", "scheduler", "dag-processor")
+        yield instance
+    except BaseException:
+        print(instance.logs())
+        raise
+    finally:
+        instance.stop()
+
+
+class Screenshots:
+    """Numbered full-page screenshots of one test, in test-artifacts/browser/<test name>/."""
+
+    def __init__(self, folder: Path):
+        self.folder = folder
+        self.count = 0
+
+    def __call__(self, page, name: str) -> Path:
+        self.count += 1
+        path = self.folder / f"{self.count:02d}-{name}.png"
+        page.screenshot(path=str(path), full_page=True)
+        return path
+
+
+@pytest.fixture
+def screenshots(request) -> Screenshots:
+    folder = ARTIFACTS / re.sub(r"[^A-Za-z0-9_.-]+", "_", request.node.name)
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    return Screenshots(folder)
+
+
+@pytest.fixture
+def browser():
+    if not CHROMIUM.exists():
+        pytest.skip(f"{CHROMIUM} is missing: apt-get install -y chromium chromium-driver")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    sync_api.expect.set_options(timeout=15_000)  # the page polls the API; give each assertion a few polls
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=["--no-sandbox"])
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+@pytest.fixture
+def page(browser, screenshots, request, airflow: AirflowInstance):
+    """A fresh browser page; on failure it saves a screenshot and prints the browser's console and the
+    Airflow process logs."""
+    context = browser.new_context(viewport={"width": 1440, "height": 900}, base_url=airflow.url)
+    page = context.new_page()
+    page.set_default_timeout(30_000)
+    console: list[str] = []
+    page.on("console", lambda message: console.append(f"console.{message.type}: {message.text}"))
+    page.on("pageerror", lambda error: console.append(f"pageerror: {error}"))
+    page.on(
+        "response",
+        lambda response: (
+            console.append(f"HTTP {response.status} {response.request.method} {response.url}")
+            if response.status >= 400
+            else None
+        ),
+    )
+    try:
+        yield page
+    finally:
+        report = getattr(request.node, "rep_call", None)
+        if report is None or report.failed:
+            try:
+                path = screenshots(page, "failure")
+                print(f"failure screenshot: {path}")
+            except Exception as error:  # the page may be gone; the logs below still help
+                print(f"no failure screenshot: {error}")
+            print("==== browser console and failed requests\n" + "\n".join(console[-200:]))
+            print(airflow.logs())
+        context.close()
