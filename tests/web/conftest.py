@@ -3,8 +3,8 @@
 One Airflow home per test session (tests/conftest.py pins AIRFLOW_HOME): migrated with the FAB auth
 manager's tables, with the `dagops_sync` DAG serialized (so "Sync Now" really creates an Airflow run),
 FAB roles and users, and the Flask app Airflow mounts at /pluginsv2 built by the FAB provider's own
-`create_app`. Each test runs once per auth manager (SimpleAuthManager, FabAuthManager) and, through
-`dagops_env`, once per state DB backend.
+`create_app`. Each test runs under SimpleAuthManager on each state DB backend (`dagops_env`), and under
+FabAuthManager on SQLite (the two choices are independent; see `pytest_collection_modifyitems`).
 
 Roles used in the tests, per auth manager:
     admin   Simple ADMIN  / FAB Admin               read + write + delete + connections
@@ -169,3 +169,16 @@ def airflow_runs_of_sync_dag() -> list[dict]:
     with create_session() as session:
         rows = session.execute(select(DagRun.run_id, DagRun.conf).where(DagRun.dag_id == "dagops_sync")).all()
     return [{"run_id": run_id, "conf": json.loads(conf) if isinstance(conf, str) else conf} for run_id, conf in rows]
+
+
+def pytest_collection_modifyitems(config, items):
+    """Auth managers and state DBs are independent: run FAB on SQLite, SimpleAuthManager on both."""
+    web_dir = Path(__file__).parent
+    keep, dropped = [], []
+    for item in items:
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        redundant = params.get("web") == "fab" and params.get("state_db_url") == "postgres"
+        (dropped if redundant and web_dir in Path(item.path).parents else keep).append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = keep
