@@ -103,6 +103,9 @@ def repos_add(
     priority: Annotated[int, typer.Option(help="Lower wins when two repositories define one dag_id.")] = 100,
     poll_interval: Annotated[int | None, typer.Option(help="Seconds between checks for new commits.")] = None,
     verify: Annotated[bool, typer.Option(help="Check that the remote and ref exist before registering.")] = True,
+    webhook_conn_id: Annotated[
+        str | None, typer.Option(help="Airflow connection whose password is this repository's webhook secret.")
+    ] = None,
 ):
     """Register a repository. Run `dagops sync NAME` (or wait for dagops_sync) to publish it."""
     info = services.add_repository(
@@ -115,6 +118,7 @@ def repos_add(
         priority=priority,
         poll_interval=poll_interval,
         verify=verify,
+        webhook_conn_id=webhook_conn_id,
     )
     _say(
         f"Registered {info.name} ({info.url} @ {info.ref}) → namespace {info.namespace}. "

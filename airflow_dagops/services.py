@@ -62,6 +62,7 @@ class RepositoryInfo:
     subdir: str | None
     enabled: bool
     poll_interval: int
+    webhook_conn_id: str | None = None
     live_commit: str | None = None
     live_release_id: int | None = None
     live_message: str | None = None
@@ -121,6 +122,7 @@ def add_repository(
     poll_interval: int | None = None,
     enabled: bool = True,
     verify: bool = True,
+    webhook_conn_id: str | None = None,
 ) -> RepositoryInfo:
     """Register a repository. With `verify`, the remote and its ref are checked first; bad input changes nothing."""
     name = validate_name(name, what="repository name")
@@ -129,6 +131,7 @@ def add_repository(
     ref = validate_ref(ref)
     subdir = validate_subdir(subdir)
     conn_id = _validate_conn_id(conn_id)
+    webhook_conn_id = _validate_conn_id(webhook_conn_id)
     if poll_interval is not None and poll_interval < 1:
         raise InvalidInput(f"poll interval must be a positive number of seconds, got {poll_interval}")
     with session_scope() as session:
@@ -153,6 +156,7 @@ def add_repository(
             priority=priority,
             poll_interval=poll_interval,
             enabled=enabled,
+            webhook_conn_id=webhook_conn_id,
         )
         session.add(repo)
         session.flush()
@@ -719,7 +723,7 @@ def _record_failure(snapshot, trigger, airflow_run_id, commit, err: DagOpsError)
 
 
 # -- registry changes, versions and on-demand syncs (the REST API and page call these) --------------------
-UPDATABLE = ("url", "ref", "conn_id", "subdir", "priority", "poll_interval", "enabled")
+UPDATABLE = ("url", "ref", "conn_id", "subdir", "priority", "poll_interval", "enabled", "webhook_conn_id")
 
 
 def update_repository(name: str, *, verify: bool = True, **changes) -> RepositoryInfo:
@@ -755,44 +759,69 @@ def _clean_changes(changes: dict) -> dict:
         clean["ref"] = validate_ref(clean["ref"])
     if "subdir" in clean:
         clean["subdir"] = validate_subdir(clean["subdir"])
-    if "conn_id" in clean:
-        clean["conn_id"] = _validate_conn_id(clean["conn_id"])
+    for key in ("conn_id", "webhook_conn_id"):
+        if key in clean:
+            clean[key] = _validate_conn_id(clean[key])
     if clean.get("poll_interval") is not None and clean["poll_interval"] < 1:
         raise InvalidInput(f"poll interval must be a positive number of seconds, got {clean['poll_interval']}")
     return clean
 
 
-def request_sync(name: str, *, actor: str, force: bool = False) -> dict:
+def request_sync(
+    name: str,
+    *,
+    actor: str,
+    force: bool = False,
+    trigger: str = "manual",
+    commit: str | None = None,
+    coalesce: bool = False,
+) -> dict:
     """Ask Airflow to sync one repository now: records a queued run and triggers `dagops_sync` for it.
-    No git work happens here; the sync task continues the queued run (see `_claim_queued`)."""
+    No git work happens here; the sync task continues the queued run (see `_claim_queued`).
+
+    Without `coalesce` (a person pressing "Sync Now"), an open run is a 409. With it (webhooks), a burst
+    of requests keeps at most one running and one queued run per repository: a queued run that has not
+    started will fetch the newest head anyway, so a request arriving meanwhile joins it (`coalesced`).
+    """
     from airflow_dagops import airflow_bridge
 
-    with session_scope() as session:
-        repo = _load(session, name)
-        busy = session.scalar(
-            select(SyncRun).where(SyncRun.repository_id == repo.id, SyncRun.status.in_(("queued", "running")))
-        )
-        if busy is not None:
-            raise Conflict(
-                f"a sync of {name!r} is already {busy.status} (sync {busy.id}); wait for it to finish",
-                details={"sync_id": busy.id, "airflow_run_id": busy.airflow_run_id},
-            )
-        airflow_run_id = f"dagops__{name}__{utcnow().strftime('%Y%m%dT%H%M%S.%fZ')}"
-        run = SyncRun(repository_id=repo.id, trigger="manual", status="queued", airflow_run_id=airflow_run_id)
-        session.add(run)
-        session.flush()
-        run_id = run.id
-    conf = {"repository": name, "force": force, "trigger": "manual", "requested_by": actor}
-    try:
-        airflow_bridge.trigger_sync(run_id=airflow_run_id, conf=conf, user=actor)
-    except DagOpsError as err:
-        _finish_run(run_id, "failed", None, None, str(err), code=err.code)
-        raise
-    except Exception as err:
-        _finish_run(run_id, "failed", None, None, f"Airflow refused the run: {err}", code="airflow_unavailable")
-        raise
+    if trigger not in TRIGGERS:
+        raise InvalidInput(f"unknown trigger {trigger!r}; one of {', '.join(TRIGGERS)}")
+    # Serialises check-then-insert across threads and processes (the sync itself holds another lock).
+    with repository_lock(paths.locks_dir(), f"{name}.requests", timeout=settings.get_int("lock_timeout")):
+        with session_scope() as session:
+            repo = _load(session, name)
+            open_runs = session.scalars(
+                select(SyncRun).where(SyncRun.repository_id == repo.id, SyncRun.status.in_(("queued", "running")))
+            ).all()
+            queued = next((run for run in open_runs if run.status == "queued"), None)
+            if coalesce and queued is not None:
+                log.info("%s: sync request from %s joins queued sync %d", name, actor, queued.id)
+                return {**_sync_run_dict(queued, name), "coalesced": True}
+            if open_runs and not coalesce:
+                busy = open_runs[0]
+                raise Conflict(
+                    f"a sync of {name!r} is already {busy.status} (sync {busy.id}); wait for it to finish",
+                    details={"sync_id": busy.id, "airflow_run_id": busy.airflow_run_id},
+                )
+            airflow_run_id = f"dagops__{name}__{utcnow().strftime('%Y%m%dT%H%M%S.%fZ')}"
+            run = SyncRun(repository_id=repo.id, trigger=trigger, status="queued", airflow_run_id=airflow_run_id)
+            session.add(run)
+            session.flush()
+            run_id = run.id
+        conf = {"repository": name, "force": force, "trigger": trigger, "requested_by": actor}
+        if commit:
+            conf["commit"] = commit  # informative: the sync publishes the ref's head when it runs
+        try:
+            airflow_bridge.trigger_sync(run_id=airflow_run_id, conf=conf, user=actor)
+        except DagOpsError as err:
+            _finish_run(run_id, "failed", None, None, str(err), code=err.code)
+            raise
+        except Exception as err:
+            _finish_run(run_id, "failed", None, None, f"Airflow refused the run: {err}", code="airflow_unavailable")
+            raise
     log.info("%s asked for a sync of %s (Airflow run %s)", actor, name, airflow_run_id)
-    return get_sync_run(run_id)
+    return {**get_sync_run(run_id), "coalesced": False}
 
 
 def reconcile_sync_runs(name: str | None, airflow_states: Callable[[list[str]], dict[str, str]]) -> int:
@@ -1033,6 +1062,7 @@ def _info(session: Session, repo: Repository) -> RepositoryInfo:
         subdir=repo.subdir,
         enabled=repo.enabled,
         poll_interval=repo.poll_interval or settings.get_int("default_poll_interval"),
+        webhook_conn_id=repo.webhook_conn_id,
         live_commit=live.commit_sha if live else None,
         live_release_id=repo.live_release_id,
         live_message=(live.message or "").splitlines()[0] if live and live.message else None,

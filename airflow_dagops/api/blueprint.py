@@ -158,6 +158,7 @@ def _repository(info: services.RepositoryInfo) -> dict:
         "namespace": info.namespace,
         "priority": info.priority,
         "conn_id": info.conn_id,
+        "webhook_conn_id": info.webhook_conn_id,
         "subdir": info.subdir,
         "enabled": info.enabled,
         "poll_interval": info.poll_interval,

@@ -18,6 +18,11 @@ SETTINGS = {
     "url": {"type": "string", "minLength": 1, "maxLength": 2048, "description": "credentials go in a connection"},
     "ref": {"type": "string", "minLength": 1, "maxLength": 255, "description": "branch, tag or commit"},
     "conn_id": {**NULLABLE_STRING, "maxLength": 250, "description": "Airflow connection of type git"},
+    "webhook_conn_id": {
+        **NULLABLE_STRING,
+        "maxLength": 250,
+        "description": "Airflow connection whose password is this repository's webhook secret",
+    },
     "subdir": {**NULLABLE_STRING, "maxLength": 1024},
     "priority": {"type": "integer", "minimum": 0, "maximum": 1000000, "description": "lower wins a dag_id clash"},
     "poll_interval": {"type": ["integer", "null"], "minimum": 1, "maximum": 31536000},
@@ -87,6 +92,7 @@ SCHEMAS = {
             "started_at": TIME,
             "ended_at": TIME,
             "duration_seconds": {"type": ["number", "null"]},
+            "coalesced": {"type": "boolean", "description": "joined a sync that was already queued"},
             "links": {"type": "object"},
         },
     },
@@ -348,6 +354,20 @@ def _responses() -> dict:
     }
 
 
+# Route modules outside blueprint.py (webhooks, credentials) document their paths and schemas here,
+# at import time, so the served document always matches what is mounted.
+_EXTRA_PATHS: dict = {}
+
+
+def register(*, paths: dict, schemas: dict | None = None) -> None:
+    _EXTRA_PATHS.update(paths)
+    SCHEMAS.update(schemas or {})
+    document.cache_clear()
+
+
+operation, json_content, schema_ref = _op, _json, _ref  # public names for those modules
+
+
 @cache
 def document(server_url: str = "/pluginsv2/dagops/api/v1") -> dict:
     return {
@@ -359,7 +379,7 @@ def document(server_url: str = "/pluginsv2/dagops/api/v1") -> dict:
         },
         "servers": [{"url": server_url}],
         "security": [{"bearer": []}, {"cookie": []}],
-        "paths": _paths(),
+        "paths": {**_paths(), **_EXTRA_PATHS},
         "components": {
             "schemas": SCHEMAS,
             "responses": _responses(),

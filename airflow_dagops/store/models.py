@@ -26,6 +26,8 @@ class Repository(Base):
     namespace: Mapped[str] = mapped_column(String(63), unique=True)
     priority: Mapped[int] = mapped_column(Integer, default=100)
     conn_id: Mapped[str | None] = mapped_column(String(250), nullable=True)
+    # Airflow connection whose password is this repository's webhook secret (else the global one).
+    webhook_conn_id: Mapped[str | None] = mapped_column(String(250), nullable=True)
     subdir: Mapped[str | None] = mapped_column(String(1024), nullable=True)
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
     poll_interval: Mapped[int | None] = mapped_column(Integer, nullable=True)
@@ -119,3 +121,40 @@ class DeployEvent(Base):
     actor: Mapped[str] = mapped_column(String(250))
     reason: Mapped[str] = mapped_column(String(512))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class WebhookDelivery(Base):
+    """One received webhook delivery: its id dedupes replays."""
+
+    __tablename__ = "dagops_webhook_delivery"
+    __table_args__ = (UniqueConstraint("provider", "delivery_id", name="uq_webhook_delivery"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    provider: Mapped[str] = mapped_column(String(20))  # github / gitlab / gitea / bitbucket
+    delivery_id: Mapped[str] = mapped_column(String(200))
+    event: Mapped[str] = mapped_column(String(64))  # push / pull_request / ping / ...
+    outcome: Mapped[str] = mapped_column(String(40))  # triggered / coalesced / ignored / ...
+    detail: Mapped[dict | None] = mapped_column(JSON, nullable=True)  # repositories, runs, ref, sha
+    received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class CheckRun(Base):
+    """Validation of a pull/merge request head, reported back to the provider as a commit status."""
+
+    __tablename__ = "dagops_check_run"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    repository_id: Mapped[int] = mapped_column(ForeignKey("dagops_repository.id", ondelete="CASCADE"), index=True)
+    provider: Mapped[str] = mapped_column(String(20))
+    number: Mapped[int] = mapped_column(Integer)  # pull / merge request number
+    ref: Mapped[str] = mapped_column(String(255))  # refs/pull/N/head, refs/merge-requests/N/head
+    head_sha: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(20))  # queued / running / success / failure / error
+    airflow_run_id: Mapped[str | None] = mapped_column(String(250), nullable=True)
+    summary: Mapped[dict | None] = mapped_column(JSON, nullable=True)  # Report.summary()
+    findings: Mapped[list | None] = mapped_column(JSON, nullable=True)  # [Finding.to_dict()]
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    reported: Mapped[bool] = mapped_column(Boolean, default=False)  # commit status accepted by the provider
+    report_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)

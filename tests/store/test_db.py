@@ -12,6 +12,8 @@ TABLES = {
     "dagops_release",
     "dagops_finding",
     "dagops_deploy_event",
+    "dagops_webhook_delivery",
+    "dagops_check_run",
     "dagops_alembic_version",
 }
 
@@ -22,6 +24,20 @@ def test_migrate_creates_every_table_and_is_idempotent(state_db_url):
     assert db.migrate(state_db_url) == db.head_revision()
     assert db.migrate(state_db_url) == db.head_revision()
     assert TABLES <= set(inspect(db.get_engine(state_db_url)).get_table_names())
+
+
+def test_migrations_match_the_models(state_db_url):
+    """A model change without its Alembic revision (or the reverse) fails here, not in production."""
+    from alembic.migration import MigrationContext
+    from alembic.autogenerate import compare_metadata
+
+    from airflow_dagops.store.models import Base
+
+    db.dispose_engines()
+    db.migrate(state_db_url)
+    with db.get_engine(state_db_url).connect() as connection:
+        diff = compare_metadata(MigrationContext.configure(connection), Base.metadata)
+    assert [d for d in diff if "dagops_alembic_version" not in str(d)] == []
 
 
 def test_faces_migrate_implicitly_when_the_schema_is_behind(state_db_url):
