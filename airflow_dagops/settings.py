@@ -68,6 +68,10 @@ OPTIONS: dict[str, Option] = {
         "always checked. Skipping structure means DAG files are never imported before they go live.",
     ),
     "sync_schedule": Option("* * * * *", "Cron schedule of the dagops_sync system DAG that polls repositories."),
+    "webhook_secret_conn_id": Option(
+        "dagops_webhook",
+        "Airflow connection whose password is the webhook secret for repositories without their own.",
+    ),
 }
 
 SECTION = "dagops"
