@@ -844,12 +844,17 @@ def reconcile_sync_runs(name: str | None, airflow_states: Callable[[list[str]], 
         return closed
 
 
+def _newest_first(session: Session, model, repo: Repository, limit: int, offset: int) -> tuple[list, int]:
+    """One page of a repository's rows (sync runs, releases), newest first, and how many there are."""
+    where = model.repository_id == repo.id
+    total = session.scalar(select(func.count()).select_from(model).where(where))
+    rows = session.scalars(select(model).where(where).order_by(model.id.desc()).limit(limit).offset(offset)).all()
+    return rows, total
+
+
 def list_sync_runs(name: str, *, limit: int = 50, offset: int = 0) -> tuple[list[dict], int]:
     with session_scope() as session:
-        repo = _load(session, name)
-        where = SyncRun.repository_id == repo.id
-        total = session.scalar(select(func.count()).select_from(SyncRun).where(where))
-        runs = session.scalars(select(SyncRun).where(where).order_by(SyncRun.id.desc()).limit(limit).offset(offset))
+        runs, total = _newest_first(session, SyncRun, _load(session, name), limit, offset)
         return [_sync_run_dict(run, name) for run in runs], total
 
 
@@ -867,9 +872,7 @@ def get_sync_run(run_id: int) -> dict:
 def list_releases(name: str, *, limit: int = 50, offset: int = 0) -> tuple[list[dict], int]:
     with session_scope() as session:
         repo = _load(session, name)
-        where = Release.repository_id == repo.id
-        total = session.scalar(select(func.count()).select_from(Release).where(where))
-        releases = session.scalars(select(Release).where(where).order_by(Release.id.desc()).limit(limit).offset(offset))
+        releases, total = _newest_first(session, Release, repo, limit, offset)
         return [_release_dict(r, repository=name, pinned_id=repo.pinned_release_id) for r in releases], total
 
 
