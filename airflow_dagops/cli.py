@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import getpass
 import json
 import logging
 import sys
@@ -192,12 +194,18 @@ def sync(
     name: Annotated[str | None, typer.Argument(help="Repository to sync.")] = None,
     all_: Annotated[bool, typer.Option("--all", help="Sync every enabled repository.")] = False,
     force: Annotated[bool, typer.Option(help="Re-export and re-validate even if the commit was seen.")] = False,
+    via_airflow: Annotated[
+        bool, typer.Option("--via-airflow", help="Trigger dagops_sync in Airflow instead; prints the run ids.")
+    ] = False,
     as_json: JsonOption = False,
 ):
-    """Fetch, validate and publish now, in this process (CI and local use)."""
+    """Fetch, validate and publish now, in this process (CI and local use), or --via-airflow."""
     if bool(name) == all_:
         raise DagOpsError("give a repository name or --all (not both)")
     names = [r.name for r in services.list_repositories() if r.enabled] if all_ else [name]
+    if via_airflow:
+        _request_syncs(names, force=force, as_json=as_json)
+        return
     outcomes = []
     for repo_name in names:
         with err.status(f"{repo_name}: starting") as spinner:  # progress goes to stderr, results to stdout
@@ -220,6 +228,18 @@ def sync(
         _print_json([o.to_dict() for o in outcomes])
     if any(not o.ok for o in outcomes):
         raise typer.Exit(1)
+
+
+def _request_syncs(names: list[str], *, force: bool, as_json: bool) -> None:
+    """Queue one dagops_sync run per repository in Airflow (needs Airflow's metadata DB, like the API)."""
+    actor = f"cli:{getpass.getuser()}"
+    with contextlib.redirect_stdout(sys.stderr):  # Airflow logs to stdout; stdout is for results (--json)
+        runs = [services.request_sync(repo_name, actor=actor, force=force, trigger="cli") for repo_name in names]
+    if as_json:
+        _print_json(runs)
+        return
+    for run in runs:
+        _say(f"queued: {run['repository']} as Airflow run {run['airflow_run_id']} (sync {run['id']})", "cyan")
 
 
 @command(app)
