@@ -16,6 +16,7 @@ from airflow_dagops.errors import DagOpsError
 log = logging.getLogger(__name__)
 
 SYNC_DAG_ID = "dagops_sync"
+VALIDATE_DAG_ID = "dagops_validate"  # pull/merge-request checks (meta_dags/dagops_validate.py)
 
 
 class AirflowUnavailable(DagOpsError):
@@ -33,32 +34,43 @@ class ImportErrorEntry:
 
 def trigger_sync(*, run_id: str, conf: dict, user: str | None) -> str:
     """Create a `dagops_sync` run in Airflow; returns its run id. Raises AirflowUnavailable with what to do."""
-    from airflow.api.common.trigger_dag import trigger_dag
+    return trigger_dag(SYNC_DAG_ID, run_id=run_id, conf=conf, user=user)
+
+
+def trigger_dag(dag_id: str, *, run_id: str, conf: dict, user: str | None) -> str:
+    """Create a run of one of the dagops system DAGs (`dagops_sync`, `dagops_validate`); returns its run id.
+    Raises AirflowUnavailable, saying what to do, when Airflow does not know the DAG or it is paused."""
+    from airflow.api.common.trigger_dag import trigger_dag as airflow_trigger_dag
     from airflow.exceptions import DagNotFound
     from airflow.models.dag import DagModel
     from airflow.utils.session import create_session
     from airflow.utils.types import DagRunTriggeredByType
 
     with create_session() as session:
-        model = session.get(DagModel, SYNC_DAG_ID)
+        model = session.get(DagModel, dag_id)
         if model is None:
             raise AirflowUnavailable(
-                f"Airflow does not know the {SYNC_DAG_ID} DAG yet; run `dagops init` and wait for the "
+                f"Airflow does not know the {dag_id} DAG yet; run `dagops init` and wait for the "
                 "dag-processor to parse it (see `airflow dags list`)"
             )
         if model.is_paused:
-            raise AirflowUnavailable(f"the {SYNC_DAG_ID} DAG is paused in Airflow; unpause it to sync")
+            raise AirflowUnavailable(
+                f"the {dag_id} DAG is paused in Airflow; unpause it to {_PURPOSE.get(dag_id, 'run it')}"
+            )
     try:
-        dag_run = trigger_dag(
-            SYNC_DAG_ID,
+        dag_run = airflow_trigger_dag(
+            dag_id,
             run_id=run_id,
             conf=conf,
             triggered_by=DagRunTriggeredByType.REST_API,
             triggering_user_name=user,
         )
     except DagNotFound as err:
-        raise AirflowUnavailable(f"Airflow could not find the {SYNC_DAG_ID} DAG: {err}") from err
+        raise AirflowUnavailable(f"Airflow could not find the {dag_id} DAG: {err}") from err
     return dag_run.run_id if dag_run is not None else run_id
+
+
+_PURPOSE = {SYNC_DAG_ID: "sync", VALIDATE_DAG_ID: "check pull requests"}
 
 
 def sync_run_states(run_ids: list[str]) -> dict[str, str]:
@@ -123,4 +135,8 @@ def dag_url(dag_id: str) -> str:
 
 
 def sync_run_url(run_id: str) -> str:
-    return f"{ui_base()}/dags/{SYNC_DAG_ID}/runs/{quote(run_id, safe='')}"
+    return run_url(SYNC_DAG_ID, run_id)
+
+
+def run_url(dag_id: str, run_id: str) -> str:
+    return f"{ui_base()}/dags/{quote(dag_id, safe='')}/runs/{quote(run_id, safe='')}"
