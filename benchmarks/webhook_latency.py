@@ -29,7 +29,7 @@ PUBLISHED_TIMEOUT_S = 120
 POLL_SCHEDULE_S = 60  # `[dagops] sync_schedule` "* * * * *" and `default_poll_interval` 60 s
 # Registers the webhook blueprint when the installed plugin does not (yet): the benchmark then works
 # before and after plugin.py serves it.
-_PLUGIN = '''from airflow.plugins_manager import AirflowPlugin
+_PLUGIN = """from airflow.plugins_manager import AirflowPlugin
 
 from airflow_dagops.api.webhooks import webhook_blueprint
 from airflow_dagops.plugin import DagOpsPlugin
@@ -38,7 +38,7 @@ from airflow_dagops.plugin import DagOpsPlugin
 class DagOpsWebhooksBenchmark(AirflowPlugin):
     name = "dagops_webhooks_benchmark"
     flask_blueprints = [] if webhook_blueprint in DagOpsPlugin.flask_blueprints else [webhook_blueprint]
-'''
+"""
 
 
 def measure_webhook_latency(work: Path, reps: int, progress: Callable[[str], None]) -> Measurement:
