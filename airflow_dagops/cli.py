@@ -287,6 +287,12 @@ def status(as_json: JsonOption = False):
         _say(f"  {repo['name']:<24} {live:<12}{flag} last sync: {repo['last_sync_status'] or 'never'}")
 
 
+# Command groups that live in their own modules (they may import the helpers above, hence down here).
+from airflow_dagops import cli_webhooks  # noqa: E402
+
+app.add_typer(cli_webhooks.app, name="webhooks")
+
+
 def main() -> None:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     app()

@@ -9,6 +9,9 @@ from __future__ import annotations
 from airflow.plugins_manager import AirflowPlugin
 
 from airflow_dagops.api.blueprint import api_blueprint
+
+# Route modules add routes to api_blueprint when imported: import them before any app registers it.
+from airflow_dagops.api.webhooks import webhook_blueprint
 from airflow_dagops.www.views import DagRepositoriesView
 
 PAGE_HREF = "/pluginsv2/dagops/"
@@ -16,7 +19,7 @@ PAGE_HREF = "/pluginsv2/dagops/"
 
 class DagOpsPlugin(AirflowPlugin):
     name = "dagops"
-    flask_blueprints = [api_blueprint]
+    flask_blueprints = [api_blueprint, webhook_blueprint]
     # No "name": a named appbuilder view would add a second, generic nav entry.
     appbuilder_views = [{"view": DagRepositoriesView()}]
     external_views = [

@@ -28,8 +28,8 @@ def test_migrate_creates_every_table_and_is_idempotent(state_db_url):
 
 def test_migrations_match_the_models(state_db_url):
     """A model change without its Alembic revision (or the reverse) fails here, not in production."""
-    from alembic.migration import MigrationContext
     from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
 
     from airflow_dagops.store.models import Base
 

@@ -15,6 +15,7 @@ Roles used in the tests, per auth manager:
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import subprocess
@@ -73,11 +74,10 @@ def _create_fab_users(app) -> None:
             security.add_user(username, username, "Tester", f"{username}@example.com", security.find_role(role), "pw")
 
 
-@pytest.fixture(scope="session")
-def flask_app():
-    """The /pluginsv2 Flask app, exactly as the api-server builds it, with the dagops plugin loaded."""
+@functools.cache
+def _session_app():
+    """Built once per test session, even when other test folders re-export the fixture below."""
     _prepare_metadata_db()
-    saved = {k: os.environ.get(k) for k in ("AIRFLOW__CORE__AUTH_MANAGER", "AIRFLOW__CORE__DAGS_FOLDER")}
     os.environ["AIRFLOW__CORE__AUTH_MANAGER"] = FAB
     from airflow import settings
     from airflow.api_fastapi.app import init_auth_manager
@@ -90,12 +90,18 @@ def flask_app():
     app.config["TESTING"] = True
     with app.app_context():
         _create_fab_users(app)
-    yield app
-    for key, value in saved.items():
-        if value is None:
-            os.environ.pop(key, None)
-        else:
-            os.environ[key] = value
+    return app
+
+
+@pytest.fixture(scope="session")
+def flask_app():
+    """The /pluginsv2 Flask app, exactly as the api-server builds it, with the dagops plugin loaded."""
+    saved = os.environ.get("AIRFLOW__CORE__AUTH_MANAGER")
+    yield _session_app()
+    if saved is None:
+        os.environ.pop("AIRFLOW__CORE__AUTH_MANAGER", None)
+    else:
+        os.environ["AIRFLOW__CORE__AUTH_MANAGER"] = saved
 
 
 @dataclass
@@ -172,13 +178,13 @@ def airflow_runs_of_sync_dag() -> list[dict]:
 
 
 def pytest_collection_modifyitems(config, items):
-    """Auth managers and state DBs are independent: run FAB on SQLite, SimpleAuthManager on both."""
-    web_dir = Path(__file__).parent
+    """Auth managers and state DBs are independent: run FAB on SQLite, SimpleAuthManager on both (this
+    applies to every test using the `web` fixture, in any folder)."""
     keep, dropped = [], []
     for item in items:
         params = getattr(getattr(item, "callspec", None), "params", {})
         redundant = params.get("web") == "fab" and params.get("state_db_url") == "postgres"
-        (dropped if redundant and web_dir in Path(item.path).parents else keep).append(item)
+        (dropped if redundant else keep).append(item)
     if dropped:
         config.hook.pytest_deselected(items=dropped)
         items[:] = keep

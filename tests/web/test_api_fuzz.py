@@ -41,7 +41,10 @@ def test_generated_requests_get_no_server_error(fuzz_target, mode):
     schema = schemathesis.openapi.from_wsgi(f"{PREFIX}/openapi.json", web.app, headers=headers)
     checks = [not_a_server_error, status_code_conformance, response_schema_conformance]
     operations = [result.ok() for result in schema.get_all_operations()]
-    assert len(operations) == 16  # every documented operation is exercised
+    documented = web.api("GET", "openapi.json").get_json()["paths"]
+    methods = {"get", "post", "put", "patch", "delete"}
+    # Every operation is exercised, but for the schema endpoint itself (schemathesis skips it).
+    assert len(operations) == sum(len(methods & set(item)) for item in documented.values()) - 1
 
     for operation in operations:
 
