@@ -520,7 +520,7 @@ def _export_and_validate(snapshot, mirror, info, full_ref, validator, progress) 
         export.written,
     )
     progress("validating")
-    report = validator(dest, extra_findings=export.findings, dag_owners=_dag_owners_elsewhere(snapshot.id))
+    report = validator(dest, extra_findings=export.findings, dag_owners=dag_owners_elsewhere(snapshot.id))
     report = apply_gate(dest, report)
     with session_scope() as session:
         release = session.scalar(
@@ -547,8 +547,9 @@ def _export_and_validate(snapshot, mirror, info, full_ref, validator, progress) 
         return release.id, report
 
 
-def _dag_owners_elsewhere(repository_id: int) -> dict[str, str]:
-    """dag_id -> namespace for the DAGs other repositories have live: a release may not take them over."""
+def dag_owners_elsewhere(repository_id: int) -> dict[str, str]:
+    """dag_id -> namespace for the DAGs other repositories have live: a release (or a pull request under
+    check) may not take them over."""
     with read_connection() as connection:
         rows = connection.execute(
             select(Release.namespace, Release.validation_summary)

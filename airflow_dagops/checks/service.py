@@ -27,8 +27,8 @@ from airflow_dagops.checks import status as commit_status
 from airflow_dagops.deploy.releases import export_release
 from airflow_dagops.errors import DagOpsError, NotFound
 from airflow_dagops.git.mirror import Mirror
-from airflow_dagops.git.runner import run_git
-from airflow_dagops.safety import redact, validate_ref
+from airflow_dagops.safety import redact
+from airflow_dagops.services import dag_owners_elsewhere
 from airflow_dagops.store.db import session_scope
 from airflow_dagops.store.models import CheckRun, Release, Repository, utcnow
 from airflow_dagops.validate import validate
@@ -98,7 +98,7 @@ def run_check(check_id: int, *, progress: Progress | None = None) -> dict:
         ref, sha, live_path = check.ref, check.head_sha, Path(live.path) if live else None
     report(check_id)
     local_ref = f"{CHECK_REFS}/{check_id}"
-    mirror = _CheckMirror(path=paths.mirror_dir(target.name), url=target.url, conn_id=target.conn_id)
+    mirror = Mirror(path=paths.mirror_dir(target.name), url=target.url, conn_id=target.conn_id)
     work = _work_dir(check_id)
     try:
         progress(f"fetching {ref}")
@@ -115,7 +115,7 @@ def run_check(check_id: int, *, progress: Progress | None = None) -> dict:
             metadata={"repository": target.name, "check_run": check_id, "ref": ref},
         )
         progress("validating")
-        result = validate(work / "tree", extra_findings=export.findings, dag_owners=_dag_owners_elsewhere(target.id))
+        result = validate(work / "tree", extra_findings=export.findings, dag_owners=dag_owners_elsewhere(target.id))
         result = apply_gate(work / "tree", result)
         summary = {**result.summary(), "files_with_errors": len({f.file for f in result.errors if f.file})}
         _finish(
@@ -147,58 +147,12 @@ class _Target:
     subdir: str | None
 
 
-class _CheckMirror(Mirror):
-    """The repository's mirror, fetching a pull request head into a ref of the check's own.
-
-    `Mirror.fetch` always writes `refs/dagops/tracked`, the ref a sync exports and publishes from; a check
-    running next to a sync must never move it, or a pull request head could go live.
-    """
-
-    def fetch_into(self, remote_ref: str, local_ref: str) -> None:
-        validate_ref(remote_ref)
-        self.ensure()
-        self._remote_git(
-            [
-                "-c",
-                "maintenance.auto=false",
-                "-c",
-                "gc.auto=0",
-                "-C",
-                str(self.path),
-                "fetch",
-                "--no-tags",
-                "--no-write-fetch-head",
-                "--quiet",
-                "--",
-                self.url,
-                f"+{remote_ref}:{local_ref}",
-            ]
-        )
-
-    def drop_ref(self, local_ref: str) -> None:
-        """Forget the head (its objects go with the next gc); a failure only leaves a ref behind."""
-        if (self.path / "HEAD").is_file():
-            run_git(["-C", str(self.path), "update-ref", "-d", local_ref], timeout=self.timeout, check=False)
-
-
 def _work_dir(check_id: int) -> Path:
     """A fresh folder on the file system of the releases (so hard links from the live release work), but
     outside the releases folder: nothing there is ever published or pruned by a sync."""
     root = settings.dagops_home() / "checks"
     root.mkdir(parents=True, exist_ok=True)
     return Path(tempfile.mkdtemp(prefix=f"check-{check_id}-", dir=root))
-
-
-def _dag_owners_elsewhere(repository_id: int) -> dict[str, str]:
-    """dag_id -> namespace of the DAGs other repositories have live: a pull request may not take them over
-    (the same rule a sync applies)."""
-    with session_scope() as session:
-        rows = session.execute(
-            select(Release.namespace, Release.validation_summary)
-            .join(Repository, Repository.live_release_id == Release.id)
-            .where(Repository.id != repository_id)
-        ).all()
-    return {dag["dag_id"]: namespace for namespace, summary in rows for dag in (summary or {}).get("dags", [])}
 
 
 def _finish(check_id: int, status: str, *, summary=None, findings=None, error: str | None = None) -> None:

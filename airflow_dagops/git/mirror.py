@@ -140,6 +140,23 @@ class Mirror:
 
     def _fetch_once(self, full_ref: str) -> None:
         refspec = f"+{full_ref}:{TRACKED_REF}" if not SHA_PATTERN.match(full_ref) else full_ref
+        self._fetch_refspec(refspec)
+        if SHA_PATTERN.match(full_ref):
+            run_git(["-C", str(self.path), "update-ref", TRACKED_REF, full_ref], timeout=self.timeout)
+
+    def fetch_into(self, remote_ref: str, local_ref: str) -> None:
+        """Fetch another ref (a pull request head) into a ref of its own. The tracked ref, which syncs
+        export and publish from, is left alone, so a pull request head can never go live this way."""
+        validate_ref(remote_ref)
+        self.ensure()
+        self._fetch_refspec(f"+{remote_ref}:{local_ref}")
+
+    def drop_ref(self, local_ref: str) -> None:
+        """Forget a ref of `fetch_into` (its objects go with the next gc); a failure only leaves a ref behind."""
+        if (self.path / "HEAD").is_file():
+            run_git(["-C", str(self.path), "update-ref", "-d", local_ref], timeout=self.timeout, check=False)
+
+    def _fetch_refspec(self, refspec: str) -> None:
         # No auto maintenance: it would start one more process after every fetch, and mirrors stay small.
         self._remote_git(
             [
@@ -160,8 +177,6 @@ class Mirror:
                 refspec,
             ]
         )
-        if SHA_PATTERN.match(full_ref):
-            run_git(["-C", str(self.path), "update-ref", TRACKED_REF, full_ref], timeout=self.timeout)
 
     def _remote_git(self, args: list[str]) -> subprocess.CompletedProcess[bytes]:
         with git_credentials_env(self.conn_id, self.url) as credentials:
