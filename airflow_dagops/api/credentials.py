@@ -1,0 +1,226 @@
+"""REST routes for a repository's credentials, added to the dagops API blueprint (its JWT auth, CSRF check
+and error envelope apply). No response carries a secret: access verdicts, connection ids, public keys.
+
+    POST /repositories/{name}/credentials/test            git ls-remote with the connection -> AccessResult
+    GET  /repositories/{name}/credentials/deploy-key      the public SSH key of the connection (404: none)
+    POST /repositories/{name}/credentials/rotate          SSH: a new key pair in a new connection -> public key
+    POST /repositories/{name}/credentials/rotate/confirm  verify access with it, then switch (or abort)
+
+Rotation in two calls, because a person adds the deploy key in between: `rotate` creates the pending
+connection (the repository does not use it yet) and answers its public key and a `rotation_id`; `confirm`
+checks access with it (polling up to `wait` seconds) and only then switches the repository and deletes the
+old connection. A failed confirm (422 `access_failed`) changes nothing and keeps the pending connection for
+another try; `{"abort": true}` deletes it. Starting a new rotation drops an unfinished one. Both rotation
+calls create or delete Airflow connections, so they also need Airflow's connection edit permission.
+"""
+
+from __future__ import annotations
+
+from flask import g, jsonify
+
+from airflow_dagops import credentials_service, services
+from airflow_dagops.api import auth
+from airflow_dagops.api.blueprint import _actor, _body, api_blueprint
+from airflow_dagops.api.errors import ApiError
+from airflow_dagops.api.openapi import (
+    NAME_PARAM,
+    NULLABLE_STRING,
+    WRITE_ERRORS,
+    json_content,
+    operation,
+    register,
+    schema_ref,
+)
+
+BASE = "/repositories/<name>/credentials"
+
+
+def _require_connection_rights(*methods: str, why: str) -> None:
+    """Beyond DAG edit (checked by the blueprint): Airflow's own permission on connections."""
+    user = g.dagops_principal.user
+    manager = auth._auth_manager()
+    if not all(manager.is_authorized_connection(method=method, user=user) for method in methods):
+        raise ApiError(403, "forbidden", f"{why}: your Airflow role has no such right on connections")
+
+
+def _require_connection_edit() -> None:
+    _require_connection_rights("POST", "DELETE", why="rotating credentials creates and deletes Airflow connections")
+
+
+@api_blueprint.post(f"{BASE}/test")
+def credentials_test(name: str):
+    body = _body("CredentialsTestRequest")
+    conn_id = body.get("conn_id")
+    if conn_id and conn_id != services.get_repository(name).conn_id:
+        # Using a connection the repository does not name is using its secret: Airflow must allow it.
+        _require_connection_rights("GET", why=f"testing with connection {conn_id!r} uses its credentials")
+    return jsonify(credentials_service.test_access(name, conn_id=conn_id).to_dict())
+
+
+@api_blueprint.get(f"{BASE}/deploy-key")
+def credentials_deploy_key(name: str):
+    conn_id, public_key = credentials_service.deploy_key_info(name)
+    if public_key is None:
+        raise ApiError(
+            404,
+            "not_found",
+            f"the connection of {name!r} ({conn_id or 'none'}) holds no SSH key: it uses a token, a GitHub App, "
+            "or nothing",
+        )
+    return jsonify({"conn_id": conn_id, "public_key": public_key})
+
+
+@api_blueprint.post(f"{BASE}/rotate")
+def credentials_rotate(name: str):
+    _require_connection_edit()
+    _body("Empty")
+    pending = credentials_service.start_rotation(name, actor=_actor())
+    return jsonify(pending.to_dict()), 201
+
+
+@api_blueprint.post(f"{BASE}/rotate/confirm")
+def credentials_rotate_confirm(name: str):
+    _require_connection_edit()
+    body = _body("RotationConfirm")
+    if body.get("abort"):
+        return jsonify(credentials_service.abort_rotation(name, body["rotation_id"]).to_dict())
+    try:
+        outcome = credentials_service.confirm_rotation(
+            name, body["rotation_id"], actor=_actor(), wait=body.get("wait", 0), keep_old=body.get("keep_old", False)
+        )
+    except credentials_service.RotationFailed as failure:
+        raise ApiError(
+            422,
+            "access_failed",
+            str(failure),
+            {"access": failure.access.to_dict(), "rotation_id": failure.rotation_id, "pending_kept": True},
+        ) from None
+    return jsonify(outcome.to_dict())
+
+
+# -- OpenAPI ------------------------------------------------------------------------------------------------------
+ACCESS_RESULT = {
+    "type": "object",
+    "required": ["repository", "ok", "kind", "message", "latency"],
+    "properties": {
+        "repository": {"type": "string"},
+        "ok": {"type": "boolean"},
+        "kind": {"type": "string", "enum": list(credentials_service.KINDS)},
+        "message": {"type": "string"},
+        "hint": NULLABLE_STRING,
+        "latency": {"type": "number", "description": "seconds the check took"},
+        "conn_id": NULLABLE_STRING,
+        "url": {"type": "string", "description": "without userinfo"},
+        "ref": {"type": "string"},
+        "transport": {"type": "string"},
+        "commit": NULLABLE_STRING,
+        "public_key": {**NULLABLE_STRING, "description": "the connection's public SSH key, if it has one"},
+    },
+}
+SCHEMAS = {
+    "CredentialsTestRequest": {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {
+            "conn_id": {
+                **NULLABLE_STRING,
+                "maxLength": 250,
+                "description": "test this connection instead of the repository's own",
+            }
+        },
+    },
+    "AccessResult": ACCESS_RESULT,
+    "DeployKey": {
+        "type": "object",
+        "required": ["conn_id", "public_key"],
+        "properties": {"conn_id": {"type": "string"}, "public_key": {"type": "string"}},
+    },
+    "PendingRotation": {
+        "type": "object",
+        "properties": {
+            "repository": {"type": "string"},
+            "rotation_id": {"type": "string", "description": "the new connection's id; give it to confirm"},
+            "conn_id": {"type": "string"},
+            "replaces": {"type": "string"},
+            "kind": {"type": "string", "enum": ["ssh_key", "token"]},
+            "public_key": NULLABLE_STRING,
+            "host": {"type": "string"},
+            "instructions": {"type": "string"},
+        },
+    },
+    "RotationConfirm": {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["rotation_id"],
+        "properties": {
+            "rotation_id": {"type": "string", "minLength": 1, "maxLength": 250},
+            "wait": {
+                "type": "integer",
+                "minimum": 0,
+                "maximum": 30,
+                "description": "seconds to keep checking access before giving up",
+            },
+            "keep_old": {"type": "boolean", "description": "keep the old connection instead of deleting it"},
+            "abort": {"type": "boolean", "description": "give the rotation up: delete the pending connection"},
+        },
+    },
+    "RotationOutcome": {
+        "type": "object",
+        "properties": {
+            "repository": {"type": "string"},
+            "status": {"type": "string", "enum": ["switched", "aborted"]},
+            "conn_id": {"type": "string"},
+            "new_conn_id": {"type": "string"},
+            "old_conn_id": {"type": "string"},
+            "old_conn_removed": {"type": "boolean"},
+            "note": NULLABLE_STRING,
+            "access": {"oneOf": [{"type": "null"}, schema_ref("AccessResult")]},
+            "public_key": NULLABLE_STRING,
+        },
+    },
+}
+_PATH = "/repositories/{name}/credentials"
+register(
+    paths={
+        f"{_PATH}/test": {
+            "post": operation(
+                "credentials_test",
+                "Test access: git ls-remote of the repository's ref with its connection",
+                json_content(schema_ref("AccessResult"), "The verdict (ok or the kind of failure, with a hint)"),
+                errors=WRITE_ERRORS,
+                params=[NAME_PARAM],
+                body="CredentialsTestRequest",
+            )
+        },
+        f"{_PATH}/deploy-key": {
+            "get": operation(
+                "credentials_deploy_key",
+                "The public SSH key of the repository's connection (404 when it holds none)",
+                json_content(schema_ref("DeployKey")),
+                params=[NAME_PARAM],
+            )
+        },
+        f"{_PATH}/rotate": {
+            "post": operation(
+                "credentials_rotate",
+                "SSH: put a new key pair in a new connection; add its public key as deploy key, then confirm",
+                json_content(schema_ref("PendingRotation"), "Created: the pending connection and its public key"),
+                errors=WRITE_ERRORS,
+                params=[NAME_PARAM],
+                body="Empty",
+                status="201",
+            )
+        },
+        f"{_PATH}/rotate/confirm": {
+            "post": operation(
+                "credentials_rotate_confirm",
+                "Verify access with the pending connection, then switch the repository to it (or abort)",
+                json_content(schema_ref("RotationOutcome")),
+                errors=WRITE_ERRORS,
+                params=[NAME_PARAM],
+                body="RotationConfirm",
+            )
+        },
+    },
+    schemas=SCHEMAS,
+)
