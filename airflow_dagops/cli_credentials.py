@@ -89,8 +89,9 @@ def rotate(
         bool, typer.Option("--keep-old", help="Keep the old connection (e.g. when DAGs use it too).")
     ] = False,
 ):
-    """Rotate credentials without downtime: a new connection is made and verified before the repository
-    switches to it; the old one is then deleted. SSH: a new ed25519 deploy key. HTTPS: a new token."""
+    """Rotate credentials without downtime (SSH: a new ed25519 deploy key; HTTPS: a new token).
+
+    A new connection is made and verified before the repository switches to it; the old one is then deleted."""
     token = _read_token(token_file) if token_file else None
     if token is None and _is_https(name):
         token = _prompt_token()
