@@ -6,6 +6,7 @@ import contextlib
 import getpass
 import json
 import logging
+import os
 import sys
 from collections.abc import Callable
 from functools import wraps
@@ -288,12 +289,16 @@ def status(as_json: JsonOption = False):
 
 
 # Command groups that live in their own modules (they may import the helpers above, hence down here).
-from airflow_dagops import cli_webhooks  # noqa: E402
+from airflow_dagops import cli_credentials, cli_webhooks  # noqa: E402
 
+app.add_typer(cli_credentials.app, name="credentials")
 app.add_typer(cli_webhooks.app, name="webhooks")
 
 
 def main() -> None:
+    # Like `airflow connections ...`, this is a server-side process: connection lookups (GitHook) may
+    # read Airflow's metadata DB, not only env vars and secrets backends (the Task SDK's view).
+    os.environ.setdefault("_AIRFLOW_PROCESS_CONTEXT", "server")
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     app()
 

@@ -78,6 +78,15 @@ def _actor() -> str:
     return g.dagops_principal.name
 
 
+def _require_connection_access(body: dict) -> None:
+    """Naming a connection points its secret at the repository's URL: whoever sets it must be allowed to
+    use Airflow's connections, not only to edit DAGs (else a DAG editor could send a token to their server)."""
+    if any(body.get(key) for key in ("conn_id", "webhook_conn_id")) and not auth.is_allowed(
+        g.dagops_principal, "connections"
+    ):
+        raise ApiError(403, "forbidden", "choosing a connection needs Airflow's connection read permission")
+
+
 # -- input ---------------------------------------------------------------------------------------------------
 def _body(schema: str) -> dict:
     """The JSON body, size-limited and checked against the OpenAPI schema; an absent body is {}."""
@@ -212,6 +221,7 @@ def list_repositories():
 @api_blueprint.post("/repositories")
 def create_repository():
     body = _body("RepositoryCreate")
+    _require_connection_access(body)
     info = services.add_repository(
         body.pop("name"), body.pop("url"), verify=body.pop("verify", True), **{k: v for k, v in body.items()}
     )
@@ -227,6 +237,7 @@ def get_repository(name: str):
 @api_blueprint.patch("/repositories/<name>")
 def update_repository(name: str):
     body = _body("RepositoryUpdate")
+    _require_connection_access(body)
     return jsonify(_repository(services.update_repository(name, verify=body.pop("verify", True), **body)))
 
 

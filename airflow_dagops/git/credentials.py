@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
 import threading
 from collections.abc import Iterator
 
@@ -39,11 +40,32 @@ def git_credentials_env(conn_id: str | None, url: str) -> Iterator[dict[str, str
         ) from err
     with _hook_env_lock:
         before = dict(os.environ)
-        with hook.configure_hook_env():
+        with _hook_env(hook, conn_id):
             # GitHook puts token helpers into os.environ and SSH settings into hook.env; hand both to
             # the git subprocess explicitly instead of relying on the process environment.
             added = {k: v for k, v in os.environ.items() if before.get(k) != v}
             yield {**added, **hook.env}
+
+
+@contextlib.contextmanager
+def _hook_env(hook, conn_id: str) -> Iterator[None]:
+    """GitHook's environment; its own failures (a bad `strict_host_key_checking` value, a GitHub App
+    connection without PyGithub, ...) become one DagOpsError naming the connection, not a crash."""
+    try:
+        context = hook.configure_hook_env()
+        context.__enter__()
+    except Exception as err:
+        raise DagOpsError(
+            f"cannot use Airflow connection {conn_id!r}: {type(err).__name__}: {_first_line(err)}. "
+            "Fix its extras (see docs/credentials.md)."
+        ) from err
+    try:
+        yield
+    except BaseException:
+        if not context.__exit__(*sys.exc_info()):
+            raise
+    else:
+        context.__exit__(None, None, None)
 
 
 def _first_line(err: Exception) -> str:

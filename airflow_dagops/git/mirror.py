@@ -27,7 +27,7 @@ from airflow_dagops.errors import (
 )
 from airflow_dagops.git.credentials import git_credentials_env
 from airflow_dagops.git.runner import git_env, last_lines, run_git
-from airflow_dagops.safety import display_url, validate_ref
+from airflow_dagops.safety import display_url, redact, validate_ref
 
 log = logging.getLogger(__name__)
 
@@ -187,7 +187,7 @@ class Mirror:
 
     def _classify(self, command: str, stderr: bytes) -> GitError:
         detail = last_lines(stderr)
-        lowered = detail.lower()
+        lowered = redact(stderr.decode("utf-8", "replace")).lower()  # all of it: ssh's reason may come early
         where = display_url(self.url)
         if "transport" in lowered and "not allowed" in lowered:
             return InvalidInput(f"git refused the transport of {where}: {detail}")

@@ -78,8 +78,22 @@ def run_git(
     return result
 
 
+# git's generic trailer after any remote failure: it hides ssh's real reason, printed just before it.
+_GENERIC_TRAILER = (
+    "could not read from remote repository",
+    "please make sure you have the correct access rights",
+    "and the repository exists",
+)
+
+
 def last_lines(stderr: bytes, count: int = 3) -> str:
-    """The informative tail of git's stderr, redacted, on one line."""
+    """The informative tail of git's stderr, redacted, on one line (git's generic trailer left out)."""
     text = redact(stderr.decode("utf-8", "replace"))
-    lines = [line.strip() for line in text.splitlines() if line.strip() and not line.startswith("hint:")]
+    lines = [
+        line.strip()
+        for line in text.splitlines()
+        if line.strip()
+        and not line.startswith("hint:")
+        and not any(generic in line.lower() for generic in _GENERIC_TRAILER)
+    ]
     return " / ".join(lines[-count:]) or "no error output"

@@ -110,6 +110,19 @@ def test_editor_may_write(web, git_remote):
     assert response.status_code == 200 and response.get_json()["priority"] == 5
 
 
+def test_choosing_a_connection_needs_connection_rights(web, git_remote):
+    """Else a DAG editor could point a stored token at a URL of their own."""
+    _register(web, git_remote({"dags/a.py": dag_source("a")}))
+    for body in ({"conn_id": "prod_git", "verify": False}, {"webhook_conn_id": "other_secret"}):
+        response = web.api("PATCH", "repositories/team", as_="editor", json=body)
+        assert response.status_code == 403, body
+    created = web.api("POST", "repositories", as_="editor", json={"name": "x", "url": "file:///x", "conn_id": "c"})
+    assert created.status_code == 403
+    assert web.api("GET", "repositories/team").get_json()["conn_id"] is None
+    allowed = web.api("PATCH", "repositories/team", as_="admin", json={"conn_id": "prod_git", "verify": False})
+    assert allowed.status_code == 200 and allowed.get_json()["conn_id"] == "prod_git"
+
+
 def test_fab_user_without_plugin_access_cannot_even_read(web):
     if web.auth_manager != "fab":
         pytest.skip("every SimpleAuthManager role may view plugins")
