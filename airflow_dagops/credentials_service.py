@@ -197,7 +197,7 @@ def test_access(name: str, *, conn_id: str | None = None, timeout: float | None 
     Never raises for what the remote answers: a failed check is a result with a hint on what to do.
     """
     repo = _load_repository(name)
-    conn_id = services._validate_conn_id(conn_id) if conn_id else repo.conn_id
+    conn_id = services.validate_conn_id(conn_id) if conn_id else repo.conn_id
     return _probe(repo, conn_id, timeout=timeout)
 
 
@@ -672,6 +672,52 @@ def _rotatable(name: str):
             "rotate the App's private key in GitHub's App settings and update the connection's private_key"
         )
     return repo, old
+
+
+def create_connection(
+    conn_id: str,
+    *,
+    kind: str,
+    actor: str,
+    host: str | None = None,
+    login: str | None = None,
+    token: str | None = None,
+    description: str | None = None,
+) -> dict:
+    """Create an Airflow connection of type git in the metadata DB (what `airflow connections add` does):
+    `kind="token"` stores the given token as its password; `kind="ssh_key"` generates an ed25519 key pair
+    and keeps the private key in the connection. Answers the id and, for a key, the public half only."""
+    from airflow.models.connection import Connection
+
+    conn_id = services.validate_conn_id(conn_id)
+    if not conn_id:
+        raise InvalidInput("a connection id is required")
+    if kind == "token" and not token:
+        raise InvalidInput("a token connection needs the token (it is stored in the connection's password)")
+    if kind not in ("token", "ssh_key"):
+        raise InvalidInput(f"unknown kind {kind!r}; one of token, ssh_key")
+    public_key = None
+    extra: dict = {}
+    if kind == "ssh_key":
+        private, public_key = _new_key_pair(comment=f"dagops:{conn_id}")
+        extra = {"private_key": private}
+    _use_server_secrets_chain()
+    if origin_of(conn_id) != "missing":
+        raise Conflict(f"a connection named {conn_id!r} already exists; pick another id or use it as it is")
+    with _airflow_session("create the connection") as session:
+        session.add(
+            Connection(
+                conn_id=conn_id,
+                conn_type="git",
+                host=host or None,
+                login=login or None,
+                password=token if kind == "token" else None,
+                extra=json.dumps(extra) if extra else None,
+                description=description or f"created by {actor} through dagops",
+            )
+        )
+    log.info("%s created git connection %s (%s)", actor, conn_id, kind)
+    return {"conn_id": conn_id, "conn_type": "git", "kind": kind, "public_key": public_key}
 
 
 def _new_key_pair(*, comment: str) -> tuple[str, str]:

@@ -130,8 +130,8 @@ def add_repository(
     url = validate_url(url.strip(), allowed_protocols=settings.allowed_protocols())
     ref = validate_ref(ref)
     subdir = validate_subdir(subdir)
-    conn_id = _validate_conn_id(conn_id)
-    webhook_conn_id = _validate_conn_id(webhook_conn_id)
+    conn_id = validate_conn_id(conn_id)
+    webhook_conn_id = validate_conn_id(webhook_conn_id)
     if poll_interval is not None and poll_interval < 1:
         raise InvalidInput(f"poll interval must be a positive number of seconds, got {poll_interval}")
     with session_scope() as session:
@@ -164,7 +164,7 @@ def add_repository(
         return _info(session, repo)
 
 
-def _validate_conn_id(conn_id: str | None) -> str | None:
+def validate_conn_id(conn_id: str | None) -> str | None:
     if conn_id in (None, ""):
         return None
     if conn_id.startswith("-") or len(conn_id) > 250 or any(c.isspace() for c in conn_id):
@@ -762,7 +762,7 @@ def _clean_changes(changes: dict) -> dict:
         clean["subdir"] = validate_subdir(clean["subdir"])
     for key in ("conn_id", "webhook_conn_id"):
         if key in clean:
-            clean[key] = _validate_conn_id(clean[key])
+            clean[key] = validate_conn_id(clean[key])
     if clean.get("poll_interval") is not None and clean["poll_interval"] < 1:
         raise InvalidInput(f"poll interval must be a positive number of seconds, got {clean['poll_interval']}")
     return clean

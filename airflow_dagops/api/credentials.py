@@ -47,6 +47,23 @@ def _require_connection_edit() -> None:
     _require_connection_rights("POST", "DELETE", why="rotating credentials creates and deletes Airflow connections")
 
 
+@api_blueprint.post("/connections")
+def create_connection():
+    """The page's "New connection": a token connection, or a generated deploy key (public half answered)."""
+    body = _body("ConnectionCreate")
+    _require_connection_rights("POST", why="creating a connection")
+    created = credentials_service.create_connection(
+        body["conn_id"],
+        kind=body["kind"],
+        actor=_actor(),
+        host=body.get("host"),
+        login=body.get("login"),
+        token=body.get("token"),
+        description=body.get("description"),
+    )
+    return jsonify(created), 201
+
+
 @api_blueprint.post(f"{BASE}/test")
 def credentials_test(name: str):
     body = _body("CredentialsTestRequest")
@@ -118,6 +135,28 @@ ACCESS_RESULT = {
     },
 }
 SCHEMAS = {
+    "ConnectionCreate": {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["conn_id", "kind"],
+        "properties": {
+            "conn_id": {"type": "string", "pattern": "^[A-Za-z0-9_.-]{1,250}$"},
+            "kind": {"type": "string", "enum": ["token", "ssh_key"], "description": "ssh_key: dagops generates it"},
+            "host": {**NULLABLE_STRING, "maxLength": 2048},
+            "login": {**NULLABLE_STRING, "maxLength": 250},
+            "token": {**NULLABLE_STRING, "maxLength": 4096, "description": "written to the password; never answered"},
+            "description": {**NULLABLE_STRING, "maxLength": 500},
+        },
+    },
+    "ConnectionCreated": {
+        "type": "object",
+        "properties": {
+            "conn_id": {"type": "string"},
+            "conn_type": {"type": "string"},
+            "kind": {"type": "string"},
+            "public_key": {**NULLABLE_STRING, "description": "ssh_key: add it as a read-only deploy key"},
+        },
+    },
     "CredentialsTestRequest": {
         "type": "object",
         "additionalProperties": False,
@@ -182,6 +221,16 @@ SCHEMAS = {
 _PATH = "/repositories/{name}/credentials"
 register(
     paths={
+        "/connections": {
+            "post": operation(
+                "create_connection",
+                "Create an Airflow connection of type git: a token, or a generated SSH deploy key",
+                json_content(schema_ref("ConnectionCreated"), "Created (for a key: its public half)"),
+                errors=WRITE_ERRORS,
+                body="ConnectionCreate",
+                status="201",
+            )
+        },
         f"{_PATH}/test": {
             "post": operation(
                 "credentials_test",

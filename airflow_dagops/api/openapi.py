@@ -360,12 +360,18 @@ _EXTRA_PATHS: dict = {}
 
 
 def register(*, paths: dict, schemas: dict | None = None) -> None:
-    _EXTRA_PATHS.update(paths)
+    for path, item in paths.items():
+        _EXTRA_PATHS.setdefault(path, {}).update(item)
     SCHEMAS.update(schemas or {})
     document.cache_clear()
 
 
 operation, json_content, schema_ref = _op, _json, _ref  # public names for those modules
+
+
+def _merged(base: dict, extra: dict) -> dict:
+    """Path items of both, methods of one path side by side (e.g. GET and POST /connections)."""
+    return {path: {**base.get(path, {}), **extra.get(path, {})} for path in {**base, **extra}}
 
 
 @cache
@@ -379,7 +385,7 @@ def document(server_url: str = "/pluginsv2/dagops/api/v1") -> dict:
         },
         "servers": [{"url": server_url}],
         "security": [{"bearer": []}, {"cookie": []}],
-        "paths": {**_paths(), **_EXTRA_PATHS},
+        "paths": _merged(_paths(), _EXTRA_PATHS),
         "components": {
             "schemas": SCHEMAS,
             "responses": _responses(),
