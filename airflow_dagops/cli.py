@@ -4,20 +4,19 @@ from __future__ import annotations
 
 import contextlib
 import getpass
-import json
 import logging
 import os
 import sys
-from collections.abc import Callable
-from functools import wraps
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-from airflow_dagops import services
+from airflow_dagops import cli_credentials, cli_webhooks, services
+from airflow_dagops.cli_common import JsonOption, command, err, out
+from airflow_dagops.cli_common import print_json as _print_json
+from airflow_dagops.cli_common import say as _say
 from airflow_dagops.errors import DagOpsError
 from airflow_dagops.safety import redact
 
@@ -31,34 +30,8 @@ repos_app = typer.Typer(help="Register and inspect repositories.", no_args_is_he
 db_app = typer.Typer(help="The dagops state DB.", no_args_is_help=True)
 app.add_typer(repos_app, name="repos")
 app.add_typer(db_app, name="db")
-
-# Messages carry user text ("[dag_processor] ...", file names): no rich markup is read from them.
-out = Console(highlight=False)
-err = Console(stderr=True, highlight=False)
-
-
-def _say(text: str, style: str | None = None, console: Console = out) -> None:
-    console.print(text, style=style, markup=False, soft_wrap=True)
-
-
-JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
-
-
-def command(group: typer.Typer, name: str | None = None):
-    """Register a command whose DagOpsErrors end the process with a one-line reason and a non-zero code."""
-
-    def decorate(func: Callable) -> Callable:
-        @wraps(func)
-        def wrapper(*args, **kwargs):
-            try:
-                return func(*args, **kwargs)
-            except DagOpsError as error:
-                _say(f"Error: {redact(str(error))}", "red", err)
-                raise typer.Exit(error.exit_code) from None
-
-        return group.command(name)(wrapper)
-
-    return decorate
+app.add_typer(cli_credentials.app, name="credentials")
+app.add_typer(cli_webhooks.app, name="webhooks")
 
 
 @app.callback()
@@ -68,10 +41,6 @@ def _main_options(
     # Airflow's logging config shows INFO from every library; a CLI should show results, not chatter.
     for name in ("airflow_dagops", "alembic"):
         logging.getLogger(name).setLevel(logging.INFO if verbose else logging.WARNING)
-
-
-def _print_json(data) -> None:
-    sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
 
 
 @command(app)
@@ -286,13 +255,6 @@ def status(as_json: JsonOption = False):
         live = (repo["live_commit"] or "nothing live")[:12]
         flag = " (pinned)" if repo["pinned_release_id"] else ""
         _say(f"  {repo['name']:<24} {live:<12}{flag} last sync: {repo['last_sync_status'] or 'never'}")
-
-
-# Command groups that live in their own modules (they may import the helpers above, hence down here).
-from airflow_dagops import cli_credentials, cli_webhooks  # noqa: E402
-
-app.add_typer(cli_credentials.app, name="credentials")
-app.add_typer(cli_webhooks.app, name="webhooks")
 
 
 def main() -> None:

@@ -14,7 +14,9 @@ from typing import Annotated
 import typer
 
 from airflow_dagops import credentials_service
-from airflow_dagops.cli import JsonOption, _print_json, _say, command, err
+from airflow_dagops.cli_common import JsonOption, command, err
+from airflow_dagops.cli_common import print_json as _print_json
+from airflow_dagops.cli_common import say as _say
 from airflow_dagops.errors import InvalidInput
 
 app = typer.Typer(
