@@ -73,8 +73,8 @@ def trigger_dag(dag_id: str, *, run_id: str, conf: dict, user: str | None) -> st
 _PURPOSE = {SYNC_DAG_ID: "sync", VALIDATE_DAG_ID: "check pull requests"}
 
 
-def sync_run_states(run_ids: list[str]) -> dict[str, str]:
-    """Airflow's state of the given dagops_sync runs (run id -> state); unknown ids are left out."""
+def dag_run_states(dag_id: str, run_ids: list[str]) -> dict[str, str]:
+    """Airflow's state of the given runs of one DAG (run id -> state); unknown ids are left out."""
     if not run_ids:
         return {}
     from airflow.models.dagrun import DagRun
@@ -83,9 +83,13 @@ def sync_run_states(run_ids: list[str]) -> dict[str, str]:
 
     with create_session() as session:
         rows = session.execute(
-            select(DagRun.run_id, DagRun.state).where(DagRun.dag_id == SYNC_DAG_ID, DagRun.run_id.in_(run_ids))
+            select(DagRun.run_id, DagRun.state).where(DagRun.dag_id == dag_id, DagRun.run_id.in_(run_ids))
         ).all()
     return {run_id: str(state) for run_id, state in rows}
+
+
+def sync_run_states(run_ids: list[str]) -> dict[str, str]:
+    return dag_run_states(SYNC_DAG_ID, run_ids)
 
 
 def import_errors(namespace: str) -> list[ImportErrorEntry]:

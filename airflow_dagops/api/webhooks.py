@@ -12,6 +12,8 @@ route is part of it.
 
 from __future__ import annotations
 
+from functools import partial
+
 from flask import Blueprint, jsonify, request, url_for
 from werkzeug.exceptions import HTTPException
 
@@ -74,6 +76,7 @@ def _raw_body() -> bytes:
 # -- check reports (Airflow login, read permission) -------------------------------------------------------------
 @api_blueprint.get("/checks/<int:run_id>")
 def get_check(run_id: int):
+    checks.reconcile_check(run_id, partial(airflow_bridge.dag_run_states, airflow_bridge.VALIDATE_DAG_ID))
     check = checks.get_check(run_id)
     links = {"self": url_for("dagops_api.get_check", run_id=run_id)}
     if check["airflow_run_id"]:

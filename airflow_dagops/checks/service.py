@@ -39,7 +39,7 @@ from airflow_dagops.webhooks.urls import normalize_repo_url
 log = logging.getLogger(__name__)
 
 CHECK_REFS = "refs/dagops/checks"  # where pull request heads are fetched to, one ref per check
-API_PATH = "/pluginsv2/dagops/api/v1/checks"
+API_PATH = "/pluginsv2/dagops/checks"  # the report page (airflow_dagops/www), which reads GET .../api/v1/checks/{id}
 MAX_ID = 2**31 - 1
 Progress = Callable[[str], None]
 
@@ -232,6 +232,20 @@ def _context(session, repo: Repository) -> str:
 
 
 # -- read (the API) ----------------------------------------------------------------------------------------------
+def reconcile_check(check_id: int, airflow_states: Callable[[list[str]], dict[str, str]]) -> bool:
+    """Close a queued/running check whose Airflow run already ended without it (a worker killed before the
+    task could record anything), so it never shows 'queued' forever. Returns whether it was closed."""
+    with session_scope() as session:
+        check = _load_check(session, check_id)
+        if check.status not in ("queued", "running") or not check.airflow_run_id:
+            return False
+        if airflow_states([check.airflow_run_id]).get(check.airflow_run_id) not in ("success", "failed"):
+            return False
+        check.status, check.finished_at = "error", utcnow()
+        check.error = f"Airflow run {check.airflow_run_id} ended without finishing this check; see its task log"
+        return True
+
+
 def get_check(check_id: int) -> dict:
     with session_scope() as session:
         check = _load_check(session, check_id)

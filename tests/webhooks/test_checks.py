@@ -109,7 +109,7 @@ def test_a_good_pull_request_goes_pending_then_success(hooks, team, git_server, 
     for call in calls:
         assert call.path == path
         assert call.body[context_key] == "dagops/validate"
-        assert call.body["target_url"] == f"{BASE_URL}/pluginsv2/dagops/api/v1/checks/{check['id']}"
+        assert call.body["target_url"] == f"{BASE_URL}/pluginsv2/dagops/checks/{check['id']}"
         scheme = "token" if provider == "gitea" else "Bearer"
         assert call.headers["Authorization"] == f"{scheme} {TOKEN}"
     assert [c.body["description"] for c in calls] == ["Queued for validation", "Validating", "Passed"]
@@ -266,3 +266,18 @@ def test_the_dagops_validate_system_dag(dagops_env):
     assert type(dag.timetable).__name__ == "NullTimetable"  # schedule=None: only webhooks trigger it
     assert dag.catchup is False and dag.is_paused_upon_creation is False and set(dag.task_dict) == {"check"}
     assert "system" in dag.tags
+
+
+def test_a_check_whose_airflow_run_died_is_closed_as_error(api, hooks, team, git_server, provider_api):
+    from airflow.models.dagrun import DagRun
+    from airflow.utils.session import create_session
+    from airflow.utils.state import DagRunState
+
+    remote, url = team
+    sha = _open_pull_request(remote, git_server, "github", 9, {"dags/b.py": dag_source("b")})
+    check = _deliver_pull_request(hooks, "github", url, 9, sha).get_json()["checks"][0]
+    with create_session() as session:
+        run = session.query(DagRun).filter_by(dag_id="dagops_validate", run_id=check["airflow_run_id"]).one()
+        run.state = DagRunState.FAILED  # e.g. the worker died before the validate task started
+    report = api.api("GET", f"checks/{check['id']}").get_json()
+    assert report["status"] == "error" and "see its task log" in report["error"]
