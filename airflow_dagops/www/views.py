@@ -40,7 +40,8 @@ CONTENT_SECURITY_POLICY = "; ".join(
 
 
 class DagRepositoriesView(BaseView):
-    """List of repositories (`/`) and one repository (`/repositories/<name>`)."""
+    """List of repositories (`/`), one repository (`/repositories/<name>`) and the report of a pull-request
+    check (`/checks/<id>`)."""
 
     route_base = "/dagops"
     default_view = "index"
@@ -56,6 +57,11 @@ class DagRepositoriesView(BaseView):
         # A name that cannot be registered cannot exist; a valid unknown one gets the shell, which shows
         # the API's "not found" answer (one source of truth for what exists).
         return _page("dagops/detail.html", page="detail", repository=name, valid=bool(NAME_PATTERN.match(name)))
+
+    @expose("/checks/<int:check_id>")
+    def check(self, check_id: int):
+        # The report of a pull-request check: where the Git host's commit status "Details" link points.
+        return _page("dagops/check.html", page="check", check_id=check_id)
 
     @expose("/assets/<path:filename>")
     def asset(self, filename: str):

@@ -60,7 +60,7 @@ def _register(web, remote, name="team"):
 
 
 # -- who may see the page ---------------------------------------------------------------------------------
-@pytest.mark.parametrize("path", [PAGE, "/dagops/repositories/team"])
+@pytest.mark.parametrize("path", [PAGE, "/dagops/repositories/team", "/dagops/checks/7"])
 def test_without_a_session_the_page_sends_you_to_airflow_login(web, path):
     response = web.client.get(path)
     assert response.status_code == 302
@@ -78,7 +78,7 @@ def test_a_user_without_plugin_access_gets_403_and_no_csrf_token(web):
     if web.auth_manager != "fab":
         pytest.skip("every SimpleAuthManager role may view plugins")
     web.sign_in_with_cookie("nobody")
-    for path in (PAGE, "/dagops/repositories/team"):
+    for path in (PAGE, "/dagops/repositories/team", "/dagops/checks/7"):
         response = web.client.get(path)
         assert response.status_code == 403
         html = response.get_data(as_text=True)
@@ -196,16 +196,21 @@ CONTRACT_TESTIDS = [
     "settings", "remove", "retry", "fix", "open-details", "add-repo", "repo-form", "save", "form-error",
     "confirm", "keep-dags", "confirm-ok", "confirm-cancel", "sync-row", "release-row", "rollback", "finding",
     "dag-row", "notice",
+    # credentials (issue 5): the connection picker's "New connection", the detail page's "Credentials"
+    "new-connection", "connection-form", "connection-save", "public-key", "test-access", "access-result",
+    "deploy-key", "rotate-key", "rotation", "rotate-confirm", "rotate-abort",
+    # the pull-request check report
+    "check-status", "head-sha", "check-summary", "check-findings", "check-repository", "check-airflow-run",
 ]  # fmt: skip
 
 
 def test_the_page_files_carry_every_selector_of_the_contract():
     shipped = "\n".join(path.read_text() for path in WWW.rglob("*") if path.suffix in (".html", ".js"))
     # as an attribute or property (testid="x", testid: "x"), a builder's test id argument (..., "x") or default
-    pattern = r'testid[=:]\s*["\']{0}["\']|, "{0}"\)|\|\| "{0}"'
+    pattern = r'testid[=:]\s*["\']{0}["\']|, "{0}"[,)]|\|\| "{0}"'
     missing = [t for t in CONTRACT_TESTIDS if not re.search(pattern.format(re.escape(t)), shipped)]
     assert not missing
-    for name in ("name", "url", "ref", "namespace", "priority", "conn_id"):
+    for name in ("name", "url", "ref", "namespace", "priority", "conn_id", "kind", "host", "login", "token"):
         assert f'name="{name}"' in shipped or f'name: "{name}"' in shipped, name
 
 
@@ -220,3 +225,85 @@ def test_the_script_never_writes_html_and_the_page_loads_nothing_from_outside():
         if path.suffix in (".html", ".js", ".css"):
             assert not external.search(path.read_text()), path
     assert script.count("fetch(") == 1 and "fetch(CONFIG.api + " in script  # one way out: the dagops API
+
+
+# -- credentials: the "New connection" form and the detail page never hold a secret -----------------------------
+def test_the_new_connection_form_clears_the_token_before_calling_the_api():
+    """A browser-side property the test client cannot observe, checked in the script itself: the token input
+    is a password field, and its value is emptied before the request is made (and the form, with the field,
+    leaves the DOM on success)."""
+    script = (WWW / "static" / "dagops.js").read_text()
+    submit = script[script.index("async function submitConnectionForm") :]
+    submit = submit[: submit.index("\n  }\n")]
+    assert 'name: "token", type: "password", autocomplete: "new-password"' in script
+    cleared = submit.index('connForm.elements.namedItem("token").value = "";')
+    assert cleared < submit.index('api("POST", "connections", body)')
+    assert 'slot.replaceChildren(created.public_key ? newKeyBox(created) : el("div"' in submit  # form removed
+    assert "body.token = null" in submit
+    for leak in ("localStorage", "sessionStorage", "console."):
+        assert leak not in submit
+    # The instruction that goes with a generated key.
+    assert "Add this as a read-only deploy key in your Git host" in script
+
+
+def test_no_page_embeds_a_connection_secret(web, git_remote):
+    from airflow.models.connection import Connection
+    from airflow.utils.session import create_session
+
+    secret = "ghp_page-test-secret-0123456789abcdef"
+    created = web.api("POST", "connections", json={"conn_id": "pageconn_token", "kind": "token", "token": secret})
+    assert created.status_code == 201, created.get_json()
+    keyed = web.api("POST", "connections", json={"conn_id": "pageconn_key", "kind": "ssh_key"})
+    assert keyed.status_code == 201, keyed.get_json()
+    try:
+        remote = git_remote({"dags/a.py": dag_source("a")})
+        body = {"name": "private", "url": remote.url, "conn_id": "pageconn_token", "verify": False}
+        assert web.api("POST", "repositories", json=body).status_code == 201
+        web.sign_in_with_cookie("admin")
+        for path in (PAGE, "/dagops/repositories/private", "/dagops/checks/1"):
+            html = web.client.get(path).get_data(as_text=True)
+            assert secret not in html and "PRIVATE KEY" not in html, path
+        for name in ("dagops.js", "dagops.css"):
+            asset = web.client.get(f"/dagops/assets/{name}").get_data(as_text=True)
+            assert secret not in asset and "PRIVATE KEY" not in asset
+        # What the detail page's script reads: the connection id, never its token.
+        answer = web.api("POST", "repositories/private/credentials/test", json={})
+        assert answer.status_code == 200 and secret not in answer.get_data(as_text=True)
+        assert web.api("GET", "repositories/private/credentials/deploy-key").status_code == 404  # a token: no key
+    finally:
+        with create_session() as session:
+            session.query(Connection).filter(Connection.conn_id.like("pageconn_%")).delete()
+
+
+# -- the pull-request check report ---------------------------------------------------------------------------
+def test_the_check_page_is_a_shell_for_readers(web):
+    web.sign_in_with_cookie("reader")
+    response = web.client.get("/dagops/checks/42")
+    shell = _shell(response)
+    assert shell.body["data-page"] == "check"
+    assert shell.body["data-check-id"] == "42"
+    assert shell.meta["dagops-api"] == API
+    assert shell.meta["dagops-can-write"] == "false"
+    assert re.fullmatch(r"[0-9a-f]{64}", shell.meta["dagops-csrf"])
+    assert shell.meta["dagops-list-url"] == PAGE
+    assert "back" in shell.testids
+    assert "INLINE" not in shell.scripts
+    assert "script-src 'self'" in response.headers["Content-Security-Policy"]
+    # Only integer ids are routes; the script shows the API's 404 for an unknown one.
+    assert web.client.get("/dagops/checks/abc").status_code == 404
+    missing = web.client.get(f"{API}/checks/999999")
+    assert missing.status_code == 404
+    script = (WWW / "static" / "dagops.js").read_text()
+    assert 'api("GET", "checks/" + encodeURIComponent(CONFIG.checkId))' in script
+
+
+def test_the_commit_status_details_link_is_the_check_page(web):
+    """The Git host's "Details" link (checks.service.check_url) opens this page, not the raw JSON."""
+    from airflow_dagops.checks import service as checks
+    from airflow_dagops.www.views import PLUGINS_MOUNT
+
+    url = urlsplit(checks.check_url(42))
+    assert url.path == f"{PLUGINS_MOUNT}/dagops/checks/42"
+    web.sign_in_with_cookie("reader")
+    shell = _shell(web.client.get(url.path[len(PLUGINS_MOUNT) :]))  # the test client has no /pluginsv2 mount
+    assert shell.body["data-page"] == "check" and shell.body["data-check-id"] == "42"

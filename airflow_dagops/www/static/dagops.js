@@ -28,6 +28,7 @@
     listUrl: meta("dagops-list-url") || "./",
     page: document.body.dataset.page,
     repository: document.body.dataset.repository || null,
+    checkId: document.body.dataset.checkId || null,
   };
 
   // ---- the API -------------------------------------------------------------------------------------
@@ -117,6 +118,12 @@
     pin: ["M12 17v5", "M9 10.76a2 2 0 0 1-1.11 1.79l-1.78.9A2 2 0 0 0 5 15.24V16a1 1 0 0 0 1 1h12a1 1 0 0 0 1-1v-.76a2 2 0 0 0-1.11-1.79l-1.78-.9A2 2 0 0 1 15 10.76V7a1 1 0 0 1 1-1 2 2 0 0 0 0-4H8a2 2 0 0 0 0 4 1 1 0 0 1 1 1z"],
     external: ["M15 3h6v6", "M10 14 21 3", "M18 13v6a2 2 0 0 1-2 2H5a2 2 0 0 1-2-2V8a2 2 0 0 1 2-2h6"],
     alert: [{ c: [12, 12, 10] }, "M12 8v4", "M12 16h.01"],
+    key: [{ c: [7.5, 15.5, 5.5] }, "m21 2-9.6 9.6", "m15.5 7.5 3 3L22 7l-3-3"],
+    check: [{ c: [12, 12, 10] }, "m9 12 2 2 4-4"],
+    cross: [{ c: [12, 12, 10] }, "m15 9-6 6", "m9 9 6 6"],
+    copy: [{ r: [8, 8, 14, 14, 2] }, "M4 16c-1.1 0-2-.9-2-2V4c0-1.1.9-2 2-2h10c1.1 0 2 .9 2 2"],
+    plus: ["M12 5v14", "M5 12h14"],
+    shield: ["M20 13c0 5-3.5 7.5-7.66 8.95a1 1 0 0 1-.67-.01C7.5 20.5 4 18 4 13V6a1 1 0 0 1 1-1c2 0 4.5-1.2 6.24-2.72a1.17 1.17 0 0 1 1.52 0C14.51 3.81 17 5 19 5a1 1 0 0 1 1 1z"],
     search: [{ c: [11, 11, 8] }, "m21 21-4.3-4.3"],
   };
 
@@ -704,6 +711,7 @@
     for (const hint of formEl.querySelectorAll("[data-mode]")) hint.hidden = hint.dataset.mode !== form.mode;
     formEl.querySelector("details.advanced").open = Boolean(repo && (repo.subdir || !repo.enabled));
     showFormContext(repo && repo.status === "failed" ? "Last sync failed: " + (repo.status_message || "unknown error") : "");
+    $("conn-new-slot").replaceChildren(); // no leftover "New connection" form or key from the last time
     renderConnectionField(null, repo ? repo.conn_id : null);
     $("repo-dialog").showModal();
     const focus = formField(focusName || (repo ? "url" : "name"));
@@ -754,7 +762,14 @@
       control = el("input", { id: "f-conn", name: "conn_id", autocomplete: "off", spellcheck: "false", placeholder: "none: a public repository" });
       control.value = current || "";
     }
-    slot.replaceChildren(control);
+    const row = [control];
+    if (CONFIG.canWrite) {
+      row.push(button("New connection", {
+        icon: "plus", testid: "new-connection", title: "Create an Airflow connection of type git: an HTTPS token or a generated SSH deploy key",
+        onclick: function () { openConnectionForm(); },
+      }));
+    }
+    slot.replaceChildren(el("div", { class: "conn-row" }, row));
     if (connections && connections.error) {
       hint.textContent = connections.error.status === 403
         ? "Your role may not list Airflow connections: type the id of a git connection, or leave it empty."
@@ -764,6 +779,166 @@
     } else {
       hint.textContent = "An Airflow connection of type git holds the credentials; none for a public repository.";
     }
+  }
+
+  // ---- "New connection" (inside the add / settings form) ---------------------------------------------
+
+  /** The inline form that creates an Airflow connection of type git (POST connections). It is built here,
+   *  not parsed, so it can sit inside the repository form: its inputs belong to it (their nearest form),
+   *  and its submit event is stopped before it reaches the repository form. */
+  function openConnectionForm() {
+    const slot = $("conn-new-slot");
+    const open = slot.querySelector("[data-testid=connection-form]");
+    if (open) {
+      open.elements.namedItem("conn_id").focus();
+      return;
+    }
+    const kindChoice = function (value, title, text, checked) {
+      return el("label", { class: "choice" }, [
+        el("input", { type: "radio", name: "kind", value: value, checked: checked }),
+        el("span", { class: "choice-text" }, [el("strong", { text: title }), el("span", { class: "choice-sub", text: text })]),
+      ]);
+    };
+    const connForm = el("form", { class: "conn-form", testid: "connection-form", novalidate: true, "aria-labelledby": "conn-form-title", onsubmit: submitConnectionForm }, [
+      el("div", { class: "conn-form-header" }, [
+        el("h3", { id: "conn-form-title", text: "New Git connection" }),
+        el("button", { type: "button", class: "icon-btn", "aria-label": "Close", onclick: closeConnectionForm }, ["×"]),
+      ]),
+      el("div", { class: "form-error", testid: "connection-error", role: "alert", hidden: true }),
+      el("div", { class: "form-grid" }, [
+        el("div", { class: "field span-2" }, [
+          el("label", { for: "c-conn-id", text: "Connection id" }),
+          el("input", { id: "c-conn-id", name: "conn_id", required: true, autocomplete: "off", spellcheck: "false", maxlength: "250", placeholder: "git_analytics" }),
+          el("p", { class: "hint", text: "Letters, digits, _ . and -. It becomes an Airflow connection of type git (Admin → Connections)." }),
+        ]),
+        el("fieldset", { class: "field span-2 choices" }, [
+          el("legend", { text: "Kind" }),
+          kindChoice("token", "HTTPS token", "A personal access, project or deploy token with read access.", true),
+          kindChoice("ssh_key", "SSH deploy key (generated)", "dagops makes an ed25519 key pair; you add its public half to the Git host.", false),
+        ]),
+        el("div", { class: "field", data: { kind: "token" } }, [
+          el("label", { for: "c-login", text: "Login" }),
+          el("input", { id: "c-login", name: "login", autocomplete: "off", spellcheck: "false", placeholder: "x-access-token" }),
+        ]),
+        el("div", { class: "field", data: { kind: "token" } }, [
+          el("label", { for: "c-host" }, ["Host ", el("span", { class: "optional", text: "optional" })]),
+          el("input", { id: "c-host", name: "host", autocomplete: "off", spellcheck: "false", placeholder: "github.com" }),
+        ]),
+        el("div", { class: "field span-2", data: { kind: "token" } }, [
+          el("label", { for: "c-token", text: "Token" }),
+          el("input", { id: "c-token", name: "token", type: "password", autocomplete: "new-password", spellcheck: "false" }),
+          el("p", { class: "hint", text: "Stored in the connection's password. dagops never shows it again." }),
+        ]),
+        el("p", { class: "hint span-2", data: { kind: "ssh_key" }, hidden: true, text:
+          "The private key stays in the Airflow connection; only the public key is shown, to add as a read-only deploy key." }),
+      ]),
+      el("div", { class: "conn-form-footer" }, [
+        el("button", { type: "button", class: "btn btn-sm", onclick: closeConnectionForm, text: "Cancel" }),
+        el("button", { type: "submit", class: "btn btn-sm btn-primary", testid: "connection-save", text: "Create connection" }),
+      ]),
+    ]);
+    connForm.addEventListener("change", function (event) {
+      if (event.target.name === "kind") showConnectionKind(connForm);
+    });
+    slot.replaceChildren(connForm);
+    showConnectionKind(connForm);
+    connForm.elements.namedItem("conn_id").focus();
+  }
+
+  function connectionKind(connForm) {
+    const checked = connForm.querySelector("input[name=kind]:checked");
+    return checked ? checked.value : "token";
+  }
+
+  function showConnectionKind(connForm) {
+    const kind = connectionKind(connForm);
+    for (const node of connForm.querySelectorAll("[data-kind]")) node.hidden = node.dataset.kind !== kind;
+  }
+
+  function closeConnectionForm() {
+    $("conn-new-slot").replaceChildren(); // the token field (and whatever was typed in it) leaves the DOM
+    const picker = formField("conn_id");
+    if (picker && picker.focus) picker.focus();
+  }
+
+  async function submitConnectionForm(event) {
+    event.preventDefault();
+    event.stopPropagation(); // never the repository form's submit
+    const connForm = event.currentTarget;
+    const errorBox = connForm.querySelector("[data-testid=connection-error]");
+    errorBox.hidden = true;
+    errorBox.replaceChildren();
+    const value = function (name) { return (connForm.elements.namedItem(name).value || "").trim(); };
+    const kind = connectionKind(connForm);
+    const body = { conn_id: value("conn_id"), kind: kind };
+    if (kind === "token") {
+      body.login = value("login") || null;
+      body.host = value("host") || null;
+      body.token = connForm.elements.namedItem("token").value || null;
+    }
+    // The token goes into the request and nowhere else: cleared from the page before the call is made.
+    connForm.elements.namedItem("token").value = "";
+    const save = connForm.querySelector("[data-testid=connection-save]");
+    let created;
+    try {
+      created = await withBusy(save, function () { return api("POST", "connections", body); });
+    } catch (err) {
+      if (err.status === 401) return sessionExpired();
+      const lines = [el("strong", { text: err.status === 403 ? "Not allowed: " + err.message : err.message })];
+      const fieldErrors = (err.details && err.details.errors) || [];
+      if (fieldErrors.length) {
+        lines.push(el("ul", {}, fieldErrors.map(function (item) { return el("li", { text: (item.field ? item.field + ": " : "") + item.message }); })));
+      }
+      if (kind === "token" && err.status !== 403) lines.push(el("div", { class: "cell-sub", text: "The token field was cleared: enter the token again." }));
+      errorBox.replaceChildren.apply(errorBox, lines);
+      errorBox.hidden = false;
+      return;
+    } finally {
+      body.token = null;
+    }
+    const slot = $("conn-new-slot");
+    slot.replaceChildren(created.public_key ? newKeyBox(created) : el("div", { class: "conn-created", role: "status" }, [
+      icon("check"), "Connection " + created.conn_id + " created and selected.",
+    ]));
+    renderConnectionField(await loadConnections(), created.conn_id);
+  }
+
+  function newKeyBox(created) {
+    return el("div", { class: "key-box", testid: "new-connection-key", role: "status" }, [
+      el("div", { class: "key-box-title" }, [icon("key"), "Add this as a read-only deploy key in your Git host"]),
+      el("p", { class: "hint", text:
+        "GitHub and Gitea: repository Settings → Deploy keys; GitLab: Settings → Repository → Deploy keys. " +
+        "Leave write access off. Connection " + created.conn_id + " is selected: add the key before saving, so the access check passes." }),
+      publicKeyField(created.public_key, "public-key"),
+    ]);
+  }
+
+  /** A read-only, copyable public key (never anything secret: the API answers public halves only). */
+  function publicKeyField(publicKey, testid) {
+    const field = el("textarea", { class: "key-text", testid: testid, readonly: true, rows: "2", spellcheck: "false", "aria-label": "Public key", onfocus: function (event) { event.target.select(); } });
+    field.value = publicKey;
+    const copy = button("Copy", { small: true, icon: "copy", testid: testid + "-copy", onclick: function () { copyText(field, copy); } });
+    return el("div", { class: "key-row" }, [field, copy]);
+  }
+
+  async function copyText(field, target) {
+    let copied = false;
+    try {
+      await navigator.clipboard.writeText(field.value);
+      copied = true;
+    } catch (err) {
+      // The Airflow UI's iframe may not grant clipboard access: copy the selection the old way.
+      field.focus();
+      field.select();
+      try {
+        copied = document.execCommand("copy");
+      } catch (ignored) {
+        copied = false;
+      }
+    }
+    const label = target.lastChild;
+    label.textContent = copied ? "Copied" : "Press Ctrl+C";
+    setTimeout(function () { label.textContent = "Copy"; }, 1800);
   }
 
   function readForm() {
@@ -804,6 +979,7 @@
   }
 
   async function submitRepoForm(event) {
+    if (event.target !== $("repo-form")) return; // the "New connection" form handles its own
     event.preventDefault();
     clearFormErrors();
     const values = readForm();
@@ -1010,6 +1186,11 @@
     userPickedRelease: false,
     releases: [],
     findings: new Map(), // release id -> release with findings (a release's report never changes)
+    // Credentials: the deploy key of `keyFor` (a conn id), the last "Test access" verdict, a pending rotation.
+    keyFor: undefined,
+    deployKey: null, // {public_key} | {missing: message} | {error: message} | null while loading
+    access: null,
+    rotation: null, // {pending, access} while a key rotation waits for its deploy key
   };
 
   async function loadDetail() {
@@ -1038,6 +1219,8 @@
     renderSection("releases", results[1], renderReleases);
     renderSection("dags", results[2], renderDags);
     if (results[1].status === "fulfilled") detail.releases = results[1].value.items;
+    await loadDeployKey(repo);
+    renderCredentials();
     await renderReport();
     return repo.status === "syncing";
   }
@@ -1088,6 +1271,7 @@
           } }),
         ])),
       ]),
+      panel("credentials", "Credentials"),
       panel("releases", "Releases"),
       panel("syncs", "Sync history"),
     );
@@ -1272,6 +1456,191 @@
     }));
   }
 
+  // ---- credentials (detail page) -------------------------------------------------------------------
+
+  const ACCESS_TITLES = {
+    ok: "Access works", authentication_failed: "Authentication failed", repository_not_found: "Repository not found",
+    host_unreachable: "Host unreachable", host_key_mismatch: "Host key mismatch", ref_not_found: "Branch or tag not found",
+    timeout: "Timed out", key_unusable: "Key unusable", connection_error: "Connection problem",
+    transport_not_allowed: "Transport not allowed", error: "Access check failed",
+  };
+
+  /** The public key of the repository's connection, fetched again only when the connection changes. */
+  async function loadDeployKey(repo) {
+    const connId = repo.conn_id || null;
+    if (detail.keyFor === connId) return;
+    detail.keyFor = connId;
+    detail.deployKey = null;
+    if (!connId) return;
+    try {
+      const data = await api("GET", repoPath(repo.name, "credentials/deploy-key"));
+      detail.deployKey = { public_key: data.public_key };
+    } catch (err) {
+      if (err.status === 401) throw err;
+      detail.deployKey = err.status === 404 ? { missing: err.message } : { error: err.message };
+      if (err.status !== 404) detail.keyFor = undefined; // try again on the next poll
+    }
+  }
+
+  function renderCredentials() {
+    const container = $("section-credentials");
+    const repo = detail.repo;
+    const state = [repo.name, repo.conn_id, detail.deployKey, detail.access, detail.rotation, CONFIG.canWrite];
+    if (!changed(container, state)) return;
+    const rows = [];
+    const connection = repo.conn_id
+      ? el("span", { class: "chip", testid: "credentials-conn", text: repo.conn_id })
+      : el("span", { class: "muted", testid: "credentials-conn", text: "none: public repository" });
+    rows.push(el("div", { class: "cred-row" }, [
+      el("div", { class: "cred-label", text: "Connection" }),
+      el("div", { class: "cred-value" }, [connection, repo.conn_id ? el("span", { class: "muted", text: " · an Airflow connection of type git" }) : null]),
+      el("div", { class: "cred-actions" }, [button("Test access", {
+        small: true, icon: "shield", testid: "test-access", disabled: !CONFIG.canWrite,
+        title: CONFIG.canWrite ? "git ls-remote of " + repo.ref + " with this connection" : "Testing access needs permission to edit DAGs",
+        onclick: function (event) { testAccess(event.currentTarget); },
+      })]),
+    ]));
+    if (detail.access) rows.push(accessResult(detail.access, "access-result"));
+    if (repo.conn_id) rows.push(deployKeyRow());
+    if (detail.rotation) rows.push(rotationBox(detail.rotation));
+    container.replaceChildren(el("div", { class: "panel-body cred" }, rows));
+  }
+
+  function deployKeyRow() {
+    const key = detail.deployKey;
+    let value;
+    let actions = null;
+    if (!key) {
+      value = el("span", { class: "muted", text: "Loading…" });
+    } else if (key.public_key) {
+      value = el("div", { testid: "deploy-key" }, [
+        publicKeyField(key.public_key, "deploy-key-text"),
+        el("p", { class: "hint", text: "Add it to the Git host as a read-only deploy key. dagops derives it from the connection's private key, which it never shows." }),
+      ]);
+      if (CONFIG.canWrite && !detail.rotation) {
+        actions = button("Rotate key", { small: true, icon: "rollback", testid: "rotate-key", title: "Make a new key pair; switch once the new key works", onclick: function (event) { startRotation(event.currentTarget); } });
+      }
+    } else if (key.missing) {
+      value = el("span", { class: "muted", testid: "no-deploy-key", text: /holds no SSH key/.test(key.missing)
+        ? "None: a token connection (or a GitHub App), no SSH key to add."
+        : key.missing });
+    } else {
+      value = el("span", { class: "error-text", text: key.error });
+    }
+    return el("div", { class: "cred-row" }, [
+      el("div", { class: "cred-label", text: "Deploy key" }),
+      el("div", { class: "cred-value" }, [value]),
+      el("div", { class: "cred-actions" }, [actions]),
+    ]);
+  }
+
+  /** A "Test access" verdict: data-kind is the API's kind (ok, authentication_failed, ...). */
+  function accessResult(result, testid) {
+    const kind = token(result.kind);
+    const meta = [formatDuration(result.latency)];
+    if (result.conn_id) meta.push("connection " + result.conn_id);
+    if (result.ref) meta.push(result.ref);
+    if (result.transport) meta.push(result.transport);
+    return el("div", { class: "access-result " + (result.ok ? "is-ok" : "is-failed"), testid: testid, role: "status", data: { kind: kind } }, [
+      icon(result.ok ? "check" : "cross"),
+      el("div", { class: "access-text" }, [
+        el("div", { class: "access-title" }, [
+          el("strong", { text: ACCESS_TITLES[result.kind] || String(result.kind) }),
+          result.ok && result.commit ? el("span", { class: "commit-sha", title: result.commit, text: result.commit.slice(0, 7) }) : null,
+        ]),
+        el("div", { class: "access-message", testid: "access-message", text: result.message || "" }),
+        result.hint ? el("div", { class: "finding-hint", testid: "access-hint", text: result.hint }) : null,
+        el("div", { class: "cell-sub", testid: "access-latency" }, [meta.join(" · "), result.checkedAt ? " · " : "", result.checkedAt ? timeAgo(result.checkedAt) : ""]),
+      ]),
+    ]);
+  }
+
+  async function testAccess(target) {
+    const name = detail.repo.name;
+    await withBusy(target, async function () {
+      try {
+        const result = await api("POST", repoPath(name, "credentials/test"), {});
+        detail.access = Object.assign({}, result, { checkedAt: new Date().toISOString() });
+      } catch (err) {
+        reportError(err);
+      }
+    });
+    renderCredentials();
+  }
+
+  async function startRotation(target) {
+    const name = detail.repo.name;
+    await withBusy(target, async function () {
+      try {
+        const pending = await api("POST", repoPath(name, "credentials/rotate"), {});
+        detail.rotation = { pending: pending, access: null, failure: null };
+      } catch (err) {
+        reportError(err);
+      }
+    });
+    renderCredentials();
+  }
+
+  function rotationBox(rotation) {
+    const pending = rotation.pending;
+    return el("div", { class: "key-box rotation", testid: "rotation", data: { rotationId: pending.rotation_id } }, [
+      el("div", { class: "key-box-title" }, [icon("key"), "New key for " + pending.replaces + ": add it as a read-only deploy key" + (pending.host ? " at " + pending.host : "")]),
+      el("p", { class: "hint", text: pending.instructions || "" }),
+      publicKeyField(pending.public_key || "", "rotation-key"),
+      el("p", { class: "hint", text: "Until the new key works, " + detail.repo.name + " keeps using " + pending.replaces +
+        ". Once it works, it switches to " + pending.conn_id + " and the old connection is removed." }),
+      rotation.failure ? el("div", { class: "form-error", role: "alert", text: rotation.failure }) : null,
+      rotation.access ? accessResult(rotation.access, "rotation-access") : null,
+      el("div", { class: "rotation-actions" }, [
+        button("Cancel rotation", { small: true, testid: "rotate-abort", onclick: function (event) { abortRotation(event.currentTarget); } }),
+        button("I added it", { small: true, variant: "btn-primary", testid: "rotate-confirm", onclick: function (event) { confirmRotation(event.currentTarget); } }),
+      ]),
+    ]);
+  }
+
+  async function confirmRotation(target) {
+    const rotation = detail.rotation;
+    const name = detail.repo.name;
+    const label = target.lastChild;
+    label.textContent = "Checking access (up to 20 s)…";
+    await withBusy(target, async function () {
+      try {
+        const outcome = await api("POST", repoPath(name, "credentials/rotate/confirm"), { rotation_id: rotation.pending.rotation_id, wait: 20 });
+        detail.rotation = null;
+        detail.access = outcome.access ? Object.assign({}, outcome.access, { checkedAt: new Date().toISOString() }) : null;
+        const removed = outcome.old_conn_removed ? " and the old connection " + outcome.old_conn_id + " was removed" : "";
+        notify(name + " now uses " + outcome.conn_id + removed + ". Remove the old deploy key from the Git host." + (outcome.note ? " " + outcome.note : ""), "success");
+      } catch (err) {
+        if (err.status === 401) return sessionExpired();
+        if (err.code === "access_failed" && err.details && err.details.access) {
+          detail.rotation = Object.assign({}, rotation, {
+            failure: "Access with the new key does not work yet, so nothing changed. Add the key to the Git host (or fix what the check below says), then try again.",
+            access: Object.assign({}, err.details.access, { checkedAt: new Date().toISOString() }),
+          });
+        } else {
+          reportError(err);
+        }
+      }
+    });
+    label.textContent = "I added it";
+    signatures.delete($("section-credentials"));
+    poller.refresh();
+  }
+
+  async function abortRotation(target) {
+    const rotation = detail.rotation;
+    await withBusy(target, async function () {
+      try {
+        await api("POST", repoPath(detail.repo.name, "credentials/rotate/confirm"), { rotation_id: rotation.pending.rotation_id, abort: true });
+        detail.rotation = null;
+        notify("Rotation cancelled: the new connection was deleted, " + detail.repo.name + " keeps its key.", "info");
+      } catch (err) {
+        reportError(err);
+      }
+    });
+    renderCredentials();
+  }
+
   /** The report of the release the user picked, else of the failed sync, else of the live release. */
   function reportReleaseId() {
     if (detail.userPickedRelease && detail.reportReleaseId) return detail.reportReleaseId;
@@ -1370,6 +1739,122 @@
     ]);
   }
 
+  // ---- check report page --------------------------------------------------------------------------
+
+  const CHECK_WORDS = { success: "Passed", failure: "Failed", error: "Error", queued: "Queued", running: "Running" };
+  const PROVIDERS = { github: "GitHub", gitlab: "GitLab", gitea: "Gitea", bitbucket: "Bitbucket" };
+
+  async function loadCheck() {
+    let check;
+    try {
+      check = await api("GET", "checks/" + encodeURIComponent(CONFIG.checkId));
+    } catch (err) {
+      if (err.status === 404) {
+        renderCheckMissing(err);
+        poller.stop();
+        return false;
+      }
+      throw err;
+    }
+    renderCheck(check);
+    return check.status === "queued" || check.status === "running";
+  }
+
+  function renderCheckMissing(err) {
+    const body = $("check-body");
+    body.setAttribute("aria-busy", "false");
+    body.replaceChildren(stateBox({
+      testid: "not-found", icon: "search", title: "Check not found", text: err.message,
+      action: el("a", { class: "btn", href: CONFIG.listUrl, text: "Back to DAG Repositories" }),
+    }));
+  }
+
+  function pullLabel(check) {
+    return (check.provider === "gitlab" ? "Merge request !" : "Pull request #") + check.number;
+  }
+
+  function renderCheck(check) {
+    const body = $("check-body");
+    if (!changed(body, check)) return;
+    body.setAttribute("aria-busy", "false");
+    document.title = pullLabel(check) + " · " + check.repository + " · DAG Repositories";
+    const crumb = $("check-crumb-repo");
+    crumb.replaceChildren(el("a", { href: detailUrl(check.repository), text: check.repository }));
+    crumb.hidden = false;
+    $("check-crumb-sep").hidden = false;
+    $("check-title").textContent = pullLabel(check) + " · " + check.repository;
+    $("check-status").replaceChildren(statusBadge(check.status, "check-status", CHECK_WORDS[check.status]));
+    $("check-subtitle").replaceChildren(
+      el("span", { class: "muted", text: "Check #" + check.id + " of " }),
+      el("span", { class: "commit-sha", testid: "head-sha", title: check.head_sha, text: String(check.head_sha || "").slice(0, 12) }),
+      el("span", { class: "muted", text: (check.ref ? " (" + check.ref + ")" : "") + " · " + (PROVIDERS[check.provider] || check.provider || "") }),
+    );
+    const links = check.links || {};
+    const actions = [el("a", { class: "btn", href: detailUrl(check.repository), testid: "check-repository" }, [icon("folder"), "Repository"])];
+    if (airflowHref(links.airflow_run)) {
+      actions.push(el("a", { class: "btn", href: airflowHref(links.airflow_run), target: "_top", testid: "check-airflow-run" }, [icon("external"), "Airflow run"]));
+    }
+    $("check-actions").replaceChildren.apply($("check-actions"), actions);
+    body.replaceChildren(checkOverview(check), checkFindings(check));
+  }
+
+  function checkOverview(check) {
+    const summary = check.summary || {};
+    const item = function (label, value, wide) {
+      return el("div", { class: wide ? "wide" : undefined }, [el("dt", { text: label }), el("dd", {}, value)]);
+    };
+    const counts = check.summary
+      ? el("span", { testid: "check-summary" }, [
+        el("strong", { class: summary.errors ? "error-text" : "", text: plural(summary.errors || 0, "error") }),
+        ", " + plural(summary.warnings || 0, "warning") + ", " + plural(summary.infos || 0, "note") +
+          (summary.files_with_errors ? " · errors in " + plural(summary.files_with_errors, "file") : "") +
+          (summary.dags ? " · " + plural(summary.dags.length, "DAG") + " found" : ""),
+      ])
+      : el("span", { class: "muted", testid: "check-summary", text: check.status === "error" ? "No result" : "Not validated yet" });
+    let alert = null;
+    if (check.status === "error") {
+      alert = el("div", { class: "alert", role: "alert" }, [el("div", { class: "alert-text" }, [
+        el("span", { class: "alert-title", text: "The check could not run" }),
+        el("span", { class: "alert-message", testid: "check-error", text: String(check.error || "unknown error").split("\n")[0] }),
+        String(check.error || "").includes("\n") ? el("details", { class: "more" }, [el("summary", { text: "Full error" }), el("pre", { class: "trace", text: check.error })]) : null,
+      ])]);
+    } else if (check.status === "queued" || check.status === "running") {
+      alert = el("p", { class: "card-note" }, [
+        check.status === "running" ? "Validating the pull request head in Airflow · " : "Queued in Airflow · ",
+        airflowLink((check.links || {}).airflow_run, "View run", "check-run"),
+      ]);
+    }
+    const reported = check.report_error
+      ? el("span", { class: "error-text", text: "Not reported: " + check.report_error })
+      : el("span", { text: check.reported ? "Sent to " + (PROVIDERS[check.provider] || "the Git host") : "Not sent (yet)" });
+    return el("section", { class: "panel", "aria-label": "Overview" }, [el("div", { class: "panel-body" }, [
+      alert ? el("div", { class: "overview-alert" }, [alert]) : null,
+      el("dl", { class: "overview" }, [
+        check.status === "error" ? null : item("Result", [el("span", { testid: "check-description", text: check.description || CHECK_WORDS[check.status] || check.status })], true),
+        item("Findings", [counts], true),
+        item("Repository", [el("a", { href: detailUrl(check.repository), text: check.repository })]),
+        item(check.provider === "gitlab" ? "Merge request" : "Pull request", [el("span", { testid: "check-number", text: (check.provider === "gitlab" ? "!" : "#") + check.number })]),
+        item("Started", [check.created_at ? timeAgo(check.created_at) : "\u2014"]),
+        item("Finished", [check.finished_at ? timeAgo(check.finished_at) : el("span", { class: "muted", text: "not yet" })]),
+        item("Commit status", [reported]),
+        item("Head commit", [el("span", { class: "commit-sha", title: check.head_sha, text: check.head_sha || "" })], true),
+      ]),
+    ])]);
+  }
+
+  function checkFindings(check) {
+    const findings = check.findings || [];
+    const files = groupByFile(findings);
+    let content;
+    if (check.status === "queued" || check.status === "running") content = emptyRow("The findings appear here when the check ends.");
+    else if (!findings.length) content = emptyRow(check.status === "success" ? "No findings: every check passed cleanly." : "No findings.");
+    else content = el("div", { class: "panel-body" }, files.map(fileGroup));
+    return el("section", { class: "panel", "aria-labelledby": "title-findings" }, [
+      el("header", { class: "panel-header" }, [el("h2", { id: "title-findings" }, ["Findings", findings.length ? el("span", { class: "count", text: String(findings.length) }) : null])]),
+      el("div", { class: "panel-body flush", testid: "check-findings" }, [content]),
+    ]);
+  }
+
   // ---- start ---------------------------------------------------------------------------------------
 
   function start() {
@@ -1378,6 +1863,8 @@
     showFlash();
     if (CONFIG.page === "detail") {
       poller.start(loadDetail, loadErrorHandler($("repo-body"), "Could not load this repository"));
+    } else if (CONFIG.page === "check") {
+      poller.start(loadCheck, loadErrorHandler($("check-body"), "Could not load this check"));
     } else {
       poller.start(loadList, loadErrorHandler($("repo-list"), "Could not load the repositories"));
     }
