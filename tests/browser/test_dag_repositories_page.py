@@ -120,6 +120,12 @@ def test_add_sync_and_roll_back_a_repository_in_the_browser(airflow, git_remote,
     expect(frame.locator("[data-testid=sync-row]")).to_have_count(2)
     screenshots(page, "details")
 
+    # Credentials: a file:// remote needs no connection, and "Test access" (a real ls-remote) says ok.
+    expect(frame.locator("[data-testid=credentials-conn]")).to_contain_text("none")
+    frame.locator("[data-testid=test-access]").click()
+    expect(frame.locator("[data-testid=access-result]")).to_have_attribute("data-kind", "ok")
+    screenshots(page, "test-access")
+
     older.locator("[data-testid=rollback]").click()
     expect(frame.locator("[data-testid=confirm]")).to_be_visible()
     screenshots(page, "rollback-confirm")
