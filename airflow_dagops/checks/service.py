@@ -4,7 +4,7 @@ A check validates the head of a pull/merge request exactly as a sync would valid
 pipeline, same gate, same rules of the repository), but publishes nothing: the head is exported into a
 temporary folder under `<dagops_home>/checks/`, never into the releases folder, and removed afterwards.
 The result goes back to the Git host as a commit status ("pending" when queued, then success or
-failure), with a link to `GET /pluginsv2/dagops/api/v1/checks/{id}`.
+failure), with a link to the report page `/pluginsv2/dagops/checks/{id}` (its data: `GET .../api/v1/checks/{id}`).
 
 Reporting never fails a check or a webhook: a refused or unreachable status call is kept in
 `report_error` (without the token) for the operator to see.
