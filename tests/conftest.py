@@ -7,6 +7,7 @@ PostgreSQL too (each test gets its own PostgreSQL schema, dropped afterwards).
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import tempfile
 import uuid
@@ -20,6 +21,10 @@ import pytest
 # the web tests) has one known metadata DB. Tests that need their own home set it for subprocesses.
 SESSION_AIRFLOW_HOME = Path(tempfile.mkdtemp(prefix="dagops-tests-airflow-"))
 os.environ["AIRFLOW_HOME"] = str(SESSION_AIRFLOW_HOME)
+
+
+def pytest_sessionfinish(session, exitstatus):
+    shutil.rmtree(SESSION_AIRFLOW_HOME, ignore_errors=True)
 
 POSTGRES_URL = os.environ.get("DAGOPS_TEST_POSTGRES_URL")
 BACKENDS = ["sqlite", "postgres"] if POSTGRES_URL else ["sqlite"]
