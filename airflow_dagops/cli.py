@@ -13,7 +13,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from airflow_dagops import cli_credentials, cli_webhooks, services
+from airflow_dagops import cli_credentials, cli_versions, cli_webhooks, services
 from airflow_dagops.cli_common import JsonOption, command, err, out
 from airflow_dagops.cli_common import print_json as _print_json
 from airflow_dagops.cli_common import say as _say
@@ -32,6 +32,7 @@ app.add_typer(repos_app, name="repos")
 app.add_typer(db_app, name="db")
 app.add_typer(cli_credentials.app, name="credentials")
 app.add_typer(cli_webhooks.app, name="webhooks")
+cli_versions.register(app)
 
 
 @app.callback()
