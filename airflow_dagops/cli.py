@@ -13,7 +13,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from airflow_dagops import cli_credentials, cli_versions, cli_webhooks, services
+from airflow_dagops import cli_credentials, cli_declarative, cli_versions, cli_webhooks, services
 from airflow_dagops.cli_common import JsonOption, command, err, out
 from airflow_dagops.cli_common import print_json as _print_json
 from airflow_dagops.cli_common import say as _say
@@ -30,6 +30,7 @@ repos_app = typer.Typer(help="Register and inspect repositories.", no_args_is_he
 db_app = typer.Typer(help="The dagops state DB.", no_args_is_help=True)
 app.add_typer(repos_app, name="repos")
 app.add_typer(db_app, name="db")
+cli_declarative.register(repos_app)
 app.add_typer(cli_credentials.app, name="credentials")
 app.add_typer(cli_webhooks.app, name="webhooks")
 cli_versions.register(app)

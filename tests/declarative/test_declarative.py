@@ -1,0 +1,202 @@
+"""dagops.yaml: load with line-numbered errors, plan like terraform, apply idempotently, export round-trip."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from airflow_dagops import declarative, services
+from airflow_dagops.cli import app
+from airflow_dagops.declarative import ConfigInvalid
+
+
+@pytest.fixture
+def cli(dagops_env):
+    runner = CliRunner()
+
+    def invoke(*args: str):
+        return runner.invoke(app, list(args), catch_exceptions=False)
+
+    return invoke
+
+
+@pytest.fixture
+def remotes(git_remote):
+    return [git_remote(name=f"r{i}") for i in range(3)]
+
+
+def three(remotes, *, priority_b: int = 50) -> str:
+    a, b, c = remotes
+    return f"""\
+repositories:
+  - name: company-workflows
+    url: {a.url}
+    branch: main
+    priority: 1
+    namespace: company
+  - name: team-b
+    url: {b.url}
+    priority: {priority_b}
+  - name: team-c
+    url: {c.url}
+    ref: main
+    namespace: cee
+    poll_interval: 120
+    enabled: false
+"""
+
+
+def write(tmp_path, text: str):
+    path = tmp_path / "dagops.yaml"
+    path.write_text(text)
+    return str(path)
+
+
+def registry() -> dict:
+    return {i.name: (i.namespace, i.priority, i.ref, i.enabled, i.poll_interval) for i in services.list_repositories()}
+
+
+def test_three_repositories_from_one_file_then_apply_again_is_a_no_op(cli, remotes, tmp_path):
+    path = write(tmp_path, three(remotes))
+    dry = cli("repos", "apply", "-f", path, "--dry-run")
+    assert dry.exit_code == 0, dry.output
+    assert "+ company-workflows" in dry.stdout and "Plan: 3 to add, 0 to change, 0 to remove." in dry.stdout
+    assert registry() == {}  # the dry run changed nothing
+
+    first = cli("repos", "apply", "-f", path)
+    assert first.exit_code == 0, first.output
+    assert registry() == {
+        "company-workflows": ("company", 1, "main", True, 60),
+        "team-b": ("team-b", 50, "main", True, 60),
+        "team-c": ("cee", 100, "main", False, 120),
+    }
+    again = cli("repos", "apply", "-f", path, "--json")
+    assert again.exit_code == 0
+    assert json.loads(again.stdout)["actions"] == [] and json.loads(again.stdout)["applied"] == []
+
+
+def test_a_priority_change_shows_as_tilde_and_applies(cli, remotes, tmp_path):
+    cli("repos", "apply", "-f", write(tmp_path, three(remotes)))
+    path = write(tmp_path, three(remotes, priority_b=7))
+    dry = cli("repos", "apply", "-f", path, "--dry-run")
+    assert "~ team-b: priority 50 → 7" in dry.stdout and "1 to change" in dry.stdout
+    assert services.get_repository("team-b").priority == 50
+    assert cli("repos", "apply", "-f", path).exit_code == 0
+    assert services.get_repository("team-b").priority == 7
+    assert "No changes" in cli("repos", "apply", "-f", path).stdout
+
+
+def test_prune_removes_what_left_the_file_and_without_it_the_plan_says_kept(cli, remotes, tmp_path, dagops_env):
+    cli("repos", "apply", "-f", write(tmp_path, three(remotes)))
+    cli("sync", "team-b")
+    assert (dagops_env.dags_folder / "team-b").exists()
+    two = "\n".join(three(remotes).splitlines()[:6]) + "\n"  # only company-workflows
+    path = write(tmp_path, two)
+    kept = cli("repos", "apply", "-f", path)
+    assert "team-b: not in dagops.yaml, kept (use --prune to remove it)" in kept.stdout
+    assert set(registry()) == {"company-workflows", "team-b", "team-c"}
+
+    pruned = cli("repos", "apply", "-f", path, "--prune")
+    assert pruned.exit_code == 0 and "- team-b" in pruned.stdout and "- team-c" in pruned.stdout
+    assert set(registry()) == {"company-workflows"}
+    assert not (dagops_env.dags_folder / "team-b").exists()
+
+
+def test_export_round_trips(cli, remotes, tmp_path):
+    cli("repos", "apply", "-f", write(tmp_path, three(remotes, priority_b=3)))
+    cli("sync", "team-b")
+    services.pin("team-b", actor="test")
+    out = tmp_path / "exported.yaml"
+    assert cli("repos", "export", "-o", str(out)).exit_code == 0
+    text = out.read_text()
+    assert "pin: " + remotes[1].head() in text and "poll_interval: 120" in text
+    assert cli("repos", "export").stdout == text
+    dry = cli("repos", "apply", "-f", str(out), "--dry-run", "--prune")
+    assert "No changes" in dry.stdout, dry.stdout
+
+
+def test_pin_and_unpin_from_the_file(cli, remotes, tmp_path):
+    a = remotes[0]
+    base = f"repositories:\n  - name: team\n    url: {a.url}\n"
+    cli("repos", "apply", "-f", write(tmp_path, base))
+    cli("sync", "team")
+    first = a.head()
+    a.commit("second", {"dags/two.py": "x = 1\n"})
+    cli("sync", "team")
+    pinned = cli("repos", "apply", "-f", write(tmp_path, base + f"    pin: {first[:10]}\n"))
+    assert pinned.exit_code == 0 and f"~ team: pin (none) → {first[:12]}" in pinned.stdout
+    info = services.get_repository("team")
+    assert info.pinned_release_id and info.live_commit == first
+    assert "No changes" in cli("repos", "apply", "-f", write(tmp_path, base + f"    pin: {first}\n")).stdout
+    unpinned = cli("repos", "apply", "-f", write(tmp_path, base + "    pin: false\n"))
+    assert "~ team: pin" in unpinned.stdout and services.get_repository("team").pinned_release_id is None
+
+
+BAD = [
+    ("repositories:\n  - name: a\n    url: file:///x\n   priority: 1\n", 4, "not valid YAML"),
+    (
+        "repositories:\n  - name: a\n    url: file:///x\n    colour: blue\n",
+        4,
+        "repositories[0].colour: is not a known key",
+    ),
+    (
+        "repositories:\n  - name: a\n    url: file:///x\n  - name: a\n    url: file:///y\n    namespace: other\n",
+        4,
+        "repositories[1].name: duplicate name 'a' (also at line 2)",
+    ),
+    (
+        "repositories:\n  - name: a\n    url: file:///x\n  - name: b\n    url: file:///y\n    namespace: a\n",
+        6,
+        "repositories[1].namespace: duplicate namespace 'a' (also at line 2)",
+    ),
+    (
+        "repositories:\n  - name: a\n    url: file:///x\n  - name: b\n    url: file:///y\n    priority: high\n",
+        6,
+        "repositories[1].priority: 'high' is not of type 'integer'",
+    ),
+    (
+        "repositories:\n  - name: a\n    url: file:///x\n    on_invalid: skip_files\n",
+        4,
+        "repositories[0].on_invalid: not supported yet in dagops.yaml; put it in the repository's .dagops.yaml",
+    ),
+    ("repositories:\n  - name: a\n    url: file:///x\n    on_conflict: block\n", 4, "on_conflict: not supported yet"),
+    ("repositories:\n  - name: Bad Name\n    url: file:///x\n", 2, "repositories[0].name: invalid repository name"),
+    ("repos:\n  - name: a\n", 1, "'repositories' is a required property"),
+]
+
+
+@pytest.mark.parametrize(("text", "line", "message"), BAD)
+def test_bad_files_name_the_line_and_key(dagops_env, text, line, message):
+    with pytest.raises(ConfigInvalid) as caught:
+        declarative.parse(text, source="dagops.yaml")
+    assert any(p.startswith(f"dagops.yaml:{line}: ") and message in p for p in caught.value.problems), (
+        caught.value.problems
+    )
+
+
+def test_bad_input_changes_nothing(cli, remotes, tmp_path, dagops_env):
+    cli("repos", "apply", "-f", write(tmp_path, three(remotes)))
+    before = registry()
+    # One good change (priority) and one bad line: nothing is applied.
+    bad = three(remotes, priority_b=9) + "    rules: {disable: [x]}\n"
+    result = cli("repos", "apply", "-f", write(tmp_path, bad), "--prune")
+    assert result.exit_code == 2 and "dagops.yaml:16: repositories[2].rules: not supported yet" in result.output
+    assert registry() == before
+    # A namespace change is refused for the whole plan, with a way out.
+    moved = three(remotes, priority_b=9).replace("namespace: cee", "namespace: sea")
+    refused = cli("repos", "apply", "-f", write(tmp_path, moved))
+    assert refused.exit_code == 2 and "cannot be changed in place" in refused.output
+    assert registry() == before
+    # A namespace folder dagops does not manage is refused before anything changes.
+    (dagops_env.dags_folder / "newcomer").mkdir()
+    taken = three(remotes, priority_b=9) + f"  - name: newcomer\n    url: {remotes[0].url}\n"
+    occupied = cli("repos", "apply", "-f", write(tmp_path, taken))
+    assert occupied.exit_code == 2 and "not managed by dagops" in occupied.output
+    assert registry() == before
+    # An unreachable new remote is found before anything changes.
+    extra = three(remotes, priority_b=9) + f"  - name: gone\n    url: file://{tmp_path}/missing\n"
+    unreachable = cli("repos", "apply", "-f", write(tmp_path, extra))
+    assert unreachable.exit_code != 0 and "nothing was changed" in unreachable.output
+    assert registry() == before
