@@ -161,7 +161,7 @@ def add_repository(
         session.add(repo)
         session.flush()
         log.info("registered repository %s (%s @ %s) as namespace %s", name, display_url(url), ref, namespace)
-        return _info(session, repo)
+        return repository_info(session, repo)
 
 
 def validate_conn_id(conn_id: str | None) -> str | None:
@@ -186,18 +186,18 @@ def _ensure_free(session: Session, name: str, namespace: str) -> None:
 def list_repositories() -> list[RepositoryInfo]:
     with session_scope() as session:
         repos = session.scalars(select(Repository).order_by(Repository.priority, Repository.name)).all()
-        return [_info(session, repo) for repo in repos]
+        return [repository_info(session, repo) for repo in repos]
 
 
 def get_repository(name: str) -> RepositoryInfo:
     with session_scope() as session:
-        return _info(session, _load(session, name))
+        return repository_info(session, load_repository(session, name))
 
 
 def repository_history(name: str, *, limit: int = 10) -> dict:
     """Recent sync runs, releases (with findings) and deploy events of one repository."""
     with session_scope() as session:
-        repo = _load(session, name)
+        repo = load_repository(session, name)
         runs = session.scalars(
             select(SyncRun).where(SyncRun.repository_id == repo.id).order_by(SyncRun.id.desc()).limit(limit)
         ).all()
@@ -217,7 +217,7 @@ def repository_history(name: str, *, limit: int = 10) -> dict:
                     "to_release_id": e.to_release_id,
                     "actor": e.actor,
                     "reason": e.reason,
-                    "created_at": _iso(e.created_at),
+                    "created_at": iso_time(e.created_at),
                 }
                 for e in events
             ],
@@ -227,7 +227,7 @@ def repository_history(name: str, *, limit: int = 10) -> dict:
 def remove_repository(name: str, *, keep_dags: bool = False) -> str:
     """Unregister a repository. Its DAGs leave Airflow, unless `keep_dags` leaves a plain copy in place."""
     with session_scope() as session:
-        repo = _load(session, name)
+        repo = load_repository(session, name)
         namespace = repo.namespace
     link = paths.namespace_link(namespace)
     with repository_lock(paths.locks_dir(), name, timeout=settings.get_int("lock_timeout")):
@@ -238,7 +238,7 @@ def remove_repository(name: str, *, keep_dags: bool = False) -> str:
             unpublish(link)
             what = "its DAGs were removed from the dags folder"
         with session_scope() as session:
-            session.delete(_load(session, name))
+            session.delete(load_repository(session, name))
         shutil.rmtree(paths.mirror_dir(name), ignore_errors=True)
         shutil.rmtree(paths.namespace_releases_dir(namespace), ignore_errors=True)
     log.info("removed repository %s; %s", name, what)
@@ -339,7 +339,7 @@ def sync_repository(
     if trigger not in TRIGGERS:
         raise InvalidInput(f"unknown trigger {trigger!r}; one of {', '.join(TRIGGERS)}")
     with read_connection() as connection:
-        snapshot = _RepoSnapshot.read(connection, name)
+        snapshot = RepoSnapshot.read(connection, name)
     if not snapshot.enabled and trigger == "schedule":
         return SyncOutcome(name, "disabled", f"{name} is disabled")
     mirror = Mirror(path=paths.mirror_dir(name), url=snapshot.url, conn_id=snapshot.conn_id)
@@ -391,7 +391,7 @@ def _sync_locked(name, full_ref, trigger, airflow_run_id, force, progress, valid
                 run_id,
             )
         progress("exporting")
-        release_id, report = _export_and_validate(snapshot, mirror, info, full_ref, validator, progress)
+        release_id, report = export_and_validate(snapshot, mirror, info, full_ref, validator, progress)
         if not report.passed:
             _mark_seen(name, commit)
             message = report.describe_errors()
@@ -425,7 +425,7 @@ def _sync_locked(name, full_ref, trigger, airflow_run_id, force, progress, valid
         raise
 
 
-def _unchanged_outcome(snapshot: _RepoSnapshot, commit: str, run_id: int | None = None) -> SyncOutcome:
+def _unchanged_outcome(snapshot: RepoSnapshot, commit: str, run_id: int | None = None) -> SyncOutcome:
     """Nothing new. Either the commit is live, or it was rejected before and the last good release stays."""
     if commit == snapshot.live_commit or snapshot.last_seen_commit is None:
         return SyncOutcome(
@@ -449,7 +449,7 @@ def _unchanged_outcome(snapshot: _RepoSnapshot, commit: str, run_id: int | None 
 
 
 @dataclass
-class _RepoSnapshot:
+class RepoSnapshot:
     """The fields a sync needs, read in one short transaction (no session is held across git work)."""
 
     id: int
@@ -467,7 +467,7 @@ class _RepoSnapshot:
     live_path: str | None
 
     @classmethod
-    def read(cls, session: Session | Connection, name: str) -> _RepoSnapshot:
+    def read(cls, session: Session | Connection, name: str) -> RepoSnapshot:
         """One plain SELECT (repository joined with its live release): this runs on every poll, where an
         unchanged repository should cost little more than its `git ls-remote`."""
         row = session.execute(
@@ -499,7 +499,7 @@ class _RepoSnapshot:
         return current_target(paths.namespace_link(self.namespace)) == Path(self.live_path)
 
 
-def _export_and_validate(snapshot, mirror, info, full_ref, validator, progress) -> tuple[int, Report]:
+def export_and_validate(snapshot, mirror, info, full_ref, validator, progress) -> tuple[int, Report]:
     commit = info.sha
     dest = paths.release_dir(snapshot.namespace, commit)
     export = export_release(
@@ -564,10 +564,10 @@ def _publish_and_record(name: str, release_id: int, run_id: int, *, actor: str, 
     seen, old releases pruned, the run finished. The link is the truth Airflow reads; should the
     process die before the commit, the next sync adopts the link (see `_recover`)."""
     with session_scope() as session:
-        repo = _load(session, name)
+        repo = load_repository(session, name)
         release = session.get(Release, release_id)
         publish(paths.namespace_link(repo.namespace), Path(release.path))
-        _record_live(session, repo, release, actor=actor, reason=reason)
+        record_live(session, repo, release, actor=actor, reason=reason)
         repo.last_seen_commit = release.commit_sha
         doomed = _mark_pruned(session, repo)
         run = session.get(SyncRun, run_id)
@@ -577,7 +577,7 @@ def _publish_and_record(name: str, release_id: int, run_id: int, *, actor: str, 
         retire_release_dir(path)
 
 
-def _record_live(session: Session, repo: Repository, release: Release, *, actor: str, reason: str) -> None:
+def record_live(session: Session, repo: Repository, release: Release, *, actor: str, reason: str) -> None:
     previous_id = repo.live_release_id
     if previous_id and previous_id != release.id:
         previous = session.get(Release, previous_id)
@@ -619,7 +619,7 @@ def _recover(session: Session, repo: Repository) -> None:
         repo.live_release_id = adopted.id
 
 
-def _keep_pinned(snapshot: _RepoSnapshot, trigger, airflow_run_id) -> SyncOutcome:
+def _keep_pinned(snapshot: RepoSnapshot, trigger, airflow_run_id) -> SyncOutcome:
     if not snapshot.link_healthy() and snapshot.live_path and Path(snapshot.live_path).is_dir():
         publish(paths.namespace_link(snapshot.namespace), Path(snapshot.live_path))
     if trigger != "schedule":
@@ -657,14 +657,14 @@ def empty_trash() -> int:
 
 def _mark_seen(name: str, commit: str) -> None:
     with session_scope() as session:
-        _load(session, name).last_seen_commit = commit
+        load_repository(session, name).last_seen_commit = commit
 
 
 # -- sync run bookkeeping ---------------------------------------------------------------------------------
-def _start_run(name: str, trigger: str, airflow_run_id: str | None) -> tuple[int, _RepoSnapshot]:
+def _start_run(name: str, trigger: str, airflow_run_id: str | None) -> tuple[int, RepoSnapshot]:
     """Record the run, repair what a killed sync left behind, and read the repository: one transaction."""
     with session_scope() as session:
-        repo = _load(session, name)
+        repo = load_repository(session, name)
         run = _claim_queued(session, repo.id, airflow_run_id) or SyncRun(
             repository_id=repo.id, trigger=trigger, airflow_run_id=airflow_run_id
         )
@@ -672,7 +672,7 @@ def _start_run(name: str, trigger: str, airflow_run_id: str | None) -> tuple[int
         session.add(run)
         _recover(session, repo)
         session.flush()
-        snapshot = _RepoSnapshot.read(session, name)
+        snapshot = RepoSnapshot.read(session, name)
         session.flush()
         return run.id, snapshot
 
@@ -734,7 +734,7 @@ def update_repository(name: str, *, verify: bool = True, **changes) -> Repositor
     if unknown:
         raise InvalidInput(f"cannot change {', '.join(sorted(unknown))}; changeable: {', '.join(UPDATABLE)}")
     with session_scope() as session:
-        repo = _load(session, name)
+        repo = load_repository(session, name)
         current = {"url": repo.url, "ref": repo.ref, "conn_id": repo.conn_id}
     clean = _clean_changes(changes)
     source = {**current, **{k: v for k, v in clean.items() if k in current}}
@@ -742,14 +742,14 @@ def update_repository(name: str, *, verify: bool = True, **changes) -> Repositor
     if verify and source_changed:
         Mirror(path=paths.mirror_dir(name), url=source["url"], conn_id=source["conn_id"]).ls_remote(source["ref"])
     with session_scope() as session:
-        repo = _load(session, name)
+        repo = load_repository(session, name)
         for key, value in clean.items():
             setattr(repo, key, value)
         if source_changed:
             repo.last_seen_commit = None  # follow the new source at the next check
         session.flush()
         log.info("updated repository %s: %s", name, ", ".join(sorted(clean)) or "nothing")
-        return _info(session, repo)
+        return repository_info(session, repo)
 
 
 def _clean_changes(changes: dict) -> dict:
@@ -791,7 +791,7 @@ def request_sync(
     # Serialises check-then-insert across threads and processes (the sync itself holds another lock).
     with repository_lock(paths.locks_dir(), f"{name}.requests", timeout=settings.get_int("lock_timeout")):
         with session_scope() as session:
-            repo = _load(session, name)
+            repo = load_repository(session, name)
             open_runs = session.scalars(
                 select(SyncRun).where(SyncRun.repository_id == repo.id, SyncRun.status.in_(("queued", "running")))
             ).all()
@@ -831,7 +831,7 @@ def reconcile_sync_runs(name: str | None, airflow_states: Callable[[list[str]], 
     with session_scope() as session:
         query = select(SyncRun).where(SyncRun.status.in_(("queued", "running")), SyncRun.airflow_run_id.is_not(None))
         if name is not None:
-            query = query.where(SyncRun.repository_id == _load(session, name).id)
+            query = query.where(SyncRun.repository_id == load_repository(session, name).id)
         open_runs = session.scalars(query).all()
         if not open_runs:
             return 0
@@ -855,7 +855,7 @@ def _newest_first(session: Session, model, repo: Repository, limit: int, offset:
 
 def list_sync_runs(name: str, *, limit: int = 50, offset: int = 0) -> tuple[list[dict], int]:
     with session_scope() as session:
-        runs, total = _newest_first(session, SyncRun, _load(session, name), limit, offset)
+        runs, total = _newest_first(session, SyncRun, load_repository(session, name), limit, offset)
         return [_sync_run_dict(run, name) for run in runs], total
 
 
@@ -872,7 +872,7 @@ def get_sync_run(run_id: int) -> dict:
 
 def list_releases(name: str, *, limit: int = 50, offset: int = 0) -> tuple[list[dict], int]:
     with session_scope() as session:
-        repo = _load(session, name)
+        repo = load_repository(session, name)
         releases, total = _newest_first(session, Release, repo, limit, offset)
         return [_release_dict(r, repository=name, pinned_id=repo.pinned_release_id) for r in releases], total
 
@@ -889,7 +889,7 @@ def get_release(release_id: int) -> dict:
 def live_dags(name: str) -> tuple[str, list[dict]]:
     """The namespace and the DAGs (dag_id, file) of a repository's live release, as validation found them."""
     with session_scope() as session:
-        repo = _load(session, name)
+        repo = load_repository(session, name)
         live = session.get(Release, repo.live_release_id) if repo.live_release_id else None
         dags = list((live.validation_summary or {}).get("dags") or []) if live else []
         return repo.namespace, sorted(dags, key=lambda d: d["dag_id"])
@@ -900,29 +900,29 @@ def rollback(name: str, release: int | str | None = None, *, actor: str, pin: bo
     current one). A pruned release is re-exported from the mirror first. With `pin`, stay there."""
     with repository_lock(paths.locks_dir(), name, timeout=settings.get_int("lock_timeout")):
         with session_scope() as session:
-            repo = _load(session, name)
+            repo = load_repository(session, name)
             target = _find_release(session, repo, release) if release is not None else _previous_good(session, repo)
             if target.status == "failed":
                 raise Conflict(
                     f"release {target.id} ({target.commit_sha[:12]}) did not pass validation and cannot go live; "
                     "pick one that passed (see the releases list)"
                 )
-            snapshot = _RepoSnapshot.read(session, name)
+            snapshot = RepoSnapshot.read(session, name)
             target_id, commit = target.id, target.commit_sha
             path = Path(target.path)
         if read_manifest(path) is None:
             path = _reexport(snapshot, commit)
         publish(paths.namespace_link(snapshot.namespace), path)
         with session_scope() as session:
-            repo = _load(session, name)
+            repo = load_repository(session, name)
             target = session.get(Release, target_id)
             target.path, target.pruned_at = str(path), None
-            _record_live(session, repo, target, actor=actor, reason="rollback")
+            record_live(session, repo, target, actor=actor, reason="rollback")
             if pin:
                 repo.pinned_release_id = target.id
             session.flush()
             log.info("%s rolled %s back to %s%s", actor, name, commit[:12], " and pinned it" if pin else "")
-            return _info(session, repo)
+            return repository_info(session, repo)
 
 
 def _find_release(session: Session, repo: Repository, ref: int | str) -> Release:
@@ -955,7 +955,7 @@ def _previous_good(session: Session, repo: Repository) -> Release:
     raise Conflict(f"{repo.name!r} has no earlier release that passed validation to roll back to")
 
 
-def _reexport(snapshot: _RepoSnapshot, commit: str) -> Path:
+def _reexport(snapshot: RepoSnapshot, commit: str) -> Path:
     mirror = Mirror(path=paths.mirror_dir(snapshot.name), url=snapshot.url, conn_id=snapshot.conn_id)
     dest = paths.release_dir(snapshot.namespace, commit)
     export_release(
@@ -974,25 +974,25 @@ def pin(name: str, release: int | str | None = None, *, actor: str) -> Repositor
     """Keep the live release (or roll back to `release` and keep that): new commits are not followed."""
     if release is not None:
         with session_scope() as session:
-            repo = _load(session, name)
+            repo = load_repository(session, name)
             wanted = _find_release(session, repo, release)
             is_live = wanted.id == repo.live_release_id
         if not is_live:
             return rollback(name, release, actor=actor, pin=True)
     with session_scope() as session:
-        repo = _load(session, name)
+        repo = load_repository(session, name)
         if not repo.live_release_id:
             raise Conflict(f"nothing of {name!r} is live yet, so there is nothing to pin; sync it first")
         repo.pinned_release_id = repo.live_release_id
         _log_event(session, repo, actor=actor, reason="pin")
         session.flush()
-        return _info(session, repo)
+        return repository_info(session, repo)
 
 
 def unpin(name: str, *, actor: str) -> RepositoryInfo:
     """Follow the branch again from the next check."""
     with session_scope() as session:
-        repo = _load(session, name)
+        repo = load_repository(session, name)
         if repo.pinned_release_id:
             live = session.get(Release, repo.live_release_id) if repo.live_release_id else None
             if live is None or live.commit_sha != repo.last_seen_commit:
@@ -1000,7 +1000,7 @@ def unpin(name: str, *, actor: str) -> RepositoryInfo:
             repo.pinned_release_id = None
             _log_event(session, repo, actor=actor, reason="unpin")
         session.flush()
-        return _info(session, repo)
+        return repository_info(session, repo)
 
 
 def _log_event(session: Session, repo: Repository, *, actor: str, reason: str) -> None:
@@ -1034,7 +1034,7 @@ def health() -> dict:
 
 
 # -- reading --------------------------------------------------------------------------------------------
-def _load(session: Session, name: str) -> Repository:
+def load_repository(session: Session, name: str) -> Repository:
     repo = session.scalar(select(Repository).where(Repository.name == name))
     if repo is None:
         raise NotFound(f"no repository named {name!r} is registered; see `dagops repos list`")
@@ -1048,7 +1048,7 @@ def _live_path(session: Session, repo: Repository) -> str | None:
     return release.path if release else None
 
 
-def _info(session: Session, repo: Repository) -> RepositoryInfo:
+def repository_info(session: Session, repo: Repository) -> RepositoryInfo:
     live = session.get(Release, repo.live_release_id) if repo.live_release_id else None
     last = session.scalar(select(SyncRun).where(SyncRun.repository_id == repo.id).order_by(SyncRun.id.desc()))
     dag_files = 0
@@ -1073,14 +1073,14 @@ def _info(session: Session, repo: Repository) -> RepositoryInfo:
         pinned_release_id=repo.pinned_release_id,
         dag_files=dag_files,
         last_sync_status=last.status if last else None,
-        last_sync_at=_iso(last.started_at) if last else None,
+        last_sync_at=iso_time(last.started_at) if last else None,
         last_sync_error=last.error if last else None,
         status=status,
         status_message=status_message,
         # The DAGs validation found in the live release; without the structure check, its .py files.
         dag_count=len((live.validation_summary or {}).get("dags") or []) or dag_files if live else 0,
         live_author=live.author if live else None,
-        live_committed_at=_iso(live.committed_at) if live else None,
+        live_committed_at=iso_time(live.committed_at) if live else None,
         last_sync=_sync_run_dict(last, repo.name) if last else None,
     )
 
@@ -1134,7 +1134,7 @@ def _status_of(repo: Repository, live: Release | None, last: SyncRun | None) -> 
     return ("synced" if live is not None else "pending"), None
 
 
-def _iso(value: datetime | None) -> str | None:
+def iso_time(value: datetime | None) -> str | None:
     return _aware(value).isoformat() if value is not None else None
 
 
@@ -1153,8 +1153,8 @@ def _sync_run_dict(run: SyncRun, repository: str | None = None) -> dict:
         "error": run.error,
         "error_code": run.error_code,
         "status_message": _in_words(run),
-        "started_at": _iso(run.started_at),
-        "ended_at": _iso(run.ended_at),
+        "started_at": iso_time(run.started_at),
+        "ended_at": iso_time(run.ended_at),
         "duration_seconds": duration,
     }
 
@@ -1175,8 +1175,8 @@ def _release_dict(
         "status": release.status,
         "author": release.author,
         "message": (release.message or "").splitlines()[0] if release.message else "",
-        "committed_at": _iso(release.committed_at),
-        "created_at": _iso(release.created_at),
+        "committed_at": iso_time(release.committed_at),
+        "created_at": iso_time(release.created_at),
         "file_count": release.file_count,
         "validation": release.validation_summary,
         "on_disk": release.pruned_at is None,

@@ -50,16 +50,16 @@ def deploy_version(
         raise InvalidInput("give a version: a commit sha (7+ hex digits) or a tag")
     validate_ref(version)
     with read_connection() as connection:
-        services._RepoSnapshot.read(connection, name)  # NotFound before taking the lock
+        services.RepoSnapshot.read(connection, name)  # NotFound before taking the lock
     with repository_lock(paths.locks_dir(), name, timeout=settings.get_int("lock_timeout")):
         with read_connection() as connection:
-            snapshot = services._RepoSnapshot.read(connection, name)
+            snapshot = services.RepoSnapshot.read(connection, name)
         paths.check_layout()
         mirror = Mirror(path=paths.mirror_dir(name), url=snapshot.url, conn_id=snapshot.conn_id)
         progress(f"resolving {version}")
         info, source_ref = _resolve(mirror, snapshot, version)
         progress(f"exporting {info.sha[:12]}")
-        release_id, report = services._export_and_validate(snapshot, mirror, info, source_ref, validator, progress)
+        release_id, report = services.export_and_validate(snapshot, mirror, info, source_ref, validator, progress)
         if not report.passed:
             raise ValidationFailed(
                 f"{name}: {version} ({info.sha[:12]}) did not pass validation: {report.describe_errors()}. "
@@ -68,14 +68,14 @@ def deploy_version(
             )
         progress("publishing")
         with session_scope() as session:
-            repo = services._load(session, name)
+            repo = services.load_repository(session, name)
             release = session.get(Release, release_id)
             publish(paths.namespace_link(repo.namespace), Path(release.path))
-            services._record_live(session, repo, release, actor=actor, reason="deploy")
+            services.record_live(session, repo, release, actor=actor, reason="deploy")
             repo.pinned_release_id = release.id  # a deployed version stays until unpinned
             session.flush()
             log.info("%s deployed %s of %s and pinned it", actor, info.sha[:12], name)
-            return services._info(session, repo)
+            return services.repository_info(session, repo)
 
 
 def _resolve(mirror: Mirror, snapshot, version: str):
@@ -121,7 +121,7 @@ def mirror_keep(mirror: Mirror, sha: str) -> None:
 def deploy_log(name: str, limit: int = 20) -> list[dict]:
     """The deploy events of a repository, newest first: when, from which commit to which, who, and why."""
     with session_scope() as session:
-        repo = services._load(session, name)
+        repo = services.load_repository(session, name)
         events = session.scalars(
             select(DeployEvent)
             .where(DeployEvent.repository_id == repo.id)
@@ -138,7 +138,7 @@ def deploy_log(name: str, limit: int = 20) -> list[dict]:
         return [
             {
                 "id": e.id,
-                "at": services._iso(e.created_at),
+                "at": services.iso_time(e.created_at),
                 "from_release_id": e.from_release_id,
                 "to_release_id": e.to_release_id,
                 "from_commit": commits.get(e.from_release_id),

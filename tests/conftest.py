@@ -21,10 +21,14 @@ import pytest
 # the web tests) has one known metadata DB. Tests that need their own home set it for subprocesses.
 SESSION_AIRFLOW_HOME = Path(tempfile.mkdtemp(prefix="dagops-tests-airflow-"))
 os.environ["AIRFLOW_HOME"] = str(SESSION_AIRFLOW_HOME)
+# Import it now: a later first import inside a test that points AIRFLOW_HOME elsewhere would bind
+# Airflow's metadata DB to that test's folder for the rest of the session.
+import airflow  # noqa: E402, F401
 
 
 def pytest_sessionfinish(session, exitstatus):
     shutil.rmtree(SESSION_AIRFLOW_HOME, ignore_errors=True)
+
 
 POSTGRES_URL = os.environ.get("DAGOPS_TEST_POSTGRES_URL")
 BACKENDS = ["sqlite", "postgres"] if POSTGRES_URL else ["sqlite"]
