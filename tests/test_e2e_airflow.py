@@ -51,6 +51,8 @@ def test_dagops_sync_in_airflow_publishes_then_republishes(airflow, git_remote):
     assert wait_for(lambda: _run_state(airflow, first_run), timeout=60, what="the first run") == "success"
     dag = airflow.api("GET", "dags/team_hello").json()
     assert dag["fileloc"].endswith("/dags/team/dags/team_hello.py")
+    # The cluster policy (airflow.policy entry point) tagged it with its namespace and repository.
+    assert {"dagops:team", "dagops-repo:team", "test"} <= {tag["name"] for tag in dag["tags"]}
 
     remote.commit("second dag", {"dags/team_second.py": dag_source("team_second")})
     second_run = _trigger_sync(airflow, "team")
