@@ -10,8 +10,10 @@ from typing import Annotated
 
 import typer
 
+from airflow_dagops import diff as diff_module
 from airflow_dagops import services, versions_service
 from airflow_dagops.cli_common import JsonOption, command, err, print_json, say
+from airflow_dagops.errors import InvalidInput, NotFound
 from airflow_dagops.services import RepositoryInfo
 
 RepoArgument = Annotated[str, typer.Argument(help="The repository's name (see `dagops repos list`).")]
@@ -32,6 +34,19 @@ def _where(info: RepositoryInfo) -> str:
         else ""
     )
     return f"{info.name}: release {info.live_release_id} ({_short(info.live_commit)}) is live{pinned}"
+
+
+DryRunOption = Annotated[
+    bool, typer.Option("--dry-run", help="Only show the structural diff from the live release; change nothing.")
+]
+
+
+def _print_diff(result: dict, as_json: bool = False) -> None:
+    if as_json:
+        print_json(result)
+        return
+    for line in diff_module.describe_release_diff(result):
+        say(line)
 
 
 def register(app: typer.Typer) -> None:
@@ -76,8 +91,16 @@ def register(app: typer.Typer) -> None:
             str | None, typer.Option("--to", help="A release id or commit sha (default: the previous good release).")
         ] = None,
         pin: Annotated[bool, typer.Option("--pin", help="Stay on it: do not follow new commits.")] = False,
+        dry_run: DryRunOption = False,
     ):
         """Put an earlier release that passed validation back live (re-exported if it was pruned)."""
+        if dry_run:
+            result = diff_module.live_diff(repository, to, rollback=True)
+            say(f"dry run: rollback of {repository} would change (nothing was changed):")
+            _print_diff(result)
+            if result["to"]["status"] == "failed":
+                say(f"note: release {result['to']['id']} did not pass validation; rollback would refuse it")
+            return
         info = services.rollback(repository, to, actor=_actor(), pin=pin)
         say(f"rolled back: {_where(info)}", "green")
         if not pin:
@@ -104,10 +127,34 @@ def register(app: typer.Typer) -> None:
     def deploy(
         repository: RepoArgument,
         version: Annotated[str, typer.Option("--version", help="A commit sha (7+ hex digits) or a tag.")],
+        dry_run: DryRunOption = False,
     ):
         """Validate one commit or tag and, if it passes, publish it and pin the repository to it."""
+        if dry_run:
+            try:
+                result = diff_module.live_diff(repository, version, rollback=False)
+            except (InvalidInput, NotFound) as exc:
+                raise InvalidInput(
+                    f"{repository}: {version!r} has no release yet, so there is nothing to diff ({exc}); "
+                    "run deploy to validate it first"
+                ) from exc
+            say(f"dry run: deploy of {repository} would change (nothing was changed):")
+            _print_diff(result)
+            if result["to"]["status"] == "failed":
+                say(f"note: release {result['to']['id']} did not pass validation; deploy would refuse it")
+            return
         with err.status(f"{repository}: deploying {version}") as spinner:
             info = versions_service.deploy_version(
                 repository, version, actor=_actor(), progress=lambda step: spinner.update(f"{repository}: {step}…")
             )
         say(f"deployed: {_where(info)}", "green")
+
+    @command(app)
+    def diff(
+        repository: RepoArgument,
+        from_release: Annotated[str, typer.Argument(metavar="FROM", help="A release id or commit sha.")],
+        to_release: Annotated[str, typer.Argument(metavar="TO", help="A release id or commit sha.")],
+        as_json: JsonOption = False,
+    ):
+        """What changed between two releases: DAGs and tasks added/removed, schedule, owners, retries, tags."""
+        _print_diff(diff_module.release_diff(repository, from_release, to_release), as_json)

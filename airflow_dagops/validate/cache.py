@@ -18,7 +18,7 @@ from pathlib import Path
 
 log = logging.getLogger(__name__)
 
-PIPELINE_VERSION = "1"
+PIPELINE_VERSION = "2"  # 2: structure results carry task_ids
 
 
 @functools.lru_cache(maxsize=1)

@@ -102,6 +102,7 @@ def run_pipeline(root: Path, options: PipelineOptions, *, extra_findings: list[F
         cache.close()
     report = Report(findings=_sorted(config.apply(findings)))
     report.dags = dags
+    report.structure = run_structure
     report.config = config
     report.stats = {**stats, "files": len(files), "seconds": round(time.perf_counter() - started, 3)}
     return report

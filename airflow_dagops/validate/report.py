@@ -25,12 +25,26 @@ class Finding:
         return asdict(self)
 
 
+def dag_summary(dag) -> dict:
+    """What a release's validation summary keeps of one DAG (enough for `airflow_dagops.diff`)."""
+    return {
+        "dag_id": dag.dag_id,
+        "file": dag.file,
+        "owners": list(getattr(dag, "owners", None) or []),
+        "tags": list(getattr(dag, "tags", None) or []),
+        "retries": getattr(dag, "retries", None),
+        "schedule": getattr(dag, "schedule", None),
+        "task_ids": list(getattr(dag, "task_ids", None) or []),
+    }
+
+
 @dataclass
 class Report:
     findings: list[Finding] = field(default_factory=list)
     dags: list = field(default_factory=list)  # what the structure step loaded (structure.DagInfo)
     stats: dict = field(default_factory=dict)  # files, cache hits, seconds
     config: object | None = None  # the effective ValidationConfig
+    structure: bool = False  # whether the structure step ran (so `dags` is what the release really defines)
 
     @property
     def errors(self) -> list[Finding]:
@@ -50,7 +64,8 @@ class Report:
             "errors": len(self.errors),
             "warnings": len(self.warnings),
             "infos": len(self.findings) - len(self.errors) - len(self.warnings),
-            "dags": [{"dag_id": d.dag_id, "file": d.file} for d in self.dags],
+            "structure": self.structure,
+            "dags": [dag_summary(d) for d in self.dags],
         }
 
     def describe_errors(self, limit: int = 5) -> str:

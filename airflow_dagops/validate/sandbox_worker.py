@@ -478,6 +478,7 @@ class Loader:
             "schedule_explicit": site.schedule_explicit or dag.schedule is not None,
             "task_count": len(tasks),
             "line": site.line,
+            "task_ids": sorted(str(task.task_id) for task in tasks),
         }
 
     def forget(self, path: str, modules_before: set[str]) -> None:

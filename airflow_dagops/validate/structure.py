@@ -140,6 +140,7 @@ class DagInfo:
     schedule_explicit: bool = False
     task_count: int = 0
     line: int | None = None
+    task_ids: list[str] = field(default_factory=list)  # sorted; what structural diffs between releases compare
 
 
 @dataclass
