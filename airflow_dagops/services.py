@@ -586,6 +586,9 @@ def record_live(session: Session, repo: Repository, release: Release, *, actor: 
     release.status = "live"
     repo.live_release_id = release.id
     if previous_id != release.id:
+        from airflow_dagops.diff import diff_releases  # diff.py reads releases through this module
+
+        before = session.get(Release, previous_id) if previous_id else None
         session.add(
             DeployEvent(
                 repository_id=repo.id,
@@ -593,6 +596,7 @@ def record_live(session: Session, repo: Repository, release: Release, *, actor: 
                 to_release_id=release.id,
                 actor=actor,
                 reason=reason,
+                diff=diff_releases(before, release),
             )
         )
 

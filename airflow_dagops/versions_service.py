@@ -145,6 +145,7 @@ def deploy_log(name: str, limit: int = 20) -> list[dict]:
                 "to_commit": commits.get(e.to_release_id),
                 "actor": e.actor,
                 "reason": e.reason,
+                "diff": e.diff,
             }
             for e in events
         ]

@@ -120,6 +120,8 @@ class DeployEvent(Base):
     )
     actor: Mapped[str] = mapped_column(String(250))
     reason: Mapped[str] = mapped_column(String(512))
+    # What went live compared with what was live before (airflow_dagops/diff.py); None for pin/unpin.
+    diff: Mapped[dict | None] = mapped_column(JSON, nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 

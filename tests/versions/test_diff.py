@@ -153,3 +153,12 @@ def test_release_validated_without_structure_gets_a_note(cli, git_remote, monkey
     assert cli("sync", "team").exit_code == 0
     result = cli("diff", "team", first[:10], second[:10])
     assert result.exit_code == 0 and "no structure recorded for release" in result.stdout
+
+
+def test_the_deploy_log_keeps_what_each_deploy_changed(cli, two_releases):
+    from airflow_dagops import versions_service
+
+    newest, first_deploy = versions_service.deploy_log("team", 10)
+    assert first_deploy["diff"]["dags_added"] == ["a"]  # nothing was live before the first release
+    assert newest["diff"]["dags_added"] == ["b"]
+    assert newest["diff"]["changed"] == {"a": {"tasks_added": ["z"], "schedule": ["@daily", "@hourly"]}}
