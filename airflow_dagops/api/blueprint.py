@@ -10,9 +10,8 @@ from werkzeug.exceptions import HTTPException
 
 from airflow_dagops import airflow_bridge, services
 from airflow_dagops.api import auth
-from airflow_dagops.api.errors import ApiError, envelope, from_api_error, from_dagops_error, from_unexpected
+from airflow_dagops.api.errors import ApiError, answer_in_the_envelope, exempt_from_form_csrf, from_http_error
 from airflow_dagops.api.openapi import body_schema, document
-from airflow_dagops.errors import DagOpsError
 
 PREFIX = "/dagops/api/v1"
 MAX_BODY = 64 * 1024
@@ -21,15 +20,8 @@ PUBLIC_ENDPOINTS = {"dagops_api.health"}
 ACTION_OF_ENDPOINT = {"dagops_api.delete_repository": "delete", "dagops_api.list_connections": "connections"}
 
 api_blueprint = Blueprint("dagops_api", __name__, url_prefix=PREFIX)
-
-
-@api_blueprint.record_once
-def _exempt_from_form_csrf(state) -> None:
-    """The host app's Flask-WTF CSRF protects HTML forms with a session token; API clients send a
-    Bearer token instead, and the page sends our own CSRF header (checked in `_authorize`)."""
-    csrf = state.app.extensions.get("csrf")
-    if csrf is not None:
-        csrf.exempt(api_blueprint)
+exempt_from_form_csrf(api_blueprint)  # the page sends our own CSRF header instead (checked in `_authorize`)
+answer_in_the_envelope(api_blueprint)
 
 
 # -- cross-cutting: authentication, authorization, CSRF, errors -----------------------------------------
@@ -50,31 +42,16 @@ def _authorize():
     return None
 
 
-api_blueprint.register_error_handler(ApiError, from_api_error)
-api_blueprint.register_error_handler(DagOpsError, from_dagops_error)
-
-
-@api_blueprint.errorhandler(HTTPException)
-def _http_error(err: HTTPException):
-    code = {413: "body_too_large", 404: "not_found", 405: "method_not_allowed"}.get(err.code, "http_error")
-    return envelope(err.code or 500, code, err.description or err.name)
-
-
-@api_blueprint.errorhandler(Exception)
-def _unexpected(err: Exception):
-    return from_unexpected(err)
-
-
 @api_blueprint.app_errorhandler(404)
 @api_blueprint.app_errorhandler(405)
 def _routing_error(err: HTTPException):
     """Unknown API paths answer in the envelope too (blueprint handlers never see routing failures)."""
     if request.path.startswith(PREFIX + "/") or request.path == PREFIX:
-        return _http_error(err)
+        return from_http_error(err)
     return err
 
 
-def _actor() -> str:
+def actor_name() -> str:
     return g.dagops_principal.name
 
 
@@ -88,7 +65,7 @@ def _require_connection_access(body: dict) -> None:
 
 
 # -- input ---------------------------------------------------------------------------------------------------
-def _body(schema: str) -> dict:
+def read_body(schema: str) -> dict:
     """The JSON body, size-limited and checked against the OpenAPI schema; an absent body is {}."""
     if request.content_length is not None and request.content_length > MAX_BODY:
         raise ApiError(413, "body_too_large", f"request bodies are limited to {MAX_BODY // 1024} KiB")
@@ -220,7 +197,7 @@ def list_repositories():
 
 @api_blueprint.post("/repositories")
 def create_repository():
-    body = _body("RepositoryCreate")
+    body = read_body("RepositoryCreate")
     _require_connection_access(body)
     info = services.add_repository(
         body.pop("name"), body.pop("url"), verify=body.pop("verify", True), **{k: v for k, v in body.items()}
@@ -236,7 +213,7 @@ def get_repository(name: str):
 
 @api_blueprint.patch("/repositories/<name>")
 def update_repository(name: str):
-    body = _body("RepositoryUpdate")
+    body = read_body("RepositoryUpdate")
     _require_connection_access(body)
     return jsonify(_repository(services.update_repository(name, verify=body.pop("verify", True), **body)))
 
@@ -248,8 +225,8 @@ def delete_repository(name: str):
 
 @api_blueprint.post("/repositories/<name>/sync")
 def sync_repository(name: str):
-    body = _body("SyncRequest")
-    run = services.request_sync(name, actor=_actor(), force=body.get("force", False))
+    body = read_body("SyncRequest")
+    run = services.request_sync(name, actor=actor_name(), force=body.get("force", False))
     return jsonify(_sync_run(run)), 202
 
 
@@ -280,21 +257,21 @@ def get_release(release_id: int):
 
 @api_blueprint.post("/repositories/<name>/rollback")
 def rollback(name: str):
-    body = _body("RollbackRequest")
-    info = services.rollback(name, body.get("release"), actor=_actor(), pin=body.get("pin", False))
+    body = read_body("RollbackRequest")
+    info = services.rollback(name, body.get("release"), actor=actor_name(), pin=body.get("pin", False))
     return jsonify(_repository(info))
 
 
 @api_blueprint.post("/repositories/<name>/pin")
 def pin(name: str):
-    body = _body("PinRequest")
-    return jsonify(_repository(services.pin(name, body.get("release"), actor=_actor())))
+    body = read_body("PinRequest")
+    return jsonify(_repository(services.pin(name, body.get("release"), actor=actor_name())))
 
 
 @api_blueprint.post("/repositories/<name>/unpin")
 def unpin(name: str):
-    _body("Empty")
-    return jsonify(_repository(services.unpin(name, actor=_actor())))
+    read_body("Empty")
+    return jsonify(_repository(services.unpin(name, actor=actor_name())))
 
 
 @api_blueprint.get("/repositories/<name>/dags")

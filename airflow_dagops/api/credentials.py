@@ -20,7 +20,7 @@ from flask import g, jsonify
 
 from airflow_dagops import credentials_service, services
 from airflow_dagops.api import auth
-from airflow_dagops.api.blueprint import _actor, _body, api_blueprint
+from airflow_dagops.api.blueprint import actor_name, api_blueprint, read_body
 from airflow_dagops.api.errors import ApiError
 from airflow_dagops.api.openapi import (
     NAME_PARAM,
@@ -50,12 +50,12 @@ def _require_connection_edit() -> None:
 @api_blueprint.post("/connections")
 def create_connection():
     """The page's "New connection": a token connection, or a generated deploy key (public half answered)."""
-    body = _body("ConnectionCreate")
+    body = read_body("ConnectionCreate")
     _require_connection_rights("POST", why="creating a connection")
     created = credentials_service.create_connection(
         body["conn_id"],
         kind=body["kind"],
-        actor=_actor(),
+        actor=actor_name(),
         host=body.get("host"),
         login=body.get("login"),
         token=body.get("token"),
@@ -66,7 +66,7 @@ def create_connection():
 
 @api_blueprint.post(f"{BASE}/test")
 def credentials_test(name: str):
-    body = _body("CredentialsTestRequest")
+    body = read_body("CredentialsTestRequest")
     conn_id = body.get("conn_id")
     if conn_id and conn_id != services.get_repository(name).conn_id:
         # Using a connection the repository does not name is using its secret: Airflow must allow it.
@@ -90,20 +90,24 @@ def credentials_deploy_key(name: str):
 @api_blueprint.post(f"{BASE}/rotate")
 def credentials_rotate(name: str):
     _require_connection_edit()
-    _body("Empty")
-    pending = credentials_service.start_rotation(name, actor=_actor())
+    read_body("Empty")
+    pending = credentials_service.start_rotation(name, actor=actor_name())
     return jsonify(pending.to_dict()), 201
 
 
 @api_blueprint.post(f"{BASE}/rotate/confirm")
 def credentials_rotate_confirm(name: str):
     _require_connection_edit()
-    body = _body("RotationConfirm")
+    body = read_body("RotationConfirm")
     if body.get("abort"):
         return jsonify(credentials_service.abort_rotation(name, body["rotation_id"]).to_dict())
     try:
         outcome = credentials_service.confirm_rotation(
-            name, body["rotation_id"], actor=_actor(), wait=body.get("wait", 0), keep_old=body.get("keep_old", False)
+            name,
+            body["rotation_id"],
+            actor=actor_name(),
+            wait=body.get("wait", 0),
+            keep_old=body.get("keep_old", False),
         )
     except credentials_service.RotationFailed as failure:
         raise ApiError(

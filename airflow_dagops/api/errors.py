@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import logging
 
-from flask import jsonify
+from flask import Blueprint, jsonify
+from werkzeug.exceptions import HTTPException
 
 from airflow_dagops.errors import DagOpsError
 from airflow_dagops.safety import redact
@@ -25,6 +26,10 @@ STATUS_OF_CODE = {
     "ref_not_found": 422,
     "validation_failed": 422,
     "airflow_unavailable": 503,
+    # raised by the webhook receiver
+    "unauthenticated": 401,
+    "body_too_large": 413,
+    "malformed_json": 400,
 }
 
 
@@ -54,3 +59,27 @@ def from_dagops_error(err: DagOpsError):
 def from_unexpected(err: Exception):
     log.exception("dagops API: unexpected error")
     return envelope(500, "internal_error", "dagops hit an unexpected error; the api-server log has the details")
+
+
+def from_http_error(err: HTTPException):
+    code = {413: "body_too_large", 404: "not_found", 405: "method_not_allowed"}.get(err.code, "http_error")
+    return envelope(err.code or 500, code, err.description or err.name)
+
+
+def answer_in_the_envelope(blueprint: Blueprint) -> None:
+    """Every error a blueprint's routes raise (ours, HTTP, unexpected) answers in the one envelope."""
+    blueprint.register_error_handler(ApiError, from_api_error)
+    blueprint.register_error_handler(DagOpsError, from_dagops_error)
+    blueprint.register_error_handler(HTTPException, from_http_error)
+    blueprint.register_error_handler(Exception, from_unexpected)
+
+
+def exempt_from_form_csrf(blueprint: Blueprint) -> None:
+    """The host app's Flask-WTF CSRF protects HTML forms with a session token. Our clients authenticate
+    otherwise (Bearer token, our own CSRF header for the page, or a webhook signature)."""
+
+    @blueprint.record_once
+    def _exempt(state) -> None:
+        csrf = state.app.extensions.get("csrf")
+        if csrf is not None:
+            csrf.exempt(blueprint)

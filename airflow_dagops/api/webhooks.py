@@ -15,45 +15,21 @@ from __future__ import annotations
 from functools import partial
 
 from flask import Blueprint, jsonify, request, url_for
-from werkzeug.exceptions import HTTPException
 
 from airflow_dagops import airflow_bridge, webhook_service
 from airflow_dagops.api.blueprint import PREFIX, api_blueprint
-from airflow_dagops.api.errors import STATUS_OF_CODE, envelope, from_unexpected
+from airflow_dagops.api.errors import answer_in_the_envelope, exempt_from_form_csrf
 from airflow_dagops.api.openapi import json_content, operation, register, schema_ref
 from airflow_dagops.checks import service as checks
-from airflow_dagops.errors import DagOpsError
-from airflow_dagops.safety import redact
 from airflow_dagops.webhooks import PROVIDERS
 
 MAX_BODY = webhook_service.MAX_BODY
-_STATUS_OF_CODE = {**STATUS_OF_CODE, "unauthenticated": 401, "body_too_large": 413, "malformed_json": 400}
 
 webhook_blueprint = Blueprint("dagops_webhooks", __name__, url_prefix=f"{PREFIX}/webhooks")
 
 
-@webhook_blueprint.record_once
-def _exempt_from_form_csrf(state) -> None:
-    """Git hosts cannot send the host app's Flask-WTF form token; the signature authenticates instead."""
-    csrf = state.app.extensions.get("csrf")
-    if csrf is not None:
-        csrf.exempt(webhook_blueprint)
-
-
-@webhook_blueprint.errorhandler(DagOpsError)
-def _dagops_error(err: DagOpsError):
-    return envelope(_STATUS_OF_CODE.get(err.code, 500), err.code, redact(str(err)), err.details)
-
-
-@webhook_blueprint.errorhandler(HTTPException)
-def _http_error(err: HTTPException):
-    code = {413: "body_too_large", 404: "not_found", 405: "method_not_allowed"}.get(err.code, "http_error")
-    return envelope(err.code or 500, code, err.description or err.name)
-
-
-@webhook_blueprint.errorhandler(Exception)
-def _unexpected(err: Exception):
-    return from_unexpected(err)
+exempt_from_form_csrf(webhook_blueprint)  # the signature authenticates a delivery instead
+answer_in_the_envelope(webhook_blueprint)
 
 
 @webhook_blueprint.post("/<provider>")

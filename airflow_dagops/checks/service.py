@@ -17,7 +17,6 @@ import shutil
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 
 from sqlalchemy import select
@@ -28,7 +27,7 @@ from airflow_dagops.deploy.releases import export_release
 from airflow_dagops.errors import DagOpsError, NotFound
 from airflow_dagops.git.mirror import Mirror
 from airflow_dagops.safety import redact
-from airflow_dagops.services import dag_owners_elsewhere
+from airflow_dagops.services import dag_owners_elsewhere, iso_time
 from airflow_dagops.store.db import session_scope
 from airflow_dagops.store.models import CheckRun, Release, Repository, utcnow
 from airflow_dagops.validate import validate
@@ -282,12 +281,6 @@ def _check_dict(check: CheckRun, repository: str) -> dict:
         "reported": check.reported,
         "report_error": check.report_error,
         "airflow_run_id": check.airflow_run_id,
-        "created_at": _iso(check.created_at),
-        "finished_at": _iso(check.finished_at),
+        "created_at": iso_time(check.created_at),
+        "finished_at": iso_time(check.finished_at),
     }
-
-
-def _iso(value: datetime | None) -> str | None:
-    if value is None:
-        return None
-    return (value if value.tzinfo else value.replace(tzinfo=timezone.utc)).isoformat()
