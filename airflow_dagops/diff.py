@@ -93,11 +93,6 @@ def describe(diff: dict) -> list[str]:
     return lines
 
 
-def find_release(session, repo, ref: int | str) -> Release:
-    """A release of `repo` by id or commit sha (public wrapper over services' lookup)."""
-    return services._find_release(session, repo, ref)
-
-
 def _release_info(release: Release | None) -> dict[str, Any] | None:
     if release is None:
         return None
@@ -133,8 +128,8 @@ def release_diff(name: str, from_release: int | str, to_release: int | str) -> d
     """The structural diff between two releases of repository `name` (ids or commit shas)."""
     with session_scope() as session:
         repo = services.load_repository(session, name)
-        old = find_release(session, repo, from_release)
-        new = find_release(session, repo, to_release)
+        old = services.find_release(session, repo, from_release)
+        new = services.find_release(session, repo, to_release)
         return diff_releases(old, new)
 
 
@@ -144,9 +139,9 @@ def live_diff(name: str, target: int | str | None, *, rollback: bool = True) -> 
     with session_scope() as session:
         repo = services.load_repository(session, name)
         if target is not None:
-            new = find_release(session, repo, target)
+            new = services.find_release(session, repo, target)
         elif rollback:
-            new = services._previous_good(session, repo)
+            new = services.previous_good_release(session, repo)
         else:
             raise Conflict("give a version to diff against")
         live = session.get(Release, repo.live_release_id) if repo.live_release_id else None

@@ -905,7 +905,10 @@ def rollback(name: str, release: int | str | None = None, *, actor: str, pin: bo
     with repository_lock(paths.locks_dir(), name, timeout=settings.get_int("lock_timeout")):
         with session_scope() as session:
             repo = load_repository(session, name)
-            target = _find_release(session, repo, release) if release is not None else _previous_good(session, repo)
+            if release is None:
+                target = previous_good_release(session, repo)
+            else:
+                target = find_release(session, repo, release)
             if target.status == "failed":
                 raise Conflict(
                     f"release {target.id} ({target.commit_sha[:12]}) did not pass validation and cannot go live; "
@@ -929,7 +932,7 @@ def rollback(name: str, release: int | str | None = None, *, actor: str, pin: bo
             return repository_info(session, repo)
 
 
-def _find_release(session: Session, repo: Repository, ref: int | str) -> Release:
+def find_release(session: Session, repo: Repository, ref: int | str) -> Release:
     """A release of this repository by id, or by commit sha (7 or more hex digits)."""
     query = select(Release).where(Release.repository_id == repo.id)
     text_ref = str(ref).strip().lower()
@@ -946,7 +949,7 @@ def _find_release(session: Session, repo: Repository, ref: int | str) -> Release
     return found[0]
 
 
-def _previous_good(session: Session, repo: Repository) -> Release:
+def previous_good_release(session: Session, repo: Repository) -> Release:
     """The release that was live before the current one (from the deploy log), or the newest other good one."""
     events = session.scalars(
         select(DeployEvent).where(DeployEvent.repository_id == repo.id).order_by(DeployEvent.id.desc())
@@ -979,7 +982,7 @@ def pin(name: str, release: int | str | None = None, *, actor: str) -> Repositor
     if release is not None:
         with session_scope() as session:
             repo = load_repository(session, name)
-            wanted = _find_release(session, repo, release)
+            wanted = find_release(session, repo, release)
             is_live = wanted.id == repo.live_release_id
         if not is_live:
             return rollback(name, release, actor=actor, pin=True)
