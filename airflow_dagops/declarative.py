@@ -22,7 +22,7 @@ from pathlib import Path
 import jsonschema
 import yaml
 
-from airflow_dagops import paths, services, settings
+from airflow_dagops import paths, repo_options, services, settings
 from airflow_dagops.errors import DagOpsError, InvalidInput
 from airflow_dagops.git.mirror import Mirror
 from airflow_dagops.safety import display_url, validate_name, validate_ref, validate_subdir, validate_url
@@ -35,8 +35,6 @@ DEFAULTS = {"ref": "main", "priority": 100, "conn_id": None, "subdir": None, "po
 UNSUPPORTED = {
     "on_invalid": "not supported yet in dagops.yaml; put it in the repository's .dagops.yaml",
     "rules": "not supported yet in dagops.yaml; put it in the repository's .dagops.yaml",
-    "on_conflict": "not supported yet (priority-based dag_id conflict resolution is planned)",
-    "promotion": "not supported yet (promotion stages are planned)",
 }
 _NULLABLE_STR = {"type": ["string", "null"]}
 SCHEMA = {
@@ -63,6 +61,24 @@ SCHEMA = {
                     "enabled": {"type": "boolean"},
                     "webhook_conn_id": _NULLABLE_STR,
                     "pin": {"type": ["boolean", "integer", "string"]},
+                    "on_conflict": {"enum": list(repo_options.ON_CONFLICT)},
+                    "access_control": {
+                        "type": ["object", "null"],
+                        "additionalProperties": {
+                            "type": "array",
+                            "items": {"enum": list(repo_options.DAG_PERMISSIONS)},
+                            "minItems": 1,
+                        },
+                    },
+                    "promotion": {
+                        "type": ["object", "null"],
+                        "additionalProperties": False,
+                        "required": ["stages"],
+                        "properties": {
+                            "stages": {"type": "array", "items": {"type": "string"}, "minItems": 2},
+                            "soak_runs": {"type": "integer", "minimum": 0},
+                        },
+                    },
                 },
             },
         }
@@ -93,6 +109,9 @@ class RepoSpec:
     enabled: bool = True
     webhook_conn_id: str | None = None
     pin: bool | int | str | None = None  # None: not managed; False: unpinned; True: pin what is live
+    on_conflict: str = repo_options.DEFAULT_ON_CONFLICT
+    access_control: dict | None = None
+    promotion: dict | None = None
     line: int = 0
 
 
@@ -216,6 +235,8 @@ def _specs(data: dict, problem, where) -> list[RepoSpec]:
             "subdir": validate_subdir,
             "conn_id": services.validate_conn_id,
             "webhook_conn_id": services.validate_conn_id,
+            "access_control": repo_options.validate_access_control,
+            "promotion": repo_options.validate_promotion,
         }
         clean = dict(item)
         for key, check in checks.items():
@@ -248,6 +269,9 @@ def _specs(data: dict, problem, where) -> list[RepoSpec]:
                 enabled=item.get("enabled", True),
                 webhook_conn_id=clean.get("webhook_conn_id"),
                 pin=pin,
+                on_conflict=item.get("on_conflict") or repo_options.DEFAULT_ON_CONFLICT,
+                access_control=clean.get("access_control"),
+                promotion=clean.get("promotion"),
                 line=where(at),
             )
         )
@@ -332,7 +356,19 @@ def _show(value) -> str:
     return "(none)" if value is None or value is False else str(value)
 
 
-COMPARED = ("url", "ref", "priority", "conn_id", "subdir", "poll_interval", "enabled", "webhook_conn_id")
+COMPARED = (
+    "url",
+    "ref",
+    "priority",
+    "conn_id",
+    "subdir",
+    "poll_interval",
+    "enabled",
+    "webhook_conn_id",
+    "on_conflict",
+    "access_control",
+    "promotion",
+)
 
 
 def plan(config: Config, *, prune: bool = False) -> Plan:
@@ -458,6 +494,9 @@ def apply(plan: Plan, *, verify: bool = True) -> list[str]:
                 enabled=spec.enabled,
                 verify=False,
                 webhook_conn_id=spec.webhook_conn_id,
+                on_conflict=spec.on_conflict,
+                access_control=spec.access_control,
+                promotion=spec.promotion,
             )
             done.append(f"added {spec.name}")
         else:
@@ -506,6 +545,11 @@ def export() -> str:
             entry["poll_interval"] = info.poll_interval
         if not info.enabled:
             entry["enabled"] = False
+        if info.on_conflict != repo_options.DEFAULT_ON_CONFLICT:
+            entry["on_conflict"] = info.on_conflict
+        for key in ("access_control", "promotion"):
+            if getattr(info, key):
+                entry[key] = getattr(info, key)
         if info.pinned_release_id:
             entry["pin"] = services.get_release(info.pinned_release_id)["commit"]
         repos.append(entry)

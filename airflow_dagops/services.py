@@ -19,7 +19,7 @@ from pathlib import Path
 from sqlalchemy import Connection, func, select, update
 from sqlalchemy.orm import Session
 
-from airflow_dagops import paths, settings
+from airflow_dagops import paths, repo_options, settings
 from airflow_dagops.deploy.locks import repository_lock
 from airflow_dagops.deploy.publish import current_target, publish, unpublish
 from airflow_dagops.deploy.releases import (
@@ -63,6 +63,9 @@ class RepositoryInfo:
     enabled: bool
     poll_interval: int
     webhook_conn_id: str | None = None
+    on_conflict: str = "skip_files"
+    access_control: dict | None = None
+    promotion: dict | None = None
     live_commit: str | None = None
     live_release_id: int | None = None
     live_message: str | None = None
@@ -123,6 +126,9 @@ def add_repository(
     enabled: bool = True,
     verify: bool = True,
     webhook_conn_id: str | None = None,
+    on_conflict: str | None = None,
+    access_control: dict | None = None,
+    promotion: dict | None = None,
 ) -> RepositoryInfo:
     """Register a repository. With `verify`, the remote and its ref are checked first; bad input changes nothing."""
     name = validate_name(name, what="repository name")
@@ -132,6 +138,10 @@ def add_repository(
     subdir = validate_subdir(subdir)
     conn_id = validate_conn_id(conn_id)
     webhook_conn_id = validate_conn_id(webhook_conn_id)
+    priority = _validate_priority(priority)
+    on_conflict = repo_options.validate_on_conflict(on_conflict)
+    access_control = repo_options.validate_access_control(access_control)
+    promotion = repo_options.validate_promotion(promotion)
     if poll_interval is not None and poll_interval < 1:
         raise InvalidInput(f"poll interval must be a positive number of seconds, got {poll_interval}")
     with session_scope() as session:
@@ -157,6 +167,9 @@ def add_repository(
             poll_interval=poll_interval,
             enabled=enabled,
             webhook_conn_id=webhook_conn_id,
+            on_conflict=on_conflict,
+            access_control=access_control,
+            promotion=promotion,
         )
         session.add(repo)
         session.flush()
@@ -728,7 +741,19 @@ def _record_failure(snapshot, trigger, airflow_run_id, commit, err: DagOpsError)
 
 
 # -- registry changes, versions and on-demand syncs (the REST API and page call these) --------------------
-UPDATABLE = ("url", "ref", "conn_id", "subdir", "priority", "poll_interval", "enabled", "webhook_conn_id")
+UPDATABLE = (
+    "url",
+    "ref",
+    "conn_id",
+    "subdir",
+    "priority",
+    "poll_interval",
+    "enabled",
+    "webhook_conn_id",
+    "on_conflict",
+    "access_control",
+    "promotion",
+)
 
 
 def update_repository(name: str, *, verify: bool = True, **changes) -> RepositoryInfo:
@@ -769,7 +794,22 @@ def _clean_changes(changes: dict) -> dict:
             clean[key] = validate_conn_id(clean[key])
     if clean.get("poll_interval") is not None and clean["poll_interval"] < 1:
         raise InvalidInput(f"poll interval must be a positive number of seconds, got {clean['poll_interval']}")
+    if "priority" in clean:
+        clean["priority"] = _validate_priority(clean["priority"])
+    if "on_conflict" in clean:
+        clean["on_conflict"] = repo_options.validate_on_conflict(clean["on_conflict"])
+    if "access_control" in clean:
+        clean["access_control"] = repo_options.validate_access_control(clean["access_control"])
+    if "promotion" in clean:
+        clean["promotion"] = repo_options.validate_promotion(clean["promotion"])
     return clean
+
+
+def _validate_priority(value) -> int:
+    """Lower numbers win dag_id clashes (1 beats 100), as in dagops.yaml's examples."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 1_000_000:
+        raise InvalidInput(f"priority must be a whole number from 0 to 1000000 (lower wins), got {value!r}")
+    return value
 
 
 def request_sync(
@@ -1074,6 +1114,9 @@ def repository_info(session: Session, repo: Repository) -> RepositoryInfo:
         enabled=repo.enabled,
         poll_interval=repo.poll_interval or settings.get_int("default_poll_interval"),
         webhook_conn_id=repo.webhook_conn_id,
+        on_conflict=repo.on_conflict or repo_options.DEFAULT_ON_CONFLICT,
+        access_control=repo.access_control,
+        promotion=repo.promotion,
         live_commit=live.commit_sha if live else None,
         live_release_id=repo.live_release_id,
         live_message=(live.message or "").splitlines()[0] if live and live.message else None,

@@ -31,6 +31,10 @@ class Repository(Base):
     subdir: Mapped[str | None] = mapped_column(String(1024), nullable=True)
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
     poll_interval: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    # airflow_dagops/repo_options.py: dag_id clashes, FAB access control, staged rollout.
+    on_conflict: Mapped[str] = mapped_column(String(20), default="skip_files", server_default="skip_files")
+    access_control: Mapped[dict | None] = mapped_column(JSON, nullable=True)
+    promotion: Mapped[dict | None] = mapped_column(JSON, nullable=True)
     live_release_id: Mapped[int | None] = mapped_column(
         ForeignKey("dagops_release.id", use_alter=True, name="fk_repo_live_release", ondelete="SET NULL"),
         nullable=True,
@@ -86,6 +90,9 @@ class Release(Base):
     validation_summary: Mapped[dict] = mapped_column(JSON, default=dict)
     # Set when the release folder was removed to save space; the row (its history) stays.
     pruned_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    # {file: reason}: files kept out of Airflow (via .airflowignore) because a repository with a higher
+    # priority owns one of their dag_ids (airflow_dagops/conflicts.py). Recomputed on every publish.
+    hidden_files: Mapped[dict | None] = mapped_column(JSON, nullable=True)
 
     findings: Mapped[list[Finding]] = relationship(
         back_populates="release", cascade="all, delete-orphan", order_by="Finding.id"

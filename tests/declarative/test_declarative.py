@@ -161,7 +161,22 @@ BAD = [
         4,
         "repositories[0].on_invalid: not supported yet in dagops.yaml; put it in the repository's .dagops.yaml",
     ),
-    ("repositories:\n  - name: a\n    url: file:///x\n    on_conflict: block\n", 4, "on_conflict: not supported yet"),
+    ("repositories:\n  - name: a\n    url: file:///x\n    on_conflict: drop\n", 4, "on_conflict: 'drop' is not one of"),
+    (
+        "repositories:\n  - name: a\n    url: file:///x\n    access_control:\n      Viewer: [can_fly]\n",
+        5,
+        "access_control.Viewer[0]: 'can_fly' is not one of",
+    ),
+    (
+        "repositories:\n  - name: a\n    url: file:///x\n    promotion: {stages: [staging, staging]}\n",
+        4,
+        "promotion: promotion: stage names must be unique",
+    ),
+    (
+        "repositories:\n  - name: a\n    url: file:///x\n    promotion: {stages: [prod], soak_runs: 2}\n",
+        4,
+        "promotion.stages: ['prod'] is too short",
+    ),
     ("repositories:\n  - name: Bad Name\n    url: file:///x\n", 2, "repositories[0].name: invalid repository name"),
     ("repos:\n  - name: a\n", 1, "'repositories' is a required property"),
 ]
