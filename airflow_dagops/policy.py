@@ -1,9 +1,12 @@
 """A cluster policy shipped through Airflow's `airflow.policy` entry point (no airflow_local_settings.py to
 edit): every DAG published by dagops is tagged `dagops:<namespace>` and `dagops-repo:<repository>`, so the
-Airflow UI can filter a team's DAGs. DAGs outside dagops namespaces are untouched.
+Airflow UI can filter a team's DAGs; a repository's `access_control` becomes its DAGs' access_control (FAB
+auth manager); in a promotion stage before the last, dag_ids get the stage's suffix and new DAGs start
+paused, so a staging copy never clashes with production. DAGs outside dagops namespaces are untouched.
 
 It runs in the dag-processor for every parsed DAG, so it reads no database: the namespace folder is a
-symlink to an immutable release whose manifest names the repository, cached per release.
+symlink to an immutable release whose manifest names the repository (cached per release), and the
+namespace's settings are in a small JSON file (airflow_dagops/namespace_meta.py, cached by mtime).
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from pathlib import Path
 
 from airflow.policies import hookimpl
 
-from airflow_dagops import settings
+from airflow_dagops import namespace_meta, settings
 from airflow_dagops.deploy.releases import read_manifest
 
 log = logging.getLogger(__name__)
@@ -31,6 +34,14 @@ def dag_policy(dag) -> None:
         dag.tags = set(tags)
     else:
         dag.tags.update(tags)
+    meta = namespace_meta.read(namespace) or {}
+    if meta.get("access_control"):
+        dag.access_control = {role: set(perms) for role, perms in meta["access_control"].items()}
+    suffix = meta.get("dag_id_suffix")
+    if suffix and not dag.dag_id.endswith(suffix):
+        dag.dag_id = f"{dag.dag_id}{suffix}"
+    if meta.get("paused"):
+        dag.is_paused_upon_creation = True
 
 
 def published_by(fileloc: str | None) -> tuple[str, str] | None:
@@ -46,7 +57,9 @@ def published_by(fileloc: str | None) -> tuple[str, str] | None:
     link = settings.dags_folder() / relative.parts[0]
     if not link.is_symlink():
         return None
-    return _owner_of_release(str(link.resolve()))
+    owner = _owner_of_release(str(link.resolve()))
+    # One release may be linked from several namespaces (promotion stages): the link names the namespace.
+    return (link.name, owner[1]) if owner else None
 
 
 @functools.lru_cache(maxsize=1024)

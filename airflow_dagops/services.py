@@ -19,7 +19,7 @@ from pathlib import Path
 from sqlalchemy import Connection, func, select, update
 from sqlalchemy.orm import Session
 
-from airflow_dagops import paths, repo_options, settings
+from airflow_dagops import namespace_meta, paths, repo_options, settings
 from airflow_dagops.deploy.locks import repository_lock
 from airflow_dagops.deploy.publish import current_target, publish, unpublish
 from airflow_dagops.deploy.releases import (
@@ -173,6 +173,7 @@ def add_repository(
         )
         session.add(repo)
         session.flush()
+        write_namespace_meta(repo)
         log.info("registered repository %s (%s @ %s) as namespace %s", name, display_url(url), ref, namespace)
         return repository_info(session, repo)
 
@@ -254,6 +255,7 @@ def remove_repository(name: str, *, keep_dags: bool = False) -> str:
             session.delete(load_repository(session, name))
         shutil.rmtree(paths.mirror_dir(name), ignore_errors=True)
         shutil.rmtree(paths.namespace_releases_dir(namespace), ignore_errors=True)
+        namespace_meta.remove(namespace)
     log.info("removed repository %s; %s", name, what)
     return f"removed repository {name!r}; {what}"
 
@@ -590,7 +592,13 @@ def _publish_and_record(name: str, release_id: int, run_id: int, *, actor: str, 
         retire_release_dir(path)
 
 
+def write_namespace_meta(repo: Repository) -> None:
+    """What the cluster policy applies to the namespace's DAGs (airflow_dagops/namespace_meta.py)."""
+    namespace_meta.write(repo.namespace, {"repository": repo.name, "access_control": repo.access_control})
+
+
 def record_live(session: Session, repo: Repository, release: Release, *, actor: str, reason: str) -> None:
+    write_namespace_meta(repo)
     previous_id = repo.live_release_id
     if previous_id and previous_id != release.id:
         previous = session.get(Release, previous_id)
@@ -777,6 +785,7 @@ def update_repository(name: str, *, verify: bool = True, **changes) -> Repositor
         if source_changed:
             repo.last_seen_commit = None  # follow the new source at the next check
         session.flush()
+        write_namespace_meta(repo)
         log.info("updated repository %s: %s", name, ", ".join(sorted(clean)) or "nothing")
         return repository_info(session, repo)
 
