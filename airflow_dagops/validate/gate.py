@@ -68,10 +68,10 @@ def _ignore_files(release_dir: Path, files: list[str]) -> None:
     tmp = release_dir / ".airflowignore.dagops-tmp"
     tmp.write_text("\n".join(lines) + "\n")
     os.replace(tmp, ignore)
-    _forget_in_manifest(release_dir, ".airflowignore")
+    forget_in_manifest(release_dir, ".airflowignore")
 
 
-def _forget_in_manifest(release_dir: Path, path: str) -> None:
+def forget_in_manifest(release_dir: Path, path: str) -> None:
     """The file no longer holds its git blob: the next release must not hard-link it as if it did."""
     from airflow_dagops.deploy.releases import MANIFEST_NAME, read_manifest
 
