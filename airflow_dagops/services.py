@@ -146,6 +146,7 @@ def add_repository(
         raise InvalidInput(f"poll interval must be a positive number of seconds, got {poll_interval}")
     with session_scope() as session:
         _ensure_free(session, name, namespace)
+        _check_stage_namespaces(session, name, namespace, promotion)
     link = paths.namespace_link(namespace)
     if (link.exists() or link.is_symlink()) and not link.is_symlink():
         raise Conflict(
@@ -195,6 +196,15 @@ def _ensure_free(session: Session, name: str, namespace: str) -> None:
             f"namespace {namespace!r} is already used by repository {owner.name!r}; "
             "each repository publishes into its own namespace (use --namespace)"
         )
+    from airflow_dagops import promotion as rollout  # promotion.py builds on this module
+
+    rollout.ensure_not_a_stage_namespace(session, namespace)
+
+
+def _check_stage_namespaces(session: Session, name: str, namespace: str, stages: dict | None) -> None:
+    from airflow_dagops import promotion as rollout
+
+    rollout.check_stage_namespaces(session, name, namespace, stages)
 
 
 def list_repositories() -> list[RepositoryInfo]:
@@ -421,11 +431,16 @@ def _sync_locked(name, full_ref, trigger, airflow_run_id, force, progress, valid
                 [f.to_dict() for f in report.findings],
             )
         progress("publishing")
-        _publish_and_record(name, release_id, run_id, actor=trigger, reason=f"sync ({trigger})")
+        from airflow_dagops import promotion  # promotion.py builds on this module
+
+        # A repository with promotion stages: the release goes live in its first stage, prod stays as it is.
+        staged = promotion.stage_new_release(name, release_id, run_id, actor=trigger)
+        if staged is None:
+            _publish_and_record(name, release_id, run_id, actor=trigger, reason=f"sync ({trigger})")
         return SyncOutcome(
             name,
             "published",
-            f"{name}: published {commit[:12]}",
+            staged or f"{name}: published {commit[:12]}",
             commit,
             release_id,
             run_id,
@@ -451,6 +466,11 @@ def _unchanged_outcome(snapshot: RepoSnapshot, commit: str, run_id: int | None =
             snapshot.live_release_id,
             run_id,
         )
+    from airflow_dagops import promotion  # promotion.py builds on this module
+
+    staged = promotion.describe_staged(snapshot.id, commit)  # not rejected: waiting in a promotion stage
+    if staged:
+        return SyncOutcome(snapshot.name, "unchanged", staged, commit, snapshot.live_release_id, run_id)
     live = f"{snapshot.live_commit[:12]} stays live" if snapshot.live_commit else "nothing is live yet"
     return SyncOutcome(
         snapshot.name,
@@ -780,6 +800,8 @@ def update_repository(name: str, *, verify: bool = True, **changes) -> Repositor
         Mirror(path=paths.mirror_dir(name), url=source["url"], conn_id=source["conn_id"]).ls_remote(source["ref"])
     with session_scope() as session:
         repo = load_repository(session, name)
+        if "promotion" in clean:
+            _check_stage_namespaces(session, name, repo.namespace, clean["promotion"])
         for key, value in clean.items():
             setattr(repo, key, value)
         if source_changed:

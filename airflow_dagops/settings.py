@@ -72,6 +72,14 @@ OPTIONS: dict[str, Option] = {
         "dagops_webhook",
         "Airflow connection whose password is the webhook secret for repositories without their own.",
     ),
+    "airflow_api_conn_id": Option(
+        "dagops_airflow_api",
+        "Airflow connection (host: the api-server's URL, login, password) through which promotion checks read "
+        "DAG run outcomes from Airflow's REST API.",
+    ),
+    "promotion_check_interval": Option(
+        "120", "Seconds between runs of the dagops_promote system DAG, which checks soaking releases.", "integer"
+    ),
 }
 
 SECTION = "dagops"

@@ -167,3 +167,20 @@ class CheckRun(Base):
     report_error: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class Promotion(Base):
+    """One release's way through a repository's promotion stages (airflow_dagops/promotion.py)."""
+
+    __tablename__ = "dagops_promotion"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    repository_id: Mapped[int] = mapped_column(ForeignKey("dagops_repository.id", ondelete="CASCADE"), index=True)
+    release_id: Mapped[int | None] = mapped_column(ForeignKey("dagops_release.id", ondelete="SET NULL"), nullable=True)
+    stage: Mapped[str] = mapped_column(String(63))  # the stage the release is live in (or was, once promoted)
+    status: Mapped[str] = mapped_column(String(20))  # soaking / promoted / blocked / superseded
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)  # went live in `stage`
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
+    successes: Mapped[int] = mapped_column(Integer, default=0)  # successful runs counted in `stage`
+    # failed_dag_id / failed_run_id when blocked; promoted_by / forced; stages: [{stage, at, by}]
+    detail: Mapped[dict | None] = mapped_column(JSON, nullable=True)
