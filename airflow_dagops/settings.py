@@ -64,8 +64,8 @@ OPTIONS: dict[str, Option] = {
     ),
     "validation_skip": Option(
         "",
-        "Comma-separated validation steps to skip: security, compat, imports, structure, policy. Syntax is "
-        "always checked. Skipping structure means DAG files are never imported before they go live.",
+        "Comma-separated validation steps to skip: security, compat, imports, structure, policy, dependencies. "
+        "Syntax is always checked. Skipping structure means DAG files are never imported before they go live.",
     ),
     "sync_schedule": Option("* * * * *", "Cron schedule of the dagops_sync system DAG that polls repositories."),
     "webhook_secret_conn_id": Option(

@@ -17,6 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from airflow_dagops.validate import dependencies as dependency_rules
 from airflow_dagops.validate import policy as policy_rules
 from airflow_dagops.validate.cache import ResultCache, cache_key
 from airflow_dagops.validate.config import ValidationConfig, load_config
@@ -37,6 +38,7 @@ def _per_file_checks() -> dict[str, CheckFn]:
         "compat": _lazy("compat", "check_compat"),
         "imports": _lazy("imports", "check_imports"),
         "start-date": policy_rules.check_dynamic_start_date,
+        "dependencies": _lazy("dependencies", "check_providers"),  # provider-missing; declarations: release-level
     }
 
 
@@ -98,9 +100,17 @@ def run_pipeline(root: Path, options: PipelineOptions, *, extra_findings: list[F
         if "policy" not in options.skip:
             findings += policy_rules.check_dags(dags, config.policy)
             findings += policy_rules.check_import_times(import_seconds, config.policy)
+        requirements = []
+        if "dependencies" not in options.skip:
+            # Declarations are read whole each run (cheap: a substring test per file) so the summary always
+            # lists every requirement of the release, cached files included.
+            declared = dependency_rules.check_declarations(root, checkable)
+            findings += declared.findings
+            requirements = [r.to_dict() for r in declared.requirements]
     finally:
         cache.close()
-    report = Report(findings=_sorted(config.apply(findings)))
+    report = Report(findings=_sorted(dependency_rules.without_duplicate_provider_findings(config.apply(findings))))
+    report.requirements = requirements
     report.dags = dags
     report.structure = run_structure
     report.config = config

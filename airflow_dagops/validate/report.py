@@ -45,6 +45,7 @@ class Report:
     stats: dict = field(default_factory=dict)  # files, cache hits, seconds
     config: object | None = None  # the effective ValidationConfig
     structure: bool = False  # whether the structure step ran (so `dags` is what the release really defines)
+    requirements: list[dict] = field(default_factory=list)  # declared requirements (DeclaredRequirement.to_dict)
 
     @property
     def errors(self) -> list[Finding]:
@@ -66,6 +67,7 @@ class Report:
             "infos": len(self.findings) - len(self.errors) - len(self.warnings),
             "structure": self.structure,
             "dags": [dag_summary(d) for d in self.dags],
+            "requirements": list(self.requirements),
         }
 
     def describe_errors(self, limit: int = 5) -> str:

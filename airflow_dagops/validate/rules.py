@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import importlib
 
-_MODULES = ("files", "syntax", "security", "compat", "imports", "structure", "policy", "config", "gate")
+_MODULES = ("files", "syntax", "security", "compat", "imports", "structure", "policy", "config", "gate", "dependencies")
 EXPORT_RULES = {
     "file-not-exported": "A repository entry (a submodule) is not published.",
 }
