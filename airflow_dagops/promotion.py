@@ -1,7 +1,8 @@
 """Safe rollout: a repository with `promotion: {stages: [staging, prod], soak_runs: 3}` takes each new
 release through its stages. The last stage is the repository's own namespace (prod); every earlier stage S
-publishes the same immutable release folder through its own link `<namespace>--<S>`, whose namespace meta
-tells the cluster policy to append `__<S>` to every dag_id and to create the DAGs paused (docs/promotion.md).
+publishes the release through its own link `<namespace>--<S>` (to a hard-linked view of the release folder),
+whose namespace meta tells the cluster policy to append `__<S>` to every dag_id and to create the DAGs
+paused (docs/promotion.md).
 
     sync validates a release -> live in the first stage, a Promotion row starts "soaking"
     check (dagops_promote, every few minutes): the stage's DAG runs since it went live, from a RunSource
@@ -15,6 +16,8 @@ Prod keeps its release until a promotion reaches it; rollback, deploy and pin ac
 from __future__ import annotations
 
 import logging
+import os
+import shutil
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -26,7 +29,7 @@ from sqlalchemy.orm import Session
 from airflow_dagops import namespace_meta, paths, services, settings
 from airflow_dagops.deploy.locks import repository_lock
 from airflow_dagops.deploy.publish import current_target, publish, unpublish
-from airflow_dagops.deploy.releases import read_manifest
+from airflow_dagops.deploy.releases import read_manifest, retire_release_dir
 from airflow_dagops.errors import Conflict, DagOpsError, InvalidInput
 from airflow_dagops.safety import NAME_PATTERN
 from airflow_dagops.store.db import session_scope
@@ -190,6 +193,9 @@ def _go_live_in_stage(repo: Repository, release: Release, stage: str) -> None:
     """Meta first, then the link: the dag-processor must never parse a staging copy without its suffix."""
     _require_on_disk(release)
     namespace = stage_namespace(repo.namespace, stage)
+    link = paths.namespace_link(namespace)
+    before = current_target(link)
+    view = _stage_view(Path(release.path), paths.release_dir(namespace, release.commit_sha))
     namespace_meta.write(
         namespace,
         {
@@ -200,8 +206,32 @@ def _go_live_in_stage(repo: Repository, release: Release, stage: str) -> None:
             "access_control": repo.access_control,
         },
     )
-    publish(paths.namespace_link(namespace), Path(release.path))
+    publish(link, view)
+    if before is not None and before != view and before.parent == view.parent:
+        retire_release_dir(before)  # deleted by the next sense step's empty_trash, off this path
     log.info("%s: release %s is live in stage %s (%s)", repo.name, release.commit_sha[:12], stage, namespace)
+
+
+def _stage_view(release_dir: Path, view: Path) -> Path:
+    """A stage's own copy of a release: real folders, files hard-linked to the release's (no extra space).
+
+    Not a second link to the release folder itself: Airflow walks the dags folder following symlinks and
+    stops with "Detected recursive loop" when one real folder appears twice (prod and staging)."""
+    if view.is_dir():
+        return view  # built when this release entered the stage before; views never change
+    view.parent.mkdir(parents=True, exist_ok=True)
+    temp = view.with_name(f".{view.name}.tmp-{os.getpid()}")
+    shutil.rmtree(temp, ignore_errors=True)
+    shutil.copytree(release_dir, temp, symlinks=True, copy_function=_link_or_copy)
+    os.rename(temp, view)
+    return view
+
+
+def _link_or_copy(source: str, target: str) -> None:
+    try:
+        os.link(source, target)
+    except OSError:  # another file system, or hard links not allowed: a copy does too
+        shutil.copy2(source, target)
 
 
 def _require_on_disk(release: Release) -> None:
@@ -411,8 +441,11 @@ def _stages_live(session: Session, repo: Repository) -> list[dict]:
             release = session.get(Release, repo.live_release_id) if repo.live_release_id else None
         else:
             target = current_target(paths.namespace_link(namespace))
+            # A stage view is named after its release's commit (see _stage_view).
             release = (
-                session.scalar(select(Release).where(Release.repository_id == repo.id, Release.path == str(target)))
+                session.scalar(
+                    select(Release).where(Release.repository_id == repo.id, Release.commit_sha == target.name)
+                )
                 if target
                 else None
             )
@@ -479,6 +512,7 @@ def reconcile_stage_links() -> list[str]:
                 continue
             unpublish(paths.namespace_link(namespace))
             namespace_meta.remove(namespace)
+            shutil.rmtree(paths.namespace_releases_dir(namespace), ignore_errors=True)  # its views
             removed.append(namespace)
             log.info("removed stage link %s: no repository declares it any more", namespace)
         for promotion in session.scalars(select(Promotion).where(Promotion.status.in_(OPEN))).all():

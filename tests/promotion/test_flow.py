@@ -27,7 +27,12 @@ def test_a_validated_release_goes_live_in_the_first_stage_and_prod_keeps_its_own
     _remote, outcome = staged_repo
     assert "stage staging (team--staging)" in outcome.message
     release = services.get_release(outcome.release_id)
-    assert _link(dagops_env, "team--staging") == dagops_env.dagops_home / "releases" / "team" / release["commit"]
+    # The stage's own view of the release (hard links), not a second link to the release folder.
+    view = dagops_env.dagops_home / "releases" / "team--staging" / release["commit"]
+    assert _link(dagops_env, "team--staging") == view
+    staged_file = dagops_env.dags_folder / "team--staging" / "dags" / "a.py"
+    release_file = dagops_env.dagops_home / "releases" / "team" / release["commit"] / "dags" / "a.py"
+    assert staged_file.stat().st_ino == release_file.stat().st_ino
     assert _link(dagops_env, "team") is None  # nothing was ever promoted: prod is empty
     meta = json.loads((dagops_env.dagops_home / "namespaces" / "team--staging.json").read_text())
     assert meta == {
@@ -62,7 +67,7 @@ def test_enough_successful_runs_promote_to_prod(dagops_env, staged_repo, runs):
     assert result["detail"]["promoted_by"] == "dagops_promote" and result["detail"]["forced"] is False
     info = services.get_repository("team")
     assert info.live_release_id == outcome.release_id
-    assert _link(dagops_env, "team") == _link(dagops_env, "team--staging")
+    assert _link(dagops_env, "team").name == _link(dagops_env, "team--staging").name
     with session_scope() as session:
         (event,) = session.query(DeployEvent).all()
         assert (event.reason, event.to_release_id, event.actor) == ("promotion", outcome.release_id, "dagops_promote")
@@ -164,7 +169,7 @@ def test_three_stages_soak_in_each_before_prod(dagops_env, git_remote, structure
     runs.add("a__staging")
     (result,) = _check(runs)
     assert (result["status"], result["stage"], result["successes"]) == ("soaking", "canary", 0)
-    assert _link(dagops_env, "team--canary") == _link(dagops_env, "team--staging")
+    assert _link(dagops_env, "team--canary").name == _link(dagops_env, "team--staging").name
     meta = json.loads((dagops_env.dagops_home / "namespaces" / "team--canary.json").read_text())
     assert meta["dag_id_suffix"] == "__canary" and meta["stage"] == "canary"
     assert runs.asked[-1][0] == ["a__staging"]

@@ -1,0 +1,69 @@
+"""dagops_promote: move releases through their repositories' promotion stages (docs/promotion.md).
+
+Scheduled every `[dagops] promotion_check_interval` seconds (default 120): for every release soaking in a
+stage, reads the stage DAGs' runs since it went live from Airflow's REST API (connection
+`[dagops] airflow_api_conn_id`); a failed run blocks the promotion (naming the run), enough successful runs
+promote the release to the next stage, and from the last one to prod. Nothing soaking: no API call at all.
+
+Trigger with conf `{"repository": NAME}` to check one repository, or
+`{"repository": NAME, "action": "promote", "force": false}` to promote by hand (recorded with the actor
+`airflow:<run_id>`). The task fails with the reason when dagops refuses (blocked without force, pinned, ...).
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pendulum
+from airflow.sdk import dag, get_current_context, task
+
+from airflow_dagops import settings
+
+ACTIONS = ("check", "promote")
+
+
+@dag(
+    dag_id="dagops_promote",
+    schedule=timedelta(seconds=max(30, settings.get_int("promotion_check_interval"))),
+    start_date=pendulum.datetime(2024, 1, 1, tz="UTC"),
+    catchup=False,
+    max_active_runs=1,
+    tags=["dagops", "system"],
+    doc_md=__doc__,
+    is_paused_upon_creation=False,  # checks from the start; with nothing soaking a run does no I/O but the DB
+)
+def dagops_promote():
+    @task
+    def check_or_promote() -> list[dict]:
+        """Check the soaking promotions (all, or the conf's repository), or promote one by hand."""
+        from airflow.exceptions import AirflowException
+
+        from airflow_dagops import promotion
+        from airflow_dagops.errors import DagOpsError
+        from airflow_dagops.promotion_source import AirflowApiRunSource
+        from airflow_dagops.safety import redact
+
+        context = get_current_context()
+        conf = context["dag_run"].conf or {}
+        action, repository = conf.get("action", "check"), conf.get("repository")
+        actor = f"airflow:{context['run_id']}"
+        try:
+            if action not in ACTIONS:
+                raise AirflowException(f"unknown action {action!r}; one of {', '.join(ACTIONS)}")
+            if action == "promote":
+                if not repository:
+                    raise AirflowException('promote needs {"repository": NAME} in the conf')
+                results = [promotion.promote(repository, actor=actor, force=bool(conf.get("force")))]
+            else:
+                names = [repository] if repository else None
+                results = promotion.check(AirflowApiRunSource.from_connection, names, actor=actor)
+        except DagOpsError as error:
+            raise AirflowException(redact(str(error))) from None
+        for result in results:
+            print(f"{result.get('repository')}: {result.get('message')}")
+        return results
+
+    check_or_promote()
+
+
+dagops_promote()
