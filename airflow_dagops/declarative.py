@@ -62,6 +62,7 @@ SCHEMA = {
                     "webhook_conn_id": _NULLABLE_STR,
                     "pin": {"type": ["boolean", "integer", "string"]},
                     "on_conflict": {"enum": list(repo_options.ON_CONFLICT)},
+                    "isolated_env": {"type": "boolean"},
                     "access_control": {
                         "type": ["object", "null"],
                         "additionalProperties": {
@@ -112,6 +113,7 @@ class RepoSpec:
     on_conflict: str = repo_options.DEFAULT_ON_CONFLICT
     access_control: dict | None = None
     promotion: dict | None = None
+    isolated_env: bool = False
     line: int = 0
 
 
@@ -272,6 +274,7 @@ def _specs(data: dict, problem, where) -> list[RepoSpec]:
                 on_conflict=item.get("on_conflict") or repo_options.DEFAULT_ON_CONFLICT,
                 access_control=clean.get("access_control"),
                 promotion=clean.get("promotion"),
+                isolated_env=item.get("isolated_env", False),
                 line=where(at),
             )
         )
@@ -368,6 +371,7 @@ COMPARED = (
     "on_conflict",
     "access_control",
     "promotion",
+    "isolated_env",
 )
 
 
@@ -497,6 +501,7 @@ def apply(plan: Plan, *, verify: bool = True) -> list[str]:
                 on_conflict=spec.on_conflict,
                 access_control=spec.access_control,
                 promotion=spec.promotion,
+                isolated_env=spec.isolated_env,
             )
             done.append(f"added {spec.name}")
         else:
@@ -547,7 +552,7 @@ def export() -> str:
             entry["enabled"] = False
         if info.on_conflict != repo_options.DEFAULT_ON_CONFLICT:
             entry["on_conflict"] = info.on_conflict
-        for key in ("access_control", "promotion"):
+        for key in ("access_control", "promotion", "isolated_env"):
             if getattr(info, key):
                 entry[key] = getattr(info, key)
         if info.pinned_release_id:

@@ -12,14 +12,14 @@ import os
 import shutil
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from sqlalchemy import Connection, func, select, update
 from sqlalchemy.orm import Session
 
-from airflow_dagops import namespace_meta, paths, repo_options, settings
+from airflow_dagops import conflicts, namespace_meta, paths, repo_options, settings, venvs
 from airflow_dagops.deploy.locks import repository_lock
 from airflow_dagops.deploy.publish import current_target, publish, unpublish
 from airflow_dagops.deploy.releases import (
@@ -43,6 +43,7 @@ from airflow_dagops.store.db import read_connection, session_scope
 from airflow_dagops.store.models import DeployEvent, Finding, Release, Repository, SyncRun, utcnow
 from airflow_dagops.validate import Report, validate
 from airflow_dagops.validate.gate import apply_gate
+from airflow_dagops.validate.report import Finding as ValidationFinding
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +67,7 @@ class RepositoryInfo:
     on_conflict: str = "skip_files"
     access_control: dict | None = None
     promotion: dict | None = None
+    isolated_env: bool = False
     live_commit: str | None = None
     live_release_id: int | None = None
     live_message: str | None = None
@@ -129,6 +131,7 @@ def add_repository(
     on_conflict: str | None = None,
     access_control: dict | None = None,
     promotion: dict | None = None,
+    isolated_env: bool = False,
 ) -> RepositoryInfo:
     """Register a repository. With `verify`, the remote and its ref are checked first; bad input changes nothing."""
     name = validate_name(name, what="repository name")
@@ -171,6 +174,7 @@ def add_repository(
             on_conflict=on_conflict,
             access_control=access_control,
             promotion=promotion,
+            isolated_env=bool(isolated_env),
         )
         session.add(repo)
         session.flush()
@@ -266,6 +270,7 @@ def remove_repository(name: str, *, keep_dags: bool = False) -> str:
         shutil.rmtree(paths.mirror_dir(name), ignore_errors=True)
         shutil.rmtree(paths.namespace_releases_dir(namespace), ignore_errors=True)
         namespace_meta.remove(namespace)
+    reconcile_conflicts()  # files it shadowed in other namespaces come back
     log.info("removed repository %s; %s", name, what)
     return f"removed repository {name!r}; {what}"
 
@@ -555,8 +560,11 @@ def export_and_validate(snapshot, mirror, info, full_ref, validator, progress) -
         export.written,
     )
     progress("validating")
-    report = validator(dest, extra_findings=export.findings, dag_owners=dag_owners_elsewhere(snapshot.id))
+    report = validator(dest, extra_findings=export.findings, dag_owners={})
+    report = gate_dag_id_conflicts(snapshot.id, report)
     report = apply_gate(dest, report)
+    report = gate_dependency_conflicts(snapshot.id, snapshot.namespace, report)
+    report = provide_isolated_env(snapshot.id, snapshot.namespace, report, progress)
     with session_scope() as session:
         release = session.scalar(
             select(Release).where(Release.repository_id == snapshot.id, Release.commit_sha == commit)
@@ -571,7 +579,7 @@ def export_and_validate(snapshot, mirror, info, full_ref, validator, progress) -
         release.path = str(dest)
         release.file_count = export.file_count
         release.pruned_at = None
-        release.validation_summary = report.summary()
+        release.validation_summary = {**report.summary(), "venv": report.stats.get("venv")}
         if release.status != "live":
             release.status = "validated" if report.passed else "failed"
         release.findings = [
@@ -582,16 +590,109 @@ def export_and_validate(snapshot, mirror, info, full_ref, validator, progress) -
         return release.id, report
 
 
-def dag_owners_elsewhere(repository_id: int) -> dict[str, str]:
-    """dag_id -> namespace for the DAGs other repositories have live: a release (or a pull request under
-    check) may not take them over."""
-    with read_connection() as connection:
-        rows = connection.execute(
-            select(Release.namespace, Release.validation_summary)
-            .join(Repository, Repository.live_release_id == Release.id)
-            .where(Repository.id != repository_id)
-        ).all()
-    return {dag["dag_id"]: namespace for namespace, summary in rows for dag in (summary or {}).get("dags", [])}
+ENVIRONMENT_RULES = {"dependency-missing", "dependency-version"}  # about Airflow's own environment
+
+
+def gate_dependency_conflicts(repository_id: int, namespace: str, report: Report) -> Report:
+    """Namespaces that share Airflow's environment must agree on library versions: a new release that pins a
+    version another live namespace excludes is blocked, and that namespace's live release is told too.
+    Repositories with `isolated_env` have their own environment and take no part."""
+    from airflow_dagops.validate.dependencies import conflicts_for, requirements_from_summary
+
+    with session_scope() as session:
+        if session.get(Repository, repository_id).isolated_env:
+            return report
+        others = {
+            repo.namespace: (release.id, requirements_from_summary(release.validation_summary))
+            for repo, release in _live_pairs(session, exclude_id=repository_id)
+            if not repo.isolated_env
+        }
+        mine = requirements_from_summary(report.summary())
+        found = conflicts_for(namespace, mine, {ns: reqs for ns, (_id, reqs) in others.items()})
+        if report.config is not None:
+            found = report.config.apply(found)  # the repository's severity overrides hold here too
+        for other, (release_id, requirements) in others.items():
+            # The other side: a warning on its live release, naming the release that was held back.
+            known = set(session.scalars(select(Finding.message).where(Finding.release_id == release_id)))
+            for theirs in conflicts_for(other, requirements, {namespace: mine}):
+                message = f"{theirs.message} (a new release of {namespace} was checked against it)"
+                if message not in known:
+                    known.add(message)
+                    session.add(
+                        Finding(
+                            release_id=release_id,
+                            rule=theirs.rule,
+                            severity="warning",
+                            file=theirs.file,
+                            line=theirs.line,
+                            message=message,
+                            hint=theirs.hint,
+                        )
+                    )
+    return replace(report, findings=[*report.findings, *found]) if found else report
+
+
+def provide_isolated_env(repository_id: int, namespace: str, report: Report, progress: Progress) -> Report:
+    """For a repository with `isolated_env`: build (or reuse) its namespace's virtual environment from the
+    declared requirements (airflow_dagops/venvs.py). The build replaces the checks against Airflow's own
+    environment, and a failed build blocks the release with uv's message."""
+    with session_scope() as session:
+        if not session.get(Repository, repository_id).isolated_env:
+            return report
+    findings = [f for f in report.findings if f.rule not in ENVIRONMENT_RULES]
+    if any(f.severity == "error" for f in findings):
+        return replace(report, findings=findings)
+    from airflow_dagops.validate.dependencies import requirements_from_summary
+
+    requirements = [str(r.requirement) for r in requirements_from_summary(report.summary())]
+    progress(f"preparing the isolated environment ({len(requirements)} requirements)")
+    try:
+        built = venvs.ensure_venv(namespace, requirements)
+    except DagOpsError as err:
+        failed = ValidationFinding("venv-build-failed", "error", str(err), hint=venvs.BUILD_HINT)
+        return replace(report, findings=[*findings, failed])
+    how = "reused" if built.reused else f"built in {built.seconds:.1f}s"
+    ready = ValidationFinding("venv-ready", "info", f"isolated environment {built.path.name} {how}: {built.python}")
+    report = replace(report, findings=[*findings, ready])
+    report.stats["venv"] = {"python": str(built.python), "key": built.path.name, "reused": built.reused}
+    return report
+
+
+def gate_dag_id_conflicts(repository_id: int, report: Report) -> Report:
+    """The validation report with this repository's dag_id clashes judged by priority and its on_conflict
+    (airflow_dagops/conflicts.py); used for new releases and for pull request checks alike."""
+    with session_scope() as session:
+        above, below = _claims_around(session, repository_id)
+        on_conflict = session.get(Repository, repository_id).on_conflict or repo_options.DEFAULT_ON_CONFLICT
+    return conflicts.gate(report, above, below, on_conflict)
+
+
+def _claims_around(session: Session, repository_id: int) -> tuple[dict, dict]:
+    """What the other live repositories claim, split by rank: (dag_id -> the owning claim above this
+    repository, dag_id -> the claims of the repositories below it that it would shadow)."""
+    repo = session.get(Repository, repository_id)
+    others = [_claimant(r, rel) for r, rel in _live_pairs(session, exclude_id=repository_id)]
+    mine = (repo.priority, repo.name)
+    below: dict[str, list[conflicts.Claim]] = {}
+    for other in others:
+        if other.rank > mine:
+            for dag_id, file in other.dags:
+                below.setdefault(dag_id, []).append(
+                    conflicts.Claim(other.repository, other.namespace, other.priority, file)
+                )
+    return conflicts.owners_above(others, mine), below
+
+
+def _live_pairs(session: Session, exclude_id: int | None = None) -> list[tuple[Repository, Release]]:
+    query = select(Repository, Release).join(Release, Release.id == Repository.live_release_id)
+    if exclude_id is not None:
+        query = query.where(Repository.id != exclude_id)
+    return [tuple(row) for row in session.execute(query).all()]
+
+
+def _claimant(repo: Repository, release: Release) -> conflicts.Claimant:
+    dags = [(d["dag_id"], d["file"]) for d in (release.validation_summary or {}).get("dags") or [] if d.get("file")]
+    return conflicts.Claimant(repo.name, repo.namespace, repo.priority, dags)
 
 
 def _publish_and_record(name: str, release_id: int, run_id: int, *, actor: str, reason: str) -> None:
@@ -601,8 +702,7 @@ def _publish_and_record(name: str, release_id: int, run_id: int, *, actor: str, 
     with session_scope() as session:
         repo = load_repository(session, name)
         release = session.get(Release, release_id)
-        publish(paths.namespace_link(repo.namespace), Path(release.path))
-        record_live(session, repo, release, actor=actor, reason=reason)
+        go_live(session, repo, release, actor=actor, reason=reason)
         repo.last_seen_commit = release.commit_sha
         doomed = _mark_pruned(session, repo)
         run = session.get(SyncRun, run_id)
@@ -612,13 +712,60 @@ def _publish_and_record(name: str, release_id: int, run_id: int, *, actor: str, 
         retire_release_dir(path)
 
 
-def write_namespace_meta(repo: Repository) -> None:
-    """What the cluster policy applies to the namespace's DAGs (airflow_dagops/namespace_meta.py)."""
-    namespace_meta.write(repo.namespace, {"repository": repo.name, "access_control": repo.access_control})
+CONFLICTS_LOCK = "_dag-id-conflicts"  # not a valid repository name, so it never clashes with one
+
+
+def go_live(session: Session, repo: Repository, release: Release, *, actor: str, reason: str) -> None:
+    """Point the namespace at `release` and record it, resolving dag_id clashes with every other live
+    release by priority (airflow_dagops/conflicts.py): losing files are hidden before the link swaps and
+    files no longer shadowed come back after it, so Airflow never sees two files for one dag_id."""
+    with repository_lock(paths.locks_dir(), CONFLICTS_LOCK, timeout=settings.get_int("lock_timeout")):
+        others = _live_pairs(session, exclude_id=repo.id)
+        _apply_hidden(others + [(repo, release)], phase="hide")
+        write_namespace_meta(repo, release)  # before the swap: the new DAG code finds its environment
+        publish(paths.namespace_link(repo.namespace), Path(release.path))
+        record_live(session, repo, release, actor=actor, reason=reason)
+        _apply_hidden(others + [(repo, release)], phase="settle")
+
+
+def reconcile_conflicts() -> None:
+    """Re-resolve dag_id clashes among the live releases (after a repository left or a priority changed)."""
+    with repository_lock(paths.locks_dir(), CONFLICTS_LOCK, timeout=settings.get_int("lock_timeout")):
+        with session_scope() as session:
+            pairs = _live_pairs(session)
+            _apply_hidden(pairs, phase="hide")
+            _apply_hidden(pairs, phase="settle")
+
+
+def _apply_hidden(pairs: list[tuple[Repository, Release]], *, phase: str) -> None:
+    """`hide`: leave out every file that must go (keeping what is hidden now); `settle`: exactly what must
+    go, so files that are no longer shadowed come back. Recorded on each release as `hidden_files`."""
+    wanted = conflicts.resolve([_claimant(repo, release) for repo, release in pairs])
+    for repo, release in pairs:
+        lost = wanted.get(repo.name, {})
+        folder = Path(release.path)
+        if not folder.is_dir():
+            continue
+        files = set(lost) | set(conflicts.hidden_in(folder)) if phase == "hide" else set(lost)
+        if conflicts.write_hidden(folder, sorted(files)):
+            log.info("%s: files left out because of dag_id clashes: %s", repo.name, ", ".join(sorted(files)) or "none")
+        if phase == "settle":
+            release.hidden_files = lost or None
+
+
+def write_namespace_meta(repo: Repository, release: Release | None = None) -> None:
+    """What the cluster policy applies to the namespace's DAGs, and the interpreter of its isolated
+    environment for `venvs.namespace_python` (airflow_dagops/namespace_meta.py)."""
+    meta = {"repository": repo.name, "access_control": repo.access_control}
+    release = release or (repo.live_release if repo.live_release_id else None)
+    venv = (release.validation_summary or {}).get("venv") if release is not None and repo.isolated_env else None
+    if venv:
+        meta["python"] = venv["python"]
+    namespace_meta.write(repo.namespace, meta)
 
 
 def record_live(session: Session, repo: Repository, release: Release, *, actor: str, reason: str) -> None:
-    write_namespace_meta(repo)
+    write_namespace_meta(repo, release)
     previous_id = repo.live_release_id
     if previous_id and previous_id != release.id:
         previous = session.get(Release, previous_id)
@@ -781,6 +928,7 @@ UPDATABLE = (
     "on_conflict",
     "access_control",
     "promotion",
+    "isolated_env",
 )
 
 
@@ -809,7 +957,10 @@ def update_repository(name: str, *, verify: bool = True, **changes) -> Repositor
         session.flush()
         write_namespace_meta(repo)
         log.info("updated repository %s: %s", name, ", ".join(sorted(clean)) or "nothing")
-        return repository_info(session, repo)
+        info = repository_info(session, repo)
+    if "priority" in clean:
+        reconcile_conflicts()
+    return info
 
 
 def _clean_changes(changes: dict) -> dict:
@@ -827,6 +978,8 @@ def _clean_changes(changes: dict) -> dict:
         raise InvalidInput(f"poll interval must be a positive number of seconds, got {clean['poll_interval']}")
     if "priority" in clean:
         clean["priority"] = _validate_priority(clean["priority"])
+    if "isolated_env" in clean:
+        clean["isolated_env"] = bool(clean["isolated_env"])
     if "on_conflict" in clean:
         clean["on_conflict"] = repo_options.validate_on_conflict(clean["on_conflict"])
     if "access_control" in clean:
@@ -967,7 +1120,8 @@ def live_dags(name: str) -> tuple[str, list[dict]]:
         repo = load_repository(session, name)
         live = session.get(Release, repo.live_release_id) if repo.live_release_id else None
         dags = list((live.validation_summary or {}).get("dags") or []) if live else []
-        return repo.namespace, sorted(dags, key=lambda d: d["dag_id"])
+        hidden = (live.hidden_files or {}) if live else {}  # left out: another repository owns the dag_id
+        return repo.namespace, sorted((d for d in dags if d.get("file") not in hidden), key=lambda d: d["dag_id"])
 
 
 def rollback(name: str, release: int | str | None = None, *, actor: str, pin: bool = False) -> RepositoryInfo:
@@ -990,12 +1144,11 @@ def rollback(name: str, release: int | str | None = None, *, actor: str, pin: bo
             path = Path(target.path)
         if read_manifest(path) is None:
             path = _reexport(snapshot, commit)
-        publish(paths.namespace_link(snapshot.namespace), path)
         with session_scope() as session:
             repo = load_repository(session, name)
             target = session.get(Release, target_id)
             target.path, target.pruned_at = str(path), None
-            record_live(session, repo, target, actor=actor, reason="rollback")
+            go_live(session, repo, target, actor=actor, reason="rollback")
             if pin:
                 repo.pinned_release_id = target.id
             session.flush()
@@ -1148,6 +1301,7 @@ def repository_info(session: Session, repo: Repository) -> RepositoryInfo:
         on_conflict=repo.on_conflict or repo_options.DEFAULT_ON_CONFLICT,
         access_control=repo.access_control,
         promotion=repo.promotion,
+        isolated_env=bool(repo.isolated_env),
         live_commit=live.commit_sha if live else None,
         live_release_id=repo.live_release_id,
         live_message=(live.message or "").splitlines()[0] if live and live.message else None,
@@ -1262,6 +1416,8 @@ def _release_dict(
         "validation": release.validation_summary,
         "on_disk": release.pruned_at is None,
         "pinned": release.id == pinned_id,
+        # file -> why: left out of Airflow because another repository owns its dag_id (conflicts.py)
+        "hidden_files": release.hidden_files or {},
     }
     if with_findings:
         data["findings"] = [

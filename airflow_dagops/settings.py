@@ -77,6 +77,11 @@ OPTIONS: dict[str, Option] = {
         "Airflow connection (host: the api-server's URL, login, password) through which promotion checks read "
         "DAG run outcomes from Airflow's REST API.",
     ),
+    "wheelhouse": Option(
+        "",
+        "Folder of wheels to build isolated_env virtual environments from, offline (no package index). Empty: "
+        "uv's configured index.",
+    ),
     "promotion_check_interval": Option(
         "120", "Seconds between runs of the dagops_promote system DAG, which checks soaking releases.", "integer"
     ),

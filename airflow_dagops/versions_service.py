@@ -11,13 +11,11 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Callable
-from pathlib import Path
 
 from sqlalchemy import select
 
 from airflow_dagops import paths, services, settings
 from airflow_dagops.deploy.locks import repository_lock
-from airflow_dagops.deploy.publish import publish
 from airflow_dagops.errors import DagOpsError, InvalidInput, NotFound, RefNotFound, ValidationFailed
 from airflow_dagops.git.mirror import Mirror
 from airflow_dagops.git.runner import run_git
@@ -70,8 +68,7 @@ def deploy_version(
         with session_scope() as session:
             repo = services.load_repository(session, name)
             release = session.get(Release, release_id)
-            publish(paths.namespace_link(repo.namespace), Path(release.path))
-            services.record_live(session, repo, release, actor=actor, reason="deploy")
+            services.go_live(session, repo, release, actor=actor, reason="deploy")
             repo.pinned_release_id = release.id  # a deployed version stays until unpinned
             session.flush()
             log.info("%s deployed %s of %s and pinned it", actor, info.sha[:12], name)

@@ -27,7 +27,7 @@ from airflow_dagops.deploy.releases import export_release
 from airflow_dagops.errors import DagOpsError, NotFound
 from airflow_dagops.git.mirror import Mirror
 from airflow_dagops.safety import redact
-from airflow_dagops.services import dag_owners_elsewhere, iso_time
+from airflow_dagops.services import gate_dag_id_conflicts, iso_time
 from airflow_dagops.store.db import session_scope
 from airflow_dagops.store.models import CheckRun, Release, Repository, utcnow
 from airflow_dagops.validate import validate
@@ -114,7 +114,8 @@ def run_check(check_id: int, *, progress: Progress | None = None) -> dict:
             metadata={"repository": target.name, "check_run": check_id, "ref": ref},
         )
         progress("validating")
-        result = validate(work / "tree", extra_findings=export.findings, dag_owners=dag_owners_elsewhere(target.id))
+        result = validate(work / "tree", extra_findings=export.findings)
+        result = gate_dag_id_conflicts(target.id, result)
         result = apply_gate(work / "tree", result)
         summary = {**result.summary(), "files_with_errors": len({f.file for f in result.errors if f.file})}
         _finish(

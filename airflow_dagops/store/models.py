@@ -35,6 +35,7 @@ class Repository(Base):
     on_conflict: Mapped[str] = mapped_column(String(20), default="skip_files", server_default="skip_files")
     access_control: Mapped[dict | None] = mapped_column(JSON, nullable=True)
     promotion: Mapped[dict | None] = mapped_column(JSON, nullable=True)
+    isolated_env: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
     live_release_id: Mapped[int | None] = mapped_column(
         ForeignKey("dagops_release.id", use_alter=True, name="fk_repo_live_release", ondelete="SET NULL"),
         nullable=True,

@@ -14,6 +14,8 @@ from airflow_dagops.validate.report import Finding, Report
 RULES = {
     "files-skipped": "The release is published without files that failed validation (on_invalid: skip_files).",
     "skip-files-refused": "Failing files could not be skipped because published files import them.",
+    "venv-build-failed": "The repository's isolated environment (isolated_env) could not be built.",
+    "venv-ready": "The repository's isolated environment is ready (built or reused).",
 }
 
 

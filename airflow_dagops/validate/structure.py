@@ -53,7 +53,8 @@ RULES: dict[str, str] = {
     "dag-cycle": "A DAG's task dependencies form a cycle.",
     "no-dag-in-file": "A file that builds DAGs (DAG(...) or @dag) produced no DAG when loaded.",
     "duplicate-dag-id": "Two files of the release define the same dag_id.",
-    "dag-id-taken": "A dag_id is already owned by another namespace.",
+    "dag-id-taken": "A dag_id is already owned by a repository with a higher priority (see on_conflict).",
+    "dag-id-shadows": "A dag_id this release takes from a lower-priority repository, whose file is left out.",
     "variable-at-import": "A Variable is read at import time (a secrets/DB round trip on every parse).",
 }
 
@@ -117,7 +118,7 @@ HINTS = {
     "no-dag-in-file": "Make sure the DAG is created at import time (call the @dag function, or use `with DAG(...)` at "
     "module level). If this is a helper module, list it in .airflowignore so Airflow does not parse it.",
     "duplicate-dag-id": "Give each DAG a unique dag_id; Airflow keeps only one of them.",
-    "dag-id-taken": "Choose another dag_id: this one belongs to a DAG of another namespace.",
+    "dag-id-taken": "Choose another dag_id, or change the repositories' priorities: it belongs to another namespace.",
     "variable-at-import": "Read the Variable inside a task, or in a template ('{{{{ var.value.{key} }}}}'), not at "
     "module level.",
 }
