@@ -17,7 +17,7 @@ from airflow_dagops import cli_credentials, cli_declarative, cli_promotion, cli_
 from airflow_dagops.cli_common import JsonOption, command, err, out
 from airflow_dagops.cli_common import print_json as _print_json
 from airflow_dagops.cli_common import say as _say
-from airflow_dagops.errors import DagOpsError
+from airflow_dagops.errors import DagOpsError, InvalidInput
 from airflow_dagops.safety import redact
 
 app = typer.Typer(
@@ -81,6 +81,21 @@ def repos_add(
     webhook_conn_id: Annotated[
         str | None, typer.Option(help="Airflow connection whose password is this repository's webhook secret.")
     ] = None,
+    on_conflict: Annotated[
+        str | None,
+        typer.Option(
+            help="When a higher-priority repository owns one of its dag_ids: publish without that file "
+            "(skip_files, the default) or do not publish the release (block)."
+        ),
+    ] = None,
+    access_control: Annotated[
+        list[str] | None,
+        typer.Option(
+            metavar="ROLE=PERM,PERM",
+            help="FAB auth manager: give ROLE these permissions (can_read, can_edit, can_delete) on every DAG "
+            "of the namespace. Repeat for more roles.",
+        ),
+    ] = None,
 ):
     """Register a repository. Run `dagops sync NAME` (or wait for dagops_sync) to publish it."""
     info = services.add_repository(
@@ -94,11 +109,27 @@ def repos_add(
         poll_interval=poll_interval,
         verify=verify,
         webhook_conn_id=webhook_conn_id,
+        on_conflict=on_conflict,
+        access_control=parse_access_control(access_control or []),
     )
     _say(
         f"Registered {info.name} ({info.url} @ {info.ref}) → namespace {info.namespace}. "
         f"Next: `dagops sync {info.name}`."
     )
+
+
+def parse_access_control(entries: list[str]) -> dict[str, list[str]] | None:
+    """`["data-eng=can_read,can_edit", "viewers=can_read"]` -> {role: [permissions]}; services check the values."""
+    mapping: dict[str, list[str]] = {}
+    for entry in entries:
+        role, separator, permissions = entry.partition("=")
+        if not separator or not role.strip() or not permissions.strip():
+            raise InvalidInput(
+                f"--access-control takes ROLE=PERMISSION[,PERMISSION...], e.g. data-eng=can_read,can_edit; "
+                f"got {entry!r}"
+            )
+        mapping.setdefault(role.strip(), []).extend(p.strip() for p in permissions.split(",") if p.strip())
+    return mapping or None
 
 
 @command(repos_app, "list")
@@ -117,6 +148,17 @@ def repos_list(as_json: JsonOption = False):
     out.print(table)
 
 
+def _setting_text(key: str, value) -> str:
+    """One setting as `repos show` prints it; the mappings in the words dagops.yaml uses."""
+    if value is None:
+        return {"access_control": "none (Airflow's defaults)", "promotion": "none"}.get(key, "-")
+    if key == "access_control":
+        return "; ".join(f"{role}={','.join(permissions)}" for role, permissions in value.items())
+    if key == "promotion":
+        return f"stages {' → '.join(value['stages'])}, soak_runs {value['soak_runs']}"
+    return str(value)
+
+
 def _last_sync(repo: services.RepositoryInfo) -> str:
     if not repo.last_sync_status:
         return "never"
@@ -133,7 +175,7 @@ def repos_show(name: str, as_json: JsonOption = False):
         _print_json({**info.to_dict(), **history})
         return
     for key, value in info.to_dict().items():
-        _say(f"{key:>18}  {value if value is not None else '-'}")
+        _say(f"{key:>18}  {_setting_text(key, value)}")
     _say("\nRecent syncs", "bold")
     for run in history["sync_runs"]:
         commit = (run["commit"] or "")[:12]

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from airflow_dagops import settings
 
-_cache: dict[str, tuple[float, dict | None]] = {}
+_cache: dict[str, tuple[tuple[int, int, int], dict | None]] = {}
 
 
 def meta_path(namespace: str) -> Path:
@@ -42,15 +42,18 @@ def read(namespace: str) -> dict | None:
     """The namespace's meta, or None when dagops wrote none (re-read only when the file changed)."""
     path = meta_path(namespace)
     try:
-        mtime = path.stat().st_mtime_ns
+        stat = path.stat()
     except OSError:
         return None
+    # Not the mtime alone: with coarse file timestamps two writes in one clock tick share it. Every write
+    # renames a new file into place, so the inode (and usually the size) tells them apart.
+    version = (stat.st_mtime_ns, stat.st_ino, stat.st_size)
     cached = _cache.get(namespace)
-    if cached is not None and cached[0] == mtime:
+    if cached is not None and cached[0] == version:
         return cached[1]
     try:
         meta = json.loads(path.read_text())
     except (OSError, ValueError):
         meta = None
-    _cache[namespace] = (mtime, meta if isinstance(meta, dict) else None)
+    _cache[namespace] = (version, meta if isinstance(meta, dict) else None)
     return _cache[namespace][1]

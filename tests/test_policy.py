@@ -33,3 +33,51 @@ def test_other_dags_are_untouched(dagops_env, tmp_path):
         dag = _dag("x", fileloc)
         policy.dag_policy(dag)
         assert set(dag.tags) == {"team"}, fileloc
+
+
+# -- access control (FAB auth manager): the namespace's repository decides who may read and edit its DAGs ----------
+def _published_dag(dagops_env, namespace: str, dag_id: str = "a") -> DAG:
+    """A freshly loaded DAG object of the namespace, as the dag-processor has at each parse."""
+    dag = _dag(dag_id, str(dagops_env.dags_folder / namespace / "dags" / f"{dag_id}.py"))
+    policy.dag_policy(dag)
+    return dag
+
+
+def test_access_control_is_set_only_for_namespaces_that_declare_it(dagops_env, git_remote):
+    guarded = git_remote({"dags/a.py": dag_source("a")}, name="guarded")
+    services.add_repository("guarded", guarded.url, access_control={"team_x": ["can_read", "can_edit"]})
+    services.add_repository("open", git_remote({"dags/a.py": dag_source("a")}, name="open").url)
+    services.sync_repository("guarded")
+    services.sync_repository("open")
+
+    # Airflow keeps old-style {role: actions} as {role: {"DAGs": actions}}: what FAB's sync_perm_for_dag reads.
+    assert _published_dag(dagops_env, "guarded").access_control == {"team_x": {"DAGs": {"can_read", "can_edit"}}}
+    assert _published_dag(dagops_env, "open").access_control is None
+    outside = _dag("z", str(dagops_env.dags_folder / "top_level.py"))
+    policy.dag_policy(outside)
+    assert outside.access_control is None
+
+
+def test_a_dag_of_a_namespace_without_access_control_keeps_its_own(dagops_env, git_remote):
+    services.add_repository("open", git_remote({"dags/a.py": dag_source("a")}).url)
+    services.sync_repository("open")
+    dag = _dag("a", str(dagops_env.dags_folder / "open" / "dags" / "a.py"))
+    dag.access_control = {"authors_choice": {"can_read"}}
+    policy.dag_policy(dag)
+    assert dag.access_control == {"authors_choice": {"DAGs": {"can_read"}}}
+
+
+def test_changing_access_control_reaches_the_next_parse_without_a_restart(dagops_env, git_remote):
+    services.add_repository("team", git_remote().url, access_control={"team_x": ["can_read"]})
+    services.sync_repository("team")
+    assert _published_dag(dagops_env, "team", "hello").access_control == {"team_x": {"DAGs": {"can_read"}}}
+
+    # Each change rewrites the namespace file at once; the policy's cache notices it on the next parse.
+    services.update_repository("team", access_control={"team_y": ["can_read", "can_delete"]})
+    assert _published_dag(dagops_env, "team", "hello").access_control == {
+        "team_y": {"DAGs": {"can_read", "can_delete"}}
+    }
+    services.update_repository("team", access_control={"team_x": ["can_edit"]})
+    assert _published_dag(dagops_env, "team", "hello").access_control == {"team_x": {"DAGs": {"can_edit"}}}
+    services.update_repository("team", access_control=None)
+    assert _published_dag(dagops_env, "team", "hello").access_control is None

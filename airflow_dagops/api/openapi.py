@@ -6,6 +6,7 @@ from __future__ import annotations
 from functools import cache
 
 from airflow_dagops import __version__
+from airflow_dagops.repo_options import DAG_PERMISSIONS, MAX_STAGES, ON_CONFLICT
 
 NAME = {"type": "string", "pattern": "^[a-z0-9][a-z0-9_-]{0,62}$"}
 NULLABLE_STRING = {"type": ["string", "null"]}
@@ -28,6 +29,34 @@ SETTINGS = {
     "poll_interval": {"type": ["integer", "null"], "minimum": 1, "maximum": 31536000},
     "enabled": {"type": "boolean"},
     "verify": {"type": "boolean", "description": "check URL, ref and credentials with git ls-remote first"},
+    "on_conflict": {
+        "type": ["string", "null"],
+        "enum": [*ON_CONFLICT, None],
+        "description": "when a higher-priority repository owns one of its dag_ids: publish without that file "
+        "(skip_files, the default) or do not publish the release (block)",
+    },
+    "access_control": {
+        "type": ["object", "null"],
+        "description": "FAB auth manager: role -> DAG permissions on each DAG of the namespace; null: defaults",
+        "maxProperties": 100,
+        "propertyNames": {"minLength": 1, "maxLength": 64},
+        "additionalProperties": {
+            "type": "array",
+            "minItems": 1,
+            "uniqueItems": True,
+            "items": {"type": "string", "enum": list(DAG_PERMISSIONS)},
+        },
+    },
+    "promotion": {
+        "type": ["object", "null"],
+        "description": "safe rollout: a new release goes live in the earlier stages first (docs/many-repositories.md)",
+        "additionalProperties": False,
+        "required": ["stages"],
+        "properties": {
+            "stages": {"type": "array", "minItems": 2, "maxItems": MAX_STAGES, "items": NAME},
+            "soak_runs": {"type": "integer", "minimum": 0, "maximum": 1000, "default": 1},
+        },
+    },
 }
 
 SCHEMAS = {

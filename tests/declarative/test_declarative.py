@@ -215,3 +215,39 @@ def test_bad_input_changes_nothing(cli, remotes, tmp_path, dagops_env):
     unreachable = cli("repos", "apply", "-f", write(tmp_path, extra))
     assert unreachable.exit_code != 0 and "nothing was changed" in unreachable.output
     assert registry() == before
+
+
+def test_export_round_trips_the_repository_options(cli, remotes, tmp_path):
+    a, b, _c = remotes
+    text = f"""\
+repositories:
+  - name: guarded
+    url: {a.url}
+    on_conflict: block
+    access_control:
+      data-eng: [can_read, can_edit]
+      viewers: [can_read]
+  - name: rolled
+    url: {b.url}
+    promotion:
+      stages: [staging, prod]
+      soak_runs: 3
+"""
+    applied = cli("repos", "apply", "-f", write(tmp_path, text))
+    assert applied.exit_code == 0, applied.output
+    guarded, rolled = services.get_repository("guarded"), services.get_repository("rolled")
+    assert guarded.on_conflict == "block" and guarded.access_control["viewers"] == ["can_read"]
+    assert rolled.promotion == {"stages": ["staging", "prod"], "soak_runs": 3} and rolled.on_conflict == "skip_files"
+    assert "No changes" in cli("repos", "apply", "-f", write(tmp_path, text)).stdout
+
+    out = tmp_path / "exported.yaml"
+    assert cli("repos", "export", "-o", str(out)).exit_code == 0
+    exported = out.read_text()
+    assert "on_conflict: block" in exported and "data-eng:" in exported and "soak_runs: 3" in exported
+    dry = cli("repos", "apply", "-f", str(out), "--dry-run", "--prune")
+    assert dry.exit_code == 0 and "No changes" in dry.stdout, dry.stdout
+
+    # And the other way: a change of each option shows in the plan.
+    changed = exported.replace("on_conflict: block", "on_conflict: skip_files").replace("soak_runs: 3", "soak_runs: 5")
+    plan = cli("repos", "apply", "-f", write(tmp_path, changed), "--dry-run")
+    assert "~ guarded: on_conflict" in plan.stdout and "~ rolled: promotion" in plan.stdout, plan.stdout

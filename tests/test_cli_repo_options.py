@@ -1,0 +1,71 @@
+"""`dagops repos add --on-conflict / --access-control` and how `dagops repos show` prints the options."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from airflow_dagops import namespace_meta, services
+from airflow_dagops.cli import app
+
+
+@pytest.fixture
+def cli(dagops_env):
+    runner = CliRunner()
+
+    def invoke(*args: str):
+        return runner.invoke(app, list(args), catch_exceptions=False)
+
+    return invoke
+
+
+def test_add_with_on_conflict_and_access_control_then_show(cli, git_remote):
+    remote = git_remote()
+    added = cli(
+        "repos", "add", "team", remote.url,
+        "--on-conflict", "block",
+        "--access-control", "data-eng=can_read,can_edit",
+        "--access-control", "viewers=can_read",
+    )  # fmt: skip
+    assert added.exit_code == 0, added.output
+    info = services.get_repository("team")
+    assert info.on_conflict == "block"
+    assert info.access_control == {"data-eng": ["can_edit", "can_read"], "viewers": ["can_read"]}
+    # What the cluster policy will apply to the namespace's DAGs (written at once, before the first sync).
+    assert namespace_meta.read("team")["access_control"] == info.access_control
+
+    shown = cli("repos", "show", "team")
+    assert shown.exit_code == 0, shown.output
+    assert "on_conflict  block" in shown.stdout
+    assert "access_control  data-eng=can_edit,can_read; viewers=can_read" in shown.stdout
+    assert "promotion  none" in shown.stdout
+    as_json = json.loads(cli("repos", "show", "team", "--json").stdout)
+    assert as_json["on_conflict"] == "block" and as_json["access_control"]["viewers"] == ["can_read"]
+
+
+def test_show_prints_defaults_and_a_promotion(cli, git_remote):
+    services.add_repository("team", git_remote().url, promotion={"stages": ["staging", "prod"], "soak_runs": 3})
+    shown = cli("repos", "show", "team")
+    assert shown.exit_code == 0, shown.output
+    assert "on_conflict  skip_files" in shown.stdout
+    assert "access_control  none (Airflow's defaults)" in shown.stdout
+    assert "promotion  stages staging → prod, soak_runs 3" in shown.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--on-conflict", "overwrite"], "on_conflict must be one of skip_files, block"),
+        (["--access-control", "data-eng"], "--access-control takes ROLE=PERMISSION"),
+        (["--access-control", "=can_read"], "--access-control takes ROLE=PERMISSION"),
+        (["--access-control", "data-eng="], "--access-control takes ROLE=PERMISSION"),
+        (["--access-control", "data-eng=can_fly"], "unknown permission 'can_fly'"),
+    ],
+)
+def test_bad_option_values_exit_2_and_register_nothing(cli, git_remote, args, message):
+    result = cli("repos", "add", "team", git_remote().url, *args)
+    assert result.exit_code == 2, result.output
+    assert message in result.output
+    assert services.list_repositories() == []
