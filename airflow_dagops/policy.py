@@ -58,7 +58,8 @@ def published_by(fileloc: str | None) -> tuple[str, str] | None:
     if not link.is_symlink():
         return None
     owner = _owner_of_release(str(link.resolve()))
-    # One release may be linked from several namespaces (promotion stages): the link names the namespace.
+    # A promotion stage's folder is a hard-linked copy of the release, whose manifest still names the prod
+    # namespace: the link's own name is the namespace (and its meta carries the stage's suffix).
     return (link.name, owner[1]) if owner else None
 
 

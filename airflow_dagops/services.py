@@ -19,7 +19,7 @@ from pathlib import Path
 from sqlalchemy import Connection, func, select, update
 from sqlalchemy.orm import Session
 
-from airflow_dagops import conflicts, namespace_meta, paths, repo_options, settings, venvs
+from airflow_dagops import conflicts, namespace_meta, paths, release_tests, repo_options, settings, venvs
 from airflow_dagops.deploy.locks import repository_lock
 from airflow_dagops.deploy.publish import current_target, publish, unpublish
 from airflow_dagops.deploy.releases import (
@@ -363,8 +363,11 @@ def sync_repository(
     force: bool = False,
     progress: Progress | None = None,
     validator: Callable[..., Report] = validate,
+    defer_tests: bool = False,
 ) -> SyncOutcome:
-    """Bring one repository's namespace up to date with its tracked ref."""
+    """Bring one repository's namespace up to date with its tracked ref. A repository whose `.dagops.yaml`
+    asks for tests has them run before publishing: here, or with `defer_tests` (the dagops_sync DAG) by
+    the dagops_test system DAG, one mapped task per test module."""
     progress = progress or (lambda _step: None)
     if trigger not in TRIGGERS:
         raise InvalidInput(f"unknown trigger {trigger!r}; one of {', '.join(TRIGGERS)}")
@@ -392,10 +395,12 @@ def sync_repository(
         return outcome
 
     with repository_lock(paths.locks_dir(), name, timeout=settings.get_int("lock_timeout")):
-        return _sync_locked(name, full_ref, trigger, airflow_run_id, force, progress, validator, mirror)
+        return _sync_locked(name, full_ref, trigger, airflow_run_id, force, progress, validator, mirror, defer_tests)
 
 
-def _sync_locked(name, full_ref, trigger, airflow_run_id, force, progress, validator, mirror) -> SyncOutcome:
+def _sync_locked(
+    name, full_ref, trigger, airflow_run_id, force, progress, validator, mirror, defer_tests=False
+) -> SyncOutcome:
     run_id, snapshot = _start_run(name, trigger, airflow_run_id)
     try:
         paths.check_layout()
@@ -405,13 +410,13 @@ def _sync_locked(name, full_ref, trigger, airflow_run_id, force, progress, valid
         if not force and commit == snapshot.last_seen_commit and snapshot.link_healthy():
             # Another sync processed this commit while we waited for the lock.
             outcome = _unchanged_outcome(snapshot, commit, run_id)
-            _finish_run(run_id, outcome.status, commit, snapshot.live_release_id)
+            finish_run(run_id, outcome.status, commit, snapshot.live_release_id)
             return outcome
         if not force and commit == snapshot.live_commit and snapshot.live_path:
             progress("publishing")
             publish(paths.namespace_link(snapshot.namespace), Path(snapshot.live_path))
-            _mark_seen(name, commit)
-            _finish_run(run_id, "success", commit, snapshot.live_release_id)
+            mark_seen(name, commit)
+            finish_run(run_id, "success", commit, snapshot.live_release_id)
             return SyncOutcome(
                 name,
                 "published",
@@ -423,9 +428,9 @@ def _sync_locked(name, full_ref, trigger, airflow_run_id, force, progress, valid
         progress("exporting")
         release_id, report = export_and_validate(snapshot, mirror, info, full_ref, validator, progress)
         if not report.passed:
-            _mark_seen(name, commit)
+            mark_seen(name, commit)
             message = report.describe_errors()
-            _finish_run(run_id, "failed", commit, release_id, message, code="validation_failed")
+            finish_run(run_id, "failed", commit, release_id, message, code="validation_failed")
             return SyncOutcome(
                 name,
                 "failed",
@@ -435,28 +440,34 @@ def _sync_locked(name, full_ref, trigger, airflow_run_id, force, progress, valid
                 run_id,
                 [f.to_dict() for f in report.findings],
             )
-        progress("publishing")
-        from airflow_dagops import promotion  # promotion.py builds on this module
+        findings = [f.to_dict() for f in report.findings]
+        from airflow_dagops import tests_service  # tests_service.py builds on this module
 
-        # A repository with promotion stages: the release goes live in its first stage, prod stays as it is.
-        staged = promotion.stage_new_release(name, release_id, run_id, actor=trigger)
-        if staged is None:
-            _publish_and_record(name, release_id, run_id, actor=trigger, reason=f"sync ({trigger})")
-        return SyncOutcome(
-            name,
-            "published",
-            staged or f"{name}: published {commit[:12]}",
-            commit,
-            release_id,
-            run_id,
-            [f.to_dict() for f in report.findings],
-        )
+        release_dir = paths.release_dir(snapshot.namespace, commit)
+        mode = getattr(report.config, "tests", "off")
+        modules = release_tests.test_modules(release_dir) if mode != "off" else []
+        if modules and defer_tests:
+            message = tests_service.await_tests(name, release_id, run_id, modules, mode)
+            return SyncOutcome(name, "testing", message, commit, release_id, run_id, findings)
+        if modules:
+            verdict = tests_service.record_test_results(
+                release_id, tests_service.run_release_tests(release_dir, modules, progress), mode
+            )
+            findings += verdict["findings"]
+            if verdict["blocked"]:
+                mark_seen(name, commit)
+                finish_run(run_id, "failed", commit, release_id, verdict["message"], code="tests_failed")
+                message = f"{name}: {verdict['message']}"
+                return SyncOutcome(name, "failed", message, commit, release_id, run_id, findings)
+        progress("publishing")
+        published = publish_checked(name, release_id, run_id, actor=trigger, reason=f"sync ({trigger})")
+        return SyncOutcome(name, "published", published, commit, release_id, run_id, findings)
     except DagOpsError as err:
-        _finish_run(run_id, "failed", None, None, redact(str(err)), code=err.code)
+        finish_run(run_id, "failed", None, None, redact(str(err)), code=err.code)
         return SyncOutcome(name, "failed", f"{name}: {redact(str(err))}", sync_run_id=run_id)
     except BaseException as err:
         error = redact(f"unexpected error: {type(err).__name__}: {err}")
-        _finish_run(run_id, "failed", None, None, error, code="unexpected")
+        finish_run(run_id, "failed", None, None, error, code="unexpected")
         raise
 
 
@@ -474,6 +485,7 @@ def _unchanged_outcome(snapshot: RepoSnapshot, commit: str, run_id: int | None =
     from airflow_dagops import promotion  # promotion.py builds on this module
 
     staged = promotion.describe_staged(snapshot.id, commit)  # not rejected: waiting in a promotion stage
+    staged = staged or _waiting_for_tests(snapshot, commit)
     if staged:
         return SyncOutcome(snapshot.name, "unchanged", staged, commit, snapshot.live_release_id, run_id)
     live = f"{snapshot.live_commit[:12]} stays live" if snapshot.live_commit else "nothing is live yet"
@@ -486,6 +498,16 @@ def _unchanged_outcome(snapshot: RepoSnapshot, commit: str, run_id: int | None =
         snapshot.live_release_id,
         run_id,
     )
+
+
+def _waiting_for_tests(snapshot: RepoSnapshot, commit: str) -> str | None:
+    with read_connection() as connection:
+        status = connection.scalar(
+            select(Release.status).where(Release.repository_id == snapshot.id, Release.commit_sha == commit)
+        )
+    if status == "testing":
+        return f"{snapshot.name}: {commit[:12]} waits for its tests (dagops_test)"
+    return None
 
 
 @dataclass
@@ -695,6 +717,19 @@ def _claimant(repo: Repository, release: Release) -> conflicts.Claimant:
     return conflicts.Claimant(repo.name, repo.namespace, repo.priority, dags)
 
 
+def publish_checked(name: str, release_id: int, run_id: int, *, actor: str, reason: str) -> str:
+    """Put a release that passed every check live: in its first promotion stage when the repository has
+    stages (prod stays as it is), else in its namespace. Returns what happened in words."""
+    from airflow_dagops import promotion  # promotion.py builds on this module
+
+    staged = promotion.stage_new_release(name, release_id, run_id, actor=actor)
+    if staged is None:
+        _publish_and_record(name, release_id, run_id, actor=actor, reason=reason)
+    with session_scope() as session:
+        commit = session.get(Release, release_id).commit_sha
+    return staged or f"{name}: published {commit[:12]}"
+
+
 def _publish_and_record(name: str, release_id: int, run_id: int, *, actor: str, reason: str) -> None:
     """Swap the namespace link, then record it all in one transaction: the release is live, the commit
     seen, old releases pruned, the run finished. The link is the truth Airflow reads; should the
@@ -847,7 +882,7 @@ def empty_trash() -> int:
     return empty_release_trash(settings.dagops_home() / "releases")
 
 
-def _mark_seen(name: str, commit: str) -> None:
+def mark_seen(name: str, commit: str) -> None:
     with session_scope() as session:
         load_repository(session, name).last_seen_commit = commit
 
@@ -883,7 +918,7 @@ def _claim_queued(session: Session, repository_id: int, airflow_run_id: str | No
     )
 
 
-def _finish_run(run_id, status, commit, release_id, error: str | None = None, *, code: str | None = None):
+def finish_run(run_id, status, commit, release_id, error: str | None = None, *, code: str | None = None):
     with session_scope() as session:
         run = session.get(SyncRun, run_id)
         run.status = status
@@ -1044,10 +1079,10 @@ def request_sync(
         try:
             airflow_bridge.trigger_sync(run_id=airflow_run_id, conf=conf, user=actor)
         except DagOpsError as err:
-            _finish_run(run_id, "failed", None, None, str(err), code=err.code)
+            finish_run(run_id, "failed", None, None, str(err), code=err.code)
             raise
         except Exception as err:
-            _finish_run(run_id, "failed", None, None, f"Airflow refused the run: {err}", code="airflow_unavailable")
+            finish_run(run_id, "failed", None, None, f"Airflow refused the run: {err}", code="airflow_unavailable")
             raise
     log.info("%s asked for a sync of %s (Airflow run %s)", actor, name, airflow_run_id)
     return {**get_sync_run(run_id), "coalesced": False}
@@ -1418,6 +1453,7 @@ def _release_dict(
         "pinned": release.id == pinned_id,
         # file -> why: left out of Airflow because another repository owns its dag_id (conflicts.py)
         "hidden_files": release.hidden_files or {},
+        "tests": _tests_overview(release.tests),
     }
     if with_findings:
         data["findings"] = [
@@ -1432,6 +1468,14 @@ def _release_dict(
             for f in release.findings
         ]
     return data
+
+
+def _tests_overview(tests: dict | None) -> dict | None:
+    """The test results without the bulky JUnit XML and output (those stay in the DB for `dagops tests`)."""
+    if not tests:
+        return None
+    modules = [{k: v for k, v in m.items() if k not in ("junit_xml", "output_tail")} for m in tests.get("modules", [])]
+    return {**tests, "modules": modules}
 
 
 def status() -> dict:

@@ -77,6 +77,10 @@ OPTIONS: dict[str, Option] = {
         "Airflow connection (host: the api-server's URL, login, password) through which promotion checks read "
         "DAG run outcomes from Airflow's REST API.",
     ),
+    "test_concurrency": Option(
+        "2", "Test modules of a repository's own tests run at the same time by `dagops sync`.", "integer"
+    ),
+    "test_timeout": Option("600", "Seconds one test module of a repository's own tests may run.", "integer"),
     "wheelhouse": Option(
         "",
         "Folder of wheels to build isolated_env virtual environments from, offline (no package index). Empty: "

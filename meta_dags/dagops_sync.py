@@ -10,9 +10,10 @@ Trigger one repository with conf {"repository": "NAME"} (add "force": true to re
 from __future__ import annotations
 
 import pendulum
-from airflow.sdk import dag, get_current_context, task
+from airflow.sdk import Asset, dag, get_current_context, task
 
 from airflow_dagops import settings
+from airflow_dagops.release_tests import AWAITING_TESTS_ASSET
 
 
 def _trigger_of(context) -> str:
@@ -66,6 +67,7 @@ def dagops_sync():
             airflow_run_id=context["run_id"],
             force=item.get("force", False),
             progress=lambda step: print(f"{item['repository']}: {step}"),
+            defer_tests=True,  # a repository's own tests run in dagops_test, one mapped task per module
         )
         print(outcome.message)
         for finding in outcome.findings:
@@ -74,7 +76,18 @@ def dagops_sync():
             raise AirflowException(outcome.message)
         return {"repository": outcome.repository, "status": outcome.status, "commit": outcome.commit}
 
-    sync.expand(item=sense())
+    @task(trigger_rule="all_done", outlets=[Asset(AWAITING_TESTS_ASSET)])
+    def request_tests(outcomes) -> None:
+        """Wake dagops_test (scheduled on this asset) when a release waits for its tests; skipped otherwise,
+        so no asset event is emitted."""
+        from airflow.exceptions import AirflowSkipException
+
+        waiting = [o["repository"] for o in (outcomes or []) if o and o.get("status") == "testing"]
+        if not waiting:
+            raise AirflowSkipException("no release waits for its tests")
+        print(f"waiting for their tests: {', '.join(waiting)}")
+
+    request_tests(sync.expand(item=sense()))
 
 
 dagops_sync()

@@ -85,7 +85,7 @@ class Release(Base):
     message: Mapped[str | None] = mapped_column(Text, nullable=True)
     committed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    status: Mapped[str] = mapped_column(String(20))  # validated / failed / live / retired
+    status: Mapped[str] = mapped_column(String(20))  # validated / testing / failed / live / retired
     path: Mapped[str] = mapped_column(String(4096))
     file_count: Mapped[int] = mapped_column(Integer, default=0)
     validation_summary: Mapped[dict] = mapped_column(JSON, default=dict)
@@ -94,6 +94,8 @@ class Release(Base):
     # {file: reason}: files kept out of Airflow (via .airflowignore) because a repository with a higher
     # priority owns one of their dag_ids (airflow_dagops/conflicts.py). Recomputed on every publish.
     hidden_files: Mapped[dict | None] = mapped_column(JSON, nullable=True)
+    # The repository's own tests run against this release (airflow_dagops/release_tests.py), with JUnit XML.
+    tests: Mapped[dict | None] = mapped_column(JSON, nullable=True)
 
     findings: Mapped[list[Finding]] = relationship(
         back_populates="release", cascade="all, delete-orphan", order_by="Finding.id"

@@ -10,6 +10,7 @@ Operator rules file (`[dagops] validation_rules_file`, YAML) and `.dagops.yaml` 
       "scripts/*": ["*"]
     policy: {require_owner: true, min_retries: 1, max_tasks: 200, ...}
     on_invalid: block                          # or skip_files (repository file only)
+    tests: required                            # run the repository's tests/ before publishing (off / optional)
     mandatory: [hardcoded-secret-*]            # operator file only: a repository cannot switch these off
 
 A malformed `.dagops.yaml` is itself a finding (`config-invalid`, error) that names the key and line.
@@ -29,8 +30,9 @@ from airflow_dagops.validate.report import SEVERITIES, Finding
 
 REPO_CONFIG_NAME = ".dagops.yaml"
 ON_INVALID = ("block", "skip_files")
+TESTS_MODES = ("off", "optional", "required")  # airflow_dagops/release_tests.py
 _TYPE_WORDS = {bool: "true or false", int: "a whole number", float: "a number", str: "a string"}
-_TOP_KEYS = {"disable", "severity", "exceptions", "policy", "on_invalid", "mandatory"}
+_TOP_KEYS = {"disable", "severity", "exceptions", "policy", "on_invalid", "mandatory", "tests"}
 
 
 @dataclass(frozen=True)
@@ -54,6 +56,7 @@ class ValidationConfig:
     mandatory: set[str] = field(default_factory=set)
     policy: PolicyConfig = field(default_factory=PolicyConfig)
     on_invalid: str = "block"
+    tests: str = "off"
 
     def fingerprint(self) -> str:
         """A stable hash of everything that changes findings: part of every cache key."""
@@ -138,8 +141,17 @@ def _check_key(key, value, where: str, *, operator: bool) -> None:
         raise ConfigError(f"{where} must map file patterns to lists of rule ids")
     if key == "on_invalid" and value not in ON_INVALID:
         raise ConfigError(f"{where} must be one of {', '.join(ON_INVALID)}")
+    if key == "tests" and _tests_mode(value) not in TESTS_MODES:
+        raise ConfigError(f"{where} must be one of {', '.join(TESTS_MODES)}")
     if key == "policy":
         _check_policy(value, where)
+
+
+def _tests_mode(value) -> str:
+    """YAML reads a bare `off` as false (and `on` as true): take them as the modes they spell."""
+    if isinstance(value, bool):
+        return "required" if value else "off"
+    return value
 
 
 def _check_policy(value, where: str) -> None:
@@ -170,6 +182,8 @@ def merge(operator: dict, repo: dict) -> ValidationConfig:
             config.exceptions.setdefault(pattern, set()).update(rules)
         policy.update(layer.get("policy", {}))
         config.on_invalid = layer.get("on_invalid", config.on_invalid)
+        if config.tests != "required" or layer is operator:  # the operator's `required` cannot be lowered
+            config.tests = _tests_mode(layer.get("tests", config.tests))
     config.policy = PolicyConfig(
         **{
             k: float(v) if isinstance(PolicyConfig.__dataclass_fields__[k].default, float) else v
