@@ -13,7 +13,15 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from airflow_dagops import cli_credentials, cli_declarative, cli_promotion, cli_versions, cli_webhooks, services
+from airflow_dagops import (
+    cli_credentials,
+    cli_declarative,
+    cli_promotion,
+    cli_tests,
+    cli_versions,
+    cli_webhooks,
+    services,
+)
 from airflow_dagops.cli_common import JsonOption, command, err, out
 from airflow_dagops.cli_common import print_json as _print_json
 from airflow_dagops.cli_common import say as _say
@@ -35,6 +43,7 @@ app.add_typer(cli_credentials.app, name="credentials")
 app.add_typer(cli_webhooks.app, name="webhooks")
 cli_versions.register(app)
 cli_promotion.register(app)
+cli_tests.register(app)
 
 
 @app.callback()
