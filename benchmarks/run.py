@@ -21,7 +21,7 @@ from pathlib import Path
 from benchmarks import env
 
 WORK_ROOT = Path(__file__).resolve().parent / ".work"
-ALL = ("a", "b", "c", "d", "e", "f", "g")
+ALL = ("a", "b", "c", "d", "e", "f", "g", "h")
 VALIDATION_REPS, QUICK_VALIDATION_REPS = 5, 2
 # 21: this 2-core VM's I/O-bound timings vary 2-3x from run to run; more runs keep the medians steady.
 REPS, QUICK_REPS = 21, 3
@@ -87,6 +87,11 @@ def run_measurements(work: Path, args: argparse.Namespace) -> list:
 
         validation = measure_validation(work, QUICK_VALIDATION_REPS if args.quick else VALIDATION_REPS, progress)
         measurements += [m for m in validation if m.key in args.only]
+    if "h" in args.only:
+        from benchmarks.testing_integrity import measure_integrity_tests
+
+        reps_h = QUICK_VALIDATION_REPS if args.quick else VALIDATION_REPS
+        measurements.append(measure_integrity_tests(work, reps_h, progress))
     if "d" in args.only:
         from benchmarks.airflow_e2e import measure_end_to_end
 
