@@ -78,3 +78,25 @@ def test_dagops_sync_in_airflow_publishes_then_republishes(airflow, git_remote):
     instances = airflow.api("GET", f"dags/dagops_sync/dagRuns/{quiet}/taskInstances").json()["task_instances"]
     sync_instances = [(ti["map_index"], ti["state"]) for ti in instances if ti["task_id"] == "sync"]
     assert sync_instances == [(-1, "skipped")]
+
+    # A repository whose tests gate its releases: the sync leaves the release waiting, the asset it updates
+    # schedules dagops_test, whose mapped task runs the test module and whose last task publishes it.
+    tested = git_remote(
+        {
+            "dags/tested_dag.py": dag_source("tested_dag"),
+            ".dagops.yaml": "tests: required\n",
+            "tests/test_sum.py": "def test_sum():\n    assert sum([1, 2]) == 3\n",
+        },
+        name="tested",
+    )
+    airflow.run("dagops", "repos", "add", "tested", tested.url)
+    tested_run = _trigger_sync(airflow, "tested")
+    assert wait_for(lambda: _run_state(airflow, tested_run), timeout=90, what="the tested sync") == "success"
+    wait_for(lambda: "tested_dag" in airflow.dag_ids(), timeout=180, what="tested_dag, published by dagops_test")
+
+    def finished_test_runs():
+        runs = airflow.api("GET", "dags/dagops_test/dagRuns").json()["dag_runs"]
+        return [(run["run_type"], run["state"]) for run in runs if run["state"] in ("success", "failed")] or None
+
+    done = wait_for(finished_test_runs, timeout=60, what="the dagops_test run")
+    assert ("asset_triggered", "success") in done, done
