@@ -1,4 +1,4 @@
-"""`make bench`: run measurements (a)-(f) in one process and write BENCHMARKS.md.
+"""`make bench`: run measurements (a)-(i) in one process and write BENCHMARKS.md.
 
     python -m benchmarks.run --output BENCHMARKS.md          # the full run (~3 min on 2 cores)
     python -m benchmarks.run --quick --only a,b              # a quick look while working on the engine
@@ -21,7 +21,7 @@ from pathlib import Path
 from benchmarks import env
 
 WORK_ROOT = Path(__file__).resolve().parent / ".work"
-ALL = ("a", "b", "c", "d", "e", "f", "g", "h")
+ALL = ("a", "b", "c", "d", "e", "f", "g", "h", "i")
 VALIDATION_REPS, QUICK_VALIDATION_REPS = 5, 2
 # 21: this 2-core VM's I/O-bound timings vary 2-3x from run to run; more runs keep the medians steady.
 REPS, QUICK_REPS = 21, 3
@@ -92,6 +92,10 @@ def run_measurements(work: Path, args: argparse.Namespace) -> list:
 
         reps_h = QUICK_VALIDATION_REPS if args.quick else VALIDATION_REPS
         measurements.append(measure_integrity_tests(work, reps_h, progress))
+    if "i" in args.only:
+        from benchmarks.venv_reuse import measure_venv_reuse
+
+        measurements.append(measure_venv_reuse(work, QUICK_REPS if args.quick else VALIDATION_REPS, progress))
     if "d" in args.only:
         from benchmarks.airflow_e2e import measure_end_to_end
 
