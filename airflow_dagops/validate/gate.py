@@ -16,6 +16,7 @@ RULES = {
     "skip-files-refused": "Failing files could not be skipped because published files import them.",
     "venv-build-failed": "The repository's isolated environment (isolated_env) could not be built.",
     "venv-ready": "The repository's isolated environment is ready (built or reused).",
+    "test-failed": "A test of the repository's own tests/ failed (tests: required blocks the release).",
 }
 
 
