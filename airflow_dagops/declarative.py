@@ -359,20 +359,7 @@ def _show(value) -> str:
     return "(none)" if value is None or value is False else str(value)
 
 
-COMPARED = (
-    "url",
-    "ref",
-    "priority",
-    "conn_id",
-    "subdir",
-    "poll_interval",
-    "enabled",
-    "webhook_conn_id",
-    "on_conflict",
-    "access_control",
-    "promotion",
-    "isolated_env",
-)
+COMPARED = services.UPDATABLE  # every setting the registry can change in place
 
 
 def plan(config: Config, *, prune: bool = False) -> Plan:

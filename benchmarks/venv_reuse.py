@@ -20,7 +20,7 @@ from benchmarks.timing import Measurement, Samples, limit_goal, timed
 N_PACKAGES = 5
 
 
-def _wheel(folder: Path, name: str, version: str = "1.0") -> None:
+def write_wheel(folder: Path, name: str, version: str = "1.0") -> None:
     """A minimal pure-Python wheel written by hand (no build backend, no network)."""
     dist = f"{name}-{version}"
     files = {
@@ -46,7 +46,7 @@ def measure_venv_reuse(work: Path, reps: int, progress: Callable[[str], None]) -
     wheelhouse.mkdir(parents=True, exist_ok=True)
     requirements = []
     for index in range(N_PACKAGES):
-        _wheel(wheelhouse, f"benchpkg{index}")
+        write_wheel(wheelhouse, f"benchpkg{index}")
         requirements.append(f"benchpkg{index}==1.0")
     os.environ["AIRFLOW__DAGOPS__WHEELHOUSE"] = str(wheelhouse)
     reuse = Samples(f"`ensure_venv` with unchanged requirements ({N_PACKAGES} packages): reused", role="subject")

@@ -210,3 +210,18 @@ def dagops_env(tmp_path, state_db_url, monkeypatch) -> DagOpsEnv:
     db.migrate(state_db_url)
     yield env
     db.dispose_engines()
+
+
+@pytest.fixture
+def cli(dagops_env):
+    """Run `dagops ...` in process against the test's installation; returns typer's result."""
+    from typer.testing import CliRunner
+
+    from airflow_dagops.cli import app
+
+    runner = CliRunner()
+
+    def invoke(*args: str):
+        return runner.invoke(app, list(args), catch_exceptions=False)
+
+    return invoke

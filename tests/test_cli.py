@@ -5,20 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
-from typer.testing import CliRunner
 
-from airflow_dagops.cli import app
 from tests.conftest import dag_source
-
-
-@pytest.fixture
-def cli(dagops_env):
-    runner = CliRunner()
-
-    def invoke(*args: str):
-        return runner.invoke(app, list(args), catch_exceptions=False)
-
-    return invoke
 
 
 def test_help_is_everywhere(cli):

@@ -5,20 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
-from typer.testing import CliRunner
 
 from airflow_dagops import namespace_meta, services
-from airflow_dagops.cli import app
-
-
-@pytest.fixture
-def cli(dagops_env):
-    runner = CliRunner()
-
-    def invoke(*args: str):
-        return runner.invoke(app, list(args), catch_exceptions=False)
-
-    return invoke
 
 
 def test_add_with_on_conflict_and_access_control_then_show(cli, git_remote):

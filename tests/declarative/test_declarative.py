@@ -5,21 +5,9 @@ from __future__ import annotations
 import json
 
 import pytest
-from typer.testing import CliRunner
 
 from airflow_dagops import declarative, services
-from airflow_dagops.cli import app
 from airflow_dagops.declarative import ConfigInvalid
-
-
-@pytest.fixture
-def cli(dagops_env):
-    runner = CliRunner()
-
-    def invoke(*args: str):
-        return runner.invoke(app, list(args), catch_exceptions=False)
-
-    return invoke
 
 
 @pytest.fixture

@@ -3,45 +3,22 @@ reused while the requirements are unchanged, and a failed build blocks the relea
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import subprocess
-import zipfile
 from pathlib import Path
 
 import pytest
 
 from airflow_dagops import namespace_meta, services, venvs
 from airflow_dagops.errors import DagOpsError
+from benchmarks.venv_reuse import write_wheel  # the benchmark builds its wheelhouse the same way
 from tests.conftest import dag_source
-
-
-def make_wheel(folder: Path, name: str = "tinypkg", version: str = "1.0") -> Path:
-    """A minimal pure-Python wheel written by hand, so no build backend (or network) is needed."""
-    dist = f"{name}-{version}"
-    files = {
-        f"{name}/__init__.py": f"VERSION = {version!r}\n",
-        f"{dist}.dist-info/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n",
-        f"{dist}.dist-info/WHEEL": "Wheel-Version: 1.0\nGenerator: dagops-tests\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
-    }
-    record = []
-    for path, content in files.items():
-        digest = base64.urlsafe_b64encode(hashlib.sha256(content.encode()).digest()).rstrip(b"=").decode()
-        record.append(f"{path},sha256={digest},{len(content.encode())}")
-    record.append(f"{dist}.dist-info/RECORD,,")
-    folder.mkdir(parents=True, exist_ok=True)
-    wheel = folder / f"{name}-{version}-py3-none-any.whl"
-    with zipfile.ZipFile(wheel, "w") as archive:
-        for path, content in files.items():
-            archive.writestr(path, content)
-        archive.writestr(f"{dist}.dist-info/RECORD", "\n".join(record) + "\n")
-    return wheel
 
 
 @pytest.fixture
 def wheelhouse(dagops_env, tmp_path, monkeypatch) -> Path:
     folder = tmp_path / "wheelhouse"
-    make_wheel(folder, "tinypkg", "1.0")
+    folder.mkdir(parents=True)
+    write_wheel(folder, "tinypkg", "1.0")
     monkeypatch.setenv("AIRFLOW__DAGOPS__WHEELHOUSE", str(folder))
     return folder
 

@@ -5,10 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
-from typer.testing import CliRunner
 
 from airflow_dagops import services
-from airflow_dagops.cli import app
 from airflow_dagops.diff import describe, diff_summaries, has_structure
 
 
@@ -84,16 +82,6 @@ DAG_A_V2 = DAG_A_V1.replace('"@daily"', '"@hourly"').replace(
     'EmptyOperator(task_id="y")', 'EmptyOperator(task_id="y") >> EmptyOperator(task_id="z")'
 )
 DAG_B = DAG_A_V1.replace('dag_id="a"', 'dag_id="b"')
-
-
-@pytest.fixture
-def cli(dagops_env):
-    runner = CliRunner()
-
-    def invoke(*args: str):
-        return runner.invoke(app, list(args), catch_exceptions=False)
-
-    return invoke
 
 
 @pytest.fixture

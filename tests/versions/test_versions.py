@@ -5,24 +5,12 @@ from __future__ import annotations
 import json
 
 import pytest
-from typer.testing import CliRunner
 
 from airflow_dagops import services, versions_service
-from airflow_dagops.cli import app
 from airflow_dagops.errors import Conflict, InvalidInput, NotFound, ValidationFailed
 from tests.conftest import dag_source
 
 BROKEN = "def broken(:\n"
-
-
-@pytest.fixture
-def cli(dagops_env):
-    runner = CliRunner()
-
-    def invoke(*args: str):
-        return runner.invoke(app, list(args), catch_exceptions=False)
-
-    return invoke
 
 
 @pytest.fixture
