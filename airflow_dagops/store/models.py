@@ -187,3 +187,109 @@ class Promotion(Base):
     successes: Mapped[int] = mapped_column(Integer, default=0)  # successful runs counted in `stage`
     # failed_dag_id / failed_run_id when blocked; promoted_by / forced; stages: [{stage, at, by}]
     detail: Mapped[dict | None] = mapped_column(JSON, nullable=True)
+
+
+# -- marketplace (airflow_dagops/marketplace_service.py) -----------------------------------------------------
+class MarketplaceCatalog(Base):
+    """A git repository of shareable packages: one folder per package, versions by `<package>/v<version>` tags."""
+
+    __tablename__ = "dagops_marketplace_catalog"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(63), unique=True)
+    url: Mapped[str] = mapped_column(String(2048))
+    ref: Mapped[str] = mapped_column(String(255), default="main")
+    priority: Mapped[int] = mapped_column(Integer, default=100)  # lower wins a package name two catalogs share
+    conn_id: Mapped[str | None] = mapped_column(String(250), nullable=True)
+    last_commit: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    last_refreshed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    problems: Mapped[list | None] = mapped_column(JSON, nullable=True)  # package folders the last refresh skipped
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    packages: Mapped[list[MarketplacePackage]] = relationship(
+        back_populates="catalog", cascade="all, delete-orphan", passive_deletes=True
+    )
+
+
+class MarketplacePackage(Base):
+    """One version of one package of a catalog, as its dagops-package.yaml describes it (rebuilt on refresh)."""
+
+    __tablename__ = "dagops_marketplace_package"
+    __table_args__ = (UniqueConstraint("catalog_id", "name", "version", name="uq_marketplace_package_version"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    catalog_id: Mapped[int] = mapped_column(ForeignKey("dagops_marketplace_catalog.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(63), index=True)
+    version: Mapped[str] = mapped_column(String(64))
+    tag: Mapped[str | None] = mapped_column(String(255), nullable=True)  # None: on the catalog ref, not released
+    commit_sha: Mapped[str] = mapped_column(String(64))
+    folder: Mapped[str] = mapped_column(String(1024))
+    # The package yaml's fields plus readme and example_config text: everything `package_info` shows.
+    meta: Mapped[dict] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    catalog: Mapped[MarketplaceCatalog] = relationship(back_populates="packages")
+
+
+class MarketplaceRating(Base):
+    """1-5 stars; one per author and package (re-rating replaces)."""
+
+    __tablename__ = "dagops_marketplace_rating"
+    __table_args__ = (UniqueConstraint("package", "author", name="uq_marketplace_rating_author"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    package: Mapped[str] = mapped_column(String(63), index=True)
+    author: Mapped[str] = mapped_column(String(250))
+    stars: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
+
+
+class MarketplaceReview(Base):
+    """Plain text as the author gave it (stripped); every face escapes it when rendering."""
+
+    __tablename__ = "dagops_marketplace_review"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    package: Mapped[str] = mapped_column(String(63), index=True)
+    author: Mapped[str] = mapped_column(String(250))
+    text: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class MarketplaceInstall(Base):
+    """A package installed as a repository; `removed_at` is set on uninstall (the row stays: install counts)."""
+
+    __tablename__ = "dagops_marketplace_install"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    package: Mapped[str] = mapped_column(String(63), index=True)
+    catalog: Mapped[str] = mapped_column(String(63))
+    version: Mapped[str] = mapped_column(String(64))
+    repository: Mapped[str] = mapped_column(String(63))
+    namespace: Mapped[str] = mapped_column(String(63))
+    actor: Mapped[str] = mapped_column(String(250))
+    status: Mapped[str] = mapped_column(String(20))  # registered / published / blocked
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
+    removed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class MarketplaceBadge(Base):
+    """The last automated check of a package's newest version (dagops_marketplace_check)."""
+
+    __tablename__ = "dagops_marketplace_badge"
+    __table_args__ = (UniqueConstraint("catalog", "package", name="uq_marketplace_badge_package"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    catalog: Mapped[str] = mapped_column(String(63))
+    package: Mapped[str] = mapped_column(String(63), index=True)
+    version: Mapped[str] = mapped_column(String(64))
+    commit_sha: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(20))  # passing / failing
+    checks: Mapped[dict] = mapped_column(JSON, default=dict)  # step -> passed / failed / skipped
+    findings: Mapped[int] = mapped_column(Integer, default=0)  # error-level findings
+    warnings: Mapped[int] = mapped_column(Integer, default=0)
+    detail: Mapped[list | None] = mapped_column(JSON, nullable=True)  # the error findings (to_dict), at most 20
+    checked_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
