@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from sqlalchemy import JSON, Boolean, DateTime, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, Boolean, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 
@@ -293,3 +293,60 @@ class MarketplaceBadge(Base):
     warnings: Mapped[int] = mapped_column(Integer, default=0)
     detail: Mapped[list | None] = mapped_column(JSON, nullable=True)  # the error findings (to_dict), at most 20
     checked_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+# -- event feed and proposals (airflow_dagops/events.py, airflow_dagops/proposals.py) --------------------------
+class Event(Base):
+    """One thing that happened (sync, validation, publish, ...): the feed assistants and scripts read. The id is
+    the feed's cursor. Repository is a name, not a key: the history outlives a removed repository."""
+
+    __tablename__ = "dagops_event"
+    # The feed pages by id, filtered by repository or kind; time filters use created_at.
+    __table_args__ = (
+        Index("ix_dagops_event_repository_id", "repository", "id"),
+        Index("ix_dagops_event_kind_id", "kind", "id"),
+        Index("ix_dagops_event_created_at", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    kind: Mapped[str] = mapped_column(String(20))  # sync / validation / publish / rollback / deploy / ...
+    repository: Mapped[str | None] = mapped_column(String(63), nullable=True)
+    release_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    actor: Mapped[str] = mapped_column(String(250))
+    outcome: Mapped[str] = mapped_column(String(40))  # success / failed / unchanged / passed / ...
+    summary: Mapped[str] = mapped_column(String(1000))
+    detail: Mapped[dict | None] = mapped_column(JSON, nullable=True)
+
+
+class Proposal(Base):
+    """Files an assistant or script proposed: validated, then pushed as a branch with a pull request."""
+
+    __tablename__ = "dagops_proposal"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    repository: Mapped[str] = mapped_column(String(63), index=True)
+    title: Mapped[str] = mapped_column(String(250))
+    description: Mapped[str | None] = mapped_column(Text, nullable=True)
+    files: Mapped[list] = mapped_column(JSON, default=list)  # [{path, size, sha256}]: never the content
+    status: Mapped[str] = mapped_column(String(20))  # validating / refused / pushed / opened / failed
+    base_commit: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    branch: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    commit_sha: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    pr_url: Mapped[str | None] = mapped_column(String(2048), nullable=True)
+    pr_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    findings: Mapped[list | None] = mapped_column(JSON, nullable=True)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    actor: Mapped[str] = mapped_column(String(250))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
+
+
+class StoredState(Base):
+    """Small named values a system DAG keeps between runs (dagops_events: the last DAG run end date seen)."""
+
+    __tablename__ = "dagops_state"
+
+    key: Mapped[str] = mapped_column(String(100), primary_key=True)
+    value: Mapped[dict | None] = mapped_column(JSON, nullable=True)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
