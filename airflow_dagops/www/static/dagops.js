@@ -1185,7 +1185,7 @@
     reportReleaseId: null,
     userPickedRelease: false,
     releases: [],
-    findings: new Map(), // release id -> release with findings (a release's report never changes)
+    findings: new Map(), // release id -> release with findings (its report no longer changes once tested)
     // Credentials: the deploy key of `keyFor` (a conn id), the last "Test access" verdict, a pending rotation.
     keyFor: undefined,
     deployKey: null, // {public_key} | {missing: message} | {error: message} | null while loading
@@ -1674,7 +1674,8 @@
     if (!release) {
       try {
         release = await api("GET", "releases/" + encodeURIComponent(id));
-        detail.findings.set(id, release);
+        // A release waiting for its tests (dagops_test) still gets findings: fetch it again next time.
+        if (release.status !== "testing") detail.findings.set(id, release);
       } catch (err) {
         if (err.status === 401) return sessionExpired();
         container.replaceChildren(el("div", { class: "inline-state is-error", role: "alert", text: err.message }));
