@@ -26,7 +26,7 @@ from pathlib import Path
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from airflow_dagops import namespace_meta, paths, services, settings
+from airflow_dagops import events, namespace_meta, paths, services, settings
 from airflow_dagops.deploy.locks import repository_lock
 from airflow_dagops.deploy.publish import current_target, publish, unpublish
 from airflow_dagops.deploy.releases import read_manifest, retire_release_dir
@@ -166,6 +166,8 @@ def stage_new_release(name: str, release_id: int, run_id: int, *, actor: str) ->
         soak = repo.promotion["soak_runs"]
         next_stage = repo.promotion["stages"][1]
         how = f"after {soak} successful DAG runs there" if soak else "by hand (`dagops promote`)"
+        events.record_sync_run(run_id, session=session)
+        events.record_staged(session, name, release, stage, actor=actor)
         note = f"; superseded the promotion of release {superseded}" if superseded else ""
         return (
             f"{name}: {release.commit_sha[:12]} is live in stage {stage} ({stage_namespace(repo.namespace, stage)}), "
@@ -317,6 +319,7 @@ def _check_one(promotion_id: int, name: str, source: RunSource, actor: str) -> d
             promotion.successes = successes
             if failed:
                 _block(promotion, failed[0])
+                events.record_promotion(promotion, repo.name, actor=actor)
             elif successes >= repo.promotion["soak_runs"]:
                 _advance(session, repo, promotion, actor=actor, forced=False)
             promotion.updated_at = utcnow()
@@ -370,6 +373,7 @@ def _advance(session: Session, repo: Repository, promotion: Promotion, *, actor:
     if target == stages[-1]:
         detail["promoted_by"], detail["forced"] = actor, forced
     promotion.detail = detail
+    events.record_promotion(promotion, repo.name, actor=actor)
 
 
 # -- by hand ---------------------------------------------------------------------------------------------------

@@ -19,7 +19,7 @@ from pathlib import Path
 from sqlalchemy import Connection, func, select, update
 from sqlalchemy.orm import Session
 
-from airflow_dagops import conflicts, namespace_meta, paths, release_tests, repo_options, settings, venvs
+from airflow_dagops import conflicts, events, namespace_meta, paths, release_tests, repo_options, settings, venvs
 from airflow_dagops.deploy.locks import repository_lock
 from airflow_dagops.deploy.publish import current_target, publish, unpublish
 from airflow_dagops.deploy.releases import (
@@ -610,6 +610,7 @@ def export_and_validate(snapshot, mirror, info, full_ref, validator, progress) -
         ]
         session.flush()
         return release.id, report
+        events.record_validation(session, snapshot.name, release, report)
 
 
 ENVIRONMENT_RULES = {"dependency-missing", "dependency-version"}  # about Airflow's own environment
@@ -743,6 +744,7 @@ def _publish_and_record(name: str, release_id: int, run_id: int, *, actor: str, 
         run = session.get(SyncRun, run_id)
         run.status, run.commit_sha, run.release_id, run.ended_at = "success", release.commit_sha, release_id, utcnow()
     # Only after the commit, so no row ever claims a folder that is gone.
+        events.record_sync_run(run_id, session=session)
     for path in doomed:
         retire_release_dir(path)
 
@@ -823,6 +825,7 @@ def record_live(session: Session, repo: Repository, release: Release, *, actor: 
             )
         )
 
+        events.record_went_live(session, repo, release, actor=actor, reason=reason, previous_id=previous_id)
 
 def _recover(session: Session, repo: Repository) -> None:
     """Repair what a killed sync may have left: temp exports, and a DB that lags behind the link."""
@@ -928,6 +931,7 @@ def finish_run(run_id, status, commit, release_id, error: str | None = None, *, 
         run.error_code = code if error else None
         run.ended_at = utcnow()
 
+    events.record_sync_run(run_id)
 
 def _record_run(snapshot, trigger, airflow_run_id, status, commit, release_id, error=None, code=None) -> int:
     """Record a run that did no work (unchanged, pinned, failed before the lock) in one write."""
@@ -942,6 +946,7 @@ def _record_run(snapshot, trigger, airflow_run_id, status, commit, release_id, e
         session.add(run)
         session.flush()
         return run.id
+        events.record_sync_run(run.id, session=session)
 
 
 def _record_failure(snapshot, trigger, airflow_run_id, commit, err: DagOpsError) -> SyncOutcome:

@@ -89,6 +89,22 @@ OPTIONS: dict[str, Option] = {
     "promotion_check_interval": Option(
         "120", "Seconds between runs of the dagops_promote system DAG, which checks soaking releases.", "integer"
     ),
+    "events_interval": Option(
+        "300",
+        "Seconds between runs of the dagops_events system DAG, which records the outcomes of DAG runs of "
+        "published DAGs in the event feed.",
+        "integer",
+    ),
+    "proposal_committer_name": Option("dagops", "Author and committer name of the commits of proposals."),
+    "proposal_committer_email": Option(
+        "dagops@localhost", "Author and committer e-mail of the commits of proposals."
+    ),
+    "proposal_max_file_size": Option(
+        "262144", "Largest file (bytes) a proposal may add or change (default 256 KiB).", "integer"
+    ),
+    "proposal_max_total_size": Option(
+        "1048576", "Largest total size (bytes) of the files of one proposal (default 1 MiB).", "integer"
+    ),
 }
 
 SECTION = "dagops"

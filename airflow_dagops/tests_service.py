@@ -13,7 +13,7 @@ from pathlib import Path
 
 from sqlalchemy import func, select
 
-from airflow_dagops import paths, release_tests, services, settings
+from airflow_dagops import events, paths, release_tests, services, settings
 from airflow_dagops.deploy.locks import repository_lock
 from airflow_dagops.errors import InvalidInput, NotFound
 from airflow_dagops.services import MAX_ID, Progress
@@ -133,6 +133,7 @@ def finish_release_tests(release_id: int, results: list[dict], *, actor: str = "
             .where(Release.repository_id == repo.id, Release.id > release.id, Release.status != "failed")
         )
     verdict = record_test_results(release_id, modules, mode)
+    events.record_tests(name, release_id, commit, verdict, actor=actor)
     if not waiting or verdict["blocked"]:
         return f"{name} {commit[:12]}: {verdict['message']}"
     if newer:

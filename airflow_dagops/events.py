@@ -1,0 +1,336 @@
+"""The event feed: what dagops did and how it went, for assistants, scripts and knowledge bases.
+
+Every sync, validation, publish, rollback, deploy, promotion and proposal is recorded here as one row
+(time, kind, repository, release, actor, outcome, a one-line summary, a small JSON detail), and so are the
+outcomes of DAG runs of published DAGs (the `dagops_events` system DAG, airflow_dagops/dag_run_events.py).
+The row id is the cursor: readers page with `after=<last id>` and never miss or repeat an event.
+
+Two rules shape this module:
+- Recording never breaks what it records. `record` logs a failed insert and returns; a hook inside a
+  transaction passes its session, and the event is written only once that transaction committed (a
+  publish that rolled back leaves no "published" event, and SQLite never sees two writers at once).
+- Nothing secret is stored: every text goes through `safety.redact` (URL userinfo) and a scrub of
+  token-looking words (Bearer/token headers, password=..., GitHub/GitLab token prefixes).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable, Iterable
+from datetime import datetime, timezone
+
+from sqlalchemy import event as sa_event
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from airflow_dagops.errors import InvalidInput
+from airflow_dagops.safety import redact
+from airflow_dagops.store.db import session_scope
+from airflow_dagops.store.models import Event, Repository, SyncRun
+
+log = logging.getLogger(__name__)
+
+KINDS = ("sync", "validation", "publish", "rollback", "deploy", "promotion", "proposal", "dag_run")
+MAX_LIMIT = 1000
+MAX_SUMMARY = 1000
+MAX_ID = 2**31 - 1
+_PENDING = "dagops_pending_events"
+
+# Words that carry a secret even without a URL around them; the secret part is replaced by ***.
+_SECRET_PATTERNS = (
+    # "token expired" is no secret; "token 9f8e7d6c5b..." is: a secret has a digit in it.
+    re.compile(r"(?i)\b(bearer|token|basic)(\s+)(?=[A-Za-z._~+/=-]*\d)[A-Za-z0-9._~+/=-]{8,}"),
+    re.compile(
+        r"(?i)\b(password|passwd|pwd|token|secret|api[_-]?key|access[_-]?token|private[_-]?token)"
+        r"(\"?'?\s*[:=]\s*\"?'?)[^\s\"'&,;]+"
+    ),
+    re.compile(r"\b(gh[pousr]_)[A-Za-z0-9]{16,}"),
+    re.compile(r"\b(github_pat_)[A-Za-z0-9_]{16,}"),
+    re.compile(r"\b(glpat-)[A-Za-z0-9_-]{16,}"),
+)
+
+
+# -- write -----------------------------------------------------------------------------------------------------
+def record(
+    kind: str,
+    *,
+    repository: str | None,
+    release_id: int | None = None,
+    actor: str,
+    outcome: str,
+    summary: str,
+    detail: dict | None = None,
+    session: Session | None = None,
+) -> None:
+    """Record one event. With `session`, once that session's transaction commits; never raises."""
+    if kind not in KINDS:  # a programming error, but still not worth breaking a sync over
+        log.error("not recording an event of unknown kind %r", kind)
+        return
+    row = {
+        "kind": kind,
+        "repository": repository,
+        "release_id": release_id,
+        "actor": scrub(str(actor or "unknown"))[:250],
+        "outcome": scrub(str(outcome))[:40],
+        "summary": _one_line(scrub(str(summary)))[:MAX_SUMMARY],
+        "detail": scrub_value(detail) if detail else None,
+    }
+    if session is not None:
+        _after_commit(session, lambda: _insert(row))
+    else:
+        _insert(row)
+
+
+def record_sync_run(run_id: int, *, session: Session | None = None) -> None:
+    """A finished sync run as a `sync` event (read after the run's transaction committed)."""
+    if session is not None:
+        _after_commit(session, lambda: record_sync_run(run_id))
+        return
+    try:
+        with session_scope() as read:
+            run = read.get(SyncRun, run_id)
+            name = read.scalar(select(Repository.name).where(Repository.id == run.repository_id))
+            facts = (run.status, run.commit_sha, run.trigger, run.error, run.error_code, run.airflow_run_id)
+            release_id = run.release_id
+    except Exception:
+        log.exception("could not read sync run %s for the event feed", run_id)
+        return
+    status, commit, trigger, error, code, airflow_run_id = facts
+    at = f" at {commit[:12]}" if commit else ""
+    why = f": {error.splitlines()[0]}" if error else ""
+    record(
+        "sync",
+        repository=name,
+        release_id=release_id,
+        actor=trigger,
+        outcome=status,
+        summary=f"{name}: sync {status}{at}{why}",
+        detail={
+            "sync_run_id": run_id,
+            "commit": commit,
+            "trigger": trigger,
+            "error_code": code,
+            "error": error,
+            "airflow_run_id": airflow_run_id,
+        },
+    )
+
+
+# What went live, by the deploy log's reason: rollback, deploy; else a publish. A promotion into prod is
+# recorded by `record_promotion` (with its stage history), so it is not recorded twice.
+_KIND_OF_REASON = {"rollback": "rollback", "deploy": "deploy", "promotion": None}
+
+
+def record_went_live(session: Session, repo, release, *, actor: str, reason: str, previous_id: int | None) -> None:
+    """A release became the live one (services.record_live): publish, rollback, deploy or promotion to prod."""
+    kind = _KIND_OF_REASON.get(reason, "publish")
+    if kind is None:
+        return
+    verb = {"publish": "published", "rollback": "rolled back to", "deploy": "deployed"}[kind]
+    record(
+        kind,
+        repository=repo.name,
+        release_id=release.id,
+        actor=actor,
+        outcome="success",
+        summary=f"{repo.name}: {verb} {release.commit_sha[:12]} ({reason})",
+        detail={
+            "commit": release.commit_sha,
+            "namespace": repo.namespace,
+            "reason": reason,
+            "previous_release_id": previous_id,
+        },
+        session=session,
+    )
+
+
+def record_validation(session: Session, repository: str, release, report) -> None:
+    """A release's validation report (services.export_and_validate)."""
+    summary = report.summary()
+    errors = [f.to_dict() for f in report.errors][:20]
+    record(
+        "validation",
+        repository=repository,
+        release_id=release.id,
+        actor="dagops",
+        outcome="passed" if report.passed else "failed",
+        summary=(
+            f"{repository}: {release.commit_sha[:12]} "
+            f"{'passed' if report.passed else 'failed'} validation "
+            f"({summary.get('errors', 0)} errors, {summary.get('warnings', 0)} warnings)"
+        ),
+        detail={"commit": release.commit_sha, "summary": summary, "errors": errors},
+        session=session,
+    )
+
+
+def record_tests(repository: str, release_id: int, commit: str, verdict: dict, *, actor: str) -> None:
+    """A release's own tests finished (tests_service.finish_release_tests): part of its validation."""
+    record(
+        "validation",
+        repository=repository,
+        release_id=release_id,
+        actor=actor,
+        outcome="failed" if verdict.get("blocked") else "passed",
+        summary=f"{repository}: tests of {commit[:12]}: {verdict.get('message')}",
+        detail={"commit": commit, "tests": True, "message": verdict.get("message")},
+    )
+
+
+def record_staged(session: Session, repository: str, release, stage: str, *, actor: str) -> None:
+    """A validated release went live in the first promotion stage (promotion.stage_new_release)."""
+    record(
+        "promotion",
+        repository=repository,
+        release_id=release.id,
+        actor=actor,
+        outcome="soaking",
+        summary=f"{repository}: {release.commit_sha[:12]} is live in stage {stage}",
+        detail={"commit": release.commit_sha, "stage": stage},
+        session=session,
+    )
+
+
+def record_promotion(promotion, repository: str, *, actor: str) -> None:
+    """A promotion moved on or was blocked (promotion.py); written when its transaction commits."""
+    from sqlalchemy.orm import object_session
+
+    detail = promotion.detail or {}
+    if promotion.status == "blocked":
+        failed = f"run {detail.get('failed_run_id')} of {detail.get('failed_dag_id')} failed"
+        what = f"blocked in {promotion.stage}: {failed}"
+    elif promotion.status == "promoted":
+        what = "promoted to prod"
+    else:
+        what = f"moved to stage {promotion.stage}"
+    record(
+        "promotion",
+        repository=repository,
+        release_id=promotion.release_id,
+        actor=actor,
+        outcome=promotion.status,
+        summary=f"{repository}: release {promotion.release_id} {what}",
+        detail={"promotion_id": promotion.id, "stage": promotion.stage, **detail},
+        session=object_session(promotion),
+    )
+
+
+def _after_commit(session: Session, write: Callable[[], None]) -> None:
+    pending = session.info.setdefault(_PENDING, [])
+    if not sa_event.contains(session, "after_commit", _write_pending):
+        sa_event.listen(session, "after_commit", _write_pending)
+        sa_event.listen(session, "after_rollback", _drop_pending)
+    pending.append(write)
+
+
+def _write_pending(session: Session) -> None:
+    for write in session.info.pop(_PENDING, []):
+        write()
+
+
+def _drop_pending(session: Session) -> None:
+    session.info.pop(_PENDING, None)
+
+
+def _insert(row: dict) -> None:
+    try:
+        with session_scope() as session:
+            session.add(Event(**row))
+    except Exception:  # the feed is a record of the work, never a reason for the work to fail
+        log.exception("could not record a %s event of %s", row["kind"], row["repository"])
+
+
+# -- redaction -------------------------------------------------------------------------------------------------
+def scrub(text: str) -> str:
+    """`text` without URL credentials or token-looking words."""
+    text = redact(text)
+    for pattern in _SECRET_PATTERNS:
+        text = pattern.sub(lambda m: f"{m.group(1)}{m.group(2) if m.re.groups > 1 else ''}***", text)
+    return text
+
+
+def scrub_value(value):
+    """Scrub every string inside a JSON-like value."""
+    if isinstance(value, str):
+        return scrub(value)
+    if isinstance(value, dict):
+        return {str(k): scrub_value(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [scrub_value(v) for v in value]
+    return value
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+# -- read ------------------------------------------------------------------------------------------------------
+def list_events(
+    *,
+    repository: str | None = None,
+    kinds: Iterable[str] | None = None,
+    since: datetime | str | None = None,
+    until: datetime | str | None = None,
+    after: int | None = None,
+    limit: int = 100,
+) -> dict:
+    """Events oldest first, after the cursor `after`; `next_cursor` is set when more events follow."""
+    kinds = _kinds(kinds)
+    since, until = parse_time(since, "since"), parse_time(until, "until")
+    if not 1 <= int(limit) <= MAX_LIMIT:
+        raise InvalidInput(f"limit must be from 1 to {MAX_LIMIT}")
+    if after is not None and not 0 <= int(after) <= MAX_ID:
+        raise InvalidInput("cursor must be a non-negative event id")
+    query = select(Event).order_by(Event.id).limit(int(limit) + 1)
+    if repository:
+        query = query.where(Event.repository == repository)
+    if kinds:
+        query = query.where(Event.kind.in_(kinds))
+    if since is not None:
+        query = query.where(Event.created_at >= since)
+    if until is not None:
+        query = query.where(Event.created_at < until)
+    if after is not None:
+        query = query.where(Event.id > int(after))
+    with session_scope() as session:
+        rows = session.scalars(query).all()
+        page = [event_dict(row) for row in rows[: int(limit)]]
+    more = len(rows) > int(limit)
+    return {"events": page, "next_cursor": page[-1]["id"] if more else None}
+
+
+def _kinds(kinds: Iterable[str] | None) -> list[str]:
+    wanted = [k.strip() for k in (kinds or []) if k and k.strip()]
+    unknown = sorted(set(wanted) - set(KINDS))
+    if unknown:
+        raise InvalidInput(f"unknown event kind {', '.join(unknown)}; one of {', '.join(KINDS)}")
+    return wanted
+
+
+def parse_time(value: datetime | str | None, what: str = "time") -> datetime | None:
+    """An ISO 8601 time (a naive one is UTC); None stays None."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+        except ValueError as err:
+            raise InvalidInput(f"{what} must be an ISO 8601 time such as 2026-11-28T10:00:00Z, got {value!r}") from err
+    # Stored times are UTC (SQLite keeps no zone): compare in UTC.
+    return value.astimezone(timezone.utc) if value.tzinfo else value.replace(tzinfo=timezone.utc)
+
+
+def event_dict(row: Event) -> dict:
+    created = row.created_at if row.created_at.tzinfo else row.created_at.replace(tzinfo=timezone.utc)
+    return {
+        "id": row.id,
+        "created_at": created.isoformat(),
+        "kind": row.kind,
+        "repository": row.repository,
+        "release_id": row.release_id,
+        "actor": row.actor,
+        "outcome": row.outcome,
+        "summary": row.summary,
+        "detail": row.detail or {},
+    }
