@@ -11,6 +11,7 @@ from airflow.plugins_manager import AirflowPlugin
 # Route modules add routes to api_blueprint when imported (credentials, versions, and webhooks' GET /checks/{id}):
 # they must be imported before any app registers the blueprint, which importing them here ensures.
 import airflow_dagops.api.credentials  # noqa: F401
+import airflow_dagops.api.marketplace  # noqa: F401
 import airflow_dagops.api.promotion  # noqa: F401
 import airflow_dagops.api.versions  # noqa: F401
 from airflow_dagops.api.blueprint import api_blueprint
@@ -18,6 +19,7 @@ from airflow_dagops.api.webhooks import webhook_blueprint
 from airflow_dagops.www.views import DagRepositoriesView
 
 PAGE_HREF = "/pluginsv2/dagops/"
+MARKETPLACE_HREF = "/pluginsv2/dagops/marketplace"
 
 
 class DagOpsPlugin(AirflowPlugin):
@@ -26,5 +28,6 @@ class DagOpsPlugin(AirflowPlugin):
     # No "name": a named appbuilder view would add a second, generic nav entry.
     appbuilder_views = [{"view": DagRepositoriesView()}]
     external_views = [
-        {"name": "DAG Repositories", "href": PAGE_HREF, "url_route": "dag-repositories", "category": "admin"}
+        {"name": "DAG Repositories", "href": PAGE_HREF, "url_route": "dag-repositories", "category": "admin"},
+        {"name": "Marketplace", "href": MARKETPLACE_HREF, "url_route": "marketplace", "category": "admin"},
     ]

@@ -17,6 +17,7 @@ from werkzeug.security import safe_join
 from airflow_dagops import __version__
 from airflow_dagops.api import auth
 from airflow_dagops.safety import NAME_PATTERN
+from airflow_dagops.www.readme import package_readme
 
 HERE = Path(__file__).resolve().parent
 STATIC_DIR = HERE / "static"
@@ -62,6 +63,23 @@ class DagRepositoriesView(BaseView):
     def check(self, check_id: int):
         # The report of a pull-request check: where the Git host's commit status "Details" link points.
         return _page("dagops/check.html", page="check", check_id=check_id)
+
+    @expose("/marketplace")
+    def marketplace(self):
+        market_url = url_for("DagRepositoriesView.marketplace")
+        return _page("dagops/marketplace.html", page="marketplace", market_url=market_url)
+
+    @expose("/marketplace/<name>")
+    def marketplace_package(self, name: str):
+        # The README is rendered here, safely (www/readme.py), and only once the request is authorized:
+        # the template calls `readme` lazily. Everything else on the page comes from the API.
+        return _page(
+            "dagops/marketplace_package.html",
+            page="package",
+            package=name,
+            market_url=url_for("DagRepositoriesView.marketplace"),
+            readme=lambda: package_readme(name),
+        )
 
     @expose("/assets/<path:filename>")
     def asset(self, filename: str):

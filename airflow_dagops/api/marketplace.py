@@ -1,0 +1,362 @@
+"""REST routes for the DAG marketplace, added to the dagops API blueprint (its JWT auth, CSRF check and error
+envelope apply). Each route parses input, calls one `marketplace_service` function and renders its answer
+(docs/marketplace.md explains catalogs, packages and badges; docs/api.md lists the routes):
+
+    GET    /marketplace/search?q=&limit=            ranked packages (an empty q lists every package)
+    GET    /marketplace/packages/{name}             one package: metadata, versions, README text, reviews
+    POST   /marketplace/packages/{name}/install     {version?, namespace?} -> 202: registered + dagops_sync run
+    DELETE /marketplace/packages/{name}/install     uninstall (Airflow's DAG delete permission)
+    POST   /marketplace/packages/{name}/ratings     {stars: 1..5}  (one rating per user; again replaces it)
+    POST   /marketplace/packages/{name}/reviews     {text: 1..2000 characters of plain text}
+    GET    /marketplace/installed                   installed packages
+    GET    /marketplace/catalogs                    configured catalogs
+
+Install registers the package as a pinned repository without git work (`install(..., sync=False)`), then asks
+Airflow for a `dagops_sync` run of it like "Sync Now" does: the fetch and the full validation pipeline run in
+Airflow, never in the request. If Airflow cannot take that run, the install is undone so that nothing is left
+half-installed, and the answer is the 503 saying why. Ratings and reviews are authored by the signed-in user.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from flask import g, jsonify, request, url_for
+
+from airflow_dagops import airflow_bridge, marketplace_service, services
+from airflow_dagops.api import auth
+from airflow_dagops.api.blueprint import actor_name, api_blueprint, read_body
+from airflow_dagops.api.errors import ApiError
+from airflow_dagops.api.openapi import NAME, NULLABLE_STRING, WRITE_ERRORS, json_content, operation, register
+from airflow_dagops.api.openapi import schema_ref as ref
+
+log = logging.getLogger(__name__)
+
+BASE = "/marketplace"
+MAX_QUERY = 200
+DEFAULT_LIMIT, MAX_LIMIT = 20, 100
+MAX_REVIEW = marketplace_service.REVIEW_MAX  # the schema refuses longer reviews before the service would
+# What a bad value of a known field must be, said in words: jsonschema's own messages quote the value, which
+# for a 10 000-character review is no help ("'xxxx…' is too long").
+FIELD_RULES = {
+    "stars": "stars must be a whole number from 1 to 5",
+    "text": f"text must be plain text of 1 to {MAX_REVIEW} characters",
+    "version": "version must be a version string such as 1.2.0",
+    "namespace": "namespace must be 1-63 lower-case letters, digits, '-' or '_', starting with a letter or digit",
+}
+
+
+# -- routes -------------------------------------------------------------------------------------------------------
+@api_blueprint.get(f"{BASE}/search")
+def marketplace_search():
+    query, limit = _query_arg(), _limit_arg()
+    items = [_with_links(result) for result in marketplace_service.search(query, limit=limit)]
+    return jsonify({"items": items, "total": len(items), "query": query, "limit": limit})
+
+
+@api_blueprint.get(f"{BASE}/packages/<name>")
+def marketplace_package(name: str):
+    return jsonify(_with_links(marketplace_service.package_info(name)))
+
+
+@api_blueprint.post(f"{BASE}/packages/<name>/install")
+def marketplace_install(name: str):
+    body = _read_body("MarketplaceInstall")
+    installed = marketplace_service.install(
+        name, version=body.get("version"), namespace=body.get("namespace"), actor=actor_name(), sync=False
+    )
+    sync = _request_first_sync(name, installed["repository"])
+    accepted = {
+        **installed,
+        "sync": sync,
+        "airflow_run_id": sync["airflow_run_id"],
+        "links": {
+            "package": url_for("dagops_api.marketplace_package", name=name),
+            "repository": url_for("dagops_api.get_repository", name=installed["repository"]),
+            "repository_page": f"{request.script_root}/dagops/repositories/{installed['repository']}",
+            "sync": url_for("dagops_api.get_sync", run_id=sync["id"]),
+            "airflow_run": airflow_bridge.sync_run_url(sync["airflow_run_id"]),
+        },
+    }
+    return jsonify(accepted), 202
+
+
+@api_blueprint.delete(f"{BASE}/packages/<name>/install")
+def marketplace_uninstall(name: str):
+    # Uninstalling removes a repository and its DAGs: the permission of DELETE /repositories/{name}.
+    if not auth.is_allowed(g.dagops_principal, "delete"):
+        raise ApiError(403, "forbidden", "your Airflow role does not allow this (delete); see docs/api.md")
+    return jsonify({"message": marketplace_service.uninstall(name, actor=actor_name())})
+
+
+@api_blueprint.post(f"{BASE}/packages/<name>/ratings")
+def marketplace_rate(name: str):
+    body = _read_body("MarketplaceRating")
+    return jsonify(marketplace_service.rate(name, body["stars"], author=actor_name())), 201
+
+
+@api_blueprint.post(f"{BASE}/packages/<name>/reviews")
+def marketplace_review(name: str):
+    body = _read_body("MarketplaceReview")
+    return jsonify(marketplace_service.review(name, body["text"], author=actor_name())), 201
+
+
+@api_blueprint.get(f"{BASE}/installed")
+def marketplace_installed():
+    items = [_with_links(item) for item in marketplace_service.list_installed()]
+    return jsonify({"items": items, "total": len(items)})
+
+
+@api_blueprint.get(f"{BASE}/catalogs")
+def marketplace_catalogs():
+    items = marketplace_service.list_catalogs()
+    return jsonify({"items": items, "total": len(items)})
+
+
+# -- helpers ------------------------------------------------------------------------------------------------------
+def _request_first_sync(package: str, repository: str) -> dict:
+    """The install's dagops_sync run; if Airflow refuses it, undo the install (nothing is left half-done)."""
+    try:
+        run = services.request_sync(repository, actor=actor_name())
+    except Exception:
+        try:
+            marketplace_service.uninstall(package, actor=actor_name())
+        except Exception:  # the first error is the one to answer; this one only goes to the log
+            log.exception("marketplace: could not undo the install of %s after Airflow refused its sync", package)
+        raise
+    links = {"self": url_for("dagops_api.get_sync", run_id=run["id"])}
+    if run.get("airflow_run_id"):
+        links["airflow_run"] = airflow_bridge.sync_run_url(run["airflow_run_id"])
+    return {**run, "links": links}
+
+
+def _read_body(schema: str) -> dict:
+    """`read_body`, with each known field's rule in words instead of jsonschema's message."""
+    try:
+        return read_body(schema)
+    except ApiError as err:
+        if err.code != "invalid_body":
+            raise
+        errors = [
+            {**error, "message": FIELD_RULES.get(error["field"], error["message"])}
+            for error in err.details.get("errors", [])
+        ]
+        message = "; ".join(dict.fromkeys(error["message"] for error in errors)) or err.message
+        raise ApiError(422, "invalid_body", message, {"errors": errors}) from None
+
+
+def _with_links(item: dict) -> dict:
+    name = item.get("package") or item["name"]
+    links = {
+        "self": url_for("dagops_api.marketplace_package", name=name),
+        "page": f"{request.script_root}/dagops/marketplace/{name}",
+    }
+    return {**item, "links": links}
+
+
+def _query_arg() -> str:
+    query = (request.args.get("q") or "").strip()
+    if len(query) > MAX_QUERY:
+        raise ApiError(422, "invalid_query", f"q is limited to {MAX_QUERY} characters")
+    return query
+
+
+def _limit_arg() -> int:
+    raw = request.args.get("limit")
+    if raw is None:
+        return DEFAULT_LIMIT
+    if not raw.isdigit() or not 1 <= int(raw) <= MAX_LIMIT:
+        raise ApiError(422, "invalid_query", f"limit must be an integer from 1 to {MAX_LIMIT}")
+    return int(raw)
+
+
+# -- OpenAPI ------------------------------------------------------------------------------------------------------
+PACKAGE_NAME = {"name": "name", "in": "path", "required": True, "schema": {"type": "string", "maxLength": 100}}
+NULLABLE_NUMBER = {"type": ["number", "null"]}
+BADGE = {
+    "type": "object",
+    "properties": {
+        "status": {"type": "string", "enum": ["passing", "failing", "unknown"]},
+        "checks": {"type": "object", "description": "per validation step: passed or failed"},
+        "checked_at": {"type": ["string", "null"], "format": "date-time"},
+    },
+}
+SEARCH_FIELDS = {
+    "name": {"type": "string"},
+    "version": {"type": "string"},
+    "summary": NULLABLE_STRING,
+    "tags": {"type": "array", "items": {"type": "string"}},
+    "catalog": {"type": "string"},
+    "rating": {**NULLABLE_NUMBER, "description": "average stars, null when unrated"},
+    "ratings_count": {"type": "integer"},
+    "installs": {"type": "integer"},
+    "badge": BADGE,
+    "installed_namespace": {**NULLABLE_STRING, "description": "where it is installed here, if it is"},
+    "links": {"type": "object"},
+}
+SCHEMAS = {
+    "MarketplaceInstall": {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {
+            "version": {"type": "string", "minLength": 1, "maxLength": 64, "description": "default: the newest"},
+            "namespace": {**NAME, "description": "default: the package name"},
+        },
+    },
+    "MarketplaceRating": {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["stars"],
+        "properties": {"stars": {"type": "integer", "minimum": 1, "maximum": 5}},
+    },
+    "MarketplaceReview": {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["text"],
+        "properties": {
+            "text": {"type": "string", "minLength": 1, "maxLength": MAX_REVIEW, "description": "plain text"}
+        },
+    },
+    "MarketplaceResult": {"type": "object", "properties": SEARCH_FIELDS},
+    "MarketplacePackage": {
+        "type": "object",
+        "properties": {
+            **SEARCH_FIELDS,
+            "description": NULLABLE_STRING,
+            "author": NULLABLE_STRING,
+            "license": NULLABLE_STRING,
+            "versions": {
+                "type": "array",
+                "description": "newest first; only released (tagged) versions can be installed",
+                "items": {
+                    "type": "object",
+                    "properties": {
+                        "version": {"type": "string"},
+                        "tag": NULLABLE_STRING,
+                        "commit": {"type": "string"},
+                        "released": {"type": "boolean"},
+                    },
+                },
+            },
+            "missing_providers": {"type": "array", "items": {"type": "string"}},
+            "rating_histogram": {"type": "object", "description": 'stars ("1".."5") -> how many ratings'},
+            "providers": {"type": "array", "items": {"type": "string"}},
+            "packages": {"type": "array", "items": {"type": "string"}},
+            "dag_files": {"type": "array", "items": {"type": "string"}},
+            "readme": {**NULLABLE_STRING, "description": "raw Markdown; the page renders it safely"},
+            "example_config": NULLABLE_STRING,
+            "other_catalogs": {"type": "array", "items": {"type": "object"}},
+            "reviews": {"type": "array", "items": ref("MarketplaceReviewRecord")},
+        },
+    },
+    "MarketplaceReviewRecord": {
+        "type": "object",
+        "properties": {
+            "author": {"type": "string"},
+            "text": {"type": "string", "description": "stored as written: escape it when showing it"},
+            "created_at": {"type": "string", "format": "date-time"},
+        },
+    },
+    "MarketplaceInstallAccepted": {
+        "type": "object",
+        "required": ["package", "repository", "namespace", "airflow_run_id"],
+        "properties": {
+            "package": {"type": "string"},
+            "version": {"type": "string"},
+            "repository": {"type": "string"},
+            "namespace": {"type": "string"},
+            "status": {"type": "string", "description": "registered: the dagops_sync run validates and publishes it"},
+            "message": {"type": "string"},
+            "sync": ref("SyncRun"),
+            "airflow_run_id": {"type": "string"},
+            "links": {"type": "object"},
+        },
+    },
+}
+
+
+def _items(schema: dict) -> dict:
+    return {
+        "type": "object",
+        "properties": {"items": {"type": "array", "items": schema}, "total": {"type": "integer"}},
+    }
+
+
+_PACKAGE = [PACKAGE_NAME]
+_WRITE_OR_503 = {**WRITE_ERRORS, "503": {"$ref": "#/components/responses/AirflowUnavailable"}}
+register(
+    paths={
+        "/marketplace/search": {
+            "get": operation(
+                "marketplace_search",
+                "Ranked search over package names, tags, summaries and descriptions (typo tolerant)",
+                json_content(_items(ref("MarketplaceResult"))),
+                params=[
+                    {"name": "q", "in": "query", "schema": {"type": "string", "maxLength": MAX_QUERY}},
+                    {
+                        "name": "limit",
+                        "in": "query",
+                        "schema": {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "default": DEFAULT_LIMIT},
+                    },
+                ],
+            )
+        },
+        "/marketplace/packages/{name}": {
+            "get": operation(
+                "marketplace_package",
+                "One package: versions, providers, README, ratings and reviews",
+                json_content(ref("MarketplacePackage")),
+                params=_PACKAGE,
+            )
+        },
+        "/marketplace/packages/{name}/install": {
+            "post": operation(
+                "marketplace_install",
+                "Install a package as a pinned repository and trigger its dagops_sync run (validated there)",
+                json_content(ref("MarketplaceInstallAccepted"), "Accepted: registered; the Airflow run was created"),
+                errors=_WRITE_OR_503,
+                params=_PACKAGE,
+                body="MarketplaceInstall",
+                status="202",
+            ),
+            "delete": operation(
+                "marketplace_uninstall",
+                "Uninstall a package: its repository and DAGs are removed",
+                json_content(ref("Message")),
+                errors=WRITE_ERRORS,
+                params=_PACKAGE,
+            ),
+        },
+        "/marketplace/packages/{name}/ratings": {
+            "post": operation(
+                "marketplace_rate",
+                "Rate a package 1 to 5 stars as the signed-in user (rating again replaces it)",
+                json_content({"type": "object"}, "Recorded"),
+                errors=WRITE_ERRORS,
+                params=_PACKAGE,
+                body="MarketplaceRating",
+                status="201",
+            )
+        },
+        "/marketplace/packages/{name}/reviews": {
+            "post": operation(
+                "marketplace_review",
+                "Review a package in plain text as the signed-in user",
+                json_content(ref("MarketplaceReviewRecord"), "Recorded"),
+                errors=WRITE_ERRORS,
+                params=_PACKAGE,
+                body="MarketplaceReview",
+                status="201",
+            )
+        },
+        "/marketplace/installed": {
+            "get": operation("marketplace_installed", "Installed packages", json_content(_items({"type": "object"})))
+        },
+        "/marketplace/catalogs": {
+            "get": operation(
+                "marketplace_catalogs", "Configured catalogs, by priority", json_content(_items({"type": "object"}))
+            )
+        },
+    },
+    schemas=SCHEMAS,
+)

@@ -1,0 +1,596 @@
+/* Marketplace pages (airflow-dagops). Plain JavaScript, no build step, no dependencies.
+ *
+ * The HTML shell carries the configuration in <meta> tags; the data comes from the REST API
+ * (/marketplace/... in docs/api.md) with the `_token` cookie, and every state-changing call sends the
+ * X-DagOps-CSRF header. API data, reviews above all, only ever reaches the page through textContent / text
+ * nodes (see `el`), never as HTML. The one piece of HTML, a package's README, is rendered on the server with
+ * raw HTML disabled (www/readme.py) and is part of the shell.
+ */
+(function () {
+  "use strict";
+
+  const SYNC_POLL_MS = 2000;
+  const NOTICE_MS = 6000;
+  const FINISHED = ["success", "unchanged", "rejected", "failed"];
+
+  // ---- configuration -------------------------------------------------------------------------------
+
+  function meta(name) {
+    const node = document.querySelector('meta[name="' + name + '"]');
+    return node ? node.getAttribute("content") || "" : "";
+  }
+
+  const CONFIG = {
+    api: meta("dagops-api").replace(/\/+$/, ""),
+    csrf: meta("dagops-csrf"),
+    canWrite: meta("dagops-can-write") === "true",
+    canDelete: meta("dagops-can-delete") === "true",
+    airflowBase: meta("dagops-airflow-base").replace(/\/+$/, ""),
+    marketUrl: meta("dagops-market-url").replace(/\/+$/, ""),
+    page: document.body.dataset.page,
+    packageName: document.body.dataset.package || null,
+  };
+
+  // ---- the API -------------------------------------------------------------------------------------
+
+  class ApiError extends Error {
+    constructor(message, status, code, details) {
+      super(message);
+      this.name = "ApiError";
+      this.status = status;
+      this.code = code;
+      this.details = details || {};
+    }
+  }
+
+  /** Call the REST API; answers the parsed JSON, or throws an ApiError carrying the API's message. */
+  async function api(method, path, body) {
+    const headers = { Accept: "application/json", "X-DagOps-CSRF": CONFIG.csrf };
+    const init = { method: method, headers: headers, credentials: "same-origin", cache: "no-store" };
+    if (body !== undefined) {
+      headers["Content-Type"] = "application/json";
+      init.body = JSON.stringify(body);
+    }
+    let response;
+    try {
+      response = await fetch(CONFIG.api + "/" + path, init);
+    } catch (err) {
+      throw new ApiError("Cannot reach the Airflow API server. Check the connection and try again.", 0, "network");
+    }
+    const data = await response.json().catch(function () {
+      return null;
+    });
+    if (!response.ok) {
+      const error = (data && data.error) || {};
+      const fallback = ("The API answered " + response.status + " " + response.statusText).trim();
+      throw new ApiError(error.message || fallback, response.status, error.code || "http_error", error.details);
+    }
+    return data;
+  }
+
+  function packagePath(name, suffix) {
+    return "marketplace/packages/" + encodeURIComponent(name) + (suffix ? "/" + suffix : "");
+  }
+
+  // ---- DOM helpers ---------------------------------------------------------------------------------
+
+  function $(id) {
+    return document.getElementById(id);
+  }
+
+  /** Build an element. Props: class, text, testid, data{}, on<event>; anything else is an attribute.
+   *  Children: nodes, or strings (added as text nodes, so never parsed as HTML). */
+  function el(tag, props, children) {
+    const node = document.createElement(tag);
+    for (const [key, value] of Object.entries(props || {})) {
+      if (value === undefined || value === null || value === false) continue;
+      if (key === "class") node.className = value;
+      else if (key === "text") node.textContent = value;
+      else if (key === "testid") node.dataset.testid = value;
+      else if (key === "data") Object.assign(node.dataset, value);
+      else if (key.startsWith("on")) node.addEventListener(key.slice(2), value);
+      else node.setAttribute(key, value === true ? "" : String(value));
+    }
+    for (const child of [].concat(children === undefined ? [] : children)) {
+      if (child === null || child === undefined || child === false) continue;
+      node.append(child instanceof Node ? child : String(child));
+    }
+    return node;
+  }
+
+  /** A CSS class fragment from API data: letters, digits, - and _ only. */
+  function token(value) {
+    return String(value || "unknown").replace(/[^a-z0-9_-]/gi, "");
+  }
+
+  function button(label, opts) {
+    const options = opts || {};
+    return el("button", {
+      type: options.type || "button",
+      class: ["btn", options.variant, options.small ? "btn-sm" : null].filter(Boolean).join(" "),
+      testid: options.testid,
+      "aria-label": options.ariaLabel,
+      onclick: options.onclick,
+    }, [label]);
+  }
+
+  /** Disable a button while `work` runs (no double submits), and show it busy. */
+  async function withBusy(target, work) {
+    if (target) {
+      target.disabled = true;
+      target.classList.add("is-busy");
+    }
+    try {
+      return await work();
+    } finally {
+      if (target) {
+        target.disabled = false;
+        target.classList.remove("is-busy");
+      }
+    }
+  }
+
+  function plural(count, word) {
+    return count + " " + word + (count === 1 ? "" : "s");
+  }
+
+  function formatDateTime(iso) {
+    if (!iso) return "";
+    const date = new Date(iso);
+    return isNaN(date) ? String(iso) : date.toLocaleString();
+  }
+
+  // ---- links (the pages live in an iframe of the Airflow UI) ------------------------------------
+
+  function packageUrl(name) {
+    return CONFIG.marketUrl + "/" + encodeURIComponent(name);
+  }
+
+  /** The "DAG Repositories" page of a repository: the marketplace's sibling under /dagops/. */
+  function repositoryUrl(name) {
+    return CONFIG.marketUrl.replace(/\/marketplace$/, "") + "/repositories/" + encodeURIComponent(name);
+  }
+
+  /** A link to one of Airflow's own pages ("/dags/x" from the API), opened in the top window. */
+  function airflowLink(path, label, testid) {
+    if (typeof path !== "string" || !path.startsWith("/") || path.startsWith("//")) {
+      return el("span", { class: "muted", text: label });
+    }
+    return el("a", { href: CONFIG.airflowBase + path, target: "_top", testid: testid }, [label]);
+  }
+
+  /** Airflow sandboxes this iframe without allow-top-navigation, so target=_top links do nothing there; the
+   *  frame is same-origin though, and an anchor added to the top document can be followed (as dagops.js does). */
+  function openInTop(href) {
+    let topDocument = null;
+    try {
+      topDocument = window.top !== window ? window.top.document : null;
+    } catch (err) {
+      topDocument = null;
+    }
+    if (!topDocument) {
+      window.location.assign(href);
+      return;
+    }
+    const proxy = topDocument.createElement("a");
+    proxy.href = href;
+    proxy.rel = "noopener noreferrer";
+    proxy.hidden = true;
+    topDocument.body.append(proxy);
+    proxy.click();
+    proxy.remove();
+  }
+
+  function followLinksFromTop(event) {
+    if (event.defaultPrevented || event.button !== 0 || event.metaKey || event.ctrlKey || event.shiftKey || event.altKey) return;
+    const link = event.target.closest && event.target.closest("a[target=_top]");
+    if (!link || window.top === window) return;
+    event.preventDefault();
+    openInTop(link.href);
+  }
+
+  // ---- notices -------------------------------------------------------------------------------------
+
+  let noticeTimer = null;
+
+  function notify(message, kind) {
+    const variant = kind || "info";
+    const notice = el("div", { class: "notice kind-" + variant, testid: "notice", role: variant === "error" ? "alert" : "status", data: { kind: variant } }, [
+      el("div", { class: "notice-text", text: message }),
+      el("button", { type: "button", class: "icon-btn", "aria-label": "Dismiss", onclick: function () { notice.remove(); } }, ["×"]),
+    ]);
+    clearTimeout(noticeTimer);
+    $("notice-area").replaceChildren(notice);
+    if (variant !== "error") noticeTimer = setTimeout(function () { notice.remove(); }, NOTICE_MS);
+  }
+
+  function reportError(err) {
+    if (err && err.status === 401) {
+      notify("Your Airflow session has ended. Reload the page to sign in again.", "error");
+      return;
+    }
+    notify((err && err.message) || String(err), "error");
+  }
+
+  function stateBox(title, text, testid) {
+    return el("div", { class: "state-box is-error", testid: testid || "load-error" }, [
+      el("h2", { class: "state-title", text: title }),
+      el("p", { class: "state-text", text: text }),
+    ]);
+  }
+
+  // ---- small pieces shared by both pages ---------------------------------------------------------
+
+  const BADGE_WORDS = { passing: "checks passing", failing: "checks failing", unknown: "not checked yet" };
+  const BADGE_TONES = { passing: "success", failing: "failed", unknown: "pending" };
+
+  function badge(info) {
+    const status = (info && info.status) || "unknown";
+    const failed = Object.entries((info && info.checks) || {}).filter(function (entry) { return entry[1] !== "passed"; });
+    const title = info && info.checked_at
+      ? "Checked " + formatDateTime(info.checked_at) + (failed.length ? "; failed: " + failed.map(function (e) { return e[0]; }).join(", ") : "")
+      : "No check has run for this version yet";
+    return el("span", { class: "status-badge status-" + token(BADGE_TONES[status] || "pending"), testid: "badge", data: { status: token(status) }, title: title }, [
+      el("span", { class: "status-mark", "aria-hidden": "true" }),
+      BADGE_WORDS[status] || status,
+    ]);
+  }
+
+  function starText(rating) {
+    const full = Math.round(rating || 0);
+    return "★★★★★".slice(0, full) + "☆☆☆☆☆".slice(0, 5 - full);
+  }
+
+  function ratingLine(item) {
+    const count = item.ratings_count || 0;
+    const rating = typeof item.rating === "number" ? item.rating : null;
+    return el("span", { class: "mp-rating", testid: "rating", data: { rating: rating === null ? "" : rating.toFixed(1), count: String(count) }, title: rating === null ? "Not rated yet" : rating.toFixed(1) + " of 5" }, [
+      el("span", { class: "mp-stars", "aria-hidden": "true", text: starText(rating) }),
+      rating === null ? " not rated" : " " + rating.toFixed(1) + " (" + plural(count, "rating") + ")",
+    ]);
+  }
+
+  function installsLine(item) {
+    return el("span", { class: "mp-installs", testid: "installs", data: { count: String(item.installs || 0) }, text: plural(item.installs || 0, "install") });
+  }
+
+  function tags(list) {
+    return el("span", { class: "mp-tags" }, (list || []).map(function (tag) { return el("span", { class: "tag", testid: "tag", text: tag }); }));
+  }
+
+  // ---- install: register, then follow the dagops_sync run until the DAGs are live ---------------
+
+  function showInstallState(box, kind, lines) {
+    box.dataset.state = kind;
+    box.className = "mp-install-status alert " + (kind === "failed" ? "" : "alert-info");
+    box.replaceChildren(el("div", { class: "alert-text" }, lines));
+  }
+
+  /** Install, then show the sync's progress in `box` (the package page's, or a search result's). */
+  async function install(name, body, target, box) {
+    box.hidden = false;
+    let accepted;
+    try {
+      accepted = await withBusy(target, function () { return api("POST", packagePath(name, "install"), body); });
+    } catch (err) {
+      showInstallState(box, "failed", [el("div", { class: "alert-title", text: "Not installed" }), el("div", { class: "alert-message", testid: "install-error", text: err.message })]);
+      return null;
+    }
+    await followSync(box, accepted);
+    return accepted;
+  }
+
+  async function followSync(box, accepted) {
+    const runLink = airflowLink((accepted.links || {}).airflow_run, "View the run in Airflow", "install-run");
+    for (;;) {
+      let sync;
+      try {
+        sync = await api("GET", "syncs/" + encodeURIComponent(accepted.sync.id));
+      } catch (err) {
+        showInstallState(box, "failed", [el("div", { class: "alert-message", text: "Lost track of the sync: " + err.message }), runLink]);
+        return;
+      }
+      box.dataset.sync = sync.status;
+      if (!FINISHED.includes(sync.status)) {
+        const what = sync.status === "running" ? "Validating in Airflow" : "Queued in Airflow";
+        showInstallState(box, "syncing", [
+          el("div", { class: "alert-title", text: "Installing " + accepted.package + " " + (accepted.version || "") + " into " + accepted.namespace }),
+          el("div", { class: "alert-message", testid: "install-progress", text: what + " (dagops_sync) · " }),
+          runLink,
+        ]);
+        await new Promise(function (resolve) { setTimeout(resolve, SYNC_POLL_MS); });
+        continue;
+      }
+      if (sync.status === "success" || sync.status === "unchanged") await showLive(box, accepted, runLink);
+      else showBlocked(box, accepted, sync, runLink);
+      return;
+    }
+  }
+
+  async function showLive(box, accepted, runLink) {
+    let dags = [];
+    try {
+      dags = (await api("GET", "repositories/" + encodeURIComponent(accepted.repository) + "/dags")).items || [];
+    } catch (err) {
+      /* the install worked; only the list of DAGs is missing */
+    }
+    showInstallState(box, "live", [
+      el("div", { class: "alert-title", testid: "install-done", text: accepted.package + " is live in namespace " + accepted.namespace }),
+      el("ul", { class: "mp-live-dags", testid: "live-dags" }, dags.map(function (dag) {
+        return el("li", { testid: "live-dag", data: { dagId: dag.dag_id } }, [airflowLink(dag.airflow_url, dag.dag_id, "dag-link")]);
+      })),
+      el("div", { class: "alert-sub" }, [el("a", { href: repositoryUrl(accepted.repository), testid: "repository-link", text: "Repository " + accepted.repository }), " · ", runLink]),
+    ]);
+  }
+
+  function showBlocked(box, accepted, sync, runLink) {
+    const why = sync.error || sync.status_message || "the validation pipeline refused it";
+    showInstallState(box, "failed", [
+      el("div", { class: "alert-title", text: accepted.package + " is blocked: nothing went live" }),
+      el("div", { class: "alert-message", testid: "install-error", text: why }),
+      el("div", { class: "alert-sub" }, [el("a", { href: repositoryUrl(accepted.repository), testid: "repository-link", text: "See the findings" }), " · ", runLink]),
+    ]);
+  }
+
+  // ---- the search page ---------------------------------------------------------------------------
+
+  async function runSearch(query) {
+    const results = $("results");
+    results.setAttribute("aria-busy", "true");
+    let data;
+    try {
+      data = await api("GET", "marketplace/search?limit=50&q=" + encodeURIComponent(query));
+    } catch (err) {
+      results.replaceChildren(stateBox("Could not search the marketplace", err.message));
+      results.setAttribute("aria-busy", "false");
+      return;
+    }
+    results.setAttribute("aria-busy", "false");
+    $("result-note").textContent = query ? plural(data.total, "package") + " for \u201c" + query + "\u201d" : plural(data.total, "package");
+    if (!data.items.length) {
+      results.replaceChildren(el("div", { class: "state-box", testid: "no-results" }, [
+        el("h2", { class: "state-title", text: query ? "No package matches" : "The catalogs have no packages yet" }),
+        el("p", { class: "state-text", text: query ? "Try another word, or fewer words." : "Add a catalog with `dagops marketplace catalogs add` and refresh it." }),
+      ]));
+      return;
+    }
+    results.replaceChildren.apply(results, data.items.map(resultCard));
+  }
+
+  function resultCard(item) {
+    const footer = el("div", { class: "card-footer" }, [
+      item.installed_namespace
+        ? el("span", { class: "mp-installed", testid: "installed", text: "Installed in " + item.installed_namespace })
+        : CONFIG.canWrite
+          ? button("Install", { small: true, variant: "btn-primary", testid: "install", onclick: function (event) { installFromCard(item, event.currentTarget); } })
+          : null,
+      el("a", { class: "btn btn-sm", href: packageUrl(item.name), testid: "open-package" }, ["Details"]),
+    ]);
+    return el("article", { class: "card mp-card", testid: "package-card", data: { name: item.name } }, [
+      el("div", { class: "card-header" }, [
+        el("div", { class: "card-title-wrap" }, [
+          el("a", { class: "card-title", href: packageUrl(item.name), testid: "package-link", text: item.name }),
+          el("span", { class: "mono muted", testid: "version", text: " v" + item.version }),
+        ]),
+        badge(item.badge),
+      ]),
+      el("div", { class: "card-body" }, [
+        el("p", { class: "mp-summary", testid: "summary", text: item.summary || "" }),
+        el("div", { class: "mp-stats" }, [ratingLine(item), installsLine(item), el("span", { class: "muted", text: item.catalog ? "catalog " + item.catalog : "" })]),
+        tags(item.tags),
+      ]),
+      footer,
+      el("div", { class: "mp-install-status", testid: "install-status", hidden: true, "aria-live": "polite" }),
+    ]);
+  }
+
+  /** The newest version into the default namespace (the package page offers the choices). */
+  async function installFromCard(item, target) {
+    const card = target.closest("[data-testid=package-card]");
+    const accepted = await install(item.name, {}, target, card.querySelector("[data-testid=install-status]"));
+    if (accepted) target.replaceWith(el("span", { class: "mp-installed", testid: "installed", text: "Installed in " + accepted.namespace }));
+  }
+
+  function startSearchPage() {
+    const input = $("search-input");
+    const params = new URLSearchParams(window.location.search);
+    input.value = params.get("q") || "";
+    $("search-form").addEventListener("submit", function (event) {
+      event.preventDefault();
+      const query = input.value.trim();
+      const url = new URL(window.location.href);
+      if (query) url.searchParams.set("q", query);
+      else url.searchParams.delete("q");
+      window.history.replaceState(null, "", url);
+      runSearch(query);
+    });
+    runSearch(input.value.trim());
+  }
+
+  // ---- the package page --------------------------------------------------------------------------
+
+  async function loadPackage() {
+    let info;
+    try {
+      info = await api("GET", packagePath(CONFIG.packageName));
+    } catch (err) {
+      const body = $("package-body");
+      body.setAttribute("aria-busy", "false");
+      if (err.status === 404) body.replaceChildren(stateBox("Package not found", err.message, "not-found"));
+      else body.replaceChildren(stateBox("Could not load this package", err.message));
+      return null;
+    }
+    renderHeader(info);
+    renderFacts(info);
+    renderReviews(info);
+    $("package-body").setAttribute("aria-busy", "false");
+    return info;
+  }
+
+  function renderHeader(info) {
+    $("package-version").textContent = "v" + info.version;
+    $("package-badge").replaceChildren(badge(info.badge));
+    $("package-summary").textContent = info.summary || "";
+    $("package-stats").replaceChildren(ratingLine(info), installsLine(info), tags(info.tags));
+    $("package-actions").replaceChildren(actions(info));
+  }
+
+  function actions(info) {
+    if (info.installed_namespace) {
+      return el("div", { class: "mp-actions" }, [
+        el("span", { class: "mp-installed", testid: "installed", text: "Installed in " + info.installed_namespace }),
+        CONFIG.canDelete ? button("Uninstall", { small: true, variant: "btn-ghost-danger", testid: "uninstall", onclick: function (event) { uninstall(info, event.currentTarget); } }) : null,
+      ]);
+    }
+    if (!CONFIG.canWrite) return el("span", { class: "muted", text: "Your Airflow role cannot install packages." });
+    const released = (info.versions || []).filter(function (v) { return v.released; }).map(function (v) { return v.version; });
+    const versions = released.length ? released : [info.version];
+    const version = el("select", { class: "select", name: "version", testid: "install-version", "aria-label": "Version" }, versions.map(function (v) { return el("option", { value: v, text: "v" + v }); }));
+    const namespace = el("input", { class: "mp-namespace", name: "namespace", testid: "install-namespace", placeholder: info.name, maxlength: "63", "aria-label": "Namespace", pattern: "[a-z0-9][a-z0-9_-]{0,62}" });
+    const form = el("form", { class: "mp-install-form", testid: "install-form" }, [version, namespace, button("Install", { type: "submit", variant: "btn-primary", testid: "install" })]);
+    form.addEventListener("submit", async function (event) {
+      event.preventDefault();
+      const body = { version: version.value };
+      if (namespace.value.trim()) body.namespace = namespace.value.trim();
+      const accepted = await install(info.name, body, form.querySelector("button[type=submit]"), $("install-status"));
+      if (accepted) await refreshPackage();
+    });
+    return form;
+  }
+
+  async function uninstall(info, target) {
+    if (!window.confirm("Uninstall " + info.name + "? Its DAGs are removed from namespace " + info.installed_namespace + ".")) return;
+    try {
+      const answer = await withBusy(target, function () { return api("DELETE", packagePath(info.name, "install")); });
+      notify(answer.message || "Uninstalled.", "success");
+      $("install-status").hidden = true;
+      await refreshPackage();
+    } catch (err) {
+      reportError(err);
+    }
+  }
+
+  async function refreshPackage() {
+    try {
+      const info = await api("GET", packagePath(CONFIG.packageName));
+      renderHeader(info);
+      renderReviews(info);
+    } catch (err) {
+      reportError(err);
+    }
+  }
+
+  function fact(label, value, testid) {
+    if (value === null || value === undefined || value === "" || (Array.isArray(value) && !value.length)) return null;
+    const shown = Array.isArray(value)
+      ? el("ul", { class: "mp-list" }, value.map(function (item) { return el("li", { class: "mono", text: String(item) }); }))
+      : value instanceof Node ? value : el("span", { text: String(value) });
+    return el("div", { class: "mp-fact", testid: testid }, [el("dt", { text: label }), el("dd", {}, [shown])]);
+  }
+
+  function renderFacts(info) {
+    const others = (info.other_catalogs || []).map(function (other) { return other.catalog + " (v" + other.version + ")"; });
+    const checks = Object.entries((info.badge && info.badge.checks) || {}).map(function (entry) { return entry[0] + ": " + entry[1]; });
+    const config = info.example_config ? el("pre", { class: "mp-pre", testid: "example-config", text: info.example_config }) : null;
+    $("package-facts").replaceChildren(
+      el("section", { class: "panel" }, [
+        el("header", { class: "panel-header" }, [el("h2", { text: "About" })]),
+        el("dl", { class: "panel-body mp-facts" }, [
+          fact("Description", info.description, "description"),
+          fact("Author", info.author, "author"),
+          fact("License", info.license, "license"),
+          fact("Catalog", info.catalog, "catalog"),
+          fact("Versions", (info.versions || []).map(function (v) { return "v" + v.version + (v.released ? "" : " (not released)"); }), "versions"),
+          fact("Required providers", info.providers, "providers"),
+          fact("Not installed here", info.missing_providers, "missing-providers"),
+          fact("Required packages", info.packages, "packages"),
+          fact("DAG files", info.dag_files, "dag-files"),
+          fact("Also in", others, "other-catalogs"),
+          fact("Checks", checks, "checks"),
+        ]),
+      ]),
+      config ? el("section", { class: "panel" }, [el("header", { class: "panel-header" }, [el("h2", { text: "Example configuration" })]), el("div", { class: "panel-body" }, [config])]) : null
+    );
+  }
+
+  function renderReviews(info) {
+    const reviews = info.reviews || [];
+    const list = reviews.length
+      ? el("ul", { class: "mp-reviews", testid: "review-list" }, reviews.map(function (review) {
+          return el("li", { class: "mp-review", testid: "review" }, [
+            el("div", { class: "mp-review-head" }, [
+              el("strong", { testid: "review-author", text: review.author || "" }),
+              el("span", { class: "muted", title: review.created_at || "", text: " · " + formatDateTime(review.created_at) }),
+            ]),
+            // textContent only: a review is whatever its author typed, HTML included.
+            el("p", { class: "mp-review-text", testid: "review-text", text: review.text || "" }),
+          ]);
+        }))
+      : el("p", { class: "muted", testid: "no-reviews", text: "No reviews yet." });
+    $("reviews").replaceChildren(el("div", { class: "mp-rating-summary" }, [ratingLine(info), histogram(info)]), CONFIG.canWrite ? reviewForms(info) : null, list);
+  }
+
+  function histogram(info) {
+    const counts = info.histogram || info.rating_histogram || {};
+    const total = Object.values(counts).reduce(function (sum, n) { return sum + (Number(n) || 0); }, 0);
+    if (!total) return null;
+    return el("div", { class: "mp-histogram", testid: "histogram" }, [5, 4, 3, 2, 1].map(function (stars) {
+      const count = Number(counts[stars] || counts[String(stars)] || 0);
+      return el("div", { class: "mp-histogram-row" }, [
+        el("span", { class: "mp-histogram-label", text: stars + "★" }),
+        el("span", { class: "mp-histogram-bar" }, [histogramFill(count, total)]),
+        el("span", { class: "muted", text: String(count) }),
+      ]);
+    }));
+  }
+
+  function histogramFill(count, total) {
+    const fill = el("span", { class: "mp-histogram-fill" });
+    fill.style.width = Math.round((100 * count) / total) + "%"; // CSSOM: allowed by the CSP, unlike a style attribute
+    return fill;
+  }
+
+  function reviewForms(info) {
+    const stars = el("div", { class: "mp-star-buttons", role: "group", "aria-label": "Your rating" }, [1, 2, 3, 4, 5].map(function (n) {
+      return el("button", { type: "button", class: "mp-star-button", testid: "star-" + n, "aria-label": "Rate " + plural(n, "star"), title: plural(n, "star"), onclick: function (event) { rate(info, n, event.currentTarget); } }, ["★"]);
+    }));
+    const text = el("textarea", { class: "mp-review-input", name: "text", rows: "3", maxlength: "2000", testid: "review-input", placeholder: "Share how this package worked for you (plain text, up to 2000 characters)", "aria-label": "Your review" });
+    const form = el("form", { class: "mp-review-form", testid: "review-form" }, [
+      el("div", { class: "mp-rate-row" }, [el("span", { text: "Rate it: " }), stars]),
+      text,
+      el("div", {}, [button("Post review", { type: "submit", variant: "btn-primary", small: true, testid: "review-submit" })]),
+    ]);
+    form.addEventListener("submit", async function (event) {
+      event.preventDefault();
+      if (!text.value.trim()) return notify("Write something first.", "error");
+      try {
+        await withBusy(form.querySelector("button[type=submit]"), function () { return api("POST", packagePath(info.name, "reviews"), { text: text.value }); });
+        notify("Thanks for the review.", "success");
+        await refreshPackage();
+      } catch (err) {
+        reportError(err);
+      }
+    });
+    return form;
+  }
+
+  async function rate(info, stars, target) {
+    try {
+      await withBusy(target, function () { return api("POST", packagePath(info.name, "ratings"), { stars: stars }); });
+      notify("Rated " + plural(stars, "star") + ".", "success");
+      await refreshPackage();
+    } catch (err) {
+      reportError(err);
+    }
+  }
+
+  async function startPackagePage() {
+    await loadPackage();
+  }
+
+  // ---- start ---------------------------------------------------------------------------------------
+
+  document.addEventListener("click", followLinksFromTop);
+  if (CONFIG.page === "package") startPackagePage();
+  else startSearchPage();
+})();
