@@ -852,14 +852,16 @@ def _push_branch(folder: Path, spec, branch: str, *, actor: str, url: str, ref: 
         message = f"{spec.name} {spec.version}: {spec.summary}\n\nPublished with dagops by {actor}."
         run_git(["-C", str(work), *identity, "commit", "--quiet", "--allow-empty", "-m", message])
         commit = run_git(["-C", str(work), "rev-parse", "HEAD"]).stdout.decode().strip()
-        # No force: an existing branch of that name (the same version pushed before) is a conflict.
+        # The same version pushed before is a conflict, never overwritten (and the push has no force either).
+        if _remote_git(["ls-remote", "--heads", "--", url, f"refs/heads/{branch}"], url, conn_id).strip():
+            raise Conflict(f"branch {branch} already exists in {display_url(url)}: that version waits for review")
         _remote_git(["-C", str(work), "push", "--quiet", "--", url, f"HEAD:refs/heads/{branch}"], url, conn_id)
         return commit
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 
 
-def _remote_git(args: list[str], url: str, conn_id: str | None) -> None:
+def _remote_git(args: list[str], url: str, conn_id: str | None) -> str:
     with git_credentials_env(conn_id, url) as credentials:
         result = run_git(args, env=git_env(credentials), check=False)
     if result.returncode != 0:
@@ -867,6 +869,7 @@ def _remote_git(args: list[str], url: str, conn_id: str | None) -> None:
         if "rejected" in detail or "already exists" in detail:
             raise Conflict(f"the catalog {display_url(url)} refused the push: {detail}")
         raise GitError(f"git {args[0] if args[0] != '-C' else args[2]} of {display_url(url)} failed: {detail}")
+    return result.stdout.decode("utf-8", "replace")
 
 
 # -- shared helpers ----------------------------------------------------------------------------------------

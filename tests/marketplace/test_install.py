@@ -1,0 +1,146 @@
+"""Install, update and uninstall: a package becomes a pinned repository that the full pipeline validates."""
+
+from __future__ import annotations
+
+import pytest
+
+from airflow_dagops import marketplace_service as market
+from airflow_dagops import services
+from airflow_dagops.errors import Conflict, NotFound, ValidationFailed
+from tests.marketplace.conftest import package_dag, package_files, tag
+
+AMAZON_AT_PARSE_TIME = "from airflow.providers.amazon.aws.hooks.s3 import S3Hook  # noqa: F401"
+
+
+def test_install_validates_and_publishes_the_package_into_its_namespace(community, dagops_env):
+    result = market.install("cleanup_old_logs", actor="dana")
+    assert result["status"] == "published", result
+    assert (result["repository"], result["namespace"], result["version"]) == (
+        "pkg-cleanup_old_logs",
+        "cleanup_old_logs",
+        "1.1.0",
+    )
+    assert result["missing_providers"] == []  # apache-airflow-providers-standard is installed
+    live = dagops_env.dags_folder / "cleanup_old_logs"
+    assert live.is_symlink() and (live / "cleanup_old_logs.py").is_file()
+    repo = services.get_repository("pkg-cleanup_old_logs")
+    assert (repo.ref, repo.subdir, repo.status) == ("cleanup_old_logs/v1.1.0", "cleanup_old_logs", "synced")
+    found = market.search("cleanup_old_logs")[0]
+    assert found["installs"] == 1 and found["installed_namespace"] == "cleanup_old_logs"
+    [installed] = market.list_installed()
+    assert installed["package"] == "cleanup_old_logs" and installed["repository_status"] == "synced"
+    assert installed["update_available"] is False
+    with pytest.raises(Conflict, match="already installed"):
+        market.install("cleanup_old_logs", actor="dana")
+
+
+def test_install_names_missing_providers_and_takes_a_namespace(community, dagops_env):
+    result = market.install("s3_minio_sync", namespace="storage", actor="dana")
+    # Its hooks are imported inside tasks: it validates, but Airflow lacks the provider it declares.
+    assert result["status"] == "published" and result["namespace"] == "storage"
+    assert result["missing_providers"][0] == "apache-airflow-providers-amazon"
+    assert result["missing_providers"] == market.missing_requirements(
+        ["apache-airflow-providers-amazon", "boto3>=1.28"]
+    )
+    assert "Missing providers/packages: apache-airflow-providers-amazon" in result["message"]
+    assert (dagops_env.dags_folder / "storage" / "s3_minio_sync.py").is_file()
+
+
+def test_a_package_that_fails_validation_is_blocked_with_its_findings(dagops_env, git_remote):
+    files = package_files(
+        "s3_loader",
+        "1.0.0",
+        providers=["apache-airflow-providers-amazon"],
+        dag=package_dag("s3_loader", imports=AMAZON_AT_PARSE_TIME),
+    )
+    remote = git_remote(files)
+    tag(remote, "s3_loader/v1.0.0")
+    market.add_catalog("team", remote.url)
+    market.refresh_catalogs()
+    result = market.install("s3_loader", actor="dana")
+    assert result["status"] == "blocked"
+    assert result["missing_providers"] == ["apache-airflow-providers-amazon"]
+    assert "provider-missing" in {f["rule"] for f in result["findings"]}
+    assert result["message"].startswith("blocked:") and "Nothing is live" in result["message"]
+    assert not (dagops_env.dags_folder / "s3_loader").exists()
+    # Kept registered (its findings are readable there) and not counted as an install.
+    assert services.get_repository("pkg-s3_loader").live_commit is None
+    assert market.search("s3_loader")[0]["installs"] == 0
+    assert market.list_installed()[0]["status"] == "blocked"
+    market.uninstall("s3_loader", actor="dana")
+    assert market.list_installed() == [] and services.list_repositories() == []
+
+
+def test_install_without_sync_only_registers(community, dagops_env):
+    result = market.install("data_quality_checks", actor="rest:dana", sync=False)
+    assert result["status"] == "registered"
+    assert services.get_repository("pkg-data_quality_checks").live_commit is None
+    assert not (dagops_env.dags_folder / "data_quality_checks").exists()
+
+
+def test_uninstall_removes_the_dags_and_keeps_the_install_count(community, dagops_env):
+    market.install("cleanup_old_logs", actor="dana")
+    said = market.uninstall("cleanup_old_logs", actor="dana")
+    assert "uninstalled cleanup_old_logs" in said
+    assert not (dagops_env.dags_folder / "cleanup_old_logs").exists()
+    found = market.search("cleanup_old_logs")[0]
+    assert found["installs"] == 1 and found["installed_namespace"] is None
+    with pytest.raises(NotFound, match="not installed"):
+        market.uninstall("cleanup_old_logs", actor="dana")
+    market.install("cleanup_old_logs", actor="dana")  # again, after an uninstall
+    assert market.search("cleanup_old_logs")[0]["installs"] == 2
+
+
+def test_a_repository_removed_by_hand_no_longer_counts_as_installed(community, dagops_env):
+    market.install("cleanup_old_logs", actor="dana", sync=False)
+    services.remove_repository("pkg-cleanup_old_logs")
+    assert market.list_installed() == []
+    assert market.install("cleanup_old_logs", actor="dana", sync=False)["status"] == "registered"
+
+
+def test_update_shows_the_diff_first_and_moves_to_the_new_tag(dagops_env, git_remote, monkeypatch):
+    monkeypatch.setenv("AIRFLOW__DAGOPS__VALIDATION_SKIP", "security,compat,imports,policy")  # structure: the diff
+    remote = git_remote(package_files("etl_kit", "1.0.0"))
+    tag(remote, "etl_kit/v1.0.0")
+    market.add_catalog("team", remote.url)
+    market.refresh_catalogs()
+    assert market.install("etl_kit", actor="dana")["status"] == "published"
+    new_dag = package_dag("etl_kit", tags='["example", "v2"]')
+    remote.commit(
+        "2.0.0", {**package_files("etl_kit", "2.0.0", dag=new_dag), "etl_kit/extra.py": package_dag("etl_extra")}
+    )
+    remote.git("tag", "etl_kit/v2.0.0")
+    market.refresh_catalogs()
+    assert market.list_installed()[0]["update_available"] is True
+
+    plan = market.update("etl_kit", dry_run=True, actor="dana")
+    assert plan["status"] == "dry_run" and plan["passed"] is True
+    assert plan["diff"]["dags_added"] == ["etl_extra"]
+    assert plan["diff"]["changed"] == {"etl_kit": {"tags": {"added": ["v2"], "removed": []}}}
+    assert "+ dag etl_extra" in plan["diff_lines"]
+    assert services.get_repository("pkg-etl_kit").ref == "etl_kit/v1.0.0"  # dry run: nothing changed
+
+    done = market.update("etl_kit", actor="dana")
+    assert done["status"] == "published", done
+    assert services.get_repository("pkg-etl_kit").ref == "etl_kit/v2.0.0"
+    assert (dagops_env.dags_folder / "etl_kit" / "extra.py").is_file()
+    assert market.list_installed()[0]["version"] == "2.0.0"
+    assert market.update("etl_kit", actor="dana")["status"] == "unchanged"
+
+
+def test_an_update_that_fails_validation_changes_nothing(dagops_env, git_remote):
+    remote = git_remote(package_files("etl_kit", "1.0.0"))
+    tag(remote, "etl_kit/v1.0.0")
+    market.add_catalog("team", remote.url)
+    market.refresh_catalogs()
+    market.install("etl_kit", actor="dana")
+    broken = package_dag("etl_kit", imports=AMAZON_AT_PARSE_TIME)
+    remote.commit("1.1.0", package_files("etl_kit", "1.1.0", dag=broken))
+    remote.git("tag", "etl_kit/v1.1.0")
+    market.refresh_catalogs()
+    assert market.update("etl_kit", dry_run=True, actor="dana")["passed"] is False
+    with pytest.raises(ValidationFailed, match="1.0.0 stays live"):
+        market.update("etl_kit", actor="dana")
+    assert services.get_repository("pkg-etl_kit").ref == "etl_kit/v1.0.0"
+    assert market.list_installed()[0]["version"] == "1.0.0"
+    assert "amazon" not in (dagops_env.dags_folder / "etl_kit" / "etl_kit.py").read_text()
