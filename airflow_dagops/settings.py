@@ -89,6 +89,11 @@ OPTIONS: dict[str, Option] = {
     "promotion_check_interval": Option(
         "120", "Seconds between runs of the dagops_promote system DAG, which checks soaking releases.", "integer"
     ),
+    "marketplace_check_schedule": Option(
+        "@daily",
+        "Schedule of the dagops_marketplace_check system DAG, which refreshes the marketplace catalogs and "
+        "validates every package to record its badge. Empty: triggered runs only.",
+    ),
     "events_interval": Option(
         "300",
         "Seconds between runs of the dagops_events system DAG, which records the outcomes of DAG runs of "
