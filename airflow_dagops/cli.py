@@ -16,6 +16,7 @@ from rich.table import Table
 from airflow_dagops import (
     cli_credentials,
     cli_declarative,
+    cli_marketplace,
     cli_promotion,
     cli_tests,
     cli_versions,
@@ -44,6 +45,7 @@ app.add_typer(cli_webhooks.app, name="webhooks")
 cli_versions.register(app)
 cli_promotion.register(app)
 cli_tests.register(app)
+cli_marketplace.register(app)
 
 
 @app.callback()

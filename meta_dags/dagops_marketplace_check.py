@@ -1,0 +1,87 @@
+"""dagops_marketplace_check: refresh the marketplace catalogs, then validate every package for its badge.
+
+Scheduled by `[dagops] marketplace_check_schedule` (default daily; empty: triggered runs only). The first
+task fetches every catalog and rebuilds the package index; the second runs the full validation pipeline on
+the newest released version of each package (exported from the catalog mirror into a scratch folder) and
+stores its badge: passing or failing, and which checks failed (docs/marketplace.md).
+
+Trigger with conf `{"catalogs": [NAME, ...]}` and/or `{"packages": [NAME, ...]}` to limit the run. A catalog
+that cannot be fetched keeps its previous index; the run goes on with the others and then fails, naming it.
+"""
+
+from __future__ import annotations
+
+import pendulum
+from airflow.sdk import dag, get_current_context, task
+
+from airflow_dagops import settings
+
+
+def _names(conf: dict, key: str) -> list[str] | None:
+    value = conf.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        from airflow.exceptions import AirflowException
+
+        raise AirflowException(f'"{key}" must be a list of names, e.g. {{"{key}": ["community"]}}')
+    return value
+
+
+@dag(
+    dag_id="dagops_marketplace_check",
+    schedule=settings.get("marketplace_check_schedule") or None,
+    start_date=pendulum.datetime(2024, 1, 1, tz="UTC"),
+    catchup=False,
+    max_active_runs=1,
+    tags=["dagops", "system", "marketplace"],
+    doc_md=__doc__,
+    default_args={"owner": "dagops", "retries": 0},
+)
+def dagops_marketplace_check():
+    @task
+    def refresh() -> list[dict]:
+        """Fetch the catalogs and rebuild their package index."""
+        from airflow.exceptions import AirflowException
+
+        from airflow_dagops import marketplace_service
+        from airflow_dagops.errors import DagOpsError
+        from airflow_dagops.safety import redact
+
+        conf = get_current_context()["dag_run"].conf or {}
+        try:
+            results = marketplace_service.refresh_catalogs(_names(conf, "catalogs"))
+        except DagOpsError as error:
+            raise AirflowException(redact(str(error))) from None
+        for result in results:
+            print(result["message"])
+            for problem in result.get("problems", []):
+                print(f"  skipped: {problem}")
+        return results
+
+    @task
+    def check(refreshed: list[dict]) -> list[dict]:
+        """Validate each package's newest released version and store its badge."""
+        from airflow.exceptions import AirflowException
+
+        from airflow_dagops import marketplace_service
+        from airflow_dagops.errors import DagOpsError
+        from airflow_dagops.safety import redact
+
+        conf = get_current_context()["dag_run"].conf or {}
+        try:
+            badges = marketplace_service.check_packages(_names(conf, "packages"))
+        except DagOpsError as error:
+            raise AirflowException(redact(str(error))) from None
+        for badge in badges:
+            failed = [step for step, state in badge["checks"].items() if state == "failed"]
+            print(f"{badge['catalog']}/{badge['package']} {badge['version']}: {badge['status']} {failed or ''}")
+        unreachable = [r["catalog"] for r in refreshed if r["status"] != "ok"]
+        if unreachable:
+            raise AirflowException(f"catalogs not refreshed (their previous index was checked): {unreachable}")
+        return badges
+
+    check(refresh())
+
+
+dagops_marketplace_check()
