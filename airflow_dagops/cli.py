@@ -16,8 +16,10 @@ from rich.table import Table
 from airflow_dagops import (
     cli_credentials,
     cli_declarative,
+    cli_events,
     cli_marketplace,
     cli_promotion,
+    cli_proposals,
     cli_tests,
     cli_versions,
     cli_webhooks,
@@ -46,6 +48,8 @@ cli_versions.register(app)
 cli_promotion.register(app)
 cli_tests.register(app)
 cli_marketplace.register(app)
+cli_events.register(app)
+cli_proposals.register(app)
 
 
 @app.callback()

@@ -11,8 +11,10 @@ from airflow.plugins_manager import AirflowPlugin
 # Route modules add routes to api_blueprint when imported (credentials, versions, and webhooks' GET /checks/{id}):
 # they must be imported before any app registers the blueprint, which importing them here ensures.
 import airflow_dagops.api.credentials  # noqa: F401
+import airflow_dagops.api.events  # noqa: F401
 import airflow_dagops.api.marketplace  # noqa: F401
 import airflow_dagops.api.promotion  # noqa: F401
+import airflow_dagops.api.proposals  # noqa: F401
 import airflow_dagops.api.versions  # noqa: F401
 from airflow_dagops.api.blueprint import api_blueprint
 from airflow_dagops.api.webhooks import webhook_blueprint

@@ -65,13 +65,13 @@ def _require_connection_access(body: dict) -> None:
 
 
 # -- input ---------------------------------------------------------------------------------------------------
-def read_body(schema: str) -> dict:
+def read_body(schema: str, *, max_body: int = MAX_BODY) -> dict:
     """The JSON body, size-limited and checked against the OpenAPI schema; an absent body is {}."""
-    if request.content_length is not None and request.content_length > MAX_BODY:
-        raise ApiError(413, "body_too_large", f"request bodies are limited to {MAX_BODY // 1024} KiB")
-    raw = request.stream.read(MAX_BODY + 1)
-    if len(raw) > MAX_BODY:
-        raise ApiError(413, "body_too_large", f"request bodies are limited to {MAX_BODY // 1024} KiB")
+    if request.content_length is not None and request.content_length > max_body:
+        raise ApiError(413, "body_too_large", f"request bodies are limited to {max_body // 1024} KiB")
+    raw = request.stream.read(max_body + 1)
+    if len(raw) > max_body:
+        raise ApiError(413, "body_too_large", f"request bodies are limited to {max_body // 1024} KiB")
     if not raw.strip():
         data = {}
     else:
