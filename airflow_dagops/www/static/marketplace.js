@@ -98,6 +98,11 @@
     return node;
   }
 
+  /** Replace a node's children, skipping the null ones (replaceChildren would show them as "null"). */
+  function fill(node, children) {
+    node.replaceChildren.apply(node, children.filter(function (child) { return child !== null && child !== undefined; }));
+  }
+
   /** A CSS class fragment from API data: letters, digits, - and _ only. */
   function token(value) {
     return String(value || "unknown").replace(/[^a-z0-9_-]/gi, "");
@@ -431,7 +436,7 @@
     $("package-version").textContent = "v" + info.version;
     $("package-badge").replaceChildren(badge(info.badge));
     $("package-summary").textContent = info.summary || "";
-    $("package-stats").replaceChildren(ratingLine(info), installsLine(info), tags(info.tags));
+    fill($("package-stats"), [ratingLine(info), installsLine(info), tags(info.tags)]);
     $("package-actions").replaceChildren(actions(info));
   }
 
@@ -446,7 +451,7 @@
     const released = (info.versions || []).filter(function (v) { return v.released; }).map(function (v) { return v.version; });
     const versions = released.length ? released : [info.version];
     const version = el("select", { class: "select", name: "version", testid: "install-version", "aria-label": "Version" }, versions.map(function (v) { return el("option", { value: v, text: "v" + v }); }));
-    const namespace = el("input", { class: "mp-namespace", name: "namespace", testid: "install-namespace", placeholder: info.name, maxlength: "63", "aria-label": "Namespace", pattern: "[a-z0-9][a-z0-9_-]{0,62}" });
+    const namespace = el("input", { class: "mp-namespace", name: "namespace", testid: "install-namespace", placeholder: "namespace: " + info.name, title: "Namespace (default: " + info.name + ")", maxlength: "63", "aria-label": "Namespace", pattern: "[a-z0-9][a-z0-9_-]{0,62}" });
     const form = el("form", { class: "mp-install-form", testid: "install-form" }, [version, namespace, button("Install", { type: "submit", variant: "btn-primary", testid: "install" })]);
     form.addEventListener("submit", async function (event) {
       event.preventDefault();
@@ -458,8 +463,14 @@
     return form;
   }
 
+  /** Two clicks: Airflow's iframe sandbox has no allow-modals, so window.confirm() would answer false unseen. */
   async function uninstall(info, target) {
-    if (!window.confirm("Uninstall " + info.name + "? Its DAGs are removed from namespace " + info.installed_namespace + ".")) return;
+    if (target.dataset.armed !== "true") {
+      target.dataset.armed = "true";
+      target.dataset.testid = "uninstall-confirm";
+      target.textContent = "Remove " + info.installed_namespace + " and its DAGs?";
+      return;
+    }
     try {
       const answer = await withBusy(target, function () { return api("DELETE", packagePath(info.name, "install")); });
       notify(answer.message || "Uninstalled.", "success");
@@ -492,7 +503,7 @@
     const others = (info.other_catalogs || []).map(function (other) { return other.catalog + " (v" + other.version + ")"; });
     const checks = Object.entries((info.badge && info.badge.checks) || {}).map(function (entry) { return entry[0] + ": " + entry[1]; });
     const config = info.example_config ? el("pre", { class: "mp-pre", testid: "example-config", text: info.example_config }) : null;
-    $("package-facts").replaceChildren(
+    fill($("package-facts"), [
       el("section", { class: "panel" }, [
         el("header", { class: "panel-header" }, [el("h2", { text: "About" })]),
         el("dl", { class: "panel-body mp-facts" }, [
@@ -509,8 +520,8 @@
           fact("Checks", checks, "checks"),
         ]),
       ]),
-      config ? el("section", { class: "panel" }, [el("header", { class: "panel-header" }, [el("h2", { text: "Example configuration" })]), el("div", { class: "panel-body" }, [config])]) : null
-    );
+      config ? el("section", { class: "panel" }, [el("header", { class: "panel-header" }, [el("h2", { text: "Example configuration" })]), el("div", { class: "panel-body" }, [config])]) : null,
+    ]);
   }
 
   function renderReviews(info) {
@@ -527,7 +538,7 @@
           ]);
         }))
       : el("p", { class: "muted", testid: "no-reviews", text: "No reviews yet." });
-    $("reviews").replaceChildren(el("div", { class: "mp-rating-summary" }, [ratingLine(info), histogram(info)]), CONFIG.canWrite ? reviewForms(info) : null, list);
+    fill($("reviews"), [el("div", { class: "mp-rating-summary" }, [ratingLine(info), histogram(info)]), CONFIG.canWrite ? reviewForms(info) : null, list]);
   }
 
   function histogram(info) {
