@@ -37,6 +37,7 @@ def _names(conf: dict, key: str) -> list[str] | None:
     tags=["dagops", "system", "marketplace"],
     doc_md=__doc__,
     default_args={"owner": "dagops", "retries": 0},
+    is_paused_upon_creation=False,  # badges from the start, not after someone finds the DAG and unpauses it
 )
 def dagops_marketplace_check():
     @task

@@ -49,10 +49,19 @@ fi
 dagops repos show demo >/dev/null 2>&1 || dagops repos add demo "file://$DEMO" --namespace demo
 dagops sync demo
 
+# Turn examples/catalog into a local catalog repository (one tag per package version): the marketplace's
+# `community` catalog.
+CATALOG=$AIRFLOW_HOME/catalog-remote
+[ -d "$CATALOG/.git" ] || python -c 'import sys; from airflow_dagops.marketplace_service import catalog_repo_from_folder as make; make(*sys.argv[1:])' examples/catalog "$CATALOG"
+dagops marketplace catalogs list --json | grep -q '"name": "community"' \
+  || dagops marketplace catalogs add community "file://$CATALOG" --no-refresh
+dagops marketplace catalogs refresh community >/dev/null
+
 cat <<MSG
 
   Airflow with dagops is starting at http://localhost:$AIRFLOW__API__PORT  (login: admin / admin)
   Demo repository: $DEMO (commit there; dagops_sync publishes it).
+  Marketplace catalog \`community\`: $CATALOG (try: dagops marketplace search backup).
   CLI against this instance:  source $ENV_FILE && dagops status
 
 MSG
