@@ -9,7 +9,7 @@ STAMP := $(VENV)/.dagops-installed
 export PYTHONDONTWRITEBYTECODE :=
 PYTEST_ARGS ?=
 
-.PHONY: run test bench lint clean venv
+.PHONY: run test test-slow bench lint clean venv
 
 venv: $(STAMP)
 
@@ -22,8 +22,12 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	bash scripts/run.sh
 
+# `slow` tests (multi-process deployments, fault injection) run in their own target; CI calls both.
 test: $(STAMP)
-	$(BIN)/pytest $(PYTEST_ARGS)
+	$(BIN)/pytest -m 'not slow' $(PYTEST_ARGS)
+
+test-slow: $(STAMP)
+	$(BIN)/pytest -m slow $(PYTEST_ARGS)
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.run --output BENCHMARKS.md

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import socket
 import subprocess
 import sys
@@ -55,10 +56,13 @@ class AirflowInstance:
         logs = self.home / "process-logs"
         logs.mkdir(exist_ok=True)
         for component in components:
-            args = [str(BIN / "airflow"), component]
+            # A component may carry words and options: "celery worker --queues q" runs `airflow celery worker ...`.
+            words = shlex.split(component)
+            args = [str(BIN / "airflow"), *words]
             if component == "api-server":
                 args += ["--port", str(self.port), "--host", "127.0.0.1"]
-            log = open(logs / f"{component}.log", "w")  # noqa: SIM115 - closed with the process
+            name = "-".join(word for word in words[:2] if not word.startswith("-"))
+            log = open(logs / f"{name}.log", "w")  # noqa: SIM115 - closed with the process
             self.processes.append(
                 subprocess.Popen(args, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
             )
