@@ -104,7 +104,7 @@ def read_index(mirror: CatalogMirror, head: CommitInfo) -> CatalogIndex:
         if parsed is None:
             continue
         name, version = parsed
-        found = [v for v in _read_packages(mirror, commit, tag, index.problems) if v.spec.name == name]
+        found = [v for v in _read_packages(mirror, commit, tag, index.problems, only=name) if v.spec.name == name]
         if not found:
             index.problems.append(f"tag {tag}: no package folder with name {name!r} at {commit[:12]}")
             continue
@@ -122,10 +122,18 @@ def read_index(mirror: CatalogMirror, head: CommitInfo) -> CatalogIndex:
     return index
 
 
-def _read_packages(mirror: Mirror, commit: str, tag: str | None, problems: list[str]) -> list[IndexedVersion]:
-    """The packages of one commit: each `<folder>/dagops-package.yaml`, with its README and example config."""
+def _read_packages(
+    mirror: Mirror, commit: str, tag: str | None, problems: list[str], *, only: str | None = None
+) -> list[IndexedVersion]:
+    """The packages of one commit: each `<folder>/dagops-package.yaml`, with its README and example config.
+    With `only`, just the folder of that name when there is one (the convention), else every folder, quietly:
+    the problems of other packages at a tag's commit are theirs, reported where they are read themselves."""
     entries = {e.path: e for e in mirror.list_tree(commit)}
     files = [p for p in entries if p.count("/") == 1 and p.endswith(f"/{manifest.FILE_NAME}")]
+    if only and f"{only}/{manifest.FILE_NAME}" in entries:
+        files = [f"{only}/{manifest.FILE_NAME}"]
+    elif only:
+        problems = []
     blobs = dict(mirror.iter_blobs([entries[p].blob for p in files]))
     where = f"tag {tag}" if tag else commit[:12]
     found, names = [], set()

@@ -151,3 +151,13 @@ def test_package_file_problems_name_their_line_and_key(text, expected):
 def test_a_valid_package_file_parses_with_defaults():
     spec = manifest.parse("name: a\nversion: 1.2.0\nsummary: s\ndags: [a.py]\n")
     assert (spec.name, spec.version, spec.tags, spec.providers, spec.tag) == ("a", "1.2.0", [], [], "a/v1.2.0")
+
+
+def test_a_package_folder_may_have_another_name_than_the_package(dagops_env, git_remote):
+    remote = git_remote(package_files("etl_kit", "1.0.0", folder="etl"))
+    tag(remote, "etl_kit/v1.0.0")
+    market.add_catalog("team", remote.url)
+    [result] = market.refresh_catalogs()
+    assert result["problems"] == []
+    info = market.package_info("etl_kit")
+    assert info["folder"] == "etl" and info["versions"][0]["released"] is True
