@@ -128,8 +128,8 @@ def info(package: PackageArgument, as_json: JsonOption = False):
     say("versions: " + ", ".join(v["version"] + ("" if v["released"] else " (unreleased)") for v in data["versions"]))
     say(f"DAG files: {', '.join(data['dag_files'])}")
     say(f"providers: {', '.join(data['providers']) or '-'}")
-    if data["missing_providers"]:
-        say(f"missing here: {', '.join(data['missing_providers'])}", "yellow")
+    if data["missing_providers"] or data["missing_packages"]:
+        say(f"missing here: {', '.join(data['missing_providers'] + data['missing_packages'])}", "yellow")
     for other in data["other_catalogs"]:
         say(f"also in catalog {other['catalog']} ({other['version']}), which has a lower priority")
     if data["installed_namespace"]:
@@ -173,8 +173,9 @@ def _print_outcome(result: dict) -> None:
         if finding["severity"] == "error":
             where = f"{finding['file']}:{finding['line']}" if finding.get("line") else finding.get("file") or ""
             say(f"  ✗ {where} {finding['rule']}: {finding['message']}")
-    if result.get("missing_providers"):
-        say(f"missing providers/packages: {', '.join(result['missing_providers'])}", "yellow")
+    missing = (result.get("missing_providers") or []) + (result.get("missing_packages") or [])
+    if missing:
+        say(f"missing providers/packages: {', '.join(missing)}", "yellow")
 
 
 @command(app)

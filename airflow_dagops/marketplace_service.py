@@ -282,6 +282,7 @@ def package_info(name: str) -> dict:
             "providers": list(meta.get("providers") or []),
             "packages": list(meta.get("packages") or []),
             "missing_providers": missing_requirements(meta.get("providers") or []),
+            "missing_packages": missing_requirements(meta.get("packages") or []),
             "dag_files": list(meta.get("dags") or []),
             "readme": meta.get("readme_text"),
             "example_config": meta.get("example_config_text"),
@@ -406,6 +407,7 @@ def install(
         session.flush()
         install_id = record.id
     missing = missing_requirements(meta.get("providers") or [])
+    missing_packages = missing_requirements(meta.get("packages") or [])
     result = {
         "package": package.name,
         "version": chosen,
@@ -417,10 +419,11 @@ def install(
         "a sync validates and publishes it",
         "findings": [],
         "missing_providers": missing,
+        "missing_packages": missing_packages,
     }
     if sync:
         result.update(_sync_install(install_id, repository, trigger="manual"))
-    result["message"] += _providers_note(missing)
+    result["message"] += _providers_note(missing + missing_packages)
     return result
 
 
