@@ -542,58 +542,94 @@ def list_installed() -> list[dict]:
         return result
 
 
+@dataclass
+class _UpdatePlan:
+    """What `update` reads from the DB in one transaction, so no session is held during git and validation."""
+
+    package: str
+    install_id: int
+    repository: str
+    from_version: str
+    old_ref: str
+    target: MarketplacePackage
+    source: tuple[str, str, str | None, str]  # catalog name, url, conn_id, ref
+    live: dict | None  # {id, commit, status} of the live release
+    live_summary: dict | None
+
+
 def update(name: str, *, version: str | None = None, dry_run: bool = False, actor: str) -> dict:
     """Move an installed package to another released version (default: the newest). The structural diff from
     what is live comes first; with `dry_run` that is all (the new version is validated in a scratch folder,
     nothing changes). A version that fails validation changes nothing live."""
     actor = _author(actor, what="actor")
+    plan = _plan_update(name, version)
+    to_version = plan.target.version
+    result = {
+        "package": plan.package,
+        "from_version": plan.from_version,
+        "to_version": to_version,
+        "repository": plan.repository,
+        "dry_run": dry_run,
+    }
+    if to_version == plan.from_version:
+        said = f"{plan.package} is already at {to_version}; nothing to update"
+        return {**result, "status": "unchanged", "message": said}
+    report = _validate_version(*plan.source, plan.target.commit_sha, plan.target.folder)
+    structural = _diff(plan.live, plan.live_summary, plan.target, report)
+    result.update(
+        diff=structural,
+        diff_lines=_diff_lines(structural, to_version),
+        passed=report.passed,
+        findings=[f.to_dict() for f in report.findings],
+    )
+    if dry_run:
+        verdict = "passes validation" if report.passed else f"would be refused: {report.describe_errors()}"
+        message = f"dry run: {plan.package} {plan.from_version} → {to_version} {verdict}; nothing was changed"
+        return {**result, "status": "dry_run", "message": message}
+    if not report.passed:
+        raise ValidationFailed(
+            f"{plan.package} {to_version} did not pass validation: {report.describe_errors()}. "
+            f"Nothing changed; {plan.from_version} stays live.",
+            details={"findings": result["findings"]},
+        )
+    synced = _move_to_version(plan)
+    log.info("%s updated %s from %s to %s: %s", actor, name, plan.from_version, to_version, synced["status"])
+    return {**result, **synced}
+
+
+def _plan_update(name: str, version: str | None) -> _UpdatePlan:
     with session_scope() as session:
         active = _load_install(session, name)
         package = _load_package(session, active.package)
-        row = package.released(version)
-        current = {"install_id": active.id, "repository": active.repository, "version": active.version}
-        target = {"version": row.version, "tag": row.tag, "commit": row.commit_sha, "folder": row.folder}
-        catalog = package.catalog
-        source = (catalog.name, catalog.url, catalog.conn_id, catalog.ref)
         repo = services.load_repository(session, active.repository)
         live = session.get(Release, repo.live_release_id) if repo.live_release_id else None
-        live_summary = dict(live.validation_summary or {}) if live else None
-        live_release = {"id": live.id, "commit": live.commit_sha, "status": live.status} if live else None
-        old_ref = repo.ref
-    base = {"package": active.package, "from_version": current["version"], "to_version": target["version"]}
-    if target["version"] == current["version"]:
-        said = f"{active.package} is already at {target['version']}; nothing to update"
-        return {**base, "repository": current["repository"], "dry_run": dry_run, "status": "unchanged", "message": said}
-    report = _validate_version(*source, target["commit"], target["folder"])
-    structural = _diff(live_release, live_summary, target, report)
-    result = {
-        **base,
-        "repository": current["repository"],
-        "dry_run": dry_run,
-        "diff": structural,
-        "diff_lines": _diff_lines(structural, target["version"]),
-        "passed": report.passed,
-        "findings": [f.to_dict() for f in report.findings],
-    }
-    if dry_run:
-        return {**result, "status": "dry_run", "message": _dry_run_message(base, report)}
-    if not report.passed:
-        raise ValidationFailed(
-            f"{active.package} {target['version']} did not pass validation: {report.describe_errors()}. "
-            f"Nothing changed; {current['version']} stays live.",
-            details={"findings": result["findings"]},
+        catalog = package.catalog
+        return _UpdatePlan(
+            package=active.package,
+            install_id=active.id,
+            repository=active.repository,
+            from_version=active.version,
+            old_ref=repo.ref,
+            target=package.released(version),
+            source=(catalog.name, catalog.url, catalog.conn_id, catalog.ref),
+            live={"id": live.id, "commit": live.commit_sha, "status": live.status} if live else None,
+            live_summary=dict(live.validation_summary or {}) if live else None,
         )
-    services.update_repository(current["repository"], verify=False, ref=target["tag"])
-    synced = _sync_install(current["install_id"], current["repository"], trigger="manual")
+
+
+def _move_to_version(plan: _UpdatePlan) -> dict:
+    """Point the repository at the new tag and sync; if the sync blocks it, point it back at what is live."""
+    services.update_repository(plan.repository, verify=False, ref=plan.target.tag)
+    synced = _sync_install(plan.install_id, plan.repository, trigger="manual")
+    with session_scope() as session:
+        record = session.get(MarketplaceInstall, plan.install_id)
+        if synced["status"] == "blocked":
+            record.status = "published" if plan.live else "blocked"
+        else:
+            record.version = plan.target.version
     if synced["status"] == "blocked":
-        services.update_repository(current["repository"], verify=False, ref=old_ref)  # back to what is live
-        with session_scope() as session:
-            session.get(MarketplaceInstall, current["install_id"]).status = "published" if live else "blocked"
-    else:
-        with session_scope() as session:
-            session.get(MarketplaceInstall, current["install_id"]).version = target["version"]
-    log.info("%s updated %s from %s to %s: %s", actor, name, current["version"], target["version"], synced["status"])
-    return {**result, **synced}
+        services.update_repository(plan.repository, verify=False, ref=plan.old_ref)
+    return synced
 
 
 def _diff_lines(structural: dict, version: str) -> list[str]:
@@ -607,12 +643,7 @@ def _diff_lines(structural: dict, version: str) -> list[str]:
     return lines + (["no structural changes"] if structural["complete"] else [])
 
 
-def _dry_run_message(base: dict, report: Report) -> str:
-    verdict = "passes validation" if report.passed else f"would be refused: {report.describe_errors()}"
-    return f"dry run: {base['package']} {base['from_version']} → {base['to_version']} {verdict}; nothing was changed"
-
-
-def _diff(live: dict | None, live_summary: dict | None, target: dict, report: Report) -> dict:
+def _diff(live: dict | None, live_summary: dict | None, target: MarketplacePackage, report: Report) -> dict:
     """diff.py's structural diff from the live release to the validated (not yet published) version."""
     new_summary = report.summary()
     notes = []
@@ -621,12 +652,12 @@ def _diff(live: dict | None, live_summary: dict | None, target: dict, report: Re
     elif not diff_module.has_structure(live_summary):
         notes.append(f"no structure recorded for release {live['id']} (the structure step was skipped)")
     if not diff_module.has_structure(new_summary):
-        notes.append(f"no structure recorded for {target['version']} (the structure step was skipped)")
+        notes.append(f"no structure recorded for {target.version} (the structure step was skipped)")
     known = (live is None or diff_module.has_structure(live_summary)) and diff_module.has_structure(new_summary)
     changes = diff_module.diff_summaries(live_summary or {}, new_summary) if known else {}
     return {
         "from": live,
-        "to": {"id": None, "commit": target["commit"], "status": "validated" if report.passed else "failed"},
+        "to": {"id": None, "commit": target.commit_sha, "status": "validated" if report.passed else "failed"},
         "complete": known,
         "notes": notes,
         "dags_added": changes.get("dags_added", []),
