@@ -130,3 +130,12 @@ def test_search_install_rate_and_review_a_package_in_the_browser(airflow, commun
     expect(card.locator("[data-testid=rating]")).to_have_attribute("data-count", "1")
     screenshots(page, "list-after-install")
     assert page.evaluate("window.__dagops_xss") is None
+
+    # Uninstall: a second click confirms (the iframe may not open dialogs); the DAGs leave the dags folder.
+    card.locator("[data-testid=open-package]").click()
+    frame = page.frame_locator(PAGE_IFRAME)
+    frame.locator("[data-testid=uninstall]").click()
+    frame.locator("[data-testid=uninstall-confirm]").click()
+    expect(frame.locator("[data-testid=install-form]")).to_be_visible()
+    assert not (airflow.home / "dags" / PACKAGE).exists()
+    screenshots(page, "uninstalled")

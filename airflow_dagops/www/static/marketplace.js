@@ -324,8 +324,16 @@
       el("ul", { class: "mp-live-dags", testid: "live-dags" }, dags.map(function (dag) {
         return el("li", { testid: "live-dag", data: { dagId: dag.dag_id } }, [airflowLink(dag.airflow_url, dag.dag_id, "dag-link")]);
       })),
+      missingNote(accepted),
       el("div", { class: "alert-sub" }, [el("a", { href: repositoryUrl(accepted.repository), testid: "repository-link", text: "Repository " + accepted.repository }), " · ", runLink]),
     ]);
+  }
+
+  /** Providers the package declares that this Airflow lacks: its DAGs load, but such tasks fail at run time. */
+  function missingNote(accepted) {
+    const missing = accepted.missing_providers || [];
+    if (!missing.length) return null;
+    return el("div", { class: "alert-message", testid: "missing-providers", text: "Not installed on this Airflow (install them on every machine): " + missing.join(", ") });
   }
 
   function showBlocked(box, accepted, sync, runLink) {
@@ -333,6 +341,7 @@
     showInstallState(box, "failed", [
       el("div", { class: "alert-title", text: accepted.package + " is blocked: nothing went live" }),
       el("div", { class: "alert-message", testid: "install-error", text: why }),
+      missingNote(accepted),
       el("div", { class: "alert-sub" }, [el("a", { href: repositoryUrl(accepted.repository), testid: "repository-link", text: "See the findings" }), " · ", runLink]),
     ]);
   }
