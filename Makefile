@@ -9,7 +9,7 @@ STAMP := $(VENV)/.dagops-installed
 export PYTHONDONTWRITEBYTECODE :=
 PYTEST_ARGS ?=
 
-.PHONY: run test test-slow bench lint clean venv
+.PHONY: run test test-slow bench lint audit clean venv
 
 venv: $(STAMP)
 
@@ -35,6 +35,11 @@ bench: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check airflow_dagops meta_dags tests benchmarks
 	$(BIN)/ruff format --check airflow_dagops meta_dags tests benchmarks
+	$(BIN)/bandit -q -r airflow_dagops --severity-level high
+
+# pip-audit over the resolved dependencies; says "skipped" where no vulnerability service answers.
+audit: $(STAMP)
+	$(BIN)/python scripts/pip_audit.py
 
 clean:
 	rm -rf $(VENV) .airflow benchmarks/.work test-artifacts .pytest_cache .ruff_cache

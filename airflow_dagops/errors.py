@@ -73,3 +73,16 @@ class ValidationFailed(DagOpsError):
     """A release has error-level findings and was not published."""
 
     code = "validation_failed"
+
+
+class NoSpace(DagOpsError):
+    """The file system holding dagops_home is full; nothing was published."""
+
+    code = "no_space"
+    hint = "Free space under [dagops] dagops_home, or lower [dagops] releases_to_keep; the live release is untouched."
+
+
+class StateDBUnavailable(DagOpsError):
+    """The dagops state DB could not be reached, or dropped the connection mid-transaction (a restart)."""
+
+    code = "state_db_unavailable"

@@ -157,7 +157,7 @@ def add_repository(
             "choose another namespace or move that folder away"
         )
     if verify:
-        Mirror(path=paths.mirror_dir(name), url=url, conn_id=conn_id).ls_remote(ref)
+        Mirror(path=paths.mirror_dir(name), url=url, conn_id=conn_id, retry_delays=()).ls_remote(ref)
     with session_scope() as session:
         _ensure_free(session, name, namespace)  # again: another process may have registered it meanwhile
         repo = Repository(
@@ -345,7 +345,8 @@ def _sense_one(name, url, ref, conn_id, last_seen, namespace, pinned_id, live_pa
     if pinned_id:
         return SenseResult(name, False, None, "pinned")
     try:
-        _full_ref, remote = Mirror(path=paths.mirror_dir(name), url=url, conn_id=conn_id).ls_remote(ref)
+        mirror = Mirror(path=paths.mirror_dir(name), url=url, conn_id=conn_id, retry_delays=())  # the sync retries
+        _full_ref, remote = mirror.ls_remote(ref)
     except DagOpsError as err:
         # Report it through a sync task, so the failure shows up in Airflow and in the sync history.
         return SenseResult(name, True, None, "remote check failed", error=str(err))
@@ -985,7 +986,8 @@ def update_repository(name: str, *, verify: bool = True, **changes) -> Repositor
     source = {**current, **{k: v for k, v in clean.items() if k in current}}
     source_changed = source != current
     if verify and source_changed:
-        Mirror(path=paths.mirror_dir(name), url=source["url"], conn_id=source["conn_id"]).ls_remote(source["ref"])
+        mirror = Mirror(path=paths.mirror_dir(name), url=source["url"], conn_id=source["conn_id"], retry_delays=())
+        mirror.ls_remote(source["ref"])
     with session_scope() as session:
         repo = load_repository(session, name)
         if "promotion" in clean:

@@ -8,6 +8,7 @@ hard links to it: publishing a 1-file change costs one blob, not a copy of the r
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
@@ -17,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from airflow_dagops.errors import InvalidInput
+from airflow_dagops.errors import InvalidInput, NoSpace
 from airflow_dagops.git.mirror import Mirror, TreeEntry
 from airflow_dagops.validate.report import Finding
 
@@ -71,12 +72,19 @@ def export_release(
 
     tmp = dest.parent / f"{TMP_PREFIX}{dest.name}-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
     try:
+        tmp.mkdir(parents=True)
         manifest, linked, written = _write_tree(mirror, sha, subdir, str(tmp), base, max_size)
         manifest.update(metadata)
         (tmp / MANIFEST_NAME).write_text(json.dumps(manifest, sort_keys=True))
         os.rename(tmp, dest)  # atomic: the final name only ever holds a complete release
+    except OSError as err:
+        shutil.rmtree(tmp, ignore_errors=True)  # frees what the partial export took
+        if err.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise NoSpace(
+                f"no space left on device while exporting {sha[:12]} to {dest.parent}. {NoSpace.hint}"
+            ) from err
+        raise
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

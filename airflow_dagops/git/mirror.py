@@ -11,6 +11,7 @@ import re
 import shutil
 import subprocess
 import threading
+import time
 import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -20,8 +21,11 @@ from pathlib import Path
 from airflow_dagops import settings
 from airflow_dagops.errors import (
     AuthenticationFailed,
+    DagOpsError,
     GitError,
+    GitTimeout,
     InvalidInput,
+    NoSpace,
     RefNotFound,
     RemoteUnreachable,
 )
@@ -61,6 +65,18 @@ _AUTH_HINTS = (
     "403",
 )
 _HOST_KEY_HINTS = ("host key verification failed", "remote host identification has changed")
+# A connection that was made and then lost: a flaky network or an overloaded server, worth a retry.
+_DROPPED_HINTS = (
+    "connection reset",
+    "remote end hung up unexpectedly",
+    "early eof",
+    "broken pipe",
+    "unexpected disconnect",
+)
+# Pauses before the 2nd and 3rd try of a remote command that failed for a transient reason (a timeout, an
+# unreachable or dropped connection). Bounded: a dead remote costs 3 x git_timeout plus these, never more.
+# Authentication, missing refs and refused transports are never retried: trying again cannot fix them.
+RETRY_DELAYS = (1.0, 4.0)
 
 
 @dataclass(frozen=True)
@@ -93,11 +109,21 @@ class CommitInfo:
 class Mirror:
     """A bare mirror of one remote, kept at `path`."""
 
-    def __init__(self, *, path: Path, url: str, conn_id: str | None = None, timeout: float | None = None):
+    def __init__(
+        self,
+        *,
+        path: Path,
+        url: str,
+        conn_id: str | None = None,
+        timeout: float | None = None,
+        retry_delays: tuple[float, ...] = RETRY_DELAYS,
+    ):
         self.path = Path(path)
         self.url = url
         self.conn_id = conn_id
         self.timeout = timeout if timeout is not None else settings.get_int("git_timeout")
+        # () for a quick answer: checking a URL a user just typed, or a poll that hands failures to a sync.
+        self.retry_delays = retry_delays
 
     # -- remote ---------------------------------------------------------------------------------
     def ls_remote(self, ref: str) -> tuple[str, str]:
@@ -179,25 +205,50 @@ class Mirror:
         )
 
     def _remote_git(self, args: list[str]) -> subprocess.CompletedProcess[bytes]:
+        """Run a command that talks to the remote, retrying transient failures with growing pauses."""
+        delays = list(self.retry_delays)
+        attempts = 1
+        while True:
+            try:
+                return self._remote_git_once(args)
+            except DagOpsError as err:
+                if not is_transient(err):
+                    raise
+                if not delays:
+                    raise type(err)(f"{err} (gave up after {attempts} attempts)", details=err.details) from err
+                delay = delays.pop(0)
+                log.warning("%s; trying again in %.0fs", err, delay)
+                time.sleep(delay)
+                attempts += 1
+
+    def _remote_git_once(self, args: list[str]) -> subprocess.CompletedProcess[bytes]:
+        command = next(a for a in args if a in ("ls-remote", "fetch"))
         with git_credentials_env(self.conn_id, self.url) as credentials:
-            result = run_git(args, env=git_env(credentials), timeout=self.timeout, check=False)
+            try:
+                result = run_git(args, env=git_env(credentials), timeout=self.timeout, check=False)
+            except GitTimeout as err:
+                raise GitTimeout(f"{display_url(self.url)}: {err}", details={"transient": True}) from err
         if result.returncode != 0:
-            raise self._classify(next(a for a in args if a in ("ls-remote", "fetch")), result.stderr)
+            raise self._classify(command, result.stderr)
         return result
 
-    def _classify(self, command: str, stderr: bytes) -> GitError:
+    def _classify(self, command: str, stderr: bytes) -> DagOpsError:
         detail = last_lines(stderr)
         lowered = redact(stderr.decode("utf-8", "replace")).lower()  # all of it: ssh's reason may come early
         where = display_url(self.url)
         if "transport" in lowered and "not allowed" in lowered:
             return InvalidInput(f"git refused the transport of {where}: {detail}")
+        if "no space left on device" in lowered or "disk quota exceeded" in lowered:
+            return NoSpace(f"no space left for the mirror of {where} ({self.path.parent}): {detail}. {NoSpace.hint}")
         if any(hint in lowered for hint in _HOST_KEY_HINTS):
             return AuthenticationFailed(
                 f"host key verification failed for {where}: add the server's key to the connection's "
                 f"known_hosts_file ({detail})"
             )
         if any(hint in lowered for hint in _UNREACHABLE_HINTS):
-            return RemoteUnreachable(f"cannot reach {where}: {detail}. Check the URL and the network.")
+            return RemoteUnreachable(
+                f"cannot reach {where}: {detail}. Check the URL and the network.", details={"transient": True}
+            )
         if any(hint in lowered for hint in _AUTH_HINTS) and "not found" not in lowered:
             return AuthenticationFailed(
                 f"authentication to {where} failed: {detail}. Check the Airflow connection {self.conn_id!r}."
@@ -205,6 +256,8 @@ class Mirror:
                 else f"authentication to {where} failed: {detail}. Private repositories need --conn-id "
                 "naming an Airflow connection of type 'git'."
             )
+        if any(hint in lowered for hint in _DROPPED_HINTS):
+            return RemoteUnreachable(f"the connection to {where} was dropped: {detail}", details={"transient": True})
         if any(hint in lowered for hint in _NOT_A_REPO_HINTS):
             return RemoteUnreachable(f"{where} is not a git repository or cannot be read: {detail}")
         if "couldn't find remote ref" in lowered or "not our ref" in lowered or "unadvertised object" in lowered:
@@ -344,6 +397,11 @@ class Mirror:
             writer.join()
             process.stderr.close()
             process.wait()
+
+
+def is_transient(err: DagOpsError) -> bool:
+    """A timeout or a lost connection: the same command may well succeed a few seconds later."""
+    return isinstance(err, GitError) and bool(err.details.get("transient"))
 
 
 def _feed(stream, blobs: Iterable[str]) -> None:

@@ -10,10 +10,11 @@ from pathlib import Path
 
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Connection, Engine, make_url
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from airflow_dagops import settings
-from airflow_dagops.errors import DagOpsError
+from airflow_dagops.errors import DagOpsError, StateDBUnavailable
 from airflow_dagops.safety import redact
 
 log = logging.getLogger(__name__)
@@ -126,9 +127,10 @@ def ensure_schema(url: str | None = None) -> None:
 def read_connection(url: str | None = None) -> Iterator[Connection]:
     """A plain connection for hot read-only paths (a poll), without the ORM session's bookkeeping."""
     url = url or settings.sql_alchemy_conn()
-    ensure_schema(url)
-    with get_engine(url).connect() as connection:
-        yield connection
+    with _state_db_errors(url):
+        ensure_schema(url)
+        with get_engine(url).connect() as connection:
+            yield connection
 
 
 _session_factories: dict[str, sessionmaker] = {}
@@ -138,17 +140,39 @@ _session_factories: dict[str, sessionmaker] = {}
 def session_scope(url: str | None = None) -> Iterator[Session]:
     """A transaction: committed when the block ends, rolled back on error."""
     url = url or settings.sql_alchemy_conn()
-    ensure_schema(url)
-    factory = _session_factories.get(url)
-    if factory is None or factory.kw.get("bind") is not get_engine(url):
-        factory = sessionmaker(bind=get_engine(url), expire_on_commit=False)
-        _session_factories[url] = factory
-    session = factory()
+    with _state_db_errors(url):
+        ensure_schema(url)
+        factory = _session_factories.get(url)
+        if factory is None or factory.kw.get("bind") is not get_engine(url):
+            factory = sessionmaker(bind=get_engine(url), expire_on_commit=False)
+            _session_factories[url] = factory
+        session = factory()
+        try:
+            yield session
+            session.commit()
+        except BaseException:
+            _rollback_quietly(session)
+            raise
+        finally:
+            session.close()
+
+
+def _rollback_quietly(session: Session) -> None:
     try:
-        yield session
-        session.commit()
-    except BaseException:
         session.rollback()
-        raise
-    finally:
-        session.close()
+    except OperationalError as err:  # the connection is gone; the server rolled the transaction back already
+        log.debug("rollback on a lost connection: %s", err)
+
+
+@contextmanager
+def _state_db_errors(url: str) -> Iterator[None]:
+    """A lost or refused connection (a restarting server, a network cut) becomes an error a user can act on;
+    the transaction it interrupted was rolled back by the server, so nothing is half written."""
+    try:
+        yield
+    except OperationalError as err:
+        reason = str(err.orig).strip().splitlines()[0] if err.orig else type(err).__name__
+        raise StateDBUnavailable(
+            f"the dagops state DB at {redact(url)} failed: {redact(reason)}. Nothing was half written; "
+            "try again once it answers (see [dagops] sql_alchemy_conn)."
+        ) from err
