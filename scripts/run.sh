@@ -49,13 +49,22 @@ fi
 dagops repos show demo >/dev/null 2>&1 || dagops repos add demo "file://$DEMO" --namespace demo
 dagops sync demo
 
-# Turn examples/catalog into a local catalog repository (one tag per package version): the marketplace's
-# `community` catalog.
+# Turn examples/catalog into a local catalog repository (one tag per package version) and register it as the
+# marketplace's `community` catalog: one Python process, not three `dagops` start-ups.
 CATALOG=$AIRFLOW_HOME/catalog-remote
-[ -d "$CATALOG/.git" ] || python -c 'import sys; from airflow_dagops.marketplace_service import catalog_repo_from_folder as make; make(*sys.argv[1:])' examples/catalog "$CATALOG"
-dagops marketplace catalogs list --json | grep -q '"name": "community"' \
-  || dagops marketplace catalogs add community "file://$CATALOG" --no-refresh
-dagops marketplace catalogs refresh community >/dev/null
+python - examples/catalog "$CATALOG" <<'PY'
+import sys
+from pathlib import Path
+
+from airflow_dagops import marketplace_service as market
+
+source, dest = sys.argv[1:]
+if not (Path(dest) / ".git").is_dir():
+    market.catalog_repo_from_folder(source, dest)
+if "community" not in {c["name"] for c in market.list_catalogs()}:
+    market.add_catalog("community", f"file://{dest}")
+print(market.refresh_catalogs(["community"])[0]["message"])
+PY
 
 cat <<MSG
 
