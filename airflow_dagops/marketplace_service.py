@@ -528,7 +528,7 @@ def list_installed() -> list[dict]:
                     "catalog": active.catalog,
                     "namespace": active.namespace,
                     "repository": active.repository,
-                    "status": active.status,
+                    "status": _install_status(active.status, info),
                     "repository_status": info.status,
                     "live_commit": info.live_commit,
                     "installed_by": active.actor,
@@ -540,6 +540,16 @@ def list_installed() -> list[dict]:
                 }
             )
         return result
+
+
+def _install_status(recorded: str, info: services.RepositoryInfo) -> str:
+    """An install registered without a sync (the REST face) is settled later by dagops_sync: read the outcome
+    from its repository."""
+    if recorded != "registered":
+        return recorded
+    if info.live_commit:
+        return "published"
+    return "blocked" if info.status == "failed" else "registered"
 
 
 @dataclass

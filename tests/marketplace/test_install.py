@@ -142,3 +142,10 @@ def test_an_update_that_fails_validation_changes_nothing(dagops_env, git_remote)
     assert services.get_repository("pkg-etl_kit").ref == "etl_kit/v1.0.0"
     assert market.list_installed()[0]["version"] == "1.0.0"
     assert "amazon" not in (dagops_env.dags_folder / "etl_kit" / "etl_kit.py").read_text()
+
+
+def test_an_install_without_sync_is_settled_by_the_next_sync(community):
+    market.install("cleanup_old_logs", actor="rest:dana", sync=False)
+    assert market.list_installed()[0]["status"] == "registered"
+    services.sync_repository("pkg-cleanup_old_logs")  # what the dagops_sync run does
+    assert market.list_installed()[0]["status"] == "published"
