@@ -12,9 +12,11 @@ that cannot be fetched keeps its previous index; the run goes on with the others
 from __future__ import annotations
 
 import pendulum
-from airflow.sdk import dag, get_current_context, task
+from airflow.sdk import CronTriggerTimetable, dag, get_current_context, task
 
 from airflow_dagops import settings
+
+CHECK_SCHEDULE = settings.get("marketplace_check_schedule")
 
 
 def _names(conf: dict, key: str) -> list[str] | None:
@@ -30,7 +32,9 @@ def _names(conf: dict, key: str) -> list[str] | None:
 
 @dag(
     dag_id="dagops_marketplace_check",
-    schedule=settings.get("marketplace_check_schedule") or None,
+    # A trigger timetable: the first run waits for the next scheduled time instead of starting with Airflow
+    # (validating every package while `make run` is still starting up).
+    schedule=CronTriggerTimetable(CHECK_SCHEDULE, timezone="UTC") if CHECK_SCHEDULE else None,
     start_date=pendulum.datetime(2024, 1, 1, tz="UTC"),
     catchup=False,
     max_active_runs=1,

@@ -89,4 +89,5 @@ def test_the_system_dag_parses_with_refresh_then_check(dagops_env, monkeypatch):
     assert set(dag.task_dict) == {"refresh", "check"}
     assert dag.task_dict["check"].upstream_task_ids == {"refresh"}
     assert dag.catchup is False and dag.max_active_runs == 1
-    assert dag.schedule == "0 4 * * *"  # [dagops] marketplace_check_schedule
+    # [dagops] marketplace_check_schedule, as a trigger timetable: no run at start-up, the first at 04:00
+    assert dag.schedule.expression == "0 4 * * *" and not dag.schedule.run_immediately

@@ -50,6 +50,10 @@ def missing_modules(findings) -> list[str]:
 def test_each_imports_fixture_reports_its_declared_rule_and_severity(fixture):
     severity, rule = (FIXTURES / fixture).read_text().splitlines()[0].removeprefix("# expect:").split()
     findings = check_imports(FIXTURES, [fixture])
+    if rule == "provider-missing":
+        # The imports step alone reports the module; in the pipeline the dependencies step names the provider
+        # distribution instead (tests/validate/test_corpus.py checks the declared rule there).
+        rule = "missing-module"
     assert (severity, rule) in {(f.severity, f.rule) for f in findings}, findings
 
 
