@@ -903,9 +903,25 @@ def _start_run(name: str, trigger: str, airflow_run_id: str | None) -> tuple[int
         session.add(run)
         _recover(session, repo)
         session.flush()
+        _close_interrupted_runs(session, repo, run.id)
         snapshot = RepoSnapshot.read(session, name)
         session.flush()
         return run.id, snapshot
+
+
+def _close_interrupted_runs(session: Session, repo: Repository, current_id: int) -> None:
+    """A run is 'running' only while its process holds the repository lock, which we hold now: any other
+    running row belongs to a process that died (SIGKILL, OOM, lost DB). Left open it would show 'syncing'
+    forever and make "Sync Now" answer 409; runs of Airflow tasks are also closed by `reconcile_sync_runs`."""
+    stale = session.scalars(
+        select(SyncRun).where(SyncRun.repository_id == repo.id, SyncRun.status == "running", SyncRun.id != current_id)
+    ).all()
+    for run in stale:
+        log.warning(
+            "%s: sync run %d was interrupted (its process ended before finishing); closing it", repo.name, run.id
+        )
+        run.status, run.ended_at, run.error_code = "failed", utcnow(), "interrupted"
+        run.error = "interrupted: the process running this sync ended before it finished; nothing it left was published"
 
 
 def _claim_queued(session: Session, repository_id: int, airflow_run_id: str | None) -> SyncRun | None:

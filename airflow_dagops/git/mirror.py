@@ -77,6 +77,10 @@ _DROPPED_HINTS = (
 # unreachable or dropped connection). Bounded: a dead remote costs 3 x git_timeout plus these, never more.
 # Authentication, missing refs and refused transports are never retried: trying again cannot fix them.
 RETRY_DELAYS = (1.0, 4.0)
+# git's words when a lock file of the mirror exists: another git process is writing there, typically the
+# orphan of a sync that was killed while its fetch ran. Transient; a lock older than any of our commands
+# can run belongs to a git that died too, and is removed.
+_LOCKED = re.compile(r"unable to create '([^']+\.lock)': file exists", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -192,6 +196,8 @@ class Mirror:
                 "gc.auto=0",
                 "-c",
                 "fetch.showForcedUpdates=false",
+                "-c",
+                "advice.fetchShowForcedUpdates=false",  # its warning would bury the real error in stderr
                 "-C",
                 str(self.path),
                 "fetch",
@@ -216,10 +222,24 @@ class Mirror:
                     raise
                 if not delays:
                     raise type(err)(f"{err} (gave up after {attempts} attempts)", details=err.details) from err
+                self._remove_stale_lock(err.details.get("lock"))
                 delay = delays.pop(0)
                 log.warning("%s; trying again in %.0fs", err, delay)
                 time.sleep(delay)
                 attempts += 1
+
+    def _remove_stale_lock(self, lock: str | None) -> None:
+        """Remove a lock file of the mirror that no running git of ours can still hold: each runs at most
+        `timeout` seconds, so a lock twice that old was left by a git that was killed."""
+        if not lock or not Path(lock).resolve().is_relative_to(self.path.resolve()):
+            return
+        try:
+            age = time.time() - Path(lock).stat().st_mtime
+            if age > 2 * self.timeout:
+                log.warning("removing %s, left %.0fs ago by a git process that did not finish", lock, age)
+                Path(lock).unlink()
+        except FileNotFoundError:
+            pass  # its git finished meanwhile
 
     def _remote_git_once(self, args: list[str]) -> subprocess.CompletedProcess[bytes]:
         command = next(a for a in args if a in ("ls-remote", "fetch"))
@@ -238,6 +258,13 @@ class Mirror:
         where = display_url(self.url)
         if "transport" in lowered and "not allowed" in lowered:
             return InvalidInput(f"git refused the transport of {where}: {detail}")
+        locked = _LOCKED.search(stderr.decode("utf-8", "replace"))
+        if locked:
+            return GitError(
+                f"the mirror {self.path} is locked by another git process ({locked.group(1)} exists); "
+                "a sync killed during its fetch leaves one behind until its git exits",
+                details={"transient": True, "lock": locked.group(1)},
+            )
         if "no space left on device" in lowered or "disk quota exceeded" in lowered:
             return NoSpace(f"no space left for the mirror of {where} ({self.path.parent}): {detail}. {NoSpace.hint}")
         if any(hint in lowered for hint in _HOST_KEY_HINTS):

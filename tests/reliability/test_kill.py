@@ -111,10 +111,17 @@ def test_twenty_sigkills_at_random_points_never_break_the_live_release(dagops_en
         assert assert_consistent("team", "team", dagops_env.dags_folder) == new_commit
         assert leftovers("team") == []
         assert link.resolve() == paths.release_dir("team", new_commit)
+        with session_scope() as session:  # the killed run is closed, not 'running' forever
+            assert session.scalars(select(SyncRun.status).where(SyncRun.status == "running")).all() == []
 
     with session_scope() as session:
         per_commit = session.execute(select(Release.commit_sha, func.count()).group_by(Release.commit_sha)).all()
+        interrupted_rows = session.scalar(select(func.count()).where(SyncRun.error_code == "interrupted"))
     assert all(count == 1 for _sha, count in per_commit), per_commit  # never two rows for one commit
     print(f"\nkill window {window[0]:.2f}-{window[1]:.2f}s; kills landed: {dict(interrupted)}")
     assert sum(interrupted.values()) == KILLS
+    assert (
+        interrupted_rows
+        == interrupted["during fetch/export/validate"] + interrupted["after the link swap, before the DB commit"]
+    )
     assert interrupted["during fetch/export/validate"] + interrupted["after the link swap, before the DB commit"] > 0
