@@ -610,8 +610,8 @@ def export_and_validate(snapshot, mirror, info, full_ref, validator, progress) -
             for f in report.findings
         ]
         session.flush()
-        return release.id, report
         events.record_validation(session, snapshot.name, release, report)
+        return release.id, report
 
 
 ENVIRONMENT_RULES = {"dependency-missing", "dependency-version"}  # about Airflow's own environment
@@ -744,8 +744,8 @@ def _publish_and_record(name: str, release_id: int, run_id: int, *, actor: str, 
         doomed = _mark_pruned(session, repo)
         run = session.get(SyncRun, run_id)
         run.status, run.commit_sha, run.release_id, run.ended_at = "success", release.commit_sha, release_id, utcnow()
-    # Only after the commit, so no row ever claims a folder that is gone.
         events.record_sync_run(run_id, session=session)
+    # Only after the commit, so no row ever claims a folder that is gone.
     for path in doomed:
         retire_release_dir(path)
 
@@ -825,8 +825,8 @@ def record_live(session: Session, repo: Repository, release: Release, *, actor: 
                 diff=diff_releases(before, release),
             )
         )
-
         events.record_went_live(session, repo, release, actor=actor, reason=reason, previous_id=previous_id)
+
 
 def _recover(session: Session, repo: Repository) -> None:
     """Repair what a killed sync may have left: temp exports, and a DB that lags behind the link."""
@@ -947,8 +947,8 @@ def finish_run(run_id, status, commit, release_id, error: str | None = None, *, 
         run.error = redact(error) if error else None
         run.error_code = code if error else None
         run.ended_at = utcnow()
-
     events.record_sync_run(run_id)
+
 
 def _record_run(snapshot, trigger, airflow_run_id, status, commit, release_id, error=None, code=None) -> int:
     """Record a run that did no work (unchanged, pinned, failed before the lock) in one write."""
@@ -962,8 +962,8 @@ def _record_run(snapshot, trigger, airflow_run_id, status, commit, release_id, e
         run.error_code = code if error else None
         session.add(run)
         session.flush()
-        return run.id
         events.record_sync_run(run.id, session=session)
+        return run.id
 
 
 def _record_failure(snapshot, trigger, airflow_run_id, commit, err: DagOpsError) -> SyncOutcome:
