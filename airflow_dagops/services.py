@@ -486,7 +486,7 @@ def _unchanged_outcome(snapshot: RepoSnapshot, commit: str, run_id: int | None =
     from airflow_dagops import promotion  # promotion.py builds on this module
 
     staged = promotion.describe_staged(snapshot.id, commit)  # not rejected: waiting in a promotion stage
-    staged = staged or _waiting_for_tests(snapshot, commit)
+    staged = staged or _not_live_but_good(snapshot, commit)
     if staged:
         return SyncOutcome(snapshot.name, "unchanged", staged, commit, snapshot.live_release_id, run_id)
     live = f"{snapshot.live_commit[:12]} stays live" if snapshot.live_commit else "nothing is live yet"
@@ -501,13 +501,21 @@ def _unchanged_outcome(snapshot: RepoSnapshot, commit: str, run_id: int | None =
     )
 
 
-def _waiting_for_tests(snapshot: RepoSnapshot, commit: str) -> str | None:
+def _not_live_but_good(snapshot: RepoSnapshot, commit: str) -> str | None:
+    """Why a commit that was not rejected is not live: it waits for its tests, or something else (a rollback,
+    a deploy) went live after it."""
     with read_connection() as connection:
         status = connection.scalar(
             select(Release.status).where(Release.repository_id == snapshot.id, Release.commit_sha == commit)
         )
     if status == "testing":
         return f"{snapshot.name}: {commit[:12]} waits for its tests (dagops_test)"
+    if status in ("validated", "retired"):
+        live = snapshot.live_commit[:12] if snapshot.live_commit else "nothing"
+        return (
+            f"{snapshot.name}: {commit[:12]} passed validation, but {live} is live (rolled back or deployed since; "
+            f"see `dagops versions {snapshot.name}`). `dagops sync {snapshot.name} --force` returns to the branch head."
+        )
     return None
 
 

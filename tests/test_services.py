@@ -274,3 +274,18 @@ def test_skip_files_publishes_without_the_broken_file_unless_something_imports_i
     refused = services.sync_repository("team")
     assert refused.status == "failed"
     assert any(f["rule"] == "skip-files-refused" for f in refused.findings)
+
+
+def test_a_sync_after_a_rollback_says_why_the_head_is_not_live(dagops_env, git_remote):
+    remote = git_remote()
+    services.add_repository("team", remote.url)
+    services.sync_repository("team")
+    first = remote.head()
+    head = remote.commit("second", {"dags/second.py": dag_source("second")})
+    services.sync_repository("team")
+    services.rollback("team", actor="test")
+    outcome = services.sync_repository("team", trigger="manual")
+    assert outcome.status == "unchanged" and outcome.ok  # not "rejected": the head passed validation
+    assert f"{head[:12]} passed validation, but {first[:12]} is live" in outcome.message
+    assert services.sync_repository("team", force=True).commit == head
+    assert services.get_repository("team").live_commit == head
