@@ -101,9 +101,7 @@ OPTIONS: dict[str, Option] = {
         "integer",
     ),
     "proposal_committer_name": Option("dagops", "Author and committer name of the commits of proposals."),
-    "proposal_committer_email": Option(
-        "dagops@localhost", "Author and committer e-mail of the commits of proposals."
-    ),
+    "proposal_committer_email": Option("dagops@localhost", "Author and committer e-mail of the commits of proposals."),
     "proposal_max_file_size": Option(
         "262144", "Largest file (bytes) a proposal may add or change (default 256 KiB).", "integer"
     ),
