@@ -169,7 +169,7 @@ def test_assets_are_served_only_to_signed_in_users(web):
     web.sign_in_with_cookie("reader")
     shell = _shell(web.client.get(PAGE))
     urls = shell.scripts + shell.styles
-    assert len(urls) == 2 and all(url.startswith("/dagops/assets/") for url in urls)
+    assert len(urls) == 3 and all(url.startswith("/dagops/assets/") for url in urls)  # common.js, dagops.js, css
     for url in urls:
         response = web.client.get(url)
         assert response.status_code == 200, url
@@ -215,16 +215,21 @@ def test_the_page_files_carry_every_selector_of_the_contract():
 
 
 def test_the_script_never_writes_html_and_the_page_loads_nothing_from_outside():
-    script = (WWW / "static" / "dagops.js").read_text()
-    for sink in ("innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval("):
-        assert sink not in script, sink
-    assert 'headers["X-DagOps-CSRF"]' in script and 'credentials: "same-origin"' in script
+    common = (WWW / "static" / "common.js").read_text()  # the API client and DOM helpers of both pages
+    pages = [(WWW / "static" / name).read_text() for name in ("dagops.js", "marketplace.js")]
+    for script in (common, *pages):
+        for sink in ("innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval("):
+            assert sink not in script, sink
+    assert '"X-DagOps-CSRF": csrf' in common and 'credentials: "same-origin"' in common
+    script = pages[0]
     assert 'target: "_top"' in script
     external = re.compile(r"""(src|href)\s*=\s*["']?(https?:)?//|url\(\s*["']?(https?:)?//|@import""", re.I)
     for path in WWW.rglob("*"):
         if path.suffix in (".html", ".js", ".css"):
             assert not external.search(path.read_text()), path
-    assert script.count("fetch(") == 1 and "fetch(CONFIG.api + " in script  # one way out: the dagops API
+    # One way out, the dagops API: the shared client, which both pages build from their configured API URL.
+    assert common.count("fetch(") == 1 and "fetch(base + " in common
+    assert all("fetch(" not in page and "apiClient(CONFIG.api, CONFIG.csrf)" in page for page in pages)
 
 
 # -- credentials: the "New connection" form and the detail page never hold a secret -----------------------------
@@ -263,7 +268,7 @@ def test_no_page_embeds_a_connection_secret(web, git_remote):
         for path in (PAGE, "/dagops/repositories/private", "/dagops/checks/1"):
             html = web.client.get(path).get_data(as_text=True)
             assert secret not in html and "PRIVATE KEY" not in html, path
-        for name in ("dagops.js", "dagops.css"):
+        for name in ("common.js", "dagops.js", "dagops.css"):
             asset = web.client.get(f"/dagops/assets/{name}").get_data(as_text=True)
             assert secret not in asset and "PRIVATE KEY" not in asset
         # What the detail page's script reads: the connection id, never its token.

@@ -7,17 +7,15 @@
 (function () {
   "use strict";
 
+  // Shared with the other dagops pages (common.js, loaded first).
+  const { meta, $, el, token, plural, withBusy, openInTop } = window.DagOpsCommon;
+
   const FAST_POLL_MS = 2000; // while a repository is syncing
   const SLOW_POLL_MS = 15000;
   const NOTICE_MS = 6000;
   const FLASH_KEY = "dagops-flash";
 
   // ---- configuration -------------------------------------------------------------------------------
-
-  function meta(name) {
-    const node = document.querySelector('meta[name="' + name + '"]');
-    return node ? node.getAttribute("content") || "" : "";
-  }
 
   const CONFIG = {
     api: meta("dagops-api").replace(/\/+$/, ""),
@@ -30,81 +28,15 @@
     repository: document.body.dataset.repository || null,
     checkId: document.body.dataset.checkId || null,
   };
+  const api = window.DagOpsCommon.apiClient(CONFIG.api, CONFIG.csrf);
 
   // ---- the API -------------------------------------------------------------------------------------
-
-  class ApiError extends Error {
-    constructor(message, status, code, details) {
-      super(message);
-      this.name = "ApiError";
-      this.status = status;
-      this.code = code;
-      this.details = details || {};
-    }
-  }
-
-  /** Call the REST API; answers the parsed JSON, or throws an ApiError carrying the API's message. */
-  async function api(method, path, body) {
-    const headers = { Accept: "application/json" };
-    const init = { method: method, headers: headers, credentials: "same-origin", cache: "no-store" };
-    if (body !== undefined) {
-      headers["Content-Type"] = "application/json";
-      init.body = JSON.stringify(body);
-    }
-    // Required on every state-changing call; sent on reads too (some, such as listing connections, ask for
-    // it), which is harmless: it only ever goes to our own origin.
-    headers["X-DagOps-CSRF"] = CONFIG.csrf;
-    let response;
-    try {
-      response = await fetch(CONFIG.api + "/" + path, init);
-    } catch (err) {
-      throw new ApiError("Cannot reach the Airflow API server. Check the connection and try again.", 0, "network");
-    }
-    const data = await response.json().catch(function () {
-      return null;
-    });
-    if (!response.ok) {
-      const error = (data && data.error) || {};
-      const fallback = ("The API answered " + response.status + " " + response.statusText).trim();
-      throw new ApiError(error.message || fallback, response.status, error.code || "http_error", error.details);
-    }
-    return data;
-  }
 
   function repoPath(name, suffix) {
     return "repositories/" + encodeURIComponent(name) + (suffix ? "/" + suffix : "");
   }
 
   // ---- DOM helpers ---------------------------------------------------------------------------------
-
-  function $(id) {
-    return document.getElementById(id);
-  }
-
-  /** Build an element. Props: class, text, testid, data{}, on<event>; anything else is an attribute.
-   *  Children: nodes, or strings (added as text nodes, so never parsed as HTML). */
-  function el(tag, props, children) {
-    const node = document.createElement(tag);
-    for (const [key, value] of Object.entries(props || {})) {
-      if (value === undefined || value === null || value === false) continue;
-      if (key === "class") node.className = value;
-      else if (key === "text") node.textContent = value;
-      else if (key === "testid") node.dataset.testid = value;
-      else if (key === "data") Object.assign(node.dataset, value);
-      else if (key.startsWith("on")) node.addEventListener(key.slice(2), value);
-      else node.setAttribute(key, value === true ? "" : String(value));
-    }
-    for (const child of [].concat(children === undefined ? [] : children)) {
-      if (child === null || child === undefined || child === false) continue;
-      node.append(child instanceof Node ? child : String(child));
-    }
-    return node;
-  }
-
-  /** A CSS class fragment from API data (a status word): letters, digits, - and _ only. */
-  function token(value) {
-    return String(value || "unknown").replace(/[^a-z0-9_-]/gi, "");
-  }
 
   const ICONS = {
     branch: ["M6 3v12", { c: [18, 6, 3] }, { c: [6, 18, 3] }, "M18 9a9 9 0 0 1-9 9"],
@@ -160,22 +92,6 @@
       title: opts.title,
       onclick: opts.onclick,
     }, [opts.icon ? icon(opts.icon) : null, label]);
-  }
-
-  /** Disable a button and show a spinner on it while `work` runs. */
-  async function withBusy(target, work) {
-    if (target) {
-      target.disabled = true;
-      target.classList.add("is-busy");
-    }
-    try {
-      return await work();
-    } finally {
-      if (target) {
-        target.disabled = false;
-        target.classList.remove("is-busy");
-      }
-    }
   }
 
   // Sections are rebuilt only when their data changed, so open <details>, focus and selection survive polls.
@@ -246,10 +162,6 @@
     return seconds + " s";
   }
 
-  function plural(count, word) {
-    return count + " " + word + (count === 1 ? "" : "s");
-  }
-
   function authorName(author) {
     return String(author || "").replace(/\s*<[^>]*>\s*$/, "") || "unknown author";
   }
@@ -278,31 +190,6 @@
       return el("a", { class: className, href: url, target: "_blank", rel: "noopener noreferrer", testid: testid, title: url, text: url });
     }
     return el("span", { class: className, testid: testid, title: url, text: url || "" });
-  }
-
-  /** Open a URL in the top window (or a new tab). Airflow shows this page in an iframe sandboxed without
-   *  allow-top-navigation and allow-popups, so target=_top/_blank links and top.location do nothing there.
-   *  The frame is same-origin, though: an anchor in the top document, which is not sandboxed, can be followed. */
-  function openInTop(href, newTab) {
-    let topDocument = null;
-    try {
-      topDocument = window.top !== window ? window.top.document : null;
-    } catch (err) {
-      topDocument = null; // a cross-origin parent: leave it to the browser
-    }
-    if (!topDocument) {
-      if (newTab) window.open(href, "_blank", "noopener");
-      else window.location.assign(href);
-      return;
-    }
-    const proxy = topDocument.createElement("a");
-    proxy.href = href;
-    proxy.target = newTab ? "_blank" : "_self";
-    proxy.rel = "noopener noreferrer";
-    proxy.hidden = true;
-    topDocument.body.append(proxy);
-    proxy.click();
-    proxy.remove();
   }
 
   /** Plain left clicks on target=_top/_blank links go through openInTop; modified clicks stay the browser's. */

@@ -9,16 +9,14 @@
 (function () {
   "use strict";
 
+  // Shared with the other dagops pages (common.js, loaded first).
+  const { meta, $, el, token, plural, withBusy, openInTop } = window.DagOpsCommon;
+
   const SYNC_POLL_MS = 2000;
   const NOTICE_MS = 6000;
   const FINISHED = ["success", "unchanged", "rejected", "failed"];
 
   // ---- configuration -------------------------------------------------------------------------------
-
-  function meta(name) {
-    const node = document.querySelector('meta[name="' + name + '"]');
-    return node ? node.getAttribute("content") || "" : "";
-  }
 
   const CONFIG = {
     api: meta("dagops-api").replace(/\/+$/, ""),
@@ -30,43 +28,9 @@
     page: document.body.dataset.page,
     packageName: document.body.dataset.package || null,
   };
+  const api = window.DagOpsCommon.apiClient(CONFIG.api, CONFIG.csrf);
 
   // ---- the API -------------------------------------------------------------------------------------
-
-  class ApiError extends Error {
-    constructor(message, status, code, details) {
-      super(message);
-      this.name = "ApiError";
-      this.status = status;
-      this.code = code;
-      this.details = details || {};
-    }
-  }
-
-  /** Call the REST API; answers the parsed JSON, or throws an ApiError carrying the API's message. */
-  async function api(method, path, body) {
-    const headers = { Accept: "application/json", "X-DagOps-CSRF": CONFIG.csrf };
-    const init = { method: method, headers: headers, credentials: "same-origin", cache: "no-store" };
-    if (body !== undefined) {
-      headers["Content-Type"] = "application/json";
-      init.body = JSON.stringify(body);
-    }
-    let response;
-    try {
-      response = await fetch(CONFIG.api + "/" + path, init);
-    } catch (err) {
-      throw new ApiError("Cannot reach the Airflow API server. Check the connection and try again.", 0, "network");
-    }
-    const data = await response.json().catch(function () {
-      return null;
-    });
-    if (!response.ok) {
-      const error = (data && data.error) || {};
-      const fallback = ("The API answered " + response.status + " " + response.statusText).trim();
-      throw new ApiError(error.message || fallback, response.status, error.code || "http_error", error.details);
-    }
-    return data;
-  }
 
   function packagePath(name, suffix) {
     return "marketplace/packages/" + encodeURIComponent(name) + (suffix ? "/" + suffix : "");
@@ -74,38 +38,9 @@
 
   // ---- DOM helpers ---------------------------------------------------------------------------------
 
-  function $(id) {
-    return document.getElementById(id);
-  }
-
-  /** Build an element. Props: class, text, testid, data{}, on<event>; anything else is an attribute.
-   *  Children: nodes, or strings (added as text nodes, so never parsed as HTML). */
-  function el(tag, props, children) {
-    const node = document.createElement(tag);
-    for (const [key, value] of Object.entries(props || {})) {
-      if (value === undefined || value === null || value === false) continue;
-      if (key === "class") node.className = value;
-      else if (key === "text") node.textContent = value;
-      else if (key === "testid") node.dataset.testid = value;
-      else if (key === "data") Object.assign(node.dataset, value);
-      else if (key.startsWith("on")) node.addEventListener(key.slice(2), value);
-      else node.setAttribute(key, value === true ? "" : String(value));
-    }
-    for (const child of [].concat(children === undefined ? [] : children)) {
-      if (child === null || child === undefined || child === false) continue;
-      node.append(child instanceof Node ? child : String(child));
-    }
-    return node;
-  }
-
   /** Replace a node's children, skipping the null ones (replaceChildren would show them as "null"). */
   function fill(node, children) {
     node.replaceChildren.apply(node, children.filter(function (child) { return child !== null && child !== undefined; }));
-  }
-
-  /** A CSS class fragment from API data: letters, digits, - and _ only. */
-  function token(value) {
-    return String(value || "unknown").replace(/[^a-z0-9_-]/gi, "");
   }
 
   function button(label, opts) {
@@ -117,26 +52,6 @@
       "aria-label": options.ariaLabel,
       onclick: options.onclick,
     }, [label]);
-  }
-
-  /** Disable a button while `work` runs (no double submits), and show it busy. */
-  async function withBusy(target, work) {
-    if (target) {
-      target.disabled = true;
-      target.classList.add("is-busy");
-    }
-    try {
-      return await work();
-    } finally {
-      if (target) {
-        target.disabled = false;
-        target.classList.remove("is-busy");
-      }
-    }
-  }
-
-  function plural(count, word) {
-    return count + " " + word + (count === 1 ? "" : "s");
   }
 
   function formatDateTime(iso) {
@@ -162,28 +77,6 @@
       return el("span", { class: "muted", text: label });
     }
     return el("a", { href: CONFIG.airflowBase + path, target: "_top", testid: testid }, [label]);
-  }
-
-  /** Airflow sandboxes this iframe without allow-top-navigation, so target=_top links do nothing there; the
-   *  frame is same-origin though, and an anchor added to the top document can be followed (as dagops.js does). */
-  function openInTop(href) {
-    let topDocument = null;
-    try {
-      topDocument = window.top !== window ? window.top.document : null;
-    } catch (err) {
-      topDocument = null;
-    }
-    if (!topDocument) {
-      window.location.assign(href);
-      return;
-    }
-    const proxy = topDocument.createElement("a");
-    proxy.href = href;
-    proxy.rel = "noopener noreferrer";
-    proxy.hidden = true;
-    topDocument.body.append(proxy);
-    proxy.click();
-    proxy.remove();
   }
 
   function followLinksFromTop(event) {
