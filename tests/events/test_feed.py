@@ -66,7 +66,8 @@ def test_rollback_and_an_unchanged_manual_sync_are_recorded(dagops_env, git_remo
     assert rollback[0]["summary"].startswith("team: rolled back to")
     syncs = events.list_events(kinds=["sync"])["events"]
     outcomes = [(e["outcome"], e["actor"]) for e in syncs]
-    assert outcomes == [("success", "cli"), ("success", "cli"), ("rejected", "manual")]
+    # The manual sync after the rollback finds the head validated (not rejected) and says so: "unchanged".
+    assert outcomes == [("success", "cli"), ("success", "cli"), ("unchanged", "manual")]
 
 
 def test_a_rolled_back_transaction_leaves_no_event(dagops_env):
