@@ -62,6 +62,12 @@ OPTIONS: dict[str, Option] = {
     "import_memory_limit": Option(
         "1073741824", "Bytes of memory one DAG file may allocate while imported during validation (1 GiB).", "integer"
     ),
+    "sandbox": Option(
+        "strict",
+        "How DAG files are imported during validation. strict: only inside the bubblewrap OS sandbox; where it "
+        "cannot run, releases are blocked. degraded: without the OS sandbox (a scrubbed child process), logged "
+        "and reported on every release. See docs/security.md.",
+    ),
     "validation_skip": Option(
         "",
         "Comma-separated validation steps to skip: security, compat, imports, structure, policy, dependencies. "

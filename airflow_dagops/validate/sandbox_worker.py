@@ -44,6 +44,7 @@ import select
 import signal
 import struct
 import sys
+import tempfile
 import termios
 import threading
 import time
@@ -52,6 +53,15 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from airflow_dagops.validate.sandbox_audit import (
+    SANDBOX_REFUSAL,
+    Auditor,
+    AuditState,
+    SandboxViolation,
+    trusted_prefixes,
+)
+from airflow_dagops.validate.sandbox_isolation import kill_everything_else
 
 PLACEHOLDER = "placeholder"
 # Messages and tracebacks are shown to people; a DAG that raises with a 10 MB message must not flood the report.
@@ -379,6 +389,15 @@ class Loader:
         # The files Airflow itself would parse: `.airflowignore` and the safe-mode heuristic, with Airflow's own code.
         listed = get_importer_registry().list_dag_files(self.root, safe_mode=self.safe_mode)
         self.considered = {os.path.relpath(path, self.root).replace(os.sep, "/") for path in listed}
+        self.audit = AuditState(writable=tuple(config.get("writable", ())), private=tuple(config.get("private", ())))
+        self.namespaces = False
+
+    def arm(self, *, namespaces: bool) -> None:
+        """In a generation, before any DAG code: the audit hook (permanent for this process, by design)."""
+        self.namespaces = namespaces
+        scratch = os.getcwd().rstrip("/") + "/"
+        self.audit.writable = (*self.audit.writable, scratch, tempfile.gettempdir().rstrip("/") + "/")
+        Auditor(self.audit, self.frames.relative, trusted_prefixes()).install()
 
     def load(self, relative: str) -> dict[str, Any]:
         result: dict[str, Any] = {"file": relative, "status": "ignored"}
@@ -392,24 +411,49 @@ class Loader:
         modules_before, threads_before = set(sys.modules), threading.active_count()
         start = time.perf_counter()
         escaped: BaseException | None = None
+        self.audit.seen.clear()
+        self.audit.current_file = relative
         try:
-            with address_space_limit(self.memory_limit):
+            with address_space_limit(self.memory_limit), cpu_time_limit(self.timeout):
                 found = self.bag.process_file(path, only_if_updated=False, safe_mode=self.safe_mode)
         except BaseException as exc:  # noqa: BLE001 - user code may raise anything, KeyboardInterrupt included
             escaped, found = exc, []
         seconds = time.perf_counter() - start
-        problems = self.problems(relative, escaped)
-        dags = self.describe_dags(relative, found, problems)
+        try:
+            problems = self.problems(relative, escaped)
+            dags = self.describe_dags(relative, found, problems)  # serializing may run DAG code too
+        finally:
+            self.audit.current_file = None
+        problems += self.behaviour_problems(relative)
+        left = self.end_leftover_processes(relative, problems)
         result.update(status="loaded", seconds=round(seconds, 6), dags=dags, problems=problems)
         result["variable_reads"] = list(self.capture.variable_reads)
         # A generation in a doubtful state, or with threads the file started still running (they could disturb or
         # even end the next file's load), retires; the zygote forks a fresh one in milliseconds.
         doubtful = any(p["rule"] in ("import-timeout", "import-memory-limit", "import-exit") for p in problems)
-        result["retire"] = doubtful or threading.active_count() > threads_before
+        result["retire"] = doubtful or left or threading.active_count() > threads_before
         if not dags and not problems:
             result["builds_dag"], result["uncalled_dag_functions"] = dag_definitions(_read(path))
         self.forget(path, modules_before)
         return result
+
+    def behaviour_problems(self, relative: str) -> list[dict[str, Any]]:
+        return [
+            {"rule": seen.rule, "message": seen.message, "file": relative, "line": seen.line}
+            for seen in self.audit.seen
+        ]
+
+    def end_leftover_processes(self, relative: str, problems: list[dict[str, Any]]) -> bool:
+        """Kill what the file started and left running (before the answer is sent: nothing of it outlives the
+        file). Only possible as process 1 of the generation's own PID namespace; in degraded mode the parent
+        kills the generation's process group on timeout, and a process that left the group escapes."""
+        if not self.namespaces:
+            return False
+        killed = kill_everything_else()
+        if killed:
+            message = f"{killed} process(es) started by the file were still running after it loaded; they were killed."
+            problems.append({"rule": "sandbox-process-left", "message": message, "file": relative, "line": None})
+        return bool(killed)
 
     def problems(self, relative: str, escaped: BaseException | None) -> list[dict[str, Any]]:
         problems = []
@@ -417,6 +461,8 @@ class Loader:
         if escaped is not None:
             failures.append((None, escaped))
         for dag, exc in failures:
+            if refused_by_sandbox(exc) and self.audit.seen:
+                continue  # the attempt is already a finding of its own; the refusal's traceback adds nothing
             rule = exception_rule(exc)
             user_frames, line = self.frames.trimmed_traceback(exc, relative)
             if dag is not None:
@@ -430,6 +476,8 @@ class Loader:
         if not problems:
             # Errors Airflow recorded without our seeing the exception (DAG validation, executor checks): its text.
             for text in self.bag.import_errors.values():
+                if SANDBOX_REFUSAL in text and self.audit.seen:
+                    continue
                 last = text.strip().splitlines()[-1] if text.strip() else "unknown error"
                 rule = "dag-cycle" if last.startswith("AirflowDagCycleException") else "import-error"
                 problems.append({"rule": rule, "message": last[:MAX_MESSAGE_CHARS], "file": relative, "line": None})
@@ -496,6 +544,16 @@ class Loader:
         self.capture.reset()
 
 
+def refused_by_sandbox(exc: BaseException) -> bool:
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, SandboxViolation) or SANDBOX_REFUSAL in str(exc):
+            return True
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return False
+
+
 def _read(path: str) -> bytes:
     try:
         with open(path, "rb") as handle:
@@ -543,6 +601,28 @@ def address_space_limit(memory_limit: int) -> Iterator[None]:
         resource.setrlimit(resource.RLIMIT_AS, (hard, hard))
 
 
+@contextlib.contextmanager
+def cpu_time_limit(timeout: float) -> Iterator[None]:
+    """RLIMIT_CPU (soft) = CPU time used so far + a budget for this file: a backstop for code that spins in C with
+    signals blocked. Twice the wall-clock timeout plus a margin, so the timeout (a clearer finding) comes first."""
+    budget = int(max(timeout, 1.0) * 2 + 10)
+    try:
+        _, hard = resource.getrlimit(resource.RLIMIT_CPU)
+        used = resource.getrusage(resource.RUSAGE_SELF)
+        soft = int(used.ru_utime + used.ru_stime) + budget
+        if hard != resource.RLIM_INFINITY:
+            soft = min(soft, hard)
+        resource.setrlimit(resource.RLIMIT_CPU, (soft, hard))
+    except (ValueError, OSError):
+        yield
+        return
+    try:
+        yield
+    finally:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_CPU, (hard, hard))
+
+
 def die_with_parent() -> None:
     """Ask Linux to SIGKILL this process when its parent dies, so a killed validator leaves no orphans behind."""
     if not sys.platform.startswith("linux"):
@@ -578,6 +658,19 @@ class SlotPipes:
     results: int
 
 
+@dataclass
+class Isolation:
+    """How generations are isolated: "namespaces" inside bwrap (see sandbox_isolation.py), or "none" (degraded)."""
+
+    mode: str = "none"
+    uid: int | None = None  # the unprivileged uid generations become (when the zygote is real root)
+    workdir: str = ""
+
+    @property
+    def namespaces(self) -> bool:
+        return self.mode == "namespaces"
+
+
 def requests_closed(fd: int) -> bool:
     """True when the parent closed a request pipe (readable, nothing to read), without consuming any request."""
     readable, _, _ = select.select([fd], [], [], 0)
@@ -594,8 +687,8 @@ def describe_status(status: int) -> dict[str, Any]:
 
 
 def isolate_generation(slot: SlotPipes, slots: list[SlotPipes], zygote_channel: Channel, workdir: str) -> None:
-    """Make a fresh fork a generation: own process group, log, working directory, and only its own slot's pipes."""
-    os.setpgid(0, 0)  # the parent kills the group on timeout, subprocesses included
+    """Make a fresh fork a generation: own process group, log, and only its own slot's pipes."""
+    os.setpgid(0, 0)  # the zygote kills the group on timeout, subprocesses included
     die_with_parent()
     signal.signal(signal.SIGINT, signal.SIG_DFL)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
@@ -605,24 +698,87 @@ def isolate_generation(slot: SlotPipes, slots: list[SlotPipes], zygote_channel: 
                 os.close(other.requests)
                 os.close(other.results)
     zygote_channel.close()
+    with contextlib.suppress(OSError):
+        os.close(0)  # the zygote's control pipe: never for DAG code
     # stdout and stderr (Airflow's logs, the DAG's prints) go to the slot's own log, truncated before each file:
     # its tail tells the parent why a generation died (MemoryError, std::bad_alloc, ...).
     log_fd = os.open(os.path.join(workdir, f"slot-{slot.index}.log"), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
     os.dup2(log_fd, 1)
     os.dup2(log_fd, 2)
     os.close(log_fd)
-    cwd = os.path.join(workdir, f"generation-{os.getpid()}")
+
+
+def enter_namespaces(isolation: Isolation) -> None:
+    """Three processes make one generation in the sandbox; only the last one returns from here and loads files.
+
+    * the first stays in the sandbox's PID namespace (the zygote knows and kills it by its pid), creates new PID
+      and mount namespaces for its children, and ends the way the generation ended;
+    * the second is process 1 of those namespaces: it mounts their /proc and /tmp, gives up every privilege and
+      only reaps. When it ends, the kernel kills everything left in its namespace;
+    * the third loads DAG files. It is not process 1 on purpose: the kernel ignores signals that process 1 sends
+      itself, so `os.abort()` or `os.kill(os.getpid(), ...)` in a DAG would hang instead of ending it.
+    """
+    from airflow_dagops.validate import sandbox_isolation
+
+    sandbox_isolation.new_pid_and_mount_namespace()
+    alive_read, alive_write = os.pipe()
+    status_read, status_write = os.pipe()
+    init = os.fork()
+    if init == 0:
+        os.close(alive_write)
+        os.close(status_read)
+        sandbox_isolation.private_proc_and_tmp()
+        sandbox_isolation.set_process_limits()
+        sandbox_isolation.drop_privileges(isolation.uid)
+        sandbox_isolation.die_with(alive_read)
+        loader = os.fork()
+        if loader == 0:
+            os.close(status_write)
+            return
+        os._exit(reap_until(loader, status_write))
+    os.close(alive_read)
+    os.close(status_write)
+    _, init_status = os.waitpid(init, 0)
+    status = os.read(status_read, 64)
+    exit_like(int(status) if status.strip() else init_status)  # no status: process 1 itself was killed
+
+
+def reap_until(loader: int, status_write: int) -> int:
+    """Process 1's loop: reap every orphan re-parented to it; when the loader ends, pass its status on."""
+    while True:
+        try:
+            pid, status = os.wait()
+        except ChildProcessError:
+            return GENERATION_FAILED
+        if pid == loader:
+            os.write(status_write, str(status).encode())
+            return 0
+
+
+def exit_like(status: int) -> None:
+    """End this process as a child that ended with wait status `status` did (same signal, same exit code)."""
+    if os.WIFSIGNALED(status):
+        signal.signal(os.WTERMSIG(status), signal.SIG_DFL)
+        os.kill(os.getpid(), os.WTERMSIG(status))
+    os._exit(os.waitstatus_to_exitcode(status) & 0xFF)
+
+
+def enter_scratch_folder(isolation: Isolation) -> None:
+    """The working directory: the generation's private /tmp in the sandbox, a folder of its own otherwise."""
+    cwd = "/tmp" if isolation.namespaces else os.path.join(isolation.workdir, f"generation-{os.getpid()}")  # noqa: S108
     os.makedirs(cwd, exist_ok=True)
     os.chdir(cwd)
     os.environ["PWD"] = cwd
+    if isolation.namespaces:
+        os.environ["TMPDIR"] = cwd
 
 
-def run_generation(slot: SlotPipes, loader: Loader) -> int:
+def run_generation(slot: SlotPipes, loader: Loader, generation_id: int) -> int:
     """Answer the slot's file requests until its request pipe closes or this generation should retire."""
     channel = Channel(slot.results)
     requests = os.fdopen(slot.requests, "rb")
     baseline = address_space()
-    channel.send({"event": "ready", "pid": os.getpid()})
+    channel.send({"event": "ready", "pid": generation_id})
     while True:
         line = requests.readline()
         if not line:
@@ -644,14 +800,26 @@ def run_generation(slot: SlotPipes, loader: Loader) -> int:
             return 0
 
 
-def fork_generation(slot: SlotPipes, slots: list[SlotPipes], loader: Loader, channel: Channel, workdir: str) -> int:
+def fork_generation(
+    slot: SlotPipes, slots: list[SlotPipes], loader: Loader, channel: Channel, isolation: Isolation, zygote_fds=()
+) -> int:
     pid = os.fork()
     if pid:
         return pid
     code = GENERATION_FAILED
     try:
-        isolate_generation(slot, slots, channel, workdir)
-        code = run_generation(slot, loader)
+        signal.set_wakeup_fd(-1)  # the zygote's wake-up pipe and SIGCHLD handler are not the generation's
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+        for fd in zygote_fds:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        generation_id = os.getpid()  # as the zygote knows it: what "ready" names and what "kill" asks for
+        isolate_generation(slot, slots, channel, isolation.workdir)
+        if isolation.namespaces:
+            enter_namespaces(isolation)
+        enter_scratch_folder(isolation)
+        loader.arm(namespaces=isolation.namespaces)
+        code = run_generation(slot, loader, generation_id)
     except BaseException:  # noqa: BLE001 - report and end this generation; the zygote forks another
         traceback.print_exc()
     finally:
@@ -659,39 +827,89 @@ def fork_generation(slot: SlotPipes, slots: list[SlotPipes], loader: Loader, cha
         os._exit(code)
 
 
-def run_zygote(channel: Channel, loader: Loader, slots: list[SlotPipes], workdir: str) -> int:
-    """Keep one generation per slot alive until the parent closes the slot's request pipe."""
-    # Objects that exist now are shared with every generation; freezing them keeps the garbage collector from
-    # touching (and so copying) their pages in each fork.
-    gc.collect()
-    gc.freeze()
-    generations = {fork_generation(slot, slots, loader, channel, workdir): slot for slot in slots}
-    failures = dict.fromkeys(range(len(slots)), 0)
-    while generations:
-        pid, status = os.wait()
-        slot = generations.pop(pid, None)
-        if slot is None:
-            continue
-        # Written on the slot's own pipe: its generation is dead, so nothing else writes there now.
-        Channel(slot.results).send({"event": "exited", "pid": pid, **describe_status(status)})
-        failed = os.WIFEXITED(status) and os.WEXITSTATUS(status) == GENERATION_FAILED
-        failures[slot.index] = failures[slot.index] + 1 if failed else 0
-        if failures[slot.index] >= MAX_FAILED_GENERATIONS:
-            print(f"slot {slot.index}: {MAX_FAILED_GENERATIONS} generations failed in a row", file=sys.stderr)
-            return 1  # the parent sees the zygote's end and restarts the sandbox, or gives up
-        if not requests_closed(slot.requests):
-            generations[fork_generation(slot, slots, loader, channel, workdir)] = slot
-    return 0
+class Zygote:
+    """Keeps one generation per slot alive until the parent closes the slot's request pipe, and kills a
+    generation when the parent asks (on stdin: {"kill": pid}), since only the zygote can see its processes."""
+
+    def __init__(self, channel: Channel, loader: Loader, slots: list[SlotPipes], isolation: Isolation) -> None:
+        self.channel, self.loader, self.slots, self.isolation = channel, loader, slots, isolation
+        self.generations: dict[int, SlotPipes] = {}
+        self.failures = dict.fromkeys(range(len(slots)), 0)
+        self.control = b""
+        self.wake: tuple[int, int] = (-1, -1)
+
+    def run(self) -> int:
+        # Objects that exist now are shared with every generation; freezing them keeps the garbage collector from
+        # touching (and so copying) their pages in each fork.
+        gc.collect()
+        gc.freeze()
+        wake_read, wake_write = self.wake = os.pipe()
+        os.set_blocking(wake_write, False)
+        signal.set_wakeup_fd(wake_write)
+        signal.signal(signal.SIGCHLD, lambda *_: None)  # wakes the select below through the wakeup fd
+        for slot in self.slots:
+            self.spawn(slot)
+        control_open = True
+        while self.generations:
+            watched = [wake_read, 0] if control_open else [wake_read]
+            readable, _, _ = select.select(watched, [], [], 1.0)
+            if wake_read in readable:
+                os.read(wake_read, 512)
+            if 0 in readable:
+                control_open = self.read_control()
+            if self.reap() is not None:
+                return 1
+        return 0
+
+    def spawn(self, slot: SlotPipes) -> None:
+        pid = fork_generation(slot, self.slots, self.loader, self.channel, self.isolation, self.wake)
+        self.generations[pid] = slot
+
+    def read_control(self) -> bool:
+        data = os.read(0, 4096)
+        if not data:
+            return False
+        self.control += data
+        *lines, self.control = self.control.split(b"\n")
+        for line in lines:
+            pid = json.loads(line).get("kill") if line.strip() else None
+            if isinstance(pid, int) and pid in self.generations:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(pid, signal.SIGKILL)
+        return True
+
+    def reap(self) -> int | None:
+        """Report every generation that ended and fork its successor; a non-None answer ends the zygote."""
+        while True:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return None
+            if pid == 0:
+                return None
+            slot = self.generations.pop(pid, None)
+            if slot is None:
+                continue
+            # Written on the slot's own pipe: its generation is dead, so nothing else writes there now.
+            Channel(slot.results).send({"event": "exited", "pid": pid, **describe_status(status)})
+            failed = os.WIFEXITED(status) and os.WEXITSTATUS(status) == GENERATION_FAILED
+            self.failures[slot.index] = self.failures[slot.index] + 1 if failed else 0
+            if self.failures[slot.index] >= MAX_FAILED_GENERATIONS:
+                print(f"slot {slot.index}: {MAX_FAILED_GENERATIONS} generations failed in a row", file=sys.stderr)
+                return 1  # the parent sees the zygote's end and restarts the sandbox, or gives up
+            if not requests_closed(slot.requests):
+                self.spawn(slot)
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point: argv[1] is the JSON configuration (root, memory_limit, serialize, workdir, slots)."""
+    """Entry point: argv[1] is the JSON configuration (root, memory_limit, serialize, workdir, slots, isolation)."""
     argv = sys.argv if argv is None else argv
     config = json.loads(argv[1])
     channel = Channel.from_stdout()
     die_with_parent()
     limit_log_growth()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when we stop (by closing the request pipes)
+    isolation = Isolation(config.get("isolation", "none"), config.get("uid"), config["workdir"])
     try:
         loader = Loader(config)
     except BaseException as exc:  # noqa: BLE001 - tell the parent why the sandbox cannot start
@@ -699,7 +917,7 @@ def main(argv: list[str] | None = None) -> int:
         channel.send({"event": "fatal", "error": describe_exception(exc)})
         return 1
     slots = [SlotPipes(index, requests, results) for index, (requests, results) in enumerate(config["slots"])]
-    return run_zygote(channel, loader, slots, config["workdir"])
+    return Zygote(channel, loader, slots, isolation).run()
 
 
 if __name__ == "__main__":

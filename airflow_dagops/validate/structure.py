@@ -39,8 +39,11 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 import airflow_dagops
-from airflow_dagops.errors import DagOpsError
+from airflow_dagops.validate import sandbox_host
 from airflow_dagops.validate.report import Finding
+from airflow_dagops.validate.sandbox_audit import HINTS as BEHAVIOUR_HINTS
+from airflow_dagops.validate.sandbox_audit import RULES as BEHAVIOUR_RULES
+from airflow_dagops.validate.sandbox_host import SandboxSupport, SandboxUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +59,8 @@ RULES: dict[str, str] = {
     "dag-id-taken": "A dag_id is already owned by a repository with a higher priority (see on_conflict).",
     "dag-id-shadows": "A dag_id this release takes from a lower-priority repository, whose file is left out.",
     "variable-at-import": "A Variable is read at import time (a secrets/DB round trip on every parse).",
+    "sandbox-degraded": "DAG files were imported without the OS sandbox ([dagops] sandbox = degraded).",
+    **BEHAVIOUR_RULES,
 }
 
 DEFAULT_MEMORY_LIMIT = 2**30
@@ -92,6 +97,9 @@ _SECRET_WORDS = ("SECRET", "TOKEN", "PASSWORD", "PASSWD", "KEY", "CREDENTIAL", "
 # `AIRFLOW__X__Y_CMD` runs a command and `..._SECRET` asks a secrets backend: neither belongs in a sandbox.
 _CONFIG_INDIRECTION = re.compile(r"^AIRFLOW__\w+__\w+_(CMD|SECRET)$")
 _URL_WITH_PASSWORD = re.compile(r"[a-z][a-z0-9+.-]*://[^/\s@:]*:[^/\s@]*@", re.IGNORECASE)
+_SECRET_IN_VALUE = re.compile(r"(password|passwd|pwd|secret|token)\s*[=:]", re.IGNORECASE)
+# Python variables that would make the sandbox's interpreter load code or paths from outside it.
+_PYTHON_LOADERS = {"PYTHONPATH", "PYTHONHOME", "PYTHONSTARTUP", "PYTHONUSERBASE", "PYTHONINSPECT", "PYTHONBREAKPOINT"}
 _DATABASE_URL = re.compile(r"^\s*(sqlite|postgres(ql)?|mysql|mariadb|mssql|oracle)(\+\w+)?:", re.IGNORECASE)
 # Settings that change how Airflow parses DAG files; copied from the parent's configuration (none is a secret).
 _PARSE_SETTINGS = (
@@ -121,11 +129,9 @@ HINTS = {
     "dag-id-taken": "Choose another dag_id, or change the repositories' priorities: it belongs to another namespace.",
     "variable-at-import": "Read the Variable inside a task, or in a template ('{{{{ var.value.{key} }}}}'), not at "
     "module level.",
+    "sandbox-degraded": "Install bubblewrap and set [dagops] sandbox = strict (see docs/security.md).",
+    **{rule: hint.replace("{", "{{").replace("}", "}}") for rule, hint in BEHAVIOUR_HINTS.items()},
 }
-
-
-class SandboxUnavailable(DagOpsError):
-    """The structure check's sandbox could not start (Airflow does not import in a clean environment)."""
 
 
 @dataclass
@@ -169,11 +175,18 @@ def check_structure(
     root = Path(root).resolve()
     candidates = python_files_inside(root, files)
     outcomes: dict[str, dict[str, Any]] = {}
+    support: SandboxSupport | None = None
     if candidates:
+        support = sandbox_host.require_sandbox()  # strict mode: SandboxUnavailable, nothing imported
         limits = SandboxLimits.resolve(timeout, memory_limit, serialize)
-        with Sandbox(root, limits, slots=max(1, min(workers, len(candidates)))) as sandbox:
+        with Sandbox(root, limits, slots=max(1, min(workers, len(candidates))), support=support) as sandbox:
             outcomes = sandbox.load(candidates)
     result = assemble(outcomes)
+    if candidates and support is None:
+        message = "DAG files were imported without the OS sandbox ([dagops] sandbox = degraded): " + (
+            sandbox_host.sandbox_support().reason or "no sandbox"
+        )
+        result.findings.append(finding("sandbox-degraded", message, None))
     result.findings.extend(duplicate_dag_id_findings(result.dags))
     result.findings.extend(dag_id_taken_findings(result.dags, dag_owners or {}))
     result.findings.sort(key=lambda f: (f.file or "", f.line or 0, f.rule))
@@ -198,7 +211,7 @@ def python_files_inside(root: Path, files: list[str]) -> list[str]:
 
 
 def finding(rule: str, message: str, file: str | None, line: int | None = None, **hint_values: str) -> Finding:
-    severity = "warning" if rule in ("no-dag-in-file", "variable-at-import") else "error"
+    severity = "warning" if rule in ("no-dag-in-file", "variable-at-import", "sandbox-degraded") else "error"
     hint = HINTS[rule].format(file=file or "FILE", **hint_values)
     return Finding(rule=rule, severity=severity, message=message, file=file, line=line, hint=hint)
 
@@ -333,7 +346,7 @@ class SandboxLimits:
         return self.timeout + max(2.0, self.timeout * 0.5)
 
 
-def sandbox_environment(home: Path, timeout: float) -> dict[str, str]:
+def sandbox_environment(home: Path, timeout: float, *, airflow_home: str | None = None) -> dict[str, str]:
     """The child's environment: the parent's minus anything that reaches the DB or looks like a secret."""
     env = {name: value for name, value in os.environ.items() if not is_sensitive(name, value)}
     env.update(parse_settings(os.environ))
@@ -341,7 +354,7 @@ def sandbox_environment(home: Path, timeout: float) -> dict[str, str]:
         {
             "HOME": str(home),
             "TMPDIR": str(home),
-            "AIRFLOW_HOME": str(home / "airflow"),
+            "AIRFLOW_HOME": airflow_home or str(home / "airflow"),
             # The release folder is published as it is: no __pycache__ written into it.
             "PYTHONDONTWRITEBYTECODE": "1",
             "AIRFLOW__CORE__DAGBAG_IMPORT_TIMEOUT": repr(timeout),
@@ -355,9 +368,9 @@ def is_sensitive(name: str, value: str) -> bool:
     upper = name.upper()
     if upper in _DROPPED_NAMES or upper.startswith(_DROPPED_PREFIXES) or _CONFIG_INDIRECTION.match(upper):
         return True
-    if any(word in upper for word in _SECRET_WORDS):
+    if any(word in upper for word in _SECRET_WORDS) or upper in _PYTHON_LOADERS:
         return True
-    return bool(_URL_WITH_PASSWORD.search(value) or _DATABASE_URL.match(value))
+    return bool(_URL_WITH_PASSWORD.search(value) or _DATABASE_URL.match(value) or _SECRET_IN_VALUE.search(value))
 
 
 def parse_settings(environ: dict[str, str] | os._Environ) -> dict[str, str]:
@@ -374,6 +387,18 @@ def parse_settings(environ: dict[str, str] | os._Environ) -> dict[str, str]:
         if name not in environ and value is not None and not is_sensitive(name, value):
             settings[name] = str(value)
     return settings
+
+
+def private_paths(root: Path) -> list[str]:
+    """Host paths a DAG file has no business reading (an attempt is a finding): Airflow's and dagops' homes and
+    their configuration and databases, except the release being validated (in degraded mode it lives there)."""
+    from airflow_dagops import settings
+
+    candidates = []
+    with contextlib.suppress(Exception):
+        candidates += [str(settings.airflow_home()), str(settings.dagops_home())]
+    inside = [p for p in candidates if not str(root).startswith(p.rstrip("/") + "/")]
+    return sorted(set(inside))
 
 
 class Slot:
@@ -399,13 +424,17 @@ class Sandbox:
     files, enforces per-file deadlines, and restarts the zygote if it dies (it never runs user code, so that means
     something killed it)."""
 
-    def __init__(self, root: Path, limits: SandboxLimits, *, slots: int) -> None:
+    def __init__(self, root: Path, limits: SandboxLimits, *, slots: int, support: SandboxSupport | None = None) -> None:
         self.root = root
         self.limits = limits
+        self.support = support  # None: degraded, plain child processes
         self.selector = selectors.DefaultSelector()
         self.tempdir = tempfile.TemporaryDirectory(prefix="dagops-sandbox-")
         self.home = Path(self.tempdir.name)
-        self.env = sandbox_environment(self.home, limits.timeout)
+        airflow_home = sandbox_host.AIRFLOW_HOME_MOUNT if support else None
+        self.env = sandbox_environment(self.home, limits.timeout, airflow_home=airflow_home)
+        if support:  # inside, the host's temp folder does not exist: the sandbox has its own /tmp and home
+            self.env.update({"HOME": sandbox_host.HOME_MOUNT, "TMPDIR": "/tmp"})  # noqa: S108
         self.slots = [Slot(index) for index in range(slots)]
         self.zygote: subprocess.Popen | None = None
         self.starts = 0
@@ -445,18 +474,16 @@ class Sandbox:
             child_ends.append((request_read, result_write))
             os.set_blocking(result_read, False)
             self.selector.register(result_read, selectors.EVENT_READ, slot)
-        config = {
-            "root": str(self.root),
-            "memory_limit": self.limits.memory_limit,
-            "serialize": self.limits.serialize,
-            "workdir": str(workdir),
-            "slots": child_ends,
-        }
+        argv = [sys.executable, "-c", BOOTSTRAP, PACKAGE_PARENT, json.dumps(self.worker_config(workdir, child_ends))]
+        if self.support is not None:
+            argv = sandbox_host.bwrap_command(
+                self.support, root=self.root, workdir=workdir, extra_paths=self.extra_paths(), argv=argv
+            )
         try:
             with open(self.log_path, "ab") as log_file:
                 self.zygote = subprocess.Popen(
-                    [sys.executable, "-c", BOOTSTRAP, PACKAGE_PARENT, json.dumps(config)],
-                    stdin=subprocess.DEVNULL,
+                    argv,
+                    stdin=subprocess.PIPE,  # the control pipe: {"kill": pid} when a file overruns its time
                     stdout=subprocess.PIPE,
                     stderr=log_file,
                     cwd=workdir,
@@ -471,6 +498,25 @@ class Sandbox:
         os.set_blocking(self.zygote.stdout.fileno(), False)
         self.selector.register(self.zygote.stdout, selectors.EVENT_READ, None)
 
+    def worker_config(self, workdir: Path, child_ends: list[tuple[int, int]]) -> dict[str, Any]:
+        sandboxed = self.support is not None
+        return {
+            "root": sandbox_host.RELEASE_MOUNT if sandboxed else str(self.root),
+            "memory_limit": self.limits.memory_limit,
+            "serialize": self.limits.serialize,
+            "workdir": sandbox_host.WORK_MOUNT if sandboxed else str(workdir),
+            "slots": child_ends,
+            "isolation": "namespaces" if sandboxed else "none",
+            "uid": sandbox_host.SANDBOX_UID if sandboxed and self.support.as_root else None,
+            "writable": [] if sandboxed else [str(self.home) + "/"],
+            "private": private_paths(self.root),
+        }
+
+    def extra_paths(self) -> list[str]:
+        """Airflow's plugins folder: custom timetables and the like that serializing a DAG needs."""
+        folder = self.env.get("AIRFLOW__CORE__PLUGINS_FOLDER")
+        return [folder] if folder else []
+
     def stop(self) -> None:
         for slot in self.slots:
             if slot.state == "busy":
@@ -481,11 +527,12 @@ class Sandbox:
             try:
                 self.zygote.wait(timeout=5)
             except subprocess.TimeoutExpired:
-                for slot in self.slots:
-                    self.kill_generation(slot)
+                # bwrap's process 1 takes every process of the sandbox with it; degraded: the zygote's group.
                 with contextlib.suppress(ProcessLookupError, PermissionError):
                     os.killpg(self.zygote.pid, signal.SIGKILL)
                 self.zygote.wait()
+            with contextlib.suppress(OSError):
+                self.zygote.stdin.close()
             self.selector.unregister(self.zygote.stdout)
             self.zygote.stdout.close()
             self.zygote = None
@@ -512,9 +559,11 @@ class Sandbox:
         self.start()
 
     def kill_generation(self, slot: Slot) -> None:
-        if slot.generation is not None:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(slot.generation, signal.SIGKILL)
+        """Ask the zygote: inside the sandbox, only it knows the generation's process (pids are its namespace's)."""
+        if slot.generation is not None and self.zygote is not None:
+            with contextlib.suppress(OSError, ValueError):
+                self.zygote.stdin.write(json.dumps({"kill": slot.generation}).encode() + b"\n")
+                self.zygote.stdin.flush()
             slot.generation = None
 
     def tail(self, slot: Slot | None = None) -> str:

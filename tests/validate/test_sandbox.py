@@ -1,0 +1,281 @@
+"""Hostile DAG files against the validation sandbox: every attempt is an error finding, nothing reaches the host.
+
+Each file below is what an attacker with push rights to one repository would commit. The checks after each run
+look at the host, not at what the sandbox says: no file written, no connection received, no process left, and no
+secret value of the validator's environment in any finding.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import uuid
+from pathlib import Path
+
+import pytest
+
+from airflow_dagops.validate import sandbox_host
+from airflow_dagops.validate.sandbox_host import SandboxSupport, SandboxUnavailable
+from airflow_dagops.validate.structure import RULES, check_structure
+from tests.conftest import SANDBOX
+
+needs_sandbox = pytest.mark.skipif(not SANDBOX.available, reason=f"no OS sandbox here: {SANDBOX.reason}")
+
+SECRET = "s3cr3t-" + uuid.uuid4().hex  # in the validator's environment, as a database URL or a key would be
+HEADER = "# airflow dag file\nfrom airflow.sdk import DAG\n"
+BEHAVIOUR_RULES = {rule for rule in RULES if rule.startswith("sandbox-")} - {"sandbox-degraded"}
+
+
+@pytest.fixture
+def hostile(tmp_path, monkeypatch):
+    """A release folder, a marker in the validator's environment (inherited by anything the sandbox starts, so
+    survivors can be found on the host) and the secret."""
+    marker = "dagops-test-" + uuid.uuid4().hex
+    monkeypatch.setenv("DAGOPS_SANDBOX_TEST_MARKER", marker)
+    monkeypatch.setenv("WAREHOUSE_PASSWORD", SECRET)
+    monkeypatch.setenv("AIRFLOW_CONN_WAREHOUSE", f"postgresql://etl:{SECRET}@db/warehouse")
+    root = tmp_path / "release"
+    root.mkdir()
+    return root, marker
+
+
+def processes_with(marker: str) -> list[int]:
+    """Host processes whose environment carries the marker (anything the sandbox started and left behind)."""
+    found = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit() or int(name) == os.getpid():
+            continue
+        try:
+            environ = Path(f"/proc/{name}/environ").read_bytes()
+        except OSError:
+            continue
+        if marker.encode() in environ:
+            found.append(int(name))
+    return found
+
+
+def run(root: Path, files: dict[str, str], *, timeout: float = 10):
+    for name, body in files.items():
+        (root / name).write_text(HEADER + body)
+    return check_structure(root, list(files), timeout=timeout, workers=2)
+
+
+def rules_of(result, file: str) -> set[str]:
+    return {f.rule for f in result.findings if f.file == file and f.severity == "error"}
+
+
+def assert_no_secret(result) -> None:
+    for finding in result.findings:
+        assert SECRET not in finding.message and SECRET not in (finding.hint or "")
+
+
+@needs_sandbox
+def test_reading_the_parents_environment_and_airflows_files_is_an_error_and_finds_nothing(hostile):
+    root, _ = hostile
+    metadata_db = Path(os.environ["AIRFLOW_HOME"]) / "airflow.db"
+    result = run(
+        root,
+        {
+            "parent_env.py": "import os\nraise RuntimeError(open(f'/proc/{os.getppid()}/environ').read())\n",
+            "every_env.py": (
+                "import os\nseen = []\nfor pid in os.listdir('/proc'):\n"
+                "    if pid.isdigit():\n"
+                "        try:\n            seen.append(open(f'/proc/{pid}/environ').read())\n"
+                "        except OSError as err:\n            seen.append(repr(err))\n"
+                "raise RuntimeError(' '.join(seen))\n"
+            ),
+            "metadata_db.py": f"raise RuntimeError(open({str(metadata_db)!r}, 'rb').read()[:200])\n",
+        },
+    )
+    assert "sandbox-private-read" in rules_of(result, "parent_env.py")
+    assert rules_of(result, "every_env.py")  # an error either way: refused, or raised with what little it saw
+    assert rules_of(result, "metadata_db.py") & {"sandbox-private-read", "import-error"}
+    assert_no_secret(result)
+
+
+@needs_sandbox
+def test_writing_outside_connecting_out_and_spawning_are_errors_with_no_effect_on_the_host(hostile, tmp_path):
+    root, marker = hostile
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(0.2)
+    port = listener.getsockname()[1]
+    accepted: list[object] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        while not stop.is_set():
+            try:
+                accepted.append(listener.accept())
+            except OSError:
+                continue
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    outside = tmp_path / "pwned"
+    home_target = Path.home() / f".dagops-test-{uuid.uuid4().hex}"
+    try:
+        result = run(
+            root,
+            {
+                # Into the release itself (what gets published), and into the validator's home folder.
+                "write.py": "import os\nopen(os.path.join(os.path.dirname(__file__), 'injected.py'), 'w').write('x')\n",
+                "write_home.py": f"open({str(home_target)!r}, 'w').write('x')\n",
+                "connect.py": f"import socket\nsocket.create_connection(('127.0.0.1', {port}), timeout=2)\n",
+                "spawn_import.py": f"__import__('o' + 's').system('touch {outside}/a')\n",
+                "spawn_exec.py": (
+                    "import base64\n"
+                    "exec(base64.b64decode("
+                    + repr(
+                        __import__("base64").b64encode(
+                            f"import subprocess; subprocess.Popen(['touch', '{outside}/b'])".encode()
+                        )
+                    )
+                    + ").decode())\n"
+                ),
+                "spawn_getattr.py": f"getattr(__import__('subprocess'), 'Po' + 'pen')(['touch', '{outside}/c'])\n",
+            },
+        )
+    finally:
+        stop.set()
+        thread.join()
+        listener.close()
+    assert "sandbox-write" in rules_of(result, "write.py") and "sandbox-write" in rules_of(result, "write_home.py")
+    assert not (root / "injected.py").exists() and not home_target.exists()
+    assert "sandbox-network" in rules_of(result, "connect.py")
+    assert "sandbox-process" in rules_of(result, "spawn_import.py")
+    assert {"sandbox-process", "sandbox-dynamic-code"} <= rules_of(result, "spawn_exec.py")
+    assert "sandbox-process" in rules_of(result, "spawn_getattr.py")
+    assert not outside.exists() and accepted == [] and processes_with(marker) == []
+    line = next(f.line for f in result.findings if f.file == "spawn_import.py" and f.rule == "sandbox-process")
+    assert line == 3  # the line of the file that did it
+    assert_no_secret(result)
+
+
+# Through ctypes, a fork bypasses Python's own audit event: only the OS boundary stops what follows.
+DOUBLE_FORK = """import ctypes, os, time
+libc = ctypes.CDLL(None)
+if libc.fork() == 0:
+    os.setsid()
+    if libc.fork() == 0:
+        time.sleep(120)
+    os._exit(0)
+time.sleep(0.5)
+"""
+FORK_LOOP = """import ctypes, time
+libc = ctypes.CDLL(None)
+for _ in range(200):
+    if libc.fork() == 0:
+        time.sleep(120)
+time.sleep(0.5)
+"""
+OUTLIVE_TIMEOUT = """import ctypes, time
+libc = ctypes.CDLL(None)
+if libc.fork() == 0:
+    time.sleep(120)
+while True:
+    try:
+        time.sleep(60)
+    except BaseException:
+        pass
+"""
+
+
+@needs_sandbox
+def test_no_process_a_dag_file_starts_outlives_its_validation(hostile):
+    root, marker = hostile
+    result = run(
+        root,
+        {"double_fork.py": DOUBLE_FORK, "fork_loop.py": FORK_LOOP, "outlive.py": OUTLIVE_TIMEOUT},
+        timeout=2,
+    )
+    assert {"sandbox-native-code", "sandbox-process-left"} <= rules_of(result, "double_fork.py")
+    assert "sandbox-native-code" in rules_of(result, "fork_loop.py")
+    assert "import-timeout" in rules_of(result, "outlive.py")
+    assert processes_with(marker) == []
+
+
+@needs_sandbox
+def test_the_sandbox_sees_no_host_files_and_runs_unprivileged(hostile, tmp_path):
+    root, _ = hostile
+    (tmp_path / "host-secret.txt").write_text(SECRET)
+    probe = """import json, os
+seen = {
+    "uid": os.getuid(),
+    "cap_eff": [l.split()[1] for l in open('/proc/self/status') if l.startswith('CapEff')][0],
+    "processes": sorted(int(p) for p in os.listdir('/proc') if p.isdigit()),
+    "root": sorted(os.listdir('/')),
+    "host_file": os.path.exists(%r),
+    "airflow_home": os.path.exists(%r),
+}
+raise RuntimeError("SEEN " + json.dumps(seen))
+""" % (str(tmp_path / "host-secret.txt"), os.environ["AIRFLOW_HOME"])
+    result = run(root, {"probe.py": probe})
+    message = next(f.message for f in result.findings if f.file == "probe.py")
+    seen = __import__("json").loads(message.split("SEEN ", 1)[1].splitlines()[0])
+    assert seen["cap_eff"] == "0000000000000000"
+    if SANDBOX.as_root:
+        assert seen["uid"] == sandbox_host.SANDBOX_UID
+    assert len(seen["processes"]) <= 3  # its own PID namespace: process 1, the loader, nothing of the host
+    assert not seen["host_file"] and not seen["airflow_home"]
+    assert "root" not in seen["root"] or seen["root"].count("root") == 1  # only the Python install's parent
+
+
+def test_strict_mode_refuses_to_import_without_a_sandbox(tmp_path, monkeypatch):
+    (tmp_path / "a.py").write_text(HEADER + "x = 1\n")
+    missing = SandboxSupport(None, None, os.geteuid() == 0, "bubblewrap (bwrap) is not installed")
+    monkeypatch.setattr(sandbox_host, "sandbox_support", lambda: missing)
+    monkeypatch.setenv("AIRFLOW__DAGOPS__SANDBOX", "strict")
+    with pytest.raises(SandboxUnavailable, match="bwrap.*degraded"):
+        check_structure(tmp_path, ["a.py"], timeout=5)
+    assert "UNAVAILABLE" in sandbox_host.describe_support()
+
+
+def test_degraded_mode_is_reported_on_every_run_and_still_catches_behaviour(tmp_path, monkeypatch, caplog):
+    missing = SandboxSupport(None, None, os.geteuid() == 0, "bubblewrap (bwrap) is not installed")
+    monkeypatch.setattr(sandbox_host, "sandbox_support", lambda: missing)
+    monkeypatch.setenv("AIRFLOW__DAGOPS__SANDBOX", "degraded")
+    outside = tmp_path / "outside"
+    root = tmp_path / "release"
+    root.mkdir()
+    result = run(root, {"spawn.py": f"__import__('os').system('touch {outside}')\n"})
+    degraded = [f for f in result.findings if f.rule == "sandbox-degraded"]
+    assert degraded and degraded[0].severity == "warning" and "bwrap" in degraded[0].message
+    assert "sandbox-process" in rules_of(result, "spawn.py") and not outside.exists()
+    assert "WITHOUT an OS sandbox" in caplog.text
+    assert "DEGRADED" in sandbox_host.describe_support()
+
+
+def test_an_unknown_sandbox_setting_is_refused(monkeypatch):
+    monkeypatch.setenv("AIRFLOW__DAGOPS__SANDBOX", "off")
+    with pytest.raises(SandboxUnavailable, match="strict' or 'degraded"):
+        sandbox_host.sandbox_setting()
+
+
+def test_every_behaviour_rule_has_a_hint_and_is_an_error():
+    from airflow_dagops.validate.structure import HINTS, finding
+
+    for rule in BEHAVIOUR_RULES:
+        made = finding(rule, "m", "f.py", 1)
+        assert made.severity == "error" and made.hint == HINTS[rule]
+
+
+def test_library_code_that_a_dag_only_imports_is_not_blamed(tmp_path):
+    # dataclasses and namedtuple exec strings; platform and uuid may touch files: none of it is the DAG's doing.
+    root = tmp_path / "release"
+    root.mkdir()
+    result = run(
+        root,
+        {
+            "clean.py": (
+                "import collections, dataclasses, json, tempfile\n"
+                "Point = collections.namedtuple('Point', 'x y')\n"
+                "@dataclasses.dataclass\nclass Row:\n    a: int\n"
+                "with tempfile.NamedTemporaryFile('w') as scratch:\n    scratch.write('ok')\n"
+                "import pendulum\n"
+                "with DAG('clean', schedule=None, start_date=pendulum.datetime(2024, 1, 1)):\n    pass\n"
+            )
+        },
+    )
+    assert [f for f in result.findings if f.severity == "error"] == []
+    assert [d.dag_id for d in result.dags] == ["clean"]
