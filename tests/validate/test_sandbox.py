@@ -199,17 +199,18 @@ def test_no_process_a_dag_file_starts_outlives_its_validation(hostile):
 def test_the_sandbox_sees_no_host_files_and_runs_unprivileged(hostile, tmp_path):
     root, _ = hostile
     (tmp_path / "host-secret.txt").write_text(SECRET)
-    probe = """import json, os
-seen = {
+    host_file, airflow_home = str(tmp_path / "host-secret.txt"), os.environ["AIRFLOW_HOME"]
+    probe = f"""import json, os
+seen = {{
     "uid": os.getuid(),
     "cap_eff": [l.split()[1] for l in open('/proc/self/status') if l.startswith('CapEff')][0],
     "processes": sorted(int(p) for p in os.listdir('/proc') if p.isdigit()),
     "root": sorted(os.listdir('/')),
-    "host_file": os.path.exists(%r),
-    "airflow_home": os.path.exists(%r),
-}
+    "host_file": os.path.exists({host_file!r}),
+    "airflow_home": os.path.exists({airflow_home!r}),
+}}
 raise RuntimeError("SEEN " + json.dumps(seen))
-""" % (str(tmp_path / "host-secret.txt"), os.environ["AIRFLOW_HOME"])
+"""
     result = run(root, {"probe.py": probe})
     message = next(f.message for f in result.findings if f.file == "probe.py")
     seen = __import__("json").loads(message.split("SEEN ", 1)[1].splitlines()[0])
