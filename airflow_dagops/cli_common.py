@@ -16,7 +16,7 @@ import typer
 from rich.console import Console
 
 from airflow_dagops.errors import DagOpsError
-from airflow_dagops.safety import redact
+from airflow_dagops.redaction import redact_text
 
 # Messages carry user text ("[dag_processor] ...", file names): no rich markup is read from them.
 out = Console(highlight=False)
@@ -39,7 +39,7 @@ def command(group: typer.Typer, name: str | None = None):
             try:
                 return func(*args, **kwargs)
             except DagOpsError as error:
-                say(f"Error: {redact(str(error))}", "red", err)
+                say(f"Error: {redact_text(str(error))}", "red", err)
                 raise typer.Exit(error.exit_code) from None
 
         return group.command(name)(wrapper)

@@ -9,8 +9,9 @@ Two rules shape this module:
 - Recording never breaks what it records. `record` logs a failed insert and returns; a hook inside a
   transaction passes its session, and the event is written only once that transaction committed (a
   publish that rolled back leaves no "published" event, and SQLite never sees two writers at once).
-- Nothing secret is stored: every text goes through `safety.redact` (URL userinfo) and a scrub of
-  token-looking words (Bearer/token headers, password=..., GitHub/GitLab token prefixes).
+- Nothing secret is stored: every text goes through `redaction.redact_text` (the values of this process's
+  secrets, URL userinfo) and a scrub of token-looking words (Bearer/token headers, password=..., GitHub/GitLab
+  token prefixes).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from airflow_dagops.errors import InvalidInput
-from airflow_dagops.safety import redact
+from airflow_dagops.redaction import install_log_redaction, redact_text
 from airflow_dagops.store.db import session_scope
 from airflow_dagops.store.models import Event, Repository, SyncRun
 
@@ -67,6 +68,7 @@ def record(
     if kind not in KINDS:  # a programming error, but still not worth breaking a sync over
         log.error("not recording an event of unknown kind %r", kind)
         return
+    install_log_redaction()  # what this module logs (a failed insert's traceback) is redacted too
     row = {
         "kind": kind,
         "repository": repository,
@@ -243,8 +245,8 @@ def _insert(row: dict) -> None:
 
 # -- redaction -------------------------------------------------------------------------------------------------
 def scrub(text: str) -> str:
-    """`text` without URL credentials or token-looking words."""
-    text = redact(text)
+    """`text` without secret values, URL credentials or token-looking words."""
+    text = redact_text(text)
     for pattern in _SECRET_PATTERNS:
         text = pattern.sub(lambda m: f"{m.group(1)}{m.group(2) if m.re.groups > 1 else ''}***", text)
     return text

@@ -74,7 +74,21 @@ def test_modules(release_dir: Path) -> list[str]:
 
 
 def run_module(release_dir: Path, module: str, *, timeout: float = DEFAULT_TIMEOUT) -> ModuleResult:
-    """Run one test module of a release in a sandboxed pytest process; never raises for a failing test."""
+    """Run one test module of a release in a sandboxed pytest process; never raises for a failing test.
+    What the tests said is redacted here, before it is stored with the release or passed on as an XCom."""
+    return _redacted(_run_module(release_dir, module, timeout=timeout))
+
+
+def _redacted(result: ModuleResult) -> ModuleResult:
+    from airflow_dagops.redaction import redact_text
+
+    result.failures = [TestFailure(redact_text(f.test), redact_text(f.message), f.kind) for f in result.failures]
+    result.junit_xml = redact_text(result.junit_xml)
+    result.output_tail = redact_text(result.output_tail)
+    return result
+
+
+def _run_module(release_dir: Path, module: str, *, timeout: float) -> ModuleResult:
     from airflow_dagops.validate.structure import sandbox_environment
 
     started = time.monotonic()

@@ -31,6 +31,7 @@ from airflow_dagops.deploy.releases import (
 from airflow_dagops.deploy.releases import empty_trash as empty_release_trash
 from airflow_dagops.errors import Conflict, DagOpsError, InvalidInput, NotFound
 from airflow_dagops.git.mirror import Mirror
+from airflow_dagops.redaction import redact_text
 from airflow_dagops.safety import (
     display_url,
     redact,
@@ -464,10 +465,10 @@ def _sync_locked(
         published = publish_checked(name, release_id, run_id, actor=trigger, reason=f"sync ({trigger})")
         return SyncOutcome(name, "published", published, commit, release_id, run_id, findings)
     except DagOpsError as err:
-        finish_run(run_id, "failed", None, None, redact(str(err)), code=err.code)
-        return SyncOutcome(name, "failed", f"{name}: {redact(str(err))}", sync_run_id=run_id)
+        finish_run(run_id, "failed", None, None, redact_text(str(err)), code=err.code)
+        return SyncOutcome(name, "failed", f"{name}: {redact_text(str(err))}", sync_run_id=run_id)
     except BaseException as err:
-        error = redact(f"unexpected error: {type(err).__name__}: {err}")
+        error = redact_text(f"unexpected error: {type(err).__name__}: {err}")
         finish_run(run_id, "failed", None, None, error, code="unexpected")
         raise
 
@@ -952,7 +953,7 @@ def finish_run(run_id, status, commit, release_id, error: str | None = None, *, 
         run.status = status
         run.commit_sha = commit or run.commit_sha
         run.release_id = release_id
-        run.error = redact(error) if error else None
+        run.error = redact_text(error) if error else None
         run.error_code = code if error else None
         run.ended_at = utcnow()
     events.record_sync_run(run_id)
@@ -966,7 +967,7 @@ def _record_run(snapshot, trigger, airflow_run_id, status, commit, release_id, e
             repository_id=snapshot.id, trigger=trigger, airflow_run_id=airflow_run_id, started_at=now
         )
         run.status, run.commit_sha, run.release_id, run.ended_at = status, commit, release_id, now
-        run.error = redact(error) if error else None
+        run.error = redact_text(error) if error else None
         run.error_code = code if error else None
         session.add(run)
         session.flush()
@@ -975,7 +976,7 @@ def _record_run(snapshot, trigger, airflow_run_id, status, commit, release_id, e
 
 
 def _record_failure(snapshot, trigger, airflow_run_id, commit, err: DagOpsError) -> SyncOutcome:
-    message = redact(str(err))
+    message = redact_text(str(err))
     run_id = _record_run(snapshot, trigger, airflow_run_id, "failed", commit, None, message, err.code)
     return SyncOutcome(snapshot.name, "failed", f"{snapshot.name}: {message}", commit, sync_run_id=run_id)
 

@@ -2,6 +2,10 @@
 
 Checks (see docs/validation.md): syntax, security (bandit, detect-secrets, import-time side effects),
 Airflow 3 compatibility (ruff AIR rules), imports, structure (DAGs imported in a sandbox), policy.
+
+Findings quote what DAG code printed or raised (exception messages, tracebacks, sandbox log tails). Everything a
+report says about the release is redacted here, at the one gate every caller passes, before it is stored or shown:
+no value of this process's secrets (environment, connections, Airflow's sensitive settings) leaves `validate`.
 """
 
 from __future__ import annotations
@@ -25,7 +29,10 @@ def validate(
 ) -> Report:
     """Run every check over a folder (a release, or any DAG folder) and collect the findings."""
     from airflow_dagops import settings
+    from airflow_dagops.redaction import install_log_redaction
     from airflow_dagops.validate.pipeline import PipelineOptions, run_pipeline
+
+    install_log_redaction()  # the sandbox's own log lines quote DAG output too
 
     timeout = settings.get("import_timeout")
     skip = {step.strip() for step in settings.get("validation_skip").split(",") if step.strip()}
@@ -39,7 +46,16 @@ def validate(
         timeout=float(timeout) if timeout else None,
         memory_limit=settings.get_int("import_memory_limit"),
     )
-    return run_pipeline(Path(release_dir), options, extra_findings=extra_findings)
+    return _redacted(run_pipeline(Path(release_dir), options, extra_findings=extra_findings))
+
+
+def _redacted(report: Report) -> Report:
+    """The report without secret values in its findings or in what DAG files said about themselves."""
+    from airflow_dagops.redaction import redact_dag_facts, redact_findings
+
+    report.findings = redact_findings(report.findings)
+    report.dags = [redact_dag_facts(dag) for dag in report.dags]
+    return report
 
 
 def default_cache_path() -> Path:
