@@ -29,6 +29,7 @@ from airflow_dagops.cli_common import JsonOption, command, err, out
 from airflow_dagops.cli_common import print_json as _print_json
 from airflow_dagops.cli_common import say as _say
 from airflow_dagops.errors import DagOpsError, InvalidInput
+from airflow_dagops.redaction import install_log_redaction
 from airflow_dagops.safety import redact
 
 app = typer.Typer(
@@ -69,7 +70,8 @@ def init(
     from airflow_dagops import setup_service
 
     for line in setup_service.init(add_bundle=bundle):
-        _say(f"✓ {line}")
+        warning = line.startswith("Validation sandbox: ") and ("UNAVAILABLE" in line or "DEGRADED" in line)
+        _say(f"✗ {line}" if warning else f"✓ {line}", "red" if warning else None)
 
 
 @command(db_app, "migrate")
@@ -311,6 +313,8 @@ def status(as_json: JsonOption = False):
         f"dagops home:  {data['dagops_home']}\nstate DB:     {data['state_db']}\n"
         f"dags folder:  {data['dags_folder']}\nrepositories: {len(data['repositories'])}"
     )
+    sandbox = data["sandbox"]
+    _say(f"sandbox:      {sandbox['detail']}", None if sandbox["available"] else "red")
     for repo in data["repositories"]:
         live = (repo["live_commit"] or "nothing live")[:12]
         flag = " (pinned)" if repo["pinned_release_id"] else ""
@@ -322,6 +326,7 @@ def main() -> None:
     # read Airflow's metadata DB, not only env vars and secrets backends (the Task SDK's view).
     os.environ.setdefault("_AIRFLOW_PROCESS_CONTEXT", "server")
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    install_log_redaction()
     app()
 
 

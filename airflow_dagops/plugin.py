@@ -18,7 +18,10 @@ import airflow_dagops.api.proposals  # noqa: F401
 import airflow_dagops.api.versions  # noqa: F401
 from airflow_dagops.api.blueprint import api_blueprint
 from airflow_dagops.api.webhooks import webhook_blueprint
+from airflow_dagops.redaction import install_log_redaction
 from airflow_dagops.www.views import DagRepositoriesView
+
+install_log_redaction()  # the api-server's dagops log lines quote user text (git errors, findings)
 
 PAGE_HREF = "/pluginsv2/dagops/"
 MARKETPLACE_HREF = "/pluginsv2/dagops/marketplace"

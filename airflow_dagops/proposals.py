@@ -38,7 +38,7 @@ from airflow_dagops.errors import DagOpsError, GitError, InvalidInput, NotFound,
 from airflow_dagops.git.credentials import git_credentials_env
 from airflow_dagops.git.mirror import Mirror
 from airflow_dagops.git.runner import git_env, run_git
-from airflow_dagops.safety import redact
+from airflow_dagops.redaction import redact_text as redact
 from airflow_dagops.services import gate_dag_id_conflicts, iso_time
 from airflow_dagops.store.db import session_scope
 from airflow_dagops.store.models import Proposal, Release, Repository, utcnow

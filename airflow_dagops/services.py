@@ -1512,10 +1512,18 @@ def _tests_overview(tests: dict | None) -> dict | None:
 
 def status() -> dict:
     """A whole-installation summary for `dagops status`."""
+    from airflow_dagops.validate import sandbox_host
+
     repos = list_repositories()
+    support = sandbox_host.sandbox_support()
     return {
         "dagops_home": str(settings.dagops_home()),
         "state_db": redact(settings.sql_alchemy_conn()),
         "dags_folder": str(settings.dags_folder()),
+        "sandbox": {
+            "available": support.available,
+            "setting": settings.get("sandbox"),
+            "detail": sandbox_host.describe_support(),
+        },
         "repositories": [r.to_dict() for r in repos],
     }

@@ -8,7 +8,7 @@ from flask import Blueprint, jsonify
 from werkzeug.exceptions import HTTPException
 
 from airflow_dagops.errors import DagOpsError
-from airflow_dagops.safety import redact
+from airflow_dagops.redaction import redact_text as redact
 
 log = logging.getLogger(__name__)
 

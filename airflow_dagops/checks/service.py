@@ -26,7 +26,7 @@ from airflow_dagops.checks import status as commit_status
 from airflow_dagops.deploy.releases import export_release
 from airflow_dagops.errors import DagOpsError, NotFound
 from airflow_dagops.git.mirror import Mirror
-from airflow_dagops.safety import redact
+from airflow_dagops.redaction import redact_text as redact
 from airflow_dagops.services import gate_dag_id_conflicts, iso_time
 from airflow_dagops.store.db import session_scope
 from airflow_dagops.store.models import CheckRun, Release, Repository, utcnow

@@ -12,7 +12,7 @@ Every process that imports a repository's DAG code runs inside one `bwrap` sandb
 
 Inside, the zygote keeps just the capabilities it needs to give every *generation* (the process that loads DAG
 files) its own PID and mount namespaces, its own `/proc` and `/tmp`; the generation then drops every capability
-and, when dagops runs as root, becomes the unprivileged uid 65534 (see `sandbox_isolation.py`).
+and, when dagops runs as root, becomes an unprivileged uid of its own (see `sandbox_isolation.py`).
 
 Two ways to get there, chosen by who we are:
 * as root: bwrap creates the namespaces directly (no user namespace), so the generation's uid is a real,
@@ -45,7 +45,10 @@ RELEASE_MOUNT = "/dagops/release"
 WORK_MOUNT = "/dagops/work"  # the sandbox's logs, shared with the validator (read-write, private to this run)
 AIRFLOW_HOME_MOUNT = "/dagops/airflow"  # a tmpfs: the zygote's scratch AIRFLOW_HOME (airflow.cfg, scratch DB)
 HOME_MOUNT = "/dagops/home"
-SANDBOX_UID = 65534  # "nobody": the uid generations run as when dagops runs as root
+# When dagops runs as root, each sandbox's generations run as a uid of their own, drawn from this range (no user
+# has these; they sit above the ranges container runtimes delegate): two validations running at once can neither
+# signal each other nor share a process limit, and nothing on the host belongs to them.
+SANDBOX_UIDS = range(1_900_000_000, 2_000_000_000)
 PROBE_TIMEOUT = 20.0
 # Harmless files of /etc that libraries read at import time (the dynamic loader's cache, time zones, TLS roots,
 # user names for uid 65534). Nothing under /etc/airflow or similar is ever bound.
@@ -92,6 +95,13 @@ class SandboxSupport:
     @property
     def available(self) -> bool:
         return self.mode is not None
+
+
+def sandbox_uid() -> int:
+    """A fresh unprivileged uid for one sandbox (see SANDBOX_UIDS)."""
+    import secrets
+
+    return SANDBOX_UIDS.start + secrets.randbelow(len(SANDBOX_UIDS))
 
 
 def sandbox_setting() -> str:
@@ -143,7 +153,7 @@ def describe_support() -> str:
     except SandboxUnavailable as err:
         return str(err)
     if support.available:
-        who = f"uid {SANDBOX_UID}" if support.as_root else "a user namespace"
+        who = "an unprivileged uid of their own" if support.as_root else "a user namespace"
         return f"Validation sandbox: bubblewrap ({support.bwrap}), generations run as {who}."
     if setting == "degraded":
         return (

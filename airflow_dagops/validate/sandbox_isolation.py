@@ -29,7 +29,7 @@ SECUREBITS_LOCKED_DOWN = 0x01 | 0x02 | 0x04 | 0x08 | 0x20
 LINUX_CAPABILITY_VERSION_3 = 0x20080522
 LAST_CAP = 63
 TMP_SIZE = "size=268435456"  # 256 MiB of private /tmp per generation
-MAX_PROCESSES = 64  # RLIMIT_NPROC for the generation's uid: ends fork loops early
+MAX_PROCESSES = 128  # RLIMIT_NPROC for the sandbox's uid (processes and threads of all its generations)
 CPU_SECONDS_HARD = 3600
 
 _libc = ctypes.CDLL(None, use_errno=True)

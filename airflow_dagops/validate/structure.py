@@ -428,6 +428,7 @@ class Sandbox:
         self.root = root
         self.limits = limits
         self.support = support  # None: degraded, plain child processes
+        self.uid = sandbox_host.sandbox_uid() if support is not None and support.as_root else None
         self.selector = selectors.DefaultSelector()
         self.tempdir = tempfile.TemporaryDirectory(prefix="dagops-sandbox-")
         self.home = Path(self.tempdir.name)
@@ -507,7 +508,7 @@ class Sandbox:
             "workdir": sandbox_host.WORK_MOUNT if sandboxed else str(workdir),
             "slots": child_ends,
             "isolation": "namespaces" if sandboxed else "none",
-            "uid": sandbox_host.SANDBOX_UID if sandboxed and self.support.as_root else None,
+            "uid": self.uid,
             "writable": [] if sandboxed else [str(self.home) + "/"],
             "private": private_paths(self.root),
         }
@@ -612,7 +613,10 @@ class Sandbox:
                 raise SandboxUnavailable(f"The structure sandbox cannot start: {message.get('error')}")
         if not data:
             if self.starts == 1 and all(slot.generation is None and slot.state == "starting" for slot in self.slots):
-                raise SandboxUnavailable(f"The structure sandbox exited while starting: {self.tail()[-2000:]}")
+                slot_logs = "\n".join(self.tail(slot)[-1000:] for slot in self.slots)
+                raise SandboxUnavailable(
+                    f"The structure sandbox exited while starting: {self.tail()[-2000:]}\n{slot_logs}".rstrip()
+                )
             self.restart()
 
     def read_slot(self, slot: Slot) -> None:

@@ -216,7 +216,7 @@ raise RuntimeError("SEEN " + json.dumps(seen))
     seen = __import__("json").loads(message.split("SEEN ", 1)[1].splitlines()[0])
     assert seen["cap_eff"] == "0000000000000000"
     if SANDBOX.as_root:
-        assert seen["uid"] == sandbox_host.SANDBOX_UID
+        assert seen["uid"] in sandbox_host.SANDBOX_UIDS
     assert len(seen["processes"]) <= 3  # its own PID namespace: process 1, the loader, nothing of the host
     assert not seen["host_file"] and not seen["airflow_home"]
     assert "root" not in seen["root"] or seen["root"].count("root") == 1  # only the Python install's parent
