@@ -5,10 +5,10 @@
 ARG AIRFLOW_IMAGE=apache/airflow:3.3.2
 FROM ${AIRFLOW_IMAGE}
 
-# dagops runs git for every fetch, and ssh for deploy keys.
+# dagops runs git for every fetch, ssh for deploy keys, and bubblewrap to import DAG files in a sandbox.
 USER root
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends git openssh-client \
+    && apt-get install -y --no-install-recommends git openssh-client bubblewrap \
     && apt-get clean \
     && rm -rf /var/lib/apt/lists/*
 
