@@ -89,33 +89,23 @@ def _redacted(result: ModuleResult) -> ModuleResult:
 
 
 def _run_module(release_dir: Path, module: str, *, timeout: float) -> ModuleResult:
-    from airflow_dagops.validate.structure import sandbox_environment
+    from airflow_dagops.validate import sandbox_host
 
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="dagops-test-") as scratch:
         scratch_dir = Path(scratch)
         work = scratch_dir / "release"
         shutil.copytree(release_dir, work, symlinks=True)
-        junit = scratch_dir / "junit.xml"
+        out = scratch_dir / "out"
+        out.mkdir()
+        junit = out / "junit.xml"
         home = scratch_dir / "home"
         home.mkdir()
-        env = sandbox_environment(home, timeout)
-        env["PYTHONPATH"] = str(work)  # `import dags.helpers` as in the repository's own checkout
-        command = [
-            sys.executable,
-            "-m",
-            "pytest",
-            "-q",
-            "-p",
-            "no:cacheprovider",
-            f"--junitxml={junit}",
-            "--rootdir",
-            str(work),
-            module,
-        ]
+        support = sandbox_host.require_sandbox()  # strict: SandboxUnavailable rather than tests run bare
+        command, cwd, env = _pytest_command(support, work, out, home, module, timeout)
         try:
             done = subprocess.run(
-                command, cwd=work, env=env, capture_output=True, text=True, timeout=timeout, check=False
+                command, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout, check=False
             )
         except subprocess.TimeoutExpired as err:
             tail = _tail(err.stdout)
@@ -137,6 +127,33 @@ def _run_module(release_dir: Path, module: str, *, timeout: float) -> ModuleResu
         if result.outcome == "error":
             result.failures.append(TestFailure(module, f"pytest exited with code {done.returncode}", "error"))
     return result
+
+
+def _pytest_command(support, work: Path, out: Path, home: Path, module: str, timeout: float):
+    """pytest over one module: inside the OS sandbox (the release read-only at its mount, JUnit XML written to
+    the one writable bind), or, degraded, as a child process with a scrubbed environment in the copy."""
+    from airflow_dagops.validate import sandbox_host
+    from airflow_dagops.validate.structure import sandbox_environment
+
+    env = sandbox_environment(home, timeout)
+    if support is None:
+        env["PYTHONPATH"] = str(work)  # `import dags.helpers` as in the repository's own checkout
+        return _pytest_argv(junit=out / "junit.xml", rootdir=str(work), module=module), work, env
+    out.chmod(0o1777)  # written by the sandbox's unprivileged uid
+    inside = {"HOME": "/tmp", "TMPDIR": "/tmp", "AIRFLOW_HOME": "/tmp/airflow"}  # noqa: S108 - the sandbox's /tmp
+    env.update({**inside, "PYTHONPATH": sandbox_host.RELEASE_MOUNT})
+    argv = _pytest_argv(
+        junit=Path(sandbox_host.WORK_MOUNT) / "junit.xml", rootdir=sandbox_host.RELEASE_MOUNT, module=module
+    )
+    return sandbox_host.one_shot_command(support, root=work, workdir=out, argv=argv), out, env
+
+
+def _pytest_argv(*, junit: Path, rootdir: str, module: str) -> list[str]:
+    return [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", f"--junitxml={junit}"] + [
+        "--rootdir",
+        rootdir,
+        module,
+    ]
 
 
 def parse_junit(module: str, xml: str) -> ModuleResult:

@@ -168,14 +168,19 @@ def describe_support() -> str:
 # ---------------------------------------------------------------------------------------------------------------
 
 
-def namespace_flags(as_root: bool) -> list[str]:
+# The zygote needs these to give each generation its own namespaces and to drop to an unprivileged uid;
+# generations give every capability up before they import anything (sandbox_isolation.drop_privileges).
+ZYGOTE_CAPABILITIES = ("CAP_SYS_ADMIN", "CAP_SETUID", "CAP_SETGID", "CAP_SETPCAP")
+# A one-shot command run as root only needs to become its unprivileged uid (setpriv, first thing inside).
+SETPRIV_CAPABILITIES = ("CAP_SETUID", "CAP_SETGID", "CAP_SETPCAP")
+
+
+def namespace_flags(as_root: bool, capabilities: tuple[str, ...] = ZYGOTE_CAPABILITIES) -> list[str]:
     flags = ["--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try"]
     if not as_root:
         # Without root, only a user namespace lets bwrap create the others; uid 0 in it maps to our own uid.
         flags += ["--unshare-user", "--uid", "0", "--gid", "0"]
-    # The zygote needs these to give each generation its own namespaces and to drop to an unprivileged uid;
-    # generations give every capability up before they import anything (sandbox_isolation.drop_privileges).
-    for cap in ("CAP_SYS_ADMIN", "CAP_SETUID", "CAP_SETGID", "CAP_SETPCAP"):
+    for cap in capabilities:
         flags += ["--cap-add", cap]
     return [*flags, "--die-with-parent", "--new-session"]
 
@@ -255,17 +260,38 @@ def extra_binds(paths: list[str]) -> list[str]:
     return args
 
 
+def one_shot_command(support: SandboxSupport, *, root: Path, workdir: Path, argv: list[str]) -> list[str]:
+    """`argv` (a repository's own tests, ...) in the same sandbox, started in the release folder, as an
+    unprivileged uid with no capability at all: setpriv when we are root, the user namespace otherwise."""
+    if support.as_root:
+        uid = str(sandbox_uid())
+        argv = [
+            *("setpriv", "--reuid", uid, "--regid", uid, "--clear-groups", "--inh-caps=-all"),
+            *("--bounding-set=-all", "--no-new-privs", "--"),
+            *argv,
+        ]
+    capabilities = SETPRIV_CAPABILITIES if support.as_root else ()
+    return bwrap_command(support, root=root, workdir=workdir, argv=argv, capabilities=capabilities, chdir=RELEASE_MOUNT)
+
+
 def bwrap_command(
-    support: SandboxSupport, *, root: Path, workdir: Path, extra_paths: list[str], argv: list[str]
+    support: SandboxSupport,
+    *,
+    root: Path,
+    workdir: Path,
+    argv: list[str],
+    extra_paths: list[str] = (),
+    capabilities: tuple[str, ...] = ZYGOTE_CAPABILITIES,
+    chdir: str = "/tmp",  # noqa: S108 - the sandbox's own /tmp
 ) -> list[str]:
     """The full bwrap command line running `argv` in the sandbox described in this module's docstring."""
     assert support.bwrap is not None
     return [
         support.bwrap,
-        *namespace_flags(support.as_root),
+        *namespace_flags(support.as_root, capabilities),
         *system_binds(),
         *path_binds(python_paths()),
-        *extra_binds(extra_paths),
+        *extra_binds(list(extra_paths)),
         "--proc",
         "/proc",
         "--dev",
@@ -287,7 +313,7 @@ def bwrap_command(
         str(workdir),
         WORK_MOUNT,
         "--chdir",
-        "/tmp",  # noqa: S108
+        chdir,
         "--",
         *argv,
     ]

@@ -149,3 +149,35 @@ def test_cli_runs_and_shows_the_results(dagops_env, git_remote, tmp_path):
     assert (tmp_path / "junit" / "tests__test_total.xml").read_text().startswith("<?xml")
     missing = runner.invoke(app, ["tests", "team", "--release", "deadbeef0"])
     assert missing.exit_code != 0 and "no release" in missing.output
+
+
+@pytest.mark.skipif(not __import__("tests.conftest").conftest.SANDBOX.available, reason="no OS sandbox here")
+def test_a_repositorys_own_tests_run_inside_the_os_sandbox(tmp_path, monkeypatch):
+    """The repository's tests are its own code too: they see neither the host's files nor its network."""
+    import socket
+
+    monkeypatch.setenv("WAREHOUSE_PASSWORD", "pw-" + "x" * 12)
+    host_file = tmp_path / "host.txt"
+    host_file.write_text("host")
+    listener = socket.create_server(("127.0.0.1", 0))
+    release = tmp_path / "release"
+    (release / "tests").mkdir(parents=True)
+    (release / "tests" / "test_escape.py").write_text(
+        "import os, socket, pytest\n\n"
+        "def test_no_host_file():\n"
+        f"    assert not os.path.exists({str(host_file)!r})\n\n"
+        "def test_no_network():\n"
+        "    with pytest.raises(OSError):\n"
+        f"        socket.create_connection(('127.0.0.1', {listener.getsockname()[1]}), timeout=2)\n\n"
+        "def test_no_secret_and_no_privilege():\n"
+        "    assert 'WAREHOUSE_PASSWORD' not in os.environ\n"
+        "    assert [l.split()[1] for l in open('/proc/self/status') if l.startswith('CapEff')] == ['0' * 16]\n"
+        "    with pytest.raises(OSError):\n"
+        "        open(os.path.join(os.path.dirname(__file__), 'scribble.txt'), 'w')\n"
+    )
+    try:
+        result = release_tests.run_module(release, "tests/test_escape.py", timeout=60)
+    finally:
+        listener.close()
+    assert (result.outcome, result.passed, result.failed) == ("passed", 3, 0), result.output_tail
+    assert not (release / "tests" / "scribble.txt").exists()
