@@ -68,6 +68,12 @@ OPTIONS: dict[str, Option] = {
         "cannot run, releases are blocked. degraded: without the OS sandbox (a scrubbed child process), logged "
         "and reported on every release. See docs/security.md.",
     ),
+    "sandbox_keep_warm": Option(
+        "60",
+        "Seconds a validation sandbox (with Airflow imported) is kept after a validation, for the next validation "
+        "of the same folder in the same process (a local edit loop). 0: never kept.",
+        "integer",
+    ),
     "validation_skip": Option(
         "",
         "Comma-separated validation steps to skip: security, compat, imports, structure, policy, dependencies. "

@@ -33,6 +33,9 @@ from airflow_dagops.validate.sandbox_host import sandbox_support  # noqa: E402
 SANDBOX = sandbox_support()
 if not SANDBOX.available:
     os.environ.setdefault("AIRFLOW__DAGOPS__SANDBOX", "degraded")
+# Each validation starts its own sandbox and stops it (tests look for processes left behind); the warm reuse of
+# a sandbox is tested on its own (tests/validate/test_sandbox.py).
+os.environ.setdefault("AIRFLOW__DAGOPS__SANDBOX_KEEP_WARM", "0")
 
 
 def pytest_report_header(config):

@@ -366,7 +366,7 @@ class Loader:
 
     def __init__(self, config: dict[str, Any]) -> None:
         from airflow.configuration import conf
-        from airflow.dag_processing.importers import get_importer_registry
+        from airflow.dag_processing.importers import get_importer_registry  # noqa: F401 - imported once, here
         from airflow.serialization.serialized_objects import DagSerialization
 
         self.root = os.path.realpath(config["root"])
@@ -386,11 +386,20 @@ class Loader:
         self.bag = recording_dagbag_class(self.capture)(
             dag_folder=self.root, bundle_path=Path(self.root), collect_dags=False, load_op_links=False
         )
-        # The files Airflow itself would parse: `.airflowignore` and the safe-mode heuristic, with Airflow's own code.
-        listed = get_importer_registry().list_dag_files(self.root, safe_mode=self.safe_mode)
-        self.considered = {os.path.relpath(path, self.root).replace(os.sep, "/") for path in listed}
+        self._considered: set[str] | None = None  # computed by each generation, see `considered`
         self.audit = AuditState(writable=tuple(config.get("writable", ())), private=tuple(config.get("private", ())))
         self.namespaces = False
+
+    def considered(self) -> set[str]:
+        """The files Airflow itself would parse: `.airflowignore` and the safe-mode heuristic, with Airflow's own
+        code. Listed once per generation, not in the zygote: a warm sandbox serves several validations of one
+        folder, and an edit may change which files Airflow parses."""
+        if self._considered is None:
+            from airflow.dag_processing.importers import get_importer_registry
+
+            listed = get_importer_registry().list_dag_files(self.root, safe_mode=self.safe_mode)
+            self._considered = {os.path.relpath(path, self.root).replace(os.sep, "/") for path in listed}
+        return self._considered
 
     def arm(self, *, namespaces: bool) -> None:
         """In a generation, before any DAG code: the audit hook (permanent for this process, by design)."""
@@ -401,7 +410,7 @@ class Loader:
 
     def load(self, relative: str) -> dict[str, Any]:
         result: dict[str, Any] = {"file": relative, "status": "ignored"}
-        if relative not in self.considered:
+        if relative not in self.considered():
             return result
         path = os.path.join(self.root, relative)
         self.capture.reset()

@@ -22,6 +22,7 @@ dies or exhausts its memory is replaced by another fork in milliseconds, and the
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import json
 import logging
@@ -32,6 +33,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections import defaultdict, deque
 from dataclasses import dataclass, field
@@ -179,7 +181,7 @@ def check_structure(
     if candidates:
         support = sandbox_host.require_sandbox()  # strict mode: SandboxUnavailable, nothing imported
         limits = SandboxLimits.resolve(timeout, memory_limit, serialize)
-        with Sandbox(root, limits, slots=max(1, min(workers, len(candidates))), support=support) as sandbox:
+        with warm_sandbox(root, limits, slots=max(1, workers), support=support) as sandbox:
             outcomes = sandbox.load(candidates)
     result = assemble(outcomes)
     if candidates and support is None:
@@ -401,6 +403,108 @@ def private_paths(root: Path) -> list[str]:
     return sorted(set(inside))
 
 
+# ---------------------------------------------------------------------------------------------------------------
+# Warm sandboxes: one folder validated again (a local edit loop, `make bench`) reuses its started sandbox
+# ---------------------------------------------------------------------------------------------------------------
+
+_WARM: dict[tuple, tuple[Sandbox, threading.Timer]] = {}
+_WARM_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def warm_sandbox(root: Path, limits: SandboxLimits, *, slots: int, support: SandboxSupport | None):
+    """A sandbox for `root`: the one kept from the last validation of the very same folder, or a new one.
+
+    Why this is safe: the key holds everything the sandbox was built from (the folder and the identity of each
+    of its entries, the limits, the environment, the interpreter); the zygote never runs DAG code, and every
+    generation that did is replaced before the sandbox serves again (`Sandbox.refresh`). A sandbox in use is out
+    of the table, so two threads never share one. `[dagops] sandbox_keep_warm` seconds after its last use (0:
+    never kept), or when this process exits, it is stopped.
+    """
+    keep = _keep_warm_seconds()
+    key = _warm_key(root, limits, slots, support) if keep > 0 else None
+    with _WARM_LOCK:
+        kept = _WARM.pop(key, None) if key is not None else None
+    if kept is not None:
+        kept[1].cancel()
+    sandbox = kept[0] if kept is not None and kept[0].alive() else None
+    if sandbox is None:
+        if kept is not None:
+            kept[0].__exit__()
+        sandbox = Sandbox(root, limits, slots=slots, support=support).__enter__()
+    else:
+        sandbox.refresh()
+    try:
+        yield sandbox
+    except BaseException:
+        sandbox.__exit__()
+        raise
+    if key is None:
+        sandbox.__exit__()
+        return
+    timer = threading.Timer(keep, _expire, args=(key, sandbox))
+    timer.daemon = True
+    with _WARM_LOCK:
+        previous = _WARM.pop(key, None)
+        _WARM[key] = (sandbox, timer)
+    if previous is not None:
+        previous[1].cancel()
+        previous[0].__exit__()
+    timer.start()
+
+
+def _keep_warm_seconds() -> float:
+    from airflow_dagops import settings
+
+    try:
+        return max(0.0, float(settings.get("sandbox_keep_warm") or 0))
+    except ValueError:
+        return 0.0
+
+
+def _warm_key(root: Path, limits: SandboxLimits, slots: int, support: SandboxSupport | None) -> tuple:
+    """What a sandbox was built from: a new or replaced top-level entry (bound one by one) means a new one."""
+    entries = []
+    with os.scandir(root) as scan:
+        for entry in scan:
+            info = entry.stat(follow_symlinks=False)
+            target = os.readlink(entry.path) if entry.is_symlink() else ""
+            entries.append((entry.name, info.st_dev, info.st_ino, target))
+    folder = root.stat()
+    environment = sorted(sandbox_environment(Path("/"), limits.timeout).items())
+    return (
+        str(root),
+        folder.st_dev,
+        folder.st_ino,
+        tuple(sorted(entries)),
+        limits,
+        slots,
+        support,
+        sys.executable,
+        tuple(environment),
+        tuple(private_paths(root)),
+    )
+
+
+def _expire(key: tuple, sandbox: Sandbox) -> None:
+    with _WARM_LOCK:
+        if _WARM.get(key, (None,))[0] is not sandbox:
+            return
+        del _WARM[key]
+    sandbox.__exit__()
+
+
+@atexit.register
+def stop_warm_sandboxes() -> None:
+    with _WARM_LOCK:
+        kept = list(_WARM.values())
+        _WARM.clear()
+    for sandbox, timer in kept:
+        timer.cancel()
+        with contextlib.suppress(Exception):
+            sandbox.__exit__()
+
+
 class Slot:
     """One worker slot: its pipes to the zygote's generation for the slot, and what that generation is doing."""
 
@@ -580,8 +684,21 @@ class Sandbox:
 
     # -- the loop -----------------------------------------------------------------------------------------------
 
+    def alive(self) -> bool:
+        return self.zygote is not None and self.zygote.poll() is None
+
+    def refresh(self) -> None:
+        """Before serving another validation: every generation is replaced by a fresh fork of the zygote (which
+        never ran DAG code), so nothing one run's files did to their process can touch the next run."""
+        deadline = time.monotonic() + GENERATION_TIMEOUT
+        for slot in self.slots:
+            self.kill_generation(slot)
+            slot.expect_generation(deadline)
+
     def load(self, files: list[str]) -> dict[str, dict[str, Any]]:
-        self.pending.extend(files)
+        self.outcomes = {}
+        self.interrupted.clear()
+        self.pending = deque(files)
         while len(self.outcomes) < len(files):
             for slot in self.slots:
                 if slot.state == "idle" and self.pending:

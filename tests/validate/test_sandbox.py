@@ -280,3 +280,30 @@ def test_library_code_that_a_dag_only_imports_is_not_blamed(tmp_path):
     )
     assert [f for f in result.findings if f.severity == "error"] == []
     assert [d.dag_id for d in result.dags] == ["clean"]
+
+
+def test_a_warm_sandbox_serves_the_same_folder_again_with_fresh_generations(tmp_path, monkeypatch):
+    """The next validation of the same folder skips Airflow's import, sees edits, and nothing a file did to its
+    process carries over; a new top-level entry means a new sandbox."""
+    from airflow_dagops.validate import structure
+
+    monkeypatch.setenv("AIRFLOW__DAGOPS__SANDBOX_KEEP_WARM", "30")
+    root = tmp_path / "release"
+    root.mkdir()
+    started = []
+    real_start = structure.Sandbox.start
+    monkeypatch.setattr(structure.Sandbox, "start", lambda self: (started.append(self), real_start(self))[1])
+    poison = "import builtins\nbuiltins.POISONED = True\n"
+    try:
+        first = run(root, {"a.py": poison + "with DAG('a', schedule=None):\n    pass\n"})
+        second = run(root, {"a.py": "import builtins\nassert not hasattr(builtins, 'POISONED')\nx = DAG(\n"})
+        third = run(root, {"a.py": "import builtins\nassert not hasattr(builtins, 'POISONED')\ndag = DAG('a3', schedule=None)\n"})
+        assert len(started) == 1  # the later runs reused the first one's sandbox
+        assert [d.dag_id for d in first.dags] == ["a"] and second.dags == []
+        assert rules_of(second, "a.py") == {"import-error"}  # the edit is seen
+        assert [d.dag_id for d in third.dags] == ["a3"] and rules_of(third, "a.py") == set()  # the poison is not
+        (root / "b.py").write_text(HEADER + "x = 1\n")
+        check_structure(root, ["a.py", "b.py"], timeout=10)
+        assert len(started) == 2  # a new entry in the folder: a new sandbox, bound anew
+    finally:
+        structure.stop_warm_sandboxes()
