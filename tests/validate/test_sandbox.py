@@ -296,8 +296,9 @@ def test_a_warm_sandbox_serves_the_same_folder_again_with_fresh_generations(tmp_
     poison = "import builtins\nbuiltins.POISONED = True\n"
     try:
         first = run(root, {"a.py": poison + "with DAG('a', schedule=None):\n    pass\n"})
-        second = run(root, {"a.py": "import builtins\nassert not hasattr(builtins, 'POISONED')\nx = DAG(\n"})
-        third = run(root, {"a.py": "import builtins\nassert not hasattr(builtins, 'POISONED')\ndag = DAG('a3', schedule=None)\n"})
+        clean = "import builtins\nassert not hasattr(builtins, 'POISONED')\n"
+        second = run(root, {"a.py": clean + "x = DAG(\n"})
+        third = run(root, {"a.py": clean + "dag = DAG('a3', schedule=None)\n"})
         assert len(started) == 1  # the later runs reused the first one's sandbox
         assert [d.dag_id for d in first.dags] == ["a"] and second.dags == []
         assert rules_of(second, "a.py") == {"import-error"}  # the edit is seen
