@@ -1,7 +1,11 @@
-"""A cache of per-file check results, keyed by (pipeline version, check, file content, rule config,
-environment): a release that changes 1 file of 500 re-checks 1 file.
+"""A cache of per-file check results, keyed by (pipeline version, check, file path and content, rule config,
+environment, and whatever else decides the check's answer): a release that changes 1 file of 500 re-checks 1 file.
 
 One SQLite file (stdlib sqlite3, WAL) so parallel syncs of different repositories can share it.
+
+What is stored is relative to the file it was computed for: a finding loses its `file` (re-attached on read, from the
+file being checked) and the release root in its text (so a cached message never names another run's folder). The
+pipeline reports a fresh result through the same round trip, so a cached run and an uncached run report alike.
 """
 
 from __future__ import annotations
@@ -11,14 +15,20 @@ import hashlib
 import importlib.metadata
 import json
 import logging
+import os
+import re
 import sqlite3
 import sys
 from collections.abc import Iterable
+from dataclasses import asdict, replace
 from pathlib import Path
+
+from airflow_dagops.validate.report import Finding
 
 log = logging.getLogger(__name__)
 
-PIPELINE_VERSION = "2"  # 2: structure results carry task_ids
+# 3: keys name the file's path and what else decides a finding; entries are stored relative to the file and root.
+PIPELINE_VERSION = "3"
 
 
 @functools.lru_cache(maxsize=1)
@@ -29,9 +39,38 @@ def environment_fingerprint() -> str:
     return hashlib.sha256(raw.encode()).hexdigest()[:16]
 
 
-def cache_key(check: str, content: str, *extra: str) -> str:
-    raw = "|".join([PIPELINE_VERSION, check, content, environment_fingerprint(), *extra])
+def cache_key(check: str, *parts: str) -> str:
+    # JSON, not a joined string: a file name containing the separator cannot make two different keys equal.
+    raw = json.dumps([PIPELINE_VERSION, check, environment_fingerprint(), *parts])
     return hashlib.sha256(raw.encode()).hexdigest()
+
+
+def root_pattern(root: Path) -> re.Pattern[str]:
+    """Matches the release root as it may start a path in a message: as given, absolute, or with links resolved."""
+    spellings = {str(Path(root).absolute()), os.path.abspath(root), os.path.realpath(root)}
+    alternatives = "|".join(re.escape(s) for s in sorted(spellings, key=len, reverse=True))
+    # `root/` starts a path inside the release; a bare `root` (not followed by more of a name) is the release itself.
+    return re.compile(f"(?:{alternatives})(?:/|(?![\\w.-]))")
+
+
+def without_root(finding: Finding, root_paths: re.Pattern[str]) -> Finding:
+    """The finding with paths inside the release written relative to it (`/x/release/dags/a.py` -> `dags/a.py`)."""
+
+    def relative(text: str | None) -> str | None:
+        return text if text is None else root_paths.sub(lambda m: "" if m.group().endswith("/") else ".", text)
+
+    return replace(finding, message=relative(finding.message), hint=relative(finding.hint))
+
+
+def stored_finding(finding: Finding) -> dict:
+    """A finding about one file, as the cache keeps it: without its file (the key names the file)."""
+    item = asdict(finding)
+    del item["file"]
+    return item
+
+
+def loaded_finding(item: dict, file: str) -> Finding:
+    return Finding(**item, file=file)
 
 
 class ResultCache:
@@ -56,11 +95,16 @@ class ResultCache:
         if self._db is None or not keys:
             return {}
         found = {}
-        for start in range(0, len(keys), 500):  # SQLite's bound-parameter limit
-            chunk = keys[start : start + 500]
-            marks = ",".join("?" * len(chunk))
-            for key, value in self._db.execute(f"SELECT key, value FROM result WHERE key IN ({marks})", chunk):  # noqa: S608 - only placeholders
-                found[key] = json.loads(value)
+        try:
+            for start in range(0, len(keys), 500):  # SQLite's bound-parameter limit
+                chunk = keys[start : start + 500]
+                marks = ",".join("?" * len(chunk))
+                for key, value in self._db.execute(f"SELECT key, value FROM result WHERE key IN ({marks})", chunk):  # noqa: S608 - only placeholders
+                    found[key] = json.loads(value)
+        except (sqlite3.Error, ValueError) as err:
+            # A miss only costs a check again; answering from a cache that cannot be read could cost the answer.
+            log.warning("could not read the validation cache (%s); checking without it", err)
+            return {}
         return found
 
     def put_many(self, items: dict[str, object]) -> None:

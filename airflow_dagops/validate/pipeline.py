@@ -1,8 +1,12 @@
 """The validation pipeline: every check over a release folder, incremental through a result cache.
 
-Per-file checks (syntax, security, Airflow 3 compatibility, imports, start dates) are cached per file
-content. The structure step (importing DAG files in a sandbox) is cached per file content plus the
-content of the local modules that file imports, so a changed helper re-imports the DAGs that use it.
+The cache may only make a check faster, never change its answer, so a key holds everything that decides a finding:
+- per-file checks (syntax, security, Airflow 3 compatibility, imports, start dates): the file's path and content, the
+  rules in force, and for imports the module names the release provides;
+- the structure step (importing DAG files in a sandbox): that too, plus the content of the local modules the file
+  imports, of every non-Python file of the release (DAG factories read YAML at import time; `.airflowignore` decides
+  whether Airflow parses a file at all), the Airflow settings that decide how it parses, and the sandbox's limits.
+A file whose content lies outside the release cannot be fingerprinted, so what depends on it is never cached.
 Cross-file rules (duplicate dag_ids) and policies are recomputed from the cached facts each time.
 """
 
@@ -10,17 +14,29 @@ from __future__ import annotations
 
 import ast
 import hashlib
+import json
 import logging
+import os
+import re
+import stat
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 from airflow_dagops.validate import dependencies as dependency_rules
 from airflow_dagops.validate import policy as policy_rules
-from airflow_dagops.validate.cache import ResultCache, cache_key
-from airflow_dagops.validate.config import ValidationConfig, load_config
+from airflow_dagops.validate.cache import (
+    ResultCache,
+    cache_key,
+    loaded_finding,
+    root_pattern,
+    stored_finding,
+    without_root,
+)
+from airflow_dagops.validate.config import load_config
 from airflow_dagops.validate.files import check_files, list_files
 from airflow_dagops.validate.report import Finding, Report
 from airflow_dagops.validate.syntax import check_syntax
@@ -29,6 +45,23 @@ log = logging.getLogger(__name__)
 
 CheckFn = Callable[[Path, list[str]], list[Finding]]
 CROSS_FILE_RULES = {"duplicate-dag-id", "dag-id-taken"}
+# Outcomes that may say more about the machine at that moment (load, the kernel's OOM killer, a killed worker) than
+# about the file: the file is imported again next run rather than failing from the cache after the cause is gone.
+UNSETTLED_RULES = {"import-timeout", "import-memory-limit", "import-crash"}
+# Airflow settings that decide whether Airflow parses a file (safe mode, `.airflowignore` syntax) and what loading it
+# yields; structure.py hands them to the sandbox, and the import timeout defaults to Airflow's own.
+STRUCTURE_SETTINGS = (
+    ("core", "dag_discovery_safe_mode"),
+    ("core", "dag_ignore_file_syntax"),
+    ("core", "might_contain_dag_callable"),
+    ("core", "dagbag_import_timeout"),
+    ("core", "default_timezone"),
+    ("core", "default_task_retries"),
+    ("core", "executor"),
+    ("core", "plugins_folder"),
+    ("core", "load_examples"),
+    ("operators", "default_owner"),
+)
 
 
 def _per_file_checks() -> dict[str, CheckFn]:
@@ -70,26 +103,24 @@ def run_pipeline(root: Path, options: PipelineOptions, *, extra_findings: list[F
     root = Path(root)
     config, findings = load_config(root, operator_file=options.operator_rules_file)
     findings += list(extra_findings or [])
-    files = list_files(root)
+    files = all_files = list_files(root)
     if options.only_files is not None:
-        files = _with_dependents(root, files, options.only_files)
+        files = _with_dependents(root, all_files, options.only_files)
     file_findings, unreadable = check_files(root, files)
     findings += file_findings
     checkable = [f for f in files if f not in unreadable]
-    hashes = _content_hashes(root, checkable)
+    release = Release(root, all_files, config.fingerprint())
     cache = ResultCache(options.cache_path)
     try:
         # Syntax first: files that do not parse are not imported. Then the sandboxed imports run in their
         # worker processes while this process runs the other per-file checks: both halves use the 2+ cores.
-        per_file, stats = _run_per_file_checks(root, checkable, hashes, config, cache, options.skip, only={"syntax"})
+        per_file, stats = _run_per_file_checks(release, checkable, cache, options.skip, only={"syntax"})
         broken = {f.file for f in per_file if f.rule == "syntax-error"}
         python = [f for f in checkable if f.endswith(".py") and f not in broken]
         run_structure = options.structure and "structure" not in options.skip
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="dagops-structure") as pool:
-            structure = pool.submit(_run_structure, root, python, hashes, options) if run_structure else None
-            more, more_stats = _run_per_file_checks(
-                root, checkable, hashes, config, cache, options.skip, exclude={"syntax"}
-            )
+            structure = pool.submit(_run_structure, release, python, options) if run_structure else None
+            more, more_stats = _run_per_file_checks(release, checkable, cache, options.skip, exclude={"syntax"})
             dags, structure_findings, import_seconds, imported = structure.result() if structure else ([], [], {}, 0)
         per_file += more
         for key in ("checked", "cached"):
@@ -118,28 +149,82 @@ def run_pipeline(root: Path, options: PipelineOptions, *, extra_findings: list[F
     return report
 
 
-def _content_hashes(root: Path, files: list[str]) -> dict[str, str]:
-    """Git's blob ids from the release manifest when there is one (free), else sha256 of the bytes."""
-    from airflow_dagops.deploy.releases import read_manifest
+@dataclass
+class Release:
+    """The release as cache keys see it, computed once per run. `files` is every file, not only those checked:
+    `--changed-since` narrows what is checked, never what decides an answer."""
 
-    known = (read_manifest(root) or {}).get("files", {})
-    return {f: known.get(f) or hashlib.sha256((root / f).read_bytes()).hexdigest() for f in files}
+    root: Path
+    files: list[str]
+    config: str  # ValidationConfig.fingerprint(): every rule in force, per-path exceptions included
+
+    @cached_property
+    def fingerprints(self) -> dict[str, str | None]:
+        real_root = os.path.realpath(self.root)
+        return {f: _fingerprint(self.root / f, real_root) for f in self.files}
+
+    @cached_property
+    def root_paths(self) -> re.Pattern[str]:
+        return root_pattern(self.root)
+
+    @cached_property
+    def local_names(self) -> str:
+        """Whether `import helpers` resolves depends on which module names the release itself provides."""
+        from airflow_dagops.validate.imports import local_module_names
+
+        return _digest(sorted(local_module_names(self.root)))
+
+    @cached_property
+    def data(self) -> str | None:
+        """Every non-Python file: DAG factories read YAML or SQL at import time, and `.airflowignore` files decide
+        whether Airflow parses a file at all. None when one of them has content outside the release."""
+        items = [(f, self.fingerprints[f]) for f in self.files if not f.endswith(".py")]
+        return None if any(fp is None for _, fp in items) else _digest(items)
+
+
+def _fingerprint(path: Path, real_root: str) -> str | None:
+    """sha256 of a regular file inside the release; a link's target for a link to a folder (its files are listed
+    themselves) or to nothing; None for content outside the release or that is not a file (a FIFO would block).
+
+    Always the bytes, never git blob ids from the release manifest: a symlink's blob id is the name of its target,
+    not the content the checks read, and a folder validated outside an export can carry a manifest of its own."""
+    if not _inside(path, real_root):
+        return None
+    if os.path.islink(path) and not os.path.isfile(path):
+        return f"link:{os.readlink(path)}"
+    try:
+        return _file_digest(path) if stat.S_ISREG(os.stat(path).st_mode) else None
+    except OSError:
+        return None
+
+
+def _inside(path: Path, real_root: str) -> bool:
+    """Judged by where the path really resolves, never lexically."""
+    real = os.path.realpath(path)
+    return real == real_root or real.startswith(real_root + os.sep)
+
+
+def _file_digest(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as stream:
+        for block in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _digest(value: object) -> str:
+    return hashlib.sha256(json.dumps(value).encode()).hexdigest()
 
 
 def _run_per_file_checks(
-    root,
-    files,
-    hashes,
-    config: ValidationConfig,
+    release: Release,
+    files: list[str],
     cache: ResultCache,
     skip: set[str],
     *,
     only: set[str] | None = None,
     exclude: frozenset | set = frozenset(),
 ):
-    config_fp = config.fingerprint()
-    # The imports check answers depend on which local modules the release has, not just the file.
-    local_modules = hashlib.sha256("\n".join(f for f in hashes if f.endswith(".py")).encode()).hexdigest()[:16]
     findings, stats = [], {"checked": {}, "cached": {}}
     for name, check in _per_file_checks().items():
         if (
@@ -149,72 +234,119 @@ def _run_per_file_checks(
             or (name == "start-date" and "policy" in skip)
         ):
             continue
-        extra = (config_fp, local_modules) if name == "imports" else (config_fp,)
-        keys = {f: cache_key(name, hashes[f], *extra) for f in files}
-        cached = cache.get_many(keys.values())
-        misses = [f for f in files if keys[f] not in cached]
-        fresh = check(root, misses) if misses else []
-        by_file: dict[str, list[dict]] = {f: [] for f in misses}
-        for finding in fresh:
-            if finding.file in by_file:
-                by_file[finding.file].append(asdict(finding))
-            else:
-                findings.append(finding)  # not about one file (e.g. a tool missing): never cached
-        cache.put_many({keys[f]: items for f, items in by_file.items()})
-        for f in files:
-            items = by_file[f] if f in by_file else cached[keys[f]]
-            findings.extend(Finding(**item) for item in items)
-        stats["checked"][name], stats["cached"][name] = len(misses), len(files) - len(misses)
+        context = (release.local_names,) if name in ("imports", "dependencies") else ()
+        keys = {
+            f: cache_key(name, f, release.fingerprints[f], release.config, *context)
+            for f in files
+            if release.fingerprints.get(f)
+        }
+
+        def run(misses: list[str], check: CheckFn = check) -> tuple[dict, list]:
+            return _by_file(check(release.root, misses), misses, release.root_paths)
+
+        entries, stray, computed = _reuse_or_run(cache, files, keys, run)
+        findings += stray
+        findings += [loaded_finding(item, f) for f in files for item in entries[f]]
+        stats["checked"][name], stats["cached"][name] = computed, len(files) - computed
     return findings, stats
 
 
-def _run_structure(root, files, hashes, options: PipelineOptions):
+def _by_file(findings: list[Finding], files: list[str], root_paths: re.Pattern[str]) -> tuple[dict[str, list], list]:
+    """Findings as the cache stores them, by the file they are about, and the stray ones: about no file (a tool
+    missing) or about a file not in `files`. Every one names paths relative to the release, stored or not."""
+    entries: dict[str, list] = {f: [] for f in files}
+    stray = []
+    for finding in findings:
+        finding = without_root(finding, root_paths)
+        if finding.file in entries:
+            entries[finding.file].append(stored_finding(finding))
+        else:
+            stray.append(finding)
+    return entries, stray
+
+
+def _reuse_or_run(cache: ResultCache, files: list[str], keys: dict[str, str], run, settled=lambda entry: True):
+    """Each file's entry from the cache, or from `run(misses)` (a file without a key is always run); what the run
+    found that belongs to none of its files; and how many files it ran on.
+
+    A run with stray results is not stored at all: they cannot be attributed to a file, and storing the rest would
+    make the next run, all cache hits, lose them. Nor is an entry that is not `settled`."""
+    cached = cache.get_many(keys.values())
+    misses = [f for f in files if keys.get(f) not in cached]
+    entries, stray = run(misses) if misses else ({}, [])
+    # Fresh entries take the cache's round trip too, so a cached run cannot report differently from a fresh one.
+    entries = json.loads(json.dumps(entries))
+    if not stray:
+        cache.put_many({keys[f]: entries[f] for f in misses if f in keys and settled(entries[f])})
+    return {f: entries[f] if f in entries else cached[keys[f]] for f in files}, stray, len(misses)
+
+
+def _run_structure(release: Release, files: list[str], options: PipelineOptions):
     """Runs in its own thread, so it opens its own cache connection (sqlite connections stay in one thread)."""
     cache = ResultCache(options.cache_path)
     try:
-        return _structure_with_cache(root, files, hashes, cache, options)
+        return _structure_with_cache(release, files, cache, options)
     finally:
         cache.close()
 
 
-def _structure_with_cache(root, files, hashes, cache: ResultCache, options: PipelineOptions):
-    from airflow_dagops.validate.structure import check_structure
+def _structure_with_cache(release: Release, files: list[str], cache: ResultCache, options: PipelineOptions):
+    from airflow_dagops.validate.structure import DagInfo, check_structure
 
-    depends = local_dependencies(root, files)
-    keys = {
-        f: cache_key(
-            "structure",
-            hashes[f],
-            *sorted(hashes[d] for d in depends[f]),
-            str(options.timeout),
-            str(options.memory_limit),
-        )
-        for f in files
-    }
-    cached = cache.get_many(keys.values())
-    misses = [f for f in files if keys[f] not in cached]
-    fresh = {f: {"dags": [], "findings": [], "seconds": None} for f in misses}
-    if misses:
-        result = check_structure(root, misses, timeout=options.timeout, memory_limit=options.memory_limit)
+    def run(misses: list[str]) -> tuple[dict, list]:
+        result = check_structure(release.root, misses, timeout=options.timeout, memory_limit=options.memory_limit)
+        own = [f for f in result.findings if f.rule not in CROSS_FILE_RULES]  # recomputed from all DAGs each run
+        findings, stray = _by_file(own, misses, release.root_paths)
+        entries = {f: {"findings": findings[f], "dags": [], "seconds": result.import_seconds.get(f)} for f in misses}
         for dag in result.dags:
-            fresh[dag.file]["dags"].append(asdict(dag))
-        for finding in result.findings:
-            if finding.rule not in CROSS_FILE_RULES and finding.file in fresh:
-                fresh[finding.file]["findings"].append(asdict(finding))
-        for file, seconds in result.import_seconds.items():
-            if file in fresh:
-                fresh[file]["seconds"] = seconds
-        cache.put_many({keys[f]: entry for f, entry in fresh.items()})
-    from airflow_dagops.validate.structure import DagInfo
+            if dag.file in entries:
+                entries[dag.file]["dags"].append({k: v for k, v in asdict(dag).items() if k != "file"})
+            else:
+                stray.append(dag)
+        return entries, stray
 
-    dags, findings, seconds = [], [], {}
+    def settled(entry: dict) -> bool:
+        return not any(item["rule"] in UNSETTLED_RULES for item in entry["findings"])
+
+    entries, stray, imported = _reuse_or_run(cache, files, _structure_keys(release, files, options), run, settled)
+    dags = [item for item in stray if isinstance(item, DagInfo)]
+    findings = [item for item in stray if isinstance(item, Finding)]
+    seconds = {}
     for f in files:
-        entry = fresh.get(f) or cached[keys[f]]
-        dags.extend(DagInfo(**d) for d in entry["dags"])
-        findings.extend(Finding(**item) for item in entry["findings"])
-        if entry["seconds"] is not None:
-            seconds[f] = entry["seconds"]
-    return dags, findings, seconds, len(misses)
+        dags += [DagInfo(**dag, file=f) for dag in entries[f]["dags"]]
+        findings += [loaded_finding(item, f) for item in entries[f]["findings"]]
+        if entries[f]["seconds"] is not None:
+            seconds[f] = entries[f]["seconds"]
+    return dags, findings, seconds, imported
+
+
+def _structure_keys(release: Release, files: list[str], options: PipelineOptions) -> dict[str, str]:
+    """A key for each file whose import can be cached: none when a data file or a setting cannot be known, and not
+    for a file that imports a module whose content lies outside the release."""
+    settings = _airflow_settings()
+    if release.data is None or settings is None:
+        return {}
+    limits = f"timeout={options.timeout} memory_limit={options.memory_limit}"
+    # Every Python file can be imported, even one that does not parse: it still decides whether its importers load.
+    depends = local_dependencies(release.root, [f for f in release.files if f.endswith(".py")])
+    context = (release.config, release.data, settings, limits)
+    keys = {}
+    for f in files:
+        used = sorted(depends.get(f, ()))
+        if all(release.fingerprints.get(x) for x in [f, *used]):
+            modules = [f"{m}={release.fingerprints[m]}" for m in used]
+            keys[f] = cache_key("structure", f, release.fingerprints[f], *context, *modules)
+    return keys
+
+
+def _airflow_settings() -> str | None:
+    try:
+        from airflow.configuration import conf
+
+        return _digest([conf.get(section, key, fallback=None) for section, key in STRUCTURE_SETTINGS])
+    except Exception:  # noqa: BLE001 - an unreadable configuration: import, but cache nothing
+        log.warning("could not read Airflow's parse settings; the structure step is not cached", exc_info=True)
+        return None
 
 
 def local_dependencies(root: Path, files: list[str]) -> dict[str, set[str]]:
@@ -223,7 +355,9 @@ def local_dependencies(root: Path, files: list[str]) -> dict[str, set[str]]:
     for f in files:
         stem = Path(f).stem
         by_name.setdefault(Path(f).parent.name if stem == "__init__" else stem, set()).add(f)
-    direct = {f: _imported_names(root / f) for f in files}
+    real_root = os.path.realpath(root)
+    # A link out of the release is listed (so its importers are known) but never read.
+    direct = {f: _imported_names(root / f) for f in files if _inside(root / f, real_root)}
     result = {}
     for f in files:
         seen, todo = set(), [f]
