@@ -59,6 +59,9 @@ def check_files(root: Path, files: list[str], *, max_size: int = MAX_PY_FILE_SIZ
                 continue
         if not file.endswith(".py"):
             continue
+        if not path.is_file():  # a FIFO or a device named *.py would block or never end a read
+            unreadable.add(file)
+            continue
         size = path.stat().st_size
         if size > max_size:
             findings.append(

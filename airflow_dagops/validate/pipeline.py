@@ -26,6 +26,7 @@ from dataclasses import asdict, dataclass, field
 from functools import cached_property
 from pathlib import Path
 
+from airflow_dagops.redaction import redact_finding
 from airflow_dagops.validate import dependencies as dependency_rules
 from airflow_dagops.validate import policy as policy_rules
 from airflow_dagops.validate.cache import (
@@ -257,7 +258,8 @@ def _by_file(findings: list[Finding], files: list[str], root_paths: re.Pattern[s
     entries: dict[str, list] = {f: [] for f in files}
     stray = []
     for finding in findings:
-        finding = without_root(finding, root_paths)
+        # Redacted before the cache keeps it: the cache is a stored copy of what DAG code printed or raised.
+        finding = redact_finding(without_root(finding, root_paths))
         if finding.file in entries:
             entries[finding.file].append(stored_finding(finding))
         else:

@@ -226,7 +226,8 @@ def assemble(outcomes: dict[str, dict[str, Any]]) -> StructureResult:
         if "seconds" in outcome:
             result.import_seconds[relative] = float(outcome["seconds"])
         for problem in outcome.get("problems", []):
-            result.findings.append(finding(problem["rule"], problem["message"], problem["file"], problem["line"]))
+            message = problem["message"].replace(sandbox_host.RELEASE_MOUNT + "/", "")  # relative, like the rest
+            result.findings.append(finding(problem["rule"], message, problem["file"], problem["line"]))
         result.findings.extend(variable_findings(relative, outcome.get("variable_reads", [])))
         dags = [DagInfo(**dag) for dag in outcome.get("dags", [])]
         result.dags.extend(dags)
