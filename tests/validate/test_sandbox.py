@@ -308,3 +308,43 @@ def test_a_warm_sandbox_serves_the_same_folder_again_with_fresh_generations(tmp_
         assert len(started) == 2  # a new entry in the folder: a new sandbox, bound anew
     finally:
         structure.stop_warm_sandboxes()
+
+
+def test_a_hostile_repository_synced_leaves_no_secret_in_rows_events_logs_or_cli_output(
+    dagops_env, git_remote, caplog, monkeypatch
+):
+    """Through the sync face: what the DAG code raised is stored as a finding, redacted; the release is blocked."""
+    from sqlalchemy import text
+
+    from airflow_dagops import events, services
+    from airflow_dagops.store.db import get_engine
+
+    monkeypatch.setenv("AIRFLOW__DAGOPS__VALIDATION_SKIP", "security,compat,imports,policy")
+    secret = SECRET
+    monkeypatch.setenv("AIRFLOW__API_AUTH__JWT_SECRET", secret)
+    hostile_dag = (
+        HEADER + "import os\n"
+        "seen = [open(f'/proc/{p}/environ').read() for p in os.listdir('/proc') if p.isdigit()]\n"
+        f"raise RuntimeError('leak ' + {secret!r} + ' ' + ' '.join(seen))\n"
+    )
+    remote = git_remote({"dags/leak.py": hostile_dag})
+    services.add_repository("hostile", remote.url, verify=False)
+    outcome = services.sync_repository("hostile")
+    assert outcome.status != "published" and "leak.py" in outcome.message
+    cli = __import__("subprocess").run(
+        [str(Path(os.sys.executable).parent / "dagops"), "repos", "show", "hostile", "--json"],
+        env=dagops_env.env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    with get_engine().connect() as connection:
+        rows = [
+            str(row)
+            for table in ("dagops_sync_run", "dagops_release", "dagops_finding", "dagops_event")
+            for row in connection.execute(text(f"SELECT * FROM {table}"))  # noqa: S608 - fixed table names
+        ]
+    rows += [str(event) for event in events.list_events(limit=100)["events"]]
+    haystack = "\n".join([outcome.message, cli.stdout, cli.stderr, caplog.text, *rows])
+    assert "leak" in haystack  # the finding is there, redacted
+    assert secret not in haystack
