@@ -21,6 +21,7 @@ from __future__ import annotations
 import os
 import re
 import sys
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -133,7 +134,7 @@ class Auditor:
         self.relative = relative  # file name -> path relative to the release root, or None
         self.trusted = trusted
         self._trust: dict[str, bool] = {}
-        self._busy = False  # the hook's own work (realpath, ...) raises events too
+        self._local = threading.local()  # per thread: the hook's own work (realpath, ...) raises events too
 
     def install(self) -> None:
         sys.addaudithook(self.hook)
@@ -141,9 +142,9 @@ class Auditor:
     # -- the hook ------------------------------------------------------------------------------------------------
 
     def hook(self, event: str, args: tuple[Any, ...]) -> None:
-        if event not in WATCHED or self.state.current_file is None or self._busy:
+        if event not in WATCHED or self.state.current_file is None or getattr(self._local, "busy", False):
             return
-        self._busy = True
+        self._local.busy = True
         try:
             verdict = self.classify(event, args)
             if verdict is None:
@@ -151,7 +152,7 @@ class Auditor:
             rule, what, refuse = verdict
             origin = self.origin(direct=rule == "sandbox-dynamic-code")
         finally:
-            self._busy = False
+            self._local.busy = False
         if origin is None:
             return
         self.record(rule, what, origin)
