@@ -268,7 +268,8 @@ def install_log_redaction() -> None:
 
     def factory(*args, **kwargs) -> logging.LogRecord:
         record = current(*args, **kwargs)
-        if record.name == LOGGER or record.name.startswith(LOGGER + "."):
+        name = record.name if isinstance(record.name, str) else ""  # makeLogRecord({}) and friends: no name
+        if name == LOGGER or name.startswith(LOGGER + "."):
             _FILTER.filter(record)
         return record
 

@@ -89,10 +89,11 @@ def _redacted(result: ModuleResult) -> ModuleResult:
 
 
 def _run_module(release_dir: Path, module: str, *, timeout: float) -> ModuleResult:
+    from airflow_dagops import tempdirs
     from airflow_dagops.validate import sandbox_host
 
     started = time.monotonic()
-    with tempfile.TemporaryDirectory(prefix="dagops-test-") as scratch:
+    with tempfile.TemporaryDirectory(prefix=tempdirs.owned_prefix("dagops-test-")) as scratch:
         scratch_dir = Path(scratch)
         work = scratch_dir / "release"
         shutil.copytree(release_dir, work, symlinks=True)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from airflow_dagops import airflow_setup, paths, settings
+from airflow_dagops import airflow_setup, paths, settings, tempdirs
 from airflow_dagops.store import db
 
 
@@ -19,6 +19,9 @@ def init(*, add_bundle: bool = True) -> list[str]:
         done.append(airflow_setup.ensure_dagops_bundle())
     done.extend(parsing_advice())
     done.append(sandbox_report())
+    removed = tempdirs.sweep()
+    if removed:
+        done.append(f"removed {len(removed)} temporary folder(s) left by killed processes")
     return done
 
 

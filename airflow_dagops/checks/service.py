@@ -2,7 +2,8 @@
 
 A check validates the head of a pull/merge request exactly as a sync would validate a new commit (same
 pipeline, same gate, same rules of the repository), but publishes nothing: the head is exported into a
-temporary folder under `<dagops_home>/checks/`, never into the releases folder, and removed afterwards.
+temporary folder under `<dagops_home>/tmp/`, never into the releases folder, and removed afterwards (or, if
+the process was killed, by the next check or sense step: `airflow_dagops/tempdirs.py`).
 The result goes back to the Git host as a commit status ("pending" when queued, then success or
 failure), with a link to the report page `/pluginsv2/dagops/checks/{id}` (its data: `GET .../api/v1/checks/{id}`).
 
@@ -14,14 +15,13 @@ from __future__ import annotations
 
 import logging
 import shutil
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from sqlalchemy import select
 
-from airflow_dagops import airflow_bridge, paths, settings
+from airflow_dagops import airflow_bridge, paths, settings, tempdirs
 from airflow_dagops.checks import status as commit_status
 from airflow_dagops.deploy.releases import export_release
 from airflow_dagops.errors import DagOpsError, NotFound
@@ -149,10 +149,10 @@ class _Target:
 
 def _work_dir(check_id: int) -> Path:
     """A fresh folder on the file system of the releases (so hard links from the live release work), but
-    outside the releases folder: nothing there is ever published or pruned by a sync."""
-    root = settings.dagops_home() / "checks"
-    root.mkdir(parents=True, exist_ok=True)
-    return Path(tempfile.mkdtemp(prefix=f"check-{check_id}-", dir=root))
+    outside the releases folder: nothing there is ever published or pruned by a sync. Named after its owning
+    process, so the trees of checks whose process was killed are removed (here, before each check)."""
+    tempdirs.sweep()
+    return tempdirs.make_temp_dir(f"check-{check_id}-")
 
 
 def _finish(check_id: int, status: str, *, summary=None, findings=None, error: str | None = None) -> None:

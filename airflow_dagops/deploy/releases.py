@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
+from airflow_dagops.deploy.links import TreeLinks, target_problem
 from airflow_dagops.errors import InvalidInput, NoSpace
 from airflow_dagops.git.mirror import Mirror, TreeEntry
 from airflow_dagops.validate.report import Finding
@@ -27,6 +28,9 @@ log = logging.getLogger(__name__)
 MANIFEST_NAME = ".dagops-release.json"
 TMP_PREFIX = ".tmp-"
 TRASH_PREFIX = ".trash-"
+# Names dagops itself writes at a release's root: the manifest (and its temp file, validate/gate.py) and the
+# temp files of `.airflowignore` rewrites (validate/gate.py, conflicts.py).
+RESERVED_NAMES = (MANIFEST_NAME, ".airflowignore.dagops-")
 
 
 @dataclass
@@ -92,28 +96,33 @@ def export_release(
 
 
 def _write_tree(mirror, sha, subdir, root: str, base: Path | None, max_size: int) -> tuple[dict, int, int]:
-    """Fill `root` with the commit's files. Plain string paths: this loop runs once per file."""
+    """Fill `root` with the commit's files. Plain string paths: this loop runs once per file.
+
+    Symlinks are judged before anything is written, on the commit's own listing (`deploy/links.py`): kept only
+    when they resolve inside `root`. They are created last, once every folder and file exists, so no write of
+    the export ever goes through one."""
     base_manifest = (read_manifest(base) if base else None) or {}
     base_files, base_sizes = base_manifest.get("files", {}), base_manifest.get("sizes", {})
     base_root = str(base) if base else ""
     files: dict[str, str] = {}
     sizes: dict[str, int] = {}
     skipped: list[dict] = []
+    entries = _exportable(mirror.list_tree(sha, subdir), skipped)
+    links = _judge_links(mirror, entries, skipped)
     to_write: dict[str, list[TreeEntry]] = {}
     made_dirs: set[str] = {""}
     total = 0
     root_slash, base_slash = root + "/", base_root + "/"
-    for entry in mirror.list_tree(sha, subdir):
+    for entry in entries:
         path = entry.path
-        reason = _skip_reason(entry)
-        if reason:
-            skipped.append({"path": path, "reason": reason})
-            continue
         parent = posixpath.dirname(path)
         if parent not in made_dirs:
             os.makedirs(root_slash + parent, exist_ok=True)
             made_dirs.add(parent)
-        if not entry.is_symlink and base_files.get(path) == entry.blob and path in base_sizes:
+        if entry.is_symlink:
+            continue
+        if base_files.get(path) == entry.blob and path in base_sizes and not os.path.islink(base_slash + path):
+            # Not a link of the base: hard-linking it would recreate a symlink this tree never judged.
             if _link(base_slash + path, root_slash + path):
                 files[path], sizes[path] = entry.blob, base_sizes[path]
                 total += base_sizes[path]
@@ -124,15 +133,14 @@ def _write_tree(mirror, sha, subdir, root: str, base: Path | None, max_size: int
     written = 0
     for blob, data in mirror.iter_blobs(list(to_write)):
         for entry in to_write[blob]:
-            if entry.is_symlink:
-                if not _write_symlink(root, entry, data, skipped):
-                    continue
-            else:
-                total += len(data)
-                _check_size(total, max_size, sha)  # before writing: a huge commit never fills the disk
-                _write_file(os.path.join(root, entry.path), data, entry.is_executable)
-                written += 1
+            total += len(data)
+            _check_size(total, max_size, sha)  # before writing: a huge commit never fills the disk
+            _write_file(os.path.join(root, entry.path), data, entry.is_executable)
+            written += 1
             files[entry.path], sizes[entry.path] = entry.blob, len(data)
+    for entry, target in links:
+        os.symlink(target, os.path.join(root, entry.path))
+        files[entry.path], sizes[entry.path] = entry.blob, len(os.fsencode(target))
     manifest = {
         "commit": sha,
         "subdir": subdir,
@@ -142,6 +150,67 @@ def _write_tree(mirror, sha, subdir, root: str, base: Path | None, max_size: int
         "exported_at": datetime.now(timezone.utc).isoformat(),
     }
     return manifest, len(files) - written, written
+
+
+def _exportable(listing: list[TreeEntry], skipped: list[dict]) -> list[TreeEntry]:
+    """The entries to export: not a submodule, a normal path, no name dagops writes itself, and no path that
+    another entry needs as a folder (a crafted tree can hold `a` and `a/b`; creating a link at `a` would fail,
+    or worse, be written through)."""
+    entries, seen = [], set()
+    for entry in listing:
+        reason = _skip_reason(entry)
+        if reason is None and entry.path in seen:
+            reason = "the same path twice in one tree"
+        if reason:
+            skipped.append({"path": entry.path, "reason": reason})
+            continue
+        seen.add(entry.path)
+        entries.append(entry)
+    folders = _with_ancestors({posixpath.dirname(e.path) for e in entries})
+    kept = []
+    for entry in entries:
+        if entry.path in folders:
+            skipped.append({"path": entry.path, "reason": "a folder of the tree has the same path"})
+        else:
+            kept.append(entry)
+    return kept
+
+
+def _with_ancestors(folders: set[str]) -> set[str]:
+    every = set()
+    for folder in folders:
+        while folder and folder not in every:
+            every.add(folder)
+            folder = posixpath.dirname(folder)
+    return every
+
+
+def _judge_links(mirror: Mirror, entries: list[TreeEntry], skipped: list[dict]) -> list[tuple[TreeEntry, str]]:
+    """The symlinks to create, each with its target: only those that resolve inside the tree, judged on the
+    whole listing (files, folders, every link's target) whatever order they come in."""
+    link_entries = [e for e in entries if e.is_symlink]
+    if not link_entries:
+        return []
+    blobs = dict(mirror.iter_blobs(sorted({e.blob for e in link_entries})))
+    targets: dict[str, str] = {}
+    for entry in link_entries:
+        data = blobs[entry.blob]
+        problem = target_problem(data)
+        if problem:
+            skipped.append({"path": entry.path, "reason": problem})
+            continue
+        targets[entry.path] = data.decode("utf-8", "surrogateescape")
+    tree = TreeLinks((e.path for e in entries if not e.is_symlink), targets)
+    kept = []
+    for entry in link_entries:
+        if entry.path not in targets:
+            continue
+        why = tree.judge(entry.path)
+        if why:
+            skipped.append({"path": entry.path, "reason": why})
+        else:
+            kept.append((entry, targets[entry.path]))
+    return kept
 
 
 def _check_size(total: int, max_size: int, sha: str) -> None:
@@ -155,8 +224,15 @@ def _check_size(total: int, max_size: int, sha: str) -> None:
 def _skip_reason(entry: TreeEntry) -> str | None:
     if entry.is_submodule:
         return "submodule (not exported)"
-    if ".." in entry.path and ".." in entry.path.split("/") or entry.path.startswith("/"):
+    parts = entry.path.split("/")
+    if ".." in parts or entry.path.startswith("/"):
         return "path escapes the repository"
+    if "" in parts or "." in parts:
+        return "not a normal path (an empty or '.' component)"
+    if len(parts) == 1 and parts[0].startswith(RESERVED_NAMES):
+        # dagops writes these into the release root itself: a repository file or link of that name would be
+        # written through (into a file hard-linked with older releases, or wherever the link leads).
+        return "name reserved for dagops' own files"
     return None
 
 
@@ -173,17 +249,6 @@ def _write_file(path: str, data: bytes, executable: bool) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o555 if executable else 0o444)
     with os.fdopen(fd, "wb") as handle:
         handle.write(data)
-
-
-def _write_symlink(root: str, entry: TreeEntry, data: bytes, skipped: list[dict]) -> bool:
-    """Recreate a symlink only when it stays inside the exported tree."""
-    target = data.decode("utf-8", "surrogateescape")
-    resolved = posixpath.normpath(posixpath.join(posixpath.dirname(entry.path), target))
-    if posixpath.isabs(target) or resolved == ".." or resolved.startswith("../"):
-        skipped.append({"path": entry.path, "reason": f"symlink points outside the repository ({target})"})
-        return False
-    os.symlink(target, os.path.join(root, entry.path))
-    return True
 
 
 def _skipped_findings(manifest: dict) -> list[Finding]:

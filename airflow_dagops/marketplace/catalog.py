@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import logging
 import shutil
-import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from airflow_dagops import tempdirs
 from airflow_dagops.declarative import ConfigInvalid
 from airflow_dagops.deploy.releases import export_release
 from airflow_dagops.git.mirror import CommitInfo, Mirror
@@ -167,8 +167,10 @@ def _texts(mirror: Mirror, entries: dict, folder: str, spec: PackageSpec) -> dic
 
 @contextmanager
 def exported_package(mirror: Mirror, commit: str, folder: str, *, max_size: int) -> Iterator[Path]:
-    """The package folder of `commit`, written into a temporary folder (removed afterwards)."""
-    scratch = Path(tempfile.mkdtemp(prefix="dagops-package-"))
+    """The package folder of `commit`, written into a temporary folder under `<dagops_home>/tmp/` (removed
+    afterwards; if the process is killed, by `tempdirs.sweep`). Its symlinks are judged like a release's: only
+    those that resolve inside the package folder are written."""
+    scratch = tempdirs.make_temp_dir("dagops-package-")
     try:
         export_release(
             mirror=mirror,

@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 import airflow_dagops
+from airflow_dagops import tempdirs
 from airflow_dagops.validate import sandbox_host
 from airflow_dagops.validate.report import Finding
 from airflow_dagops.validate.sandbox_audit import HINTS as BEHAVIOUR_HINTS
@@ -535,7 +536,8 @@ class Sandbox:
         self.support = support  # None: degraded, plain child processes
         self.uid = sandbox_host.sandbox_uid() if support is not None and support.as_root else None
         self.selector = selectors.DefaultSelector()
-        self.tempdir = tempfile.TemporaryDirectory(prefix="dagops-sandbox-")
+        # Named after its owner: a sandbox folder left by a killed validator is swept later (tempdirs.sweep).
+        self.tempdir = tempfile.TemporaryDirectory(prefix=tempdirs.owned_prefix("dagops-sandbox-"))
         self.home = Path(self.tempdir.name)
         airflow_home = sandbox_host.AIRFLOW_HOME_MOUNT if support else None
         self.env = sandbox_environment(self.home, limits.timeout, airflow_home=airflow_home)

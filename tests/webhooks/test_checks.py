@@ -155,7 +155,7 @@ def test_a_check_leaves_the_sync_alone(hooks, team, git_server, provider_api, da
     refs = run_git(["-C", str(mirror), "for-each-ref", "--format=%(refname)"]).stdout.decode()
     assert checks.CHECK_REFS not in refs  # the check's ref is gone again
     assert sorted(p.name for p in paths.namespace_releases_dir("team").iterdir()) == releases_before
-    assert not any((dagops_env.dagops_home / "checks").iterdir())  # the temporary export is removed
+    assert not any((dagops_env.dagops_home / "tmp").iterdir())  # the temporary export is removed
     assert services.get_repository("team").live_commit == published.commit
 
 
