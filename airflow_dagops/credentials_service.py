@@ -36,6 +36,7 @@ from airflow_dagops.errors import (
     NotFound,
     RefNotFound,
 )
+from airflow_dagops.git.credentials import CredentialHostRefused, attaching, check_credential_host
 from airflow_dagops.git.mirror import Mirror
 from airflow_dagops.safety import display_url, redact, url_scheme
 from airflow_dagops.store.db import session_scope
@@ -54,6 +55,7 @@ KINDS = (
     "key_unusable",
     "connection_error",
     "transport_not_allowed",
+    "host_not_attached",
     "error",
 )
 SSH_TRANSPORTS = ("ssh", "git+ssh", "ssh+git")
@@ -197,8 +199,13 @@ def test_access(name: str, *, conn_id: str | None = None, timeout: float | None 
     Never raises for what the remote answers: a failed check is a result with a hint on what to do.
     """
     repo = _load_repository(name)
-    conn_id = services.validate_conn_id(conn_id) if conn_id else repo.conn_id
-    return _probe(repo, conn_id, timeout=timeout)
+    if conn_id and conn_id != repo.conn_id:
+        # Testing another connection is choosing it for this URL (the REST face asks for the connection right):
+        # its credentials may go to this host for the test, which attaches nothing.
+        conn_id = services.validate_conn_id(conn_id)
+        with attaching(conn_id, repo.url):
+            return _probe(repo, conn_id, timeout=timeout)
+    return _probe(repo, repo.conn_id, timeout=timeout)
 
 
 test_access.__test__ = False  # not a pytest test, despite its name
@@ -268,6 +275,8 @@ class _Probe(Mirror):
 
 
 def _kind_of(error: DagOpsError, stderr: str) -> str:
+    if isinstance(error, CredentialHostRefused):
+        return "host_not_attached"
     if isinstance(error, GitTimeout):
         return "timeout"
     if isinstance(error, RefNotFound):
@@ -371,6 +380,12 @@ def _hint(kind: str, c: dict) -> str:
         return (
             f"Create the {conn} (type 'git') with `airflow connections add`, an AIRFLOW_CONN_* variable or your "
             "secrets backend, or fix its extras (see docs/credentials.md)."
+        )
+    if kind == "host_not_attached":
+        return (
+            f"The URL {c['url']} is not on the host the {conn} was attached for, so its credentials were not sent. "
+            "If the repository really moved there, an admin (Airflow's connection permission) sets its conn_id "
+            "again together with the URL (PATCH with both, or dagops.yaml)."
         )
     if kind == "transport_not_allowed":
         return f"The {c['transport']!r} transport is not in [dagops] allowed_protocols; use https or ssh."
@@ -592,7 +607,10 @@ def confirm_rotation(
             f"the connection of {name!r} changed to {repo.conn_id!r} since this rotation started (it replaced "
             f"{old_id!r}); the rotation was cancelled: start a new one"
         )
-    access = _wait_for_access(repo, rotation_id, wait=wait, poll_interval=poll_interval)
+    # The pending connection is a copy of the old one: it may go where the old one is attached, nowhere else.
+    check_credential_host(old_id, repo.url)
+    with attaching(rotation_id, repo.url):
+        access = _wait_for_access(repo, rotation_id, wait=wait, poll_interval=poll_interval)
     if not access.ok:
         if abort_on_failure:
             _delete_pending_quietly(rotation_id)
@@ -663,6 +681,7 @@ def _rotatable(name: str):
             f"{name!r} uses no Airflow connection, so there is nothing to rotate: create a connection of type "
             "'git' and set it as the repository's conn_id (see docs/credentials.md)"
         )
+    check_credential_host(repo.conn_id, repo.url)  # a copy of credentials that may not go there would not either
     old = _lookup(repo.conn_id)
     if old is None:
         raise NotFound(f"the Airflow connection {repo.conn_id!r} of {name!r} does not exist (or cannot be read)")

@@ -24,6 +24,7 @@ import yaml
 
 from airflow_dagops import paths, repo_options, services, settings
 from airflow_dagops.errors import DagOpsError, InvalidInput
+from airflow_dagops.git.credentials import attaching, url_origin
 from airflow_dagops.git.mirror import Mirror
 from airflow_dagops.safety import display_url, validate_name, validate_ref, validate_subdir, validate_url
 
@@ -419,7 +420,10 @@ def plan(config: Config, *, prune: bool = False) -> Plan:
         if pin_change:
             changes.append(pin_change)
         if changes:
-            result.actions.append(Action("change", spec.name, changes=changes, spec=spec))
+            attach = None
+            if _reattaches(changes, spec):
+                attach = f"connection {spec.conn_id} is attached to {url_origin(spec.url)}: its credentials go there"
+            result.actions.append(Action("change", spec.name, changes=changes, spec=spec, note=attach))
         elif note:
             log.info("%s: %s", spec.name, note)
     if problems:
@@ -493,6 +497,8 @@ def apply(plan: Plan, *, verify: bool = True) -> list[str]:
             done.append(f"added {spec.name}")
         else:
             updates = {c.field: c.new for c in action.changes if c.field != "pin"}
+            if _reattaches(action.changes, action.spec):
+                updates["conn_id"] = action.spec.conn_id  # the file names both: attach the connection to the new URL
             if updates:
                 services.update_repository(action.name, verify=False, **updates)
             pin = next((c for c in action.changes if c.field == "pin"), None)
@@ -507,6 +513,12 @@ def apply(plan: Plan, *, verify: bool = True) -> list[str]:
     return done
 
 
+def _reattaches(changes: list[Change], spec: RepoSpec) -> bool:
+    """A new URL in a file that also names the connection: applying it attaches the connection to that URL (whoever
+    runs `dagops repos apply` may choose connections, as the CLI runs with the server's access to them)."""
+    return bool(spec.conn_id) and any(c.field in ("url", "conn_id") for c in changes)
+
+
 def _preflight(plan: Plan) -> None:
     problems = []
     for action in plan.actions:
@@ -514,8 +526,10 @@ def _preflight(plan: Plan) -> None:
         source_fields = {"url", "ref", "conn_id"}
         if action.kind == "add" or (action.kind == "change" and source_fields & {c.field for c in action.changes}):
             mirror = Mirror(path=paths.mirror_dir(spec.name), url=spec.url, conn_id=spec.conn_id)
+            attach = action.kind == "add" or _reattaches(action.changes, spec)
             try:
-                mirror.ls_remote(spec.ref)
+                with attaching(spec.conn_id if attach else None, spec.url):
+                    mirror.ls_remote(spec.ref)
             except DagOpsError as err:
                 problems.append(f"{spec.name}: {err}")
     if problems:

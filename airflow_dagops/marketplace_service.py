@@ -30,10 +30,11 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from airflow_dagops import diff as diff_module
-from airflow_dagops import services, settings
+from airflow_dagops import services, settings, tempdirs
 from airflow_dagops.declarative import ConfigInvalid
+from airflow_dagops.deploy.links import escaping_links
 from airflow_dagops.errors import Conflict, DagOpsError, GitError, InvalidInput, NotFound, ValidationFailed
-from airflow_dagops.git.credentials import git_credentials_env
+from airflow_dagops.git.credentials import attaching, git_credentials_env, url_origin
 from airflow_dagops.git.runner import git_env, last_lines, run_git
 from airflow_dagops.marketplace import catalog as catalog_git
 from airflow_dagops.marketplace import manifest
@@ -76,10 +77,18 @@ def add_catalog(
     with session_scope() as session:
         _ensure_new_catalog(session, name)
     if verify:
-        _catalog_mirror(name, url, conn_id).ls_remote(ref)
+        with attaching(conn_id, url):  # registering it with the connection attaches the connection to its host
+            _catalog_mirror(name, url, conn_id).ls_remote(ref)
     with session_scope() as session:
         _ensure_new_catalog(session, name)
-        row = MarketplaceCatalog(name=name, url=url, ref=ref, priority=priority, conn_id=conn_id)
+        row = MarketplaceCatalog(
+            name=name,
+            url=url,
+            ref=ref,
+            priority=priority,
+            conn_id=conn_id,
+            conn_origin=url_origin(url) if conn_id else None,
+        )
         session.add(row)
         session.flush()
         log.info("registered catalog %s (%s @ %s)", name, display_url(url), ref)
@@ -865,6 +874,15 @@ def publish(path: str | Path, *, catalog: str, actor: str) -> dict:
 
 
 def _read_local_package(folder: Path):
+    escaping = escaping_links(folder, skip_dirs=(".git", "__pycache__")) if folder.is_dir() else {}
+    if escaping:
+        # Judged like a release's links (by where they resolve, inside the folder only): what they lead to is
+        # not part of the package, and copying through them would push files from outside it.
+        shown = "; ".join(f"{path}: {why}" for path, why in list(escaping.items())[:10])
+        raise InvalidInput(
+            f"{folder} holds symlinks that do not resolve inside it ({shown}); "
+            "replace them with the files themselves, or remove them"
+        )
     spec_file = folder / manifest.FILE_NAME
     if not spec_file.is_file():
         raise InvalidInput(
@@ -882,7 +900,7 @@ def _read_local_package(folder: Path):
 
 def _push_branch(folder: Path, spec, branch: str, *, actor: str, url: str, ref: str, conn_id: str | None) -> str:
     """Clone the catalog's ref into a scratch folder, replace the package's folder, commit, push a new branch."""
-    scratch = Path(tempfile.mkdtemp(prefix="dagops-publish-"))
+    scratch = Path(tempfile.mkdtemp(prefix=tempdirs.owned_prefix("dagops-publish-")))
     work = scratch / "catalog"
     identity = ["-c", f"user.name={actor}", "-c", "user.email=dagops-publish@localhost"]
     try:
@@ -891,7 +909,9 @@ def _push_branch(folder: Path, spec, branch: str, *, actor: str, url: str, ref: 
         )
         target = work / spec.name
         shutil.rmtree(target, ignore_errors=True)
-        shutil.copytree(folder, target, ignore=shutil.ignore_patterns(".git", "__pycache__", "*.pyc"))
+        # Links stay links (each checked in _read_local_package): git stores them as links, and the catalog's
+        # export judges them again.
+        shutil.copytree(folder, target, symlinks=True, ignore=shutil.ignore_patterns(".git", "__pycache__", "*.pyc"))
         run_git(["-C", str(work), "add", "-A", "--", spec.name])
         message = f"{spec.name} {spec.version}: {spec.summary}\n\nPublished with dagops by {actor}."
         run_git(["-C", str(work), *identity, "commit", "--quiet", "--allow-empty", "-m", message])

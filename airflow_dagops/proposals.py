@@ -15,14 +15,19 @@ Nothing proposed ever reaches the dags folder directly. A proposal is
 Merging it then flows through the normal webhook -> validate -> publish path. Every outcome is recorded
 (`dagops_proposal`) and emits a `proposal` event.
 
-The commit is made with git plumbing in the bare mirror and a temporary index (read-tree, hash-object,
-update-index, write-tree, commit-tree): no work tree to check out, and no local transport to allow.
+Nothing is ever written through a path the repository controls: both the tree that is validated and the commit
+are built with git plumbing in the bare mirror and a temporary index of their own (read-tree, hash-object,
+update-index, write-tree, commit-tree), never in a checked-out work tree; the validated tree is then exported like
+any release (its links judged by the exporter). A proposed path any of whose folders is a symlink or a submodule
+in the base commit or the live release, or that is itself a symlink, submodule or folder there, is refused before
+anything is hashed or pushed.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
+import re
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -57,6 +62,8 @@ MAX_TITLE = 200
 MAX_DESCRIPTION = 20000
 PR_TIMEOUT = (5, 30)
 # Hosts whose provider is known without a `provider` extra on the connection.
+# NUL and the other C0/C1 control characters, DEL, Unicode line separators, and lone surrogates (no UTF-8 for git).
+_UNSAFE_CHARACTERS = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
 _PROVIDER_OF_HOST = {"github.com": "github", "gitlab.com": "gitlab", "gitea.com": "gitea", "codeberg.org": "gitea"}
 
 
@@ -101,8 +108,9 @@ def propose(
         full_ref, _ = mirror.ls_remote(target.ref)
         mirror.fetch_into(full_ref, work_ref)
         base = mirror.commit_info(work_ref).sha
-        findings = _validate(mirror, target, base, proposed, work)
-        commit = _commit(mirror, base, proposed, title, description, work)
+        trees = _check_trees(mirror, target, base, proposed)
+        findings = _validate(mirror, target, base, proposed, work, trees)
+        commit = _commit(mirror, base, proposed, title, description, work, trees[base])
         branch = f"{BRANCH_PREFIX}{proposal_id}"
         _push(mirror, commit, branch)
         pr_url, pr_error = _open_pull_request(target, full_ref, branch, title, description, proposal_id)
@@ -183,7 +191,7 @@ def _as_file(item: dict | ProposedFile) -> ProposedFile:
 
 def check_path(path: str, *, subdir: str | None) -> str:
     """A normalised repository-relative path, refused when it could leave the repository or its subdir."""
-    if not path or len(path) > MAX_PATH or any(ord(c) < 32 or c == "\x7f" for c in path):
+    if not path or len(path) > MAX_PATH or _UNSAFE_CHARACTERS.search(path):
         raise InvalidInput(f"invalid path {path[:80]!r}: give a relative path such as 'dags/my_dag.py'")
     if "\\" in path:
         raise InvalidInput(f"invalid path {path!r}: use '/' between folders, never a backslash")
@@ -193,7 +201,7 @@ def check_path(path: str, *, subdir: str | None) -> str:
     parts = [p for p in path.split("/") if p not in ("", ".")]
     if ".." in parts:
         raise InvalidInput(f"invalid path {path!r}: '..' is refused; paths stay inside the repository")
-    if not parts or any(p.lower() == ".git" for p in parts) or parts[0].startswith("-"):
+    if not parts or any(_is_git_dir(p) for p in parts) or parts[0].startswith("-"):
         raise InvalidInput(f"invalid path {path!r}: give a file inside the repository, outside .git")
     clean = "/".join(parts)
     if subdir and not clean.startswith(subdir.rstrip("/") + "/"):
@@ -201,6 +209,11 @@ def check_path(path: str, *, subdir: str | None) -> str:
             f"{clean!r} is outside the repository's subdir {subdir!r}; only files under it are published"
         )
     return clean
+
+
+def _is_git_dir(part: str) -> bool:
+    """`.git` as git itself would refuse it on any file system (`.GIT`, `.git.`, `.git `, NTFS's `git~1`)."""
+    return part.rstrip(". ").lower() in (".git", "git~1")
 
 
 def _check_text(title: str, description: str | None) -> tuple[str, str | None]:
@@ -212,26 +225,100 @@ def _check_text(title: str, description: str | None) -> tuple[str, str | None]:
     return title, (description or "").strip() or None
 
 
-# -- 2. validation -------------------------------------------------------------------------------------------------
-def _validate(mirror: Mirror, target: _Target, base: str, files: list[ProposedFile], work: Path) -> list[dict]:
+# -- 2. where the files go: the base commit's and the live release's trees, read with git --------------------------
+_TREE, _LINK, _SUBMODULE, _EXECUTABLE = "040000", "120000", "160000", "100755"
+
+
+def _check_trees(mirror: Mirror, target: _Target, base: str, files: list[ProposedFile]) -> dict[str, dict[str, str]]:
+    """The entries (path -> mode) of the base commit and of the live release, once the proposed paths were checked
+    against both. InvalidInput before anything is hashed, written or pushed."""
+    trees = {base: _entries(mirror, base)}
+    _check_paths_in_tree(files, trees[base], f"the head of {target.ref!r} ({base[:12]})")
+    live = target.live_commit
+    if live and live != base:
+        trees[live] = _entries(mirror, live)
+        _check_paths_in_tree(files, trees[live], f"the live release ({live[:12]})")
+    return trees
+
+
+def _entries(mirror: Mirror, sha: str) -> dict[str, str]:
+    """Every entry of the commit, folders included (`-t`), as path -> git mode."""
+    listing = run_git(["-C", str(mirror.path), "ls-tree", "-r", "-t", "-z", "--full-tree", "--end-of-options", sha])
+    entries = {}
+    for record in listing.stdout.split(b"\x00"):
+        if record:
+            meta, path = record.split(b"\t", 1)
+            entries[path.decode("utf-8", "surrogateescape")] = meta.split()[0].decode()
+    return entries
+
+
+def _check_paths_in_tree(files: list[ProposedFile], entries: dict[str, str], where: str) -> None:
+    """Refuse a path below a symlink, a submodule or a file of the tree, and a path that is a symlink, a submodule
+    or a folder there. A link's target is the repository's to choose: dagops never writes through it, on the
+    api-server's disk or in the commit."""
+    for proposed in files:
+        parts = proposed.path.split("/")
+        for depth in range(1, len(parts)):
+            parent = "/".join(parts[:depth])
+            mode = entries.get(parent)
+            if mode is None:
+                break  # a new folder: nothing below it exists either
+            if mode == _LINK:
+                raise InvalidInput(
+                    f"refused {proposed.path!r}: {parent!r} is a symbolic link in {where}, and dagops never writes "
+                    "through a link a repository controls; propose the file under the real folder it points to"
+                )
+            if mode == _SUBMODULE:
+                raise InvalidInput(
+                    f"refused {proposed.path!r}: {parent!r} is a submodule in {where}; propose the file to the "
+                    "submodule's own repository"
+                )
+            if mode != _TREE:
+                raise InvalidInput(f"refused {proposed.path!r}: {parent!r} is a file, not a folder, in {where}")
+        mode = entries.get(proposed.path)
+        what = {_LINK: "a symbolic link", _SUBMODULE: "a submodule", _TREE: "a folder"}.get(mode or "")
+        if what:
+            raise InvalidInput(
+                f"refused {proposed.path!r}: it is {what} in {where}; a proposal only adds or replaces regular files"
+            )
+
+
+def _tree_with(mirror: Mirror, sha: str, files: list[ProposedFile], entries: dict[str, str], index: Path) -> str:
+    """The tree of `sha` with the files added or replaced, made in the mirror's object store with an index of its
+    own: git plumbing only, no work tree, so nothing the repository holds (a link, a submodule) is followed."""
+    env = git_env({"GIT_INDEX_FILE": str(index)})
+    git = ["-C", str(mirror.path)]
+    run_git([*git, "read-tree", sha], env=env)
+    for proposed in files:
+        blob = run_git([*git, "hash-object", "-w", "--stdin"], env=env, input=proposed.content).stdout.decode().strip()
+        mode = _EXECUTABLE if entries.get(proposed.path) == _EXECUTABLE else "100644"  # keep an executable bit
+        run_git([*git, "update-index", "--add", "--cacheinfo", f"{mode},{blob},{proposed.path}"], env=env)
+    return run_git([*git, "write-tree"], env=env).stdout.decode().strip()
+
+
+# -- 3. validation -------------------------------------------------------------------------------------------------
+def _validate(
+    mirror: Mirror,
+    target: _Target,
+    base: str,
+    files: list[ProposedFile],
+    work: Path,
+    trees: dict[str, dict[str, str]],
+) -> list[dict]:
     """The live release (or, with nothing live, the branch head) plus the files, through the pipeline and gate.
+    The files join the tree in git (plumbing), and the exporter writes that tree as it writes any release.
     Returns the findings (warnings and infos); raises ProposalRefused on errors."""
+    source = target.live_commit or base
     tree = work / "tree"
     export = export_release(
         mirror=mirror,
-        sha=target.live_commit or base,
+        sha=_tree_with(mirror, source, files, trees[source], work / "validation.index"),
         subdir=target.subdir,
         dest=tree,
-        base=None,  # no hard links: the proposed files are written into this tree
+        base=None,  # no hard links: nothing of this scratch tree shares an inode with a live release
         max_size=settings.get_int("max_repo_size"),
-        metadata={"repository": target.name, "proposal": True},
+        metadata={"repository": target.name, "proposal": True, "live_commit": source},
     )
-    for proposed in files:
-        relative = proposed.path[len(target.subdir.rstrip("/")) + 1 :] if target.subdir else proposed.path
-        destination = tree / relative
-        destination.parent.mkdir(parents=True, exist_ok=True)
-        destination.unlink(missing_ok=True)
-        destination.write_bytes(proposed.content)
     report = validate(tree, extra_findings=export.findings)
     report = gate_dag_id_conflicts(target.repository_id, report)
     report = apply_gate(tree, report)
@@ -244,7 +331,7 @@ def _validate(mirror: Mirror, target: _Target, base: str, files: list[ProposedFi
     return findings
 
 
-# -- 3. commit and push ---------------------------------------------------------------------------------------------
+# -- 4. commit and push ---------------------------------------------------------------------------------------------
 def _identity() -> dict[str, str]:
     name, email = settings.get("proposal_committer_name"), settings.get("proposal_committer_email")
     return {
@@ -256,16 +343,17 @@ def _identity() -> dict[str, str]:
 
 
 def _commit(
-    mirror: Mirror, base: str, files: list[ProposedFile], title: str, description: str | None, work: Path
+    mirror: Mirror,
+    base: str,
+    files: list[ProposedFile],
+    title: str,
+    description: str | None,
+    work: Path,
+    entries: dict[str, str],
 ) -> str:
-    """A commit on top of `base` with the files, made in the mirror with a temporary index."""
-    env = git_env({"GIT_INDEX_FILE": str(work / "index"), **_identity()})
-    git = ["-C", str(mirror.path)]
-    run_git([*git, "read-tree", base], env=env)
-    for proposed in files:
-        blob = run_git([*git, "hash-object", "-w", "--stdin"], env=env, input=proposed.content).stdout.decode().strip()
-        run_git([*git, "update-index", "--add", "--cacheinfo", f"100644,{blob},{proposed.path}"], env=env)
-    tree = run_git([*git, "write-tree"], env=env).stdout.decode().strip()
+    """A commit on top of `base` with the files: its tree made by `_tree_with`, then `git commit-tree`."""
+    tree = _tree_with(mirror, base, files, entries, work / "commit.index")
+    git, env = ["-C", str(mirror.path)], git_env(_identity())
     if tree == run_git([*git, "rev-parse", f"{base}^{{tree}}"], env=env).stdout.decode().strip():
         raise InvalidInput("the proposed files are identical to the tracked ref's; there is nothing to propose")
     message = f"{title}\n\n{description}\n" if description else f"{title}\n"
@@ -282,7 +370,7 @@ def _push(mirror: Mirror, commit: str, branch: str) -> None:
         raise type(error)(f"pushing {branch}: {error}", details=error.details) if isinstance(error, GitError) else error
 
 
-# -- 4. pull / merge request -----------------------------------------------------------------------------------------
+# -- 5. pull / merge request -----------------------------------------------------------------------------------------
 def provider_of(url: str, extra: dict) -> str | None:
     """github / gitlab / gitea from the connection's `provider` extra, else from the URL's host; None: unknown."""
     explicit = str(extra.get("provider") or "").lower()

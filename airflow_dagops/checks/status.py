@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from urllib.parse import quote
 
 from airflow_dagops.errors import DagOpsError
+from airflow_dagops.git.credentials import CredentialHostRefused, check_credential_host
 from airflow_dagops.safety import redact
 from airflow_dagops.webhooks.connections import get_connection
 from airflow_dagops.webhooks.urls import host_of, path_of
@@ -111,7 +112,14 @@ def endpoint_for(provider: str, repo_url: str, conn_id: str | None) -> Endpoint:
             f"Airflow connection {conn_id!r} has no password (token); commit statuses need a token "
             "(GitHub: repo:status, GitLab: api, Gitea: write:repository)"
         )
-    api_url = (connection.extra_dejson or {}).get("api_url") or _default_api(provider, repo_url)
+    api_url = (connection.extra_dejson or {}).get("api_url")
+    if not api_url:
+        # The API is then the repository's own host: the token goes there only if the connection is attached to it.
+        try:
+            check_credential_host(conn_id, repo_url)
+        except CredentialHostRefused as err:
+            raise ReportError(str(err)) from None
+        api_url = _default_api(provider, repo_url)
     project = path_of(repo_url)
     if not api_url or not project:
         raise ReportError(

@@ -26,6 +26,9 @@ class Repository(Base):
     namespace: Mapped[str] = mapped_column(String(63), unique=True)
     priority: Mapped[int] = mapped_column(Integer, default=100)
     conn_id: Mapped[str | None] = mapped_column(String(250), nullable=True)
+    # `scheme://host:port` of the URL when `conn_id` was attached: its credentials go nowhere else
+    # (git/credentials.py). Changing only `url` leaves it, so a new host gets no credentials until re-attached.
+    conn_origin: Mapped[str | None] = mapped_column(String(300), nullable=True)
     # Airflow connection whose password is this repository's webhook secret (else the global one).
     webhook_conn_id: Mapped[str | None] = mapped_column(String(250), nullable=True)
     subdir: Mapped[str | None] = mapped_column(String(1024), nullable=True)
@@ -201,6 +204,7 @@ class MarketplaceCatalog(Base):
     ref: Mapped[str] = mapped_column(String(255), default="main")
     priority: Mapped[int] = mapped_column(Integer, default=100)  # lower wins a package name two catalogs share
     conn_id: Mapped[str | None] = mapped_column(String(250), nullable=True)
+    conn_origin: Mapped[str | None] = mapped_column(String(300), nullable=True)  # as Repository.conn_origin
     last_commit: Mapped[str | None] = mapped_column(String(64), nullable=True)
     last_refreshed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
