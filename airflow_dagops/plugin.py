@@ -1,7 +1,9 @@
 """The Airflow plugin entry point: the REST API blueprint and the "DAG Repositories" page.
 
 Airflow 3 serves both from the FAB provider's Flask app mounted at /pluginsv2; the `external_views`
-entry puts the page in the Airflow UI's Admin menu, shown inside the UI (docs/api.md).
+entry puts the page in the Airflow UI's Admin menu, shown inside the UI (docs/api.md). A root ASGI
+middleware of the api-server refuses oversized bodies to our routes before the WSGI bridge buffers them
+(api/body_limit.py).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import airflow_dagops.api.promotion  # noqa: F401
 import airflow_dagops.api.proposals  # noqa: F401
 import airflow_dagops.api.versions  # noqa: F401
 from airflow_dagops.api.blueprint import api_blueprint
+from airflow_dagops.api.body_limit import BodyLimitMiddleware
 from airflow_dagops.api.webhooks import webhook_blueprint
 from airflow_dagops.redaction import install_log_redaction
 from airflow_dagops.www.views import DagRepositoriesView
@@ -30,6 +33,8 @@ MARKETPLACE_HREF = "/pluginsv2/dagops/marketplace"
 class DagOpsPlugin(AirflowPlugin):
     name = "dagops"
     flask_blueprints = [api_blueprint, webhook_blueprint]
+    # Only paths under /pluginsv2/dagops/ are looked at; the rest of the api-server passes through.
+    fastapi_root_middlewares = [{"name": "dagops_body_limit", "middleware": BodyLimitMiddleware}]
     # No "name": a named appbuilder view would add a second, generic nav entry.
     appbuilder_views = [{"view": DagRepositoriesView()}]
     external_views = [

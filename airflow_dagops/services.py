@@ -30,6 +30,7 @@ from airflow_dagops.deploy.releases import (
 )
 from airflow_dagops.deploy.releases import empty_trash as empty_release_trash
 from airflow_dagops.errors import Conflict, DagOpsError, InvalidInput, NotFound
+from airflow_dagops.git.credentials import attaching, url_origin
 from airflow_dagops.git.mirror import Mirror
 from airflow_dagops.redaction import redact_text
 from airflow_dagops.safety import (
@@ -40,6 +41,7 @@ from airflow_dagops.safety import (
     validate_subdir,
     validate_url,
 )
+from airflow_dagops.safety import validate_conn_id as _safe_conn_id
 from airflow_dagops.store.db import read_connection, session_scope
 from airflow_dagops.store.models import DeployEvent, Finding, Release, Repository, SyncRun, utcnow
 from airflow_dagops.validate import Report, validate
@@ -158,7 +160,8 @@ def add_repository(
             "choose another namespace or move that folder away"
         )
     if verify:
-        Mirror(path=paths.mirror_dir(name), url=url, conn_id=conn_id, retry_delays=()).ls_remote(ref)
+        with attaching(conn_id, url):  # adding it with the connection is what attaches the connection here
+            Mirror(path=paths.mirror_dir(name), url=url, conn_id=conn_id, retry_delays=()).ls_remote(ref)
     with session_scope() as session:
         _ensure_free(session, name, namespace)  # again: another process may have registered it meanwhile
         repo = Repository(
@@ -167,6 +170,7 @@ def add_repository(
             ref=ref,
             namespace=namespace,
             conn_id=conn_id,
+            conn_origin=url_origin(url) if conn_id else None,
             subdir=subdir,
             priority=priority,
             poll_interval=poll_interval,
@@ -185,11 +189,7 @@ def add_repository(
 
 
 def validate_conn_id(conn_id: str | None) -> str | None:
-    if conn_id in (None, ""):
-        return None
-    if conn_id.startswith("-") or len(conn_id) > 250 or any(c.isspace() for c in conn_id):
-        raise InvalidInput(f"invalid connection id {conn_id!r}")
-    return conn_id
+    return _safe_conn_id(conn_id)  # one rule for every face (REST, CLI, dagops.yaml, marketplace)
 
 
 def _ensure_free(session: Session, name: str, namespace: str) -> None:
@@ -891,7 +891,10 @@ def _mark_pruned(session: Session, repo: Repository) -> list[Path]:
 
 def empty_trash() -> int:
     """Delete the folders of pruned releases. Runs in the sense step and after `dagops sync`, not inside
-    a sync, so removing thousands of files never delays a publish."""
+    a sync, so removing thousands of files never delays a publish. Temporary folders of killed processes go too."""
+    from airflow_dagops import tempdirs
+
+    tempdirs.sweep()
     return empty_release_trash(settings.dagops_home() / "releases")
 
 
@@ -1000,7 +1003,11 @@ UPDATABLE = (
 
 def update_repository(name: str, *, verify: bool = True, **changes) -> RepositoryInfo:
     """Change a repository's settings. A new URL, ref or connection is checked with `git ls-remote` first
-    (unless `verify` is false) and makes the next check sync again; bad input changes nothing."""
+    (unless `verify` is false) and makes the next check sync again; bad input changes nothing.
+
+    Setting `conn_id` (even to the same one) attaches the connection to the URL the repository has after the
+    change; changing only `url` does not, so the connection's credentials stay with the host they were attached
+    for (git/credentials.py) until an admin sets `conn_id` again. Who may do either is the faces' business."""
     unknown = set(changes) - set(UPDATABLE)
     if unknown:
         raise InvalidInput(f"cannot change {', '.join(sorted(unknown))}; changeable: {', '.join(UPDATABLE)}")
@@ -1010,15 +1017,19 @@ def update_repository(name: str, *, verify: bool = True, **changes) -> Repositor
     clean = _clean_changes(changes)
     source = {**current, **{k: v for k, v in clean.items() if k in current}}
     source_changed = source != current
+    reattach = "conn_id" in clean and clean["conn_id"] is not None
     if verify and source_changed:
         mirror = Mirror(path=paths.mirror_dir(name), url=source["url"], conn_id=source["conn_id"], retry_delays=())
-        mirror.ls_remote(source["ref"])
+        with attaching(source["conn_id"] if reattach else None, source["url"]):
+            mirror.ls_remote(source["ref"])
     with session_scope() as session:
         repo = load_repository(session, name)
         if "promotion" in clean:
             _check_stage_namespaces(session, name, repo.namespace, clean["promotion"])
         for key, value in clean.items():
             setattr(repo, key, value)
+        if "conn_id" in clean:
+            repo.conn_origin = url_origin(repo.url) if repo.conn_id else None
         if source_changed:
             repo.last_seen_commit = None  # follow the new source at the next check
         session.flush()

@@ -50,6 +50,13 @@ OPTIONS: dict[str, Option] = {
         "https:ssh:git:file",
         "Colon-separated git transports allowed (GIT_ALLOW_PROTOCOL). ext:: is never allowed.",
     ),
+    "api_file_urls": Option(
+        "False",
+        "Let every REST API user with write permission register file:// repository URLs (and local paths), i.e. "
+        "any git repository on the api-server's disk. False: only Airflow admins may, through the API; the CLI "
+        "always may (file must also be in allowed_protocols).",
+        "boolean",
+    ),
     "validation_rules_file": Option(
         "", "YAML file with the operator's validation rules (disable, severity, exceptions, policy, mandatory)."
     ),
@@ -146,6 +153,17 @@ def get_int(option: str) -> int:
         from airflow_dagops.errors import InvalidInput
 
         raise InvalidInput(f"[dagops] {option} must be an integer, got {raw!r}") from err
+
+
+def get_bool(option: str) -> bool:
+    raw = get(option).strip().lower()
+    if raw in ("true", "1", "yes", "on"):
+        return True
+    if raw in ("false", "0", "no", "off", ""):
+        return False
+    from airflow_dagops.errors import InvalidInput
+
+    raise InvalidInput(f"[dagops] {option} must be True or False, got {raw!r}")
 
 
 def airflow_home() -> Path:

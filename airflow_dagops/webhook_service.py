@@ -14,7 +14,11 @@ The order matters, and is the same for every provider:
    may act only on the repositories whose secret verified. No secret verified: 401.
 5. Dedupe by delivery id, after authentication (so a stranger cannot burn ids): a replay answers
    200 "duplicate" and starts nothing. The unique constraint on (provider, delivery id) is the guard,
-   so two copies racing each other still start one thing.
+   so two copies racing each other still start one thing. Then dedupe by the event itself
+   (`Event.identity`: repository, ref, old and new head of a push; repository, number, action and head
+   of a pull request): a captured, validly signed delivery re-sent under a new delivery id is the same
+   event, answered "duplicate" too. The event's key is a row of the same table, `event:<sha256>`, under
+   the same unique constraint and the same redelivery window (`KEEP_DELIVERIES`).
 6. Act: a push to a tracked ref asks for a sync (coalesced: at most one running and one queued sync
    per repository); a pull/merge request queues a check. Anything else is 202 "ignored".
 
@@ -23,6 +27,7 @@ Every failure to authenticate answers the same 401, whichever part was wrong.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
 from dataclasses import dataclass, field
@@ -44,6 +49,7 @@ from airflow_dagops.webhooks.urls import normalize_repo_url, url_keys
 log = logging.getLogger(__name__)
 
 KEEP_DELIVERIES = timedelta(days=30)
+EVENT_KEY_PREFIX = "event:"  # delivery_id of the rows that record an event's identity, not a delivery
 MAX_BODY = 1024 * 1024  # push payloads with many commits reach a few hundred KiB; GitHub caps at 25 MB
 UNAUTHENTICATED = "missing or invalid webhook signature"
 
@@ -149,17 +155,26 @@ def _matching_repositories(event: Event) -> list[_Repo]:
 
 # -- dedupe ------------------------------------------------------------------------------------------------
 def _once(provider: str, delivery: str, event: Event, repos: list[_Repo]) -> Answer:
-    """Act on a delivery at most once. A failure removes its record, so the provider's retry is handled."""
+    """Act on a delivery, and on an event, at most once. A failure removes both records, so the provider's
+    retry is handled."""
     if not _record(provider, delivery, event.name):
         log.info("webhook %s delivery %s is a replay; ignored", provider, delivery)
         return Answer(200, {"status": "duplicate", "delivery": delivery})
+    event_key = event_key_of(event)
+    if event_key is not None and not _record_event(provider, event_key, event.name, delivery):
+        first = _first_delivery_of(provider, event_key)
+        reason = f"the same {event.kind.replace('_', ' ')} was received before (delivery {first}); nothing to do again"
+        _set_outcome(provider, delivery, "duplicate", {"reason": reason, "same_event_as": first})
+        log.info("webhook %s delivery %s repeats the event of delivery %s; ignored", provider, delivery, first)
+        return Answer(200, {"status": "duplicate", "delivery": delivery, "reason": reason})
     try:
         outcome = _act(provider, event, repos)
     except BaseException:
         with session_scope() as session:
             session.execute(
                 delete(WebhookDelivery).where(
-                    WebhookDelivery.provider == provider, WebhookDelivery.delivery_id == delivery
+                    WebhookDelivery.provider == provider,
+                    WebhookDelivery.delivery_id.in_([delivery, event_key] if event_key else [delivery]),
                 )
             )
         raise
@@ -173,15 +188,62 @@ def _once(provider: str, delivery: str, event: Event, repos: list[_Repo]) -> Ans
     return Answer(outcome.answer.status, {**outcome.answer.body, "delivery": delivery})
 
 
-def _record(provider: str, delivery: str, name: str) -> bool:
+def _record(provider: str, delivery: str, name: str, *, outcome: str = "received", detail: dict | None = None) -> bool:
     """Insert the delivery; False when it is already there (the unique constraint decides races)."""
     _prune_old_deliveries()
     try:
         with session_scope() as session:
-            session.add(WebhookDelivery(provider=provider, delivery_id=delivery, event=name, outcome="received"))
+            session.add(
+                WebhookDelivery(provider=provider, delivery_id=delivery, event=name, outcome=outcome, detail=detail)
+            )
         return True
     except IntegrityError:
         return False
+
+
+def event_key_of(event: Event) -> str | None:
+    """The row id recording an event's identity (see `Event.identity`); None for events that start nothing."""
+    identity = event.identity
+    if identity is None:
+        return None
+    return EVENT_KEY_PREFIX + hashlib.sha256(identity.encode()).hexdigest()
+
+
+def _record_event(provider: str, key: str, name: str, delivery: str) -> bool:
+    """Record that this event was received; False when it was, within the redelivery window."""
+    if _record(provider, key, name, outcome="event", detail={"delivery": delivery}):
+        return True
+    # Older than the window (pruning runs hourly): the event is new again; the update decides races.
+    with session_scope() as session:
+        taken = session.execute(
+            update(WebhookDelivery)
+            .where(
+                WebhookDelivery.provider == provider,
+                WebhookDelivery.delivery_id == key,
+                WebhookDelivery.received_at < utcnow() - KEEP_DELIVERIES,
+            )
+            .values(received_at=utcnow(), detail={"delivery": delivery})
+        )
+    return taken.rowcount == 1
+
+
+def _first_delivery_of(provider: str, key: str) -> str:
+    with session_scope() as session:
+        detail = session.scalar(
+            select(WebhookDelivery.detail).where(
+                WebhookDelivery.provider == provider, WebhookDelivery.delivery_id == key
+            )
+        )
+    return (detail or {}).get("delivery", "unknown")
+
+
+def _set_outcome(provider: str, delivery: str, outcome: str, detail: dict) -> None:
+    with session_scope() as session:
+        session.execute(
+            update(WebhookDelivery)
+            .where(WebhookDelivery.provider == provider, WebhookDelivery.delivery_id == delivery)
+            .values(outcome=outcome, detail=detail)
+        )
 
 
 _last_prune = 0.0

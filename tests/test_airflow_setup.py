@@ -87,4 +87,6 @@ def test_airflow_lists_the_plugin_the_provider_and_the_dagops_config(dagops_env)
     assert run("config", "get-value", "dagops", "releases_to_keep").strip() == "7"
     assert "git_timeout" in run("config", "list", "--section", "dagops")
     assert "airflow-dagops" in run("providers", "list")
-    assert "airflow_dagops.plugin:DagOpsPlugin" in run("plugins")
+    # JSON, not the table: the table is cut to the terminal's width.
+    plugins = {plugin["name"]: plugin for plugin in json.loads(run("plugins", "--output", "json"))}
+    assert "airflow_dagops.plugin:DagOpsPlugin" in plugins["dagops"]["source"]

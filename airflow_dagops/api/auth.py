@@ -20,7 +20,7 @@ log = logging.getLogger(__name__)
 
 TOKEN_COOKIE = "_token"  # noqa: S105 (a cookie name) - airflow.api_fastapi.auth.managers.base_auth_manager.COOKIE_NAME_JWT_TOKEN
 CSRF_HEADER = "X-DagOps-CSRF"
-ACTIONS = ("read", "write", "delete", "connections")
+ACTIONS = ("read", "write", "delete", "connections", "admin")
 
 
 @dataclass(frozen=True)
@@ -73,6 +73,14 @@ def is_allowed(principal: Principal, action: str) -> bool:
         return manager.is_authorized_dag(method="DELETE", user=user)
     if action == "connections":
         return manager.is_authorized_connection(method="GET", user=user)
+    if action == "admin":
+        # Auth managers have no "is an admin" question. An administrator manages Airflow's connections and
+        # either may change its configuration (SimpleAuthManager ADMIN and OP) or edit its roles (FAB Admin:
+        # only it has "can edit on Roles"; FAB's configuration is read-only for everyone).
+        return manager.is_authorized_connection(method="DELETE", user=user) and (
+            manager.is_authorized_configuration(method="PUT", user=user)
+            or manager.is_authorized_custom_view(method="PUT", resource_name="Roles", user=user)
+        )
     raise ValueError(f"unknown action {action!r}; one of {', '.join(ACTIONS)}")
 
 

@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
-import json
-
 from flask import Blueprint, g, jsonify, request, url_for
 from jsonschema import Draft202012Validator
 from werkzeug.exceptions import HTTPException
 
-from airflow_dagops import airflow_bridge, services
+from airflow_dagops import airflow_bridge, safety, services, settings
 from airflow_dagops.api import auth
 from airflow_dagops.api.errors import ApiError, answer_in_the_envelope, exempt_from_form_csrf, from_http_error
 from airflow_dagops.api.openapi import body_schema, document
 
 PREFIX = "/dagops/api/v1"
-MAX_BODY = 64 * 1024
+MAX_BODY = 64 * 1024  # the body-limit middleware (api/body_limit.py) refuses larger bodies before they are read
+MAX_PATH_PARAM = 255  # names, ids and shas are much shorter
+MAX_QUERY_PARAM = 1024
+# Body fields that are file contents, not text: any character but NUL (proposals' files[].content).
+RAW_TEXT_KEYS = frozenset({"content"})
 PUBLIC_ENDPOINTS = {"dagops_api.health"}
 # Endpoints whose permission is not simply "read for GET, write for the rest".
 ACTION_OF_ENDPOINT = {"dagops_api.delete_repository": "delete", "dagops_api.list_connections": "connections"}
@@ -42,6 +44,25 @@ def _authorize():
     return None
 
 
+@api_blueprint.before_request
+def _check_parameters():
+    """Path and query parameters of every route: no control characters, NULs or lone surrogates, and no
+    overlong values (after authorization, so a stranger learns nothing). A path value of that kind names
+    nothing that can exist: 404; a query value: 422."""
+    for key, value in (request.view_args or {}).items():
+        if isinstance(value, str) and (safety.has_control_characters(value) or len(value) > MAX_PATH_PARAM):
+            raise ApiError(
+                404, "not_found", f"no {key} can hold control characters or more than {MAX_PATH_PARAM} characters"
+            )
+    for key, value in request.args.items(multi=True):
+        if safety.has_control_characters(key) or safety.has_control_characters(value) or len(value) > MAX_QUERY_PARAM:
+            raise ApiError(
+                422,
+                "invalid_query",
+                f"query parameter {key[:64]!r}: at most {MAX_QUERY_PARAM} characters, without control characters",
+            )
+
+
 @api_blueprint.app_errorhandler(404)
 @api_blueprint.app_errorhandler(405)
 def _routing_error(err: HTTPException):
@@ -64,6 +85,46 @@ def _require_connection_access(body: dict) -> None:
         raise ApiError(403, "forbidden", "choosing a connection needs Airflow's connection read permission")
 
 
+def _require_connection_access_for_url(name: str, body: dict) -> None:
+    """Pointing a repository that has a connection somewhere else is choosing where its credentials go: it needs
+    the same right as choosing the connection (the credentials themselves stay with the host they were attached
+    for until the connection is set again: git/credentials.py). Dropping the connection in the same request
+    (`"conn_id": null`) needs no such right: then no credential follows the URL."""
+    if "url" not in body or not isinstance(body["url"], str):
+        return
+    info = services.get_repository(name)
+    conn_after = body["conn_id"] if "conn_id" in body else info.conn_id
+    if conn_after and safety.display_url(body["url"].strip()) != info.url:
+        if not auth.is_allowed(g.dagops_principal, "connections"):
+            raise ApiError(
+                403,
+                "forbidden",
+                f"changing the URL of {name!r}, which uses connection {conn_after!r}, needs Airflow's connection "
+                "read permission, as choosing the connection does; nothing was changed",
+            )
+
+
+def _require_file_url_rights(body: dict, *, repository: str | None = None) -> None:
+    """A file:// URL (or a local path) publishes any git repository on the api-server's disk: through the API,
+    only an Airflow admin may register one, unless the operator allows every writer ([dagops] api_file_urls).
+    The CLI, run by someone with the server's shell, is not asked. Re-sending a repository's own URL unchanged
+    (an update of other settings) chooses nothing new."""
+    url = body.get("url")
+    if not isinstance(url, str) or safety.url_scheme(url.strip()) != "file":
+        return
+    if settings.get_bool("api_file_urls") or auth.is_allowed(g.dagops_principal, "admin"):
+        return
+    if repository is not None and safety.display_url(url.strip()) == services.get_repository(repository).url:
+        return
+    raise ApiError(
+        403,
+        "file_url_forbidden",
+        "file:// URLs and local paths read repositories on the Airflow server's own disk: through the API only "
+        "Airflow admins may register them (the dagops CLI may); an operator can allow every user with "
+        "[dagops] api_file_urls = True",
+    )
+
+
 # -- input ---------------------------------------------------------------------------------------------------
 def read_body(schema: str, *, max_body: int = MAX_BODY) -> dict:
     """The JSON body, size-limited and checked against the OpenAPI schema; an absent body is {}."""
@@ -76,9 +137,14 @@ def read_body(schema: str, *, max_body: int = MAX_BODY) -> dict:
         data = {}
     else:
         try:
-            data = json.loads(raw)
-        except (ValueError, UnicodeDecodeError) as err:
-            raise ApiError(400, "malformed_json", f"the body is not valid JSON: {err}") from err
+            data = safety.loads_json(raw)  # UTF-8, at most MAX_JSON_DEPTH levels: never a RecursionError
+        except safety.MalformedJson as err:
+            raise ApiError(400, "malformed_json", str(err)) from err
+    bad = safety.bad_text_field(data, raw_text_keys=RAW_TEXT_KEYS)
+    if bad is not None:
+        field, why = bad
+        message = f"{field or 'the body'} {why}"
+        raise ApiError(422, "invalid_body", message, {"errors": [{"field": field, "message": message}]})
     errors = sorted(Draft202012Validator(body_schema(schema)).iter_errors(data), key=lambda e: list(e.path))
     if errors:
         details = [{"field": _field_of(e), "message": e.message} for e in errors]
@@ -202,6 +268,7 @@ def list_repositories():
 def create_repository():
     body = read_body("RepositoryCreate")
     _require_connection_access(body)
+    _require_file_url_rights(body)
     info = services.add_repository(
         body.pop("name"), body.pop("url"), verify=body.pop("verify", True), **{k: v for k, v in body.items()}
     )
@@ -218,6 +285,8 @@ def get_repository(name: str):
 def update_repository(name: str):
     body = read_body("RepositoryUpdate")
     _require_connection_access(body)
+    _require_connection_access_for_url(name, body)
+    _require_file_url_rights(body, repository=name)
     return jsonify(_repository(services.update_repository(name, verify=body.pop("verify", True), **body)))
 
 

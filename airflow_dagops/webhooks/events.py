@@ -3,6 +3,11 @@
 Each provider names the same things differently (GitHub `pull_request` / GitLab `Merge Request Hook` /
 Bitbucket `repo:push` ...); `parse_event` turns a payload into an `Event` the use case can act on
 without knowing the provider. Missing fields never raise: an event we cannot use is `kind="other"`.
+
+Payload fields that matching and acting use are held to the rules of `safety` (the same as the REST API's
+and the CLI's): a ref git would refuse, a URL with control characters, a pull request number that is not
+a sane positive integer, is treated as absent, never passed on. Bodies are parsed by `safety.loads_json`
+(UTF-8, at most 64 levels deep). `Event.identity` is what dagops would act on, for deduplication by event.
 """
 
 from __future__ import annotations
@@ -10,7 +15,10 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
+
+from airflow_dagops.errors import InvalidInput
+from airflow_dagops.safety import MAX_URL, MalformedJson, has_control_characters, loads_json, validate_ref
 
 NULL_SHA = "0" * 40
 
@@ -37,6 +45,8 @@ _PUSHES = {
 }
 _PULL_REQUESTS = {"github": {"pull_request"}, "gitlab": {"Merge Request Hook"}, "gitea": {"pull_request"}}
 MAX_DELIVERY_ID = 200  # the column's size
+MAX_NUMBER = 2**31 - 1  # pull request numbers are stored in an INTEGER column
+MAX_ACTION = 64
 
 
 class MalformedPayload(ValueError):
@@ -47,6 +57,7 @@ class MalformedPayload(ValueError):
 class Push:
     ref: str  # full ref name: refs/heads/main, refs/tags/v1.2
     sha: str | None  # the new head; None when the ref was deleted
+    before: str | None = None  # the old head, when the provider says it (part of the event's identity)
 
 
 @dataclass(frozen=True)
@@ -70,12 +81,29 @@ class Event:
     pull_request: PullRequest | None = None
     detail: dict = field(default_factory=dict)
 
+    @property
+    def identity(self) -> str | None:
+        """Everything dagops would act on: two deliveries with the same identity are the same event (a replay
+        under a new delivery id, or the same push sent by two hooks), so acting twice would change nothing.
+        For a push: the repository, and each ref with its old and new head; for a pull request: the repository,
+        number, action, head, target branch and fork flag. None for events that start nothing (ping, other)."""
+        if self.kind == "push":
+            what = [[push.ref, push.before, push.sha] for push in self.pushes]
+        elif self.kind == "pull_request" and self.pull_request is not None:
+            what = asdict(self.pull_request)
+        else:
+            return None
+        return json.dumps(
+            {"provider": self.provider, "kind": self.kind, "repository": sorted(set(self.repo_urls)), "what": what},
+            sort_keys=True,
+        )
+
 
 def parse_json(body: bytes) -> dict:
     try:
-        data = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as err:
-        raise MalformedPayload(f"the body is not valid JSON: {err}") from err
+        data = loads_json(body)  # UTF-8, at most 64 levels deep: never a RecursionError
+    except MalformedJson as err:
+        raise MalformedPayload(str(err)) from err
     if not isinstance(data, dict):
         raise MalformedPayload("the body is JSON but not an object; is this a webhook delivery?")
     return data
@@ -101,7 +129,7 @@ def delivery_id(provider: str, headers: Mapping[str, str], body: bytes) -> str:
 
 def parse_event(provider: str, headers: Mapping[str, str], payload: dict) -> Event:
     name = event_name(provider, headers)
-    urls = tuple(u for u in _repo_urls(provider, payload) if isinstance(u, str) and u)
+    urls = tuple(u for u in _repo_urls(provider, payload) if _usable_url(u))
     if name in _PINGS.get(provider, ()):
         return Event(provider, name, "ping", urls)
     if name in _PUSHES.get(provider, ()):
@@ -137,21 +165,22 @@ def _pushes(provider: str, payload: dict):
             new = _dict(change.get("new"))
             kind, name = new.get("type"), new.get("name")
             old_name = _dict(change.get("old")).get("name")
-            if not new and isinstance(old_name, str):
-                old_kind = _dict(change.get("old")).get("type")
-                yield Push(_full_ref(old_kind, old_name), None)  # deleted
-            elif isinstance(name, str) and kind in ("branch", "tag"):
-                yield Push(_full_ref(kind, name), _sha(_dict(new.get("target")).get("hash")))
+            old = _dict(change.get("old"))
+            before = _sha(_dict(old.get("target")).get("hash"))
+            if not new and isinstance(old_name, str) and _usable_ref(_full_ref(old.get("type"), old_name)):
+                yield Push(_full_ref(old.get("type"), old_name), None, before)  # deleted
+            elif isinstance(name, str) and kind in ("branch", "tag") and _usable_ref(_full_ref(kind, name)):
+                yield Push(_full_ref(kind, name), _sha(_dict(new.get("target")).get("hash")), before)
         return
     ref = payload.get("ref")
-    if not isinstance(ref, str) or not ref.startswith("refs/"):
+    if not isinstance(ref, str) or not ref.startswith("refs/") or not _usable_ref(ref):
         return
     # GitLab names the commit of a pushed annotated tag `checkout_sha` (`after` is the tag object).
     sha = _sha(payload.get("checkout_sha")) if provider == "gitlab" else None
     sha = sha or _sha(payload.get("after"))
     if payload.get("deleted") is True or sha in (None, NULL_SHA):
         sha = None
-    yield Push(ref, sha)
+    yield Push(ref, sha, _sha(payload.get("before")))
 
 
 def _full_ref(kind: str | None, name: str) -> str:
@@ -163,12 +192,12 @@ def _pull_request(provider: str, payload: dict) -> PullRequest | None:
     if provider == "gitlab":
         return _merge_request(payload)
     pull = _dict(payload.get("pull_request"))
-    number = payload.get("number", pull.get("number"))
+    number = _number(payload.get("number", pull.get("number")))
     head, base = _dict(pull.get("head")), _dict(pull.get("base"))
     head_sha, base_ref = _sha(head.get("sha")), base.get("ref")
-    if not isinstance(number, int) or head_sha is None or not isinstance(base_ref, str):
+    if number is None or head_sha is None or not _usable_ref(base_ref):
         return None
-    action = str(payload.get("action") or "")
+    action = _action(payload.get("action"))
     head_repo, base_repo = _dict(head.get("repo")), _dict(base.get("repo"))
     # A deleted fork has no head repository; treat it as a fork.
     from_fork = not head_repo or head_repo.get("id") != base_repo.get("id")
@@ -186,12 +215,12 @@ def _pull_request(provider: str, payload: dict) -> PullRequest | None:
 
 def _merge_request(payload: dict) -> PullRequest | None:
     attributes = _dict(payload.get("object_attributes"))
-    number = attributes.get("iid")
+    number = _number(attributes.get("iid"))
     head_sha = _sha(_dict(attributes.get("last_commit")).get("id"))
     base_ref = attributes.get("target_branch")
-    if not isinstance(number, int) or head_sha is None or not isinstance(base_ref, str):
+    if number is None or head_sha is None or not _usable_ref(base_ref):
         return None
-    action = str(attributes.get("action") or "")
+    action = _action(attributes.get("action"))
     # `update` is sent for any change (title, labels ...); only one with `oldrev` brought new commits.
     new_commits = action == "update" and bool(attributes.get("oldrev"))
     source, target = attributes.get("source_project_id"), attributes.get("target_project_id")
@@ -219,6 +248,35 @@ def _sha(value) -> str | None:
     if isinstance(value, str) and len(value) in (40, 64) and all(c in "0123456789abcdef" for c in value.lower()):
         return value.lower()
     return None
+
+
+def _number(value) -> int | None:
+    """A pull / merge request number: a positive integer that fits the column (not a bool, not 10**30)."""
+    if isinstance(value, int) and not isinstance(value, bool) and 0 < value <= MAX_NUMBER:
+        return value
+    return None
+
+
+def _action(value) -> str:
+    """The provider's action word, or "" when it is not a short, printable word (it is stored and logged)."""
+    if isinstance(value, str) and len(value) <= MAX_ACTION and not has_control_characters(value):
+        return value
+    return ""
+
+
+def _usable_ref(ref) -> bool:
+    """A ref (full or a branch name) the REST API and the CLI would accept too; anything else matches nothing."""
+    if not isinstance(ref, str):
+        return False
+    try:
+        validate_ref(ref)
+    except InvalidInput:
+        return False
+    return True
+
+
+def _usable_url(url) -> bool:
+    return isinstance(url, str) and 0 < len(url) <= MAX_URL and not has_control_characters(url)
 
 
 def _branch(ref: str) -> str:

@@ -1,6 +1,7 @@
 """schemathesis against the served OpenAPI document: generated requests (valid and invalid) never get a
-5xx, and answers conform to the documented status codes and schemas. Bounded: a few examples per
-operation, derandomized so CI sees the same cases every run."""
+5xx, and answers conform to the documented status codes and schemas, for an admin and for a user-role
+account (what an attacker holding one would send). Bounded: a few examples per operation, derandomized so
+CI sees the same cases every run. Deep and huge bodies on every operation: tests/web/test_hostile_input.py."""
 
 from __future__ import annotations
 
@@ -34,10 +35,11 @@ def fuzz_target(web, git_remote, dagops_env, monkeypatch):
     return web
 
 
+@pytest.mark.parametrize("role", ["admin", "editor"])
 @pytest.mark.parametrize("mode", [GenerationMode.POSITIVE, GenerationMode.NEGATIVE])
-def test_generated_requests_get_no_server_error(fuzz_target, mode):
+def test_generated_requests_get_no_server_error(fuzz_target, mode, role):
     web = fuzz_target
-    headers = {"Authorization": f"Bearer {web.token('admin')}"}
+    headers = {"Authorization": f"Bearer {web.token(role)}"}
     schema = schemathesis.openapi.from_wsgi(f"{PREFIX}/openapi.json", web.app, headers=headers)
     checks = [not_a_server_error, status_code_conformance, response_schema_conformance]
     operations = [result.ok() for result in schema.get_all_operations()]
