@@ -23,8 +23,12 @@ run: $(STAMP)
 	bash scripts/run.sh
 
 # `slow` tests (multi-process deployments, fault injection) run in their own target; CI calls both.
+# Two pytest-xdist workers (most tests wait on git, Airflow and sandboxes, not on the CPU), then the few
+# `serial` tests that time themselves, alone. TEST_WORKERS=0 runs everything in one process.
+TEST_WORKERS ?= 2
 test: $(STAMP)
-	$(BIN)/pytest -m 'not slow' $(PYTEST_ARGS)
+	$(BIN)/pytest -m 'not slow and not serial' $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS)) $(PYTEST_ARGS)
+	$(BIN)/pytest -m 'serial and not slow' $(PYTEST_ARGS) || [ $$? -eq 5 ]
 
 test-slow: $(STAMP)
 	$(BIN)/pytest -m slow $(PYTEST_ARGS)

@@ -13,7 +13,8 @@ import requests
 
 from tests.e2e_helpers import BIN, free_port, wait_for
 
-pytestmark = pytest.mark.e2e
+# serial: its 90 s start-up budget is measured, so it runs alone after the parallel part of `make test`.
+pytestmark = [pytest.mark.e2e, pytest.mark.serial]
 ROOT = Path(__file__).resolve().parent.parent
 DEMO_DAGS = {"demo_etl", "demo_fanout", "demo_report"}
 
