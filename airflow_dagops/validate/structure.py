@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import functools
 import json
 import logging
 import os
@@ -36,6 +37,7 @@ import tempfile
 import threading
 import time
 from collections import defaultdict, deque
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -455,6 +457,11 @@ def warm_sandbox(root: Path, limits: SandboxLimits, *, slots: int, support: Sand
     timer.start()
 
 
+@functools.cache
+def _spawner() -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(max_workers=1, thread_name_prefix="dagops-sandbox-spawner")
+
+
 def _keep_warm_seconds() -> float:
     from airflow_dagops import settings
 
@@ -589,15 +596,22 @@ class Sandbox:
             )
         try:
             with open(self.log_path, "ab") as log_file:
-                self.zygote = subprocess.Popen(
-                    argv,
-                    stdin=subprocess.PIPE,  # the control pipe: {"kill": pid} when a file overruns its time
-                    stdout=subprocess.PIPE,
-                    stderr=log_file,
-                    cwd=workdir,
-                    env=self.env,
-                    pass_fds=[fd for pair in child_ends for fd in pair],
-                    start_new_session=True,  # no terminal signals; the parent decides when it stops
+                # Started from one long-lived thread: bwrap and the zygote die with the *thread* that started them
+                # (PR_SET_PDEATHSIG), and the pipeline's structure thread ends with each validation.
+                self.zygote = (
+                    _spawner()
+                    .submit(
+                        subprocess.Popen,
+                        argv,
+                        stdin=subprocess.PIPE,  # the control pipe: {"kill": pid} when a file overruns its time
+                        stdout=subprocess.PIPE,
+                        stderr=log_file,
+                        cwd=workdir,
+                        env=self.env,
+                        pass_fds=[fd for pair in child_ends for fd in pair],
+                        start_new_session=True,  # no terminal signals; the parent decides when it stops
+                    )
+                    .result()
                 )
         finally:
             for pair in child_ends:  # the child's ends: closing ours lets EOF mean what it should
