@@ -81,6 +81,9 @@ RETRY_DELAYS = (1.0, 4.0)
 # orphan of a sync that was killed while its fetch ran. Transient; a lock older than any of our commands
 # can run belongs to a git that died too, and is removed.
 _LOCKED = re.compile(r"unable to create '([^']+\.lock)': file exists", re.IGNORECASE)
+# The same orphan may also move a ref between our fetch's read and its update of it: transient, a retry fetches
+# again from what is there now.
+_REF_MOVED = re.compile(r"cannot lock ref '[^']+': is at \w+ but expected", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -264,6 +267,11 @@ class Mirror:
                 f"the mirror {self.path} is locked by another git process ({locked.group(1)} exists); "
                 "a sync killed during its fetch leaves one behind until its git exits",
                 details={"transient": True, "lock": locked.group(1)},
+            )
+        if _REF_MOVED.search(stderr.decode("utf-8", "replace")):
+            return GitError(
+                f"a ref of the mirror {self.path} was moved by another git process during the fetch: {detail}",
+                details={"transient": True},
             )
         if "no space left on device" in lowered or "disk quota exceeded" in lowered:
             return NoSpace(f"no space left for the mirror of {where} ({self.path.parent}): {detail}. {NoSpace.hint}")

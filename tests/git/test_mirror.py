@@ -99,3 +99,12 @@ def test_a_healthy_mirror_is_kept_when_the_remote_is_the_problem(git_remote, mir
     with pytest.raises(RemoteUnreachable):
         mirror.fetch("refs/heads/main")
     assert mirror.is_healthy() and mirror.commit_info("refs/dagops/tracked").sha == first
+
+
+def test_a_ref_moved_by_another_git_during_a_fetch_is_transient(mirror_factory):
+    # The orphaned git of a killed sync may update the tracked ref under a new fetch: retried, not a failure.
+    from airflow_dagops.git.mirror import is_transient
+
+    mirror = mirror_factory("file:///nowhere")
+    err = mirror._classify("fetch", b"error: cannot lock ref 'refs/dagops/tracked': is at 1071 but expected c892\n")
+    assert is_transient(err) and "moved by another git process" in str(err)
