@@ -34,7 +34,7 @@ from airflow_dagops import services, settings, tempdirs
 from airflow_dagops.declarative import ConfigInvalid
 from airflow_dagops.deploy.links import escaping_links
 from airflow_dagops.errors import Conflict, DagOpsError, GitError, InvalidInput, NotFound, ValidationFailed
-from airflow_dagops.git.credentials import attaching, git_credentials_env, url_origin
+from airflow_dagops.git.credentials import attached_origin, attaching, git_credentials_env
 from airflow_dagops.git.runner import git_env, last_lines, run_git
 from airflow_dagops.marketplace import catalog as catalog_git
 from airflow_dagops.marketplace import manifest
@@ -87,7 +87,7 @@ def add_catalog(
             ref=ref,
             priority=priority,
             conn_id=conn_id,
-            conn_origin=url_origin(url) if conn_id else None,
+            conn_origin=attached_origin(conn_id, url),
         )
         session.add(row)
         session.flush()

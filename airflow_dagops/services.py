@@ -30,7 +30,7 @@ from airflow_dagops.deploy.releases import (
 )
 from airflow_dagops.deploy.releases import empty_trash as empty_release_trash
 from airflow_dagops.errors import Conflict, DagOpsError, InvalidInput, NotFound
-from airflow_dagops.git.credentials import attaching, url_origin
+from airflow_dagops.git.credentials import attached_origin, attaching
 from airflow_dagops.git.mirror import Mirror
 from airflow_dagops.redaction import redact_text
 from airflow_dagops.safety import (
@@ -170,7 +170,7 @@ def add_repository(
             ref=ref,
             namespace=namespace,
             conn_id=conn_id,
-            conn_origin=url_origin(url) if conn_id else None,
+            conn_origin=attached_origin(conn_id, url),
             subdir=subdir,
             priority=priority,
             poll_interval=poll_interval,
@@ -1029,7 +1029,7 @@ def update_repository(name: str, *, verify: bool = True, **changes) -> Repositor
         for key, value in clean.items():
             setattr(repo, key, value)
         if "conn_id" in clean:
-            repo.conn_origin = url_origin(repo.url) if repo.conn_id else None
+            repo.conn_origin = attached_origin(repo.conn_id, repo.url)
         if source_changed:
             repo.last_seen_commit = None  # follow the new source at the next check
         session.flush()

@@ -42,6 +42,12 @@ class CredentialHostRefused(AuthenticationFailed):
     """A connection's credentials were asked for a host they were not attached for; nothing was sent."""
 
 
+def attached_origin(conn_id: str | None, url: str) -> str | None:
+    """What a repository or catalog records when it is registered with a connection: the origin its credentials
+    may go to (None without a connection)."""
+    return url_origin(url) if conn_id else None
+
+
 def url_origin(url: str) -> str:
     """`scheme://host:port` of a git URL, the unit credentials are attached to: lower-case host, the scheme's
     default port spelled out, no user, no path. `git@host:path` is `ssh://host:22`; local paths are `file://`."""
