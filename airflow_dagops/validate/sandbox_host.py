@@ -45,6 +45,7 @@ RELEASE_MOUNT = "/dagops/release"
 WORK_MOUNT = "/dagops/work"  # the sandbox's logs, shared with the validator (read-write, private to this run)
 AIRFLOW_HOME_MOUNT = "/dagops/airflow"  # a tmpfs: the zygote's scratch AIRFLOW_HOME (airflow.cfg, scratch DB)
 HOME_MOUNT = "/dagops/home"
+SCRATCH_MOUNT = "/dagops/tmp"  # each generation mounts its own, empty tmpfs here (its cwd and TMPDIR)
 # When dagops runs as root, each sandbox's generations run as a uid of their own, drawn from this range (no user
 # has these; they sit above the ranges container runtimes delegate): two validations running at once can neither
 # signal each other nor share a process limit, and nothing on the host belongs to them.
@@ -289,6 +290,8 @@ def bwrap_command(
     return [
         support.bwrap,
         *namespace_flags(support.as_root, capabilities),
+        # /tmp first: binds made after it stay visible, so an install under /tmp (a CI clone) still works.
+        *("--perms", "1777", "--tmpfs", "/tmp"),  # noqa: S108 - a private tmpfs inside the sandbox
         *system_binds(),
         *path_binds(python_paths()),
         *extra_binds(list(extra_paths)),
@@ -298,8 +301,8 @@ def bwrap_command(
         "/dev",
         "--perms",
         "1777",
-        "--tmpfs",
-        "/tmp",  # noqa: S108 - a private tmpfs inside the sandbox, not the host's /tmp
+        "--dir",
+        SCRATCH_MOUNT,
         "--perms",
         "0755",
         "--tmpfs",

@@ -31,6 +31,7 @@ LAST_CAP = 63
 TMP_SIZE = "size=268435456"  # 256 MiB of private /tmp per generation
 MAX_PROCESSES = 128  # RLIMIT_NPROC for the sandbox's uid (processes and threads of all its generations)
 CPU_SECONDS_HARD = 3600
+SCRATCH_MOUNT = "/dagops/tmp"  # = sandbox_host.SCRATCH_MOUNT (this module runs inside, with the stdlib only)
 
 _libc = ctypes.CDLL(None, use_errno=True)
 
@@ -51,11 +52,13 @@ def new_pid_and_mount_namespace() -> None:
 
 
 def private_proc_and_tmp() -> None:
-    """In the new namespaces (we are their process 1): mounts stay ours, /proc shows only us, /tmp is new."""
+    """In the new namespaces (we are their process 1): mounts stay ours, /proc shows only us, a scratch tmpfs."""
     _check(_libc.mount(b"none", b"/", None, MS_REC | MS_PRIVATE, None), "make mounts private")
     flags = MS_NOSUID | MS_NODEV | MS_NOEXEC
     _check(_libc.mount(b"proc", b"/proc", b"proc", flags, None), "mount /proc")
-    _check(_libc.mount(b"tmpfs", b"/tmp", b"tmpfs", MS_NOSUID | MS_NODEV, f"mode=1777,{TMP_SIZE}".encode()), "/tmp")
+    # Not on /tmp itself: the Python install may be bound under it (a CI clone in /tmp); see sandbox_host.
+    scratch = SCRATCH_MOUNT.encode()
+    _check(_libc.mount(b"tmpfs", scratch, b"tmpfs", MS_NOSUID | MS_NODEV, f"mode=1777,{TMP_SIZE}".encode()), "tmp")
 
 
 def set_process_limits(cpu_seconds_hard: int = CPU_SECONDS_HARD) -> None:

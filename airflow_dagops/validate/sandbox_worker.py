@@ -61,7 +61,7 @@ from airflow_dagops.validate.sandbox_audit import (
     SandboxViolation,
     trusted_prefixes,
 )
-from airflow_dagops.validate.sandbox_isolation import kill_everything_else
+from airflow_dagops.validate.sandbox_isolation import SCRATCH_MOUNT, kill_everything_else
 
 PLACEHOLDER = "placeholder"
 # Messages and tracebacks are shown to people; a DAG that raises with a 10 MB message must not flood the report.
@@ -774,7 +774,7 @@ def exit_like(status: int) -> None:
 
 def enter_scratch_folder(isolation: Isolation) -> None:
     """The working directory: the generation's private /tmp in the sandbox, a folder of its own otherwise."""
-    cwd = "/tmp" if isolation.namespaces else os.path.join(isolation.workdir, f"generation-{os.getpid()}")  # noqa: S108
+    cwd = SCRATCH_MOUNT if isolation.namespaces else os.path.join(isolation.workdir, f"generation-{os.getpid()}")
     os.makedirs(cwd, exist_ok=True)
     os.chdir(cwd)
     os.environ["PWD"] = cwd

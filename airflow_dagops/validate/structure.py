@@ -630,7 +630,7 @@ class Sandbox:
             "slots": child_ends,
             "isolation": "namespaces" if sandboxed else "none",
             "uid": self.uid,
-            "writable": [] if sandboxed else [str(self.home) + "/"],
+            "writable": ["/tmp/"] if sandboxed else [str(self.home) + "/"],  # noqa: S108 - the sandbox's own
             "private": private_paths(self.root),
         }
 
