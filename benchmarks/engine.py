@@ -17,6 +17,9 @@ from functools import partial
 from itertools import pairwise
 from pathlib import Path
 
+from airflow_dagops.repositories.registry import add_repository
+from airflow_dagops.sync.sense import sense
+from airflow_dagops.sync.sync import sync_repository
 from benchmarks import baselines
 from benchmarks.env import use_installation
 from benchmarks.repos import SourceRepo, copy_repo, dag_path, dag_source, make_dag_repo
@@ -68,12 +71,11 @@ class BigRepo:
 
     @classmethod
     def create(cls, work: Path) -> BigRepo:
-        from airflow_dagops import services
 
         use_installation(work / "engine")
         repo = make_dag_repo(work / "remotes" / "big", BIG_REPO_FILES)
-        services.add_repository("big", repo.url, namespace="big")
-        _expect(services.sync_repository("big", trigger="schedule", validator=noop_validator), "published")
+        add_repository("big", repo.url, namespace="big")
+        _expect(sync_repository("big", trigger="schedule", validator=noop_validator), "published")
         return cls(repo, baselines.BundleBaseline("big", repo))
 
     def change_one_file(self) -> str:
@@ -132,7 +134,6 @@ def _run_rotated(rep: int, subjects: list[tuple[Samples, Callable[[], None]]], r
 # -- (a) ---------------------------------------------------------------------------------------------
 def measure_no_commit(big: BigRepo, reps: int) -> Measurement:
     """(a) A scheduled sync that finds nothing new, against GitDagBundle.refresh() and a bare ls-remote."""
-    from airflow_dagops import services
 
     head = big.repo.head()
     engine = Samples("dagops `sync_repository` (no new commit)")
@@ -140,7 +141,7 @@ def measure_no_commit(big: BigRepo, reps: int) -> Measurement:
     bare = Samples("bare `git ls-remote <url> refs/heads/main`")
     big.bundle.refresh()
     subjects = [
-        (engine, lambda: _expect(services.sync_repository(big.name, trigger="schedule"), "unchanged", head)),
+        (engine, lambda: _expect(sync_repository(big.name, trigger="schedule"), "unchanged", head)),
         (bundle, big.bundle.refresh),
         (bare, lambda: baselines.ls_remote(big.repo.url)),
     ]
@@ -149,7 +150,7 @@ def measure_no_commit(big: BigRepo, reps: int) -> Measurement:
     return Measurement(
         "a",
         "(a) Sync with no new commit, 500-file repository",
-        '`services.sync_repository(name, trigger="schedule")` on an already published repository whose '
+        '`sync_repository(name, trigger="schedule")` on an already published repository whose '
         "remote has no new commit, timed in process. Baselines on the same repository, interleaved.",
         [engine, bundle, bare],
         [
@@ -192,7 +193,7 @@ def measure_one_file_change(big: BigRepo, work: Path, reps: int) -> Measurement:
         "b",
         "(b) Publish a 1-file change in the 500-file repository as a new immutable release",
         "A commit changing one DAG file is made outside the timer, then "
-        '`services.sync_repository(name, trigger="schedule", validator=noop)` is timed: ls-remote, lock, '
+        '`sync_repository(name, trigger="schedule", validator=noop)` is timed: ls-remote, lock, '
         "fetch, export to a new release folder, publish (symlink swap), mark releases beyond `releases_to_keep` "
         "pruned and rename their folders aside (deleting them happens in the sense step, outside the sync). "
         "Its `progress=` callback only "
@@ -208,17 +209,16 @@ def measure_one_file_change(big: BigRepo, work: Path, reps: int) -> Measurement:
 
 def _publish(name: str, head: str, clock: PhaseClock, record: bool) -> None:
     """The timed call of (b); its progress callback only appends a timestamp per step."""
-    from airflow_dagops import services
 
     clock.start()
-    outcome = services.sync_repository(name, trigger="schedule", validator=noop_validator, progress=clock)
+    outcome = sync_repository(name, trigger="schedule", validator=noop_validator, progress=clock)
     if record:
         clock.stop()
     _expect(outcome, "published", head)
 
 
-def _sync_noop(services, name: str):
-    return services.sync_repository(name, trigger="schedule", validator=noop_validator)
+def _sync_noop(name: str):
+    return sync_repository(name, trigger="schedule", validator=noop_validator)
 
 
 def _shared_inodes(old: Path, new: Path) -> tuple[int, int]:
@@ -257,14 +257,14 @@ def _span(values) -> str:
 # -- (c) ---------------------------------------------------------------------------------------------
 def measure_sense(work: Path, reps: int) -> Measurement:
     """(c) The sense step over 100 registered, published, unchanged repositories."""
-    from airflow_dagops import services, settings
+    from airflow_dagops import settings
 
     use_installation(work / "sense")
     repos = _register_small_repos(work / "remotes" / "small")
     engine = Samples(f"dagops `sense(respect_poll_interval=False)` over {SENSE_REPOS} repositories")
     serial = Samples(f"{SENSE_REPOS} bare `git ls-remote` run one after another", role="context")
     subjects = [
-        (engine, lambda: _expect_unchanged(services.sense(respect_poll_interval=False))),
+        (engine, lambda: _expect_unchanged(sense(respect_poll_interval=False))),
         (serial, lambda: [baselines.ls_remote(repo.url) for repo in repos]),
     ]
     for rep in range(reps + 1):  # repetition 0 is the warm-up
@@ -273,7 +273,7 @@ def measure_sense(work: Path, reps: int) -> Measurement:
         "c",
         f"(c) Sense step over {SENSE_REPOS} registered repositories, no change",
         f"{SENSE_REPOS} separate local repositories ({SENSE_REPO_FILES} DAG files each), registered and "
-        "published once, then `services.sense(respect_poll_interval=False)` timed in process "
+        "published once, then `sense(respect_poll_interval=False)` timed in process "
         f"([dagops] sense_concurrency = {settings.get_int('sense_concurrency')}).",
         [engine, serial],
         [limit_goal("≤ 3 s (3000 ms)", engine, 3000)],
@@ -281,14 +281,13 @@ def measure_sense(work: Path, reps: int) -> Measurement:
 
 
 def _register_small_repos(root: Path) -> list[SourceRepo]:
-    from airflow_dagops import services
 
     template = make_dag_repo(root / "template", SENSE_REPO_FILES, prefix="small")
     repos = []
     for i in range(SENSE_REPOS):
         repo = copy_repo(template, root / f"small_{i:03d}")
-        services.add_repository(f"small_{i:03d}", repo.url)
-        _expect(_sync_noop(services, f"small_{i:03d}"), "published")
+        add_repository(f"small_{i:03d}", repo.url)
+        _expect(_sync_noop(f"small_{i:03d}"), "published")
         repos.append(repo)
     return repos
 

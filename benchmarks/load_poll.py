@@ -5,7 +5,7 @@
 
 Each repository is its own git repository (unique dag_ids, so no clashes), registered and published once
 (validation replaced by an accepting validator: validating 5,000 DAGs is not what a poll costs). Then two
-no-change cycles are timed: `services.sense()` over all (what the dagops_sync DAG's first task runs on
+no-change cycles are timed: `sensing.sense()` over all (what the dagops_sync DAG's first task runs on
 every schedule tick; [dagops] sense_concurrency parallel `git ls-remote`s), and, for comparison, a
 `sync_repository(trigger="schedule")` of every repository one after another (what a sync of unchanged
 repositories costs when each is asked directly). The issue's bound: the cycle finishes in <= 60 s on 2 cores.
@@ -22,6 +22,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from airflow_dagops.repositories.registry import add_repository
+from airflow_dagops.sync import sense as sensing
+from airflow_dagops.sync.sync import sync_repository
 from benchmarks import env
 
 WORK_ROOT = Path(__file__).resolve().parent / ".work"
@@ -37,7 +40,6 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 
 def register(work: Path, repos: int, dags: int) -> list[str]:
-    from airflow_dagops import services
     from benchmarks.engine import noop_validator
     from benchmarks.repos import make_dag_repo
 
@@ -45,8 +47,8 @@ def register(work: Path, repos: int, dags: int) -> list[str]:
     for index in range(repos):
         name = f"load{index:03d}"
         source = make_dag_repo(work / "sources" / name, dags, prefix=name)
-        services.add_repository(name, source.url, verify=False)
-        outcome = services.sync_repository(name, validator=noop_validator)
+        add_repository(name, source.url, verify=False)
+        outcome = sync_repository(name, validator=noop_validator)
         if outcome.status != "published":
             raise RuntimeError(f"{name}: {outcome.message}")
         names.append(name)
@@ -69,21 +71,21 @@ def main(argv: list[str] | None = None) -> int:
     env.prepare(work)  # before anything imports airflow
     try:
         env.use_installation(work / "engine")
-        from airflow_dagops import services, settings
+        from airflow_dagops import settings
 
         started = time.perf_counter()
         names = register(work, args.repos, args.dags)
         setup = time.perf_counter() - started
 
         def sense_all():
-            results = services.sense(respect_poll_interval=False)
+            results = sensing.sense(respect_poll_interval=False)
             changed = [r.repository for r in results if r.changed]
             if len(results) != len(names) or changed:
                 raise RuntimeError(f"expected {len(names)} unchanged repositories; changed: {changed}")
 
         def sync_all():
             for name in names:
-                status = services.sync_repository(name, trigger="schedule").status
+                status = sync_repository(name, trigger="schedule").status
                 if status != "unchanged":
                     raise RuntimeError(f"{name}: {status}")
 
@@ -104,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(f"| no-change poll cycle | median s | min s | max s | runs | <= {BOUND_SECONDS} s |")
     print("| --- | ---: | ---: | ---: | ---: | --- |")
-    print(row("`services.sense()` over all (the dagops_sync DAG's poll)", sense))
+    print(row("`sensing.sense()` over all (the dagops_sync DAG's poll)", sense))
     print(row("`sync_repository(trigger='schedule')` of each, one after another", sync))
     return 0
 

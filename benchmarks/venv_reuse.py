@@ -40,7 +40,7 @@ def write_wheel(folder: Path, name: str, version: str = "1.0") -> None:
 
 
 def measure_venv_reuse(work: Path, reps: int, progress: Callable[[str], None]) -> Measurement:
-    from airflow_dagops import venvs
+    from airflow_dagops.releases import environments as venvs
 
     wheelhouse = work / "wheelhouse"
     wheelhouse.mkdir(parents=True, exist_ok=True)

@@ -32,8 +32,8 @@ def dagops_deploy():
         """Deploy, roll back, pin or unpin one repository as the run's conf says."""
         from airflow.exceptions import AirflowException
 
-        from airflow_dagops import versions_service
         from airflow_dagops.errors import DagOpsError
+        from airflow_dagops.releases import versions as versions_service
         from airflow_dagops.safety import redact
 
         context = get_current_context()

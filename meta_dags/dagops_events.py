@@ -33,8 +33,8 @@ def dagops_events():
         """Record the DAG runs of published DAGs that ended since the last run."""
         from airflow.exceptions import AirflowException
 
-        from airflow_dagops import dag_run_events
         from airflow_dagops.errors import DagOpsError
+        from airflow_dagops.events import dag_runs as dag_run_events
         from airflow_dagops.safety import redact
 
         try:

@@ -49,8 +49,8 @@ def dagops_marketplace_check():
         """Fetch the catalogs and rebuild their package index."""
         from airflow.exceptions import AirflowException
 
-        from airflow_dagops import marketplace_service
         from airflow_dagops.errors import DagOpsError
+        from airflow_dagops.marketplace import service as marketplace_service
         from airflow_dagops.safety import redact
 
         conf = get_current_context()["dag_run"].conf or {}
@@ -69,8 +69,8 @@ def dagops_marketplace_check():
         """Validate each package's newest released version and store its badge."""
         from airflow.exceptions import AirflowException
 
-        from airflow_dagops import marketplace_service
         from airflow_dagops.errors import DagOpsError
+        from airflow_dagops.marketplace import service as marketplace_service
         from airflow_dagops.safety import redact
 
         conf = get_current_context()["dag_run"].conf or {}

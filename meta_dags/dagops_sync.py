@@ -13,7 +13,10 @@ import pendulum
 from airflow.sdk import Asset, dag, get_current_context, task
 
 from airflow_dagops import settings
-from airflow_dagops.release_tests import AWAITING_TESTS_ASSET
+from airflow_dagops.releases.tests_runner import AWAITING_TESTS_ASSET
+from airflow_dagops.repositories.info import get_repository
+from airflow_dagops.sync import sense as sensing
+from airflow_dagops.sync.sync import sync_repository
 
 
 def _trigger_of(context) -> str:
@@ -38,16 +41,15 @@ def dagops_sync():
     @task
     def sense() -> list[dict]:
         """Return the repositories to sync in this run."""
-        from airflow_dagops import services
 
         context = get_current_context()
         conf = context["dag_run"].conf or {}
         trigger = _trigger_of(context)
         requested = conf.get("repository")
         if requested:
-            services.get_repository(requested)  # fail clearly if it is not registered
+            get_repository(requested)  # fail clearly if it is not registered
             return [{"repository": requested, "trigger": trigger, "force": bool(conf.get("force"))}]
-        changed = [r for r in services.sense(respect_poll_interval=trigger == "schedule") if r.changed]
+        changed = [r for r in sensing.sense(respect_poll_interval=trigger == "schedule") if r.changed]
         for result in changed:
             print(f"{result.repository}: {result.reason}" + (f" ({result.error})" if result.error else ""))
         return [{"repository": r.repository, "trigger": trigger, "force": False} for r in changed]
@@ -60,11 +62,9 @@ def dagops_sync():
         """Fetch, export, validate and publish one repository."""
         from airflow.exceptions import AirflowException
 
-        from airflow_dagops import services
-
         context = get_current_context()
         context["item_name"] = item["repository"]  # shown as the map index label in the Airflow UI
-        outcome = services.sync_repository(
+        outcome = sync_repository(
             item["repository"],
             trigger=item["trigger"],
             airflow_run_id=context["run_id"],

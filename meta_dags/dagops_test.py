@@ -15,7 +15,7 @@ from __future__ import annotations
 import pendulum
 from airflow.sdk import Asset, dag, get_current_context, task
 
-from airflow_dagops.release_tests import AWAITING_TESTS_ASSET
+from airflow_dagops.releases.tests_runner import AWAITING_TESTS_ASSET
 
 
 @dag(
@@ -32,7 +32,7 @@ def dagops_test():
     @task
     def plan() -> list[dict]:
         """The test modules to run: of the release in the conf, or of every release waiting for its tests."""
-        from airflow_dagops import tests_service
+        from airflow_dagops.releases import tests as tests_service
 
         conf = get_current_context()["dag_run"].conf or {}
         modules = tests_service.test_plan(conf.get("repository"), conf.get("release"))
@@ -43,7 +43,7 @@ def dagops_test():
     @task(map_index_template="{{ item_name }}")
     def run_module(item: dict) -> dict:
         """One test module in a sandboxed pytest process; a failing test is a result, not a task failure."""
-        from airflow_dagops import tests_service
+        from airflow_dagops.releases import tests as tests_service
 
         get_current_context()["item_name"] = f"{item['repository']}: {item['module']}"
         result = tests_service.run_test_module(item["release_id"], item["module"])
@@ -57,7 +57,7 @@ def dagops_test():
         """Store the results with each release; publish those that were waiting and passed."""
         from airflow.exceptions import AirflowException
 
-        from airflow_dagops import tests_service
+        from airflow_dagops.releases import tests as tests_service
 
         by_release: dict[int, list[dict]] = {}
         for result in results:

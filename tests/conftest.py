@@ -235,7 +235,7 @@ def cli(dagops_env):
     """Run `dagops ...` in process against the test's installation; returns typer's result."""
     from typer.testing import CliRunner
 
-    from airflow_dagops.cli import app
+    from airflow_dagops.cli.main import app
 
     runner = CliRunner()
 

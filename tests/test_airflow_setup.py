@@ -7,9 +7,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-from airflow_dagops import airflow_setup, paths
-from airflow_dagops.airflow_setup import set_option
-from airflow_dagops.provider import get_provider_info
+from airflow_dagops import paths
+from airflow_dagops.airflow import setup as airflow_setup
+from airflow_dagops.airflow.provider_info import get_provider_info
+from airflow_dagops.airflow.setup import set_option
 from airflow_dagops.settings import OPTIONS
 
 
@@ -40,7 +41,11 @@ def test_dagops_init_writes_airflow_cfg_idempotently(dagops_env):
     env.pop("AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST", None)
     for _ in range(2):
         result = subprocess.run(
-            [sys.executable, "-m", "airflow_dagops.cli", "init"], env=env, capture_output=True, text=True, timeout=120
+            [sys.executable, "-m", "airflow_dagops.cli.main", "init"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
         )
         assert result.returncode == 0, result.stderr
     cfg = (dagops_env.airflow_home / "airflow.cfg").read_text()

@@ -6,7 +6,9 @@ import json
 
 import pytest
 
-from airflow_dagops import namespace_meta, services
+from airflow_dagops.airflow import namespace_meta
+from airflow_dagops.repositories.info import get_repository, list_repositories
+from airflow_dagops.repositories.registry import add_repository
 
 
 def test_add_with_on_conflict_and_access_control_then_show(cli, git_remote):
@@ -18,7 +20,7 @@ def test_add_with_on_conflict_and_access_control_then_show(cli, git_remote):
         "--access-control", "viewers=can_read",
     )  # fmt: skip
     assert added.exit_code == 0, added.output
-    info = services.get_repository("team")
+    info = get_repository("team")
     assert info.on_conflict == "block"
     assert info.access_control == {"data-eng": ["can_edit", "can_read"], "viewers": ["can_read"]}
     # What the cluster policy will apply to the namespace's DAGs (written at once, before the first sync).
@@ -34,7 +36,7 @@ def test_add_with_on_conflict_and_access_control_then_show(cli, git_remote):
 
 
 def test_show_prints_defaults_and_a_promotion(cli, git_remote):
-    services.add_repository("team", git_remote().url, promotion={"stages": ["staging", "prod"], "soak_runs": 3})
+    add_repository("team", git_remote().url, promotion={"stages": ["staging", "prod"], "soak_runs": 3})
     shown = cli("repos", "show", "team")
     assert shown.exit_code == 0, shown.output
     assert "on_conflict  skip_files" in shown.stdout
@@ -56,4 +58,4 @@ def test_bad_option_values_exit_2_and_register_nothing(cli, git_remote, args, me
     result = cli("repos", "add", "team", git_remote().url, *args)
     assert result.exit_code == 2, result.output
     assert message in result.output
-    assert services.list_repositories() == []
+    assert list_repositories() == []

@@ -8,8 +8,12 @@ from __future__ import annotations
 
 import pytest
 
-from airflow_dagops import conflicts, services
-from airflow_dagops.conflicts import Claimant
+from airflow_dagops.deploy import conflicts
+from airflow_dagops.deploy.conflicts import Claimant
+from airflow_dagops.releases.rollback import get_release
+from airflow_dagops.repositories.info import get_repository
+from airflow_dagops.repositories.registry import add_repository, remove_repository, update_repository
+from airflow_dagops.sync.sync import SyncOutcome, sync_repository
 from tests.conftest import dag_source
 
 
@@ -61,8 +65,8 @@ def _airflow_sees(dags_folder) -> dict[str, str]:
     return {dag_id: dag.fileloc.split(str(dags_folder) + "/", 1)[1].split("/")[0] for dag_id, dag in bag.dags.items()}
 
 
-def _sync(name: str) -> services.SyncOutcome:
-    return services.sync_repository(name, force=True)
+def _sync(name: str) -> SyncOutcome:
+    return sync_repository(name, force=True)
 
 
 def test_three_repositories_with_overlapping_dag_ids(with_structure, git_remote):
@@ -72,9 +76,9 @@ def test_three_repositories_with_overlapping_dag_ids(with_structure, git_remote)
         {"dags/b.py": dag_source("b"), "dags/c.py": dag_source("c"), "dags/t.py": dag_source("t")}, name="team"
     )
     personal = git_remote({"dags/c.py": dag_source("c"), "dags/p.py": dag_source("p")}, name="personal")
-    services.add_repository("company", company.url, priority=1)
-    services.add_repository("team", team.url, priority=5)
-    services.add_repository("personal", personal.url, priority=10, on_conflict="block")
+    add_repository("company", company.url, priority=1)
+    add_repository("team", team.url, priority=5)
+    add_repository("personal", personal.url, priority=10, on_conflict="block")
 
     # The lowest priority comes first and takes c; team then wins c and personal's file is left out.
     assert _sync("personal").status == "published"
@@ -87,7 +91,7 @@ def test_three_repositories_with_overlapping_dag_ids(with_structure, git_remote)
     # company (priority 1) takes b from team's live release.
     assert _sync("company").status == "published"
     assert _airflow_sees(env.dags_folder) == {"a": "company", "b": "company", "c": "team", "t": "team", "p": "personal"}
-    team_live = services.get_release(services.get_repository("team").live_release_id)
+    team_live = get_release(get_repository("team").live_release_id)
     assert list(team_live["hidden_files"]) == ["dags/b.py"]
 
     # personal has on_conflict: block: a new commit that still defines c does not go live; the error names team.
@@ -110,12 +114,12 @@ def test_three_repositories_with_overlapping_dag_ids(with_structure, git_remote)
     team.commit("drop c", {"dags/c.py": None})
     assert _sync("team").status == "published"
     assert _airflow_sees(env.dags_folder)["c"] == "personal"
-    assert services.get_release(services.get_repository("personal").live_release_id)["hidden_files"] in (None, {})
+    assert get_release(get_repository("personal").live_release_id)["hidden_files"] in (None, {})
 
     # Priorities change in place: team now outranks company, so b moves over without any sync.
-    services.update_repository("team", priority=0)
+    update_repository("team", priority=0)
     assert _airflow_sees(env.dags_folder)["b"] == "team"
 
     # And when team leaves, company's b is back.
-    services.remove_repository("team")
+    remove_repository("team")
     assert _airflow_sees(env.dags_folder) == {"a": "company", "b": "company", "c": "personal", "p": "personal"}

@@ -15,13 +15,15 @@ import pytest
 from filelock import FileLock
 from sqlalchemy import select, text
 
-from airflow_dagops import paths, services
+from airflow_dagops import paths
 from airflow_dagops.deploy.publish import current_target
 from airflow_dagops.deploy.releases import read_manifest
+from airflow_dagops.repositories.registry import add_repository
 from airflow_dagops.store.db import get_engine, session_scope
 from airflow_dagops.store.models import Release, SyncRun
+from airflow_dagops.sync.sync import sync_repository
 
-DAGOPS = [sys.executable, "-m", "airflow_dagops.cli"]
+DAGOPS = [sys.executable, "-m", "airflow_dagops.cli.main"]
 
 
 def dagops(env, *args, **kwargs) -> subprocess.Popen:
@@ -36,7 +38,7 @@ def many_files(count: int, prefix: str = "gen") -> dict[str, str]:
 
 def test_two_concurrent_syncs_of_one_repository_do_not_interleave(dagops_env, git_remote):
     remote = git_remote(many_files(1500))
-    services.add_repository("team", remote.url)
+    add_repository("team", remote.url)
     first, second = dagops(dagops_env, "sync", "team"), dagops(dagops_env, "sync", "team")
     results = [p.communicate(timeout=120) + (p.returncode,) for p in (first, second)]
     assert [code for *_rest, code in results] == [0, 0], results
@@ -50,8 +52,8 @@ def test_two_concurrent_syncs_of_one_repository_do_not_interleave(dagops_env, gi
 
 def test_a_sync_killed_mid_export_never_breaks_the_live_link_and_the_next_sync_recovers(dagops_env, git_remote):
     remote = git_remote()
-    services.add_repository("team", remote.url)
-    good = services.sync_repository("team").commit
+    add_repository("team", remote.url)
+    good = sync_repository("team").commit
     link = dagops_env.dags_folder / "team"
     releases = paths.namespace_releases_dir("team")
     killed = False
@@ -68,7 +70,7 @@ def test_a_sync_killed_mid_export_never_breaks_the_live_link_and_the_next_sync_r
         process.communicate(timeout=60)
         if killed:
             break
-        services.sync_repository("team")  # it finished first; reset and try with more files
+        sync_repository("team")  # it finished first; reset and try with more files
         good = remote.head()
     assert killed, "the export was never caught in progress"
     # What Airflow reads is still the complete previous release.
@@ -76,7 +78,7 @@ def test_a_sync_killed_mid_export_never_breaks_the_live_link_and_the_next_sync_r
     assert read_manifest(current_target(link))["commit"] == good
     # The lock died with the process; the next sync recovers and cleans up.
     FileLock(str(paths.locks_dir() / "team.lock")).acquire(timeout=1)
-    outcome = services.sync_repository("team")
+    outcome = sync_repository("team")
     assert outcome.status == "published" and outcome.commit == remote.head()
     assert not [p for p in releases.iterdir() if p.name.startswith(".tmp-")]
     with session_scope() as session:
@@ -140,8 +142,8 @@ def test_credentials_never_appear_in_logs_db_rows_or_cli_output(dagops_env, auth
     outputs += [refused.stdout, refused.stderr]
 
     # The connection's token is offered to a server that rejects it: git fails, nothing leaks.
-    services.add_repository("private", auth_server, conn_id="private_git", verify=False)
-    outcome = services.sync_repository("private")
+    add_repository("private", auth_server, conn_id="private_git", verify=False)
+    outcome = sync_repository("private")
     assert outcome.status == "failed" and "authentication" in outcome.message.lower()
     outputs.append(outcome.message)
     cli = subprocess.run(

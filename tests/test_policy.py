@@ -5,7 +5,9 @@ from __future__ import annotations
 import pendulum
 from airflow.sdk import DAG
 
-from airflow_dagops import policy, services
+from airflow_dagops.airflow import cluster_policy as policy
+from airflow_dagops.repositories.registry import add_repository, update_repository
+from airflow_dagops.sync.sync import sync_repository
 from tests.conftest import dag_source
 
 
@@ -16,8 +18,8 @@ def _dag(dag_id: str, fileloc: str, tags=("team",)) -> DAG:
 
 
 def test_dags_of_a_published_namespace_get_namespace_and_repository_tags(dagops_env, git_remote):
-    services.add_repository("analytics", git_remote({"dags/a.py": dag_source("a")}).url, namespace="ana")
-    services.sync_repository("analytics")
+    add_repository("analytics", git_remote({"dags/a.py": dag_source("a")}).url, namespace="ana")
+    sync_repository("analytics")
     dag = _dag("a", str(dagops_env.dags_folder / "ana" / "dags" / "a.py"))
     policy.dag_policy(dag)
     assert set(dag.tags) == {"team", "dagops:ana", "dagops-repo:analytics"}
@@ -45,10 +47,10 @@ def _published_dag(dagops_env, namespace: str, dag_id: str = "a") -> DAG:
 
 def test_access_control_is_set_only_for_namespaces_that_declare_it(dagops_env, git_remote):
     guarded = git_remote({"dags/a.py": dag_source("a")}, name="guarded")
-    services.add_repository("guarded", guarded.url, access_control={"team_x": ["can_read", "can_edit"]})
-    services.add_repository("open", git_remote({"dags/a.py": dag_source("a")}, name="open").url)
-    services.sync_repository("guarded")
-    services.sync_repository("open")
+    add_repository("guarded", guarded.url, access_control={"team_x": ["can_read", "can_edit"]})
+    add_repository("open", git_remote({"dags/a.py": dag_source("a")}, name="open").url)
+    sync_repository("guarded")
+    sync_repository("open")
 
     # Airflow keeps old-style {role: actions} as {role: {"DAGs": actions}}: what FAB's sync_perm_for_dag reads.
     assert _published_dag(dagops_env, "guarded").access_control == {"team_x": {"DAGs": {"can_read", "can_edit"}}}
@@ -59,8 +61,8 @@ def test_access_control_is_set_only_for_namespaces_that_declare_it(dagops_env, g
 
 
 def test_a_dag_of_a_namespace_without_access_control_keeps_its_own(dagops_env, git_remote):
-    services.add_repository("open", git_remote({"dags/a.py": dag_source("a")}).url)
-    services.sync_repository("open")
+    add_repository("open", git_remote({"dags/a.py": dag_source("a")}).url)
+    sync_repository("open")
     dag = _dag("a", str(dagops_env.dags_folder / "open" / "dags" / "a.py"))
     dag.access_control = {"authors_choice": {"can_read"}}
     policy.dag_policy(dag)
@@ -68,16 +70,16 @@ def test_a_dag_of_a_namespace_without_access_control_keeps_its_own(dagops_env, g
 
 
 def test_changing_access_control_reaches_the_next_parse_without_a_restart(dagops_env, git_remote):
-    services.add_repository("team", git_remote().url, access_control={"team_x": ["can_read"]})
-    services.sync_repository("team")
+    add_repository("team", git_remote().url, access_control={"team_x": ["can_read"]})
+    sync_repository("team")
     assert _published_dag(dagops_env, "team", "hello").access_control == {"team_x": {"DAGs": {"can_read"}}}
 
     # Each change rewrites the namespace file at once; the policy's cache notices it on the next parse.
-    services.update_repository("team", access_control={"team_y": ["can_read", "can_delete"]})
+    update_repository("team", access_control={"team_y": ["can_read", "can_delete"]})
     assert _published_dag(dagops_env, "team", "hello").access_control == {
         "team_y": {"DAGs": {"can_read", "can_delete"}}
     }
-    services.update_repository("team", access_control={"team_x": ["can_edit"]})
+    update_repository("team", access_control={"team_x": ["can_edit"]})
     assert _published_dag(dagops_env, "team", "hello").access_control == {"team_x": {"DAGs": {"can_edit"}}}
-    services.update_repository("team", access_control=None)
+    update_repository("team", access_control=None)
     assert _published_dag(dagops_env, "team", "hello").access_control is None

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from airflow_dagops import events, release_tests
+from airflow_dagops.events import feed as events
 from airflow_dagops.redaction import (
     MASK,
     RedactingFilter,
@@ -19,6 +19,7 @@ from airflow_dagops.redaction import (
     redact_text,
     secret_values,
 )
+from airflow_dagops.releases import tests_runner as release_tests
 from airflow_dagops.validate import validate
 from airflow_dagops.validate.report import Finding
 

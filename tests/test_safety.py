@@ -3,14 +3,7 @@ from __future__ import annotations
 import pytest
 
 from airflow_dagops.errors import InvalidInput
-from airflow_dagops.safety import (
-    display_url,
-    redact,
-    validate_name,
-    validate_ref,
-    validate_subdir,
-    validate_url,
-)
+from airflow_dagops.safety import display_url, redact, validate_name, validate_ref, validate_subdir, validate_url
 
 ALLOWED = ["https", "ssh", "git", "file"]
 

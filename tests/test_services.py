@@ -8,12 +8,17 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from airflow_dagops import paths, services
+from airflow_dagops import paths
 from airflow_dagops.deploy.publish import current_target
 from airflow_dagops.deploy.releases import read_manifest
 from airflow_dagops.errors import Conflict, InvalidInput, NotFound, RefNotFound, RemoteUnreachable
+from airflow_dagops.releases.rollback import rollback
+from airflow_dagops.repositories.info import get_repository, list_repositories
+from airflow_dagops.repositories.registry import add_repository, remove_repository
 from airflow_dagops.store.db import session_scope
 from airflow_dagops.store.models import DeployEvent, Release, Repository, SyncRun
+from airflow_dagops.sync.sense import empty_trash, sense
+from airflow_dagops.sync.sync import sync_repository
 from tests.conftest import dag_source
 
 
@@ -24,24 +29,24 @@ def live_files(env, namespace="team") -> set[str]:
 
 def test_add_then_sync_publishes_a_namespace_link_to_an_immutable_release(dagops_env, git_remote):
     remote = git_remote()
-    services.add_repository("team", remote.url)
-    outcome = services.sync_repository("team")
+    add_repository("team", remote.url)
+    outcome = sync_repository("team")
     assert outcome.status == "published" and outcome.commit == remote.head()
     link = dagops_env.dags_folder / "team"
     assert link.is_symlink()
     assert current_target(link) == paths.release_dir("team", remote.head())
     assert live_files(dagops_env) == {"dags/hello.py"}
-    info = services.get_repository("team")
+    info = get_repository("team")
     assert info.live_commit == remote.head() and info.dag_files == 1 and info.last_sync_status == "success"
 
 
 def test_a_new_commit_is_republished_and_an_unchanged_remote_is_a_no_op(dagops_env, git_remote):
     remote = git_remote()
-    services.add_repository("team", remote.url)
-    services.sync_repository("team")
-    assert services.sync_repository("team", trigger="schedule").status == "unchanged"
+    add_repository("team", remote.url)
+    sync_repository("team")
+    assert sync_repository("team", trigger="schedule").status == "unchanged"
     new = remote.commit("add a dag", {"dags/second.py": dag_source("second")})
-    outcome = services.sync_repository("team")
+    outcome = sync_repository("team")
     assert outcome.status == "published" and outcome.commit == new
     assert live_files(dagops_env) == {"dags/hello.py", "dags/second.py"}
     with session_scope() as session:
@@ -53,10 +58,10 @@ def test_a_new_commit_is_republished_and_an_unchanged_remote_is_a_no_op(dagops_e
 
 def test_a_broken_commit_is_not_published_and_the_run_says_where(dagops_env, git_remote):
     remote = git_remote()
-    services.add_repository("team", remote.url)
-    good = services.sync_repository("team").commit
+    add_repository("team", remote.url)
+    good = sync_repository("team").commit
     bad = remote.commit("oops", {"dags/broken.py": "def broken(:\n    pass\n"})
-    outcome = services.sync_repository("team")
+    outcome = sync_repository("team")
     assert outcome.status == "failed" and not outcome.ok
     assert "dags/broken.py:1" in outcome.message and "previous release stays live" in outcome.message
     assert current_target(dagops_env.dags_folder / "team") == paths.release_dir("team", good)
@@ -67,21 +72,21 @@ def test_a_broken_commit_is_not_published_and_the_run_says_where(dagops_env, git
         assert release.status == "failed"
         assert [(f.rule, f.file, f.line) for f in release.findings] == [("syntax-error", "dags/broken.py", 1)]
     # The broken commit is not validated again every minute, but a fix is picked up.
-    assert services.sync_repository("team").status == "rejected"
-    assert services.sense(respect_poll_interval=False)[0].changed is False
+    assert sync_repository("team").status == "rejected"
+    assert sense(respect_poll_interval=False)[0].changed is False
     fixed = remote.commit("fix", {"dags/broken.py": dag_source("broken")})
-    assert services.sync_repository("team").commit == fixed
+    assert sync_repository("team").commit == fixed
     assert "dags/broken.py" in live_files(dagops_env)
 
 
 def test_a_force_pushed_branch_is_followed(dagops_env, git_remote):
     remote = git_remote()
     remote.commit("will be rewritten", {"dags/tmp.py": dag_source("tmp")})
-    services.add_repository("team", remote.url)
-    services.sync_repository("team")
+    add_repository("team", remote.url)
+    sync_repository("team")
     remote.git("reset", "-q", "--hard", "HEAD~1")
     rewritten = remote.commit("rewritten", {"dags/other.py": dag_source("other")})
-    assert services.sync_repository("team").commit == rewritten
+    assert sync_repository("team").commit == rewritten
     assert live_files(dagops_env) == {"dags/hello.py", "dags/other.py"}
 
 
@@ -89,8 +94,8 @@ def test_tags_and_subdir_are_tracked(dagops_env, git_remote):
     remote = git_remote({"dags/a.py": dag_source("a"), "tests/test_a.py": "x = 1\n"})
     remote.git("tag", "-a", "v1", "-m", "v1")
     remote.commit("after the tag", {"dags/b.py": dag_source("b")})
-    services.add_repository("team", remote.url, ref="v1", subdir="dags")
-    services.sync_repository("team")
+    add_repository("team", remote.url, ref="v1", subdir="dags")
+    sync_repository("team")
     assert live_files(dagops_env) == {"a.py"}
 
 
@@ -119,62 +124,62 @@ def test_tags_and_subdir_are_tracked(dagops_env, git_remote):
 def test_bad_input_is_refused_and_changes_nothing(dagops_env, git_remote, kwargs, error, match):
     args = {"name": "team", "url": git_remote().url, **kwargs}
     with pytest.raises(error, match=match):
-        services.add_repository(args.pop("name"), args.pop("url"), **args)
-    assert services.list_repositories() == []
+        add_repository(args.pop("name"), args.pop("url"), **args)
+    assert list_repositories() == []
     assert list(dagops_env.dags_folder.iterdir()) == []
 
 
 def test_a_namespace_or_name_cannot_be_claimed_twice(dagops_env, git_remote):
     remote = git_remote()
-    services.add_repository("first", remote.url, namespace="shared")
+    add_repository("first", remote.url, namespace="shared")
     with pytest.raises(Conflict, match="namespace 'shared' is already used by repository 'first'"):
-        services.add_repository("second", remote.url, namespace="shared")
+        add_repository("second", remote.url, namespace="shared")
     with pytest.raises(Conflict, match="already registered"):
-        services.add_repository("first", remote.url, namespace="other")
+        add_repository("first", remote.url, namespace="other")
     (dagops_env.dags_folder / "handmade").mkdir()
     with pytest.raises(Conflict, match="not managed by dagops"):
-        services.add_repository("handmade", remote.url)
-    assert [r.name for r in services.list_repositories()] == ["first"]
+        add_repository("handmade", remote.url)
+    assert [r.name for r in list_repositories()] == ["first"]
 
 
 def test_unreachable_remote_at_sync_time_keeps_the_live_release(dagops_env, git_remote, tmp_path):
     remote = git_remote()
-    services.add_repository("team", remote.url)
-    good = services.sync_repository("team").commit
+    add_repository("team", remote.url)
+    good = sync_repository("team").commit
     remote.path.rename(tmp_path / "moved-away")
-    outcome = services.sync_repository("team")
+    outcome = sync_repository("team")
     assert outcome.status == "failed" and "not a git repository" in outcome.message
     assert current_target(dagops_env.dags_folder / "team") == paths.release_dir("team", good)
-    assert services.get_repository("team").last_sync_status == "failed"
+    assert get_repository("team").last_sync_status == "failed"
 
 
 def test_removing_a_repository_removes_its_dags_unless_kept(dagops_env, git_remote):
     remote = git_remote()
     for name in ("gone", "kept"):
-        services.add_repository(name, remote.url)
-        services.sync_repository(name)
-    services.remove_repository("gone")
+        add_repository(name, remote.url)
+        sync_repository(name)
+    remove_repository("gone")
     assert not (dagops_env.dags_folder / "gone").exists() and not (dagops_env.dags_folder / "gone").is_symlink()
     assert not paths.namespace_releases_dir("gone").exists() and not paths.mirror_dir("gone").exists()
-    services.remove_repository("kept", keep_dags=True)
+    remove_repository("kept", keep_dags=True)
     kept = dagops_env.dags_folder / "kept"
     assert kept.is_dir() and not kept.is_symlink()
     assert (kept / "dags/hello.py").read_text() == dag_source("hello")
     assert not (kept / ".dagops-release.json").exists()
     assert sorted(p.name for p in dagops_env.dags_folder.iterdir()) == ["kept"]
-    assert services.list_repositories() == []
+    assert list_repositories() == []
     with pytest.raises(NotFound):
-        services.remove_repository("gone")
+        remove_repository("gone")
 
 
 def test_old_releases_are_pruned_but_never_the_live_one_and_rows_match_the_disk(dagops_env, git_remote, monkeypatch):
     monkeypatch.setenv("AIRFLOW__DAGOPS__RELEASES_TO_KEEP", "2")
     remote = git_remote()
-    services.add_repository("team", remote.url)
-    services.sync_repository("team")
+    add_repository("team", remote.url)
+    sync_repository("team")
     for i in range(4):
         remote.commit(f"c{i}", {f"dags/d{i}.py": dag_source(f"d{i}")})
-        services.sync_repository("team")
+        sync_repository("team")
     with session_scope() as session:
         releases = session.scalars(select(Release).order_by(Release.id)).all()
         repo = session.scalar(select(Repository))
@@ -184,46 +189,46 @@ def test_old_releases_are_pruned_but_never_the_live_one_and_rows_match_the_disk(
         for release in releases:
             assert Path(release.path).is_dir() == (release.pruned_at is None)
     assert len([p for p in paths.namespace_releases_dir("team").iterdir() if not p.name.startswith(".")]) == 2
-    assert services.empty_trash() == 3  # pruned folders are deleted off the sync's critical path
+    assert empty_trash() == 3  # pruned folders are deleted off the sync's critical path
     assert len(list(paths.namespace_releases_dir("team").iterdir())) == 2
 
 
 def test_a_link_removed_by_hand_is_restored(dagops_env, git_remote):
     remote = git_remote()
-    services.add_repository("team", remote.url)
-    services.sync_repository("team")
+    add_repository("team", remote.url)
+    sync_repository("team")
     (dagops_env.dags_folder / "team").unlink()
-    assert services.sense(respect_poll_interval=False)[0].changed
-    assert services.sync_repository("team").status == "published"
+    assert sense(respect_poll_interval=False)[0].changed
+    assert sync_repository("team").status == "published"
     assert current_target(dagops_env.dags_folder / "team") == paths.release_dir("team", remote.head())
 
 
 def test_sense_checks_only_due_repositories_and_reports_changes(dagops_env, git_remote):
     remotes = [git_remote(name=f"r{i}") for i in range(3)]
     for i, remote in enumerate(remotes):
-        services.add_repository(f"repo{i}", remote.url)
-        services.sync_repository(f"repo{i}")
+        add_repository(f"repo{i}", remote.url)
+        sync_repository(f"repo{i}")
     remotes[1].commit("new", {"dags/n.py": dag_source("n")})
-    results = {r.repository: r for r in services.sense()}
+    results = {r.repository: r for r in sense()}
     assert {name for name, r in results.items() if r.changed} == {"repo1"}
-    assert services.sense() == []  # just checked: not due again within the poll interval
-    assert len(services.sense(respect_poll_interval=False)) == 3
+    assert sense() == []  # just checked: not due again within the poll interval
+    assert len(sense(respect_poll_interval=False)) == 3
 
 
 def test_a_db_that_lags_behind_the_link_adopts_the_link(dagops_env, git_remote):
     """A sync killed between the link swap and the DB update: the next sync trusts the link."""
     remote = git_remote()
-    services.add_repository("team", remote.url)
-    first = services.sync_repository("team")
+    add_repository("team", remote.url)
+    first = sync_repository("team")
     second_sha = remote.commit("second", {"dags/s.py": dag_source("s")})
-    second = services.sync_repository("team")
+    second = sync_repository("team")
     with session_scope() as session:  # rewind the DB as if the last commit never happened
         repo = session.scalar(select(Repository))
         repo.live_release_id = first.release_id
         session.get(Release, second.release_id).status = "validated"
         session.get(Release, first.release_id).status = "live"
     remote.commit("third", {"dags/t.py": dag_source("t")})
-    assert services.sync_repository("team").status == "published"
+    assert sync_repository("team").status == "published"
     with session_scope() as session:
         assert session.get(Release, second.release_id).status == "retired"
     assert read_manifest(current_target(dagops_env.dags_folder / "team"))["commit"] != second_sha
@@ -232,9 +237,9 @@ def test_a_db_that_lags_behind_the_link_adopts_the_link(dagops_env, git_remote):
 
 def test_a_dagops_home_inside_the_dags_folder_is_refused_before_publishing(dagops_env, git_remote, monkeypatch):
     remote = git_remote()
-    services.add_repository("team", remote.url)
+    add_repository("team", remote.url)
     monkeypatch.setenv("AIRFLOW__DAGOPS__DAGOPS_HOME", str(dagops_env.dags_folder / "dagops"))
-    outcome = services.sync_repository("team")
+    outcome = sync_repository("team")
     assert outcome.status == "failed" and "inside the dags folder" in outcome.message
     assert not (dagops_env.dags_folder / "team").exists()
 
@@ -244,48 +249,48 @@ def test_a_held_lock_blocks_only_its_own_repository(dagops_env, git_remote, monk
     from airflow_dagops.errors import LockBusy
 
     monkeypatch.setenv("AIRFLOW__DAGOPS__LOCK_TIMEOUT", "1")
-    services.add_repository("busy", git_remote(name="a").url)
-    services.add_repository("free", git_remote(name="b").url)
+    add_repository("busy", git_remote(name="a").url)
+    add_repository("free", git_remote(name="b").url)
     with repository_lock(paths.locks_dir(), "busy", timeout=1):
-        assert services.sync_repository("free").status == "published"
+        assert sync_repository("free").status == "published"
         with pytest.raises(LockBusy, match="another sync of 'busy'"):
-            services.sync_repository("busy")
-    assert services.sync_repository("busy").status == "published"
+            sync_repository("busy")
+    assert sync_repository("busy").status == "published"
 
 
 def test_skip_files_publishes_without_the_broken_file_unless_something_imports_it(dagops_env, git_remote):
     remote = git_remote({"dags/good.py": dag_source("good"), ".dagops.yaml": "on_invalid: skip_files\n"})
-    services.add_repository("team", remote.url)
-    services.sync_repository("team")
+    add_repository("team", remote.url)
+    sync_repository("team")
     remote.commit("one broken", {"dags/broken.py": "def broken(:\n"})
-    outcome = services.sync_repository("team")
+    outcome = sync_repository("team")
     assert outcome.status == "published"
     live = dagops_env.dags_folder / "team"
     assert "dags/broken.py" in (live / ".airflowignore").read_text()
     assert any(f["rule"] == "files-skipped" for f in outcome.findings)
     # The next release is built from git again, not from the edited ignore file.
     remote.commit("fixed", {"dags/broken.py": dag_source("broken")})
-    assert services.sync_repository("team").status == "published"
+    assert sync_repository("team").status == "published"
     assert not (live / ".airflowignore").exists()
     # A broken helper that a published DAG imports cannot be skipped.
     remote.commit(
         "broken helper", {"dags/helper.py": "def h(:\n", "dags/user.py": "import helper\n" + dag_source("user")}
     )
-    refused = services.sync_repository("team")
+    refused = sync_repository("team")
     assert refused.status == "failed"
     assert any(f["rule"] == "skip-files-refused" for f in refused.findings)
 
 
 def test_a_sync_after_a_rollback_says_why_the_head_is_not_live(dagops_env, git_remote):
     remote = git_remote()
-    services.add_repository("team", remote.url)
-    services.sync_repository("team")
+    add_repository("team", remote.url)
+    sync_repository("team")
     first = remote.head()
     head = remote.commit("second", {"dags/second.py": dag_source("second")})
-    services.sync_repository("team")
-    services.rollback("team", actor="test")
-    outcome = services.sync_repository("team", trigger="manual")
+    sync_repository("team")
+    rollback("team", actor="test")
+    outcome = sync_repository("team", trigger="manual")
     assert outcome.status == "unchanged" and outcome.ok  # not "rejected": the head passed validation
     assert f"{head[:12]} passed validation, but {first[:12]} is live" in outcome.message
-    assert services.sync_repository("team", force=True).commit == head
-    assert services.get_repository("team").live_commit == head
+    assert sync_repository("team", force=True).commit == head
+    assert get_repository("team").live_commit == head

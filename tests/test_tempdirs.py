@@ -7,7 +7,8 @@ import subprocess
 import sys
 import time
 
-from airflow_dagops import services, tempdirs
+from airflow_dagops import tempdirs
+from airflow_dagops.sync.sense import empty_trash
 
 
 def _dead_pid() -> int:
@@ -75,5 +76,5 @@ def test_the_sense_step_sweeps_dagops_home_tmp(dagops_env):
     assert made.parent == dagops_env.dagops_home / "tmp" and f".{os.getpid()}-" in made.name
     leftover = made.with_name(made.name.replace(f".{os.getpid()}-", f".{_dead_pid()}-"))
     leftover.mkdir()
-    services.empty_trash()
+    empty_trash()
     assert made.is_dir() and not leftover.exists()

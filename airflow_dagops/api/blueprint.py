@@ -6,10 +6,18 @@ from flask import Blueprint, g, jsonify, request, url_for
 from jsonschema import Draft202012Validator
 from werkzeug.exceptions import HTTPException
 
-from airflow_dagops import airflow_bridge, safety, services, settings
+from airflow_dagops import safety, settings
+from airflow_dagops.airflow import bridge as airflow_bridge
 from airflow_dagops.api import auth
 from airflow_dagops.api.errors import ApiError, answer_in_the_envelope, exempt_from_form_csrf, from_http_error
 from airflow_dagops.api.openapi import body_schema, document
+from airflow_dagops.releases import rollback as rollbacks
+from airflow_dagops.releases.rollback import live_dags
+from airflow_dagops.repositories import info as repo_info
+from airflow_dagops.repositories import registry
+from airflow_dagops.repositories.info import RepositoryInfo
+from airflow_dagops.repositories.registry import add_repository, remove_repository
+from airflow_dagops.sync.runs import get_sync_run, list_sync_runs, reconcile_sync_runs, request_sync
 
 PREFIX = "/dagops/api/v1"
 MAX_BODY = 64 * 1024  # the body-limit middleware (api/body_limit.py) refuses larger bodies before they are read
@@ -92,7 +100,7 @@ def _require_connection_access_for_url(name: str, body: dict) -> None:
     (`"conn_id": null`) needs no such right: then no credential follows the URL."""
     if "url" not in body or not isinstance(body["url"], str):
         return
-    info = services.get_repository(name)
+    info = repo_info.get_repository(name)
     conn_after = body["conn_id"] if "conn_id" in body else info.conn_id
     if conn_after and safety.display_url(body["url"].strip()) != info.url:
         if not auth.is_allowed(g.dagops_principal, "connections"):
@@ -114,7 +122,7 @@ def _require_file_url_rights(body: dict, *, repository: str | None = None) -> No
         return
     if settings.get_bool("api_file_urls") or auth.is_allowed(g.dagops_principal, "admin"):
         return
-    if repository is not None and safety.display_url(url.strip()) == services.get_repository(repository).url:
+    if repository is not None and safety.display_url(url.strip()) == repo_info.get_repository(repository).url:
         return
     raise ApiError(
         403,
@@ -191,7 +199,7 @@ def _page(items: list, total: int, limit: int, offset: int):
 
 
 # -- output --------------------------------------------------------------------------------------------------
-def _repository(info: services.RepositoryInfo) -> dict:
+def _repository(info: RepositoryInfo) -> dict:
     live = None
     if info.live_release_id:
         live = {
@@ -247,7 +255,7 @@ def _release(release: dict) -> dict:
 # -- routes --------------------------------------------------------------------------------------------------
 @api_blueprint.get("/health")
 def health():
-    result = services.health()
+    result = repo_info.health()
     return jsonify(result), 200 if result["status"] == "ok" else 503
 
 
@@ -259,8 +267,8 @@ def openapi():
 @api_blueprint.get("/repositories")
 def list_repositories():
     limit, offset = _paging()
-    services.reconcile_sync_runs(None, airflow_bridge.sync_run_states)
-    repos = services.list_repositories()
+    reconcile_sync_runs(None, airflow_bridge.sync_run_states)
+    repos = repo_info.list_repositories()
     return _page([_repository(r) for r in repos[offset : offset + limit]], len(repos), limit, offset)
 
 
@@ -269,7 +277,7 @@ def create_repository():
     body = read_body("RepositoryCreate")
     _require_connection_access(body)
     _require_file_url_rights(body)
-    info = services.add_repository(
+    info = add_repository(
         body.pop("name"), body.pop("url"), verify=body.pop("verify", True), **{k: v for k, v in body.items()}
     )
     return jsonify(_repository(info)), 201
@@ -277,8 +285,8 @@ def create_repository():
 
 @api_blueprint.get("/repositories/<name>")
 def get_repository(name: str):
-    services.reconcile_sync_runs(name, airflow_bridge.sync_run_states)
-    return jsonify(_repository(services.get_repository(name)))
+    reconcile_sync_runs(name, airflow_bridge.sync_run_states)
+    return jsonify(_repository(repo_info.get_repository(name)))
 
 
 @api_blueprint.patch("/repositories/<name>")
@@ -287,68 +295,68 @@ def update_repository(name: str):
     _require_connection_access(body)
     _require_connection_access_for_url(name, body)
     _require_file_url_rights(body, repository=name)
-    return jsonify(_repository(services.update_repository(name, verify=body.pop("verify", True), **body)))
+    return jsonify(_repository(registry.update_repository(name, verify=body.pop("verify", True), **body)))
 
 
 @api_blueprint.delete("/repositories/<name>")
 def delete_repository(name: str):
-    return jsonify({"message": services.remove_repository(name, keep_dags=_bool_arg("keep_dags"))})
+    return jsonify({"message": remove_repository(name, keep_dags=_bool_arg("keep_dags"))})
 
 
 @api_blueprint.post("/repositories/<name>/sync")
 def sync_repository(name: str):
     body = read_body("SyncRequest")
-    run = services.request_sync(name, actor=actor_name(), force=body.get("force", False))
+    run = request_sync(name, actor=actor_name(), force=body.get("force", False))
     return jsonify(_sync_run(run)), 202
 
 
 @api_blueprint.get("/repositories/<name>/syncs")
 def list_syncs(name: str):
     limit, offset = _paging()
-    services.reconcile_sync_runs(name, airflow_bridge.sync_run_states)
-    runs, total = services.list_sync_runs(name, limit=limit, offset=offset)
+    reconcile_sync_runs(name, airflow_bridge.sync_run_states)
+    runs, total = list_sync_runs(name, limit=limit, offset=offset)
     return _page([_sync_run(r) for r in runs], total, limit, offset)
 
 
 @api_blueprint.get("/syncs/<int:run_id>")
 def get_sync(run_id: int):
-    return jsonify(_sync_run(services.get_sync_run(run_id)))
+    return jsonify(_sync_run(get_sync_run(run_id)))
 
 
 @api_blueprint.get("/repositories/<name>/releases")
 def list_releases(name: str):
     limit, offset = _paging()
-    releases, total = services.list_releases(name, limit=limit, offset=offset)
+    releases, total = rollbacks.list_releases(name, limit=limit, offset=offset)
     return _page([_release(r) for r in releases], total, limit, offset)
 
 
 @api_blueprint.get("/releases/<int:release_id>")
 def get_release(release_id: int):
-    return jsonify(_release(services.get_release(release_id)))
+    return jsonify(_release(rollbacks.get_release(release_id)))
 
 
 @api_blueprint.post("/repositories/<name>/rollback")
 def rollback(name: str):
     body = read_body("RollbackRequest")
-    info = services.rollback(name, body.get("release"), actor=actor_name(), pin=body.get("pin", False))
+    info = rollbacks.rollback(name, body.get("release"), actor=actor_name(), pin=body.get("pin", False))
     return jsonify(_repository(info))
 
 
 @api_blueprint.post("/repositories/<name>/pin")
 def pin(name: str):
     body = read_body("PinRequest")
-    return jsonify(_repository(services.pin(name, body.get("release"), actor=actor_name())))
+    return jsonify(_repository(rollbacks.pin(name, body.get("release"), actor=actor_name())))
 
 
 @api_blueprint.post("/repositories/<name>/unpin")
 def unpin(name: str):
     read_body("Empty")
-    return jsonify(_repository(services.unpin(name, actor=actor_name())))
+    return jsonify(_repository(rollbacks.unpin(name, actor=actor_name())))
 
 
 @api_blueprint.get("/repositories/<name>/dags")
 def list_dags(name: str):
-    namespace, dags = services.live_dags(name)
+    namespace, dags = live_dags(name)
     errors_by_file: dict[str, list[dict]] = {}
     for entry in airflow_bridge.import_errors(namespace):
         errors_by_file.setdefault(entry.filename, []).append(

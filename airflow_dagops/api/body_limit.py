@@ -41,9 +41,10 @@ _PROPOSALS = re.compile(r"^/dagops/api/v1/repositories/[^/]+/proposals/?$")
 
 def body_limit(path: str) -> int:
     """The largest body (bytes) the dagops route at `path` (relative to /pluginsv2) may receive."""
-    from airflow_dagops import settings, webhook_service
+    from airflow_dagops import settings
     from airflow_dagops.api.blueprint import MAX_BODY
     from airflow_dagops.api.blueprint import PREFIX as API_PREFIX
+    from airflow_dagops.webhooks import service as webhook_service
 
     if path.startswith(f"{API_PREFIX}/webhooks/"):
         return webhook_service.MAX_BODY

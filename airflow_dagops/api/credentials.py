@@ -18,7 +18,6 @@ from __future__ import annotations
 
 from flask import g, jsonify
 
-from airflow_dagops import credentials_service, services
 from airflow_dagops.api import auth
 from airflow_dagops.api.blueprint import actor_name, api_blueprint, read_body
 from airflow_dagops.api.errors import ApiError
@@ -31,6 +30,8 @@ from airflow_dagops.api.openapi import (
     register,
     schema_ref,
 )
+from airflow_dagops.credentials import service as credentials_service
+from airflow_dagops.repositories.info import get_repository
 
 BASE = "/repositories/<name>/credentials"
 
@@ -68,7 +69,7 @@ def create_connection():
 def credentials_test(name: str):
     body = read_body("CredentialsTestRequest")
     conn_id = body.get("conn_id")
-    if conn_id and conn_id != services.get_repository(name).conn_id:
+    if conn_id and conn_id != get_repository(name).conn_id:
         # Using a connection the repository does not name is using its secret: Airflow must allow it.
         _require_connection_rights("GET", why=f"testing with connection {conn_id!r} uses its credentials")
     return jsonify(credentials_service.test_access(name, conn_id=conn_id).to_dict())

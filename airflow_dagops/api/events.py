@@ -11,10 +11,10 @@ from __future__ import annotations
 
 from flask import jsonify, request
 
-from airflow_dagops import events
 from airflow_dagops.api.blueprint import api_blueprint
 from airflow_dagops.api.errors import ApiError
 from airflow_dagops.api.openapi import json_content, operation, register, schema_ref
+from airflow_dagops.events import feed as events
 
 
 @api_blueprint.get("/events")

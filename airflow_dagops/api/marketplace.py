@@ -23,12 +23,14 @@ import logging
 
 from flask import g, jsonify, request, url_for
 
-from airflow_dagops import airflow_bridge, marketplace_service, services
+from airflow_dagops.airflow import bridge as airflow_bridge
 from airflow_dagops.api import auth
 from airflow_dagops.api.blueprint import actor_name, api_blueprint, read_body
 from airflow_dagops.api.errors import ApiError
 from airflow_dagops.api.openapi import NAME, NULLABLE_STRING, WRITE_ERRORS, json_content, operation, register
 from airflow_dagops.api.openapi import schema_ref as ref
+from airflow_dagops.marketplace import service as marketplace_service
+from airflow_dagops.sync.runs import request_sync
 
 log = logging.getLogger(__name__)
 
@@ -117,7 +119,7 @@ def marketplace_catalogs():
 def _request_first_sync(package: str, repository: str) -> dict:
     """The install's dagops_sync run; if Airflow refuses it, undo the install (nothing is left half-done)."""
     try:
-        run = services.request_sync(repository, actor=actor_name())
+        run = request_sync(repository, actor=actor_name())
     except Exception:
         try:
             marketplace_service.uninstall(package, actor=actor_name())

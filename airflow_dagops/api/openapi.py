@@ -6,7 +6,7 @@ from __future__ import annotations
 from functools import cache
 
 from airflow_dagops import __version__
-from airflow_dagops.repo_options import DAG_PERMISSIONS, MAX_STAGES, ON_CONFLICT
+from airflow_dagops.repositories.options import DAG_PERMISSIONS, MAX_STAGES, ON_CONFLICT
 
 NAME = {"type": "string", "pattern": "^[a-z0-9][a-z0-9_-]{0,62}$"}
 NULLABLE_STRING = {"type": ["string", "null"]}

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 from flask import jsonify
 
-from airflow_dagops import promotion
 from airflow_dagops.api.blueprint import actor_name, api_blueprint, read_body
 from airflow_dagops.api.openapi import NAME_PARAM, NULLABLE_STRING, WRITE_ERRORS, json_content, operation, register
 from airflow_dagops.api.openapi import schema_ref as ref
+from airflow_dagops.releases import promotion
 
 
 @api_blueprint.get("/repositories/<name>/promotion")

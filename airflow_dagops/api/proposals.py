@@ -15,10 +15,11 @@ from __future__ import annotations
 
 from flask import jsonify
 
-from airflow_dagops import proposals, settings
+from airflow_dagops import settings
 from airflow_dagops.api.blueprint import MAX_BODY, actor_name, api_blueprint, read_body
 from airflow_dagops.api.openapi import NAME_PARAM, NULLABLE_STRING, WRITE_ERRORS, json_content, operation, register
 from airflow_dagops.api.openapi import schema_ref as ref
+from airflow_dagops.proposals import service as proposals
 
 
 @api_blueprint.post("/repositories/<name>/proposals")

@@ -14,12 +14,13 @@ from __future__ import annotations
 
 from flask import jsonify, request
 
-from airflow_dagops import airflow_bridge, services
-from airflow_dagops import diff as diff_module
+from airflow_dagops.airflow import bridge as airflow_bridge
 from airflow_dagops.api.blueprint import actor_name, api_blueprint, read_body
 from airflow_dagops.api.errors import ApiError
 from airflow_dagops.api.openapi import NAME_PARAM, WRITE_ERRORS, json_content, operation, register, schema_ref
 from airflow_dagops.errors import InvalidInput, NotFound
+from airflow_dagops.releases import diff as diff_module
+from airflow_dagops.repositories.info import get_repository
 from airflow_dagops.safety import validate_ref
 from airflow_dagops.store.models import utcnow
 
@@ -33,7 +34,7 @@ def deploy(name: str):
     validate_ref(version)  # a bad version is refused here, not in a failed Airflow run
     if body.get("dry_run"):
         return jsonify(_dry_run(name, version))
-    services.get_repository(name)  # 404 before asking Airflow for a run
+    get_repository(name)  # 404 before asking Airflow for a run
     run_id = f"dagops_deploy__{name}__{utcnow().strftime('%Y%m%dT%H%M%S.%fZ')}"
     conf = {"repository": name, "action": "deploy", "version": version, "requested_by": actor_name()}
     run_id = airflow_bridge.trigger_dag(DEPLOY_DAG_ID, run_id=run_id, conf=conf, user=actor_name())
@@ -51,7 +52,7 @@ def _dry_run(name: str, version: str) -> dict:
     try:
         return diff_module.live_diff(name, version, rollback=False)
     except (InvalidInput, NotFound) as exc:
-        services.get_repository(name)  # an unknown repository stays a 404
+        get_repository(name)  # an unknown repository stays a 404
         raise ApiError(
             404,
             "not_found",

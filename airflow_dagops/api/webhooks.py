@@ -16,12 +16,13 @@ from functools import partial
 
 from flask import Blueprint, jsonify, request, url_for
 
-from airflow_dagops import airflow_bridge, webhook_service
+from airflow_dagops.airflow import bridge as airflow_bridge
 from airflow_dagops.api.blueprint import PREFIX, api_blueprint
 from airflow_dagops.api.errors import answer_in_the_envelope, exempt_from_form_csrf
 from airflow_dagops.api.openapi import json_content, operation, register, schema_ref
 from airflow_dagops.checks import service as checks
 from airflow_dagops.webhooks import PROVIDERS
+from airflow_dagops.webhooks import service as webhook_service
 
 MAX_BODY = webhook_service.MAX_BODY
 

@@ -21,18 +21,19 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from airflow_dagops import airflow_bridge, paths, settings, tempdirs
+from airflow_dagops import paths, settings, tempdirs
+from airflow_dagops.airflow import bridge as airflow_bridge
 from airflow_dagops.checks import status as commit_status
 from airflow_dagops.deploy.releases import export_release
 from airflow_dagops.errors import DagOpsError, NotFound
 from airflow_dagops.git.mirror import Mirror
 from airflow_dagops.redaction import redact_text as redact
-from airflow_dagops.services import gate_dag_id_conflicts, iso_time
+from airflow_dagops.releases.gate import gate_dag_id_conflicts
 from airflow_dagops.store.db import session_scope
-from airflow_dagops.store.models import CheckRun, Release, Repository, utcnow
+from airflow_dagops.store.models import CheckRun, Release, Repository, iso_time, utcnow
 from airflow_dagops.validate import validate
-from airflow_dagops.validate.gate import apply_gate
-from airflow_dagops.webhooks.events import PullRequest
+from airflow_dagops.validate.skip_files import apply_gate
+from airflow_dagops.webhooks.payloads import PullRequest
 from airflow_dagops.webhooks.urls import normalize_repo_url
 
 log = logging.getLogger(__name__)

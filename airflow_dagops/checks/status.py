@@ -18,10 +18,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from urllib.parse import quote
 
+from airflow_dagops.airflow.connections import get_connection
 from airflow_dagops.errors import DagOpsError
 from airflow_dagops.git.credentials import CredentialHostRefused, check_credential_host
 from airflow_dagops.safety import redact
-from airflow_dagops.webhooks.connections import get_connection
 from airflow_dagops.webhooks.urls import host_of, path_of
 
 CONTEXT = "dagops/validate"

@@ -125,7 +125,7 @@ def check_credential_host(conn_id: str | None, url: str) -> None:
 def _connection_origin(conn_id: str) -> str | None:
     """The origin of the connection's own `host` (GitHook's "Repository URL"), when it holds a URL."""
     try:
-        from airflow_dagops.webhooks.connections import get_connection
+        from airflow_dagops.airflow.connections import get_connection
 
         host = get_connection(conn_id).host
     except Exception:  # missing or unreadable: GitHook will say so; it allows no host here

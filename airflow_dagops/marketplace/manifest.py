@@ -25,7 +25,7 @@ import yaml
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.version import InvalidVersion, Version
 
-from airflow_dagops.declarative import ConfigInvalid, _index_lines, _label  # one line-indexer for both files
+from airflow_dagops.repositories.declarative import ConfigInvalid, _index_lines, _label
 
 FILE_NAME = "dagops-package.yaml"
 NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,58}$"  # 59: the installed repository is called pkg-<name>

@@ -12,6 +12,14 @@ def utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
 
+def iso_time(value: datetime | None) -> str | None:
+    return aware(value).isoformat() if value is not None else None
+
+
+def aware(value: datetime) -> datetime:
+    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+
+
 class Base(DeclarativeBase):
     pass
 

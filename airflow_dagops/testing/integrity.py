@@ -64,7 +64,7 @@ class IntegrityCollector(pytest.Collector):
 
     def _validate(self):
         from airflow_dagops.validate import validate
-        from airflow_dagops.validate_service import user_cache_path
+        from airflow_dagops.validate.folder import user_cache_path
 
         with warnings.catch_warnings():
             # The checkers' own deprecation notices (bandit's plugin loader) are noise in a test report.

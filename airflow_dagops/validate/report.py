@@ -26,7 +26,7 @@ class Finding:
 
 
 def dag_summary(dag) -> dict:
-    """What a release's validation summary keeps of one DAG (enough for `airflow_dagops.diff`)."""
+    """What a release's validation summary keeps of one DAG (enough for `airflow_dagops.releases.diff`)."""
     return {
         "dag_id": dag.dag_id,
         "file": dag.file,

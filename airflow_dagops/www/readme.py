@@ -53,8 +53,8 @@ def render_readme(text: str | None) -> Markup:
 def package_readme(name: str) -> Markup:
     """The README of a catalog package, rendered; empty when the package is unknown (the page then shows the
     API's "not found" answer, the one source of truth for what exists)."""
-    from airflow_dagops import marketplace_service
     from airflow_dagops.errors import DagOpsError
+    from airflow_dagops.marketplace import service as marketplace_service
 
     try:
         info = marketplace_service.package_info(name)

@@ -9,14 +9,15 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from airflow_dagops import credentials_service, services
-from airflow_dagops.credentials_service import test_access
+from airflow_dagops.credentials import service as credentials_service
+from airflow_dagops.credentials.service import test_access
+from airflow_dagops.repositories.registry import add_repository
 from tests.credentials.conftest import TOKEN
 from tests.credentials.servers import free_port, new_key_pair
 
 
 def _register(url: str, conn_id: str | None, *, ref: str = "main", name: str = "team") -> str:
-    services.add_repository(name, url, ref=ref, conn_id=conn_id, verify=False)
+    add_repository(name, url, ref=ref, conn_id=conn_id, verify=False)
     return name
 
 

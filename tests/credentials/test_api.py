@@ -3,7 +3,8 @@ test access, deploy key, the two-step SSH rotation, permissions, and no secret i
 
 from __future__ import annotations
 
-from airflow_dagops import services
+from airflow_dagops.repositories.info import get_repository
+from airflow_dagops.repositories.registry import add_repository
 from tests.credentials.conftest import TOKEN, assert_no_secret, connection_ids, stored_connection
 from tests.credentials.servers import new_key_pair
 
@@ -11,7 +12,7 @@ BASE = "repositories/team/credentials"
 
 
 def _register(url: str, conn_id: str | None, name: str = "team") -> None:
-    services.add_repository(name, url, conn_id=conn_id, verify=False)
+    add_repository(name, url, conn_id=conn_id, verify=False)
 
 
 def test_test_access_answers_the_verdict_for_each_case(web, ssh, env_conn):
@@ -56,14 +57,14 @@ def test_rotation_in_two_steps_switches_only_after_access_works(web, ssh, airflo
     early = web.api("POST", f"{BASE}/rotate/confirm", json={"rotation_id": pending["rotation_id"]})
     assert early.status_code == 422 and early.get_json()["error"]["code"] == "access_failed"
     assert early.get_json()["error"]["details"]["access"]["kind"] == "authentication_failed"
-    assert services.get_repository("team").conn_id == old
+    assert get_repository("team").conn_id == old
 
     ssh.server.authorize(pending["public_key"])
     confirmed = web.api("POST", f"{BASE}/rotate/confirm", json={"rotation_id": pending["rotation_id"], "wait": 5})
     assert confirmed.status_code == 200, confirmed.get_json()
     outcome = confirmed.get_json()
     assert outcome["status"] == "switched" and outcome["conn_id"] == pending["conn_id"] and outcome["old_conn_removed"]
-    assert services.get_repository("team").conn_id == pending["conn_id"] and stored_connection(old) is None
+    assert get_repository("team").conn_id == pending["conn_id"] and stored_connection(old) is None
     key = web.api("GET", f"{BASE}/deploy-key").get_json()["public_key"]
     assert key in pending["public_key"]
 

@@ -15,9 +15,14 @@ import pytest
 from alembic import command
 from sqlalchemy import text
 
-from airflow_dagops import credentials_service, declarative, services
+from airflow_dagops.credentials import service as credentials_service
 from airflow_dagops.git.credentials import CredentialHostRefused, check_credential_host, url_origin
+from airflow_dagops.repositories import declarative
+from airflow_dagops.repositories.registry import add_repository, update_repository
 from airflow_dagops.store import db
+from airflow_dagops.sync.runs import get_sync_run
+from airflow_dagops.sync.sense import sense
+from airflow_dagops.sync.sync import sync_repository
 from tests.credentials.conftest import TOKEN
 from tests.credentials.servers import GitHttpServer
 
@@ -72,7 +77,7 @@ def test_a_user_role_account_cannot_repoint_a_repository_that_has_a_token(web, h
         )
     assert _repo(web) == before  # nothing changed
     assert new_host.authorizations == [] and not new_host.received_the_token()  # not even a request
-    assert services.sync_repository("team").status == "published"  # still syncs from where it was
+    assert sync_repository("team").status == "published"  # still syncs from where it was
     # What DAG edit alone still allows: other settings, and the same URL.
     assert web.api("PATCH", "repositories/team", as_="editor", json={"priority": 7}).status_code == 200
     same = web.api("PATCH", "repositories/team", as_="editor", json={"url": http.url("team.git")})
@@ -92,9 +97,9 @@ def test_an_admin_changing_only_the_url_sends_no_credential_until_the_connection
 
     moved = web.api("PATCH", "repositories/team", json={"url": new_host.url("team.git"), "verify": False})
     assert moved.status_code == 200 and moved.get_json()["url"] == new_host.url("team.git")
-    outcome = services.sync_repository("team")
+    outcome = sync_repository("team")
     assert outcome.status == "failed"
-    run = services.get_sync_run(outcome.sync_run_id)
+    run = get_sync_run(outcome.sync_run_id)
     assert run["error_code"] == "authentication_failed" and "did not send the credentials" in run["error"], run
     assert url_origin(http.url("x")) in run["error"] and TOKEN not in run["error"]
     tested = web.api("POST", "repositories/team/credentials/test").get_json()
@@ -102,16 +107,16 @@ def test_an_admin_changing_only_the_url_sends_no_credential_until_the_connection
     assert not new_host.received_the_token() and new_host.authorizations == []
 
     # The old host still works, for the other repository with the same connection.
-    assert services.sync_repository("other").status == "published"
+    assert sync_repository("other").status == "published"
 
     # Re-attaching (the URL and the connection together, by an admin) is what moves the credentials.
     body = {"url": new_host.url("team.git"), "conn_id": token_conn}
     assert web.api("PATCH", "repositories/team", as_="editor", json=body).status_code == 403
     reattached = web.api("PATCH", "repositories/team", json=body)
     assert reattached.status_code == 200, reattached.get_json()
-    assert services.sync_repository("team").status == "published"
+    assert sync_repository("team").status == "published"
     assert new_host.received_the_token()
-    assert services.sync_repository("other", force=True).status in ("published", "unchanged")
+    assert sync_repository("other", force=True).status in ("published", "unchanged")
 
 
 def test_the_connections_own_host_is_an_explicit_allowance(web, http, new_host, env_conn):
@@ -120,7 +125,7 @@ def test_the_connections_own_host_is_an_explicit_allowance(web, http, new_host, 
     _add(web, http.url("team.git"), conn_id)
     moved = web.api("PATCH", "repositories/team", json={"url": new_host.url("team.git"), "verify": False})
     assert moved.status_code == 200
-    assert services.sync_repository("team").status == "published"
+    assert sync_repository("team").status == "published"
     assert new_host.received_the_token()
 
 
@@ -131,21 +136,21 @@ def test_dropping_the_connection_with_the_url_needs_no_connection_right_and_send
     body = {"url": new_host.url("team.git"), "conn_id": None, "verify": False}
     answer = web.api("PATCH", "repositories/team", as_="editor", json=body)
     assert answer.status_code == 200 and answer.get_json()["conn_id"] is None
-    assert services.sync_repository("team").status == "failed"  # the new host wants a token, and gets none
+    assert sync_repository("team").status == "failed"  # the new host wants a token, and gets none
     assert new_host.authorizations and not any(new_host.authorizations)
 
 
 def test_every_git_operation_asks_first(dagops_env, http, new_host, token_conn):
     """Fetch (sync), ls-remote (sense, verify), access tests and rotation: one gate, in git_credentials_env."""
-    services.add_repository("team", http.url("team.git"), conn_id=token_conn)
-    services.update_repository("team", url=new_host.url("team.git"), verify=False)
+    add_repository("team", http.url("team.git"), conn_id=token_conn)
+    update_repository("team", url=new_host.url("team.git"), verify=False)
     with pytest.raises(CredentialHostRefused):
         check_credential_host(token_conn, new_host.url("team.git"))
     check_credential_host(token_conn, http.url("another.git"))  # same host, another path: attached
-    [sensed] = services.sense(["team"], respect_poll_interval=False)
+    [sensed] = sense(["team"], respect_poll_interval=False)
     assert sensed.error and "did not send the credentials" in sensed.error
     with pytest.raises(CredentialHostRefused):
-        services.update_repository("team", ref="release", verify=True)  # the verify step of a change
+        update_repository("team", ref="release", verify=True)  # the verify step of a change
     with pytest.raises(CredentialHostRefused):
         credentials_service.start_token_rotation("team", "ghp_" + "n3w" * 10, actor="admin")
     assert credentials_service.test_access("team").kind == "host_not_attached"
@@ -153,7 +158,7 @@ def test_every_git_operation_asks_first(dagops_env, http, new_host, token_conn):
 
 
 def test_dagops_yaml_naming_both_re_attaches_the_connection(dagops_env, http, new_host, token_conn, tmp_path):
-    services.add_repository("team", http.url("team.git"), conn_id=token_conn)
+    add_repository("team", http.url("team.git"), conn_id=token_conn)
     config = tmp_path / "dagops.yaml"
     config.write_text(
         f"repositories:\n  - name: team\n    url: {new_host.url('team.git')}\n    conn_id: {token_conn}\n"
@@ -163,7 +168,7 @@ def test_dagops_yaml_naming_both_re_attaches_the_connection(dagops_env, http, ne
     assert url_origin(new_host.url("x")) in action.note
     declarative.apply(plan)
     assert new_host.received_the_token()
-    assert services.sync_repository("team").status == "published"
+    assert sync_repository("team").status == "published"
 
 
 @pytest.mark.parametrize(

@@ -10,7 +10,11 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from typer.testing import CliRunner
 
-from airflow_dagops import cli_credentials, credentials_service, services
+from airflow_dagops.cli import credentials as cli_credentials
+from airflow_dagops.credentials import service as credentials_service
+from airflow_dagops.repositories.info import get_repository
+from airflow_dagops.repositories.registry import add_repository
+from airflow_dagops.sync.sync import sync_repository
 from tests.credentials.conftest import NEW_TOKEN, TOKEN, assert_no_secret, state_db_dump, stored_connection
 from tests.credentials.servers import new_key_pair
 
@@ -51,12 +55,12 @@ def test_no_credential_text_anywhere(ssh, http, airflow_db, env_conn, web, caplo
     private, public = _encrypted_key()
     ssh.server.authorize(public)
     ssh_conn = airflow_db(extra=ssh.extra(private_key=private, private_key_passphrase=PASSPHRASE))
-    services.add_repository("team", ssh.url, conn_id=ssh_conn, verify=False)
+    add_repository("team", ssh.url, conn_id=ssh_conn, verify=False)
     stranger = new_key_pair("stranger")
-    services.add_repository("locked", ssh.url, conn_id=env_conn(extra=ssh.extra(stranger)), verify=False)
+    add_repository("locked", ssh.url, conn_id=env_conn(extra=ssh.extra(stranger)), verify=False)
     # A token repository, and one whose token is wrong.
-    services.add_repository("web", http.url("team.git"), conn_id=airflow_db(login="bot", password=TOKEN), verify=False)
-    services.add_repository("revoked", http.url("team.git"), conn_id=env_conn(password=NEW_TOKEN), verify=False)
+    add_repository("web", http.url("team.git"), conn_id=airflow_db(login="bot", password=TOKEN), verify=False)
+    add_repository("revoked", http.url("team.git"), conn_id=env_conn(password=NEW_TOKEN), verify=False)
 
     for name in ("team", "locked", "web", "revoked"):
         cli("test", name)
@@ -66,7 +70,7 @@ def test_no_credential_text_anywhere(ssh, http, airflow_db, env_conn, web, caplo
         outputs[f"api key {name}"] = web.api("GET", f"repositories/{name}/credentials/deploy-key").get_data(
             as_text=True
         )
-    assert services.sync_repository("team").status == "published"  # the sync path uses the same connection
+    assert sync_repository("team").status == "published"  # the sync path uses the same connection
 
     # SSH rotation: one that fails (key never added), one through the API, one through the CLI.
     cli("rotate", "team", "--yes", "--wait", "0")
@@ -84,14 +88,14 @@ def test_no_credential_text_anywhere(ssh, http, airflow_db, env_conn, web, caplo
     add_key = lambda: (ssh.server.authorize(_pending_public(pending["conn_id"])), original())  # noqa: E731
     monkeypatch.setattr(cli_credentials, "_wait_for_enter", add_key)
     cli("rotate", "team", "--yes", stdin="\n")
-    cli_key = stored_connection(services.get_repository("team").conn_id)[1]["private_key"]
+    cli_key = stored_connection(get_repository("team").conn_id)[1]["private_key"]
     assert cli_key != api_key
 
     # Token rotation: a wrong one (refused), then a good one from stdin.
     cli("rotate", "web", "--token-file", "-", "--yes", stdin="ghp_wrong_new_token_0000\n")
     http.tokens.add(NEW_TOKEN)
     cli("rotate", "web", "--token-file", "-", "--yes", stdin=NEW_TOKEN + "\n")
-    assert stored_connection(services.get_repository("web").conn_id)[0] == NEW_TOKEN
+    assert stored_connection(get_repository("web").conn_id)[0] == NEW_TOKEN
 
     captured = capfd.readouterr()
     texts = {

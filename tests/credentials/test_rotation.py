@@ -10,14 +10,17 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from typer.testing import CliRunner
 
-from airflow_dagops import cli_credentials, credentials_service, services
-from airflow_dagops.credentials_service import RotationFailed, test_access
+from airflow_dagops.cli import credentials as cli_credentials
+from airflow_dagops.credentials import service as credentials_service
+from airflow_dagops.credentials.service import RotationFailed, test_access
+from airflow_dagops.repositories.info import get_repository
+from airflow_dagops.repositories.registry import add_repository, update_repository
 from tests.credentials.conftest import NEW_TOKEN, TOKEN, connection_ids, stored_connection
 from tests.credentials.servers import new_key_pair
 
 
 def _register(url: str, conn_id: str | None, *, name: str = "team") -> str:
-    services.add_repository(name, url, conn_id=conn_id, verify=False)
+    add_repository(name, url, conn_id=conn_id, verify=False)
     return name
 
 
@@ -48,7 +51,7 @@ def test_ssh_rotation_switches_to_a_verified_new_key_and_deletes_the_old_connect
     )
     assert outcome.status == "switched" and outcome.old_conn_removed and outcome.note is None
     assert outcome.conn_id == pending.conn_id and pending.conn_id.startswith(f"{old}_rotated_")
-    assert services.get_repository(name).conn_id == pending.conn_id
+    assert get_repository(name).conn_id == pending.conn_id
     assert stored_connection(old) is None  # deleted: it lived in the metadata DB and nothing else used it
     _password, extra, description = stored_connection(pending.conn_id)
     assert _public_of(extra["private_key"]) == " ".join(pending.public_key.split()[:2])
@@ -100,7 +103,7 @@ def test_a_key_never_authorized_leaves_the_old_connection_in_place_and_removes_t
     with pytest.raises(RotationFailed, match="keeps its connection") as failure:
         credentials_service.rotate(name, actor="t", wait=1, poll_interval=0.2, on_public_key=lambda _p: None)
     assert failure.value.access.kind == "authentication_failed"
-    assert services.get_repository(name).conn_id == old and stored_connection(old) is not None
+    assert get_repository(name).conn_id == old and stored_connection(old) is not None
     assert _rotated_ids(old) == []
     assert test_access(name).ok  # the old key still works
 
@@ -114,7 +117,7 @@ def test_an_interrupted_rotation_removes_the_new_connection(ssh, airflow_db):
 
     with pytest.raises(KeyboardInterrupt):
         credentials_service.rotate(name, actor="t", on_public_key=interrupt)
-    assert services.get_repository(name).conn_id == old and _rotated_ids(old) == []
+    assert get_repository(name).conn_id == old and _rotated_ids(old) == []
 
 
 def test_an_old_connection_another_repository_uses_is_kept(ssh, airflow_db):
@@ -123,7 +126,7 @@ def test_an_old_connection_another_repository_uses_is_kept(ssh, airflow_db):
     _register(ssh.url, shared, name="other")
     outcome = credentials_service.rotate(name, actor="t", on_public_key=lambda p: ssh.server.authorize(p.public_key))
     assert not outcome.old_conn_removed and "other" in outcome.note
-    assert stored_connection(shared) is not None and services.get_repository("other").conn_id == shared
+    assert stored_connection(shared) is not None and get_repository("other").conn_id == shared
 
 
 def test_the_api_flow_waits_for_the_key_then_switches(ssh, airflow_db):
@@ -133,11 +136,11 @@ def test_the_api_flow_waits_for_the_key_then_switches(ssh, airflow_db):
     with pytest.raises(RotationFailed) as early:  # confirmed before the key was added: nothing changes
         credentials_service.confirm_rotation(name, pending.rotation_id, actor="t")
     assert early.value.pending_kept and stored_connection(pending.conn_id) is not None
-    assert services.get_repository(name).conn_id == old
+    assert get_repository(name).conn_id == old
     # The key is added while confirm polls (a Git host applying it a moment later).
     threading.Timer(0.5, ssh.server.authorize, args=(pending.public_key,)).start()
     outcome = credentials_service.confirm_rotation(name, pending.rotation_id, actor="t", wait=15, poll_interval=0.2)
-    assert outcome.status == "switched" and services.get_repository(name).conn_id == pending.conn_id
+    assert outcome.status == "switched" and get_repository(name).conn_id == pending.conn_id
 
 
 def test_starting_again_drops_the_unfinished_rotation_and_abort_deletes_it(ssh, airflow_db):
@@ -156,7 +159,7 @@ def test_a_repository_switched_meanwhile_cancels_the_rotation(ssh, airflow_db, e
     old = airflow_db(extra=ssh.extra())
     name = _register(ssh.url, old)
     pending = credentials_service.start_rotation(name, actor="t")
-    services.update_repository(name, conn_id=env_conn(extra=ssh.extra()), verify=False)
+    update_repository(name, conn_id=env_conn(extra=ssh.extra()), verify=False)
     with pytest.raises(Exception, match="changed"):
         credentials_service.confirm_rotation(name, pending.rotation_id, actor="t")
     assert _rotated_ids(old) == []
@@ -192,7 +195,7 @@ def test_a_wrong_new_token_changes_nothing(http, airflow_db):
     with pytest.raises(RotationFailed) as failure:
         credentials_service.rotate(name, actor="t", new_token="ghp_never_issued_1234")
     assert failure.value.access.kind == "authentication_failed"
-    assert services.get_repository(name).conn_id == old and _rotated_ids(old) == []
+    assert get_repository(name).conn_id == old and _rotated_ids(old) == []
     assert "ghp_never_issued_1234" not in str(failure.value) + json.dumps(failure.value.details)
 
 
@@ -210,7 +213,7 @@ def test_cli_rotate_prints_the_key_waits_for_enter_then_switches(ssh, airflow_db
     monkeypatch.setattr(cli_credentials, "_wait_for_enter", add_key_then_press_enter)
     result = CliRunner().invoke(cli_credentials.app, ["rotate", name, "--yes"], input="\n")
     assert result.exit_code == 0, result.output
-    new_id = services.get_repository(name).conn_id
+    new_id = get_repository(name).conn_id
     public = _public_of(stored_connection(new_id)[1]["private_key"])
     assert public in result.stdout and "Press Enter" in result.stdout
     for step in (f"created connection {new_id}", "access verified", f"{name} now uses {new_id}", "removed the old"):
@@ -223,7 +226,7 @@ def test_cli_rotate_gives_up_after_wait_and_keeps_the_old_connection(ssh, airflo
     result = CliRunner().invoke(cli_credentials.app, ["rotate", name, "--yes", "--wait", "1"])
     assert result.exit_code == 1
     assert "keeps its connection" in result.stderr and "Run the rotation again" in result.stderr
-    assert services.get_repository(name).conn_id == old and _rotated_ids(old) == []
+    assert get_repository(name).conn_id == old and _rotated_ids(old) == []
 
 
 def test_cli_rotate_reads_a_token_from_stdin_or_a_file(http, airflow_db, tmp_path):
@@ -238,7 +241,7 @@ def test_cli_rotate_reads_a_token_from_stdin_or_a_file(http, airflow_db, tmp_pat
     token_file.write_text(third + "\n")
     again = CliRunner().invoke(cli_credentials.app, ["rotate", name, "--token-file", str(token_file)], input="y\n")
     assert again.exit_code == 0, again.output
-    assert stored_connection(services.get_repository(name).conn_id)[0] == third
+    assert stored_connection(get_repository(name).conn_id)[0] == third
 
 
 def test_cli_test_exits_0_or_1_with_a_verdict_and_a_hint(ssh, env_conn):

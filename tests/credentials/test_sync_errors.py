@@ -3,15 +3,17 @@
 
 from __future__ import annotations
 
-from airflow_dagops import services
+from airflow_dagops.repositories.registry import add_repository
+from airflow_dagops.sync.runs import get_sync_run
+from airflow_dagops.sync.sync import sync_repository
 from tests.credentials.servers import new_key_pair
 
 
 def _failed_sync(url: str, conn_id: str) -> dict:
-    services.add_repository("team", url, conn_id=conn_id, verify=False)
-    outcome = services.sync_repository("team", trigger="manual")
+    add_repository("team", url, conn_id=conn_id, verify=False)
+    outcome = sync_repository("team", trigger="manual")
     assert outcome.status == "failed", outcome
-    return services.get_sync_run(outcome.sync_run_id)
+    return get_sync_run(outcome.sync_run_id)
 
 
 def test_an_unknown_deploy_key_is_invalid_credentials(ssh, env_conn):
@@ -27,5 +29,5 @@ def test_a_wrong_host_key_is_invalid_credentials_and_says_known_hosts(ssh, env_c
 
 
 def test_a_good_key_syncs(ssh, env_conn):
-    services.add_repository("team", ssh.url, conn_id=env_conn(extra=ssh.extra()), verify=False)
-    assert services.sync_repository("team", trigger="manual").status == "published"
+    add_repository("team", ssh.url, conn_id=env_conn(extra=ssh.extra()), verify=False)
+    assert sync_repository("team", trigger="manual").status == "published"

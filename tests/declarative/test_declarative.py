@@ -6,8 +6,10 @@ import json
 
 import pytest
 
-from airflow_dagops import declarative, services
-from airflow_dagops.declarative import ConfigInvalid
+from airflow_dagops.releases.rollback import pin
+from airflow_dagops.repositories import declarative
+from airflow_dagops.repositories.declarative import ConfigInvalid
+from airflow_dagops.repositories.info import get_repository, list_repositories
 
 
 @pytest.fixture
@@ -43,7 +45,7 @@ def write(tmp_path, text: str):
 
 
 def registry() -> dict:
-    return {i.name: (i.namespace, i.priority, i.ref, i.enabled, i.poll_interval) for i in services.list_repositories()}
+    return {i.name: (i.namespace, i.priority, i.ref, i.enabled, i.poll_interval) for i in list_repositories()}
 
 
 def test_three_repositories_from_one_file_then_apply_again_is_a_no_op(cli, remotes, tmp_path):
@@ -70,9 +72,9 @@ def test_a_priority_change_shows_as_tilde_and_applies(cli, remotes, tmp_path):
     path = write(tmp_path, three(remotes, priority_b=7))
     dry = cli("repos", "apply", "-f", path, "--dry-run")
     assert "~ team-b: priority 50 → 7" in dry.stdout and "1 to change" in dry.stdout
-    assert services.get_repository("team-b").priority == 50
+    assert get_repository("team-b").priority == 50
     assert cli("repos", "apply", "-f", path).exit_code == 0
-    assert services.get_repository("team-b").priority == 7
+    assert get_repository("team-b").priority == 7
     assert "No changes" in cli("repos", "apply", "-f", path).stdout
 
 
@@ -95,7 +97,7 @@ def test_prune_removes_what_left_the_file_and_without_it_the_plan_says_kept(cli,
 def test_export_round_trips(cli, remotes, tmp_path):
     cli("repos", "apply", "-f", write(tmp_path, three(remotes, priority_b=3)))
     cli("sync", "team-b")
-    services.pin("team-b", actor="test")
+    pin("team-b", actor="test")
     out = tmp_path / "exported.yaml"
     assert cli("repos", "export", "-o", str(out)).exit_code == 0
     text = out.read_text()
@@ -115,11 +117,11 @@ def test_pin_and_unpin_from_the_file(cli, remotes, tmp_path):
     cli("sync", "team")
     pinned = cli("repos", "apply", "-f", write(tmp_path, base + f"    pin: {first[:10]}\n"))
     assert pinned.exit_code == 0 and f"~ team: pin (none) → {first[:12]}" in pinned.stdout
-    info = services.get_repository("team")
+    info = get_repository("team")
     assert info.pinned_release_id and info.live_commit == first
     assert "No changes" in cli("repos", "apply", "-f", write(tmp_path, base + f"    pin: {first}\n")).stdout
     unpinned = cli("repos", "apply", "-f", write(tmp_path, base + "    pin: false\n"))
-    assert "~ team: pin" in unpinned.stdout and services.get_repository("team").pinned_release_id is None
+    assert "~ team: pin" in unpinned.stdout and get_repository("team").pinned_release_id is None
 
 
 BAD = [
@@ -223,7 +225,7 @@ repositories:
 """
     applied = cli("repos", "apply", "-f", write(tmp_path, text))
     assert applied.exit_code == 0, applied.output
-    guarded, rolled = services.get_repository("guarded"), services.get_repository("rolled")
+    guarded, rolled = get_repository("guarded"), get_repository("rolled")
     assert guarded.on_conflict == "block" and guarded.access_control["viewers"] == ["can_read"]
     assert rolled.promotion == {"stages": ["staging", "prod"], "soak_runs": 3} and rolled.on_conflict == "skip_files"
     assert "No changes" in cli("repos", "apply", "-f", write(tmp_path, text)).stdout

@@ -11,10 +11,12 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from airflow_dagops import paths, services
+from airflow_dagops import paths
 from airflow_dagops.deploy.links import MAX_LINK_HOPS, TreeLinks
 from airflow_dagops.deploy.releases import MANIFEST_NAME, export_release, read_manifest
 from airflow_dagops.git.mirror import Mirror
+from airflow_dagops.repositories.registry import add_repository
+from airflow_dagops.sync.sync import sync_repository
 from tests.conftest import dag_source
 
 # Each of these ends outside the root when followed from a fresh checkout; none may be created.
@@ -172,11 +174,11 @@ def test_names_dagops_writes_in_a_release_are_not_exported(tmp_path, git_remote)
 # -- through the sync face: what a namespace serves --------------------------------------------------------------
 def test_a_synced_namespace_serves_nothing_outside_its_release(dagops_env, git_remote):
     other = git_remote({"dags/other.py": dag_source("other"), "secret.txt": "other team's\n"}, name="other")
-    services.add_repository("other", other.url)
-    assert services.sync_repository("other").status == "published"
+    add_repository("other", other.url)
+    assert sync_repository("other").status == "published"
     remote = _chain_repo(git_remote)
-    services.add_repository("team", remote.url)
-    outcome = services.sync_repository("team")
+    add_repository("team", remote.url)
+    outcome = sync_repository("team")
     assert outcome.status == "published", outcome
     namespace = dagops_env.dags_folder / "team"
     release = Path(os.path.realpath(namespace))
@@ -195,7 +197,7 @@ def test_a_pull_request_check_tree_holds_no_link_out_of_it(dagops_env, git_remot
     from airflow_dagops.store.models import CheckRun, Repository
 
     remote = git_remote({"dags/hello.py": dag_source("hello")})
-    services.add_repository("team", remote.url)
+    add_repository("team", remote.url)
     remote.git("checkout", "-q", "-b", "feature")
     remote.symlink("b", ".")
     for path in ("x1", "x2", "x", "abs", "sibling_chain"):

@@ -5,12 +5,7 @@ import os
 import pytest
 
 from airflow_dagops.deploy.publish import current_target, publish
-from airflow_dagops.deploy.releases import (
-    MANIFEST_NAME,
-    clean_temporary_exports,
-    export_release,
-    read_manifest,
-)
+from airflow_dagops.deploy.releases import MANIFEST_NAME, clean_temporary_exports, export_release, read_manifest
 from airflow_dagops.errors import Conflict, InvalidInput
 from airflow_dagops.git.mirror import Mirror
 

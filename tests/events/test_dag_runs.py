@@ -10,7 +10,10 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from airflow_dagops import dag_run_events, events, services
+from airflow_dagops.events import dag_runs as dag_run_events
+from airflow_dagops.events import feed as events
+from airflow_dagops.repositories.registry import add_repository
+from airflow_dagops.sync.sync import sync_repository
 from tests.conftest import dag_source
 
 
@@ -88,8 +91,8 @@ def _dag_run_events() -> list[dict]:
 
 def test_runs_of_published_dags_are_recorded_once(dagops_env, git_remote, airflow_api, monkeypatch):
     monkeypatch.setenv("AIRFLOW__DAGOPS__VALIDATION_SKIP", "security,compat,imports,policy")  # lists the DAGs
-    services.add_repository("team", git_remote({"dags/etl.py": dag_source("etl")}).url)
-    release_id = services.sync_repository("team").release_id
+    add_repository("team", git_remote({"dags/etl.py": dag_source("etl")}).url)
+    release_id = sync_repository("team").release_id
     FakeAirflow.runs = [
         _run("etl", "scheduled__1", "success", NOW - timedelta(minutes=10)),
         _run("etl", "manual__2", "failed", NOW - timedelta(minutes=5)),
@@ -115,8 +118,8 @@ def test_runs_of_published_dags_are_recorded_once(dagops_env, git_remote, airflo
 
 
 def test_without_a_dag_list_the_dags_are_found_by_their_dagops_tag(dagops_env, git_remote, airflow_api):
-    services.add_repository("team", git_remote().url)  # structure step skipped: no DAG list
-    services.sync_repository("team")
+    add_repository("team", git_remote().url)  # structure step skipped: no DAG list
+    sync_repository("team")
     FakeAirflow.tags = {"dagops-repo:team": ["hello"]}
     FakeAirflow.runs = [_run("hello", "manual__1", "success", NOW - timedelta(minutes=1))]
     assert dag_run_events.collect(airflow_api, now=NOW) == 1

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from airflow_dagops import events
+from airflow_dagops.events import feed as events
 
 
 def _seed() -> list[int]:

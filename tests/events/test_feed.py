@@ -7,10 +7,13 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from sqlalchemy import select
 
-from airflow_dagops import events, services
 from airflow_dagops.errors import InvalidInput
+from airflow_dagops.events import feed as events
+from airflow_dagops.releases import rollback as rollbacks
+from airflow_dagops.repositories.registry import add_repository
 from airflow_dagops.store.db import session_scope
 from airflow_dagops.store.models import Event, Repository
+from airflow_dagops.sync.sync import sync_repository
 from tests.conftest import dag_source
 
 TOKEN = "ghp_" + "S3cretT0ken" * 3  # noqa: S105 - a fake token searched for in every stored text
@@ -26,8 +29,8 @@ def _kinds(rows: list[dict]) -> list[tuple[str, str]]:
 
 def test_a_sync_records_validation_publish_and_sync_in_that_order(dagops_env, git_remote):
     remote = git_remote()
-    services.add_repository("team", remote.url)
-    outcome = services.sync_repository("team")
+    add_repository("team", remote.url)
+    outcome = sync_repository("team")
     assert outcome.status == "published", outcome.message
 
     rows = _all()
@@ -40,11 +43,11 @@ def test_a_sync_records_validation_publish_and_sync_in_that_order(dagops_env, gi
 
 def test_a_broken_commit_records_failed_validation_and_sync_and_no_publish(dagops_env, git_remote):
     remote = git_remote()
-    services.add_repository("team", remote.url)
-    services.sync_repository("team")
+    add_repository("team", remote.url)
+    sync_repository("team")
     first = _all()[-1]["id"]
     remote.commit("broken", {"dags/broken.py": "def broken(:\n"})
-    assert services.sync_repository("team").status == "failed"
+    assert sync_repository("team").status == "failed"
 
     rows = events.list_events(after=first)["events"]
     assert _kinds(rows) == [("validation", "failed"), ("sync", "failed")]
@@ -54,12 +57,12 @@ def test_a_broken_commit_records_failed_validation_and_sync_and_no_publish(dagop
 
 def test_rollback_and_an_unchanged_manual_sync_are_recorded(dagops_env, git_remote):
     remote = git_remote()
-    services.add_repository("team", remote.url)
-    services.sync_repository("team")
+    add_repository("team", remote.url)
+    sync_repository("team")
     remote.commit("second", {"dags/other.py": dag_source("other")})
-    services.sync_repository("team")
-    services.rollback("team", actor="alice")
-    services.sync_repository("team", trigger="manual")
+    sync_repository("team")
+    rollbacks.rollback("team", actor="alice")
+    sync_repository("team", trigger="manual")
 
     rollback = events.list_events(kinds=["rollback"])["events"]
     assert len(rollback) == 1 and rollback[0]["actor"] == "alice"
@@ -163,10 +166,10 @@ def test_no_secret_is_stored(dagops_env):
 
 def test_a_failed_fetch_with_a_credentialed_remote_records_no_secret(dagops_env, git_remote):
     remote = git_remote()
-    services.add_repository("team", remote.url)
+    add_repository("team", remote.url)
     with session_scope() as session:  # as if the URL had been stored with a password (it never is)
         session.scalar(select(Repository)).url = f"https://user:{TOKEN}@127.0.0.1:1/team.git"
-    services.sync_repository("team", trigger="manual")
+    sync_repository("team", trigger="manual")
     rows = _all()
     assert rows and rows[-1]["kind"] == "sync" and rows[-1]["outcome"] == "failed"
     assert TOKEN not in str(rows)

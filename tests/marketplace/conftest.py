@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from airflow_dagops import marketplace_service as market
+from airflow_dagops.marketplace import service as market
 from tests.conftest import GitRemote, run_git
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "catalog"

@@ -3,7 +3,7 @@ state DB (the `web` fixture of tests/web/conftest.py).
 
 The catalog is a real git repository made from package folders by `catalog.repo_from_folder`, registered and
 refreshed through the service. An install creates a real `dagops_sync` run in the session's Airflow DB; the
-sync task's own work is then done here by calling what the task calls (`services.sync_repository` with the
+sync task's own work is then done here by calling what the task calls (`sync_repository` with the
 Airflow run id), as tests/web/test_api.py does for "Sync Now".
 """
 
@@ -15,10 +15,13 @@ import textwrap
 
 import pytest
 
-from airflow_dagops import marketplace_service, services
 from airflow_dagops.api import auth
 from airflow_dagops.api.blueprint import PREFIX
+from airflow_dagops.marketplace import service as marketplace_service
 from airflow_dagops.marketplace.catalog import repo_from_folder
+from airflow_dagops.repositories.info import list_repositories
+from airflow_dagops.sync.runs import get_sync_run
+from airflow_dagops.sync.sync import sync_repository
 from tests.conftest import dag_source, write_file
 from tests.web.conftest import airflow_runs_of_sync_dag, flask_app, web  # noqa: F401 - fixtures
 
@@ -92,8 +95,8 @@ def _install(web, name="pg_backup", *, as_="admin", **body):
 
 def _run_the_sync_task(accepted: dict) -> dict:
     """What the dagops_sync task does with the run the install created."""
-    services.sync_repository(accepted["repository"], trigger="manual", airflow_run_id=accepted["airflow_run_id"])
-    return services.get_sync_run(accepted["sync"]["id"])
+    sync_repository(accepted["repository"], trigger="manual", airflow_run_id=accepted["airflow_run_id"])
+    return get_sync_run(accepted["sync"]["id"])
 
 
 # -- reading ------------------------------------------------------------------------------------------------------
@@ -192,7 +195,7 @@ def test_a_refused_sync_run_undoes_the_install(web, catalog):
             session.get(DagModel, "dagops_sync").is_paused = False
     assert response.status_code == 503 and _error(response)["code"] == "airflow_unavailable"
     assert web.api("GET", "marketplace/installed").get_json()["total"] == 0
-    assert services.list_repositories() == []
+    assert list_repositories() == []
     assert _install(web)["status"] == "registered"  # and a later install works
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from airflow_dagops import marketplace_service as market
 from airflow_dagops.errors import NotFound
+from airflow_dagops.marketplace import service as market
 from tests.marketplace.conftest import EXAMPLE_PACKAGES, package_files, tag
 
 

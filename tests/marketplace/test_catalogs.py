@@ -6,10 +6,10 @@ import shutil
 
 import pytest
 
-from airflow_dagops import marketplace_service as market
-from airflow_dagops.declarative import ConfigInvalid
 from airflow_dagops.errors import Conflict, InvalidInput, NotFound, RemoteUnreachable
 from airflow_dagops.marketplace import manifest
+from airflow_dagops.marketplace import service as market
+from airflow_dagops.repositories.declarative import ConfigInvalid
 from tests.marketplace.conftest import EXAMPLE_PACKAGES, package_files, tag
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 
-from airflow_dagops import marketplace_service as market
 from airflow_dagops import paths
+from airflow_dagops.marketplace import service as market
 from tests.marketplace.conftest import EXAMPLE_PACKAGES
 
 

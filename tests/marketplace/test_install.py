@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from airflow_dagops import marketplace_service as market
-from airflow_dagops import services
 from airflow_dagops.errors import Conflict, NotFound, ValidationFailed
+from airflow_dagops.marketplace import service as market
+from airflow_dagops.repositories.info import get_repository, list_repositories
+from airflow_dagops.repositories.registry import remove_repository
+from airflow_dagops.sync.sync import sync_repository
 from tests.marketplace.conftest import package_dag, package_files, tag
 
 AMAZON_AT_PARSE_TIME = "from airflow.providers.amazon.aws.hooks.s3 import S3Hook  # noqa: F401"
@@ -23,7 +25,7 @@ def test_install_validates_and_publishes_the_package_into_its_namespace(communit
     assert result["missing_providers"] == []  # apache-airflow-providers-standard is installed
     live = dagops_env.dags_folder / "cleanup_old_logs"
     assert live.is_symlink() and (live / "cleanup_old_logs.py").is_file()
-    repo = services.get_repository("pkg-cleanup_old_logs")
+    repo = get_repository("pkg-cleanup_old_logs")
     assert (repo.ref, repo.subdir, repo.status) == ("cleanup_old_logs/v1.1.0", "cleanup_old_logs", "synced")
     found = market.search("cleanup_old_logs")[0]
     assert found["installs"] == 1 and found["installed_namespace"] == "cleanup_old_logs"
@@ -62,17 +64,17 @@ def test_a_package_that_fails_validation_is_blocked_with_its_findings(dagops_env
     assert result["message"].startswith("blocked:") and "Nothing is live" in result["message"]
     assert not (dagops_env.dags_folder / "s3_loader").exists()
     # Kept registered (its findings are readable there) and not counted as an install.
-    assert services.get_repository("pkg-s3_loader").live_commit is None
+    assert get_repository("pkg-s3_loader").live_commit is None
     assert market.search("s3_loader")[0]["installs"] == 0
     assert market.list_installed()[0]["status"] == "blocked"
     market.uninstall("s3_loader", actor="dana")
-    assert market.list_installed() == [] and services.list_repositories() == []
+    assert market.list_installed() == [] and list_repositories() == []
 
 
 def test_install_without_sync_only_registers(community, dagops_env):
     result = market.install("data_quality_checks", actor="rest:dana", sync=False)
     assert result["status"] == "registered"
-    assert services.get_repository("pkg-data_quality_checks").live_commit is None
+    assert get_repository("pkg-data_quality_checks").live_commit is None
     assert not (dagops_env.dags_folder / "data_quality_checks").exists()
 
 
@@ -91,7 +93,7 @@ def test_uninstall_removes_the_dags_and_keeps_the_install_count(community, dagop
 
 def test_a_repository_removed_by_hand_no_longer_counts_as_installed(community, dagops_env):
     market.install("cleanup_old_logs", actor="dana", sync=False)
-    services.remove_repository("pkg-cleanup_old_logs")
+    remove_repository("pkg-cleanup_old_logs")
     assert market.list_installed() == []
     assert market.install("cleanup_old_logs", actor="dana", sync=False)["status"] == "registered"
 
@@ -116,11 +118,11 @@ def test_update_shows_the_diff_first_and_moves_to_the_new_tag(dagops_env, git_re
     assert plan["diff"]["dags_added"] == ["etl_extra"]
     assert plan["diff"]["changed"] == {"etl_kit": {"tags": {"added": ["v2"], "removed": []}}}
     assert "+ dag etl_extra" in plan["diff_lines"]
-    assert services.get_repository("pkg-etl_kit").ref == "etl_kit/v1.0.0"  # dry run: nothing changed
+    assert get_repository("pkg-etl_kit").ref == "etl_kit/v1.0.0"  # dry run: nothing changed
 
     done = market.update("etl_kit", actor="dana")
     assert done["status"] == "published", done
-    assert services.get_repository("pkg-etl_kit").ref == "etl_kit/v2.0.0"
+    assert get_repository("pkg-etl_kit").ref == "etl_kit/v2.0.0"
     assert (dagops_env.dags_folder / "etl_kit" / "extra.py").is_file()
     assert market.list_installed()[0]["version"] == "2.0.0"
     assert market.update("etl_kit", actor="dana")["status"] == "unchanged"
@@ -139,7 +141,7 @@ def test_an_update_that_fails_validation_changes_nothing(dagops_env, git_remote)
     assert market.update("etl_kit", dry_run=True, actor="dana")["passed"] is False
     with pytest.raises(ValidationFailed, match="1.0.0 stays live"):
         market.update("etl_kit", actor="dana")
-    assert services.get_repository("pkg-etl_kit").ref == "etl_kit/v1.0.0"
+    assert get_repository("pkg-etl_kit").ref == "etl_kit/v1.0.0"
     assert market.list_installed()[0]["version"] == "1.0.0"
     assert "amazon" not in (dagops_env.dags_folder / "etl_kit" / "etl_kit.py").read_text()
 
@@ -147,5 +149,5 @@ def test_an_update_that_fails_validation_changes_nothing(dagops_env, git_remote)
 def test_an_install_without_sync_is_settled_by_the_next_sync(community):
     market.install("cleanup_old_logs", actor="rest:dana", sync=False)
     assert market.list_installed()[0]["status"] == "registered"
-    services.sync_repository("pkg-cleanup_old_logs")  # what the dagops_sync run does
+    sync_repository("pkg-cleanup_old_logs")  # what the dagops_sync run does
     assert market.list_installed()[0]["status"] == "published"

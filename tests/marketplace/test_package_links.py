@@ -7,10 +7,10 @@ import os
 
 import pytest
 
-from airflow_dagops import marketplace_service as market
 from airflow_dagops.deploy.links import escaping_links
 from airflow_dagops.errors import InvalidInput
 from airflow_dagops.git.mirror import Mirror
+from airflow_dagops.marketplace import service as market
 from airflow_dagops.marketplace.catalog import exported_package
 from tests.conftest import write_file
 from tests.deploy.test_links import _escaping_entries

@@ -6,9 +6,9 @@ import shutil
 
 import pytest
 
-from airflow_dagops import marketplace_service as market
-from airflow_dagops.declarative import ConfigInvalid
 from airflow_dagops.errors import Conflict, InvalidInput, ValidationFailed
+from airflow_dagops.marketplace import service as market
+from airflow_dagops.repositories.declarative import ConfigInvalid
 from tests.conftest import write_file
 from tests.marketplace.conftest import EXAMPLES, package_files
 

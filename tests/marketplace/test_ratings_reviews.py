@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from airflow_dagops import marketplace_service as market
 from airflow_dagops.errors import InvalidInput, NotFound
+from airflow_dagops.marketplace import service as market
 
 HTML = '<script>alert("x")</script><img src=x onerror=alert(1)> & "quotes"'
 

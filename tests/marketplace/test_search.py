@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from airflow_dagops import marketplace_service as market
+from airflow_dagops.marketplace import service as market
 from airflow_dagops.marketplace.search import Document, rank
 from tests.marketplace.conftest import EXAMPLE_PACKAGES
 

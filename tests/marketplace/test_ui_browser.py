@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import FrameLocator, Page, expect
 
-from airflow_dagops import marketplace_service
+from airflow_dagops.marketplace import service as marketplace_service
 from tests.browser.conftest import airflow, browser, page, screenshots  # noqa: F401 - fixtures
 from tests.browser.test_dag_repositories_page import log_in
 from tests.e2e_helpers import wait_for

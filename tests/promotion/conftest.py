@@ -6,8 +6,9 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from airflow_dagops import services
-from airflow_dagops.promotion import RunOutcome, RunSource
+from airflow_dagops.releases.promotion import RunOutcome, RunSource
+from airflow_dagops.repositories.registry import add_repository
+from airflow_dagops.sync.sync import sync_repository
 from tests.conftest import dag_source
 
 
@@ -42,8 +43,8 @@ def structure_on(monkeypatch):
 def staged_repo(dagops_env, git_remote, structure_on):
     """`team` (namespace `team`) with stages [staging, prod], soak_runs 2, and one release in staging."""
     remote = git_remote({"dags/a.py": dag_source("a"), "dags/b.py": dag_source("b")})
-    services.add_repository("team", remote.url, promotion={"stages": ["staging", "prod"], "soak_runs": 2})
-    outcome = services.sync_repository("team")
+    add_repository("team", remote.url, promotion={"stages": ["staging", "prod"], "soak_runs": 2})
+    outcome = sync_repository("team")
     assert outcome.status == "published", outcome.message
     return remote, outcome
 

@@ -8,8 +8,11 @@ from datetime import timedelta
 import pytest
 from typer.testing import CliRunner
 
-from airflow_dagops import promotion, services
-from airflow_dagops.cli import app
+from airflow_dagops.cli.main import app
+from airflow_dagops.releases import promotion
+from airflow_dagops.repositories.info import get_repository
+from airflow_dagops.repositories.registry import add_repository
+from airflow_dagops.sync.sync import sync_repository
 from tests.web.conftest import flask_app, web  # noqa: F401
 
 
@@ -38,7 +41,7 @@ def test_cli_status_promote_and_a_blocked_promotion(dagops_env, staged_repo, run
 
 
 def test_cli_on_a_repository_without_stages(dagops_env, git_remote):
-    services.add_repository("plain", git_remote().url)
+    add_repository("plain", git_remote().url)
     assert "no promotion stages" in _cli("promotion", "plain").stdout
     refused = _cli("promote", "plain")
     assert refused.exit_code == 1 and "has no promotion stages" in refused.stderr
@@ -66,7 +69,7 @@ def web_staged(web, git_remote, structure_on):  # noqa: F811 - the fixture impor
         json={"name": "team", "url": remote.url, "promotion": {"stages": ["staging", "prod"], "soak_runs": 1}},
     )
     assert created.status_code == 201, created.get_json()
-    return web, services.sync_repository("team")
+    return web, sync_repository("team")
 
 
 def test_rest_promotion_status_and_promote(web_staged):
@@ -80,7 +83,7 @@ def test_rest_promotion_status_and_promote(web_staged):
     assert promoted.status_code == 200, promoted.get_json()
     assert promoted.get_json()["status"] == "promoted"
     assert promoted.get_json()["detail"]["promoted_by"] == "admin"
-    assert services.get_repository("team").live_release_id == outcome.release_id
+    assert get_repository("team").live_release_id == outcome.release_id
     again = client.api("POST", "repositories/team/promote", json={})
     assert again.status_code == 409 and "waiting for promotion" in again.get_json()["error"]["message"]
     assert client.api("GET", "repositories/nope/promotion").status_code == 404

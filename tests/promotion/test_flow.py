@@ -6,11 +6,15 @@ import json
 
 import pytest
 
-from airflow_dagops import promotion, services
 from airflow_dagops.deploy.publish import current_target
 from airflow_dagops.errors import Conflict
+from airflow_dagops.releases import promotion
+from airflow_dagops.releases.rollback import get_release, pin, unpin
+from airflow_dagops.repositories.info import get_repository
+from airflow_dagops.repositories.registry import add_repository, update_repository
 from airflow_dagops.store.db import session_scope
 from airflow_dagops.store.models import DeployEvent, Repository
+from airflow_dagops.sync.sync import sync_repository
 from tests.conftest import dag_source
 from tests.promotion.conftest import long_ago
 
@@ -26,7 +30,7 @@ def _link(dagops_env, namespace):
 def test_a_validated_release_goes_live_in_the_first_stage_and_prod_keeps_its_own(dagops_env, staged_repo):
     _remote, outcome = staged_repo
     assert "stage staging (team--staging)" in outcome.message
-    release = services.get_release(outcome.release_id)
+    release = get_release(outcome.release_id)
     # The stage's own view of the release (hard links), not a second link to the release folder.
     view = dagops_env.dagops_home / "releases" / "team--staging" / release["commit"]
     assert _link(dagops_env, "team--staging") == view
@@ -49,7 +53,7 @@ def test_a_validated_release_goes_live_in_the_first_stage_and_prod_keeps_its_own
         ("prod", "team", None),
     ]
     # The sync is finished and the commit seen: the next sync has nothing to do.
-    assert services.sync_repository("team").status == "unchanged"
+    assert sync_repository("team").status == "unchanged"
 
 
 def test_enough_successful_runs_promote_to_prod(dagops_env, staged_repo, runs):
@@ -65,7 +69,7 @@ def test_enough_successful_runs_promote_to_prod(dagops_env, staged_repo, runs):
     (result,) = _check(runs)
     assert (result["status"], result["stage"], result["successes"]) == ("promoted", "prod", 2)
     assert result["detail"]["promoted_by"] == "dagops_promote" and result["detail"]["forced"] is False
-    info = services.get_repository("team")
+    info = get_repository("team")
     assert info.live_release_id == outcome.release_id
     assert _link(dagops_env, "team").name == _link(dagops_env, "team--staging").name
     with session_scope() as session:
@@ -110,7 +114,7 @@ def test_promote_by_hand_force_over_a_failure(dagops_env, staged_repo, runs):
         "cli:dana",
         True,
     )
-    assert services.get_repository("team").live_release_id == outcome.release_id
+    assert get_repository("team").live_release_id == outcome.release_id
     assert [s["stage"] for s in result["detail"]["stages"]] == ["staging", "prod"]
 
 
@@ -118,7 +122,7 @@ def test_promote_by_hand_without_waiting_for_runs(dagops_env, staged_repo):
     _remote, outcome = staged_repo
     result = promotion.promote("team", actor="cli:dana")
     assert result["status"] == "promoted"
-    assert services.get_repository("team").live_release_id == outcome.release_id
+    assert get_repository("team").live_release_id == outcome.release_id
     with pytest.raises(Conflict, match="nothing of 'team' is waiting for promotion"):
         promotion.promote("team", actor="cli:dana")
 
@@ -127,9 +131,9 @@ def test_a_newer_release_supersedes_the_soaking_one(dagops_env, staged_repo, run
     remote, first = staged_repo
     promotion.promote("team", actor="cli:dana")  # the first release is prod
     remote.commit("second", {"dags/c.py": dag_source("c")})
-    second = services.sync_repository("team")
+    second = sync_repository("team")
     remote.commit("third", {"dags/d.py": dag_source("d")})
-    third = services.sync_repository("team")
+    third = sync_repository("team")
     assert "superseded the promotion of release" in third.message
     history = promotion.status("team")["history"]
     assert [(p["release_id"], p["status"]) for p in history] == [
@@ -138,19 +142,19 @@ def test_a_newer_release_supersedes_the_soaking_one(dagops_env, staged_repo, run
         (first.release_id, "promoted"),
     ]
     assert history[1]["detail"]["superseded_by_release"] == third.release_id
-    assert services.get_repository("team").live_release_id == first.release_id  # prod keeps its release
-    staged = services.get_release(third.release_id)
+    assert get_repository("team").live_release_id == first.release_id  # prod keeps its release
+    staged = get_release(third.release_id)
     assert _link(dagops_env, "team--staging").name == staged["commit"]
     runs.add("d__staging")
     runs.add("a__staging")
     (result,) = _check(runs)
-    assert result["status"] == "promoted" and services.get_repository("team").live_release_id == third.release_id
+    assert result["status"] == "promoted" and get_repository("team").live_release_id == third.release_id
 
 
 def test_soak_runs_zero_means_by_hand_only(dagops_env, git_remote, structure_on):
     remote = git_remote({"dags/a.py": dag_source("a")})
-    services.add_repository("team", remote.url, promotion={"stages": ["staging", "prod"], "soak_runs": 0})
-    outcome = services.sync_repository("team")
+    add_repository("team", remote.url, promotion={"stages": ["staging", "prod"], "soak_runs": 0})
+    outcome = sync_repository("team")
 
     def no_source():
         raise AssertionError("no run outcomes are needed when nothing soaks automatically")
@@ -158,14 +162,14 @@ def test_soak_runs_zero_means_by_hand_only(dagops_env, git_remote, structure_on)
     assert promotion.check(no_source) == []
     assert "promote it by hand" in promotion.status("team")["current"]["message"]
     assert promotion.promote("team", actor="cli:dana")["status"] == "promoted"
-    assert services.get_repository("team").live_release_id == outcome.release_id
+    assert get_repository("team").live_release_id == outcome.release_id
 
 
 def test_three_stages_soak_in_each_before_prod(dagops_env, git_remote, structure_on, runs):
     remote = git_remote({"dags/a.py": dag_source("a")})
     stages = {"stages": ["staging", "canary", "prod"], "soak_runs": 1}
-    services.add_repository("team", remote.url, promotion=stages)
-    outcome = services.sync_repository("team")
+    add_repository("team", remote.url, promotion=stages)
+    outcome = sync_repository("team")
     runs.add("a__staging")
     (result,) = _check(runs)
     assert (result["status"], result["stage"], result["successes"]) == ("soaking", "canary", 0)
@@ -176,37 +180,37 @@ def test_three_stages_soak_in_each_before_prod(dagops_env, git_remote, structure
     runs.add("a__canary")
     (result,) = _check(runs)
     assert result["status"] == "promoted"
-    assert services.get_repository("team").live_release_id == outcome.release_id
+    assert get_repository("team").live_release_id == outcome.release_id
 
 
 def test_a_repository_without_stages_publishes_to_prod_as_before(dagops_env, git_remote):
     remote = git_remote({"dags/a.py": dag_source("a")})
-    services.add_repository("plain", remote.url)
-    outcome = services.sync_repository("plain")
+    add_repository("plain", remote.url)
+    outcome = sync_repository("plain")
     assert outcome.message == f"plain: published {outcome.commit[:12]}"
-    assert services.get_repository("plain").live_release_id == outcome.release_id
+    assert get_repository("plain").live_release_id == outcome.release_id
     assert not (dagops_env.dags_folder / "plain--staging").is_symlink()
 
 
 def test_a_pinned_repository_is_not_promoted_to_prod(dagops_env, staged_repo, runs):
     remote, first = staged_repo
     promotion.promote("team", actor="cli:dana")
-    services.pin("team", actor="cli:dana")
-    services.unpin("team", actor="cli:dana")
+    pin("team", actor="cli:dana")
+    unpin("team", actor="cli:dana")
     remote.commit("second", {"dags/c.py": dag_source("c")})
-    services.sync_repository("team")
-    services.pin("team", actor="cli:dana")
+    sync_repository("team")
+    pin("team", actor="cli:dana")
     runs.add("a__staging")
     runs.add("c__staging")
     (result,) = _check(runs)
     assert result["status"] == "error" and "dagops unpin team" in result["message"]
-    assert services.get_repository("team").live_release_id == first.release_id
+    assert get_repository("team").live_release_id == first.release_id
     with pytest.raises(Conflict, match="pinned"):
         promotion.promote("team", actor="cli:dana")
 
 
 def test_stage_links_nobody_declares_are_taken_down(dagops_env, staged_repo):
-    services.update_repository("team", promotion=None)
+    update_repository("team", promotion=None)
     assert promotion.reconcile_stage_links() == ["team--staging"]
     assert not (dagops_env.dags_folder / "team--staging").is_symlink()
     assert not (dagops_env.dagops_home / "namespaces" / "team--staging.json").exists()

@@ -3,7 +3,8 @@ staging dag_ids carry the stage suffix, staging DAGs start paused, and no dag_id
 
 from __future__ import annotations
 
-from airflow_dagops import promotion, services
+from airflow_dagops.releases import promotion
+from airflow_dagops.sync.sync import sync_repository
 from tests.conftest import dag_source
 
 
@@ -23,7 +24,7 @@ def test_prod_and_staging_load_together_with_suffixed_paused_staging_dags(dagops
     remote, _first = staged_repo
     promotion.promote("team", actor="cli:dana")  # release 1 in prod and (still) in staging
     remote.commit("second", {"dags/c.py": dag_source("c")})
-    services.sync_repository("team")  # release 2 in staging only
+    sync_repository("team")  # release 2 in staging only
 
     bag = _load(dagops_env.dags_folder)
     seen = {dag_id: _namespace_of(dag, dagops_env.dags_folder) for dag_id, dag in bag.dags.items()}

@@ -10,8 +10,8 @@ from datetime import datetime, timezone
 import pytest
 
 from airflow_dagops.errors import InvalidInput
-from airflow_dagops.promotion import RunOutcome
-from airflow_dagops.promotion_source import AirflowApiRunSource, AirflowApiUnavailable, base_url_of
+from airflow_dagops.releases.promotion import RunOutcome
+from airflow_dagops.releases.promotion_source import AirflowApiRunSource, AirflowApiUnavailable, base_url_of
 
 SINCE = datetime(2026, 11, 28, 1, 0, tzinfo=timezone.utc)
 

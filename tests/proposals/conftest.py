@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 import airflow_dagops.api.proposals  # noqa: F401  (routes on the blueprint before the app is built)
-from airflow_dagops import services
+from airflow_dagops.repositories.registry import add_repository
+from airflow_dagops.sync.sync import sync_repository
 from tests.conftest import dag_source
 from tests.web.conftest import flask_app, web  # noqa: F401  (the REST face runs through tests/web's fixtures)
 
@@ -102,8 +103,8 @@ def bare_remote(git_remote, tmp_path):
 def published(dagops_env, bare_remote, fake_host, monkeypatch):
     """Repository `team` on the bare remote, published, with a GitHub connection pointing at the fake host."""
     conn_id = connection(monkeypatch, "team_git", provider="github", api_url=fake_host.url)
-    services.add_repository("team", bare_remote.url, conn_id=conn_id)
-    outcome = services.sync_repository("team")
+    add_repository("team", bare_remote.url, conn_id=conn_id)
+    outcome = sync_repository("team")
     assert outcome.status == "published", outcome.message
     return bare_remote
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from airflow_dagops import events
+from airflow_dagops.events import feed as events
 from tests.proposals.conftest import BROKEN_DAG, GOOD_DAG
 
 

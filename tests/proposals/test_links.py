@@ -12,8 +12,11 @@ import subprocess
 
 import pytest
 
-from airflow_dagops import proposals, services, settings
+from airflow_dagops import settings
 from airflow_dagops.errors import InvalidInput
+from airflow_dagops.proposals import service as proposals
+from airflow_dagops.repositories.registry import add_repository
+from airflow_dagops.sync.sync import sync_repository
 from tests.conftest import dag_source
 from tests.proposals.conftest import GOOD_DAG, Bare, connection
 
@@ -47,10 +50,10 @@ def linked(dagops_env, git_remote, tmp_path, victim, fake_host, monkeypatch):
     source.symlink("esc", "l15" + str(victim))  # inside lexically; the victim folder when resolved
     source.commit("links")
     bare = _bare_of(source, tmp_path)
-    services.add_repository(
+    add_repository(
         "team", bare.url, conn_id=connection(monkeypatch, "team_git", provider="github", api_url=fake_host.url)
     )
-    assert services.sync_repository("team").status == "published"
+    assert sync_repository("team").status == "published"
     return bare
 
 
@@ -81,7 +84,7 @@ def test_the_link_itself_and_submodules_are_refused(dagops_env, git_remote, tmp_
     source.git("update-index", "--add", "--cacheinfo", f"160000,{other.head()},vendor")
     source.git("commit", "-q", "-m", "a submodule")
     bare = _bare_of(source, tmp_path)
-    services.add_repository("team", bare.url)
+    add_repository("team", bare.url)
     before = bare.branches()
     for path, reason in (
         ("dags/linked.py", "it is a symbolic link"),
@@ -102,8 +105,8 @@ def test_a_link_in_the_live_release_is_refused_too(dagops_env, git_remote, tmp_p
     source.symlink("extra", str(victim))
     source.commit("a link")
     bare = _bare_of(source, tmp_path)
-    services.add_repository("team", bare.url)
-    assert services.sync_repository("team").status == "published"
+    add_repository("team", bare.url)
+    assert sync_repository("team").status == "published"
     source.git("rm", "-q", "extra")
     source.commit("no link")
     subprocess.run(["git", "-C", str(source.path), "push", "-q", str(bare.path), "main"], check=True)
@@ -138,8 +141,8 @@ def test_a_normal_proposal_commits_the_base_tree_plus_the_file(dagops_env, git_r
     source.symlink("dags/alias.py", "hello.py")  # a link inside the repository: kept as it is
     source.commit("more files")
     bare = _bare_of(source, tmp_path)
-    services.add_repository("team", bare.url)
-    assert services.sync_repository("team").status == "published"
+    add_repository("team", bare.url)
+    assert sync_repository("team").status == "published"
     base = bare.git("rev-parse", "main")
 
     result = proposals.propose(
@@ -160,8 +163,8 @@ def test_changing_an_existing_file_keeps_every_other_file_of_the_base_tree(dagop
     (source.path / "tools" / "run.sh").chmod(0o755)
     source.commit("executable")
     bare = _bare_of(source, tmp_path)
-    services.add_repository("team", bare.url)
-    assert services.sync_repository("team").status == "published"
+    add_repository("team", bare.url)
+    assert sync_repository("team").status == "published"
     base = bare.git("rev-parse", "main")
     changed = dag_source("team_1").replace("team_1", "team_1_v2")
 

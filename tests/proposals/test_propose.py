@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import pytest
 
-from airflow_dagops import events, proposals, services
 from airflow_dagops.errors import InvalidInput
+from airflow_dagops.events import feed as events
+from airflow_dagops.proposals import service as proposals
+from airflow_dagops.repositories.registry import add_repository
 from tests.proposals.conftest import BROKEN_DAG, GOOD_DAG, TOKEN, connection
 
 
@@ -84,7 +86,7 @@ def test_paths_outside_the_repository_are_refused(published, fake_host, path):
 
 
 def test_paths_outside_the_subdir_are_refused(dagops_env, bare_remote, monkeypatch):
-    services.add_repository("team", bare_remote.url, subdir="dags")
+    add_repository("team", bare_remote.url, subdir="dags")
     with pytest.raises(InvalidInput, match="outside the repository's subdir"):
         _propose([{"path": "plugins/x.py", "content": GOOD_DAG}])
     result = _propose([{"path": "dags/proposed.py", "content": GOOD_DAG}])
@@ -106,7 +108,7 @@ def test_oversized_files_are_refused(published, fake_host, monkeypatch):
 
 def test_gitlab_gets_a_merge_request(dagops_env, bare_remote, fake_host, monkeypatch):
     conn_id = connection(monkeypatch, "team_gitlab", provider="gitlab", api_url=fake_host.url)
-    services.add_repository("team", bare_remote.url, conn_id=conn_id)
+    add_repository("team", bare_remote.url, conn_id=conn_id)
     result = _propose([{"path": "dags/proposed.py", "content": GOOD_DAG}])
     [call] = fake_host.calls
     assert "/projects/" in call["path"] and call["path"].endswith("/merge_requests")

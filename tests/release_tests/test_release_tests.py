@@ -5,7 +5,12 @@ from __future__ import annotations
 
 import pytest
 
-from airflow_dagops import release_tests, services, tests_service
+from airflow_dagops.releases import tests as tests_service
+from airflow_dagops.releases import tests_runner as release_tests
+from airflow_dagops.releases.rollback import get_release
+from airflow_dagops.repositories.info import get_repository
+from airflow_dagops.repositories.registry import add_repository
+from airflow_dagops.sync.sync import sync_repository
 from tests.conftest import dag_source
 
 PASSING = "def test_adds():\n    assert 1 + 1 == 2\n"
@@ -25,51 +30,51 @@ def _repo(git_remote, mode: str, tests: dict[str, str]):
 
 
 def _live_commit(name: str) -> str | None:
-    return services.get_repository(name).live_commit
+    return get_repository(name).live_commit
 
 
 def test_a_failing_test_blocks_the_release_and_says_which(dagops_env, git_remote):
     remote = _repo(git_remote, "required", {"test_ok.py": PASSING, "test_total.py": FAILING})
-    services.add_repository("team", remote.url)
-    outcome = services.sync_repository("team")
+    add_repository("team", remote.url)
+    outcome = sync_repository("team")
     assert outcome.status == "failed"
     assert "tests failed (1 passed, 1 failed, 0 errors)" in outcome.message
     failed = [f for f in outcome.findings if f["rule"] == "test-failed"]
     assert len(failed) == 1 and failed[0]["severity"] == "error" and failed[0]["file"] == "tests/test_total.py"
     assert "test_total" in failed[0]["message"] and "the total is off by one" in failed[0]["message"]
-    release = services.get_release(outcome.release_id)
+    release = get_release(outcome.release_id)
     assert release["status"] == "failed" and release["tests"]["outcome"] == "failed"
     assert _live_commit("team") is None
 
     # The fix goes live, with its results (and JUnit XML) stored.
     remote.commit("fix", {"tests/test_total.py": PASSING.replace("test_adds", "test_total")})
-    outcome = services.sync_repository("team")
+    outcome = sync_repository("team")
     assert outcome.status == "published", outcome.message
-    tests = services.get_release(outcome.release_id)["tests"]
+    tests = get_release(outcome.release_id)["tests"]
     assert tests["outcome"] == "passed" and tests["passed"] == 2
     assert [m["module"] for m in tests["modules"]] == ["tests/test_ok.py", "tests/test_total.py"]
     assert "<testsuite" in tests_service.junit_xml(outcome.release_id)["tests/test_ok.py"]
 
 
 def test_optional_tests_report_without_blocking(dagops_env, git_remote):
-    services.add_repository("team", _repo(git_remote, "optional", {"test_total.py": FAILING}).url)
-    outcome = services.sync_repository("team")
+    add_repository("team", _repo(git_remote, "optional", {"test_total.py": FAILING}).url)
+    outcome = sync_repository("team")
     assert outcome.status == "published"
     assert [f["severity"] for f in outcome.findings if f["rule"] == "test-failed"] == ["warning"]
 
 
 def test_tests_off_or_absent_change_nothing(dagops_env, git_remote):
-    services.add_repository("off", _repo(git_remote, "off", {"test_total.py": FAILING}).url)
-    assert services.sync_repository("off").status == "published"
-    services.add_repository("none", _repo(git_remote, "required", {}).url, namespace="none")
-    assert services.sync_repository("none").status == "published"
+    add_repository("off", _repo(git_remote, "off", {"test_total.py": FAILING}).url)
+    assert sync_repository("off").status == "published"
+    add_repository("none", _repo(git_remote, "required", {}).url, namespace="none")
+    assert sync_repository("none").status == "published"
 
 
 def test_a_hanging_test_is_killed_and_a_scribbling_one_cannot_touch_the_release(dagops_env, git_remote, monkeypatch):
     monkeypatch.setenv("AIRFLOW__DAGOPS__TEST_TIMEOUT", "5")
     remote = _repo(git_remote, "required", {"test_waits.py": HANGING, "test_scribbles.py": SCRIBBLER})
-    services.add_repository("team", remote.url)
-    outcome = services.sync_repository("team")
+    add_repository("team", remote.url)
+    outcome = sync_repository("team")
     assert outcome.status == "failed"
     messages = " ".join(f["message"] for f in outcome.findings if f["rule"] == "test-failed")
     assert "did not finish within 5 s" in messages
@@ -79,13 +84,13 @@ def test_a_hanging_test_is_killed_and_a_scribbling_one_cannot_touch_the_release(
 
 def test_the_dagops_test_flow_plan_run_finish(dagops_env, git_remote):
     remote = _repo(git_remote, "required", {"test_ok.py": PASSING, "test_more.py": PASSING})
-    services.add_repository("team", remote.url)
-    outcome = services.sync_repository("team", defer_tests=True)
+    add_repository("team", remote.url)
+    outcome = sync_repository("team", defer_tests=True)
     assert outcome.status == "testing" and "waits for its 2 test module(s)" in outcome.message
     assert _live_commit("team") is None
-    assert services.get_release(outcome.release_id)["status"] == "testing"
+    assert get_release(outcome.release_id)["status"] == "testing"
     # A sync meanwhile does not validate the commit again.
-    assert services.sync_repository("team", defer_tests=True).status == "unchanged"
+    assert sync_repository("team", defer_tests=True).status == "unchanged"
 
     plan = tests_service.test_plan()
     assert [(p["repository"], p["module"]) for p in plan] == [
@@ -99,18 +104,18 @@ def test_the_dagops_test_flow_plan_run_finish(dagops_env, git_remote):
 
     # A failing module: finish keeps the release out and says why.
     remote.commit("break", {"tests/test_more.py": FAILING})
-    outcome = services.sync_repository("team", defer_tests=True)
+    outcome = sync_repository("team", defer_tests=True)
     results = [tests_service.run_test_module(p["release_id"], p["module"]) for p in tests_service.test_plan()]
     said = tests_service.finish_release_tests(outcome.release_id, results)
     assert "tests failed" in said and "the total is off by one" in said
     assert _live_commit("team") != remote.head()
-    assert services.get_release(outcome.release_id)["status"] == "failed"
+    assert get_release(outcome.release_id)["status"] == "failed"
 
 
 def test_any_release_can_be_tested_on_demand(dagops_env, git_remote):
     remote = _repo(git_remote, "off", {"test_ok.py": PASSING})
-    services.add_repository("team", remote.url)
-    services.sync_repository("team")
+    add_repository("team", remote.url)
+    sync_repository("team")
     plan = tests_service.test_plan("team", remote.head()[:12])
     results = [tests_service.run_test_module(p["release_id"], p["module"]) for p in plan]
     said = tests_service.finish_release_tests(plan[0]["release_id"], results)
@@ -135,11 +140,11 @@ def test_junit_parsing_counts_and_refuses_entity_tricks():
 def test_cli_runs_and_shows_the_results(dagops_env, git_remote, tmp_path):
     from typer.testing import CliRunner
 
-    from airflow_dagops.cli import app
+    from airflow_dagops.cli.main import app
 
     remote = _repo(git_remote, "optional", {"test_ok.py": PASSING, "test_total.py": FAILING})
-    services.add_repository("team", remote.url)
-    services.sync_repository("team")
+    add_repository("team", remote.url)
+    sync_repository("team")
     runner = CliRunner()
     ran = runner.invoke(app, ["test", "team"])
     assert ran.exit_code == 1 and "tests failed (1 passed, 1 failed, 0 errors)" in ran.output

@@ -10,11 +10,12 @@ import logging
 import pytest
 from sqlalchemy import func, select
 
-from airflow_dagops import services
 from airflow_dagops.errors import RefNotFound
 from airflow_dagops.git.mirror import RETRY_DELAYS, Mirror
+from airflow_dagops.repositories.registry import add_repository
 from airflow_dagops.store.db import session_scope
 from airflow_dagops.store.models import Release, SyncRun
+from airflow_dagops.sync.sync import sync_repository
 from tests.conftest import dag_source
 from tests.reliability.conftest import FORWARD, RESET, STALL, assert_consistent
 
@@ -44,14 +45,14 @@ def _release_rows() -> dict[str, int]:
 
 def test_a_stalled_remote_times_out_clearly_after_retries_and_the_next_sync_publishes_once(dagops_env, served, caplog):
     remote, url, proxy, modes = served
-    services.add_repository("team", url)
-    first = services.sync_repository("team")
+    add_repository("team", url)
+    first = sync_repository("team")
     assert first.status == "published"
 
     new = remote.commit("next", {"dags/b.py": dag_source("b")})
     modes[:] = [STALL] * ATTEMPTS
     caplog.set_level(logging.WARNING, logger="airflow_dagops.git.mirror")
-    stalled = services.sync_repository("team")
+    stalled = sync_repository("team")
 
     assert stalled.status == "failed"
     assert f"timed out after {GIT_TIMEOUT}s (see [dagops] git_timeout)" in stalled.message
@@ -63,7 +64,7 @@ def test_a_stalled_remote_times_out_clearly_after_retries_and_the_next_sync_publ
     assert assert_consistent("team", "team", dagops_env.dags_folder) == first.commit
     assert new not in _release_rows()
 
-    recovered = services.sync_repository("team")
+    recovered = sync_repository("team")
     assert recovered.status == "published" and recovered.commit == new
     assert _release_rows() == {first.commit: 1, new: 1}
     assert assert_consistent("team", "team", dagops_env.dags_folder) == new
@@ -71,10 +72,10 @@ def test_a_stalled_remote_times_out_clearly_after_retries_and_the_next_sync_publ
 
 def test_dropped_connections_are_retried_within_one_sync_without_a_duplicate_release(dagops_env, served):
     remote, url, proxy, modes = served
-    services.add_repository("team", url)
+    add_repository("team", url)
     # ls-remote: dropped twice, then through; the fetch: dropped once, then through.
     modes[:] = [RESET, RESET, FORWARD, RESET]
-    outcome = services.sync_repository("team")
+    outcome = sync_repository("team")
 
     assert outcome.status == "published", outcome.message
     assert proxy.connections[1:] == [RESET, RESET, FORWARD, RESET, FORWARD]  # [0]: add's check
@@ -86,9 +87,9 @@ def test_dropped_connections_are_retried_within_one_sync_without_a_duplicate_rel
 
 def test_a_remote_that_always_drops_fails_with_a_clear_error_and_records_nothing(dagops_env, served):
     remote, url, proxy, modes = served
-    services.add_repository("team", url)
+    add_repository("team", url)
     modes[:] = [RESET] * ATTEMPTS
-    outcome = services.sync_repository("team")
+    outcome = sync_repository("team")
 
     assert outcome.status == "failed"
     assert "connection to git://127.0.0.1" in outcome.message and "was dropped" in outcome.message

@@ -6,16 +6,17 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from airflow_dagops import services
+from airflow_dagops.repositories.registry import add_repository
 from airflow_dagops.store.db import session_scope
 from airflow_dagops.store.models import Repository, SyncRun
+from airflow_dagops.sync.sync import sync_repository
 
 
 def test_the_next_sync_closes_a_run_left_running_by_a_dead_process(dagops_env, git_remote):
     remote = git_remote()
-    services.add_repository("team", remote.url)
+    add_repository("team", remote.url)
     other = git_remote(name="other")
-    services.add_repository("other", other.url)
+    add_repository("other", other.url)
     with session_scope() as session:
         ids = {name: session.scalar(select(Repository.id).where(Repository.name == name)) for name in ("team", "other")}
         dead = SyncRun(repository_id=ids["team"], trigger="cli", status="running")
@@ -24,7 +25,7 @@ def test_the_next_sync_closes_a_run_left_running_by_a_dead_process(dagops_env, g
         session.flush()
         dead_id, elsewhere_id = dead.id, elsewhere.id
 
-    outcome = services.sync_repository("team")
+    outcome = sync_repository("team")
 
     assert outcome.status == "published"
     with session_scope() as session:

@@ -2,7 +2,7 @@
 resolves to a complete release, no lock is left (flock dies with its holder), no release row claims a
 folder that is not on disk, and the next sync publishes the newest commit.
 
-The child is a fork of this test process that calls `services.sync_repository`, exactly what `dagops sync`
+The child is a fork of this test process that calls `sync_repository`, exactly what `dagops sync`
 runs once its imports are done: a fresh `dagops` process spends seconds importing Airflow, and kills during
 imports test nothing. (tests/test_faults.py SIGKILLs a real `dagops sync` process mid-export.) A calibration
 run measures how long a sync takes; the kills fall uniformly within that duration.
@@ -20,10 +20,13 @@ import pytest
 from filelock import FileLock
 from sqlalchemy import func, select
 
-from airflow_dagops import paths, services
+from airflow_dagops import paths
+from airflow_dagops.repositories.info import get_repository
+from airflow_dagops.repositories.registry import add_repository
 from airflow_dagops.store import db
 from airflow_dagops.store.db import session_scope
 from airflow_dagops.store.models import Release, SyncRun
+from airflow_dagops.sync.sync import sync_repository
 from tests.reliability.conftest import assert_consistent, leftovers
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]  # a loaded 2-core CI machine
@@ -44,7 +47,7 @@ def _sync_child() -> int:
         code = 1
         try:
             db.dispose_engines()
-            code = 0 if services.sync_repository("team").status in ("published", "unchanged") else 1
+            code = 0 if sync_repository("team").status in ("published", "unchanged") else 1
         finally:
             os._exit(code)
     return pid
@@ -79,8 +82,8 @@ def test_twenty_sigkills_at_random_points_never_break_the_live_release(dagops_en
     if dagops_env.db_url.startswith("postgresql"):
         pytest.skip("20 kills take minutes; run once, on SQLite (PostgreSQL faults: test_postgres_faults.py)")
     remote = git_remote(_files(0))
-    services.add_repository("team", remote.url)
-    assert services.sync_repository("team").status == "published"
+    add_repository("team", remote.url)
+    assert sync_repository("team").status == "published"
     remote.commit("calibration", _files(-1))
     window = (0.0, _calibrate())
     rng = random.Random(SEED)
@@ -88,7 +91,7 @@ def test_twenty_sigkills_at_random_points_never_break_the_live_release(dagops_en
     link = dagops_env.dags_folder / "team"
 
     for kill in range(1, KILLS + 1):
-        old_live = services.get_repository("team").live_commit
+        old_live = get_repository("team").live_commit
         new_commit = remote.commit(f"revision {kill}", _files(kill))
         runs_before = _runs()
         child = _sync_child()
@@ -105,9 +108,9 @@ def test_twenty_sigkills_at_random_points_never_break_the_live_release(dagops_en
         lock.release()
 
         # The next sync succeeds, cleans up and ends with the newest commit live.
-        outcome = services.sync_repository("team")
+        outcome = sync_repository("team")
         assert outcome.status in ("published", "unchanged"), f"kill {kill}: {outcome.message}"
-        assert services.get_repository("team").live_commit == new_commit
+        assert get_repository("team").live_commit == new_commit
         assert assert_consistent("team", "team", dagops_env.dags_folder) == new_commit
         assert leftovers("team") == []
         assert link.resolve() == paths.release_dir("team", new_commit)

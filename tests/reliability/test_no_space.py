@@ -10,9 +10,10 @@ import subprocess
 import pytest
 from sqlalchemy import select
 
-from airflow_dagops import services
+from airflow_dagops.repositories.registry import add_repository
 from airflow_dagops.store.db import session_scope
 from airflow_dagops.store.models import Release
+from airflow_dagops.sync.sync import sync_repository
 from tests.conftest import dag_source
 from tests.reliability.conftest import assert_consistent, leftovers
 
@@ -51,12 +52,12 @@ def _release_commits() -> list[str]:
 def test_an_export_that_does_not_fit_says_no_space_and_leaves_the_old_release_live(small_dagops_home, git_remote):
     env = small_dagops_home
     remote = git_remote({"dags/a.py": dag_source("a")})
-    services.add_repository("team", remote.url)
-    first = services.sync_repository("team")
+    add_repository("team", remote.url)
+    first = sync_repository("team")
     assert first.status == "published"
 
     big = remote.commit("too big for the disk", _compressible(300, 10_000))  # 3 MB exported
-    outcome = services.sync_repository("team")
+    outcome = sync_repository("team")
 
     assert outcome.status == "failed"
     assert "no space left on device" in outcome.message and "exporting" in outcome.message
@@ -66,7 +67,7 @@ def test_an_export_that_does_not_fit_says_no_space_and_leaves_the_old_release_li
 
     # The fix: the big files go; the next sync publishes it.
     fixed = remote.commit("drop the data", dict.fromkeys(_compressible(300, 0)))
-    recovered = services.sync_repository("team")
+    recovered = sync_repository("team")
     assert recovered.status == "published" and recovered.commit == fixed
     assert assert_consistent("team", "team", env.dags_folder) == fixed
 
@@ -74,11 +75,11 @@ def test_an_export_that_does_not_fit_says_no_space_and_leaves_the_old_release_li
 def test_a_fetch_that_does_not_fit_says_no_space_and_leaves_the_old_release_live(small_dagops_home, git_remote):
     env = small_dagops_home
     remote = git_remote({"dags/a.py": dag_source("a")})
-    services.add_repository("team", remote.url)
-    first = services.sync_repository("team")
+    add_repository("team", remote.url)
+    first = sync_repository("team")
 
     remote.commit("incompressible", {"dags/blob.bin": os.urandom(3 * 2**20)})
-    outcome = services.sync_repository("team")
+    outcome = sync_repository("team")
 
     assert outcome.status == "failed"
     assert "no space left" in outcome.message.lower() and "mirror" in outcome.message

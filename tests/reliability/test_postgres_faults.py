@@ -15,9 +15,11 @@ import time
 import pytest
 from sqlalchemy import create_engine, select, text
 
-from airflow_dagops import services
+from airflow_dagops.repositories.info import get_repository
+from airflow_dagops.repositories.registry import add_repository
 from airflow_dagops.store.db import session_scope
 from airflow_dagops.store.models import SyncRun
+from airflow_dagops.sync.sync import sync_repository
 from tests.conftest import POSTGRES_URL
 from tests.reliability.conftest import APPLICATION_NAME, assert_consistent, leftovers, wait_for
 
@@ -72,15 +74,15 @@ def test_terminated_state_db_connections_fail_a_sync_cleanly_and_the_next_one_pu
     admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
     rng = random.Random(SEED)
     remote = git_remote()
-    services.add_repository("team", remote.url)
-    assert services.sync_repository("team").status == "published"
+    add_repository("team", remote.url)
+    assert sync_repository("team").status == "published"
     outcomes: list[tuple[str, int]] = []
     try:
         for round_ in range(ROUNDS):
             files = {f"dags/gen/f{i:04d}.py": f"V = {i}  # {round_}\n" for i in range(300)}
             new = remote.commit(f"round {round_}", files)
             child = subprocess.Popen(
-                [sys.executable, "-m", "airflow_dagops.cli", "sync", "team"],
+                [sys.executable, "-m", "airflow_dagops.cli.main", "sync", "team"],
                 env=dagops_env.env(),
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
@@ -114,9 +116,9 @@ def test_terminated_state_db_connections_fail_a_sync_cleanly_and_the_next_one_pu
 
             # Nothing half written: the link resolves to a complete release, every row's folder is whole.
             assert assert_consistent("team", "team", dagops_env.dags_folder) is not None
-            recovered = services.sync_repository("team")
+            recovered = sync_repository("team")
             assert recovered.status in ("published", "unchanged"), recovered.message
-            assert services.get_repository("team").live_commit == new
+            assert get_repository("team").live_commit == new
             assert assert_consistent("team", "team", dagops_env.dags_folder) == new
             assert leftovers("team") == []
     finally:

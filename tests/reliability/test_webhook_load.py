@@ -14,9 +14,11 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from sqlalchemy import select
 
-from airflow_dagops import services
+from airflow_dagops.repositories.info import get_repository
+from airflow_dagops.repositories.registry import add_repository
 from airflow_dagops.store.db import session_scope
 from airflow_dagops.store.models import Repository, SyncRun
+from airflow_dagops.sync.sync import sync_repository
 from tests.conftest import dag_source
 from tests.webhooks import payloads
 from tests.webhooks.conftest import GLOBAL_SECRET
@@ -53,7 +55,7 @@ class AirflowStandIn:
                 .order_by(SyncRun.id)
             ).all()
         for name, run_id in queued:
-            outcome = services.sync_repository(name, trigger="webhook", airflow_run_id=run_id)
+            outcome = sync_repository(name, trigger="webhook", airflow_run_id=run_id)
             self.synced += 1
             if outcome.status not in ("published", "unchanged"):
                 self.errors.append(outcome.message)
@@ -72,7 +74,7 @@ def test_two_hundred_deliveries_a_second_for_ten_seconds_no_5xx_and_every_push_p
     remotes, commits = [], []
     for index in range(REPOS):
         remote = git_remote({"dags/a.py": dag_source(f"a{index}")}, name=f"remote{index}")
-        services.add_repository(f"team{index}", remote.url)
+        add_repository(f"team{index}", remote.url)
         remote.git("checkout", "-q", "-b", "work")
         source = dag_source(f"a{index}")
         commits.append([remote.commit(f"c{n}", {"dags/a.py": f"{source}# {n}\n"}) for n in range(COMMITS_PER_REPO)])
@@ -121,5 +123,5 @@ def test_two_hundred_deliveries_a_second_for_ten_seconds_no_5xx_and_every_push_p
     assert counts[202] >= sum(len(pushed) for pushed in commits), counts
     assert worker.errors == []
     for index in range(REPOS):
-        assert services.get_repository(f"team{index}").live_commit == last_pushed[index]
+        assert get_repository(f"team{index}").live_commit == last_pushed[index]
     assert worker.synced < total // 10  # coalesced: far fewer syncs than pushes

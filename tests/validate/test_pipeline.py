@@ -143,7 +143,7 @@ def dagops_validate(*args: str, cwd: Path, env_extra: dict | None = None) -> sub
 
     env = {**os.environ, "XDG_CACHE_HOME": str(cwd.parent / "xdg"), **(env_extra or {})}
     return subprocess.run(
-        [sys.executable, "-m", "airflow_dagops.cli", "validate", *args],
+        [sys.executable, "-m", "airflow_dagops.cli.main", "validate", *args],
         cwd=cwd,
         env=env,
         capture_output=True,

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from airflow_dagops.repositories.registry import add_repository
+from airflow_dagops.sync.sync import sync_repository
 from airflow_dagops.validate import sandbox_host
 from airflow_dagops.validate.sandbox_host import SandboxSupport, SandboxUnavailable
 from airflow_dagops.validate.structure import RULES, check_structure
@@ -316,7 +318,7 @@ def test_a_hostile_repository_synced_leaves_no_secret_in_rows_events_logs_or_cli
     """Through the sync face: what the DAG code raised is stored as a finding, redacted; the release is blocked."""
     from sqlalchemy import text
 
-    from airflow_dagops import events, services
+    from airflow_dagops.events import feed as events
     from airflow_dagops.store.db import get_engine
 
     monkeypatch.setenv("AIRFLOW__DAGOPS__VALIDATION_SKIP", "security,compat,imports,policy")
@@ -328,8 +330,8 @@ def test_a_hostile_repository_synced_leaves_no_secret_in_rows_events_logs_or_cli
         f"raise RuntimeError('leak ' + {secret!r} + ' ' + ' '.join(seen))\n"
     )
     remote = git_remote({"dags/leak.py": hostile_dag})
-    services.add_repository("hostile", remote.url, verify=False)
-    outcome = services.sync_repository("hostile")
+    add_repository("hostile", remote.url, verify=False)
+    outcome = sync_repository("hostile")
     assert outcome.status != "published" and "leak.py" in outcome.message
     cli = __import__("subprocess").run(
         [str(Path(os.sys.executable).parent / "dagops"), "repos", "show", "hostile", "--json"],

@@ -8,8 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from airflow_dagops import namespace_meta, services, venvs
+from airflow_dagops.airflow import namespace_meta
 from airflow_dagops.errors import DagOpsError
+from airflow_dagops.releases import environments as venvs
+from airflow_dagops.releases.rollback import get_release, live_dags
+from airflow_dagops.repositories.info import get_repository
+from airflow_dagops.repositories.registry import add_repository, update_repository
+from airflow_dagops.sync.sync import sync_repository
 from benchmarks.venv_reuse import write_wheel  # the benchmark builds its wheelhouse the same way
 from tests.conftest import dag_source
 
@@ -75,7 +80,7 @@ Dependencies:
 import pendulum
 from airflow.sdk import dag, task
 
-from airflow_dagops.venvs import namespace_python
+from airflow_dagops.releases.environments import namespace_python
 
 
 @dag(schedule=None, start_date=pendulum.datetime(2024, 1, 1), catchup=False)
@@ -97,10 +102,10 @@ def test_an_isolated_repository_publishes_with_its_environment(wheelhouse, git_r
     # The sandboxed import runs too: namespace_python(__file__) must not break parsing in a release folder.
     monkeypatch.setenv("AIRFLOW__DAGOPS__VALIDATION_SKIP", "security,compat,imports,policy")
     remote = git_remote({"dags/isolated.py": ISOLATED_DAG, "dags/plain.py": dag_source("plain")})
-    services.add_repository("team", remote.url, isolated_env=True)
-    outcome = services.sync_repository("team")
+    add_repository("team", remote.url, isolated_env=True)
+    outcome = sync_repository("team")
     assert outcome.status == "published", outcome.message
-    assert {d["dag_id"] for d in services.live_dags("team")[1]} == {"isolated", "plain"}
+    assert {d["dag_id"] for d in live_dags("team")[1]} == {"isolated", "plain"}
     ready = [f for f in outcome.findings if f["rule"] == "venv-ready"]
     assert ready and "built" in ready[0]["message"]
     python = namespace_meta.read("team")["python"]
@@ -109,25 +114,25 @@ def test_an_isolated_repository_publishes_with_its_environment(wheelhouse, git_r
 
     # A new commit that changes no requirement reuses the environment.
     remote.commit("touch", {"dags/plain.py": dag_source("plain").replace("test", "touched")})
-    outcome = services.sync_repository("team")
+    outcome = sync_repository("team")
     assert outcome.status == "published"
     assert "reused" in next(f for f in outcome.findings if f["rule"] == "venv-ready")["message"]
 
     # A requirement the wheelhouse cannot satisfy blocks the release; the previous one stays live.
-    live = services.get_repository("team").live_commit
+    live = get_repository("team").live_commit
     remote.commit("needs 2.0", {"dags/isolated.py": ISOLATED_DAG.replace("tinypkg==1.0", "tinypkg==2.0")})
-    outcome = services.sync_repository("team")
+    outcome = sync_repository("team")
     assert outcome.status == "failed"
     failed = next(f for f in outcome.findings if f["rule"] == "venv-build-failed")
     assert "tinypkg" in failed["message"]
-    assert services.get_repository("team").live_commit == live
+    assert get_repository("team").live_commit == live
 
 
 def test_isolated_env_is_a_boolean(dagops_env, git_remote):
-    services.add_repository("team", git_remote().url)
-    assert services.update_repository("team", isolated_env=True).isolated_env is True
+    add_repository("team", git_remote().url)
+    assert update_repository("team", isolated_env=True).isolated_env is True
     with pytest.raises(DagOpsError):
-        services.update_repository("team", no_such_option=True)
+        update_repository("team", no_such_option=True)
 
 
 def test_two_namespaces_pinning_different_versions_conflict_unless_isolated(dagops_env, git_remote, wheelhouse):
@@ -136,24 +141,24 @@ def test_two_namespaces_pinning_different_versions_conflict_unless_isolated(dago
     installed = version("packaging")  # a library Airflow's own environment has
     first = git_remote({"requirements.txt": f"packaging=={installed}\n", "dags/a.py": dag_source("a")}, name="first")
     second = git_remote({"requirements.txt": "packaging==20.0\n", "dags/b.py": dag_source("b")}, name="second")
-    services.add_repository("first", first.url)
-    services.add_repository("second", second.url)
-    assert services.sync_repository("first").status == "published"
+    add_repository("first", first.url)
+    add_repository("second", second.url)
+    assert sync_repository("first").status == "published"
     # The two pins cannot both hold in the one environment they share: the newcomer is held back...
-    outcome = services.sync_repository("second")
+    outcome = sync_repository("second")
     conflict = [f for f in outcome.findings if f["rule"] == "dependency-conflict"]
     assert outcome.status == "failed" and conflict
     assert f"packaging=={installed}" in conflict[0]["message"] and "first" in conflict[0]["message"]
     # ...and the other side hears about it on its live release.
-    live = services.get_release(services.get_repository("first").live_release_id)
+    live = get_release(get_repository("first").live_release_id)
     told = [f for f in live["findings"] if f["rule"] == "dependency-conflict"]
     assert len(told) == 1 and "second" in told[0]["message"]
 
     # With its own environment the second repository shares nothing with the first: no conflict, and its
     # pin is checked by building that environment (20.0 is not in the wheelhouse, so the build says so).
-    services.update_repository("second", isolated_env=True)
+    update_repository("second", isolated_env=True)
     second.commit("isolated now")
-    outcome = services.sync_repository("second")
+    outcome = sync_repository("second")
     rules = {f["rule"] for f in outcome.findings}
     assert "dependency-conflict" not in rules and "dependency-version" not in rules
     assert "venv-build-failed" in rules

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from airflow_dagops import services
-from airflow_dagops.diff import describe, diff_summaries, has_structure
+from airflow_dagops.releases.diff import describe, diff_summaries, has_structure
+from airflow_dagops.repositories.info import get_repository
 
 
 def _dag(dag_id, tasks=("x",), schedule=None, owners=("airflow",), retries=0, tags=()):
@@ -113,20 +113,20 @@ def test_dagops_diff_between_two_real_releases(cli, two_releases):
 
 def test_rollback_dry_run_prints_the_diff_and_changes_nothing(cli, two_releases, dagops_env):
     first, second = two_releases
-    before = services.get_repository("team")
+    before = get_repository("team")
     log_before = json.loads(cli("versions", "team", "--json").stdout)["deploy_log"]
     result = cli("rollback", "team", "--dry-run")
     assert result.exit_code == 0, result.output
     assert "dry run" in result.stdout and "- dag b" in result.stdout
     assert "~ dag a: schedule @hourly → @daily; tasks -z" in result.stdout
-    after = services.get_repository("team")
+    after = get_repository("team")
     assert after.live_commit == before.live_commit == second and after.pinned_release_id is None
     assert json.loads(cli("versions", "team", "--json").stdout)["deploy_log"] == log_before
     assert {p.name for p in (dagops_env.dags_folder / "team" / "dags").iterdir()} == {"a.py", "b.py"}
 
     deploy = cli("deploy", "team", "--version", first, "--dry-run")
     assert deploy.exit_code == 0 and "- dag b" in deploy.stdout
-    assert services.get_repository("team").live_commit == second
+    assert get_repository("team").live_commit == second
     unknown = cli("deploy", "team", "--version", "v9.9", "--dry-run")
     assert unknown.exit_code != 0 and "run deploy to validate it first" in unknown.output
 
@@ -144,7 +144,7 @@ def test_release_validated_without_structure_gets_a_note(cli, git_remote, monkey
 
 
 def test_the_deploy_log_keeps_what_each_deploy_changed(cli, two_releases):
-    from airflow_dagops import versions_service
+    from airflow_dagops.releases import versions as versions_service
 
     newest, first_deploy = versions_service.deploy_log("team", 10)
     assert first_deploy["diff"]["dags_added"] == ["a"]  # nothing was live before the first release

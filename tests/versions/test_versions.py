@@ -6,8 +6,10 @@ import json
 
 import pytest
 
-from airflow_dagops import services, versions_service
 from airflow_dagops.errors import Conflict, InvalidInput, NotFound, ValidationFailed
+from airflow_dagops.releases import versions as versions_service
+from airflow_dagops.releases.rollback import get_release
+from airflow_dagops.repositories.info import get_repository
 from tests.conftest import dag_source
 
 BROKEN = "def broken(:\n"
@@ -61,7 +63,7 @@ def test_rollback_default_to_and_pin(cli, team, dagops_env):
     assert forward.exit_code == 0 and _live(dagops_env) == {"a.py", "b.py"}
     pinned = cli("rollback", "team", "--to", first, "--pin")
     assert pinned.exit_code == 0 and "pinned to release" in pinned.stdout
-    assert services.get_repository("team").status == "pinned"
+    assert get_repository("team").status == "pinned"
     log = _versions(cli)["deploy_log"]
     assert [e["reason"] for e in log[:3]] == ["rollback"] * 3 and log[0]["actor"].startswith("cli:")
 
@@ -72,7 +74,7 @@ def test_rollback_to_a_failed_release_is_refused(cli, team, dagops_env):
     cli("sync", "team")
     result = cli("rollback", "team", "--to", bad[:12])
     assert result.exit_code == 1 and "did not pass validation" in result.stderr
-    assert services.get_repository("team").live_commit == second
+    assert get_repository("team").live_commit == second
 
 
 def test_pin_ignores_new_commits_and_unpin_follows_again(cli, team, dagops_env):
@@ -81,7 +83,7 @@ def test_pin_ignores_new_commits_and_unpin_follows_again(cli, team, dagops_env):
     remote.commit("third", {"dags/c.py": dag_source("c")})
     synced = cli("sync", "team", "--json")
     assert synced.exit_code == 0 and json.loads(synced.stdout)[0]["status"] == "pinned"
-    assert services.get_repository("team").live_commit == second
+    assert get_repository("team").live_commit == second
     unpinned = cli("unpin", "team")
     assert unpinned.exit_code == 0 and "follows main again" in unpinned.stdout
     assert json.loads(cli("sync", "team", "--json").stdout)[0]["status"] == "published"
@@ -93,7 +95,7 @@ def test_pin_version_rolls_back_and_stays(cli, team, dagops_env):
     _remote, first, _second = team
     result = cli("pin", "team", "--version", first[:8])
     assert result.exit_code == 0 and _live(dagops_env) == {"a.py"}
-    assert services.get_repository("team").pinned_release_id is not None
+    assert get_repository("team").pinned_release_id is not None
 
 
 def test_deploy_an_older_sha_validates_publishes_and_pins(cli, team, dagops_env):
@@ -103,7 +105,7 @@ def test_deploy_an_older_sha_validates_publishes_and_pins(cli, team, dagops_env)
     assert result.exit_code == 0, result.output
     assert "deployed" in result.stdout and "new commits are not followed" in result.stdout
     assert _live(dagops_env) == {"a.py"}
-    info = services.get_repository("team")
+    info = get_repository("team")
     assert info.live_commit == first and info.pinned_release_id == info.live_release_id
     event = _versions(cli)["deploy_log"][0]
     assert event["reason"] == "deploy" and event["to_commit"] == first and event["actor"].startswith("cli:")
@@ -120,9 +122,9 @@ def test_deploy_a_tag_not_on_the_branch(cli, team, dagops_env):
     result = cli("deploy", "team", "--version", "v1.2")
     assert result.exit_code == 0, result.output
     assert _live(dagops_env) == {"a.py", "b.py", "h.py"}
-    info = services.get_repository("team")
+    info = get_repository("team")
     assert info.live_commit == tagged and info.pinned_release_id == info.live_release_id
-    release = services.get_release(info.live_release_id)
+    release = get_release(info.live_release_id)
     assert release["ref"] == "refs/tags/v1.2" and release["status"] == "live"
     # Unpinned, the branch head comes back at the next sync.
     cli("unpin", "team")
@@ -136,7 +138,7 @@ def test_deploy_of_a_broken_commit_is_refused_and_nothing_changes(cli, team, dag
     before = _versions(cli)["deploy_log"]
     result = cli("deploy", "team", "--version", bad)
     assert result.exit_code == 1 and "did not pass validation" in result.stderr and "dags/c.py" in result.stderr
-    info = services.get_repository("team")
+    info = get_repository("team")
     assert info.live_commit == second and info.pinned_release_id is None
     assert _live(dagops_env) == {"a.py", "b.py"} and _versions(cli)["deploy_log"] == before
 

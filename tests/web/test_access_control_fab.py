@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import pytest
 
-from airflow_dagops import services
+from airflow_dagops.repositories.registry import add_repository, update_repository
+from airflow_dagops.sync.sync import sync_repository
 from tests.conftest import dag_source
 from tests.web.conftest import FAB
 
@@ -67,15 +68,15 @@ def _rights(flask_app, manager, username: str) -> set[str]:
 
 def test_the_namespace_roles_get_per_dag_permissions_and_lose_them_on_change(flask_app, fab, dagops_env, git_remote):
     remote = git_remote({f"dags/{DAG_ID}.py": dag_source(DAG_ID)})
-    services.add_repository("acl", remote.url, access_control={"DagOpsTeamX": ["can_read"]})
-    services.sync_repository("acl")
+    add_repository("acl", remote.url, access_control={"DagOpsTeamX": ["can_read"]})
+    sync_repository("acl")
 
     assert _parse_like_the_dag_processor(dagops_env.dags_folder, "acl") == {}
     assert _rights(flask_app, fab, "acl_x") == {"read"}
     assert _rights(flask_app, fab, "acl_y") == set()
 
     # The repository's setting changes; the next parse (no restart) moves the rights: X's are revoked.
-    services.update_repository("acl", access_control={"DagOpsTeamY": ["can_read", "can_edit"]})
+    update_repository("acl", access_control={"DagOpsTeamY": ["can_read", "can_edit"]})
     assert _parse_like_the_dag_processor(dagops_env.dags_folder, "acl") == {}
     assert _rights(flask_app, fab, "acl_x") == set()
     assert _rights(flask_app, fab, "acl_y") == {"read", "edit"}
@@ -83,8 +84,8 @@ def test_the_namespace_roles_get_per_dag_permissions_and_lose_them_on_change(fla
 
 def test_a_role_fab_does_not_know_becomes_an_import_error_naming_it(flask_app, fab, dagops_env, git_remote):
     remote = git_remote({f"dags/{DAG_ID}.py": dag_source(DAG_ID)})
-    services.add_repository("acl", remote.url, access_control={"NoSuchRole": ["can_read"]})
-    services.sync_repository("acl")
+    add_repository("acl", remote.url, access_control={"NoSuchRole": ["can_read"]})
+    sync_repository("acl")
     errors = _parse_like_the_dag_processor(dagops_env.dags_folder, "acl")
     assert list(errors) == [f"acl/dags/{DAG_ID}.py"]
     assert "NoSuchRole" in errors[f"acl/dags/{DAG_ID}.py"] and "does not exist" in errors[f"acl/dags/{DAG_ID}.py"]

@@ -10,9 +10,10 @@ import json
 
 import pytest
 
-from airflow_dagops import services
 from airflow_dagops.api.blueprint import PREFIX, api_blueprint
 from airflow_dagops.api.webhooks import webhook_blueprint
+from airflow_dagops.sync.sense import empty_trash
+from airflow_dagops.sync.sync import sync_repository
 from tests.conftest import dag_source
 from tests.web.conftest import airflow_runs_of_sync_dag
 
@@ -30,7 +31,7 @@ def _sync_now(web, name="team", **body):
     response = web.api("POST", f"repositories/{name}/sync", json=body)
     assert response.status_code == 202, response.get_json()
     run = response.get_json()
-    services.sync_repository(name, trigger="manual", airflow_run_id=run["airflow_run_id"], force=body.get("force"))
+    sync_repository(name, trigger="manual", airflow_run_id=run["airflow_run_id"], force=body.get("force"))
     return web.api("GET", f"syncs/{run['id']}").get_json()
 
 
@@ -284,7 +285,7 @@ def test_sync_now_creates_an_airflow_run_and_the_task_finishes_it(web, git_remot
     again = web.api("POST", "repositories/team/sync", json={})
     assert again.status_code == 409 and _error(again)["details"]["sync_id"] == queued["id"]
 
-    services.sync_repository("team", trigger="manual", airflow_run_id=queued["airflow_run_id"])
+    sync_repository("team", trigger="manual", airflow_run_id=queued["airflow_run_id"])
     finished = web.api("GET", f"syncs/{queued['id']}").get_json()
     assert finished["status"] == "success" and finished["duration_seconds"] is not None
     repo = web.api("GET", "repositories/team").get_json()
@@ -414,7 +415,7 @@ def test_rollback_to_a_pruned_release_re_exports_it(web, git_remote, monkeypatch
     _sync_now(web)
     remote.commit("second", {"dags/b.py": dag_source("b")})
     _sync_now(web)
-    services.empty_trash()
+    empty_trash()
     old = web.api("GET", "repositories/team/releases").get_json()["items"][1]
     assert old["on_disk"] is False
     rolled = web.api("POST", "repositories/team/rollback", json={"release": old["id"]})

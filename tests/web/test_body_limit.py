@@ -25,9 +25,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from airflow_dagops import settings, webhook_service
+from airflow_dagops import settings
 from airflow_dagops.api.blueprint import MAX_BODY
 from airflow_dagops.api.body_limit import BodyLimitMiddleware, body_limit
+from airflow_dagops.webhooks import service as webhook_service
 from tests.e2e_helpers import free_port, wait_for
 
 MB = 1024 * 1024

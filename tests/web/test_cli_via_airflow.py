@@ -7,8 +7,9 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from airflow_dagops import services
-from airflow_dagops.cli import app
+from airflow_dagops.cli.main import app
+from airflow_dagops.sync.runs import get_sync_run
+from airflow_dagops.sync.sync import sync_repository
 from tests.conftest import dag_source
 from tests.web.conftest import airflow_runs_of_sync_dag
 
@@ -32,5 +33,5 @@ def test_sync_via_airflow_queues_a_run_and_the_task_finishes_it(cli, git_remote)
     busy = cli("sync", "team", "--via-airflow")
     assert busy.exit_code == 1 and "already queued" in busy.stderr
 
-    services.sync_repository("team", trigger="cli", airflow_run_id=run["airflow_run_id"])  # what the task does
-    assert services.get_sync_run(run["id"])["status"] == "success"
+    sync_repository("team", trigger="cli", airflow_run_id=run["airflow_run_id"])  # what the task does
+    assert get_sync_run(run["id"])["status"] == "success"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from airflow_dagops import namespace_meta
+from airflow_dagops.airflow import namespace_meta
 
 OPTIONS = {
     "on_conflict": "block",

@@ -10,9 +10,11 @@ import json
 
 import pytest
 
-from airflow_dagops import services, versions_service
 from airflow_dagops.api import auth
 from airflow_dagops.api.blueprint import PREFIX
+from airflow_dagops.releases import versions as versions_service
+from airflow_dagops.repositories.info import get_repository
+from airflow_dagops.sync.sync import sync_repository
 from tests.versions.test_diff import DAG_A_V1, DAG_A_V2, DAG_B
 
 
@@ -24,9 +26,9 @@ def two_releases(web, git_remote, monkeypatch):
     created = web.api("POST", "repositories", json={"name": "team", "url": remote.url})
     assert created.status_code == 201, created.get_json()
     first = remote.head()
-    services.sync_repository("team")
+    sync_repository("team")
     second = remote.commit("second", {"dags/a.py": DAG_A_V2, "dags/b.py": DAG_B})
-    services.sync_repository("team")
+    sync_repository("team")
     return remote, first, second
 
 
@@ -78,7 +80,7 @@ def test_deploy_dry_run_answers_the_diff_and_changes_nothing(web, two_releases):
     assert response.status_code == 200, response.get_json()
     diff = response.get_json()
     assert diff["to"]["commit"] == first and diff["dags_removed"] == ["b"]
-    assert services.get_repository("team").live_commit == second
+    assert get_repository("team").live_commit == second
     assert versions_service.deploy_log("team") == log_before
     assert _deploy_runs() == runs_before
 
@@ -95,7 +97,7 @@ def test_deploy_creates_a_dagops_deploy_run_that_deploys_and_pins(web, two_relea
     conf = _deploy_runs()[accepted["airflow_run_id"]]
     assert conf == {"repository": "team", "action": "deploy", "version": first, "requested_by": "editor"}
     assert accepted["links"]["airflow_run"].endswith(accepted["airflow_run_id"])
-    assert services.get_repository("team").live_commit == second  # nothing moves until the run does it
+    assert get_repository("team").live_commit == second  # nothing moves until the run does it
 
     # What the dagops_deploy task does with that conf: the service `dagops deploy` calls.
     versions_service.run_action(conf, actor=f"airflow:{accepted['airflow_run_id']}")

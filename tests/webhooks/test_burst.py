@@ -9,9 +9,11 @@ from concurrent.futures import ThreadPoolExecutor
 
 from sqlalchemy import select
 
-from airflow_dagops import services
+from airflow_dagops.repositories.info import get_repository
+from airflow_dagops.repositories.registry import add_repository
 from airflow_dagops.store.db import session_scope
 from airflow_dagops.store.models import SyncRun
+from airflow_dagops.sync.sync import sync_repository
 from airflow_dagops.validate import validate
 from tests.conftest import dag_source
 from tests.web.conftest import airflow_runs_of_sync_dag
@@ -32,7 +34,7 @@ def _open_runs() -> dict[str, list[str]]:
 
 def test_fifty_pushes_in_a_second_make_at_most_two_syncs_and_the_last_sha_goes_live(hooks, webhook_app, git_remote):
     remote = git_remote({"dags/a.py": dag_source("a")})
-    services.add_repository("team", remote.url)
+    add_repository("team", remote.url)
     # The commits exist up front (on another branch); the burst moves `main` one commit per push, the way
     # a Git host receives pushes one after the other and sends a delivery for each.
     base = remote.head()
@@ -56,9 +58,7 @@ def test_fifty_pushes_in_a_second_make_at_most_two_syncs_and_the_last_sha_goes_l
         while time.monotonic() < deadline and not _open_runs().get("queued"):
             time.sleep(0.005)
         run_id = _open_runs()["queued"][0]
-        claimed["outcome"] = services.sync_repository(
-            "team", trigger="webhook", airflow_run_id=run_id, validator=held_validator
-        )
+        claimed["outcome"] = sync_repository("team", trigger="webhook", airflow_run_id=run_id, validator=held_validator)
 
     def deliver(sha: str):
         client = webhook_app.test_client()
@@ -94,10 +94,10 @@ def test_fifty_pushes_in_a_second_make_at_most_two_syncs_and_the_last_sha_goes_l
     assert len(airflow_runs_of_sync_dag()) - airflow_runs_before == len(new_runs)  # one Airflow run per sync
 
     for queued in _open_runs().get("queued", []):  # Airflow starts the queued run once the first one ended
-        services.sync_repository("team", trigger="webhook", airflow_run_id=queued)
+        sync_repository("team", trigger="webhook", airflow_run_id=queued)
     with session_scope() as session:
         statuses = session.scalars(select(SyncRun.status)).all()
     assert len(statuses) == len(new_runs) <= 2
     assert set(statuses) <= {"success", "unchanged"}, statuses
-    assert services.get_repository("team").live_commit == shas[-1]
+    assert get_repository("team").live_commit == shas[-1]
     assert claimed["outcome"].status == "published"

@@ -10,11 +10,13 @@ import logging
 import pytest
 from sqlalchemy import select, text
 
-from airflow_dagops import services
 from airflow_dagops.checks import service as checks
 from airflow_dagops.git.mirror import TRACKED_REF
+from airflow_dagops.repositories.info import get_repository
+from airflow_dagops.repositories.registry import add_repository
 from airflow_dagops.store.db import get_engine, session_scope
 from airflow_dagops.store.models import Base, CheckRun
+from airflow_dagops.sync.sync import sync_repository
 from tests.conftest import dag_source
 from tests.webhooks import payloads
 from tests.webhooks.conftest import GLOBAL_SECRET, env_connection
@@ -49,7 +51,7 @@ def team(hooks, git_remote, git_server, provider_api, monkeypatch):
     remote = git_remote({"dags/a.py": dag_source("a")})
     git_server.publish(remote.path, "acme/dags.git", "main")
     url = git_server.url("acme/dags.git")
-    services.add_repository("team", url, conn_id="team_git")
+    add_repository("team", url, conn_id="team_git")
     return remote, url
 
 
@@ -132,7 +134,7 @@ def test_a_broken_pull_request_is_reported_as_failure_with_counts(hooks, team, g
     last = provider_api.calls[-1]
     assert last.body["state"] == ("failed" if provider == "gitlab" else "failure")
     assert last.body["description"] == "3 errors in 3 files" and last.path.endswith(f"/statuses/{sha}")
-    assert services.get_repository("team").live_commit is None  # a check never publishes anything
+    assert get_repository("team").live_commit is None  # a check never publishes anything
 
 
 def test_a_check_leaves_the_sync_alone(hooks, team, git_server, provider_api, dagops_env):
@@ -141,7 +143,7 @@ def test_a_check_leaves_the_sync_alone(hooks, team, git_server, provider_api, da
     from airflow_dagops.git.runner import run_git
 
     remote, url = team
-    published = services.sync_repository("team")
+    published = sync_repository("team")
     assert published.status == "published"
     mirror = paths.mirror_dir("team")
     tracked_before = run_git(["-C", str(mirror), "rev-parse", TRACKED_REF]).stdout.strip()
@@ -156,7 +158,7 @@ def test_a_check_leaves_the_sync_alone(hooks, team, git_server, provider_api, da
     assert checks.CHECK_REFS not in refs  # the check's ref is gone again
     assert sorted(p.name for p in paths.namespace_releases_dir("team").iterdir()) == releases_before
     assert not any((dagops_env.dagops_home / "tmp").iterdir())  # the temporary export is removed
-    assert services.get_repository("team").live_commit == published.commit
+    assert get_repository("team").live_commit == published.commit
 
 
 def test_a_failed_report_is_recorded_never_raised_and_holds_no_token(hooks, team, git_server, provider_api):

@@ -6,8 +6,8 @@ import json
 
 from typer.testing import CliRunner
 
-from airflow_dagops import services
-from airflow_dagops.cli_webhooks import app
+from airflow_dagops.cli.webhooks import app
+from airflow_dagops.repositories.registry import add_repository
 from tests.webhooks.conftest import GLOBAL_SECRET, REPO_SECRET, env_connection
 
 runner = CliRunner()
@@ -16,7 +16,7 @@ runner = CliRunner()
 def test_show_prints_url_content_type_events_and_the_connection_id(dagops_env, monkeypatch):
     monkeypatch.setenv("AIRFLOW__API__BASE_URL", "https://airflow.example.com/")
     env_connection(monkeypatch, "dagops_webhook", password=GLOBAL_SECRET)
-    services.add_repository("team", "git@github.com:acme/dags.git", conn_id="github_team", verify=False)
+    add_repository("team", "git@github.com:acme/dags.git", conn_id="github_team", verify=False)
     result = runner.invoke(app, ["show", "team"])
     assert result.exit_code == 0, result.output
     assert "https://airflow.example.com/pluginsv2/dagops/api/v1/webhooks/github" in result.output
@@ -29,9 +29,7 @@ def test_show_prints_url_content_type_events_and_the_connection_id(dagops_env, m
 
 def test_show_with_a_repository_secret_as_json(dagops_env, monkeypatch):
     env_connection(monkeypatch, "team_hook", password=REPO_SECRET)
-    services.add_repository(
-        "team", "https://gitlab.example.com/group/dags.git", webhook_conn_id="team_hook", verify=False
-    )
+    add_repository("team", "https://gitlab.example.com/group/dags.git", webhook_conn_id="team_hook", verify=False)
     result = runner.invoke(app, ["show", "team", "--json"])
     assert result.exit_code == 0, result.output
     info = json.loads(result.output)
@@ -42,7 +40,7 @@ def test_show_with_a_repository_secret_as_json(dagops_env, monkeypatch):
 
 def test_show_says_what_is_missing(dagops_env, monkeypatch):
     monkeypatch.delenv("AIRFLOW__API__BASE_URL", raising=False)
-    services.add_repository("team", "https://git.internal/acme/dags.git", verify=False)
+    add_repository("team", "https://git.internal/acme/dags.git", verify=False)
     unknown = runner.invoke(app, ["show", "team"])
     assert unknown.exit_code == 2 and "--provider" in unknown.output
     result = runner.invoke(app, ["show", "team", "--provider", "gitea"])

@@ -10,9 +10,11 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select, update
 
-from airflow_dagops import services, webhook_service
+from airflow_dagops.repositories.registry import add_repository
 from airflow_dagops.store.db import session_scope
 from airflow_dagops.store.models import CheckRun, SyncRun, WebhookDelivery, utcnow
+from airflow_dagops.sync.runs import request_sync
+from airflow_dagops.webhooks import service as webhook_service
 from tests.conftest import dag_source
 from tests.web.conftest import airflow_runs_of_sync_dag
 from tests.webhooks import payloads
@@ -33,7 +35,7 @@ UNAUTHENTICATED = {
 
 
 def _register(provider: str, name: str = "team", **extra) -> str:
-    services.add_repository(name, URLS[provider][0], verify=False, **extra)
+    add_repository(name, URLS[provider][0], verify=False, **extra)
     return URLS[provider][1]
 
 
@@ -94,20 +96,21 @@ def test_an_event_is_new_again_after_the_redelivery_window(hooks, monkeypatch):
 def test_a_delivery_that_failed_can_be_retried_under_a_new_id(hooks, monkeypatch):
     """Airflow refusing the run is a 503 that records nothing: neither the delivery nor the event."""
     from airflow_dagops.errors import DagOpsError
+    from airflow_dagops.webhooks import service as webhook_service
 
     class AirflowDown(DagOpsError):
         code = "airflow_unavailable"
 
     url = _register("github")
     body = payloads.encode(payloads.push("github", url, SHA))
-    real = services.request_sync
+    real = request_sync
 
     def refuse(*args, **kwargs):
         raise AirflowDown("Airflow is restarting")
 
-    monkeypatch.setattr(services, "request_sync", refuse)
+    monkeypatch.setattr(webhook_service, "request_sync", refuse)
     assert _post_signed(hooks, "github", body, delivery="try-1").status_code == 503
-    monkeypatch.setattr(services, "request_sync", real)
+    monkeypatch.setattr(webhook_service, "request_sync", real)
     answer = _post_signed(hooks, "github", body, delivery="try-2").get_json()
     assert answer["status"] == "triggered", answer
 

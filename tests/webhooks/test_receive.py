@@ -9,10 +9,11 @@ import json
 import pytest
 from sqlalchemy import func, select
 
-from airflow_dagops import services
+from airflow_dagops.repositories.registry import add_repository, update_repository
 from airflow_dagops.store.db import session_scope
 from airflow_dagops.store.models import SyncRun, WebhookDelivery
-from airflow_dagops.webhook_service import EVENT_KEY_PREFIX, MAX_BODY
+from airflow_dagops.sync.runs import get_sync_run
+from airflow_dagops.webhooks.service import EVENT_KEY_PREFIX, MAX_BODY
 from airflow_dagops.webhooks.signatures import sign
 from tests.web.conftest import airflow_runs_of_sync_dag
 from tests.webhooks import payloads
@@ -34,7 +35,7 @@ UNAUTHENTICATED = {
 
 
 def _register(provider: str, name: str = "team", *, ref: str = "main", **extra) -> str:
-    services.add_repository(name, URLS[provider][0], ref=ref, verify=False, **extra)
+    add_repository(name, URLS[provider][0], ref=ref, verify=False, **extra)
     return URLS[provider][1]
 
 
@@ -69,7 +70,7 @@ def test_a_signed_push_to_the_tracked_branch_triggers_a_sync_with_the_sha(hooks,
         "requested_by": f"webhook:{provider}",
         "commit": SHA,
     }
-    assert services.get_sync_run(run["sync_id"])["trigger"] == "webhook"
+    assert get_sync_run(run["sync_id"])["trigger"] == "webhook"
 
 
 @pytest.mark.parametrize("provider", PROVIDERS)
@@ -200,7 +201,7 @@ def test_unrelated_events_branch_deletions_and_disabled_repositories_are_ignored
     assert issue.status_code == 202 and "not handled" in issue.get_json()["reason"]
     deleted = {**payloads.push("github", url, "0" * 40), "deleted": True}
     assert hooks.deliver("github", deleted).get_json()["status"] == "ignored"
-    services.update_repository("team", enabled=False, verify=False)
+    update_repository("team", enabled=False, verify=False)
     disabled = hooks.deliver("github", payloads.push("github", url, SHA)).get_json()
     assert disabled["status"] == "ignored" and disabled.get("reason", "").startswith("no enabled")
     assert _counts() == (0, 3)
@@ -228,8 +229,8 @@ def test_a_repository_secret_verifies_without_a_global_one(hooks, provider, monk
 
 def test_a_repository_secret_only_opens_its_own_repository(hooks, monkeypatch):
     env_connection(monkeypatch, "team_hook", password=REPO_SECRET)
-    services.add_repository("team", "https://github.com/acme/dags.git", verify=False, webhook_conn_id="team_hook")
-    services.add_repository("other", "https://github.com/acme/other.git", verify=False)
+    add_repository("team", "https://github.com/acme/dags.git", verify=False, webhook_conn_id="team_hook")
+    add_repository("other", "https://github.com/acme/other.git", verify=False)
     own = hooks.deliver("github", payloads.push("github", "https://github.com/acme/dags", SHA), secret=REPO_SECRET)
     assert own.status_code == 202 and own.get_json()["runs"][0]["repository"] == "team"
     other_url = "https://github.com/acme/other"
@@ -265,8 +266,8 @@ def test_the_delivery_log_names_what_happened_and_holds_no_secret(hooks):
 def test_deliveries_older_than_the_redelivery_window_are_forgotten(hooks, monkeypatch):
     from datetime import timedelta
 
-    from airflow_dagops import webhook_service
     from airflow_dagops.store.models import utcnow
+    from airflow_dagops.webhooks import service as webhook_service
 
     url = _register("github")
     with session_scope() as session:

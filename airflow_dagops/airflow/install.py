@@ -1,0 +1,46 @@
+"""`dagops init`: check Airflow's configuration and prepare dagops' folders, DB and system DAG bundle."""
+
+from __future__ import annotations
+
+from airflow_dagops import paths, settings, tempdirs
+from airflow_dagops.airflow import setup as airflow_setup
+from airflow_dagops.store import db
+
+
+def init(*, add_bundle: bool = True) -> list[str]:
+    done = []
+    paths.check_layout()
+    home = settings.dagops_home()
+    for folder in (home, home / "mirrors", home / "releases", paths.locks_dir(), settings.dags_folder()):
+        folder.mkdir(parents=True, exist_ok=True)
+    done.append(f"dagops home {home}, dags folder {settings.dags_folder()}")
+    revision = db.migrate()
+    done.append(f"state DB migrated to revision {revision}")
+    if add_bundle:
+        done.append(airflow_setup.ensure_dagops_bundle())
+    done.extend(parsing_advice())
+    done.append(sandbox_report())
+    removed = tempdirs.sweep()
+    if removed:
+        done.append(f"removed {len(removed)} temporary folder(s) left by killed processes")
+    return done
+
+
+def sandbox_report() -> str:
+    """Whether DAG files can be validated here, and if not, what fixes it (docs/security.md)."""
+    from airflow_dagops.validate.sandbox_host import describe_support
+
+    return describe_support()
+
+
+def parsing_advice() -> list[str]:
+    """Say how long Airflow will take to notice a new namespace, and how to make it quicker."""
+    from airflow.configuration import conf
+
+    refresh = conf.getint("dag_processor", "refresh_interval", fallback=300)
+    if refresh > 60:
+        return [
+            f"note: Airflow looks for new DAG files every {refresh}s ([dag_processor] refresh_interval); "
+            "set it to 10-30 for new DAGs to appear quickly"
+        ]
+    return [f"Airflow looks for new DAG files every {refresh}s"]

@@ -1,0 +1,179 @@
+"""`dagops credentials ...`: test a repository's access, show its deploy key, rotate its key or token.
+
+Thin: each command calls credentials_service and prints what happened. Secrets are read (a token from
+stdin or a file), handed to the service, and never printed.
+"""
+
+from __future__ import annotations
+
+import getpass
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from airflow_dagops.cli.common import JsonOption, command, err
+from airflow_dagops.cli.common import print_json as _print_json
+from airflow_dagops.cli.common import say as _say
+from airflow_dagops.credentials import service as credentials_service
+from airflow_dagops.errors import InvalidInput
+from airflow_dagops.repositories.info import get_repository
+
+app = typer.Typer(
+    help="Test and rotate repositories' credentials (Airflow connections of type git).", no_args_is_help=True
+)
+
+SSH = credentials_service.SSH_TRANSPORTS
+ENTER_GRACE = 30.0  # seconds of polling after Enter: some Git hosts take a moment to apply a new deploy key
+RETRY_HINT = "Run the rotation again and add the new key it prints; --wait SECONDS gives the Git host more time."
+
+
+def _actor() -> str:
+    try:
+        return f"cli:{getpass.getuser()}"
+    except Exception:  # no user name in a container: still say where it came from
+        return "cli"
+
+
+def _verdict(result: credentials_service.AccessResult) -> None:
+    where = f"{result.latency:.2f} s, connection {result.conn_id or '-'}"
+    if result.ok:
+        _say(
+            f"✓ {result.repository}: access OK, {result.url} @ {result.ref} is {result.commit[:12]} ({where})", "green"
+        )
+        return
+    _say(f"✗ {result.repository}: {result.kind.replace('_', ' ')} ({where}): {result.message}", "red")
+    if result.hint:
+        _say(f"  → {result.hint}")
+
+
+@command(app, "test")
+def test(
+    name: Annotated[str, typer.Argument(help="Repository to check.")],
+    conn_id: Annotated[
+        str | None, typer.Option(help="Check this connection instead of the repository's own (before switching).")
+    ] = None,
+    as_json: JsonOption = False,
+):
+    """Check that the repository's connection can read its ref (git ls-remote). Exit 1 when it cannot."""
+    result = credentials_service.test_access(name, conn_id=conn_id)
+    if as_json:
+        _print_json(result.to_dict())
+    else:
+        _verdict(result)
+    if not result.ok:
+        raise typer.Exit(1)
+
+
+@command(app, "deploy-key")
+def deploy_key(name: Annotated[str, typer.Argument(help="Repository whose public SSH key to print.")]):
+    """Print the public SSH key of the repository's connection (to add as a deploy key). Exit 1 if it has none."""
+    conn_id, key = credentials_service.deploy_key_info(name)
+    if key is None:
+        _say(f"{name!r} has no SSH key in its connection ({conn_id or 'none'})", "red", err)
+        raise typer.Exit(1)
+    sys.stdout.write(key + "\n")
+
+
+@command(app, "rotate")
+def rotate(
+    name: Annotated[str, typer.Argument(help="Repository whose credentials to rotate.")],
+    token_file: Annotated[
+        str | None,
+        typer.Option(help="HTTPS repositories: a file holding the new token, or '-' to read it from stdin."),
+    ] = None,
+    wait: Annotated[
+        float | None,
+        typer.Option(help="Seconds to keep checking access with the new credentials (instead of waiting for Enter)."),
+    ] = None,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask before starting.")] = False,
+    keep_old: Annotated[
+        bool, typer.Option("--keep-old", help="Keep the old connection (e.g. when DAGs use it too).")
+    ] = False,
+):
+    """Rotate credentials without downtime (SSH: a new ed25519 deploy key; HTTPS: a new token).
+
+    A new connection is made and verified before the repository switches to it; the old one is then deleted."""
+    token = _read_token(token_file) if token_file else None
+    if token is None and _is_https(name):
+        token = _prompt_token()
+    what = "token" if token is not None else "SSH deploy key"
+    if not yes and not typer.confirm(f"Rotate the {what} of {name!r}?", default=True):
+        raise typer.Exit(1)
+
+    def show_key(pending: credentials_service.PendingRotation) -> None:
+        _say(f"\nAdd this public key as a deploy key with read access at {pending.host}:\n", "bold")
+        sys.stdout.write(pending.public_key + "\n\n")
+        sys.stdout.flush()
+        if wait is None:
+            _wait_for_enter()
+
+    try:
+        outcome = credentials_service.rotate(
+            name,
+            actor=_actor(),
+            new_token=token,
+            wait=wait if wait is not None else (ENTER_GRACE if token is None else 0.0),
+            keep_old=keep_old,
+            on_public_key=show_key,
+            progress=lambda line: _say(f"✓ {line}" if not line.startswith("checking") else f"… {line}"),
+        )
+    except credentials_service.RotationFailed as failure:
+        _say(f"✗ {failure}", "red", err)
+        if failure.access.kind == "authentication_failed" and failure.access.transport in SSH:
+            # The printed key went with the deleted connection: adding it now would not help.
+            _say(f"  → {RETRY_HINT}", None, err)
+        elif failure.access.hint:
+            _say(f"  → {failure.access.hint}", None, err)
+        raise typer.Exit(1) from None
+    except KeyboardInterrupt:
+        _say(f"cancelled: {name!r} keeps its connection; the new one was deleted", "red", err)
+        raise typer.Exit(130) from None
+    if outcome.note:
+        _say(f"! {outcome.note}", "yellow")
+    _say(f"Done: {name} uses {outcome.conn_id}.", "green")
+
+
+def _wait_for_enter() -> None:
+    """Block until the person says the key is added. No terminal (EOF): go on and poll."""
+    _say("Press Enter once the key is added (Ctrl-C cancels: the repository keeps its current key).")
+    try:
+        sys.stdin.readline()
+    except (OSError, ValueError):
+        pass
+
+
+def _is_https(name: str) -> bool:
+    from airflow_dagops.safety import url_scheme
+
+    return url_scheme(get_repository(name).url) in credentials_service.HTTP_TRANSPORTS
+
+
+def _read_token(source: str) -> str:
+    if source == "-":
+        text = sys.stdin.readline()
+    else:
+        try:
+            text = Path(source).read_text()
+        except OSError as error:
+            raise InvalidInput(f"cannot read the token file {source}: {error.strerror}") from error
+    token = text.strip()
+    if not token:
+        raise InvalidInput("the new token is empty: give it on stdin (--token-file -) or in a file")
+    return token
+
+
+def _prompt_token() -> str:
+    if not sys.stdin.isatty():
+        raise InvalidInput(
+            "an HTTPS repository's new token is read from --token-file FILE, or stdin with --token-file -"
+        )
+    return _read_token_text(typer.prompt("New token", hide_input=True))
+
+
+def _read_token_text(text: str) -> str:
+    token = text.strip()
+    if not token:
+        raise InvalidInput("the new token is empty")
+    return token

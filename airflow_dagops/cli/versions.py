@@ -1,0 +1,162 @@
+"""`dagops versions / rollback / pin / unpin / deploy`: every release of a repository, and moving between them.
+
+Top-level commands (registered on the main app by `register`), thin over services and versions_service.
+"""
+
+from __future__ import annotations
+
+import getpass
+from typing import Annotated
+
+import typer
+
+from airflow_dagops.cli.common import JsonOption, command, err, print_json, say
+from airflow_dagops.errors import InvalidInput, NotFound
+from airflow_dagops.releases import diff as diff_module
+from airflow_dagops.releases import rollback as rollbacks
+from airflow_dagops.releases import versions as versions_service
+from airflow_dagops.releases.rollback import list_releases
+from airflow_dagops.repositories.info import RepositoryInfo
+
+RepoArgument = Annotated[str, typer.Argument(help="The repository's name (see `dagops repos list`).")]
+
+
+def _actor() -> str:
+    return f"cli:{getpass.getuser()}"
+
+
+def _short(sha: str | None) -> str:
+    return sha[:12] if sha else "-"
+
+
+def _where(info: RepositoryInfo) -> str:
+    pinned = (
+        f"; pinned to release {info.pinned_release_id}: new commits are not followed until `dagops unpin {info.name}`"
+        if info.pinned_release_id
+        else ""
+    )
+    return f"{info.name}: release {info.live_release_id} ({_short(info.live_commit)}) is live{pinned}"
+
+
+DryRunOption = Annotated[
+    bool, typer.Option("--dry-run", help="Only show the structural diff from the live release; change nothing.")
+]
+
+
+def _print_diff(result: dict, as_json: bool = False) -> None:
+    if as_json:
+        print_json(result)
+        return
+    for line in diff_module.describe_release_diff(result):
+        say(line)
+
+
+def register(app: typer.Typer) -> None:
+    """Add the version commands to the top-level `dagops` app."""
+
+    @command(app)
+    def versions(
+        repository: RepoArgument,
+        as_json: JsonOption = False,
+        limit: Annotated[int, typer.Option("--limit", "-n", min=1, help="How many releases and events.")] = 20,
+    ):
+        """Every release of a repository, newest first, and its deploy log."""
+        releases, total = list_releases(repository, limit=limit)
+        log = versions_service.deploy_log(repository, limit)
+        if as_json:
+            print_json({"releases": releases, "total": total, "deploy_log": log})
+            return
+        # Plain lines, not a table: a table folds commits and names at 80 columns.
+        say(f"{repository}: {len(releases)} of {total} releases, newest first")
+        say(f"  {'id':>5}  {'commit':<8} {'status':<9} {'pin':<3} {'e/w':<6} {'date':<16}  {'author':<20} message")
+        for r in releases:
+            validation = r["validation"] or {}
+            counts = f"{validation.get('errors', '-')}/{validation.get('warnings', '-')}"
+            say(
+                f"  {r['id']:>5}  {r['short_commit']:<8} {r['status']:<9} {'*' if r['pinned'] else '':<3} {counts:<6} "
+                f"{(r['committed_at'] or '')[:16].replace('T', ' '):<16}  "
+                f"{(r['author'] or '').split(' <')[0][:20]:<20} {r['message']}"  # the address is in --json
+            )
+        say("deploy log:" if log else "deploy log: nothing deployed yet")
+        for e in log:
+            moved = (
+                f"{_short(e['from_commit'])} → {_short(e['to_commit'])}"
+                if e["from_release_id"] != e["to_release_id"]
+                else f"at {_short(e['to_commit'])}"
+            )
+            say(f"  {(e['at'] or '')[:19].replace('T', ' ')}  {e['reason']:<12} {moved:<29} by {e['actor']}")
+
+    @command(app)
+    def rollback(
+        repository: RepoArgument,
+        to: Annotated[
+            str | None, typer.Option("--to", help="A release id or commit sha (default: the previous good release).")
+        ] = None,
+        pin: Annotated[bool, typer.Option("--pin", help="Stay on it: do not follow new commits.")] = False,
+        dry_run: DryRunOption = False,
+    ):
+        """Put an earlier release that passed validation back live (re-exported if it was pruned)."""
+        if dry_run:
+            result = diff_module.live_diff(repository, to, rollback=True)
+            say(f"dry run: rollback of {repository} would change (nothing was changed):")
+            _print_diff(result)
+            if result["to"]["status"] == "failed":
+                say(f"note: release {result['to']['id']} did not pass validation; rollback would refuse it")
+            return
+        info = rollbacks.rollback(repository, to, actor=_actor(), pin=pin)
+        say(f"rolled back: {_where(info)}", "green")
+        if not pin:
+            say(f"not pinned: the next new commit on {info.ref} goes live again (use --pin to stay)")
+
+    @command(app)
+    def pin(
+        repository: RepoArgument,
+        version: Annotated[
+            str | None, typer.Option("--version", help="A release id or commit sha (default: the live release).")
+        ] = None,
+    ):
+        """Keep a release live (the live one, or roll back to --version): new commits are not followed."""
+        info = rollbacks.pin(repository, version, actor=_actor())
+        say(f"pinned: {_where(info)}", "green")
+
+    @command(app)
+    def unpin(repository: RepoArgument):
+        """Follow the tracked branch again from the next check."""
+        info = rollbacks.unpin(repository, actor=_actor())
+        say(f"unpinned: {info.name} follows {info.ref} again from the next sync", "green")
+
+    @command(app)
+    def deploy(
+        repository: RepoArgument,
+        version: Annotated[str, typer.Option("--version", help="A commit sha (7+ hex digits) or a tag.")],
+        dry_run: DryRunOption = False,
+    ):
+        """Validate one commit or tag and, if it passes, publish it and pin the repository to it."""
+        if dry_run:
+            try:
+                result = diff_module.live_diff(repository, version, rollback=False)
+            except (InvalidInput, NotFound) as exc:
+                raise InvalidInput(
+                    f"{repository}: {version!r} has no release yet, so there is nothing to diff ({exc}); "
+                    "run deploy to validate it first"
+                ) from exc
+            say(f"dry run: deploy of {repository} would change (nothing was changed):")
+            _print_diff(result)
+            if result["to"]["status"] == "failed":
+                say(f"note: release {result['to']['id']} did not pass validation; deploy would refuse it")
+            return
+        with err.status(f"{repository}: deploying {version}") as spinner:
+            info = versions_service.deploy_version(
+                repository, version, actor=_actor(), progress=lambda step: spinner.update(f"{repository}: {step}…")
+            )
+        say(f"deployed: {_where(info)}", "green")
+
+    @command(app)
+    def diff(
+        repository: RepoArgument,
+        from_release: Annotated[str, typer.Argument(metavar="FROM", help="A release id or commit sha.")],
+        to_release: Annotated[str, typer.Argument(metavar="TO", help="A release id or commit sha.")],
+        as_json: JsonOption = False,
+    ):
+        """What changed between two releases: DAGs and tasks added/removed, schedule, owners, retries, tags."""
+        _print_diff(diff_module.release_diff(repository, from_release, to_release), as_json)

@@ -1,0 +1,141 @@
+"""Reading releases, and moving the live one by hand: rollback (re-exporting a pruned release), pin and unpin."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from sqlalchemy.orm import Session
+
+from airflow_dagops import paths, settings
+from airflow_dagops.deploy.locks import repository_lock
+from airflow_dagops.deploy.releases import export_release, read_manifest
+from airflow_dagops.errors import Conflict, NotFound
+from airflow_dagops.git.mirror import Mirror
+from airflow_dagops.releases.golive import go_live
+from airflow_dagops.repositories.info import RepositoryInfo, release_dict, repository_info
+from airflow_dagops.store.db import session_scope
+from airflow_dagops.store.models import DeployEvent, Release, Repository
+from airflow_dagops.store.queries import MAX_ID, find_release, load_repository, newest_first, previous_good_release
+from airflow_dagops.sync.sync import RepoSnapshot
+
+log = logging.getLogger(__name__)
+
+
+def list_releases(name: str, *, limit: int = 50, offset: int = 0) -> tuple[list[dict], int]:
+    with session_scope() as session:
+        repo = load_repository(session, name)
+        releases, total = newest_first(session, Release, repo, limit, offset)
+        return [release_dict(r, repository=name, pinned_id=repo.pinned_release_id) for r in releases], total
+
+
+def get_release(release_id: int) -> dict:
+    with session_scope() as session:
+        release = session.get(Release, release_id) if 0 < release_id <= MAX_ID else None
+        if release is None:
+            raise NotFound(f"no release with id {release_id}")
+        repo = session.get(Repository, release.repository_id)
+        return release_dict(release, with_findings=True, repository=repo.name, pinned_id=repo.pinned_release_id)
+
+
+def live_dags(name: str) -> tuple[str, list[dict]]:
+    """The namespace and the DAGs (dag_id, file) of a repository's live release, as validation found them."""
+    with session_scope() as session:
+        repo = load_repository(session, name)
+        live = session.get(Release, repo.live_release_id) if repo.live_release_id else None
+        dags = list((live.validation_summary or {}).get("dags") or []) if live else []
+        hidden = (live.hidden_files or {}) if live else {}  # left out: another repository owns the dag_id
+        return repo.namespace, sorted((d for d in dags if d.get("file") not in hidden), key=lambda d: d["dag_id"])
+
+
+def rollback(name: str, release: int | str | None = None, *, actor: str, pin: bool = False) -> RepositoryInfo:
+    """Point the namespace at an earlier release that passed validation (default: the one live before the
+    current one). A pruned release is re-exported from the mirror first. With `pin`, stay there."""
+    with repository_lock(paths.locks_dir(), name, timeout=settings.get_int("lock_timeout")):
+        with session_scope() as session:
+            repo = load_repository(session, name)
+            if release is None:
+                target = previous_good_release(session, repo)
+            else:
+                target = find_release(session, repo, release)
+            if target.status == "failed":
+                raise Conflict(
+                    f"release {target.id} ({target.commit_sha[:12]}) did not pass validation and cannot go live; "
+                    "pick one that passed (see the releases list)"
+                )
+            snapshot = RepoSnapshot.read(session, name)
+            target_id, commit = target.id, target.commit_sha
+            path = Path(target.path)
+        if read_manifest(path) is None:
+            path = _reexport(snapshot, commit)
+        with session_scope() as session:
+            repo = load_repository(session, name)
+            target = session.get(Release, target_id)
+            target.path, target.pruned_at = str(path), None
+            go_live(session, repo, target, actor=actor, reason="rollback")
+            if pin:
+                repo.pinned_release_id = target.id
+            session.flush()
+            log.info("%s rolled %s back to %s%s", actor, name, commit[:12], " and pinned it" if pin else "")
+            return repository_info(session, repo)
+
+
+def _reexport(snapshot: RepoSnapshot, commit: str) -> Path:
+    mirror = Mirror(path=paths.mirror_dir(snapshot.name), url=snapshot.url, conn_id=snapshot.conn_id)
+    dest = paths.release_dir(snapshot.namespace, commit)
+    export_release(
+        mirror=mirror,
+        sha=commit,
+        subdir=snapshot.subdir,
+        dest=dest,
+        base=Path(snapshot.live_path) if snapshot.live_path else None,
+        max_size=settings.get_int("max_repo_size"),
+        metadata={"repository": snapshot.name, "namespace": snapshot.namespace, "ref": snapshot.ref},
+    )
+    return dest
+
+
+def pin(name: str, release: int | str | None = None, *, actor: str) -> RepositoryInfo:
+    """Keep the live release (or roll back to `release` and keep that): new commits are not followed."""
+    if release is not None:
+        with session_scope() as session:
+            repo = load_repository(session, name)
+            wanted = find_release(session, repo, release)
+            is_live = wanted.id == repo.live_release_id
+        if not is_live:
+            return rollback(name, release, actor=actor, pin=True)
+    with session_scope() as session:
+        repo = load_repository(session, name)
+        if not repo.live_release_id:
+            raise Conflict(f"nothing of {name!r} is live yet, so there is nothing to pin; sync it first")
+        repo.pinned_release_id = repo.live_release_id
+        _log_event(session, repo, actor=actor, reason="pin")
+        session.flush()
+        return repository_info(session, repo)
+
+
+def unpin(name: str, *, actor: str) -> RepositoryInfo:
+    """Follow the branch again from the next check."""
+    with session_scope() as session:
+        repo = load_repository(session, name)
+        if repo.pinned_release_id:
+            live = session.get(Release, repo.live_release_id) if repo.live_release_id else None
+            if live is None or live.commit_sha != repo.last_seen_commit:
+                repo.last_seen_commit = None  # the live release is not the branch head: sync at the next check
+            repo.pinned_release_id = None
+            _log_event(session, repo, actor=actor, reason="unpin")
+        session.flush()
+        return repository_info(session, repo)
+
+
+def _log_event(session: Session, repo: Repository, *, actor: str, reason: str) -> None:
+    """A deploy-log entry that changes nothing live (pin/unpin): who did it, and when."""
+    session.add(
+        DeployEvent(
+            repository_id=repo.id,
+            from_release_id=repo.live_release_id,
+            to_release_id=repo.live_release_id,
+            actor=actor,
+            reason=reason,
+        )
+    )

@@ -1,0 +1,146 @@
+"""A repository's own tests as a gate before publishing (`tests: required|optional` in its .dagops.yaml).
+
+`dagops sync` runs them in place, a few modules at a time; the dagops_sync system DAG hands the release to
+the dagops_test system DAG instead (status `testing`), which runs one mapped task per test module and then
+calls `finish_release_tests`. Either way the results and JUnit XML are stored with the release
+(airflow_dagops/release_tests.py runs one module).
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from sqlalchemy import func, select
+
+from airflow_dagops import paths, settings
+from airflow_dagops.deploy.locks import repository_lock
+from airflow_dagops.errors import InvalidInput, NotFound
+from airflow_dagops.events import feed as events
+from airflow_dagops.releases import tests_runner as release_tests
+from airflow_dagops.releases.gate import Progress
+from airflow_dagops.releases.rollout import publish_checked
+from airflow_dagops.store.db import session_scope
+from airflow_dagops.store.models import Finding, Release, Repository
+from airflow_dagops.store.queries import MAX_ID, find_release, load_repository
+from airflow_dagops.validate.report import Finding as ValidationFinding
+
+
+def run_release_tests(release_dir: Path, modules: list[str], progress: Progress | None = None) -> list:
+    """Every test module of a release, a few at a time, each in its own sandboxed pytest process."""
+    progress = progress or (lambda _step: None)
+    progress(f"testing: {len(modules)} test module(s)")
+    workers = max(1, min(settings.get_int("test_concurrency"), len(modules)))
+    timeout = float(settings.get_int("test_timeout"))
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        results = list(pool.map(lambda m: release_tests.run_module(release_dir, m, timeout=timeout), modules))
+    for result in results:
+        failed = result.failed + result.errors
+        progress(f"  {result.module}: {result.outcome} ({result.passed} passed, {failed} failed)")
+    return results
+
+
+def record_test_results(release_id: int, results: list, mode: str) -> dict:
+    """Store the results (and JUnit XML) with the release, add a `test-failed` finding per failing test,
+    and say whether they block it (`tests: required`)."""
+    summary = release_tests.summarize(results, mode)
+    blocked = mode == "required" and summary["outcome"] != "passed"
+    severity = "error" if mode == "required" else "warning"
+    failing = [
+        ValidationFinding(
+            "test-failed",
+            severity,
+            f"{failure['test']} {failure['kind']}: {failure['message'] or 'no message'}",
+            failure["module"],
+            hint="Run pytest in the repository to reproduce it; with `tests: optional` failures do not block.",
+        )
+        for failure in summary["failures"]
+    ]
+    with session_scope() as session:
+        release = session.get(Release, release_id)
+        release.tests = summary
+        release.findings.extend(
+            Finding(rule=f.rule, severity=f.severity, file=f.file, message=f.message, hint=f.hint) for f in failing
+        )
+        if blocked:
+            release.status = "failed"
+    counts = f"{summary['passed']} passed, {summary['failed']} failed, {summary['errors']} errors"
+    first = f": {failing[0].message[:300]}" if failing else ""
+    message = (
+        f"tests failed ({counts}){first}. The previous release stays live."
+        if blocked
+        else f"tests {summary['outcome']} ({counts})"
+    )
+    return {"blocked": blocked, "message": message, "summary": summary, "findings": [f.to_dict() for f in failing]}
+
+
+def test_plan(repository: str | None = None, release: int | str | None = None) -> list[dict]:
+    """The test modules to run: of the given release, or of every release waiting for its tests. A waiting
+    release without test modules (they were removed meanwhile) is finished at once."""
+    with session_scope() as session:
+        if release is not None:
+            if repository is None:
+                raise InvalidInput("give the repository of the release to test")
+            targets = [find_release(session, load_repository(session, repository), release)]
+        else:
+            query = select(Release).where(Release.status == "testing")
+            if repository is not None:
+                query = query.where(Release.repository_id == load_repository(session, repository).id)
+            targets = list(session.scalars(query.order_by(Release.id)))
+        wanted = [(t.id, session.get(Repository, t.repository_id).name, Path(t.path)) for t in targets]
+    plan = []
+    for release_id, name, folder in wanted:
+        if not folder.is_dir():
+            raise NotFound(f"release {release_id} of {name} is no longer on disk; roll back to it to re-export it")
+        modules = release_tests.test_modules(folder)
+        if not modules:
+            finish_release_tests(release_id, [])
+        plan.extend({"repository": name, "release_id": release_id, "module": m} for m in modules)
+    return plan
+
+
+def run_test_module(release_id: int, module: str) -> dict:
+    with session_scope() as session:
+        release = session.get(Release, release_id) if 0 < release_id <= MAX_ID else None
+        if release is None:
+            raise NotFound(f"no release with id {release_id}")
+        folder = Path(release.path)
+    return release_tests.run_module(folder, module, timeout=float(settings.get_int("test_timeout"))).to_dict()
+
+
+def finish_release_tests(release_id: int, results: list[dict], *, actor: str = "dagops_test") -> str:
+    """Record a release's test results; a release that was waiting for them goes live when they pass (or
+    when `tests: optional`), unless a newer release of its repository came along meanwhile."""
+    modules = [release_tests.ModuleResult.from_dict(r) for r in results]
+    with session_scope() as session:
+        release = session.get(Release, release_id)
+        waiting = release.status == "testing"
+        mode = (release.tests or {}).get("mode", "required")
+        run_id = (release.tests or {}).get("sync_run_id")
+        repo = session.get(Repository, release.repository_id)
+        name, commit = repo.name, release.commit_sha
+        newer = session.scalar(
+            select(func.count())
+            .select_from(Release)
+            .where(Release.repository_id == repo.id, Release.id > release.id, Release.status != "failed")
+        )
+    verdict = record_test_results(release_id, modules, mode)
+    events.record_tests(name, release_id, commit, verdict, actor=actor)
+    if not waiting or verdict["blocked"]:
+        return f"{name} {commit[:12]}: {verdict['message']}"
+    if newer:
+        with session_scope() as session:
+            session.get(Release, release_id).status = "validated"
+        return f"{name} {commit[:12]}: {verdict['message']}; not published: a newer release came along"
+    with repository_lock(paths.locks_dir(), name, timeout=settings.get_int("lock_timeout")):
+        published = publish_checked(name, release_id, run_id, actor=actor, reason="tests passed")
+    return f"{published} ({verdict['message']})"
+
+
+def junit_xml(release_id: int) -> dict[str, str]:
+    """module -> the JUnit XML its run wrote, as stored with the release."""
+    with session_scope() as session:
+        release = session.get(Release, release_id) if 0 < release_id <= MAX_ID else None
+        if release is None:
+            raise NotFound(f"no release with id {release_id}")
+        return {m["module"]: m.get("junit_xml", "") for m in (release.tests or {}).get("modules", [])}

@@ -1,0 +1,69 @@
+"""Look-ups every use case shares: a repository by name, a release by id or commit, the release before the live one."""
+
+from __future__ import annotations
+
+import logging
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from airflow_dagops.errors import Conflict, InvalidInput, NotFound
+from airflow_dagops.store.models import DeployEvent, Release, Repository
+
+log = logging.getLogger(__name__)
+
+
+def newest_first(session: Session, model, repo: Repository, limit: int, offset: int) -> tuple[list, int]:
+    """One page of a repository's rows (sync runs, releases), newest first, and how many there are."""
+    where = model.repository_id == repo.id
+    total = session.scalar(select(func.count()).select_from(model).where(where))
+    rows = session.scalars(select(model).where(where).order_by(model.id.desc()).limit(limit).offset(offset)).all()
+    return rows, total
+
+
+MAX_ID = 2**31 - 1  # ids are 32-bit integers in every supported database
+
+
+def find_release(session: Session, repo: Repository, ref: int | str) -> Release:
+    """A release of this repository by id, or by commit sha (7 or more hex digits)."""
+    query = select(Release).where(Release.repository_id == repo.id)
+    text_ref = str(ref).strip().lower()
+    if isinstance(ref, int) or (text_ref.isdigit() and len(text_ref) < 7):
+        found = session.scalars(query.where(Release.id == int(text_ref))).all() if 0 < int(text_ref) <= MAX_ID else []
+    elif len(text_ref) >= 7 and all(c in "0123456789abcdef" for c in text_ref):
+        found = session.scalars(query.where(Release.commit_sha.startswith(text_ref))).all()
+    else:
+        raise InvalidInput(f"{ref!r} is neither a release id nor a commit sha (7+ hex digits)")
+    if not found:
+        raise NotFound(f"repository {repo.name!r} has no release {ref!r}; see its releases list")
+    if len(found) > 1:
+        raise InvalidInput(f"{ref!r} matches {len(found)} releases; give more digits of the commit sha")
+    return found[0]
+
+
+def previous_good_release(session: Session, repo: Repository) -> Release:
+    """The release that was live before the current one (from the deploy log), or the newest other good one."""
+    events = session.scalars(
+        select(DeployEvent).where(DeployEvent.repository_id == repo.id).order_by(DeployEvent.id.desc())
+    )
+    for event in events:
+        if event.from_release_id and event.from_release_id != repo.live_release_id:
+            candidate = session.get(Release, event.from_release_id)
+            if candidate is not None and candidate.status != "failed":
+                return candidate
+    raise Conflict(f"{repo.name!r} has no earlier release that passed validation to roll back to")
+
+
+# -- reading --------------------------------------------------------------------------------------------
+def load_repository(session: Session, name: str) -> Repository:
+    repo = session.scalar(select(Repository).where(Repository.name == name))
+    if repo is None:
+        raise NotFound(f"no repository named {name!r} is registered; see `dagops repos list`")
+    return repo
+
+
+def live_release_path(session: Session, repo: Repository) -> str | None:
+    if not repo.live_release_id:
+        return None
+    release = session.get(Release, repo.live_release_id)
+    return release.path if release else None
