@@ -25,9 +25,11 @@ run: $(STAMP)
 # `slow` tests (multi-process deployments, fault injection) run in their own target; CI calls both.
 # Two pytest-xdist workers (most tests wait on git, Airflow and sandboxes, not on the CPU), then the few
 # `serial` tests that time themselves, alone. TEST_WORKERS=0 runs everything in one process.
+# `--dist loadgroup`: the e2e tests sharing one real Airflow (tests/helpers/airflow.py) run on one worker, which
+# starts it once; every other test is spread as with the default `load`.
 TEST_WORKERS ?= 2
 test: $(STAMP)
-	$(BIN)/pytest -m 'not slow and not serial' $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS)) $(PYTEST_ARGS)
+	$(BIN)/pytest -m 'not slow and not serial' $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadgroup) $(PYTEST_ARGS)
 	$(BIN)/pytest -m 'serial and not slow' $(PYTEST_ARGS) || [ $$? -eq 5 ]
 
 test-slow: $(STAMP)
@@ -40,6 +42,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check airflow_dagops meta_dags tests benchmarks
 	$(BIN)/ruff format --check airflow_dagops meta_dags tests benchmarks
 	$(BIN)/bandit -q -r airflow_dagops --severity-level high
+	$(BIN)/mypy
 
 # pip-audit over the resolved dependencies; says "skipped" where no vulnerability service answers.
 audit: $(STAMP)

@@ -6,7 +6,7 @@ Such text is attacker-controlled, so no pattern can recognise the secret in it: 
 process knows to be secret is masked wherever it appears.
 
 The secret values are
-- environment variables whose name or value says "secret" (`structure.is_sensitive`, the sandbox's own rule:
+- environment variables whose name or value says "secret" (`is_sensitive` below, the sandbox's own rule:
   `AIRFLOW_CONN_*`, `AIRFLOW_VAR_*`, `*_TOKEN`, `*_PASSWORD`, database URLs ...), and of Airflow's settings
   (`AIRFLOW__SECTION__KEY`) those Airflow marks sensitive, the `_CMD`/`_SECRET` indirections and keys that name
   a password, secret, token or key;
@@ -30,7 +30,6 @@ from urllib.parse import parse_qsl, quote, quote_plus, unquote, urlsplit
 from xml.sax.saxutils import escape as xml_escape
 
 from airflow_dagops.safety import redact
-from airflow_dagops.validate.structure import is_sensitive
 
 MASK = "***"
 MIN_LENGTH = 6  # shorter values are ordinary words more often than secrets
@@ -48,6 +47,42 @@ _cache: tuple[int, frozenset[str], re.Pattern[str] | None] | None = None
 
 
 # -- what is secret --------------------------------------------------------------------------------------------
+
+# Environment variables the sandbox never sees (names are compared upper-case).
+_DROPPED_PREFIXES = ("AIRFLOW_CONN_", "AIRFLOW_VAR_", "AIRFLOW__DATABASE__", "AIRFLOW__SECRETS__", "AIRFLOW__DAGOPS__")
+_DROPPED_NAMES = {
+    "AIRFLOW__CORE__SQL_ALCHEMY_CONN",
+    "AIRFLOW__CORE__FERNET_KEY",
+    "AIRFLOW__CELERY__BROKER_URL",
+    "AIRFLOW__CELERY__RESULT_BACKEND",
+    "AIRFLOW_CONFIG",
+    "AIRFLOW_HOME",
+    "HOME",
+    "TMPDIR",
+    "PWD",
+    "OLDPWD",
+}
+_SECRET_WORDS = ("SECRET", "TOKEN", "PASSWORD", "PASSWD", "KEY", "CREDENTIAL", "PRIVATE", "AUTH", "COOKIE", "SESSION")
+# `AIRFLOW__X__Y_CMD` runs a command and `..._SECRET` asks a secrets backend: neither belongs in a sandbox.
+_CONFIG_INDIRECTION = re.compile(r"^AIRFLOW__\w+__\w+_(CMD|SECRET)$")
+_URL_WITH_PASSWORD = re.compile(r"[a-z][a-z0-9+.-]*://[^/\s@:]*:[^/\s@]*@", re.IGNORECASE)
+_SECRET_IN_VALUE = re.compile(r"(password|passwd|pwd|secret|token)\s*[=:]", re.IGNORECASE)
+# Python variables that would make the sandbox's interpreter load code or paths from outside it.
+_PYTHON_LOADERS = {"PYTHONPATH", "PYTHONHOME", "PYTHONSTARTUP", "PYTHONUSERBASE", "PYTHONINSPECT", "PYTHONBREAKPOINT"}
+_DATABASE_URL = re.compile(r"^\s*(sqlite|postgres(ql)?|mysql|mariadb|mssql|oracle)(\+\w+)?:", re.IGNORECASE)
+
+
+def is_sensitive(name: str, value: str) -> bool:
+    """Whether an environment variable must not reach a sandbox or a log: a secret by its name or its value,
+    a configuration indirection, or a Python loader variable. One rule for the sandbox and for redaction."""
+    upper = name.upper()
+    if upper in _DROPPED_NAMES or upper.startswith(_DROPPED_PREFIXES) or _CONFIG_INDIRECTION.match(upper):
+        return True
+    if any(word in upper for word in _SECRET_WORDS) or upper in _PYTHON_LOADERS:
+        return True
+    return bool(_URL_WITH_PASSWORD.search(value) or _DATABASE_URL.match(value) or _SECRET_IN_VALUE.search(value))
+
+
 def secret_values() -> frozenset[str]:
     """Every secret value known to this process (see the module docstring); cached per environment."""
     return _known()[1]

@@ -13,9 +13,9 @@ import re
 from itertools import accumulate, repeat
 from operator import sub
 from pathlib import PurePosixPath
-from typing import Any
+from typing import Any, Literal, overload
 
-from airflow_dagops.errors import InvalidInput
+from airflow_dagops.errors import InvalidInput, MalformedJson
 
 # `\Z`, not `$`: `$` also matches before a trailing newline ("team\n" is not a name).
 NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}\Z")
@@ -146,7 +146,19 @@ def validate_conn_id(value: str | None, *, what: str = "connection id") -> str |
     return value
 
 
-def validate_text(value: Any, *, what: str, max_length: int, multiline: bool = False, required: bool = True) -> str:
+@overload
+def validate_text(
+    value: Any, *, what: str, max_length: int, multiline: bool = False, required: Literal[True] = True
+) -> str: ...
+
+
+@overload
+def validate_text(value: Any, *, what: str, max_length: int, multiline: bool = False, required: bool) -> str | None: ...
+
+
+def validate_text(
+    value: Any, *, what: str, max_length: int, multiline: bool = False, required: bool = True
+) -> str | None:
     """Free text (a title, a description, a review, a search): a string of at most `max_length` characters
     without control characters (tab and newlines allowed when `multiline`)."""
     if value is None and not required:
@@ -169,12 +181,6 @@ def has_control_characters(value: str, *, multiline: bool = False) -> bool:
 
 
 # -- JSON bodies ---------------------------------------------------------------------------------------------
-class MalformedJson(InvalidInput):
-    """A body that is not JSON dagops will parse: invalid, not UTF-8, or nested too deep."""
-
-    code = "malformed_json"
-
-
 _JSON_ESCAPE = re.compile(r"\\.", re.S)
 _JSON_STRING = re.compile(r'"[^"]*"?')  # once escapes are gone, a string holds no quote
 _JSON_NOT_BRACKET = re.compile(r"[^\[\]{}]+")

@@ -11,6 +11,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from airflow_dagops.errors import InvalidInput
+
 
 @dataclass(frozen=True)
 class Option:
@@ -150,8 +152,6 @@ def get_int(option: str) -> int:
     try:
         return int(raw)
     except ValueError as err:
-        from airflow_dagops.errors import InvalidInput
-
         raise InvalidInput(f"[dagops] {option} must be an integer, got {raw!r}") from err
 
 
@@ -161,8 +161,6 @@ def get_bool(option: str) -> bool:
         return True
     if raw in ("false", "0", "no", "off", ""):
         return False
-    from airflow_dagops.errors import InvalidInput
-
     raise InvalidInput(f"[dagops] {option} must be True or False, got {raw!r}")
 
 

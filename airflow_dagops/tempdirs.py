@@ -41,7 +41,7 @@ TMP_DIRNAME = "tmp"
 # check is bounded by git_timeout, the import timeouts and the test timeouts, all minutes.
 STALE_AFTER = 24 * 3600.0
 # Temporary folders dagops makes in the system temp folder (structure.py, release_tests.py,
-# marketplace_service.py): only names starting with one of these are ever looked at there.
+# marketplace package): only names starting with one of these are ever looked at there.
 SYSTEM_PREFIXES = ("dagops-sandbox-", "dagops-test-", "dagops-package-", "dagops-publish-")
 # Before `<dagops_home>/tmp/`, pull-request checks were exported into `<dagops_home>/checks/check-*`.
 LEGACY_ROOTS = (("checks", "check-"),)
@@ -93,7 +93,7 @@ def sweep(
     prefixes to look at, None for every entry); default: `<dagops_home>/tmp/`, the legacy check folder, and
     the system temp folder for `SYSTEM_PREFIXES`. A folder in use is never removed: its owner's pid is alive,
     or (owner unknown here) it was touched within `max_age`."""
-    removed = []
+    removed: list[Path] = []
     now = time.time() if now is None else now
     try:
         targets = list(default_roots() if roots is None else roots)

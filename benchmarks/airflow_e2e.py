@@ -1,6 +1,6 @@
 """Measurement (d): from a commit adding a new DAG to that DAG being listed by a running Airflow.
 
-Real api-server, scheduler and dag-processor processes (started with tests/e2e_helpers.py) run with the
+Real api-server, scheduler and dag-processor processes (started with tests/helpers/airflow.py) run with the
 settings `make run` uses, read from scripts/run.sh so the two cannot drift apart. The periodic
 dagops_sync schedule is switched off: only the benchmark's own REST triggers cause syncs.
 """
@@ -21,14 +21,14 @@ REPO_NAME = "e2e"
 RUN_SH = Path(__file__).resolve().parent.parent / "scripts" / "run.sh"
 DEFAULT_REFRESH_INTERVAL_S = 300  # Airflow's [dag_processor] refresh_interval default
 LISTED_TIMEOUT_S = 120
-# `export AIRFLOW__X__Y=literal` lines; values with `$` (home, port, URLs) are per-instance and set by e2e_helpers.
+# `export AIRFLOW__X__Y=literal` lines; values with `$` (home, port, URLs) are per-instance (tests/helpers/airflow.py).
 _EXPORT = re.compile(r"^export (AIRFLOW__[A-Z_]+)=([^\s$\"']+)$")
 
 
 def make_run_settings() -> dict[str, str]:
     """The Airflow settings `make run` exports (dag-processor intervals, parallelism), plus the default heartbeat.
 
-    e2e_helpers speeds the scheduler heartbeat up to 1 s for tests; `make run` keeps the default 5 s, so
+    tests/helpers/airflow.py speeds the scheduler heartbeat up to 1 s for tests; `make run` keeps the default 5 s, so
     that is what is benchmarked.
     """
     found = dict(m.groups() for line in RUN_SH.read_text().splitlines() if (m := _EXPORT.match(line.strip())))
@@ -39,7 +39,7 @@ def make_run_settings() -> dict[str, str]:
 
 def measure_end_to_end(work: Path, reps: int, progress: Callable[[str], None]) -> Measurement:
     """Start Airflow, publish a repository once, then time `reps` commits of a new DAG until it is listed."""
-    from tests.e2e_helpers import make_instance
+    from tests.helpers.airflow import make_instance
 
     settings = make_run_settings()
     repo = make_dag_repo(work / "remotes" / REPO_NAME, 3, prefix="e2e")
@@ -79,7 +79,8 @@ def measure_end_to_end(work: Path, reps: int, progress: Callable[[str], None]) -
 
 def _publish_first(instance, repo: SourceRepo, progress: Callable[[str], None]) -> float:
     """Register the repository and publish it once, so the timed runs measure steady state."""
-    from tests.e2e_helpers import BIN, wait_for
+    from tests.helpers.airflow import BIN
+    from tests.helpers.servers import wait_for
 
     instance.run(str(BIN / "dagops"), "repos", "add", REPO_NAME, repo.url, "--namespace", REPO_NAME)
     progress("(d) waiting for the dagops_sync system DAG")
@@ -93,7 +94,7 @@ def _publish_first(instance, repo: SourceRepo, progress: Callable[[str], None]) 
 
 
 def _time_new_dags(instance, repo: SourceRepo, reps: int, progress) -> tuple[Samples, Samples]:
-    from tests.e2e_helpers import wait_for
+    from tests.helpers.servers import wait_for
 
     listed = Samples("commit → new DAG listed by `GET /api/v2/dags` (timer starts right after the commit)")
     finished = Samples("commit → dagops_sync run finished (the run's end_date)", role="breakdown")
@@ -122,7 +123,7 @@ def _trigger_sync(instance) -> str:
 
 def _wait_run_end(instance, run_id: str) -> tuple[str, datetime]:
     """Wait for a dagops_sync run to end (outside the timer), so runs never queue behind each other."""
-    from tests.e2e_helpers import wait_for
+    from tests.helpers.servers import wait_for
 
     def ended():
         run = instance.api("GET", f"dags/dagops_sync/dagRuns/{run_id}").json()

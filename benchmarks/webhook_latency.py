@@ -1,7 +1,7 @@
 """Measurement (g): from a push webhook to the pushed commit being published, in a running Airflow.
 
 Real api-server, scheduler and dag-processor processes (LocalExecutor, SQLite, started with
-tests/e2e_helpers.py) run with the settings `make run` uses (shared with measurement (d)). The periodic
+tests/helpers/airflow.py) run with the settings `make run` uses (shared with measurement (d)). The periodic
 dagops_sync schedule is off, so every sync comes from a webhook. For each push: commit a change, start
 the timer, POST a signed GitHub push delivery to `/pluginsv2/dagops/api/v1/webhooks/github`, and poll
 the namespace link every 20 ms until it points at the release of the pushed commit. The dagops_sync
@@ -43,7 +43,7 @@ class DagOpsWebhooksBenchmark(AirflowPlugin):
 
 def measure_webhook_latency(work: Path, reps: int, progress: Callable[[str], None]) -> Measurement:
     """Start Airflow, publish a repository once through a webhook, then time `reps` pushes."""
-    from tests.e2e_helpers import make_instance
+    from tests.helpers.airflow import make_instance
 
     settings = make_run_settings()
     repo = make_dag_repo(work / "remotes" / REPO_NAME, 3, prefix="hooked")
@@ -93,7 +93,8 @@ def measure_webhook_latency(work: Path, reps: int, progress: Callable[[str], Non
 
 
 def _publish_first(instance, repo: SourceRepo, progress) -> float:
-    from tests.e2e_helpers import BIN, wait_for
+    from tests.helpers.airflow import BIN
+    from tests.helpers.servers import wait_for
 
     instance.run(str(BIN / "dagops"), "repos", "add", REPO_NAME, repo.url, "--namespace", REPO_NAME)
     progress("(g) waiting for the dagops_sync system DAG")
@@ -155,7 +156,7 @@ def _deliver(instance, repo: SourceRepo) -> dict:
 
 def _wait_published(instance, sha: str) -> None:
     """The namespace link points at <dagops_home>/releases/<namespace>/<sha> once the release is live."""
-    from tests.e2e_helpers import wait_for
+    from tests.helpers.servers import wait_for
 
     link = instance.home / "dags" / REPO_NAME
 
@@ -169,7 +170,7 @@ def _wait_published(instance, sha: str) -> None:
 
 
 def _wait_run_end(instance, run_id: str) -> dict:
-    from tests.e2e_helpers import wait_for
+    from tests.helpers.servers import wait_for
 
     def ended():
         run = instance.api("GET", f"dags/dagops_sync/dagRuns/{run_id}").json()

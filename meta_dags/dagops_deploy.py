@@ -2,8 +2,10 @@
 
 Never scheduled; trigger it with conf:
 `{"repository": NAME, "action": "deploy" | "rollback" | "pin" | "unpin", "version": ..., "pin": true}`.
-- deploy: `version` is a commit sha (7+ hex digits) or a tag; it is validated like a sync, published only
-  if it passes, and the repository is pinned to it (the next poll would otherwise undo it).
+- deploy: `version` is a commit sha (7+ hex digits) or a tag; it goes through the same gate as a sync's commit
+  (airflow_dagops/releases/gate.py; the repository's own tests run in this task when its .dagops.yaml asks for
+  them), is published to prod only if it passes (no promotion stages), old release folders are pruned, and the
+  repository is pinned to it (the next poll would otherwise undo it).
 - rollback: `version` is a release id or commit sha (default: the previous good release); `pin` stays there.
 - pin: keep the live release, or roll back to `version` and keep that. unpin: follow the branch again.
 The run is recorded in the repository's deploy log with the actor `airflow:<run_id>`. The task fails with

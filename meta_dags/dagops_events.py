@@ -33,12 +33,13 @@ def dagops_events():
         """Record the DAG runs of published DAGs that ended since the last run."""
         from airflow.exceptions import AirflowException
 
+        from airflow_dagops.airflow.rest_client import AirflowApiRunSource
         from airflow_dagops.errors import DagOpsError
         from airflow_dagops.events import dag_runs as dag_run_events
         from airflow_dagops.safety import redact
 
         try:
-            recorded = dag_run_events.collect(dag_run_events.AirflowApiDagRuns.from_connection)
+            recorded = dag_run_events.collect(AirflowApiRunSource.from_connection)
         except DagOpsError as error:
             raise AirflowException(redact(str(error))) from None
         print(f"recorded {recorded} DAG run outcome(s)")

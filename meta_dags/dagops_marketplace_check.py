@@ -50,12 +50,12 @@ def dagops_marketplace_check():
         from airflow.exceptions import AirflowException
 
         from airflow_dagops.errors import DagOpsError
-        from airflow_dagops.marketplace import service as marketplace_service
+        from airflow_dagops.marketplace import catalogs
         from airflow_dagops.safety import redact
 
         conf = get_current_context()["dag_run"].conf or {}
         try:
-            results = marketplace_service.refresh_catalogs(_names(conf, "catalogs"))
+            results = catalogs.refresh_catalogs(_names(conf, "catalogs"))
         except DagOpsError as error:
             raise AirflowException(redact(str(error))) from None
         for result in results:
@@ -70,12 +70,12 @@ def dagops_marketplace_check():
         from airflow.exceptions import AirflowException
 
         from airflow_dagops.errors import DagOpsError
-        from airflow_dagops.marketplace import service as marketplace_service
+        from airflow_dagops.marketplace import checks
         from airflow_dagops.safety import redact
 
         conf = get_current_context()["dag_run"].conf or {}
         try:
-            badges = marketplace_service.check_packages(_names(conf, "packages"))
+            badges = checks.check_packages(_names(conf, "packages"))
         except DagOpsError as error:
             raise AirflowException(redact(str(error))) from None
         for badge in badges:

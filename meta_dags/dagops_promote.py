@@ -38,9 +38,9 @@ def dagops_promote():
         """Check the soaking promotions (all, or the conf's repository), or promote one by hand."""
         from airflow.exceptions import AirflowException
 
+        from airflow_dagops.airflow.rest_client import AirflowApiRunSource
         from airflow_dagops.errors import DagOpsError
         from airflow_dagops.releases import promotion
-        from airflow_dagops.releases.promotion_source import AirflowApiRunSource
         from airflow_dagops.safety import redact
 
         context = get_current_context()

@@ -64,7 +64,7 @@ python - examples/catalog "$CATALOG" <<'PY'
 import sys
 from pathlib import Path
 
-from airflow_dagops import marketplace_service as market
+from airflow_dagops.marketplace import catalogs as market
 
 source, dest = sys.argv[1:]
 if not (Path(dest) / ".git").is_dir():

@@ -11,18 +11,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from urllib.parse import quote
 
-from airflow_dagops.errors import DagOpsError
+from airflow_dagops.errors import AirflowUnavailable
+from airflow_dagops.safety import display_url
 
 log = logging.getLogger(__name__)
 
 SYNC_DAG_ID = "dagops_sync"
 VALIDATE_DAG_ID = "dagops_validate"  # pull/merge-request checks (meta_dags/dagops_validate.py)
-
-
-class AirflowUnavailable(DagOpsError):
-    """Airflow cannot take the request now (system DAG not parsed yet, paused, DB down)."""
-
-    code = "airflow_unavailable"
 
 
 @dataclass(frozen=True)
@@ -85,7 +80,7 @@ def dag_run_states(dag_id: str, run_ids: list[str]) -> dict[str, str]:
         rows = session.execute(
             select(DagRun.run_id, DagRun.state).where(DagRun.dag_id == dag_id, DagRun.run_id.in_(run_ids))
         ).all()
-    return {run_id: str(state) for run_id, state in rows}
+    return {str(run_id): str(state) for run_id, state in rows}
 
 
 def sync_run_states(run_ids: list[str]) -> dict[str, str]:
@@ -101,7 +96,10 @@ def import_errors(namespace: str) -> list[ImportErrorEntry]:
     prefix = f"{namespace}/"
     with create_session() as session:
         rows = session.scalars(select(ParseImportError).where(ParseImportError.filename.like(f"{prefix}%"))).all()
-        return [ImportErrorEntry(row.filename[len(prefix) :], row.stacktrace or "", row.timestamp) for row in rows]
+        # Every filename starts with the prefix (the query says so).
+        return [
+            ImportErrorEntry((row.filename or "")[len(prefix) :], row.stacktrace or "", row.timestamp) for row in rows
+        ]
 
 
 def git_connections() -> list[dict]:
@@ -109,8 +107,6 @@ def git_connections() -> list[dict]:
     from airflow.models.connection import Connection
     from airflow.utils.session import create_session
     from sqlalchemy import select
-
-    from airflow_dagops.safety import display_url
 
     with create_session() as session:
         rows = session.execute(

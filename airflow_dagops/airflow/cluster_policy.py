@@ -19,7 +19,7 @@ from airflow.policies import hookimpl
 
 from airflow_dagops import settings
 from airflow_dagops.airflow import namespace_meta
-from airflow_dagops.deploy.releases import read_manifest
+from airflow_dagops.release_manifest import read_manifest
 
 log = logging.getLogger(__name__)
 

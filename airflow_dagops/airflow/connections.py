@@ -1,16 +1,34 @@
-"""Read an Airflow connection from any dagops process: the api-server (webhooks), the CLI, or a task.
+"""Airflow connections, for every dagops process: the api-server (webhooks), the CLI, or a task.
 
-`airflow.models.connection.Connection.get_connection_from_secrets` walks environment variables
-(`AIRFLOW_CONN_*`), the configured secrets backend (Vault, ...) and the metadata DB, and inside a task it
-goes through the Task SDK instead. The Task SDK's own lookup (`airflow.sdk.BaseHook.get_connection`)
-would skip the metadata DB in the api-server and the CLI, where Airflow sets no process context.
+The one place dagops reads or writes an Airflow Connection, so the rules below hold everywhere:
+
+- Reading: `airflow.models.connection.Connection.get_connection_from_secrets` walks environment variables
+  (`AIRFLOW_CONN_*`), the configured secrets backend (Vault, ...) and the metadata DB, and inside a task it
+  goes through the Task SDK instead. The Task SDK's own lookup (`airflow.sdk.BaseHook.get_connection`)
+  would skip the metadata DB in the api-server and the CLI, where Airflow sets no process context.
+- Writing (credential rotation, `dagops credentials create`): only rows of the metadata DB, like
+  `airflow connections add`; environment variables and secrets backends are read-only to dagops.
+
+Airflow is imported inside the functions: the core stays importable (and testable) without it.
 """
 
 from __future__ import annotations
 
+import contextlib
+import logging
+import os
+import sys
 import warnings
+from collections.abc import Iterator
+
+from sqlalchemy import select
+
+from airflow_dagops.errors import DagOpsError
+
+log = logging.getLogger(__name__)
 
 
+# -- reading --------------------------------------------------------------------------------------------
 def get_connection(conn_id: str):
     """The connection (with `.password` and `.extra_dejson`); raises when there is none."""
     from airflow.models.connection import Connection
@@ -21,11 +39,122 @@ def get_connection(conn_id: str):
         return Connection.get_connection_from_secrets(conn_id)
 
 
+def find_connection(conn_id: str):
+    """The connection, or None when it is missing or its backend cannot be reached: for callers that say
+    themselves what to do about a missing connection."""
+    try:
+        return get_connection(conn_id)
+    except Exception as err:  # not found, or a backend that cannot be reached
+        log.debug("connection %s cannot be read: %s", conn_id, type(err).__name__)
+        return None
+
+
 def password_of(conn_id: str | None) -> str | None:
     """A connection's password, or None when the connection or its password is missing."""
     if not conn_id:
         return None
+    connection = find_connection(conn_id)
+    return (connection.password or None) if connection is not None else None
+
+
+def connection_origin(conn_id: str) -> str:
+    """Where Airflow finds the connection first: 'metadata_db', 'environment', 'secrets backend <Class>' or
+    'missing'. Only a connection found in the metadata DB can be written or deleted by dagops."""
+    from airflow.configuration import ensure_secrets_loaded
+
+    for backend in ensure_secrets_loaded():
+        try:
+            found = backend.get_connection(conn_id=conn_id)
+        except Exception as err:  # an unreachable backend is skipped, as Airflow's own lookup does
+            log.debug("backend %s did not answer for %s: %s", type(backend).__name__, conn_id, type(err).__name__)
+            continue
+        if found:
+            kind = type(backend).__name__
+            return {"MetastoreBackend": "metadata_db", "EnvironmentVariablesBackend": "environment"}.get(
+                kind, f"secrets backend {kind}"
+            )
+    return "missing"
+
+
+def use_server_secrets_chain() -> None:
+    """Let GitHook see connections of the metadata DB, as `airflow connections ...` and the api-server do.
+
+    Outside a task, Airflow's Task SDK looks connections up in env vars and custom secrets backends only,
+    unless the process declares itself a server (`_AIRFLOW_PROCESS_CONTEXT=server`, set by the api-server
+    and the scheduler). The dagops CLI and API have the metadata DB, so they may; inside a task (the
+    supervisor's comms are set) nothing changes.
+    """
+    runner = sys.modules.get("airflow.sdk.execution_time.task_runner")
+    if getattr(runner, "SUPERVISOR_COMMS", None) is None:
+        os.environ.setdefault("_AIRFLOW_PROCESS_CONTEXT", "server")
+
+
+# -- the metadata DB's rows -----------------------------------------------------------------------------
+@contextlib.contextmanager
+def metadata_session(doing: str) -> Iterator:
+    """A session on Airflow's metadata DB whose failures say what could not be done, without DB URLs."""
     try:
-        return get_connection(conn_id).password or None
-    except Exception:  # not found, or the backend is down: either way there is no secret to use
-        return None
+        from airflow.utils.session import create_session
+
+        with create_session() as session:
+            yield session
+    except DagOpsError:
+        raise
+    except Exception as err:
+        raise DagOpsError(
+            f"cannot {doing} in Airflow's metadata DB ({type(err).__name__}): dagops writes connections "
+            "there, like `airflow connections add`; run it where that DB is reachable "
+            "(the api-server, or a CLI with Airflow's configuration)"
+        ) from err
+
+
+def add_connection(*, doing: str, **fields) -> None:
+    """Insert a Connection row (`conn_id`, `conn_type`, `host`, `password`, `extra`, ...)."""
+    from airflow.models.connection import Connection
+
+    with metadata_session(doing) as session:
+        session.add(Connection(**fields))
+
+
+def stored_conn_ids(conn_ids: list[str]) -> set[str]:
+    """Those of `conn_ids` that are rows of the metadata DB: to pick a new id that is free."""
+    from airflow.models.connection import Connection
+
+    with metadata_session("look up connection ids") as session:
+        return set(session.scalars(select(Connection.conn_id).where(Connection.conn_id.in_(conn_ids))))
+
+
+def delete_connection(conn_id: str) -> None:
+    """Delete the row of `conn_id` from the metadata DB (nothing when there is none)."""
+    from airflow.models.connection import Connection
+
+    with metadata_session(f"delete connection {conn_id!r}") as session:
+        connection = session.scalar(select(Connection).where(Connection.conn_id == conn_id))
+        if connection is not None:
+            session.delete(connection)
+
+
+def description_of(conn_id: str) -> str | None:
+    """The description of `conn_id`'s row in the metadata DB (None without a row or a description)."""
+    from airflow.models.connection import Connection
+
+    with metadata_session("read a connection's description") as session:
+        return session.scalar(select(Connection.description).where(Connection.conn_id == conn_id))
+
+
+def describe_connection(conn_id: str, description: str) -> None:
+    """Set the description of `conn_id`'s row in the metadata DB."""
+    from airflow.models.connection import Connection
+
+    with metadata_session("describe the connection") as session:
+        connection = session.scalar(select(Connection).where(Connection.conn_id == conn_id))
+        if connection is not None:
+            connection.description = description
+
+
+def conn_ids_described(prefix: str) -> list[str]:
+    """The rows of the metadata DB whose description starts with `prefix` (dagops' own markers)."""
+    from airflow.models.connection import Connection
+
+    with metadata_session("look for connections") as session:
+        return list(session.scalars(select(Connection.conn_id).where(Connection.description.like(prefix + "%"))))

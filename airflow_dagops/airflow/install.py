@@ -19,18 +19,10 @@ def init(*, add_bundle: bool = True) -> list[str]:
     if add_bundle:
         done.append(airflow_setup.ensure_dagops_bundle())
     done.extend(parsing_advice())
-    done.append(sandbox_report())
     removed = tempdirs.sweep()
     if removed:
         done.append(f"removed {len(removed)} temporary folder(s) left by killed processes")
     return done
-
-
-def sandbox_report() -> str:
-    """Whether DAG files can be validated here, and if not, what fixes it (docs/security.md)."""
-    from airflow_dagops.validate.sandbox_host import describe_support
-
-    return describe_support()
 
 
 def parsing_advice() -> list[str]:

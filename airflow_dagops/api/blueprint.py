@@ -14,9 +14,10 @@ from airflow_dagops.api.openapi import body_schema, document
 from airflow_dagops.releases import rollback as rollbacks
 from airflow_dagops.releases.rollback import live_dags
 from airflow_dagops.repositories import info as repo_info
+from airflow_dagops.repositories import options as repo_options
 from airflow_dagops.repositories import registry
-from airflow_dagops.repositories.info import RepositoryInfo
 from airflow_dagops.repositories.registry import add_repository, remove_repository
+from airflow_dagops.store.views import RepositoryInfo
 from airflow_dagops.sync.runs import get_sync_run, list_sync_runs, reconcile_sync_runs, request_sync
 
 PREFIX = "/dagops/api/v1"
@@ -84,13 +85,26 @@ def actor_name() -> str:
     return g.dagops_principal.name
 
 
-def _require_connection_access(body: dict) -> None:
-    """Naming a connection points its secret at the repository's URL: whoever sets it must be allowed to
-    use Airflow's connections, not only to edit DAGs (else a DAG editor could send a token to their server)."""
-    if any(body.get(key) for key in ("conn_id", "webhook_conn_id")) and not auth.is_allowed(
-        g.dagops_principal, "connections"
-    ):
+def _require_option_rights(body: dict, *, repository: str | None = None) -> None:
+    """Some options need more than the right to edit DAGs (`needs` in repositories/options.py):
+
+    - naming a connection points its secret at the repository's URL: whoever sets it must be allowed to use
+      Airflow's connections (else a DAG editor could send a token to their server);
+    - an isolated environment installs whatever the repository declares, with uv, on the machine that syncs it:
+      only an admin may turn it on (turning it off, or re-sending the value it has, needs nothing more)."""
+    if repo_options.set_needing("connections", body) and not auth.is_allowed(g.dagops_principal, "connections"):
         raise ApiError(403, "forbidden", "choosing a connection needs Airflow's connection read permission")
+    admin_only = repo_options.set_needing("admin", body)
+    if admin_only and repository is not None:
+        current = repo_info.get_repository(repository)
+        admin_only = [key for key in admin_only if body[key] != getattr(current, key)]
+    if admin_only and not auth.is_allowed(g.dagops_principal, "admin"):
+        raise ApiError(
+            403,
+            "forbidden",
+            f"through the API only Airflow admins may set {', '.join(admin_only)} (the dagops CLI and dagops.yaml "
+            "may); nothing was changed",
+        )
 
 
 def _require_connection_access_for_url(name: str, body: dict) -> None:
@@ -200,12 +214,13 @@ def _page(items: list, total: int, limit: int, offset: int):
 
 # -- output --------------------------------------------------------------------------------------------------
 def _repository(info: RepositoryInfo) -> dict:
+    """A Repository (api/openapi.py): every repository option, then what dagops knows of its state."""
     live = None
     if info.live_release_id:
         live = {
             "release_id": info.live_release_id,
             "commit": info.live_commit,
-            "short_commit": info.live_commit[:7],
+            "short_commit": (info.live_commit or "")[:7],
             "message": info.live_message,
             "author": info.live_author,
             "committed_at": info.live_committed_at,
@@ -213,18 +228,7 @@ def _repository(info: RepositoryInfo) -> dict:
     name = info.name
     return {
         "name": name,
-        "url": info.url,
-        "ref": info.ref,
-        "namespace": info.namespace,
-        "priority": info.priority,
-        "conn_id": info.conn_id,
-        "webhook_conn_id": info.webhook_conn_id,
-        "subdir": info.subdir,
-        "enabled": info.enabled,
-        "poll_interval": info.poll_interval,
-        "on_conflict": info.on_conflict,
-        "access_control": info.access_control,
-        "promotion": info.promotion,
+        **{option.name: getattr(info, option.name) for option in repo_options.OPTIONS},
         "status": info.status,
         "status_message": info.status_message,
         "live": live,
@@ -275,7 +279,7 @@ def list_repositories():
 @api_blueprint.post("/repositories")
 def create_repository():
     body = read_body("RepositoryCreate")
-    _require_connection_access(body)
+    _require_option_rights(body)
     _require_file_url_rights(body)
     info = add_repository(
         body.pop("name"), body.pop("url"), verify=body.pop("verify", True), **{k: v for k, v in body.items()}
@@ -292,7 +296,7 @@ def get_repository(name: str):
 @api_blueprint.patch("/repositories/<name>")
 def update_repository(name: str):
     body = read_body("RepositoryUpdate")
-    _require_connection_access(body)
+    _require_option_rights(body, repository=name)
     _require_connection_access_for_url(name, body)
     _require_file_url_rights(body, repository=name)
     return jsonify(_repository(registry.update_repository(name, verify=body.pop("verify", True), **body)))

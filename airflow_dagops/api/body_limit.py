@@ -26,6 +26,11 @@ import re
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
+from airflow_dagops import settings
+from airflow_dagops.api.blueprint import MAX_BODY
+from airflow_dagops.api.blueprint import PREFIX as API_PREFIX
+from airflow_dagops.webhooks import service as webhook_service
+
 log = logging.getLogger(__name__)
 
 Scope = MutableMapping[str, Any]
@@ -41,10 +46,6 @@ _PROPOSALS = re.compile(r"^/dagops/api/v1/repositories/[^/]+/proposals/?$")
 
 def body_limit(path: str) -> int:
     """The largest body (bytes) the dagops route at `path` (relative to /pluginsv2) may receive."""
-    from airflow_dagops import settings
-    from airflow_dagops.api.blueprint import MAX_BODY
-    from airflow_dagops.api.blueprint import PREFIX as API_PREFIX
-    from airflow_dagops.webhooks import service as webhook_service
 
     if path.startswith(f"{API_PREFIX}/webhooks/"):
         return webhook_service.MAX_BODY

@@ -30,7 +30,8 @@ from airflow_dagops.api.openapi import (
     register,
     schema_ref,
 )
-from airflow_dagops.credentials import service as credentials_service
+from airflow_dagops.credentials import access, connections, deploy_keys, rotation
+from airflow_dagops.errors import RotationFailed
 from airflow_dagops.repositories.info import get_repository
 
 BASE = "/repositories/<name>/credentials"
@@ -53,7 +54,7 @@ def create_connection():
     """The page's "New connection": a token connection, or a generated deploy key (public half answered)."""
     body = read_body("ConnectionCreate")
     _require_connection_rights("POST", why="creating a connection")
-    created = credentials_service.create_connection(
+    created = connections.create_connection(
         body["conn_id"],
         kind=body["kind"],
         actor=actor_name(),
@@ -72,12 +73,12 @@ def credentials_test(name: str):
     if conn_id and conn_id != get_repository(name).conn_id:
         # Using a connection the repository does not name is using its secret: Airflow must allow it.
         _require_connection_rights("GET", why=f"testing with connection {conn_id!r} uses its credentials")
-    return jsonify(credentials_service.test_access(name, conn_id=conn_id).to_dict())
+    return jsonify(access.test_access(name, conn_id=conn_id).to_dict())
 
 
 @api_blueprint.get(f"{BASE}/deploy-key")
 def credentials_deploy_key(name: str):
-    conn_id, public_key = credentials_service.deploy_key_info(name)
+    conn_id, public_key = deploy_keys.deploy_key_info(name)
     if public_key is None:
         raise ApiError(
             404,
@@ -92,7 +93,7 @@ def credentials_deploy_key(name: str):
 def credentials_rotate(name: str):
     _require_connection_edit()
     read_body("Empty")
-    pending = credentials_service.start_rotation(name, actor=actor_name())
+    pending = rotation.start_rotation(name, actor=actor_name())
     return jsonify(pending.to_dict()), 201
 
 
@@ -101,16 +102,16 @@ def credentials_rotate_confirm(name: str):
     _require_connection_edit()
     body = read_body("RotationConfirm")
     if body.get("abort"):
-        return jsonify(credentials_service.abort_rotation(name, body["rotation_id"]).to_dict())
+        return jsonify(rotation.abort_rotation(name, body["rotation_id"]).to_dict())
     try:
-        outcome = credentials_service.confirm_rotation(
+        outcome = rotation.confirm_rotation(
             name,
             body["rotation_id"],
             actor=actor_name(),
             wait=body.get("wait", 0),
             keep_old=body.get("keep_old", False),
         )
-    except credentials_service.RotationFailed as failure:
+    except RotationFailed as failure:
         raise ApiError(
             422,
             "access_failed",
@@ -127,7 +128,7 @@ ACCESS_RESULT = {
     "properties": {
         "repository": {"type": "string"},
         "ok": {"type": "boolean"},
-        "kind": {"type": "string", "enum": list(credentials_service.KINDS)},
+        "kind": {"type": "string", "enum": list(access.KINDS)},
         "message": {"type": "string"},
         "hint": NULLABLE_STRING,
         "latency": {"type": "number", "description": "seconds the check took"},

@@ -12,26 +12,6 @@ from airflow_dagops.redaction import redact_text as redact
 
 log = logging.getLogger(__name__)
 
-# DagOpsError.code -> HTTP status; git failures while checking a new URL/ref/credentials are the
-# caller's input being wrong, hence 422.
-STATUS_OF_CODE = {
-    "invalid_input": 422,
-    "not_found": 404,
-    "conflict": 409,
-    "lock_busy": 409,
-    "git_error": 422,
-    "git_timeout": 422,
-    "authentication_failed": 422,
-    "remote_unreachable": 422,
-    "ref_not_found": 422,
-    "validation_failed": 422,
-    "airflow_unavailable": 503,
-    # raised by the webhook receiver
-    "unauthenticated": 401,
-    "body_too_large": 413,
-    "malformed_json": 400,
-}
-
 
 class ApiError(Exception):
     """An error raised by the API layer itself (auth, body, query)."""
@@ -52,7 +32,8 @@ def from_api_error(err: ApiError):
 
 
 def from_dagops_error(err: DagOpsError):
-    status = STATUS_OF_CODE.get(err.code, 500)
+    """The error's own `http_status` (errors.py), so the API and the CLI never disagree on what an error is."""
+    status = err.http_status
     return envelope(status, err.code, redact(str(err)), err.details)
 
 
@@ -62,7 +43,7 @@ def from_unexpected(err: Exception):
 
 
 def from_http_error(err: HTTPException):
-    code = {413: "body_too_large", 404: "not_found", 405: "method_not_allowed"}.get(err.code, "http_error")
+    code = {413: "body_too_large", 404: "not_found", 405: "method_not_allowed"}.get(err.code or 0, "http_error")
     return envelope(err.code or 500, code, err.description or err.name)
 
 

@@ -34,7 +34,7 @@ def list_events():
 
 def _int_arg(name: str, default: int | None, low: int, high: int) -> int | None:
     raw = request.args.get(name)
-    if raw in (None, ""):
+    if not raw:  # absent or empty
         return default
     if not raw.isdigit() or not low <= int(raw) <= high:
         raise ApiError(422, "invalid_query", f"{name} must be an integer from {low} to {high}")

@@ -1,5 +1,5 @@
 """REST routes for the DAG marketplace, added to the dagops API blueprint (its JWT auth, CSRF check and error
-envelope apply). Each route parses input, calls one `marketplace_service` function and renders its answer
+envelope apply). Each route parses input, calls one airflow_dagops.marketplace use case and renders its answer
 (docs/marketplace.md explains catalogs, packages and badges; docs/api.md lists the routes):
 
     GET    /marketplace/search?q=&limit=            ranked packages (an empty q lists every package)
@@ -29,7 +29,7 @@ from airflow_dagops.api.blueprint import actor_name, api_blueprint, read_body
 from airflow_dagops.api.errors import ApiError
 from airflow_dagops.api.openapi import NAME, NULLABLE_STRING, WRITE_ERRORS, json_content, operation, register
 from airflow_dagops.api.openapi import schema_ref as ref
-from airflow_dagops.marketplace import service as marketplace_service
+from airflow_dagops.marketplace import catalogs, installs, listing, ratings
 from airflow_dagops.sync.runs import request_sync
 
 log = logging.getLogger(__name__)
@@ -37,7 +37,7 @@ log = logging.getLogger(__name__)
 BASE = "/marketplace"
 MAX_QUERY = 200
 DEFAULT_LIMIT, MAX_LIMIT = 20, 100
-MAX_REVIEW = marketplace_service.REVIEW_MAX  # the schema refuses longer reviews before the service would
+MAX_REVIEW = ratings.REVIEW_MAX  # the schema refuses longer reviews before the service would
 # What a bad value of a known field must be, said in words: jsonschema's own messages quote the value, which
 # for a 10 000-character review is no help ("'xxxx…' is too long").
 FIELD_RULES = {
@@ -52,19 +52,19 @@ FIELD_RULES = {
 @api_blueprint.get(f"{BASE}/search")
 def marketplace_search():
     query, limit = _query_arg(), _limit_arg()
-    items = [_with_links(result) for result in marketplace_service.search(query, limit=limit)]
+    items = [_with_links(result) for result in listing.search(query, limit=limit)]
     return jsonify({"items": items, "total": len(items), "query": query, "limit": limit})
 
 
 @api_blueprint.get(f"{BASE}/packages/<name>")
 def marketplace_package(name: str):
-    return jsonify(_with_links(marketplace_service.package_info(name)))
+    return jsonify(_with_links(listing.package_info(name)))
 
 
 @api_blueprint.post(f"{BASE}/packages/<name>/install")
 def marketplace_install(name: str):
     body = _read_body("MarketplaceInstall")
-    installed = marketplace_service.install(
+    installed = installs.install(
         name, version=body.get("version"), namespace=body.get("namespace"), actor=actor_name(), sync=False
     )
     sync = _request_first_sync(name, installed["repository"])
@@ -88,30 +88,30 @@ def marketplace_uninstall(name: str):
     # Uninstalling removes a repository and its DAGs: the permission of DELETE /repositories/{name}.
     if not auth.is_allowed(g.dagops_principal, "delete"):
         raise ApiError(403, "forbidden", "your Airflow role does not allow this (delete); see docs/api.md")
-    return jsonify({"message": marketplace_service.uninstall(name, actor=actor_name())})
+    return jsonify({"message": installs.uninstall(name, actor=actor_name())})
 
 
 @api_blueprint.post(f"{BASE}/packages/<name>/ratings")
 def marketplace_rate(name: str):
     body = _read_body("MarketplaceRating")
-    return jsonify(marketplace_service.rate(name, body["stars"], author=actor_name())), 201
+    return jsonify(ratings.rate(name, body["stars"], author=actor_name())), 201
 
 
 @api_blueprint.post(f"{BASE}/packages/<name>/reviews")
 def marketplace_review(name: str):
     body = _read_body("MarketplaceReview")
-    return jsonify(marketplace_service.review(name, body["text"], author=actor_name())), 201
+    return jsonify(ratings.review(name, body["text"], author=actor_name())), 201
 
 
 @api_blueprint.get(f"{BASE}/installed")
 def marketplace_installed():
-    items = [_with_links(item) for item in marketplace_service.list_installed()]
+    items = [_with_links(item) for item in installs.list_installed()]
     return jsonify({"items": items, "total": len(items)})
 
 
 @api_blueprint.get(f"{BASE}/catalogs")
 def marketplace_catalogs():
-    items = marketplace_service.list_catalogs()
+    items = catalogs.list_catalogs()
     return jsonify({"items": items, "total": len(items)})
 
 
@@ -122,7 +122,7 @@ def _request_first_sync(package: str, repository: str) -> dict:
         run = request_sync(repository, actor=actor_name())
     except Exception:
         try:
-            marketplace_service.uninstall(package, actor=actor_name())
+            installs.uninstall(package, actor=actor_name())
         except Exception:  # the first error is the one to answer; this one only goes to the log
             log.exception("marketplace: could not undo the install of %s after Airflow refused its sync", package)
         raise

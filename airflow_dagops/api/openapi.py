@@ -6,60 +6,23 @@ from __future__ import annotations
 from functools import cache
 
 from airflow_dagops import __version__
-from airflow_dagops.repositories.options import DAG_PERMISSIONS, MAX_STAGES, ON_CONFLICT
+from airflow_dagops.repositories import options as repo_options
+from airflow_dagops.statuses import ReleaseStatus, RepositoryStatus, SyncRunStatus
 
-NAME = {"type": "string", "pattern": "^[a-z0-9][a-z0-9_-]{0,62}$"}
+NAME = repo_options.NAME_SCHEMA
 NULLABLE_STRING = {"type": ["string", "null"]}
 TIME = {"type": ["string", "null"], "format": "date-time"}
 RELEASE_REF = {
     "description": "a release id, or a commit sha (7 or more hex digits)",
     "oneOf": [{"type": "integer", "minimum": 1}, {"type": "string", "minLength": 1, "maxLength": 64}],
 }
-SETTINGS = {
-    "url": {"type": "string", "minLength": 1, "maxLength": 2048, "description": "credentials go in a connection"},
-    "ref": {"type": "string", "minLength": 1, "maxLength": 255, "description": "branch, tag or commit"},
-    "conn_id": {**NULLABLE_STRING, "maxLength": 250, "description": "Airflow connection of type git"},
-    "webhook_conn_id": {
-        **NULLABLE_STRING,
-        "maxLength": 250,
-        "description": "Airflow connection whose password is this repository's webhook secret",
-    },
-    "subdir": {**NULLABLE_STRING, "maxLength": 1024},
-    "priority": {"type": "integer", "minimum": 0, "maximum": 1000000, "description": "lower wins a dag_id clash"},
-    "poll_interval": {"type": ["integer", "null"], "minimum": 1, "maximum": 31536000},
-    "enabled": {"type": "boolean"},
-    "verify": {"type": "boolean", "description": "check URL, ref and credentials with git ls-remote first"},
-    "on_conflict": {
-        "type": ["string", "null"],
-        "enum": [*ON_CONFLICT, None],
-        "description": "when a higher-priority repository owns one of its dag_ids: publish without that file "
-        "(skip_files, the default) or do not publish the release (block)",
-    },
-    "access_control": {
-        "type": ["object", "null"],
-        "description": "FAB auth manager: role -> DAG permissions on each DAG of the namespace; null: defaults",
-        "maxProperties": 100,
-        "propertyNames": {"minLength": 1, "maxLength": 64},
-        "additionalProperties": {
-            "type": "array",
-            "minItems": 1,
-            "uniqueItems": True,
-            "items": {"type": "string", "enum": list(DAG_PERMISSIONS)},
-        },
-    },
-    "promotion": {
-        "type": ["object", "null"],
-        "description": "safe rollout: a new release goes live in the earlier stages first (docs/many-repositories.md)",
-        "additionalProperties": False,
-        "required": ["stages"],
-        "properties": {
-            "stages": {"type": "array", "minItems": 2, "maxItems": MAX_STAGES, "items": NAME},
-            "soak_runs": {"type": "integer", "minimum": 0, "maximum": 1000, "default": 1},
-        },
-    },
-}
+VERIFY = {"type": "boolean", "description": "check URL, ref and credentials with git ls-remote first"}
+# The repository options (repositories/options.py): all of them when registering and in a Repository, the
+# updatable ones in a change.
+OPTIONS = {option.name: option.json_schema() for option in repo_options.OPTIONS}
+SETTINGS = {name: schema for name, schema in OPTIONS.items() if name in repo_options.UPDATABLE}
 
-SCHEMAS = {
+SCHEMAS: dict[str, dict] = {
     "Error": {
         "type": "object",
         "required": ["error"],
@@ -79,9 +42,9 @@ SCHEMAS = {
         "type": "object",
         "additionalProperties": False,
         "required": ["name", "url"],
-        "properties": {"name": NAME, "namespace": NAME, **SETTINGS},
+        "properties": {"name": NAME, **OPTIONS, "verify": VERIFY},
     },
-    "RepositoryUpdate": {"type": "object", "additionalProperties": False, "properties": SETTINGS},
+    "RepositoryUpdate": {"type": "object", "additionalProperties": False, "properties": {**SETTINGS, "verify": VERIFY}},
     "SyncRequest": {
         "type": "object",
         "additionalProperties": False,
@@ -110,7 +73,7 @@ SCHEMAS = {
         "properties": {
             "id": {"type": "integer"},
             "repository": {"type": "string"},
-            "status": {"type": "string", "enum": ["queued", "running", "success", "unchanged", "rejected", "failed"]},
+            "status": {"type": "string", "enum": [status.value for status in SyncRunStatus]},
             "trigger": {"type": "string"},
             "airflow_run_id": NULLABLE_STRING,
             "commit": NULLABLE_STRING,
@@ -129,9 +92,8 @@ SCHEMAS = {
         "type": "object",
         "properties": {
             "name": {"type": "string"},
-            "namespace": {"type": "string"},
-            **{key: value for key, value in SETTINGS.items() if key != "verify"},
-            "status": {"type": "string", "enum": ["synced", "failed", "syncing", "pinned", "pending", "disabled"]},
+            **OPTIONS,
+            "status": {"type": "string", "enum": [status.value for status in RepositoryStatus]},
             "status_message": NULLABLE_STRING,
             "live": {"$ref": "#/components/schemas/LiveRelease"},
             "pinned_release_id": {"type": ["integer", "null"]},
@@ -159,7 +121,7 @@ SCHEMAS = {
             "commit": {"type": "string"},
             "short_commit": {"type": "string"},
             "ref": {"type": "string"},
-            "status": {"type": "string", "enum": ["live", "validated", "retired", "failed"]},
+            "status": {"type": "string", "enum": [status.value for status in ReleaseStatus]},
             "author": NULLABLE_STRING,
             "message": {"type": "string"},
             "committed_at": TIME,

@@ -15,6 +15,7 @@ from airflow_dagops.api.blueprint import actor_name, api_blueprint, read_body
 from airflow_dagops.api.openapi import NAME_PARAM, NULLABLE_STRING, WRITE_ERRORS, json_content, operation, register
 from airflow_dagops.api.openapi import schema_ref as ref
 from airflow_dagops.releases import promotion
+from airflow_dagops.statuses import PromotionStatus
 
 
 @api_blueprint.get("/repositories/<name>/promotion")
@@ -44,7 +45,7 @@ SCHEMAS = {
             "release_id": NULLABLE_INT,
             "commit": NULLABLE_STRING,
             "stage": {"type": "string", "description": "the stage the release is live in (the last: prod)"},
-            "status": {"type": "string", "enum": ["soaking", "promoted", "blocked", "superseded"]},
+            "status": {"type": "string", "enum": [status.value for status in PromotionStatus]},
             "successes": {"type": "integer", "description": "successful runs counted in the stage"},
             "soak_runs": NULLABLE_INT,
             "started_at": {"type": ["string", "null"], "format": "date-time"},

@@ -4,7 +4,7 @@ proposing needs the plugin's write permission). docs/automation.md walks through
     POST /repositories/{name}/proposals  {"files": [{"path", "content"}], "title", "description"}
         -> 201 {proposal_id, branch, commit, pr_url, ...}: validated, pushed as dagops/proposal-<id>, PR opened
         -> 422 invalid_input (a path outside the repository or its subdir, a file too large) or
-           validation_failed (details.findings): nothing was pushed
+           proposal_refused (details.findings): nothing was pushed
     GET  /proposals/{id}                 -> the proposal as recorded
 
 The work (export, validation in the sandbox, commit, push, pull request) runs in the request, like the dry run

@@ -21,6 +21,7 @@ from airflow_dagops.api.blueprint import PREFIX, api_blueprint
 from airflow_dagops.api.errors import answer_in_the_envelope, exempt_from_form_csrf
 from airflow_dagops.api.openapi import json_content, operation, register, schema_ref
 from airflow_dagops.checks import service as checks
+from airflow_dagops.statuses import CheckStatus
 from airflow_dagops.webhooks import PROVIDERS
 from airflow_dagops.webhooks import service as webhook_service
 
@@ -96,7 +97,7 @@ _CHECK = {
         "number": {"type": "integer", "description": "pull / merge request number"},
         "ref": {"type": "string", "description": "refs/pull/N/head or refs/merge-requests/N/head"},
         "head_sha": {"type": "string"},
-        "status": {"type": "string", "enum": ["queued", "running", "success", "failure", "error"]},
+        "status": {"type": "string", "enum": [status.value for status in CheckStatus]},
         "description": {"type": "string", "description": "what the commit status says"},
         "summary": {"type": ["object", "null"]},
         "findings": {"type": "array", "items": schema_ref("Finding")},

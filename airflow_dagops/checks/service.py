@@ -1,9 +1,12 @@
 """Pull-request checks, as use cases: queue one (webhook), run it (the `dagops_validate` task), read it (API).
 
-A check validates the head of a pull/merge request exactly as a sync would validate a new commit (same
-pipeline, same gate, same rules of the repository), but publishes nothing: the head is exported into a
-temporary folder under `<dagops_home>/tmp/`, never into the releases folder, and removed afterwards (or, if
-the process was killed, by the next check or sense step: `airflow_dagops/tempdirs.py`).
+A check puts the head of a pull/merge request through the one gate a sync's new commit goes through
+(releases/gate.py, purpose PULL_REQUEST: validation, dag_id conflicts, skip-files, dependency conflicts, the
+isolated environment, the repository's own tests), so a green check is a commit the sync will publish. It only
+asks: a dependency conflict is computed without telling the other repository's live release, the isolated
+environment is never built (only what can be known without building it), and nothing is published: the head is
+exported into a temporary folder under `<dagops_home>/tmp/`, never into the releases folder, and removed
+afterwards (or, if the process was killed, by the next check or sense step: `airflow_dagops/tempdirs.py`).
 The result goes back to the Git host as a commit status ("pending" when queued, then success or
 failure), with a link to the report page `/pluginsv2/dagops/checks/{id}` (its data: `GET .../api/v1/checks/{id}`).
 
@@ -23,18 +26,18 @@ from sqlalchemy import select
 
 from airflow_dagops import paths, settings, tempdirs
 from airflow_dagops.airflow import bridge as airflow_bridge
-from airflow_dagops.checks import status as commit_status
 from airflow_dagops.deploy.releases import export_release
 from airflow_dagops.errors import DagOpsError, NotFound
+from airflow_dagops.git import host_api as commit_status
+from airflow_dagops.git.host_api import PullRequest
 from airflow_dagops.git.mirror import Mirror
+from airflow_dagops.git.urls import normalize_repo_url
 from airflow_dagops.redaction import redact_text as redact
-from airflow_dagops.releases.gate import gate_dag_id_conflicts
+from airflow_dagops.releases.gate import GatePurpose, check_tree
+from airflow_dagops.statuses import CheckStatus
 from airflow_dagops.store.db import session_scope
 from airflow_dagops.store.models import CheckRun, Release, Repository, iso_time, utcnow
-from airflow_dagops.validate import validate
-from airflow_dagops.validate.skip_files import apply_gate
-from airflow_dagops.webhooks.payloads import PullRequest
-from airflow_dagops.webhooks.urls import normalize_repo_url
+from airflow_dagops.store.queries import get_row
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +58,7 @@ def queue_check(name: str, provider: str, pull: PullRequest, *, actor: str) -> d
                 CheckRun.repository_id == repo.id,
                 CheckRun.number == pull.number,
                 CheckRun.head_sha == pull.head_sha,
-                CheckRun.status != "error",
+                CheckRun.status != CheckStatus.ERROR,
             )
         )
         if existing is not None:
@@ -66,7 +69,7 @@ def queue_check(name: str, provider: str, pull: PullRequest, *, actor: str) -> d
             number=pull.number,
             ref=pull.fetch_ref,
             head_sha=pull.head_sha,
-            status="queued",
+            status=CheckStatus.QUEUED,
         )
         session.add(check)
         session.flush()
@@ -77,7 +80,7 @@ def queue_check(name: str, provider: str, pull: PullRequest, *, actor: str) -> d
             airflow_bridge.VALIDATE_DAG_ID, run_id=run_id, conf={"check_run": check_id}, user=actor
         )
     except Exception as err:
-        _finish(check_id, "error", error=f"Airflow refused the dagops_validate run: {err}")
+        _finish(check_id, CheckStatus.ERROR, error=f"Airflow refused the dagops_validate run: {err}")
         raise
     report(check_id, quick=True)
     log.info("%s queued check %d of %s #%d at %s", actor, check_id, name, pull.number, pull.head_sha[:12])
@@ -86,15 +89,17 @@ def queue_check(name: str, provider: str, pull: PullRequest, *, actor: str) -> d
 
 # -- run (the dagops_validate task) ------------------------------------------------------------------------------
 def run_check(check_id: int, *, progress: Progress | None = None) -> dict:
-    """Fetch the pull request head into the repository's mirror, export it to a temporary folder, validate
-    it, store the result and report it. Returns the check; its status is success, failure or error."""
+    """Fetch the pull request head into the repository's mirror, export it to a temporary folder, put it through
+    the gate as a sync would (read-only), store the result and report it. Returns the check; its status is
+    success, failure or error."""
     progress = progress or (lambda _step: None)
     with session_scope() as session:
         check = _load_check(session, check_id)
-        repo = session.get(Repository, check.repository_id)
+        repo = get_row(session, Repository, check.repository_id)
         live = session.get(Release, repo.live_release_id) if repo.live_release_id else None
-        check.status, check.error, check.summary, check.findings, check.finished_at = "running", None, None, None, None
-        target = _Target(repo.id, repo.name, repo.url, repo.conn_id, repo.subdir)
+        check.status = CheckStatus.RUNNING
+        check.error, check.summary, check.findings, check.finished_at = None, None, None, None
+        target = _Target(repo.id, repo.name, repo.namespace, repo.url, repo.conn_id, repo.subdir)
         ref, sha, live_path = check.ref, check.head_sha, Path(live.path) if live else None
     report(check_id)
     local_ref = f"{CHECK_REFS}/{check_id}"
@@ -114,22 +119,26 @@ def run_check(check_id: int, *, progress: Progress | None = None) -> dict:
             max_size=settings.get_int("max_repo_size"),
             metadata={"repository": target.name, "check_run": check_id, "ref": ref},
         )
-        progress("validating")
-        result = validate(work / "tree", extra_findings=export.findings)
-        result = gate_dag_id_conflicts(target.id, result)
-        result = apply_gate(work / "tree", result)
+        result = check_tree(
+            work / "tree",
+            repository_id=target.id,
+            namespace=target.namespace,
+            purpose=GatePurpose.PULL_REQUEST,
+            extra_findings=export.findings,
+            progress=progress,
+        )
         summary = {**result.summary(), "files_with_errors": len({f.file for f in result.errors if f.file})}
         _finish(
             check_id,
-            "success" if result.passed else "failure",
+            CheckStatus.SUCCESS if result.passed else CheckStatus.FAILURE,
             summary=summary,
             findings=[f.to_dict() for f in result.findings],
         )
     except DagOpsError as err:
-        _finish(check_id, "error", error=redact(str(err)))
+        _finish(check_id, CheckStatus.ERROR, error=redact(str(err)))
     except Exception as err:
         log.exception("check %d crashed", check_id)
-        _finish(check_id, "error", error=redact(f"unexpected error: {type(err).__name__}: {err}"))
+        _finish(check_id, CheckStatus.ERROR, error=redact(f"unexpected error: {type(err).__name__}: {err}"))
     finally:
         shutil.rmtree(work, ignore_errors=True)
         mirror.drop_ref(local_ref)
@@ -143,6 +152,7 @@ class _Target:
 
     id: int
     name: str
+    namespace: str
     url: str
     conn_id: str | None
     subdir: str | None
@@ -156,9 +166,9 @@ def _work_dir(check_id: int) -> Path:
     return tempdirs.make_temp_dir(f"check-{check_id}-")
 
 
-def _finish(check_id: int, status: str, *, summary=None, findings=None, error: str | None = None) -> None:
+def _finish(check_id: int, status: CheckStatus, *, summary=None, findings=None, error: str | None = None) -> None:
     with session_scope() as session:
-        check = session.get(CheckRun, check_id)
+        check = _load_check(session, check_id)
         check.status, check.summary, check.findings, check.error = status, summary, findings, error
         check.finished_at = utcnow()
 
@@ -169,7 +179,7 @@ def report(check_id: int, *, quick: bool = False) -> bool:
     `quick` (inside a webhook request) waits less for the Git host."""
     with session_scope() as session:
         check = _load_check(session, check_id)
-        repo = session.get(Repository, check.repository_id)
+        repo = get_row(session, Repository, check.repository_id)
         provider, url, conn_id = check.provider, repo.url, repo.conn_id
         status = commit_status.CommitStatus(
             sha=check.head_sha,
@@ -187,7 +197,7 @@ def report(check_id: int, *, quick: bool = False) -> bool:
     except Exception as err:  # reporting is best effort by design; say what broke, keep going
         error = redact(f"unexpected error while reporting: {type(err).__name__}")
     with session_scope() as session:
-        check = session.get(CheckRun, check_id)
+        check = _load_check(session, check_id)
         check.reported, check.report_error = error is None, error
     if error:
         log.warning("check %d: the %s commit status was not sent: %s", check_id, status.state, error)
@@ -196,16 +206,16 @@ def report(check_id: int, *, quick: bool = False) -> bool:
 
 def describe(check: CheckRun) -> str:
     """The commit status description: short, because the Git host shows one line."""
-    if check.status == "queued":
+    if check.status == CheckStatus.QUEUED:
         return "Queued for validation"
-    if check.status == "running":
+    if check.status == CheckStatus.RUNNING:
         return "Validating"
-    if check.status == "error":
+    if check.status == CheckStatus.ERROR:
         first = (check.error or "unknown error").splitlines()[0]
         return f"Could not validate: {first}"[: commit_status.MAX_DESCRIPTION]
     summary = check.summary or {}
     errors, warnings = summary.get("errors", 0), summary.get("warnings", 0)
-    if check.status == "failure":
+    if check.status == CheckStatus.FAILURE:
         files = summary.get("files_with_errors", 0)
         return f"{errors} {_plural(errors, 'error')} in {files} {_plural(files, 'file')}"
     return f"Passed with {warnings} {_plural(warnings, 'warning')}" if warnings else "Passed"
@@ -238,11 +248,11 @@ def reconcile_check(check_id: int, airflow_states: Callable[[list[str]], dict[st
     task could record anything), so it never shows 'queued' forever. Returns whether it was closed."""
     with session_scope() as session:
         check = _load_check(session, check_id)
-        if check.status not in ("queued", "running") or not check.airflow_run_id:
+        if check.status not in CheckStatus.active() or not check.airflow_run_id:
             return False
         if airflow_states([check.airflow_run_id]).get(check.airflow_run_id) not in ("success", "failed"):
             return False
-        check.status, check.finished_at = "error", utcnow()
+        check.status, check.finished_at = CheckStatus.ERROR, utcnow()
         check.error = f"Airflow run {check.airflow_run_id} ended without finishing this check; see its task log"
         return True
 
@@ -250,7 +260,7 @@ def reconcile_check(check_id: int, airflow_states: Callable[[list[str]], dict[st
 def get_check(check_id: int) -> dict:
     with session_scope() as session:
         check = _load_check(session, check_id)
-        return _check_dict(check, session.get(Repository, check.repository_id).name)
+        return _check_dict(check, get_row(session, Repository, check.repository_id).name)
 
 
 def _load_check(session, check_id: int) -> CheckRun:

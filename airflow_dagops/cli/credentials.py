@@ -1,6 +1,6 @@
 """`dagops credentials ...`: test a repository's access, show its deploy key, rotate its key or token.
 
-Thin: each command calls credentials_service and prints what happened. Secrets are read (a token from
+Thin: each command calls the credentials package and prints what happened. Secrets are read (a token from
 stdin or a file), handed to the service, and never printed.
 """
 
@@ -16,15 +16,16 @@ import typer
 from airflow_dagops.cli.common import JsonOption, command, err
 from airflow_dagops.cli.common import print_json as _print_json
 from airflow_dagops.cli.common import say as _say
-from airflow_dagops.credentials import service as credentials_service
-from airflow_dagops.errors import InvalidInput
+from airflow_dagops.credentials import access, common, deploy_keys, rotation
+from airflow_dagops.errors import InvalidInput, RotationFailed
 from airflow_dagops.repositories.info import get_repository
+from airflow_dagops.safety import url_scheme
 
 app = typer.Typer(
     help="Test and rotate repositories' credentials (Airflow connections of type git).", no_args_is_help=True
 )
 
-SSH = credentials_service.SSH_TRANSPORTS
+SSH = common.SSH_TRANSPORTS
 ENTER_GRACE = 30.0  # seconds of polling after Enter: some Git hosts take a moment to apply a new deploy key
 RETRY_HINT = "Run the rotation again and add the new key it prints; --wait SECONDS gives the Git host more time."
 
@@ -36,11 +37,12 @@ def _actor() -> str:
         return "cli"
 
 
-def _verdict(result: credentials_service.AccessResult) -> None:
+def _verdict(result: access.AccessResult) -> None:
     where = f"{result.latency:.2f} s, connection {result.conn_id or '-'}"
     if result.ok:
         _say(
-            f"✓ {result.repository}: access OK, {result.url} @ {result.ref} is {result.commit[:12]} ({where})", "green"
+            f"✓ {result.repository}: access OK, {result.url} @ {result.ref} is {(result.commit or '')[:12]} ({where})",
+            "green",
         )
         return
     _say(f"✗ {result.repository}: {result.kind.replace('_', ' ')} ({where}): {result.message}", "red")
@@ -57,7 +59,7 @@ def test(
     as_json: JsonOption = False,
 ):
     """Check that the repository's connection can read its ref (git ls-remote). Exit 1 when it cannot."""
-    result = credentials_service.test_access(name, conn_id=conn_id)
+    result = access.test_access(name, conn_id=conn_id)
     if as_json:
         _print_json(result.to_dict())
     else:
@@ -69,7 +71,7 @@ def test(
 @command(app, "deploy-key")
 def deploy_key(name: Annotated[str, typer.Argument(help="Repository whose public SSH key to print.")]):
     """Print the public SSH key of the repository's connection (to add as a deploy key). Exit 1 if it has none."""
-    conn_id, key = credentials_service.deploy_key_info(name)
+    conn_id, key = deploy_keys.deploy_key_info(name)
     if key is None:
         _say(f"{name!r} has no SSH key in its connection ({conn_id or 'none'})", "red", err)
         raise typer.Exit(1)
@@ -102,15 +104,15 @@ def rotate(
     if not yes and not typer.confirm(f"Rotate the {what} of {name!r}?", default=True):
         raise typer.Exit(1)
 
-    def show_key(pending: credentials_service.PendingRotation) -> None:
+    def show_key(pending: rotation.PendingRotation) -> None:
         _say(f"\nAdd this public key as a deploy key with read access at {pending.host}:\n", "bold")
-        sys.stdout.write(pending.public_key + "\n\n")
+        sys.stdout.write((pending.public_key or "") + "\n\n")
         sys.stdout.flush()
         if wait is None:
             _wait_for_enter()
 
     try:
-        outcome = credentials_service.rotate(
+        outcome = rotation.rotate(
             name,
             actor=_actor(),
             new_token=token,
@@ -119,7 +121,7 @@ def rotate(
             on_public_key=show_key,
             progress=lambda line: _say(f"✓ {line}" if not line.startswith("checking") else f"… {line}"),
         )
-    except credentials_service.RotationFailed as failure:
+    except RotationFailed as failure:
         _say(f"✗ {failure}", "red", err)
         if failure.access.kind == "authentication_failed" and failure.access.transport in SSH:
             # The printed key went with the deleted connection: adding it now would not help.
@@ -145,9 +147,8 @@ def _wait_for_enter() -> None:
 
 
 def _is_https(name: str) -> bool:
-    from airflow_dagops.safety import url_scheme
 
-    return url_scheme(get_repository(name).url) in credentials_service.HTTP_TRANSPORTS
+    return url_scheme(get_repository(name).url) in common.HTTP_TRANSPORTS
 
 
 def _read_token(source: str) -> str:

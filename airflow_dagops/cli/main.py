@@ -3,16 +3,23 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import getpass
+import inspect
 import logging
 import os
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 from rich.table import Table
+from sqlalchemy.exc import SQLAlchemyError
 
+from airflow_dagops import settings
+from airflow_dagops.airflow import bridge as airflow_bridge
+from airflow_dagops.airflow import install as setup_service
 from airflow_dagops.cli import credentials as cli_credentials
 from airflow_dagops.cli import declarative as cli_declarative
 from airflow_dagops.cli import events as cli_events
@@ -26,14 +33,21 @@ from airflow_dagops.cli.common import JsonOption, command, err, out
 from airflow_dagops.cli.common import print_json as _print_json
 from airflow_dagops.cli.common import say as _say
 from airflow_dagops.errors import DagOpsError, InvalidInput
-from airflow_dagops.redaction import install_log_redaction
+from airflow_dagops.redaction import install_log_redaction, redact_text
 from airflow_dagops.repositories import info as repo_info
-from airflow_dagops.repositories.info import RepositoryInfo, get_repository, list_repositories, repository_history
-from airflow_dagops.repositories.registry import add_repository, remove_repository
+from airflow_dagops.repositories import options as repo_options
+from airflow_dagops.repositories.info import get_repository, list_repositories, repository_history
+from airflow_dagops.repositories.options import RepositoryOption
+from airflow_dagops.repositories.registry import add_repository, remove_repository, update_repository
 from airflow_dagops.safety import redact
-from airflow_dagops.sync.runs import request_sync
+from airflow_dagops.statuses import SyncOutcomeStatus
+from airflow_dagops.store import db
+from airflow_dagops.store.views import RepositoryInfo
+from airflow_dagops.sync.runs import reconcile_sync_runs, request_sync
 from airflow_dagops.sync.sense import empty_trash
 from airflow_dagops.sync.sync import sync_repository
+from airflow_dagops.validate import folder as validate_service
+from airflow_dagops.validate.sandbox_host import describe_support
 
 app = typer.Typer(
     help="GitOps for Airflow DAGs: register, sync, validate and publish DAG repositories.",
@@ -70,9 +84,9 @@ def init(
     bundle: Annotated[bool, typer.Option(help="Add the `dagops` DAG bundle (system DAGs) to airflow.cfg.")] = True,
 ):
     """Prepare dagops: check Airflow's config, create folders, migrate the state DB, add the system DAG bundle."""
-    from airflow_dagops.airflow import install as setup_service
 
-    for line in setup_service.init(add_bundle=bundle):
+    # Whether DAG files can be validated here, and if not, what fixes it (docs/security.md).
+    for line in [*setup_service.init(add_bundle=bundle), describe_support()]:
         warning = line.startswith("Validation sandbox: ") and ("UNAVAILABLE" in line or "DEGRADED" in line)
         _say(f"✗ {line}" if warning else f"✓ {line}", "red" if warning else None)
 
@@ -80,81 +94,124 @@ def init(
 @command(db_app, "migrate")
 def db_migrate():
     """Create or upgrade the dagops state DB schema."""
-    from airflow_dagops import settings
-    from airflow_dagops.store import db
 
     revision = db.migrate()
     _say(f"dagops state DB at {redact(settings.sql_alchemy_conn())} is at revision {revision}")
 
 
-@command(repos_app, "add")
-def repos_add(
-    name: Annotated[str, typer.Argument(help="Repository name: lower-case letters, digits, '-' or '_'.")],
-    url: Annotated[str, typer.Argument(help="Git URL (https, ssh, git or file). No credentials: use --conn-id.")],
-    ref: Annotated[str, typer.Option(help="Branch, tag or commit to track.")] = "main",
-    namespace: Annotated[str | None, typer.Option(help="Folder in the dags folder (default: the name).")] = None,
-    conn_id: Annotated[str | None, typer.Option(help="Airflow connection (type 'git') with credentials.")] = None,
-    subdir: Annotated[str | None, typer.Option(help="Publish only this folder of the repository.")] = None,
-    priority: Annotated[int, typer.Option(help="Lower wins when two repositories define one dag_id.")] = 100,
-    poll_interval: Annotated[int | None, typer.Option(help="Seconds between checks for new commits.")] = None,
-    verify: Annotated[bool, typer.Option(help="Check that the remote and ref exist before registering.")] = True,
-    webhook_conn_id: Annotated[
-        str | None, typer.Option(help="Airflow connection whose password is this repository's webhook secret.")
-    ] = None,
-    on_conflict: Annotated[
-        str | None,
-        typer.Option(
-            help="When a higher-priority repository owns one of its dag_ids: publish without that file "
-            "(skip_files, the default) or do not publish the release (block)."
-        ),
-    ] = None,
-    access_control: Annotated[
-        list[str] | None,
-        typer.Option(
-            metavar="ROLE=PERM,PERM",
-            help="FAB auth manager: give ROLE these permissions (can_read, can_edit, can_delete) on every DAG "
-            "of the namespace. Repeat for more roles.",
-        ),
-    ] = None,
-):
-    """Register a repository. Run `dagops sync NAME` (or wait for dagops_sync) to publish it."""
-    info = add_repository(
-        name,
-        url,
-        ref=ref,
-        namespace=namespace,
-        conn_id=conn_id,
-        subdir=subdir,
-        priority=priority,
-        poll_interval=poll_interval,
-        verify=verify,
-        webhook_conn_id=webhook_conn_id,
-        on_conflict=on_conflict,
-        access_control=parse_access_control(access_control or []),
+# -- repository options as flags: one per option of repositories/options.py, derived from its description ----
+def _option_help(option: RepositoryOption) -> str:
+    """The description's help, then its text form; escaped, as typer reads rich markup ('[dagops] ...')."""
+    return escape(f"{option.help} {option.text_hint}".strip())
+
+
+def _flag_parameter(option: RepositoryOption, *, adding: bool) -> inspect.Parameter:
+    """The typer parameter of one option. `repos add` starts from the option's default; `repos update` from
+    None, which leaves the option as it is."""
+    help_text = _option_help(option)
+    if adding and option.argument:
+        annotation = Annotated[str, typer.Argument(help=help_text, show_default=False)]
+        return inspect.Parameter(option.name, inspect.Parameter.KEYWORD_ONLY, annotation=annotation)
+    default = option.default if adding else None
+    if option.kind is bool:
+        declaration = typer.Option(f"{option.flag}/--no-{option.flag[2:]}", help=help_text)
+        kind: Any = bool if adding else bool | None
+    else:
+        declaration = typer.Option(option.flag, help=help_text, metavar=option.metavar)
+        kind = (list[str] if option.repeatable else str) if option.from_text else option.kind
+        kind = kind if default is not None else kind | None
+        default = None if option.from_text else default
+    return inspect.Parameter(
+        option.name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=Annotated[kind, declaration]
     )
+
+
+def _given_options(chosen: list[RepositoryOption], flags: dict) -> dict:
+    """The options given on the command line (every one when adding), their text forms turned into values."""
+    options = {}
+    for option in chosen:
+        value = flags.pop(option.name)
+        if value is not None:
+            options[option.name] = option.from_text(value) if option.from_text else value
+    return options
+
+
+def with_repository_options(*, adding: bool):
+    """Give a command one flag per repository option (for `add`, the URL as its second argument, after the
+    name); the command receives them as `options`. Typer reads the generated signature."""
+    chosen = [option for option in repo_options.OPTIONS if adding or option.updatable]
+
+    def decorate(func):
+        own = [
+            parameter.replace(kind=inspect.Parameter.KEYWORD_ONLY)
+            for parameter in inspect.signature(func, eval_str=True).parameters.values()
+            if parameter.name != "options"
+        ]
+        parameters = [own[0], *(_flag_parameter(option, adding=adding) for option in chosen), *own[1:]]
+
+        @functools.wraps(func)
+        def wrapper(**flags):
+            options = _given_options(chosen, flags)  # takes the options' flags out of `flags`
+            return func(**flags, options=options)
+
+        wrapper.__signature__ = inspect.Signature(parameters)
+        wrapper.__annotations__ = {parameter.name: parameter.annotation for parameter in parameters}
+        return wrapper
+
+    return decorate
+
+
+RepoName = Annotated[str, typer.Argument(help="Repository name: lower-case letters, digits, '-' or '_'.")]
+VerifyOption = Annotated[
+    bool, typer.Option(help="Check the remote, ref and credentials with git ls-remote first (new source only).")
+]
+
+
+@command(repos_app, "add")
+@with_repository_options(adding=True)
+def repos_add(name: RepoName, verify: VerifyOption = True, *, options: dict):
+    """Register a repository. Run `dagops sync NAME` (or wait for dagops_sync) to publish it."""
+    info = add_repository(name, verify=verify, **options)
     _say(
         f"Registered {info.name} ({info.url} @ {info.ref}) → namespace {info.namespace}. "
         f"Next: `dagops sync {info.name}`."
     )
 
 
-def parse_access_control(entries: list[str]) -> dict[str, list[str]] | None:
-    """`["data-eng=can_read,can_edit", "viewers=can_read"]` -> {role: [permissions]}; services check the values."""
-    mapping: dict[str, list[str]] = {}
-    for entry in entries:
-        role, separator, permissions = entry.partition("=")
-        if not separator or not role.strip() or not permissions.strip():
-            raise InvalidInput(
-                f"--access-control takes ROLE=PERMISSION[,PERMISSION...], e.g. data-eng=can_read,can_edit; "
-                f"got {entry!r}"
-            )
-        mapping.setdefault(role.strip(), []).extend(p.strip() for p in permissions.split(",") if p.strip())
-    return mapping or None
+@command(repos_app, "update")
+@with_repository_options(adding=False)
+def repos_update(name: RepoName, verify: VerifyOption = True, *, options: dict):
+    """Change a repository's options: only the flags given change. '' clears a connection or the subdir,
+    'none' the access control or promotion."""
+    if not options:
+        raise InvalidInput("nothing to change: give at least one option (see `dagops repos update --help`)")
+    info = update_repository(name, verify=verify, **options)
+    changed = ", ".join(f"{key} {repo_options.BY_NAME[key].text(getattr(info, key))}" for key in options)
+    _say(f"Updated {info.name}: {changed}.")
+
+
+def _reconcile(name: str | None = None) -> None:
+    """Close sync runs whose Airflow run already ended, as the REST API does before it shows a status, so
+    `repos list/show` and the API say the same."""
+    reconcile_sync_runs(name, _airflow_run_states)
+
+
+def _airflow_run_states(run_ids: list[str]) -> dict[str, str]:
+    """Airflow's states of these dagops_sync runs; none, with a warning, where Airflow's metadata DB does not
+    answer (the CLI on a machine without Airflow): then the stored status is shown."""
+    try:
+        with contextlib.redirect_stdout(sys.stderr):  # Airflow logs to stdout; stdout is for results (--json)
+            return airflow_bridge.sync_run_states(run_ids)
+    except (ImportError, SQLAlchemyError) as error:
+        reason = redact_text(str(error).splitlines()[0] if str(error) else type(error).__name__)
+        _say(f"Warning: could not ask Airflow about running syncs ({reason}); statuses may be out of date", None, err)
+        return {}
 
 
 @command(repos_app, "list")
 def repos_list(as_json: JsonOption = False):
-    """List registered repositories with their live commit and last sync."""
+    """List registered repositories with their status, live commit and last sync."""
+    _reconcile()
     repos = list_repositories()
     if as_json:
         _print_json([r.to_dict() for r in repos])
@@ -162,33 +219,37 @@ def repos_list(as_json: JsonOption = False):
     if not repos:
         _say("No repositories registered. Add one with `dagops repos add NAME URL`.")
         return
-    table = Table("name", "namespace", "url", "ref", "live", "dag files", "last sync")
+    table = Table("name", "namespace", "url", "ref", "status", "live", "dag files", "last sync")
     for r in repos:
-        table.add_row(r.name, r.namespace, r.url, r.ref, (r.live_commit or "-")[:12], str(r.dag_files), _last_sync(r))
+        live = (r.live_commit or "-")[:12]
+        table.add_row(r.name, r.namespace, r.url, r.ref, _status_text(r), live, str(r.dag_files), _last_sync(r))
     out.print(table)
 
 
+def _status_text(repo: RepositoryInfo) -> str:
+    """The API's `status`, with its reason in words when there is one ('failed: Invalid credentials')."""
+    return f"{repo.status}: {repo.status_message}" if repo.status_message else repo.status
+
+
 def _setting_text(key: str, value) -> str:
-    """One setting as `repos show` prints it; the mappings in the words dagops.yaml uses."""
-    if value is None:
-        return {"access_control": "none (Airflow's defaults)", "promotion": "none"}.get(key, "-")
-    if key == "access_control":
-        return "; ".join(f"{role}={','.join(permissions)}" for role, permissions in value.items())
-    if key == "promotion":
-        return f"stages {' → '.join(value['stages'])}, soak_runs {value['soak_runs']}"
-    return str(value)
+    """One setting as `repos show` prints it; options in their text form (the one their flags take)."""
+    option = repo_options.BY_NAME.get(key)
+    if option is not None:
+        return option.text(value)
+    return "-" if value is None else str(value)
 
 
 def _last_sync(repo: RepositoryInfo) -> str:
     if not repo.last_sync_status:
         return "never"
-    text = f"{repo.last_sync_status} {repo.last_sync_at[:19].replace('T', ' ')}"
+    text = f"{repo.last_sync_status} {(repo.last_sync_at or '')[:19].replace('T', ' ')}"
     return text
 
 
 @command(repos_app, "show")
 def repos_show(name: str, as_json: JsonOption = False):
-    """Show one repository: settings, live release, recent syncs, releases and their findings."""
+    """Show one repository: settings, status, live release, recent syncs, releases and their findings."""
+    _reconcile(name)
     info = get_repository(name)
     history = repository_history(name)
     if as_json:
@@ -237,22 +298,21 @@ def sync(
     """Fetch, validate and publish now, in this process (CI and local use), or --via-airflow."""
     if bool(name) == all_:
         raise DagOpsError("give a repository name or --all (not both)")
-    names = [r.name for r in list_repositories() if r.enabled] if all_ else [name]
+    names = [r.name for r in list_repositories() if r.enabled] if all_ or not name else [name]
     if via_airflow:
         _request_syncs(names, force=force, as_json=as_json)
         return
     outcomes = []
     for repo_name in names:
         with err.status(f"{repo_name}: starting") as spinner:  # progress goes to stderr, results to stdout
-            outcome = sync_repository(
-                repo_name,
-                trigger="cli",
-                force=force,
-                progress=lambda step, n=repo_name: spinner.update(f"{n}: {step}…"),
-            )
+
+            def progress(step: str, n: str = repo_name) -> None:
+                spinner.update(f"{n}: {step}…")
+
+            outcome = sync_repository(repo_name, trigger="cli", force=force, progress=progress)
         outcomes.append(outcome)
         if not as_json:
-            colour = "green" if outcome.status == "published" else ("red" if not outcome.ok else "cyan")
+            colour = "green" if outcome.status == SyncOutcomeStatus.PUBLISHED else ("red" if not outcome.ok else "cyan")
             _say(f"{outcome.status}: {outcome.message}", colour)
             for finding in outcome.findings:
                 if finding["severity"] == "error":
@@ -292,7 +352,6 @@ def validate(
     """Run the validation pipeline on a folder, as dagops does before publishing. Exit 1 when there are errors.
 
     Needs no state DB and no running Airflow: use it in CI and pre-commit."""
-    from airflow_dagops.validate import folder as validate_service
 
     report, text = validate_service.validate_folder(
         Path(path), fmt=fmt, changed_since=changed_since, use_cache=not no_cache
@@ -308,6 +367,7 @@ def validate(
 @command(app)
 def status(as_json: JsonOption = False):
     """Where dagops keeps its state, and how every repository is doing."""
+    _reconcile()
     data = repo_info.status()
     if as_json:
         _print_json(data)

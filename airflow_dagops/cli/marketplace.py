@@ -1,6 +1,7 @@
 """`dagops marketplace ...`: find, install, rate and review shared DAG packages; manage the catalogs.
 
-Thin over airflow_dagops/marketplace_service.py: parse arguments, call one service, render the result.
+Thin over the use cases of airflow_dagops/marketplace/ (catalogs, listing, installs, updates, ratings,
+publishing, checks): parse arguments, call one, render the result.
 Review text and package fields are printed without rich markup, so a review cannot style the terminal.
 """
 
@@ -15,7 +16,7 @@ from rich.table import Column, Table
 from rich.text import Text
 
 from airflow_dagops.cli.common import JsonOption, command, err, out, print_json, say
-from airflow_dagops.marketplace import service as market
+from airflow_dagops.marketplace import catalogs, checks, installs, listing, publishing, ratings, updates
 
 app = typer.Typer(
     help="The DAG marketplace: search, install, rate and review shared DAG packages.", no_args_is_help=True
@@ -78,7 +79,7 @@ def search(
     as_json: JsonOption = False,
 ):
     """Ranked search (exact name first, then name prefix, tags, text; small typos are forgiven)."""
-    results = market.search(query, limit=limit)
+    results = listing.search(query, limit=limit)
     if as_json:
         print_json(results)
     elif not results:
@@ -94,13 +95,13 @@ def list_packages(
 ):
     """Every package of the catalogs, or with --installed what is installed (and whether an update exists)."""
     if not installed:
-        results = market.search("", limit=500)
+        results = listing.search("", limit=500)
         if as_json:
             print_json(results)
         else:
             out.print(_packages_table(results))
         return
-    rows = market.list_installed()
+    rows = installs.list_installed()
     if as_json:
         print_json(rows)
         return
@@ -117,7 +118,7 @@ def list_packages(
 @command(app)
 def info(package: PackageArgument, as_json: JsonOption = False):
     """A package's details: versions, badge, providers, DAG files, README and reviews."""
-    data = market.package_info(package)
+    data = listing.package_info(package)
     if as_json:
         print_json(data)
         return
@@ -156,7 +157,7 @@ def install(
 ):
     """Install a package as a pinned repository; the validation pipeline decides whether it goes live."""
     with err.status(f"installing {package}"):
-        result = market.install(package, version=version, namespace=namespace, actor=_actor(), sync=sync)
+        result = installs.install(package, version=version, namespace=namespace, actor=_actor(), sync=sync)
     if as_json:
         print_json(result)
     else:
@@ -181,7 +182,7 @@ def _print_outcome(result: dict) -> None:
 @command(app)
 def uninstall(package: PackageArgument):
     """Remove an installed package: its repository and its DAGs."""
-    say(market.uninstall(package, actor=_actor()), "green")
+    say(installs.uninstall(package, actor=_actor()), "green")
 
 
 @command(app)
@@ -193,7 +194,7 @@ def update(
     as_json: JsonOption = False,
 ):
     """Move an installed package to another released version (default: the newest), after showing the diff."""
-    plan = market.update(package, version=version, dry_run=True, actor=_actor())
+    plan = updates.update(package, version=version, dry_run=True, actor=_actor())
     if dry_run or plan["status"] == "unchanged":
         print_json(plan) if as_json else _print_plan(plan)
         return
@@ -203,7 +204,7 @@ def update(
             raise typer.Exit(1)
         if not yes and not typer.confirm(f"update {package} to {plan['to_version']}?"):
             raise typer.Exit(1)
-    result = market.update(package, version=plan["to_version"], actor=_actor())
+    result = updates.update(package, version=plan["to_version"], actor=_actor())
     print_json(result) if as_json else _print_outcome(result)
     if result["status"] == "blocked":
         raise typer.Exit(1)
@@ -222,17 +223,17 @@ def rate(
     stars: Annotated[str, typer.Argument(help="1 to 5.")],
 ):
     """Rate a package from 1 to 5 stars (rating again replaces your rating)."""
-    result = market.rate(package, stars, author=_user())
+    result = ratings.rate(package, stars, author=_user())
     say(f"rated {result['package']} {result['stars']}★; now {_stars(result['rating'], result['ratings_count'])}")
 
 
 @command(app)
 def review(
     package: PackageArgument,
-    text: Annotated[str, typer.Argument(help=f"Plain text, at most {market.REVIEW_MAX} characters.")],
+    text: Annotated[str, typer.Argument(help=f"Plain text, at most {ratings.REVIEW_MAX} characters.")],
 ):
     """Review a package (plain text)."""
-    result = market.review(package, text, author=_user())
+    result = ratings.review(package, text, author=_user())
     say(f"review {result['id']} of {result['package']} saved")
 
 
@@ -243,7 +244,7 @@ def publish(
 ):
     """Validate a package folder and push it to a new branch of the catalog repository (then open a PR)."""
     with err.status(f"validating {path}"):
-        result = market.publish(path, catalog=catalog, actor=_user())
+        result = publishing.publish(path, catalog=catalog, actor=_user())
     say(f"pushed branch {result['branch']} ({result['commit'][:12]})", "green")
     say(result["message"])
 
@@ -255,7 +256,7 @@ def check(
 ):
     """Validate the catalogs' packages now and record their badges (what dagops_marketplace_check does)."""
     with err.status("validating packages"):
-        results = market.check_packages(packages or None)
+        results = checks.check_packages(packages or None)
     if as_json:
         print_json(results)
         return
@@ -277,16 +278,16 @@ def catalogs_add(
     refresh: Annotated[bool, typer.Option(help="Read its packages right away.")] = True,
 ):
     """Register a catalog (and read its packages)."""
-    added = market.add_catalog(name, url, priority=priority, ref=ref, conn_id=conn_id, verify=verify)
+    added = catalogs.add_catalog(name, url, priority=priority, ref=ref, conn_id=conn_id, verify=verify)
     say(f"catalog {added['name']} registered ({added['url']} @ {added['ref']}, priority {added['priority']})", "green")
     if refresh:
-        _print_refresh(market.refresh_catalogs([name]))
+        _print_refresh(catalogs.refresh_catalogs([name]))
 
 
 @command(catalogs_app, "list")
 def catalogs_list(as_json: JsonOption = False):
     """The catalogs, by priority."""
-    rows = market.list_catalogs()
+    rows = catalogs.list_catalogs()
     if as_json:
         print_json(rows)
         return
@@ -303,7 +304,7 @@ def catalogs_list(as_json: JsonOption = False):
 @command(catalogs_app, "remove")
 def catalogs_remove(name: Annotated[str, typer.Argument(help="The catalog's name.")]):
     """Forget a catalog (installed packages stay installed)."""
-    say(market.remove_catalog(name), "green")
+    say(catalogs.remove_catalog(name), "green")
 
 
 @command(catalogs_app, "refresh")
@@ -312,7 +313,7 @@ def catalogs_refresh(
     as_json: JsonOption = False,
 ):
     """Fetch the catalogs and re-read their packages."""
-    results = market.refresh_catalogs(names or None)
+    results = catalogs.refresh_catalogs(names or None)
     if as_json:
         print_json(results)
     else:

@@ -10,8 +10,10 @@ from typing import Annotated
 
 import typer
 
+from airflow_dagops.airflow.rest_client import AirflowApiRunSource
 from airflow_dagops.cli.common import JsonOption, command, print_json, say
 from airflow_dagops.releases import promotion
+from airflow_dagops.statuses import PromotionStatus
 
 RepoArgument = Annotated[str, typer.Argument(help="The repository's name (see `dagops repos list`).")]
 
@@ -49,8 +51,6 @@ def register(app: typer.Typer) -> None:
     ):
         """Where a repository's releases stand in its promotion stages: live in each, soaking, blocked."""
         if check:
-            from airflow_dagops.releases.promotion_source import AirflowApiRunSource
-
             promotion.check(AirflowApiRunSource.from_connection, [repository], actor=f"cli:{getpass.getuser()}")
         data = promotion.status(repository)
         if as_json:
@@ -74,4 +74,4 @@ def register(app: typer.Typer) -> None:
 
 
 def _blocked(current: dict | None) -> bool:
-    return bool(current) and current["status"] == "blocked"
+    return current is not None and current.get("status") == PromotionStatus.BLOCKED

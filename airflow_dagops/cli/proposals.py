@@ -35,7 +35,9 @@ def register(app: typer.Typer) -> None:
     ):
         """Validate files against the live release, push them as branch dagops/proposal-<id>, open a pull request."""
         prefix = path_prefix if path_prefix is not None else _default_prefix(repository)
-        proposed = [proposals.ProposedFile(_join(prefix, path.name), _read(path)) for path in files]
+        proposed: list[dict | proposals.ProposedFile] = [
+            proposals.ProposedFile(_join(prefix, path.name), _read(path)) for path in files
+        ]
         try:
             result = proposals.propose(
                 repository, proposed, title=title, description=description, actor=f"cli:{getpass.getuser()}"

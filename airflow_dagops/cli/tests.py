@@ -12,6 +12,7 @@ from airflow_dagops.cli.common import JsonOption, command, err, print_json, say
 from airflow_dagops.releases import tests as tests_service
 from airflow_dagops.releases.rollback import get_release
 from airflow_dagops.repositories.info import get_repository
+from airflow_dagops.store.db import session_scope
 from airflow_dagops.store.queries import find_release, load_repository
 
 RepoArgument = Annotated[str, typer.Argument(help="The repository's name (see `dagops repos list`).")]
@@ -68,7 +69,7 @@ def register(app: typer.Typer) -> None:
             print_json(results)
             return
         if not results:
-            err(f"{repository}: no test results stored for release {found['id']} (see `dagops test`)")
+            say(f"{repository}: no test results stored for release {found['id']} (see `dagops test`)", "red", err)
             raise typer.Exit(1)
         say(
             f"{repository} release {found['id']} ({found['commit'][:12]}): tests {results['outcome']} "
@@ -85,7 +86,6 @@ def register(app: typer.Typer) -> None:
 
 
 def _release_id(repository: str, ref: str) -> int:
-    from airflow_dagops.store.db import session_scope
 
     with session_scope() as session:
         return find_release(session, load_repository(session, repository), ref).id

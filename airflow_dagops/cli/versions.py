@@ -16,7 +16,8 @@ from airflow_dagops.releases import diff as diff_module
 from airflow_dagops.releases import rollback as rollbacks
 from airflow_dagops.releases import versions as versions_service
 from airflow_dagops.releases.rollback import list_releases
-from airflow_dagops.repositories.info import RepositoryInfo
+from airflow_dagops.statuses import ReleaseStatus
+from airflow_dagops.store.views import RepositoryInfo
 
 RepoArgument = Annotated[str, typer.Argument(help="The repository's name (see `dagops repos list`).")]
 
@@ -100,7 +101,7 @@ def register(app: typer.Typer) -> None:
             result = diff_module.live_diff(repository, to, rollback=True)
             say(f"dry run: rollback of {repository} would change (nothing was changed):")
             _print_diff(result)
-            if result["to"]["status"] == "failed":
+            if result["to"]["status"] == ReleaseStatus.FAILED:
                 say(f"note: release {result['to']['id']} did not pass validation; rollback would refuse it")
             return
         info = rollbacks.rollback(repository, to, actor=_actor(), pin=pin)
@@ -142,7 +143,7 @@ def register(app: typer.Typer) -> None:
                 ) from exc
             say(f"dry run: deploy of {repository} would change (nothing was changed):")
             _print_diff(result)
-            if result["to"]["status"] == "failed":
+            if result["to"]["status"] == ReleaseStatus.FAILED:
                 say(f"note: release {result['to']['id']} did not pass validation; deploy would refuse it")
             return
         with err.status(f"{repository}: deploying {version}") as spinner:

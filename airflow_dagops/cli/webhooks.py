@@ -10,6 +10,7 @@ import typer
 
 from airflow_dagops.errors import DagOpsError
 from airflow_dagops.safety import redact
+from airflow_dagops.webhooks import service as webhook_service
 
 app = typer.Typer(help="Webhooks from GitHub, GitLab, Gitea and Bitbucket (docs/webhooks.md).", no_args_is_help=True)
 
@@ -34,7 +35,6 @@ def show(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ):
     """Print the webhook URL, content type, events to select and the secret's connection id (never the secret)."""
-    from airflow_dagops.webhooks import service as webhook_service
 
     try:
         info = webhook_service.setup(name, provider=provider)

@@ -25,8 +25,10 @@ from sqlalchemy.orm import Session
 
 from airflow_dagops import paths, settings
 from airflow_dagops.deploy.locks import repository_lock
+from airflow_dagops.release_manifest import forget_in_manifest
 from airflow_dagops.store.db import session_scope
 from airflow_dagops.store.models import Release, Repository
+from airflow_dagops.validate.report import Finding
 
 SECTION_START = "# >>> dagops: files left out because another repository owns their dag_ids (managed)"
 SECTION_END = "# <<< dagops"
@@ -124,8 +126,6 @@ def write_hidden(release_dir: Path, files: list[str]) -> bool:
     tmp = release_dir / f".airflowignore.dagops-tmp-{os.getpid()}"
     tmp.write_text("\n".join(lines) + "\n" if lines else "")
     os.replace(tmp, ignore)
-    from airflow_dagops.validate.skip_files import forget_in_manifest
-
     forget_in_manifest(release_dir, ".airflowignore")
     return True
 
@@ -135,8 +135,6 @@ def gate(report, above: dict[str, Claim], below: dict[str, list[Claim]], on_conf
     """The report the publish decision is made on. For each DAG of the new release whose dag_id a
     higher-ranked repository owns: an error with `on_conflict: block`, else a warning (the file is left out
     when the release goes live). For each dag_id it takes from lower-ranked repositories: an info."""
-
-    from airflow_dagops.validate.report import Finding
 
     findings = [f for f in report.findings if f.rule != "dag-id-taken"]
     for dag in report.dags:
@@ -176,7 +174,7 @@ def live_pairs(session: Session, exclude_id: int | None = None) -> list[tuple[Re
     query = select(Repository, Release).join(Release, Release.id == Repository.live_release_id)
     if exclude_id is not None:
         query = query.where(Repository.id != exclude_id)
-    return [tuple(row) for row in session.execute(query).all()]
+    return [(repo, release) for repo, release in session.execute(query).tuples()]
 
 
 def claimant(repo: Repository, release: Release) -> Claimant:

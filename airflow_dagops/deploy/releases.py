@@ -21,11 +21,11 @@ from pathlib import Path
 from airflow_dagops.deploy.links import TreeLinks, target_problem
 from airflow_dagops.errors import InvalidInput, NoSpace
 from airflow_dagops.git.mirror import Mirror, TreeEntry
+from airflow_dagops.release_manifest import MANIFEST_NAME, read_manifest
 from airflow_dagops.validate.report import Finding
 
 log = logging.getLogger(__name__)
 
-MANIFEST_NAME = ".dagops-release.json"
 TMP_PREFIX = ".tmp-"
 TRASH_PREFIX = ".trash-"
 # Names dagops itself writes at a release's root: the manifest (and its temp file, validate/gate.py) and the
@@ -41,13 +41,6 @@ class ExportResult:
     written: int
     findings: list[Finding] = field(default_factory=list)
     reused: bool = False
-
-
-def read_manifest(release_dir: Path) -> dict | None:
-    try:
-        return json.loads((Path(release_dir) / MANIFEST_NAME).read_text())
-    except (OSError, ValueError):
-        return None
 
 
 def clean_temporary_exports(namespace_dir: Path) -> None:

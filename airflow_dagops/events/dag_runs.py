@@ -2,7 +2,7 @@
 
 The `dagops_events` system DAG calls `collect` every `[dagops] events_interval` seconds. Task code may not
 query Airflow's metadata DB, so runs come through the REST API, with the client and connection promotion checks
-use (airflow_dagops/promotion_source.py, `[dagops] airflow_api_conn_id`).
+use (airflow_dagops/airflow/rest_client.py, `[dagops] airflow_api_conn_id`).
 
 Which DAGs: those of every live release, from the DAG list validation recorded for it; a release without one
 (the structure step skipped) is asked of Airflow by the tag the cluster policy gives its DAGs
@@ -20,14 +20,10 @@ from datetime import datetime, timedelta, timezone
 
 from sqlalchemy import select
 
-from airflow_dagops.events import feed as events
-from airflow_dagops.releases.promotion_source import (
-    FINISHED,
-    MAX_PAGES,
-    PAGE,
+from airflow_dagops.airflow.rest_client import (
     AirflowApiRunSource,
-    AirflowApiUnavailable,
 )
+from airflow_dagops.events import feed as events
 from airflow_dagops.store.db import session_scope
 from airflow_dagops.store.models import Release, Repository, StoredState, utcnow
 
@@ -36,7 +32,6 @@ log = logging.getLogger(__name__)
 CURSOR_KEY = "dag_run_events"
 OVERLAP = timedelta(minutes=2)
 FIRST_LOOK_BACK = timedelta(hours=1)  # the first collection records the last hour, not all history
-BATCH = 100  # dag_ids per list call
 
 
 @dataclass(frozen=True)
@@ -46,39 +41,7 @@ class PublishedDag:
     release_id: int
 
 
-class AirflowApiDagRuns(AirflowApiRunSource):
-    """The promotion REST client, plus the two reads the feed needs."""
-
-    def finished_runs(self, dag_ids: list[str], ended_after: datetime) -> list[dict]:
-        """Finished runs of `dag_ids` that ended after `ended_after` (Airflow's own dicts)."""
-        runs: list[dict] = []
-        for start in range(0, len(dag_ids), BATCH):
-            for page in range(MAX_PAGES):
-                body = {
-                    "dag_ids": dag_ids[start : start + BATCH],
-                    "states": list(FINISHED),
-                    "end_date_gt": ended_after.isoformat(),
-                    "order_by": "id",
-                    "page_limit": PAGE,
-                    "page_offset": page * PAGE,
-                }
-                data = self._post("/api/v2/dags/~/dagRuns/list", body)
-                batch = data.get("dag_runs") or []
-                runs.extend(batch)
-                if len(batch) < PAGE:
-                    break
-        return runs
-
-    def tagged_dags(self, tag: str) -> list[str]:
-        """dag_ids Airflow knows with `tag`."""
-        headers = {"Authorization": f"Bearer {self._login()}"}
-        response = self._send("GET", "/api/v2/dags", params={"tags": tag, "limit": 1000}, headers=headers)
-        if response.status_code != 200:
-            raise AirflowApiUnavailable(f"Airflow API /api/v2/dags answered {response.status_code}")
-        return [dag["dag_id"] for dag in response.json().get("dags") or []]
-
-
-def collect(source_factory: Callable[[], AirflowApiDagRuns], *, now: datetime | None = None) -> int:
+def collect(source_factory: Callable[[], AirflowApiRunSource], *, now: datetime | None = None) -> int:
     """Record the DAG runs of published DAGs that ended since the last collection; returns how many."""
     now = now or utcnow()
     published = _published_dags()
@@ -90,8 +53,8 @@ def collect(source_factory: Callable[[], AirflowApiDagRuns], *, now: datetime | 
     state = _read_cursor()
     last_end = _time(state.get("last_end")) or now - FIRST_LOOK_BACK
     seen = set(state.get("recent") or [])
-    runs = source.finished_runs(sorted(by_dag), last_end - OVERLAP)
-    runs = sorted((r for r in runs if r.get("end_date")), key=lambda r: (_time(r["end_date"]), r["dag_run_id"]))
+    runs = source.finished_runs(sorted(by_dag), end_date_gt=last_end - OVERLAP)
+    runs = sorted((r for r in runs if r.get("end_date")), key=lambda r: (_ended(r), r["dag_run_id"]))
     recorded = 0
     for run in runs:
         key = f"{run['dag_id']}/{run['dag_run_id']}"
@@ -100,7 +63,7 @@ def collect(source_factory: Callable[[], AirflowApiDagRuns], *, now: datetime | 
         _record(run, by_dag[run["dag_id"]])
         seen.add(key)
         recorded += 1
-    newest = max([last_end, *(_time(r["end_date"]) for r in runs)])
+    newest = max([last_end, *(_ended(r) for r in runs)])
     recent = sorted(k for k in seen if _key_recent(k, runs, newest - OVERLAP))
     _write_cursor({"last_end": newest.isoformat(), "recent": recent})
     return recorded
@@ -111,11 +74,15 @@ def _published_dags() -> dict[str, PublishedDag]:
     under the key "" + repository, to be asked of Airflow by tag."""
     found: dict[str, PublishedDag] = {}
     with session_scope() as session:
-        rows = session.execute(
-            select(
-                Repository.name, Repository.namespace, Release.id, Release.validation_summary, Release.hidden_files
-            ).join(Release, Release.id == Repository.live_release_id)
-        ).all()
+        rows = (
+            session.execute(
+                select(
+                    Repository.name, Repository.namespace, Release.id, Release.validation_summary, Release.hidden_files
+                ).join(Release, Release.id == Repository.live_release_id)
+            )
+            .tuples()
+            .all()
+        )
     for name, namespace, release_id, summary, hidden in rows:
         where = PublishedDag(name, namespace, release_id)
         dags = (summary or {}).get("dags")
@@ -128,7 +95,7 @@ def _published_dags() -> dict[str, PublishedDag]:
     return found
 
 
-def _add_tagged(source: AirflowApiDagRuns, published: dict[str, PublishedDag]) -> None:
+def _add_tagged(source: AirflowApiRunSource, published: dict[str, PublishedDag]) -> None:
     for key in [k for k in published if k.startswith("\0")]:
         where = published.pop(key)
         for dag_id in source.tagged_dags(f"dagops-repo:{where.repository}"):
@@ -158,13 +125,20 @@ def _record(run: dict, where: PublishedDag) -> None:
 
 def _key_recent(key: str, runs: list[dict], horizon: datetime) -> bool:
     """Keep a seen run's key while it can still come back through the overlap window."""
-    ends = [_time(r["end_date"]) for r in runs if f"{r['dag_id']}/{r['dag_run_id']}" == key]
+    ends = [_ended(r) for r in runs if f"{r['dag_id']}/{r['dag_run_id']}" == key]
     return bool(ends) and max(ends) >= horizon
 
 
 def _time(value: str | None) -> datetime | None:
-    if not value:
-        return None
+    return _parse_time(value) if value else None
+
+
+def _ended(run: dict) -> datetime:
+    """When a finished run ended: only runs with an `end_date` are kept."""
+    return _parse_time(run["end_date"])
+
+
+def _parse_time(value: str) -> datetime:
     parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
 

@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session
 
 from airflow_dagops.errors import InvalidInput
 from airflow_dagops.redaction import install_log_redaction, redact_text
+from airflow_dagops.statuses import PromotionStatus
 from airflow_dagops.store.db import session_scope
 from airflow_dagops.store.models import Event, Repository, SyncRun
 
@@ -92,6 +93,9 @@ def record_sync_run(run_id: int, *, session: Session | None = None) -> None:
     try:
         with session_scope() as read:
             run = read.get(SyncRun, run_id)
+            if run is None:  # deleted with its repository before the event was written
+                log.warning("sync run %s is gone: no event for it in the feed", run_id)
+                return
             name = read.scalar(select(Repository.name).where(Repository.id == run.repository_id))
             facts = (run.status, run.commit_sha, run.trigger, run.error, run.error_code, run.airflow_run_id)
             release_id = run.release_id
@@ -187,7 +191,7 @@ def record_staged(session: Session, repository: str, release, stage: str, *, act
         repository=repository,
         release_id=release.id,
         actor=actor,
-        outcome="soaking",
+        outcome=PromotionStatus.SOAKING,
         summary=f"{repository}: {release.commit_sha[:12]} is live in stage {stage}",
         detail={"commit": release.commit_sha, "stage": stage},
         session=session,
@@ -199,10 +203,10 @@ def record_promotion(promotion, repository: str, *, actor: str) -> None:
     from sqlalchemy.orm import object_session
 
     detail = promotion.detail or {}
-    if promotion.status == "blocked":
+    if promotion.status == PromotionStatus.BLOCKED:
         failed = f"run {detail.get('failed_run_id')} of {detail.get('failed_dag_id')} failed"
         what = f"blocked in {promotion.stage}: {failed}"
-    elif promotion.status == "promoted":
+    elif promotion.status == PromotionStatus.PROMOTED:
         what = "promoted to prod"
     else:
         what = f"moved to stage {promotion.stage}"

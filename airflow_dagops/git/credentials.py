@@ -25,7 +25,13 @@ import threading
 from collections.abc import Iterator
 from urllib.parse import urlsplit
 
-from airflow_dagops.errors import AuthenticationFailed, DagOpsError
+from sqlalchemy import select
+
+from airflow_dagops.airflow.connections import get_connection
+from airflow_dagops.errors import CredentialHostRefused, DagOpsError
+from airflow_dagops.safety import redact
+from airflow_dagops.store.db import session_scope
+from airflow_dagops.store.models import MarketplaceCatalog, Repository
 
 # GitHook publishes token helpers through os.environ, which threads share: two credentialed git calls
 # at once would see each other's token. Credentialed calls therefore take turns within a process.
@@ -38,8 +44,16 @@ _DEFAULT_PORTS = {"https": 443, "http": 80, "ssh": 22, "git": 9418}
 _SCP_LIKE = re.compile(r"^(?:[^@/]+@)?(?P<host>\[[^\]/]+\]|[^@/:]+):")
 
 
-class CredentialHostRefused(AuthenticationFailed):
-    """A connection's credentials were asked for a host they were not attached for; nothing was sent."""
+__all__ = [  # CredentialHostRefused lives in errors.py; callers of check_credential_host catch it from here too
+    "CredentialHostRefused",
+    "attached_origin",
+    "attached_origins",
+    "attaching",
+    "check_credential_host",
+    "credential_host_allowed",
+    "git_credentials_env",
+    "url_origin",
+]
 
 
 def attached_origin(conn_id: str | None, url: str) -> str | None:
@@ -88,11 +102,6 @@ def attaching(conn_id: str | None, url: str) -> Iterator[None]:
 
 def attached_origins(conn_id: str) -> set[str]:
     """The origins `conn_id` is attached for: those recorded on the repositories and catalogs that use it."""
-    from sqlalchemy import select
-
-    from airflow_dagops.store.db import session_scope
-    from airflow_dagops.store.models import MarketplaceCatalog, Repository
-
     with session_scope() as session:
         origins = set(session.scalars(select(Repository.conn_origin).where(Repository.conn_id == conn_id)))
         origins |= set(
@@ -102,6 +111,7 @@ def attached_origins(conn_id: str) -> set[str]:
 
 
 def credential_host_allowed(conn_id: str, url: str) -> bool:
+    """True when `url`'s origin is being attached now, is attached, or is the connection's own host."""
     origin = url_origin(url)
     if (conn_id, origin) in _attaching.get() or origin in attached_origins(conn_id):
         return True
@@ -125,8 +135,6 @@ def check_credential_host(conn_id: str | None, url: str) -> None:
 def _connection_origin(conn_id: str) -> str | None:
     """The origin of the connection's own `host` (GitHook's "Repository URL"), when it holds a URL."""
     try:
-        from airflow_dagops.airflow.connections import get_connection
-
         host = get_connection(conn_id).host
     except Exception:  # missing or unreadable: GitHook will say so; it allows no host here
         return None
@@ -185,6 +193,5 @@ def _hook_env(hook, conn_id: str) -> Iterator[None]:
 
 
 def _first_line(err: Exception) -> str:
-    from airflow_dagops.safety import redact
-
+    """The first line of an exception from GitHook or Airflow, redacted: later lines may quote extras."""
     return redact(str(err).splitlines()[0] if str(err) else "")

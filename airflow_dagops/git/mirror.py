@@ -19,71 +19,21 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from airflow_dagops import settings
-from airflow_dagops.errors import (
-    AuthenticationFailed,
-    DagOpsError,
-    GitError,
-    GitTimeout,
-    InvalidInput,
-    NoSpace,
-    RefNotFound,
-    RemoteUnreachable,
-)
-from airflow_dagops.git.credentials import git_credentials_env
-from airflow_dagops.git.runner import git_env, last_lines, run_git
-from airflow_dagops.safety import display_url, redact, validate_ref
+from airflow_dagops.errors import DagOpsError, GitError, InvalidInput, RefNotFound
+from airflow_dagops.git.errors import classify, is_transient, last_lines, reworded
+from airflow_dagops.git.remote import run_remote
+from airflow_dagops.git.runner import git_env, run_git
+from airflow_dagops.safety import display_url, validate_ref
 
 log = logging.getLogger(__name__)
 
 TRACKED_REF = "refs/dagops/tracked"
 SHA_PATTERN = re.compile(r"^[0-9a-f]{40}([0-9a-f]{24})?$")
 
-# git's words for "the remote is not there" vs "you may not read it"; used to give actionable errors.
-_UNREACHABLE_HINTS = (
-    "could not resolve host",
-    "connection refused",
-    "connection timed out",
-    "no route to host",
-    "network is unreachable",
-    "failed to connect",
-    "operation timed out",
-    "timed out",
-)
-_NOT_A_REPO_HINTS = (
-    "does not appear to be a git repository",
-    "not a git repository",
-    "repository not found",
-    "not found",
-    "could not read from remote repository",
-)
-_AUTH_HINTS = (
-    "authentication failed",
-    "permission denied",
-    "could not read username",
-    "invalid username or password",
-    "terminal prompts disabled",
-    "403",
-)
-_HOST_KEY_HINTS = ("host key verification failed", "remote host identification has changed")
-# A connection that was made and then lost: a flaky network or an overloaded server, worth a retry.
-_DROPPED_HINTS = (
-    "connection reset",
-    "remote end hung up unexpectedly",
-    "early eof",
-    "broken pipe",
-    "unexpected disconnect",
-)
 # Pauses before the 2nd and 3rd try of a remote command that failed for a transient reason (a timeout, an
 # unreachable or dropped connection). Bounded: a dead remote costs 3 x git_timeout plus these, never more.
 # Authentication, missing refs and refused transports are never retried: trying again cannot fix them.
 RETRY_DELAYS = (1.0, 4.0)
-# git's words when a lock file of the mirror exists: another git process is writing there, typically the
-# orphan of a sync that was killed while its fetch ran. Transient; a lock older than any of our commands
-# can run belongs to a git that died too, and is removed.
-_LOCKED = re.compile(r"unable to create '([^']+\.lock)': file exists", re.IGNORECASE)
-# The same orphan may also move a ref between our fetch's read and its update of it: transient, a retry fetches
-# again from what is there now.
-_REF_MOVED = re.compile(r"cannot lock ref '[^']+': is at \w+ but expected", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -144,7 +94,11 @@ class Mirror:
         # ls-remote matches patterns against the tail of every ref (the peeled `^{}` line of an annotated
         # tag needs its own); the exact names are picked below.
         output = self._remote_git(["ls-remote", "--", self.url, ref, f"{ref}^{{}}"]).stdout.decode()
-        advertised = dict(reversed(line.split("\t", 1)) for line in output.splitlines() if "\t" in line)
+        advertised: dict[str, str] = {}  # ref name -> sha
+        for line in output.splitlines():
+            if "\t" in line:
+                sha, name = line.split("\t", 1)
+                advertised[name] = sha
         candidates = [ref] if ref.startswith("refs/") else [f"refs/heads/{ref}", f"refs/tags/{ref}"]
         for name in candidates:
             if name in advertised:
@@ -224,7 +178,7 @@ class Mirror:
                 if not is_transient(err):
                     raise
                 if not delays:
-                    raise type(err)(f"{err} (gave up after {attempts} attempts)", details=err.details) from err
+                    raise reworded(err, f"{err} (gave up after {attempts} attempts)") from err
                 self._remove_stale_lock(err.details.get("lock"))
                 delay = delays.pop(0)
                 log.warning("%s; trying again in %.0fs", err, delay)
@@ -245,59 +199,16 @@ class Mirror:
             pass  # its git finished meanwhile
 
     def _remote_git_once(self, args: list[str]) -> subprocess.CompletedProcess[bytes]:
-        command = next(a for a in args if a in ("ls-remote", "fetch"))
-        with git_credentials_env(self.conn_id, self.url) as credentials:
-            try:
-                result = run_git(args, env=git_env(credentials), timeout=self.timeout, check=False)
-            except GitTimeout as err:
-                raise GitTimeout(f"{display_url(self.url)}: {err}", details={"transient": True}) from err
-        if result.returncode != 0:
-            raise self._classify(command, result.stderr)
-        return result
+        return run_remote(args, url=self.url, conn_id=self.conn_id, timeout=self.timeout, local=self._named)
 
     def _classify(self, command: str, stderr: bytes) -> DagOpsError:
-        detail = last_lines(stderr)
-        lowered = redact(stderr.decode("utf-8", "replace")).lower()  # all of it: ssh's reason may come early
-        where = display_url(self.url)
-        if "transport" in lowered and "not allowed" in lowered:
-            return InvalidInput(f"git refused the transport of {where}: {detail}")
-        locked = _LOCKED.search(stderr.decode("utf-8", "replace"))
-        if locked:
-            return GitError(
-                f"the mirror {self.path} is locked by another git process ({locked.group(1)} exists); "
-                "a sync killed during its fetch leaves one behind until its git exits",
-                details={"transient": True, "lock": locked.group(1)},
-            )
-        if _REF_MOVED.search(stderr.decode("utf-8", "replace")):
-            return GitError(
-                f"a ref of the mirror {self.path} was moved by another git process during the fetch: {detail}",
-                details={"transient": True},
-            )
-        if "no space left on device" in lowered or "disk quota exceeded" in lowered:
-            return NoSpace(f"no space left for the mirror of {where} ({self.path.parent}): {detail}. {NoSpace.hint}")
-        if any(hint in lowered for hint in _HOST_KEY_HINTS):
-            return AuthenticationFailed(
-                f"host key verification failed for {where}: add the server's key to the connection's "
-                f"known_hosts_file ({detail})"
-            )
-        if any(hint in lowered for hint in _UNREACHABLE_HINTS):
-            return RemoteUnreachable(
-                f"cannot reach {where}: {detail}. Check the URL and the network.", details={"transient": True}
-            )
-        if any(hint in lowered for hint in _AUTH_HINTS) and "not found" not in lowered:
-            return AuthenticationFailed(
-                f"authentication to {where} failed: {detail}. Check the Airflow connection {self.conn_id!r}."
-                if self.conn_id
-                else f"authentication to {where} failed: {detail}. Private repositories need --conn-id "
-                "naming an Airflow connection of type 'git'."
-            )
-        if any(hint in lowered for hint in _DROPPED_HINTS):
-            return RemoteUnreachable(f"the connection to {where} was dropped: {detail}", details={"transient": True})
-        if any(hint in lowered for hint in _NOT_A_REPO_HINTS):
-            return RemoteUnreachable(f"{where} is not a git repository or cannot be read: {detail}")
-        if "couldn't find remote ref" in lowered or "not our ref" in lowered or "unadvertised object" in lowered:
-            return RefNotFound(f"{where} has no such ref or commit: {detail}")
-        return GitError(f"git {command} of {where} failed: {detail}")
+        """git/errors.py's verdict on a failure of this mirror's remote (kept for callers that ran git
+        themselves; new code uses git.remote.run_remote)."""
+        return classify(command, stderr, url=self.url, conn_id=self.conn_id, local=self._named)
+
+    @property
+    def _named(self) -> str:
+        return f"the mirror {self.path}"
 
     # -- local mirror ---------------------------------------------------------------------------
     def is_valid(self) -> bool:
@@ -415,28 +326,25 @@ class Mirror:
             stderr=subprocess.PIPE,
             env=git_env(),
         )
+        stdout, stderr = process.stdout, process.stderr
+        assert stdout is not None and stderr is not None  # both are pipes
         # Feed requests from a thread: git answers while we still write, and both pipes would fill up.
         writer = threading.Thread(target=_feed, args=(process.stdin, blobs), daemon=True)
         writer.start()
         try:
             for _ in blobs:
-                header = process.stdout.readline().split()
+                header = stdout.readline().split()
                 if len(header) != 3:
                     raise GitError(f"cannot read objects from the mirror {self.path}: {header!r}")
                 sha, size = header[0].decode(), int(header[2])
-                data = process.stdout.read(size)
-                process.stdout.read(1)  # the newline after each object
+                data = stdout.read(size)
+                stdout.read(1)  # the newline after each object
                 yield sha, data
         finally:
-            process.stdout.close()  # git exits on its own once its input ends or its output is closed
+            stdout.close()  # git exits on its own once its input ends or its output is closed
             writer.join()
-            process.stderr.close()
+            stderr.close()
             process.wait()
-
-
-def is_transient(err: DagOpsError) -> bool:
-    """A timeout or a lost connection: the same command may well succeed a few seconds later."""
-    return isinstance(err, GitError) and bool(err.details.get("transient"))
 
 
 def _feed(stream, blobs: Iterable[str]) -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from airflow_dagops import settings
 from airflow_dagops.errors import GitError, GitTimeout
-from airflow_dagops.safety import redact
+from airflow_dagops.git.errors import last_lines
 
 log = logging.getLogger(__name__)
 
@@ -26,6 +26,7 @@ _INHERITED_GIT_VARS_TO_DROP = (
 
 
 def git_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment of every git we start: never prompting, allowed transports only, stable English."""
     env = {k: v for k, v in os.environ.items() if k not in _INHERITED_GIT_VARS_TO_DROP}
     env.update(extra or {})
     env.update(
@@ -76,24 +77,3 @@ def run_git(
     if check and result.returncode != 0:
         raise GitError(f"git {args[0]} failed: {last_lines(result.stderr)}")
     return result
-
-
-# git's generic trailer after any remote failure: it hides ssh's real reason, printed just before it.
-_GENERIC_TRAILER = (
-    "could not read from remote repository",
-    "please make sure you have the correct access rights",
-    "and the repository exists",
-)
-
-
-def last_lines(stderr: bytes, count: int = 3) -> str:
-    """The informative tail of git's stderr, redacted, on one line (git's generic trailer left out)."""
-    text = redact(stderr.decode("utf-8", "replace"))
-    lines = [
-        line.strip()
-        for line in text.splitlines()
-        if line.strip()
-        and not line.startswith("hint:")
-        and not any(generic in line.lower() for generic in _GENERIC_TRAILER)
-    ]
-    return " / ".join(lines[-count:]) or "no error output"

@@ -19,6 +19,7 @@ from __future__ import annotations
 import re
 from dataclasses import asdict, dataclass, field
 from posixpath import normpath
+from typing import Any
 
 import jsonschema
 import yaml
@@ -30,7 +31,7 @@ from airflow_dagops.repositories.declarative import ConfigInvalid, _index_lines,
 FILE_NAME = "dagops-package.yaml"
 NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,58}$"  # 59: the installed repository is called pkg-<name>
 _STRINGS = {"type": "array", "items": {"type": "string", "minLength": 1}}
-SCHEMA = {
+SCHEMA: dict[str, Any] = {
     "type": "object",
     "required": ["name", "version", "summary", "dags"],
     "additionalProperties": False,
@@ -156,11 +157,11 @@ def _check_values(data: dict, problem) -> None:
                 Requirement(text)
             except InvalidRequirement as err:
                 problem((key, index), f"{text!r} is not a requirement: {err}")
-    paths = [("dags", i, p) for i, p in enumerate(data["dags"])]
+    paths: list[tuple[str, int | None, Any]] = [("dags", i, p) for i, p in enumerate(data["dags"])]
     paths += [(key, None, data[key]) for key in ("readme", "example_config") if key in data]
-    for key, index, path in paths:
+    for key, position, path in paths:
         if not _inside(path):
-            where = (key, index) if index is not None else (key,)
+            where = (key, position) if position is not None else (key,)
             problem(where, f"{path!r} must be a relative path inside the package")
     for index, path in enumerate(data["dags"]):
         if _inside(path) and not path.endswith(".py"):

@@ -4,14 +4,17 @@ Nothing proposed ever reaches the dags folder directly. A proposal is
 1. confined: repository-relative paths only (no `..`, no absolute path, no backslash, nothing in `.git`, and
    under the repository's `subdir` when it has one), within `[dagops] proposal_max_file_size` per file and
    `proposal_max_total_size` in all;
-2. validated with the full pipeline and gate, as a sync would validate a commit, on a temporary tree made of
-   the live release (exported from the mirror, as PR checks do) plus the proposed files; errors refuse it with
-   the findings, and nothing is pushed;
+2. put through the one gate a sync's commit goes through (releases/gate.py, purpose PROPOSAL), on a temporary tree
+   made of the live release (exported from the mirror, as PR checks do) plus the proposed files: validation,
+   dag_id conflicts, skip-files, dependency conflicts (computed read-only: the other repository's live release is
+   not told) and what can be known of the isolated environment without building it; errors refuse it with the
+   findings, and nothing is pushed. The repository's own tests are not run here (this runs inside an API request):
+   the pull request the proposal opens gets the `dagops/validate` check, which runs them;
 3. committed on a new branch `dagops/proposal-<id>` from the head of the tracked ref, with the configurable
    identity `[dagops] proposal_committer_name/_email`, and pushed with the repository's connection (GitHook's
    credentials, as fetches use them);
 4. opened as a pull/merge request where the host is GitHub, GitLab or Gitea (the connection's `provider` extra,
-   else the URL's host), through the same endpoint and token the commit statuses use (checks/status.py).
+   else the URL's host), through the same endpoint and token the commit statuses use (git/host_api.py).
 Merging it then flows through the normal webhook -> validate -> publish path. Every outcome is recorded
 (`dagops_proposal`) and emits a `proposal` event.
 
@@ -21,6 +24,9 @@ update-index, write-tree, commit-tree), never in a checked-out work tree; the va
 any release (its links judged by the exporter). A proposed path any of whose folders is a symlink or a submodule
 in the base commit or the live release, or that is itself a symlink, submodule or folder there, is refused before
 anything is hashed or pushed.
+
+Size: one use case, in the five numbered sections below that follow the steps above; split across modules, each
+step would only be called by the next.
 """
 
 from __future__ import annotations
@@ -38,20 +44,19 @@ from sqlalchemy import select
 
 from airflow_dagops import paths, settings
 from airflow_dagops.airflow.connections import get_connection
-from airflow_dagops.checks import status as provider_api
 from airflow_dagops.deploy.releases import export_release
-from airflow_dagops.errors import DagOpsError, GitError, InvalidInput, NotFound, ValidationFailed
+from airflow_dagops.errors import DagOpsError, InvalidInput, NotFound, ProposalRefused
 from airflow_dagops.events import feed as events
-from airflow_dagops.git.credentials import git_credentials_env
+from airflow_dagops.git import host_api as provider_api
 from airflow_dagops.git.mirror import Mirror
+from airflow_dagops.git.remote import run_remote
 from airflow_dagops.git.runner import git_env, run_git
+from airflow_dagops.git.urls import host_of
 from airflow_dagops.redaction import redact_text as redact
-from airflow_dagops.releases.gate import gate_dag_id_conflicts
+from airflow_dagops.releases.gate import GatePurpose, check_tree
 from airflow_dagops.store.db import session_scope
 from airflow_dagops.store.models import Proposal, Release, Repository, iso_time, utcnow
-from airflow_dagops.validate import validate
-from airflow_dagops.validate.skip_files import apply_gate
-from airflow_dagops.webhooks.urls import host_of
+from airflow_dagops.store.queries import get_row
 
 log = logging.getLogger(__name__)
 
@@ -66,12 +71,6 @@ PR_TIMEOUT = (5, 30)
 # NUL and the other C0/C1 control characters, DEL, Unicode line separators, and lone surrogates (no UTF-8 for git).
 _UNSAFE_CHARACTERS = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
 _PROVIDER_OF_HOST = {"github.com": "github", "gitlab.com": "gitlab", "gitea.com": "gitea", "codeberg.org": "gitea"}
-
-
-class ProposalRefused(ValidationFailed):
-    """The proposed files do not pass validation; `details` carries the findings. Nothing was pushed."""
-
-    exit_code = 2
 
 
 @dataclass(frozen=True)
@@ -90,6 +89,7 @@ class _Target:
     conn_id: str | None
     subdir: str | None
     repository_id: int
+    namespace: str
     live_commit: str | None
 
 
@@ -148,7 +148,14 @@ def _target(name: str) -> _Target:
             raise NotFound(f"no repository named {name!r} is registered; see `dagops repos list`")
         live = session.get(Release, repo.live_release_id) if repo.live_release_id else None
         return _Target(
-            repo.name, repo.url, repo.ref, repo.conn_id, repo.subdir, repo.id, live.commit_sha if live else None
+            repo.name,
+            repo.url,
+            repo.ref,
+            repo.conn_id,
+            repo.subdir,
+            repo.id,
+            repo.namespace,
+            live.commit_sha if live else None,
         )
 
 
@@ -306,7 +313,7 @@ def _validate(
     work: Path,
     trees: dict[str, dict[str, str]],
 ) -> list[dict]:
-    """The live release (or, with nothing live, the branch head) plus the files, through the pipeline and gate.
+    """The live release (or, with nothing live, the branch head) plus the files, through the gate (PROPOSAL).
     The files join the tree in git (plumbing), and the exporter writes that tree as it writes any release.
     Returns the findings (warnings and infos); raises ProposalRefused on errors."""
     source = target.live_commit or base
@@ -320,9 +327,13 @@ def _validate(
         max_size=settings.get_int("max_repo_size"),
         metadata={"repository": target.name, "proposal": True, "live_commit": source},
     )
-    report = validate(tree, extra_findings=export.findings)
-    report = gate_dag_id_conflicts(target.repository_id, report)
-    report = apply_gate(tree, report)
+    report = check_tree(
+        tree,
+        repository_id=target.repository_id,
+        namespace=target.namespace,
+        purpose=GatePurpose.PROPOSAL,
+        extra_findings=export.findings,
+    )
     findings = [f.to_dict() for f in report.findings]
     if not report.passed:
         raise ProposalRefused(
@@ -364,11 +375,7 @@ def _commit(
 def _push(mirror: Mirror, commit: str, branch: str) -> None:
     """Push the commit as a new branch (never forced: an existing branch of that name is not overwritten)."""
     args = ["-C", str(mirror.path), "push", "--quiet", "--", mirror.url, f"{commit}:refs/heads/{branch}"]
-    with git_credentials_env(mirror.conn_id, mirror.url) as credentials:
-        result = run_git(args, env=git_env(credentials), timeout=mirror.timeout, check=False)
-    if result.returncode != 0:
-        error = mirror._classify("push", result.stderr)  # the fetch's wording: auth, unreachable, ...
-        raise type(error)(f"pushing {branch}: {error}", details=error.details) if isinstance(error, GitError) else error
+    run_remote(args, url=mirror.url, conn_id=mirror.conn_id, timeout=mirror.timeout, doing=f"pushing {branch}")
 
 
 # -- 5. pull / merge request -----------------------------------------------------------------------------------------
@@ -484,7 +491,7 @@ def _finish(
     error=None,
 ) -> None:  # noqa: E501
     with session_scope() as session:
-        proposal = session.get(Proposal, proposal_id)
+        proposal = get_row(session, Proposal, proposal_id)
         proposal.status, proposal.base_commit, proposal.branch, proposal.commit_sha = status, base, branch, commit
         proposal.pr_url, proposal.pr_error, proposal.findings = pr_url, pr_error, findings
         proposal.error, proposal.updated_at = error, utcnow()

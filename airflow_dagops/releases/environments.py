@@ -23,8 +23,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from airflow_dagops import settings
+from airflow_dagops.airflow import namespace_meta
 from airflow_dagops.deploy.locks import repository_lock
-from airflow_dagops.errors import DagOpsError
+from airflow_dagops.errors import VenvBuildFailed
 
 log = logging.getLogger(__name__)
 
@@ -35,10 +36,6 @@ BUILD_HINT = (
     "Fix the declared requirements (PEP 723 block, Dependencies: docstring, requirements.txt or pyproject.toml), "
     "or add the missing wheels to [dagops] wheelhouse."
 )
-
-
-class VenvBuildFailed(DagOpsError):
-    code = "venv_build_failed"
 
 
 @dataclass
@@ -161,7 +158,6 @@ def namespace_python(dag_file: str) -> str:
     It never raises, because it runs while the DAG file is parsed (by the dag-processor, and by dagops'
     validation sandbox, where the file sits in a release folder): without an environment it returns a path
     that does not exist and says why, so the task fails at run time with that reason in its name."""
-    from airflow_dagops.airflow import namespace_meta
 
     namespace = _namespace_of(Path(dag_file))
     if namespace is None:

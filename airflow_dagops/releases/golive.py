@@ -1,5 +1,6 @@
-"""Going live: point a namespace at a release that passed the gate, record it, resolve dag_id clashes, prune old
-releases.
+"""Going live: point a namespace at a release that passed the gate (releases/gate.py), record it, resolve dag_id
+clashes, and prune old release folders. Every path that puts a release live in prod comes through `go_live`: sync,
+deploy, rollback (and pin, which is a rollback), and a promotion reaching prod.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from airflow_dagops.deploy.conflicts import CONFLICTS_LOCK, apply_hidden, live_p
 from airflow_dagops.deploy.locks import repository_lock
 from airflow_dagops.deploy.publish import publish
 from airflow_dagops.events import feed as events
+from airflow_dagops.releases.diff import diff_releases
+from airflow_dagops.statuses import ReleaseStatus
 from airflow_dagops.store.models import DeployEvent, Release, Repository, utcnow
 
 log = logging.getLogger(__name__)
@@ -50,13 +53,11 @@ def record_live(session: Session, repo: Repository, release: Release, *, actor: 
     previous_id = repo.live_release_id
     if previous_id and previous_id != release.id:
         previous = session.get(Release, previous_id)
-        if previous is not None and previous.status == "live":
-            previous.status = "retired"
-    release.status = "live"
+        if previous is not None and previous.status == ReleaseStatus.LIVE:
+            previous.status = ReleaseStatus.RETIRED
+    release.status = ReleaseStatus.LIVE
     repo.live_release_id = release.id
     if previous_id != release.id:
-        from airflow_dagops.releases.diff import diff_releases
-
         before = session.get(Release, previous_id) if previous_id else None
         session.add(
             DeployEvent(

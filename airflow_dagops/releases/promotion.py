@@ -19,7 +19,6 @@ import logging
 import os
 import shutil
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -28,112 +27,31 @@ from sqlalchemy.orm import Session
 
 from airflow_dagops import paths, settings
 from airflow_dagops.airflow import namespace_meta
+from airflow_dagops.airflow.rest_client import RunOutcome, RunSource
 from airflow_dagops.deploy.locks import repository_lock
 from airflow_dagops.deploy.publish import current_target, publish, unpublish
-from airflow_dagops.deploy.releases import read_manifest, retire_release_dir
-from airflow_dagops.errors import Conflict, DagOpsError, InvalidInput
+from airflow_dagops.deploy.releases import retire_release_dir
+from airflow_dagops.errors import Conflict, DagOpsError, NotFound
 from airflow_dagops.events import feed as events
+from airflow_dagops.release_manifest import read_manifest
 from airflow_dagops.releases.golive import go_live
-from airflow_dagops.safety import NAME_PATTERN
+from airflow_dagops.releases.stages import (
+    check_stage_namespaces,
+    dag_id_suffix,
+    repositories_with_promotion,
+    stage_namespace,
+    stage_namespaces,
+    staged_dag_ids,
+)
+from airflow_dagops.statuses import PromotionStatus, SyncRunStatus
 from airflow_dagops.store.db import session_scope
 from airflow_dagops.store.models import Promotion, Release, Repository, SyncRun, iso_time, utcnow
-from airflow_dagops.store.queries import load_repository
+from airflow_dagops.store.queries import get_row, load_repository
 
 log = logging.getLogger(__name__)
 
-OPEN = ("soaking", "blocked")  # a promotion still waiting for something; at most one per repository
-STAGE_SEPARATOR = "--"
+OPEN = PromotionStatus.waiting()  # a promotion still waiting for something; at most one per repository
 HISTORY = 10
-
-
-# -- values -------------------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class RunOutcome:
-    """One finished DAG run of a stage's DAGs, as the RunSource reports it."""
-
-    dag_id: str
-    run_id: str
-    state: str  # success / failed (anything else is ignored)
-    ended_at: datetime | None = None
-
-
-class RunSource:
-    """Where DAG run outcomes come from: Airflow's REST API in production (promotion_source.py)."""
-
-    def runs(self, dag_ids: list[str], since: datetime) -> list[RunOutcome]:  # pragma: no cover - interface
-        raise NotImplementedError
-
-
-# -- naming --------------------------------------------------------------------------------------------------
-def stage_namespace(namespace: str, stage: str) -> str:
-    """The dags-folder link of an early stage: `company` + `staging` -> `company--staging`."""
-    return f"{namespace}{STAGE_SEPARATOR}{stage}"
-
-
-def dag_id_suffix(stage: str) -> str:
-    return f"__{stage}"
-
-
-def early_stages(promotion: dict | None) -> list[str]:
-    """Every stage before the last (the last is the repository's own namespace)."""
-    return list(promotion["stages"][:-1]) if promotion else []
-
-
-def stage_namespaces(repo: Repository) -> dict[str, str]:
-    """stage namespace -> stage, for a repository's early stages."""
-    return {stage_namespace(repo.namespace, stage): stage for stage in early_stages(repo.promotion)}
-
-
-def staged_dag_ids(release: Release, stage: str) -> list[str]:
-    """The dag_ids a release's DAGs have in an early stage: validation found them, the policy suffixes them."""
-    dags = (release.validation_summary or {}).get("dags") or []
-    return sorted({f"{dag['dag_id']}{dag_id_suffix(stage)}" for dag in dags})
-
-
-# -- registry checks (add_repository / update_repository / _ensure_free call these) ------------------
-def check_stage_namespaces(session: Session, name: str, namespace: str, promotion: dict | None) -> None:
-    """A repository's stage namespaces must be valid names that no other repository uses, as its own
-    namespace or as one of its stages, and must not be folders dagops does not manage."""
-    others = session.scalars(select(Repository).where(Repository.name != name)).all()
-    for stage in early_stages(promotion):
-        wanted = stage_namespace(namespace, stage)
-        if not NAME_PATTERN.match(wanted):
-            raise InvalidInput(
-                f"promotion: stage {stage!r} would publish into namespace {wanted!r}, longer than 63 characters; "
-                "use a shorter stage name or namespace"
-            )
-        for other in others:
-            if other.namespace == wanted:
-                raise Conflict(
-                    f"promotion: stage {stage!r} of {name!r} publishes into {wanted!r}, the namespace of repository "
-                    f"{other.name!r}; rename the stage"
-                )
-            if wanted in stage_namespaces(other):
-                raise Conflict(
-                    f"promotion: stage {stage!r} of {name!r} publishes into {wanted!r}, where repository "
-                    f"{other.name!r} publishes a stage too; rename the stage"
-                )
-        link = paths.namespace_link(wanted)
-        if link.exists() and not link.is_symlink():
-            raise Conflict(
-                f"promotion: {link} (stage {stage!r}) exists in the dags folder and is not managed by dagops; "
-                "move it away or rename the stage"
-            )
-
-
-def ensure_not_a_stage_namespace(session: Session, namespace: str) -> None:
-    """A new repository may not take the namespace where another repository publishes a stage."""
-    for repo in _repositories_with_promotion(session):
-        stage = stage_namespaces(repo).get(namespace)
-        if stage is not None:
-            raise Conflict(
-                f"namespace {namespace!r} is where repository {repo.name!r} publishes its {stage!r} stage; "
-                "choose another namespace (use --namespace)"
-            )
-
-
-def _repositories_with_promotion(session: Session) -> list[Repository]:
-    return [repo for repo in session.scalars(select(Repository)).all() if repo.promotion]
 
 
 # -- sync: a validated release enters the first stage ----------------------------------------------------------
@@ -145,7 +63,7 @@ def stage_new_release(name: str, release_id: int, run_id: int, *, actor: str) ->
         repo = load_repository(session, name)
         if not repo.promotion:
             return None
-        release = session.get(Release, release_id)
+        release = get_row(session, Release, release_id)
         stage = repo.promotion["stages"][0]
         # Again at publish time: a repository registered since may have taken the stage's namespace.
         check_stage_namespaces(session, repo.name, repo.namespace, repo.promotion)
@@ -157,7 +75,7 @@ def stage_new_release(name: str, release_id: int, run_id: int, *, actor: str) ->
                 repository_id=repo.id,
                 release_id=release.id,
                 stage=stage,
-                status="soaking",
+                status=PromotionStatus.SOAKING,
                 started_at=now,
                 updated_at=now,
                 successes=0,
@@ -165,8 +83,13 @@ def stage_new_release(name: str, release_id: int, run_id: int, *, actor: str) ->
             )
         )
         repo.last_seen_commit = release.commit_sha
-        run = session.get(SyncRun, run_id)
-        run.status, run.commit_sha, run.release_id, run.ended_at = "success", release.commit_sha, release.id, now
+        run = get_row(session, SyncRun, run_id)
+        run.status, run.commit_sha, run.release_id, run.ended_at = (
+            SyncRunStatus.SUCCESS,
+            release.commit_sha,
+            release.id,
+            now,
+        )
         soak = repo.promotion["soak_runs"]
         next_stage = repo.promotion["stages"][1]
         how = f"after {soak} successful DAG runs there" if soak else "by hand (`dagops promote`)"
@@ -252,18 +175,20 @@ def _supersede_open(session: Session, repo: Repository, release: Release) -> int
     """The newest open promotion gives way to the release entering the first stage; returns its release id."""
     superseded = None
     for promotion in _open_promotions(session, repo.id):
-        promotion.status = "superseded"
+        promotion.status = PromotionStatus.SUPERSEDED
         promotion.detail = {**(promotion.detail or {}), "superseded_by_release": release.id}
         superseded = promotion.release_id
     return superseded
 
 
 def _open_promotions(session: Session, repository_id: int) -> list[Promotion]:
-    return session.scalars(
-        select(Promotion)
-        .where(Promotion.repository_id == repository_id, Promotion.status.in_(OPEN))
-        .order_by(Promotion.id)
-    ).all()
+    return list(
+        session.scalars(
+            select(Promotion)
+            .where(Promotion.repository_id == repository_id, Promotion.status.in_(OPEN))
+            .order_by(Promotion.id)
+        )
+    )
 
 
 def _step(stage: str, actor: str, at: datetime) -> dict:
@@ -280,12 +205,16 @@ def check(
     reconcile_stage_links()
     wanted = set(names) if names else None
     with session_scope() as session:
-        rows = session.execute(
-            select(Promotion.id, Repository.name, Repository.promotion)
-            .join(Repository, Repository.id == Promotion.repository_id)
-            .where(Promotion.status == "soaking")
-            .order_by(Promotion.id)
-        ).all()
+        rows = (
+            session.execute(
+                select(Promotion.id, Repository.name, Repository.promotion)
+                .join(Repository, Repository.id == Promotion.repository_id)
+                .where(Promotion.status == PromotionStatus.SOAKING)
+                .order_by(Promotion.id)
+            )
+            .tuples()
+            .all()
+        )
     due = [(promotion_id, name) for promotion_id, name, config in rows if (config or {}).get("soak_runs")]
     due = [(promotion_id, name) for promotion_id, name in due if wanted is None or name in wanted]
     if not due:
@@ -303,9 +232,9 @@ def check(
 
 def _check_one(promotion_id: int, name: str, source: RunSource, actor: str) -> dict:
     with session_scope() as session:
-        promotion = session.get(Promotion, promotion_id)
-        release = session.get(Release, promotion.release_id) if promotion.release_id else None
-        stage, since = promotion.stage, promotion.started_at
+        soaking = get_row(session, Promotion, promotion_id)
+        release = session.get(Release, soaking.release_id) if soaking.release_id else None
+        stage, since = soaking.stage, soaking.started_at
         dag_ids = staged_dag_ids(release, stage) if release else []
     if not dag_ids:
         # Validation listed no DAGs (the structure step is skipped, or the release has none): nothing to count.
@@ -317,14 +246,14 @@ def _check_one(promotion_id: int, name: str, source: RunSource, actor: str) -> d
     with repository_lock(paths.locks_dir(), name, timeout=settings.get_int("lock_timeout")):
         with session_scope() as session:
             promotion = session.get(Promotion, promotion_id)
-            if promotion is None or promotion.status != "soaking" or promotion.stage != stage:
+            if promotion is None or promotion.status != PromotionStatus.SOAKING or promotion.stage != stage:
                 return _status_dict(session, promotion) if promotion else {"id": promotion_id, "status": "gone"}
-            repo = session.get(Repository, promotion.repository_id)
+            repo = get_row(session, Repository, promotion.repository_id)
             promotion.successes = successes
             if failed:
                 _block(promotion, failed[0])
                 events.record_promotion(promotion, repo.name, actor=actor)
-            elif successes >= repo.promotion["soak_runs"]:
+            elif successes >= _config(repo)["soak_runs"]:
                 _advance(session, repo, promotion, actor=actor, forced=False)
             promotion.updated_at = utcnow()
             session.flush()
@@ -333,14 +262,14 @@ def _check_one(promotion_id: int, name: str, source: RunSource, actor: str) -> d
 
 def _set_note(promotion_id: int, note: str) -> dict:
     with session_scope() as session:
-        promotion = session.get(Promotion, promotion_id)
+        promotion = get_row(session, Promotion, promotion_id)
         promotion.detail = {**(promotion.detail or {}), "note": note}
         session.flush()
         return _status_dict(session, promotion)
 
 
 def _block(promotion: Promotion, run: RunOutcome) -> None:
-    promotion.status = "blocked"
+    promotion.status = PromotionStatus.BLOCKED
     promotion.detail = {
         **(promotion.detail or {}),
         "failed_dag_id": run.dag_id,
@@ -352,10 +281,12 @@ def _block(promotion: Promotion, run: RunOutcome) -> None:
 
 def _advance(session: Session, repo: Repository, promotion: Promotion, *, actor: str, forced: bool) -> None:
     """One stage on: the next early stage (soaking again from now), or prod (promoted)."""
-    stages = repo.promotion["stages"]
+    stages = _config(repo)["stages"]
     here = stages.index(promotion.stage) if promotion.stage in stages else len(stages) - 2
     target = stages[here + 1]
-    release = session.get(Release, promotion.release_id)
+    if promotion.release_id is None:  # its release was deleted (the foreign key is SET NULL)
+        raise NotFound(f"the release of promotion {promotion.id} no longer exists")
+    release = get_row(session, Release, promotion.release_id)
     now = utcnow()
     if target == stages[-1]:
         if repo.pinned_release_id:
@@ -366,11 +297,11 @@ def _advance(session: Session, repo: Repository, promotion: Promotion, *, actor:
         _require_on_disk(release)
         # go_live resolves dag_id clashes with other repositories and writes the deploy log (reason "promotion").
         go_live(session, repo, release, actor=actor, reason="promotion")
-        promotion.status = "promoted"
+        promotion.status = PromotionStatus.PROMOTED
         log.info("%s: release %s promoted to prod by %s", repo.name, release.commit_sha[:12], actor)
     else:
         _go_live_in_stage(repo, release, target)
-        promotion.status, promotion.started_at, promotion.successes = "soaking", now, 0
+        promotion.status, promotion.started_at, promotion.successes = PromotionStatus.SOAKING, now, 0
     promotion.stage = target
     detail = {k: v for k, v in (promotion.detail or {}).items() if k != "note"}
     detail["stages"] = [*detail.get("stages", []), {**_step(target, actor, now), "forced": forced}]
@@ -395,7 +326,7 @@ def promote(name: str, *, actor: str, force: bool = False) -> dict:
                     f"{repo.promotion['stages'][0]} when a sync validates it"
                 )
             promotion = current[-1]
-            if promotion.status == "blocked" and not force:
+            if promotion.status == PromotionStatus.BLOCKED and not force:
                 raise Conflict(
                     f"{blocked_reason(repo, promotion)}. Push a fix (a new release supersedes this one), or promote "
                     f"anyway with `dagops promote {name} --force`",
@@ -413,6 +344,13 @@ def blocked_reason(repo: Repository, promotion: Promotion) -> str:
         f"promotion of {repo.name!r} release {promotion.release_id} is blocked: run {failure['failed_run_id']} of "
         f"{failure['failed_dag_id']} failed in stage {promotion.stage}"
     )
+
+
+def _config(repo: Repository) -> dict:
+    """The promotion settings of a repository the caller knows to have stages (they may have gone since)."""
+    if not repo.promotion:
+        raise Conflict(f"{repo.name!r} has no promotion stages any more")
+    return repo.promotion
 
 
 def _failure(promotion: Promotion) -> dict:
@@ -471,7 +409,7 @@ def _stages_live(session: Session, repo: Repository) -> list[dict]:
 
 def _status_dict(session: Session, promotion: Promotion) -> dict:
     release = session.get(Release, promotion.release_id) if promotion.release_id else None
-    repo = session.get(Repository, promotion.repository_id)
+    repo = get_row(session, Repository, promotion.repository_id)
     config = repo.promotion or {}
     data = {
         "id": promotion.id,
@@ -491,11 +429,11 @@ def _status_dict(session: Session, promotion: Promotion) -> dict:
 
 
 def _in_words(repo: Repository, promotion: Promotion) -> str:
-    if promotion.status == "blocked":
+    if promotion.status == PromotionStatus.BLOCKED:
         return f"{blocked_reason(repo, promotion)}; override with `dagops promote {repo.name} --force`"
-    if promotion.status == "promoted":
+    if promotion.status == PromotionStatus.PROMOTED:
         return f"release {promotion.release_id} was promoted to {promotion.stage} (prod)"
-    if promotion.status == "superseded":
+    if promotion.status == PromotionStatus.SUPERSEDED:
         return f"release {promotion.release_id} was superseded by a newer release"
     soak = (repo.promotion or {}).get("soak_runs") or 0
     if not soak:
@@ -512,7 +450,7 @@ def reconcile_stage_links() -> list[str]:
     changed) and end the open promotions of repositories without stages. Returns the namespaces removed."""
     removed = []
     with session_scope() as session:
-        declared = {ns: repo.name for repo in _repositories_with_promotion(session) for ns in stage_namespaces(repo)}
+        declared = {ns: repo.name for repo in repositories_with_promotion(session) for ns in stage_namespaces(repo)}
         for meta_file in sorted((settings.dagops_home() / "namespaces").glob("*.json")):
             namespace = meta_file.stem
             meta = namespace_meta.read(namespace) or {}
@@ -524,8 +462,8 @@ def reconcile_stage_links() -> list[str]:
             removed.append(namespace)
             log.info("removed stage link %s: no repository declares it any more", namespace)
         for promotion in session.scalars(select(Promotion).where(Promotion.status.in_(OPEN))).all():
-            repo = session.get(Repository, promotion.repository_id)
+            repo = get_row(session, Repository, promotion.repository_id)
             if not repo.promotion:
-                promotion.status = "superseded"
+                promotion.status = PromotionStatus.SUPERSEDED
                 promotion.detail = {**(promotion.detail or {}), "note": "the repository no longer has promotion stages"}
     return removed

@@ -1,4 +1,12 @@
-"""Reading releases, and moving the live one by hand: rollback (re-exporting a pruned release), pin and unpin."""
+"""Reading releases, and moving the live one by hand: rollback (re-exporting a pruned release), pin and unpin.
+
+A rollback goes back to a release that passed the gate before: it goes live without passing it again (a rollback
+must work fast, and even when what broke is the validation itself); dag_id clashes are still settled by priority
+as it goes live (releases/golive.py), and old release folders are pruned as after a sync. A release without a
+validation record (one still waiting for its tests in dagops_test, or a row that never got a verdict) has not
+passed the gate: it goes through it first, purpose ROLLBACK (releases/gate.py), tests included, and is refused
+when the gate holds it back.
+"""
 
 from __future__ import annotations
 
@@ -9,15 +17,25 @@ from sqlalchemy.orm import Session
 
 from airflow_dagops import paths, settings
 from airflow_dagops.deploy.locks import repository_lock
-from airflow_dagops.deploy.releases import export_release, read_manifest
-from airflow_dagops.errors import Conflict, NotFound
+from airflow_dagops.deploy.releases import retire_release_dir
+from airflow_dagops.errors import Conflict, NotFound, ValidationFailed
 from airflow_dagops.git.mirror import Mirror
-from airflow_dagops.releases.golive import go_live
-from airflow_dagops.repositories.info import RepositoryInfo, release_dict, repository_info
+from airflow_dagops.release_manifest import read_manifest
+from airflow_dagops.releases.candidate import RepoSnapshot, export_commit
+from airflow_dagops.releases.gate import GatePurpose, check_tree
+from airflow_dagops.releases.golive import go_live, mark_pruned
+from airflow_dagops.statuses import ReleaseStatus
 from airflow_dagops.store.db import session_scope
-from airflow_dagops.store.models import DeployEvent, Release, Repository
-from airflow_dagops.store.queries import MAX_ID, find_release, load_repository, newest_first, previous_good_release
-from airflow_dagops.sync.sync import RepoSnapshot
+from airflow_dagops.store.models import DeployEvent, Finding, Release, Repository
+from airflow_dagops.store.queries import (
+    MAX_ID,
+    find_release,
+    get_row,
+    load_repository,
+    newest_first,
+    previous_good_release,
+)
+from airflow_dagops.store.views import RepositoryInfo, release_dict, repository_info
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +52,7 @@ def get_release(release_id: int) -> dict:
         release = session.get(Release, release_id) if 0 < release_id <= MAX_ID else None
         if release is None:
             raise NotFound(f"no release with id {release_id}")
-        repo = session.get(Repository, release.repository_id)
+        repo = get_row(session, Repository, release.repository_id)
         return release_dict(release, with_findings=True, repository=repo.name, pinned_id=repo.pinned_release_id)
 
 
@@ -58,41 +76,70 @@ def rollback(name: str, release: int | str | None = None, *, actor: str, pin: bo
                 target = previous_good_release(session, repo)
             else:
                 target = find_release(session, repo, release)
-            if target.status == "failed":
+            if target.status == ReleaseStatus.FAILED:
                 raise Conflict(
                     f"release {target.id} ({target.commit_sha[:12]}) did not pass validation and cannot go live; "
                     "pick one that passed (see the releases list)"
                 )
             snapshot = RepoSnapshot.read(session, name)
             target_id, commit = target.id, target.commit_sha
-            path = Path(target.path)
+            path, on_record = Path(target.path), has_validation_record(target)
         if read_manifest(path) is None:
             path = _reexport(snapshot, commit)
-        with session_scope() as session:
-            repo = load_repository(session, name)
-            target = session.get(Release, target_id)
-            target.path, target.pruned_at = str(path), None
-            go_live(session, repo, target, actor=actor, reason="rollback")
-            if pin:
-                repo.pinned_release_id = target.id
-            session.flush()
-            log.info("%s rolled %s back to %s%s", actor, name, commit[:12], " and pinned it" if pin else "")
-            return repository_info(session, repo)
+        if not on_record:
+            _gate_unvalidated(snapshot, target_id, path)
+        return _go_live_back(name, target_id, path, actor=actor, pin=pin)
+
+
+def has_validation_record(release: Release) -> bool:
+    """Whether the release passed the whole gate once: validated (or live since), with its summary stored. A
+    release in `testing` passed validation but not yet its own tests."""
+    return release.status in ReleaseStatus.deployable() and bool(release.validation_summary)
+
+
+def _gate_unvalidated(snapshot: RepoSnapshot, release_id: int, path: Path) -> None:
+    """Put a release without a validation record through the gate (purpose ROLLBACK) and record the verdict on
+    it; ValidationFailed when it is held back (nothing live changes)."""
+    report = check_tree(path, repository_id=snapshot.id, namespace=snapshot.namespace, purpose=GatePurpose.ROLLBACK)
+    with session_scope() as session:
+        release = get_row(session, Release, release_id)
+        release.validation_summary = {**report.summary(), "venv": report.stats.get("venv")}
+        release.tests = report.stats.get("tests") or release.tests
+        release.status = ReleaseStatus.VALIDATED if report.passed else ReleaseStatus.FAILED
+        release.findings = [
+            Finding(rule=f.rule, severity=f.severity, file=f.file, line=f.line, message=f.message, hint=f.hint)
+            for f in report.findings
+        ]
+    if not report.passed:
+        raise ValidationFailed(
+            f"release {release_id} ({path.name[:12]}) of {snapshot.name} had no validation record and the gate held "
+            f"it back: {report.describe_errors()}. Nothing was rolled back; what was live stays live.",
+            details={"release_id": release_id, "findings": [f.to_dict() for f in report.findings]},
+        )
+
+
+def _go_live_back(name: str, release_id: int, path: Path, *, actor: str, pin: bool) -> RepositoryInfo:
+    """Publish the release again (pinned if asked), then prune old release folders as a sync's publish does:
+    the folders go only after the commit, so no row ever claims a folder that is gone."""
+    with session_scope() as session:
+        repo = load_repository(session, name)
+        target = get_row(session, Release, release_id)
+        target.path, target.pruned_at = str(path), None
+        go_live(session, repo, target, actor=actor, reason="rollback")
+        if pin:
+            repo.pinned_release_id = target.id
+        doomed = mark_pruned(session, repo)
+        session.flush()
+        log.info("%s rolled %s back to %s%s", actor, name, target.commit_sha[:12], " and pinned it" if pin else "")
+        info = repository_info(session, repo)
+    for folder in doomed:
+        retire_release_dir(folder)
+    return info
 
 
 def _reexport(snapshot: RepoSnapshot, commit: str) -> Path:
     mirror = Mirror(path=paths.mirror_dir(snapshot.name), url=snapshot.url, conn_id=snapshot.conn_id)
-    dest = paths.release_dir(snapshot.namespace, commit)
-    export_release(
-        mirror=mirror,
-        sha=commit,
-        subdir=snapshot.subdir,
-        dest=dest,
-        base=Path(snapshot.live_path) if snapshot.live_path else None,
-        max_size=settings.get_int("max_repo_size"),
-        metadata={"repository": snapshot.name, "namespace": snapshot.namespace, "ref": snapshot.ref},
-    )
-    return dest
+    return export_commit(snapshot, mirror, commit, snapshot.ref).path
 
 
 def pin(name: str, release: int | str | None = None, *, actor: str) -> RepositoryInfo:

@@ -7,9 +7,10 @@ from airflow_dagops.deploy.releases import retire_release_dir
 from airflow_dagops.events import feed as events
 from airflow_dagops.releases import promotion
 from airflow_dagops.releases.golive import go_live, mark_pruned
+from airflow_dagops.statuses import SyncRunStatus
 from airflow_dagops.store.db import session_scope
 from airflow_dagops.store.models import Release, SyncRun, utcnow
-from airflow_dagops.store.queries import load_repository
+from airflow_dagops.store.queries import get_row, load_repository
 
 
 def publish_checked(name: str, release_id: int, run_id: int, *, actor: str, reason: str) -> str:
@@ -19,7 +20,7 @@ def publish_checked(name: str, release_id: int, run_id: int, *, actor: str, reas
     if staged is None:
         _publish_and_record(name, release_id, run_id, actor=actor, reason=reason)
     with session_scope() as session:
-        commit = session.get(Release, release_id).commit_sha
+        commit = get_row(session, Release, release_id).commit_sha
     return staged or f"{name}: published {commit[:12]}"
 
 
@@ -29,12 +30,17 @@ def _publish_and_record(name: str, release_id: int, run_id: int, *, actor: str, 
     process die before the commit, the next sync adopts the link (see `_recover`)."""
     with session_scope() as session:
         repo = load_repository(session, name)
-        release = session.get(Release, release_id)
+        release = get_row(session, Release, release_id)
         go_live(session, repo, release, actor=actor, reason=reason)
         repo.last_seen_commit = release.commit_sha
         doomed = mark_pruned(session, repo)
-        run = session.get(SyncRun, run_id)
-        run.status, run.commit_sha, run.release_id, run.ended_at = "success", release.commit_sha, release_id, utcnow()
+        run = get_row(session, SyncRun, run_id, what="sync run")
+        run.status, run.commit_sha, run.release_id, run.ended_at = (
+            SyncRunStatus.SUCCESS,
+            release.commit_sha,
+            release_id,
+            utcnow(),
+        )
         events.record_sync_run(run_id, session=session)
     # Only after the commit, so no row ever claims a folder that is gone.
     for path in doomed:

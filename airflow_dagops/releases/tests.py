@@ -1,77 +1,50 @@
 """A repository's own tests as a gate before publishing (`tests: required|optional` in its .dagops.yaml).
 
-`dagops sync` runs them in place, a few modules at a time; the dagops_sync system DAG hands the release to
-the dagops_test system DAG instead (status `testing`), which runs one mapped task per test module and then
-calls `finish_release_tests`. Either way the results and JUnit XML are stored with the release
-(airflow_dagops/release_tests.py runs one module).
+Running and judging them is step 6 of the one gate (releases/gate.py): `dagops sync`, a deploy, a rollback to an
+untested release and a pull request check run them in place, a few modules at a time; the dagops_sync system DAG
+hands the release to the dagops_test system DAG instead (status `testing`), which runs one mapped task per test
+module and then calls `finish_release_tests` here. Either way the results and JUnit XML are stored with the release
+(releases/tests_runner.py runs one module).
 """
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from sqlalchemy import func, select
 
 from airflow_dagops import paths, settings
 from airflow_dagops.deploy.locks import repository_lock
-from airflow_dagops.errors import InvalidInput, NotFound
+from airflow_dagops.errors import DagOpsError, InvalidInput, NotFound
 from airflow_dagops.events import feed as events
 from airflow_dagops.releases import tests_runner as release_tests
-from airflow_dagops.releases.gate import Progress
+from airflow_dagops.releases.gate import judge_tests
 from airflow_dagops.releases.rollout import publish_checked
+from airflow_dagops.statuses import ReleaseStatus
 from airflow_dagops.store.db import session_scope
 from airflow_dagops.store.models import Finding, Release, Repository
-from airflow_dagops.store.queries import MAX_ID, find_release, load_repository
-from airflow_dagops.validate.report import Finding as ValidationFinding
-
-
-def run_release_tests(release_dir: Path, modules: list[str], progress: Progress | None = None) -> list:
-    """Every test module of a release, a few at a time, each in its own sandboxed pytest process."""
-    progress = progress or (lambda _step: None)
-    progress(f"testing: {len(modules)} test module(s)")
-    workers = max(1, min(settings.get_int("test_concurrency"), len(modules)))
-    timeout = float(settings.get_int("test_timeout"))
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        results = list(pool.map(lambda m: release_tests.run_module(release_dir, m, timeout=timeout), modules))
-    for result in results:
-        failed = result.failed + result.errors
-        progress(f"  {result.module}: {result.outcome} ({result.passed} passed, {failed} failed)")
-    return results
+from airflow_dagops.store.queries import MAX_ID, find_release, get_row, load_repository
 
 
 def record_test_results(release_id: int, results: list, mode: str) -> dict:
     """Store the results (and JUnit XML) with the release, add a `test-failed` finding per failing test,
-    and say whether they block it (`tests: required`)."""
-    summary = release_tests.summarize(results, mode)
-    blocked = mode == "required" and summary["outcome"] != "passed"
-    severity = "error" if mode == "required" else "warning"
-    failing = [
-        ValidationFinding(
-            "test-failed",
-            severity,
-            f"{failure['test']} {failure['kind']}: {failure['message'] or 'no message'}",
-            failure["module"],
-            hint="Run pytest in the repository to reproduce it; with `tests: optional` failures do not block.",
-        )
-        for failure in summary["failures"]
-    ]
+    and say whether they block it (`tests: required`); the judging is the gate's (releases/gate.py)."""
+    verdict = judge_tests(results, mode)
     with session_scope() as session:
-        release = session.get(Release, release_id)
-        release.tests = summary
+        release = get_row(session, Release, release_id, what="release")
+        release.tests = verdict.summary
         release.findings.extend(
-            Finding(rule=f.rule, severity=f.severity, file=f.file, message=f.message, hint=f.hint) for f in failing
+            Finding(rule=f.rule, severity=f.severity, file=f.file, message=f.message, hint=f.hint)
+            for f in verdict.findings
         )
-        if blocked:
-            release.status = "failed"
-    counts = f"{summary['passed']} passed, {summary['failed']} failed, {summary['errors']} errors"
-    first = f": {failing[0].message[:300]}" if failing else ""
-    message = (
-        f"tests failed ({counts}){first}. The previous release stays live."
-        if blocked
-        else f"tests {summary['outcome']} ({counts})"
-    )
-    return {"blocked": blocked, "message": message, "summary": summary, "findings": [f.to_dict() for f in failing]}
+        if verdict.blocked:
+            release.status = ReleaseStatus.FAILED
+    return {
+        "blocked": verdict.blocked,
+        "message": verdict.message,
+        "summary": verdict.summary,
+        "findings": [f.to_dict() for f in verdict.findings],
+    }
 
 
 def test_plan(repository: str | None = None, release: int | str | None = None) -> list[dict]:
@@ -83,12 +56,12 @@ def test_plan(repository: str | None = None, release: int | str | None = None) -
                 raise InvalidInput("give the repository of the release to test")
             targets = [find_release(session, load_repository(session, repository), release)]
         else:
-            query = select(Release).where(Release.status == "testing")
+            query = select(Release).where(Release.status == ReleaseStatus.TESTING)
             if repository is not None:
                 query = query.where(Release.repository_id == load_repository(session, repository).id)
             targets = list(session.scalars(query.order_by(Release.id)))
-        wanted = [(t.id, session.get(Repository, t.repository_id).name, Path(t.path)) for t in targets]
-    plan = []
+        wanted = [(t.id, get_row(session, Repository, t.repository_id).name, Path(t.path)) for t in targets]
+    plan: list[dict] = []
     for release_id, name, folder in wanted:
         if not folder.is_dir():
             raise NotFound(f"release {release_id} of {name} is no longer on disk; roll back to it to re-export it")
@@ -113,16 +86,16 @@ def finish_release_tests(release_id: int, results: list[dict], *, actor: str = "
     when `tests: optional`), unless a newer release of its repository came along meanwhile."""
     modules = [release_tests.ModuleResult.from_dict(r) for r in results]
     with session_scope() as session:
-        release = session.get(Release, release_id)
-        waiting = release.status == "testing"
+        release = get_row(session, Release, release_id, what="release")
+        waiting = release.status == ReleaseStatus.TESTING
         mode = (release.tests or {}).get("mode", "required")
         run_id = (release.tests or {}).get("sync_run_id")
-        repo = session.get(Repository, release.repository_id)
+        repo = get_row(session, Repository, release.repository_id)
         name, commit = repo.name, release.commit_sha
         newer = session.scalar(
             select(func.count())
             .select_from(Release)
-            .where(Release.repository_id == repo.id, Release.id > release.id, Release.status != "failed")
+            .where(Release.repository_id == repo.id, Release.id > release.id, Release.status != ReleaseStatus.FAILED)
         )
     verdict = record_test_results(release_id, modules, mode)
     events.record_tests(name, release_id, commit, verdict, actor=actor)
@@ -130,8 +103,10 @@ def finish_release_tests(release_id: int, results: list[dict], *, actor: str = "
         return f"{name} {commit[:12]}: {verdict['message']}"
     if newer:
         with session_scope() as session:
-            session.get(Release, release_id).status = "validated"
+            get_row(session, Release, release_id, what="release").status = ReleaseStatus.VALIDATED
         return f"{name} {commit[:12]}: {verdict['message']}; not published: a newer release came along"
+    if run_id is None:  # sync.await_tests records it with every release it hands to the tests
+        raise DagOpsError(f"release {release_id} waits for its tests but records no sync run to finish")
     with repository_lock(paths.locks_dir(), name, timeout=settings.get_int("lock_timeout")):
         published = publish_checked(name, release_id, run_id, actor=actor, reason="tests passed")
     return f"{published} ({verdict['message']})"

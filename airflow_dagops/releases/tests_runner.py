@@ -22,6 +22,11 @@ from pathlib import Path
 
 from defusedxml import ElementTree as ET  # the XML is written by the repository's own code
 
+from airflow_dagops import tempdirs
+from airflow_dagops.redaction import redact_text
+from airflow_dagops.validate import sandbox_host
+from airflow_dagops.validate.structure import sandbox_environment
+
 # The dagops_sync system DAG updates this asset when a release waits for its tests; dagops_test is scheduled on it.
 AWAITING_TESTS_ASSET = "x-dagops://releases/awaiting-tests"
 TEST_DIR = "tests"
@@ -80,8 +85,6 @@ def run_module(release_dir: Path, module: str, *, timeout: float = DEFAULT_TIMEO
 
 
 def _redacted(result: ModuleResult) -> ModuleResult:
-    from airflow_dagops.redaction import redact_text
-
     result.failures = [TestFailure(redact_text(f.test), redact_text(f.message), f.kind) for f in result.failures]
     result.junit_xml = redact_text(result.junit_xml)
     result.output_tail = redact_text(result.output_tail)
@@ -89,9 +92,6 @@ def _redacted(result: ModuleResult) -> ModuleResult:
 
 
 def _run_module(release_dir: Path, module: str, *, timeout: float) -> ModuleResult:
-    from airflow_dagops import tempdirs
-    from airflow_dagops.validate import sandbox_host
-
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix=tempdirs.owned_prefix("dagops-test-")) as scratch:
         scratch_dir = Path(scratch)
@@ -133,9 +133,6 @@ def _run_module(release_dir: Path, module: str, *, timeout: float) -> ModuleResu
 def _pytest_command(support, work: Path, out: Path, home: Path, module: str, timeout: float):
     """pytest over one module: inside the OS sandbox (the release read-only at its mount, JUnit XML written to
     the one writable bind), or, degraded, as a child process with a scrubbed environment in the copy."""
-    from airflow_dagops.validate import sandbox_host
-    from airflow_dagops.validate.structure import sandbox_environment
-
     env = sandbox_environment(home, timeout)
     if support is None:
         env["PYTHONPATH"] = str(work)  # `import dags.helpers` as in the repository's own checkout

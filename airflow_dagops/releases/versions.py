@@ -1,9 +1,14 @@
 """Versions, as use cases: deploy a chosen commit or tag, read the deploy log, and the `dagops_deploy` actions.
 
-Deploying a version validates it exactly as a sync validates a new commit (same export, pipeline, gate and
-Release row), publishes it only when it passes, records a deploy event with reason "deploy", and pins the
-repository to it: otherwise the next poll would put the branch head back and undo the deploy.
-Rollback, pin and unpin are the services' own; this module only adds what they lack.
+A deploy is an operator choosing an exact commit for prod. It goes through the one gate exactly as a sync's new
+commit does (releases/gate.py, purpose DEPLOY: validation, dag_id conflicts, skip-files, dependency conflicts, the
+isolated environment, and the repository's own tests when its .dagops.yaml asks for them, run here rather than
+deferred, so a deploy answers at once), and through the same export and Release row (releases/candidate.py).
+Only a release that passes goes live, with a deploy event (reason "deploy"); old release folders are pruned as
+after a sync; and the repository is pinned to it, otherwise the next poll would put the branch head back.
+A deploy skips the promotion stages on purpose: it acts on prod directly, like rollback and pin (an open
+promotion cannot overwrite it, since promoting to prod needs the repository unpinned; docs/promotion.md).
+Rollback, pin and unpin live in releases/rollback.py; this module only adds what they lack.
 """
 
 from __future__ import annotations
@@ -16,17 +21,19 @@ from sqlalchemy import select
 
 from airflow_dagops import paths, settings
 from airflow_dagops.deploy.locks import repository_lock
+from airflow_dagops.deploy.releases import retire_release_dir
 from airflow_dagops.errors import DagOpsError, InvalidInput, NotFound, RefNotFound, ValidationFailed
 from airflow_dagops.git.mirror import Mirror
 from airflow_dagops.git.runner import run_git
-from airflow_dagops.releases.golive import go_live
+from airflow_dagops.releases.candidate import RepoSnapshot, export_and_check
+from airflow_dagops.releases.gate import STAYS_LIVE, GatePurpose, tests_blocked
+from airflow_dagops.releases.golive import go_live, mark_pruned
 from airflow_dagops.releases.rollback import pin, rollback, unpin
-from airflow_dagops.repositories.info import RepositoryInfo, repository_info
 from airflow_dagops.safety import validate_ref
 from airflow_dagops.store.db import read_connection, session_scope
 from airflow_dagops.store.models import DeployEvent, Release, iso_time
-from airflow_dagops.store.queries import load_repository
-from airflow_dagops.sync.sync import RepoSnapshot, export_and_validate
+from airflow_dagops.store.queries import get_row, load_repository
+from airflow_dagops.store.views import RepositoryInfo, repository_info
 from airflow_dagops.validate import Report, validate
 
 log = logging.getLogger(__name__)
@@ -45,8 +52,9 @@ def deploy_version(
     progress: Progress | None = None,
     validator: Callable[..., Report] = validate,
 ) -> RepositoryInfo:
-    """Validate the commit `version` names (a sha, 7+ hex digits, or a tag/branch on the remote), publish it
-    when it passes, and pin the repository to it. A version that fails validation changes nothing live."""
+    """Put the commit `version` names (a sha, 7+ hex digits, or a tag/branch on the remote) through the gate
+    (purpose DEPLOY, its tests included), publish it when it passes, and pin the repository to it. A version the
+    gate holds back changes nothing live."""
     progress = progress or (lambda _step: None)
     version = (version or "").strip()
     if not version:
@@ -62,22 +70,35 @@ def deploy_version(
         progress(f"resolving {version}")
         info, source_ref = _resolve(mirror, snapshot, version)
         progress(f"exporting {info.sha[:12]}")
-        release_id, report = export_and_validate(snapshot, mirror, info, source_ref, validator, progress)
+        release_id, report = export_and_check(
+            snapshot, mirror, info, source_ref, purpose=GatePurpose.DEPLOY, validator=validator, progress=progress
+        )
         if not report.passed:
+            tests = (tests_blocked(report) or "").removesuffix(STAYS_LIVE)
+            why = f"was held back by its {tests}" if tests else f"did not pass validation: {report.describe_errors()}"
             raise ValidationFailed(
-                f"{name}: {version} ({info.sha[:12]}) did not pass validation: {report.describe_errors()}. "
-                "Nothing was deployed; what was live stays live.",
+                f"{name}: {version} ({info.sha[:12]}) {why}. Nothing was deployed; what was live stays live.",
                 details={"release_id": release_id, "findings": [f.to_dict() for f in report.findings]},
             )
         progress("publishing")
-        with session_scope() as session:
-            repo = load_repository(session, name)
-            release = session.get(Release, release_id)
-            go_live(session, repo, release, actor=actor, reason="deploy")
-            repo.pinned_release_id = release.id  # a deployed version stays until unpinned
-            session.flush()
-            log.info("%s deployed %s of %s and pinned it", actor, info.sha[:12], name)
-            return repository_info(session, repo)
+        return _go_live_pinned(name, release_id, actor=actor)
+
+
+def _go_live_pinned(name: str, release_id: int, *, actor: str) -> RepositoryInfo:
+    """Publish the deployed release, pin the repository to it and prune old release folders, as a sync's publish
+    does; the folders go only after the commit, so no row ever claims a folder that is gone."""
+    with session_scope() as session:
+        repo = load_repository(session, name)
+        release = get_row(session, Release, release_id)
+        go_live(session, repo, release, actor=actor, reason="deploy")
+        repo.pinned_release_id = release.id  # a deployed version stays until unpinned
+        doomed = mark_pruned(session, repo)
+        session.flush()
+        log.info("%s deployed %s of %s and pinned it", actor, release.commit_sha[:12], name)
+        info = repository_info(session, repo)
+    for path in doomed:
+        retire_release_dir(path)
+    return info
 
 
 def _resolve(mirror: Mirror, snapshot, version: str):
@@ -130,13 +151,11 @@ def deploy_log(name: str, limit: int = 20) -> list[dict]:
             .order_by(DeployEvent.id.desc())
             .limit(max(1, limit))
         ).all()
-        ids = {e.from_release_id for e in events} | {e.to_release_id for e in events}
-        ids.discard(None)
-        commits = (
-            dict(session.execute(select(Release.id, Release.commit_sha).where(Release.id.in_(ids))).all())
-            if ids
-            else {}
-        )
+        ids = {i for e in events for i in (e.from_release_id, e.to_release_id) if i is not None}
+        commits: dict[int | None, str] = {}
+        if ids:
+            rows = session.execute(select(Release.id, Release.commit_sha).where(Release.id.in_(ids))).tuples().all()
+            commits.update(rows)
         return [
             {
                 "id": e.id,

@@ -11,6 +11,9 @@ Three steps, each usable on its own: `load` (YAML + JSON schema + name rules, ev
 line and key), `plan` (compare with the registry: add / change / remove), `apply` (call the same
 services the CLI, REST API and page use). Bad input changes nothing: the whole file is checked and the
 whole plan is made (and, with `verify`, every new remote is reached) before the first change.
+
+Size: one file format read, compared with the registry and written back in one place, since the three share its
+spec, its line-numbered problems and its wording; the keys themselves come from repositories/options.py.
 """
 
 from __future__ import annotations
@@ -18,37 +21,44 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import jsonschema
 import yaml
 
 from airflow_dagops import paths, settings
-from airflow_dagops.errors import DagOpsError, InvalidInput
+from airflow_dagops.errors import ConfigInvalid, DagOpsError, InvalidInput
 from airflow_dagops.git.credentials import attaching, url_origin
 from airflow_dagops.git.mirror import Mirror
 from airflow_dagops.releases import rollback as rollbacks
 from airflow_dagops.releases.rollback import get_release, list_releases, unpin
 from airflow_dagops.repositories import options as repo_options
-from airflow_dagops.repositories.info import RepositoryInfo, list_repositories
+from airflow_dagops.repositories.info import list_repositories
 from airflow_dagops.repositories.registry import (
     UPDATABLE,
     add_repository,
     remove_repository,
     update_repository,
-    validate_conn_id,
 )
-from airflow_dagops.safety import display_url, validate_name, validate_ref, validate_subdir, validate_url
+from airflow_dagops.safety import display_url, validate_name
+from airflow_dagops.store.views import RepositoryInfo
 
 log = logging.getLogger(__name__)
 
 ACTOR = "dagops.yaml"
-DEFAULTS = {"ref": "main", "priority": 100, "conn_id": None, "subdir": None, "poll_interval": None, "enabled": True}
 # Keys the issue lists that dagops.yaml does not carry yet: refused with a pointer, never silently ignored.
 UNSUPPORTED = {
     "on_invalid": "not supported yet in dagops.yaml; put it in the repository's .dagops.yaml",
     "rules": "not supported yet in dagops.yaml; put it in the repository's .dagops.yaml",
 }
-_NULLABLE_STR = {"type": ["string", "null"]}
+# An entry: its name, every repository option (repositories/options.py), and what only the file has: `branch`
+# (the same as `ref`) and `pin`.
+ENTRY_KEYS = {
+    "name": {"type": "string"},
+    "branch": repo_options.BY_NAME["ref"].json_schema(),
+    "pin": {"type": ["boolean", "integer", "string"]},
+    **{option.name: option.json_schema() for option in repo_options.OPTIONS},
+}
 SCHEMA = {
     "type": "object",
     "required": ["repositories"],
@@ -60,73 +70,36 @@ SCHEMA = {
                 "type": "object",
                 "required": ["name", "url"],
                 "additionalProperties": False,
-                "properties": {
-                    "name": {"type": "string"},
-                    "url": {"type": "string"},
-                    "branch": {"type": "string"},
-                    "ref": {"type": "string"},
-                    "priority": {"type": "integer"},
-                    "namespace": {"type": "string"},
-                    "conn_id": _NULLABLE_STR,
-                    "subdir": _NULLABLE_STR,
-                    "poll_interval": {"type": ["integer", "null"], "minimum": 1},
-                    "enabled": {"type": "boolean"},
-                    "webhook_conn_id": _NULLABLE_STR,
-                    "pin": {"type": ["boolean", "integer", "string"]},
-                    "on_conflict": {"enum": list(repo_options.ON_CONFLICT)},
-                    "isolated_env": {"type": "boolean"},
-                    "access_control": {
-                        "type": ["object", "null"],
-                        "additionalProperties": {
-                            "type": "array",
-                            "items": {"enum": list(repo_options.DAG_PERMISSIONS)},
-                            "minItems": 1,
-                        },
-                    },
-                    "promotion": {
-                        "type": ["object", "null"],
-                        "additionalProperties": False,
-                        "required": ["stages"],
-                        "properties": {
-                            "stages": {"type": "array", "items": {"type": "string"}, "minItems": 2},
-                            "soak_runs": {"type": "integer", "minimum": 0},
-                        },
-                    },
-                },
+                "properties": ENTRY_KEYS,
             },
         }
     },
 }
-KNOWN_KEYS = set(SCHEMA["properties"]["repositories"]["items"]["properties"])
-
-
-class ConfigInvalid(InvalidInput):
-    """dagops.yaml cannot be used; `problems` lists every one, each as `file:line: key: message`."""
-
-    def __init__(self, problems: list[str]):
-        super().__init__("\n".join(problems), details={"problems": problems})
-        self.problems = problems
+KNOWN_KEYS = set(ENTRY_KEYS)  # the properties of an entry in SCHEMA
 
 
 # -- load -------------------------------------------------------------------------------------------------
 @dataclass
 class RepoSpec:
+    """One entry of the file: `settings` holds every repository option, checked, with defaults filled in."""
+
     name: str
-    url: str
     namespace: str
-    ref: str = "main"
-    priority: int = 100
-    conn_id: str | None = None
-    subdir: str | None = None
-    poll_interval: int | None = None
-    enabled: bool = True
-    webhook_conn_id: str | None = None
+    settings: dict
     pin: bool | int | str | None = None  # None: not managed; False: unpinned; True: pin what is live
-    on_conflict: str = repo_options.DEFAULT_ON_CONFLICT
-    access_control: dict | None = None
-    promotion: dict | None = None
-    isolated_env: bool = False
     line: int = 0
+
+    @property
+    def url(self) -> str:
+        return self.settings["url"]
+
+    @property
+    def ref(self) -> str:
+        return self.settings["ref"]
+
+    @property
+    def conn_id(self) -> str | None:
+        return self.settings["conn_id"]
 
 
 @dataclass
@@ -240,25 +213,12 @@ def _specs(data: dict, problem, where) -> list[RepoSpec]:
         at = ("repositories", index)
         if "branch" in item and "ref" in item:
             problem((*at, "ref"), "give either branch or ref, not both")
-        checks = {
-            "name": lambda v: validate_name(v, what="repository name"),
-            "namespace": lambda v: validate_name(v, what="namespace"),
-            "url": lambda v: validate_url(v.strip(), allowed_protocols=settings.allowed_protocols()),
-            "branch": validate_ref,
-            "ref": validate_ref,
-            "subdir": validate_subdir,
-            "conn_id": validate_conn_id,
-            "webhook_conn_id": validate_conn_id,
-            "access_control": repo_options.validate_access_control,
-            "promotion": repo_options.validate_promotion,
-        }
-        clean = dict(item)
-        for key, check in checks.items():
-            if item.get(key) is not None:
-                try:
-                    clean[key] = check(item[key])
-                except DagOpsError as err:
-                    problem((*at, key), str(err))
+        values = _options_of(item, lambda key, err, at=at: problem((*at, key), str(err)))
+        if item.get("name") is not None:
+            try:
+                validate_name(item["name"], what="repository name")
+            except DagOpsError as err:
+                problem((*at, "name"), str(err))
         name, namespace = item["name"], item.get("namespace") or item["name"]
         if name in names:
             problem((*at, "name"), f"duplicate name {name!r} (also at line {names[name]})")
@@ -270,27 +230,22 @@ def _specs(data: dict, problem, where) -> list[RepoSpec]:
         pin = item.get("pin")
         if isinstance(pin, str) and not _looks_like_release(pin):
             problem((*at, "pin"), f"{pin!r} is neither a release id nor a commit sha (7+ hex digits)")
-        specs.append(
-            RepoSpec(
-                name=name,
-                url=clean["url"],
-                namespace=namespace,
-                ref=clean.get("branch") or clean.get("ref") or DEFAULTS["ref"],
-                priority=item.get("priority", DEFAULTS["priority"]),
-                conn_id=clean.get("conn_id"),
-                subdir=clean.get("subdir"),
-                poll_interval=item.get("poll_interval"),
-                enabled=item.get("enabled", True),
-                webhook_conn_id=clean.get("webhook_conn_id"),
-                pin=pin,
-                on_conflict=item.get("on_conflict") or repo_options.DEFAULT_ON_CONFLICT,
-                access_control=clean.get("access_control"),
-                promotion=clean.get("promotion"),
-                isolated_env=item.get("isolated_env", False),
-                line=where(at),
-            )
-        )
+        values["namespace"] = namespace
+        specs.append(RepoSpec(name=name, namespace=namespace, settings=values, pin=pin, line=where(at)))
     return specs
+
+
+def _options_of(item: dict, report) -> dict:
+    """Every repository option of one entry through the same checks as the other faces (`branch` is `ref`);
+    each problem is reported with the key the file used."""
+    values = {}
+    for option in repo_options.OPTIONS:
+        key = "branch" if option.name == "ref" and "branch" in item else option.name
+        try:
+            values[option.name] = option.clean(item.get(key))
+        except DagOpsError as err:
+            report(key, err)
+    return values
 
 
 def _looks_like_release(value: str) -> bool:
@@ -314,12 +269,19 @@ class Action:
     kind: str  # add / change / remove
     name: str
     changes: list[Change] = field(default_factory=list)
-    spec: RepoSpec | None = None
+    spec: RepoSpec | None = None  # the file's entry: set for add and change, None for remove
     note: str | None = None
+
+    @property
+    def entry(self) -> RepoSpec:
+        """The file's entry of an add or a change."""
+        if self.spec is None:
+            raise ValueError(f"a {self.kind} of {self.name!r} has no entry in the file")
+        return self.spec
 
     def __str__(self) -> str:
         if self.kind == "add":
-            text = f"+ {self.name} ({display_url(self.spec.url)} @ {self.spec.ref}, namespace {self.spec.namespace})"
+            text = f"+ {self.name} ({display_url(self.entry.url)} @ {self.entry.ref}, namespace {self.entry.namespace})"
         elif self.kind == "remove":
             text = f"- {self.name} (its DAGs leave the dags folder)"
         else:
@@ -420,7 +382,7 @@ def plan(config: Config, *, prune: bool = False) -> Plan:
             continue
         changes = []
         for key in COMPARED:
-            old, new = getattr(info, key), getattr(spec, key)
+            old, new = getattr(info, key), spec.settings[key]
             if key == "url":
                 new = display_url(new)
             if key == "poll_interval" and (new or default_poll) == old:
@@ -487,36 +449,20 @@ def apply(plan: Plan, *, verify: bool = True) -> list[str]:
         if action.kind == "remove":
             done.append(remove_repository(action.name, keep_dags=False))
         elif action.kind == "add":
-            spec = action.spec
-            add_repository(
-                spec.name,
-                spec.url,
-                ref=spec.ref,
-                namespace=spec.namespace,
-                conn_id=spec.conn_id,
-                subdir=spec.subdir,
-                priority=spec.priority,
-                poll_interval=spec.poll_interval,
-                enabled=spec.enabled,
-                verify=False,
-                webhook_conn_id=spec.webhook_conn_id,
-                on_conflict=spec.on_conflict,
-                access_control=spec.access_control,
-                promotion=spec.promotion,
-                isolated_env=spec.isolated_env,
-            )
+            spec = action.entry
+            add_repository(spec.name, verify=False, **spec.settings)
             done.append(f"added {spec.name}")
         else:
             updates = {c.field: c.new for c in action.changes if c.field != "pin"}
-            if _reattaches(action.changes, action.spec):
-                updates["conn_id"] = action.spec.conn_id  # the file names both: attach the connection to the new URL
+            if _reattaches(action.changes, action.entry):
+                updates["conn_id"] = action.entry.conn_id  # the file names both: attach the connection to the new URL
             if updates:
                 update_repository(action.name, verify=False, **updates)
             pin = next((c for c in action.changes if c.field == "pin"), None)
             if pin is not None and pin.new is None:
                 unpin(action.name, actor=ACTOR)
             elif pin is not None:
-                wanted = action.spec.pin
+                wanted = action.entry.pin
                 rollbacks.pin(action.name, None if wanted is True else wanted, actor=ACTOR)
             done.append(f"changed {action.name}: {', '.join(str(c) for c in action.changes)}")
     for line in done:
@@ -533,9 +479,9 @@ def _reattaches(changes: list[Change], spec: RepoSpec) -> bool:
 def _preflight(plan: Plan) -> None:
     problems = []
     for action in plan.actions:
-        spec = action.spec
         source_fields = {"url", "ref", "conn_id"}
         if action.kind == "add" or (action.kind == "change" and source_fields & {c.field for c in action.changes}):
+            spec = action.entry
             mirror = Mirror(path=paths.mirror_dir(spec.name), url=spec.url, conn_id=spec.conn_id)
             attach = action.kind == "add" or _reattaches(action.changes, spec)
             try:
@@ -550,25 +496,22 @@ def _preflight(plan: Plan) -> None:
 # -- export -----------------------------------------------------------------------------------------------
 def export() -> str:
     """The registry as dagops.yaml; applying the result changes nothing."""
-    default_poll = settings.get_int("default_poll_interval")
-    repos = []
-    for info in sorted(list_repositories(), key=lambda i: i.name):
-        entry = {"name": info.name, "url": info.url, "branch": info.ref, "namespace": info.namespace}
-        entry["priority"] = info.priority
-        for key in ("conn_id", "subdir", "webhook_conn_id"):
-            if getattr(info, key):
-                entry[key] = getattr(info, key)
-        if info.poll_interval != default_poll:
-            entry["poll_interval"] = info.poll_interval
-        if not info.enabled:
-            entry["enabled"] = False
-        if info.on_conflict != repo_options.DEFAULT_ON_CONFLICT:
-            entry["on_conflict"] = info.on_conflict
-        for key in ("access_control", "promotion", "isolated_env"):
-            if getattr(info, key):
-                entry[key] = getattr(info, key)
-        if info.pinned_release_id:
-            entry["pin"] = get_release(info.pinned_release_id)["commit"]
-        repos.append(entry)
+    repos = [_entry(info) for info in sorted(list_repositories(), key=lambda i: i.name)]
     header = "# dagops.yaml: exported by `dagops repos export`; apply with `dagops repos apply -f dagops.yaml`\n"
     return header + yaml.safe_dump({"repositories": repos}, sort_keys=False, allow_unicode=True)
+
+
+def _entry(info: RepositoryInfo) -> dict:
+    """One repository as a file entry: where it comes from always, every other option when not its default
+    (a poll interval when not [dagops] default_poll_interval), and its pin."""
+    entry: dict[str, Any] = {"name": info.name, "url": info.url, "branch": info.ref, "namespace": info.namespace}
+    entry["priority"] = info.priority
+    defaults = {o.name: o.default for o in repo_options.OPTIONS}
+    defaults["poll_interval"] = settings.get_int("default_poll_interval")
+    for option in repo_options.OPTIONS:
+        value = getattr(info, option.name)
+        if option.name not in entry and option.name != "ref" and value not in (defaults[option.name], None, {}):
+            entry[option.name] = value
+    if info.pinned_release_id:
+        entry["pin"] = get_release(info.pinned_release_id)["commit"]
+    return entry

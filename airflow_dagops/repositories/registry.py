@@ -17,57 +17,33 @@ from airflow_dagops.airflow import namespace_meta
 from airflow_dagops.deploy.conflicts import reconcile_conflicts
 from airflow_dagops.deploy.locks import repository_lock
 from airflow_dagops.deploy.publish import unpublish
-from airflow_dagops.errors import Conflict, InvalidInput
+from airflow_dagops.errors import Conflict
 from airflow_dagops.git.credentials import attached_origin, attaching
 from airflow_dagops.git.mirror import Mirror
 from airflow_dagops.releases.golive import write_namespace_meta
+from airflow_dagops.releases.stages import check_stage_namespaces, ensure_not_a_stage_namespace
 from airflow_dagops.repositories import options as repo_options
-from airflow_dagops.repositories.info import RepositoryInfo, repository_info
-from airflow_dagops.safety import display_url, validate_name, validate_ref, validate_subdir, validate_url
+from airflow_dagops.safety import display_url, validate_name
 from airflow_dagops.safety import validate_conn_id as _safe_conn_id
 from airflow_dagops.store.db import session_scope
 from airflow_dagops.store.models import Repository
 from airflow_dagops.store.queries import load_repository
+from airflow_dagops.store.views import RepositoryInfo, repository_info
 
 log = logging.getLogger(__name__)
 
 
 # -- registry ----------------------------------------------------------------------------------------
-def add_repository(
-    name: str,
-    url: str,
-    *,
-    ref: str = "main",
-    namespace: str | None = None,
-    conn_id: str | None = None,
-    subdir: str | None = None,
-    priority: int = 100,
-    poll_interval: int | None = None,
-    enabled: bool = True,
-    verify: bool = True,
-    webhook_conn_id: str | None = None,
-    on_conflict: str | None = None,
-    access_control: dict | None = None,
-    promotion: dict | None = None,
-    isolated_env: bool = False,
-) -> RepositoryInfo:
-    """Register a repository. With `verify`, the remote and its ref are checked first; bad input changes nothing."""
+def add_repository(name: str, url: str, *, verify: bool = True, **options) -> RepositoryInfo:
+    """Register a repository with any options of repositories/options.py (the rest take their defaults). With
+    `verify`, the remote and its ref are checked first; bad input changes nothing."""
     name = validate_name(name, what="repository name")
-    namespace = validate_name(namespace or name, what="namespace")
-    url = validate_url(url.strip(), allowed_protocols=settings.allowed_protocols())
-    ref = validate_ref(ref)
-    subdir = validate_subdir(subdir)
-    conn_id = validate_conn_id(conn_id)
-    webhook_conn_id = validate_conn_id(webhook_conn_id)
-    priority = _validate_priority(priority)
-    on_conflict = repo_options.validate_on_conflict(on_conflict)
-    access_control = repo_options.validate_access_control(access_control)
-    promotion = repo_options.validate_promotion(promotion)
-    if poll_interval is not None and poll_interval < 1:
-        raise InvalidInput(f"poll interval must be a positive number of seconds, got {poll_interval}")
+    values = repo_options.clean_new({**options, "url": url})
+    values["namespace"] = values["namespace"] or validate_name(name, what="namespace")
+    namespace, url, ref, conn_id = values["namespace"], values["url"], values["ref"], values["conn_id"]
     with session_scope() as session:
         _ensure_free(session, name, namespace)
-        _check_stage_namespaces(session, name, namespace, promotion)
+        check_stage_namespaces(session, name, namespace, values["promotion"])
     link = paths.namespace_link(namespace)
     if (link.exists() or link.is_symlink()) and not link.is_symlink():
         raise Conflict(
@@ -79,23 +55,7 @@ def add_repository(
             Mirror(path=paths.mirror_dir(name), url=url, conn_id=conn_id, retry_delays=()).ls_remote(ref)
     with session_scope() as session:
         _ensure_free(session, name, namespace)  # again: another process may have registered it meanwhile
-        repo = Repository(
-            name=name,
-            url=url,
-            ref=ref,
-            namespace=namespace,
-            conn_id=conn_id,
-            conn_origin=attached_origin(conn_id, url),
-            subdir=subdir,
-            priority=priority,
-            poll_interval=poll_interval,
-            enabled=enabled,
-            webhook_conn_id=webhook_conn_id,
-            on_conflict=on_conflict,
-            access_control=access_control,
-            promotion=promotion,
-            isolated_env=bool(isolated_env),
-        )
+        repo = Repository(name=name, conn_origin=attached_origin(conn_id, url), **values)
         session.add(repo)
         session.flush()
         write_namespace_meta(repo)
@@ -116,15 +76,7 @@ def _ensure_free(session: Session, name: str, namespace: str) -> None:
             f"namespace {namespace!r} is already used by repository {owner.name!r}; "
             "each repository publishes into its own namespace (use --namespace)"
         )
-    from airflow_dagops.releases import promotion as rollout
-
-    rollout.ensure_not_a_stage_namespace(session, namespace)
-
-
-def _check_stage_namespaces(session: Session, name: str, namespace: str, stages: dict | None) -> None:
-    from airflow_dagops.releases import promotion as rollout
-
-    rollout.check_stage_namespaces(session, name, namespace, stages)
+    ensure_not_a_stage_namespace(session, namespace)
 
 
 def remove_repository(name: str, *, keep_dags: bool = False) -> str:
@@ -168,20 +120,7 @@ def _materialize(link: Path) -> None:
 
 
 # -- registry changes, versions and on-demand syncs (the REST API and page call these) --------------------
-UPDATABLE = (
-    "url",
-    "ref",
-    "conn_id",
-    "subdir",
-    "priority",
-    "poll_interval",
-    "enabled",
-    "webhook_conn_id",
-    "on_conflict",
-    "access_control",
-    "promotion",
-    "isolated_env",
-)
+UPDATABLE = repo_options.UPDATABLE  # every option but the namespace
 
 
 def update_repository(name: str, *, verify: bool = True, **changes) -> RepositoryInfo:
@@ -191,13 +130,10 @@ def update_repository(name: str, *, verify: bool = True, **changes) -> Repositor
     Setting `conn_id` (even to the same one) attaches the connection to the URL the repository has after the
     change; changing only `url` does not, so the connection's credentials stay with the host they were attached
     for (git/credentials.py) until an admin sets `conn_id` again. Who may do either is the faces' business."""
-    unknown = set(changes) - set(UPDATABLE)
-    if unknown:
-        raise InvalidInput(f"cannot change {', '.join(sorted(unknown))}; changeable: {', '.join(UPDATABLE)}")
+    clean = repo_options.clean_changes(changes)
     with session_scope() as session:
         repo = load_repository(session, name)
         current = {"url": repo.url, "ref": repo.ref, "conn_id": repo.conn_id}
-    clean = _clean_changes(changes)
     source = {**current, **{k: v for k, v in clean.items() if k in current}}
     source_changed = source != current
     reattach = "conn_id" in clean and clean["conn_id"] is not None
@@ -208,7 +144,7 @@ def update_repository(name: str, *, verify: bool = True, **changes) -> Repositor
     with session_scope() as session:
         repo = load_repository(session, name)
         if "promotion" in clean:
-            _check_stage_namespaces(session, name, repo.namespace, clean["promotion"])
+            check_stage_namespaces(session, name, repo.namespace, clean["promotion"])
         for key, value in clean.items():
             setattr(repo, key, value)
         if "conn_id" in clean:
@@ -222,36 +158,3 @@ def update_repository(name: str, *, verify: bool = True, **changes) -> Repositor
     if "priority" in clean:
         reconcile_conflicts()
     return info
-
-
-def _clean_changes(changes: dict) -> dict:
-    clean = dict(changes)
-    if "url" in clean:
-        clean["url"] = validate_url(str(clean["url"]).strip(), allowed_protocols=settings.allowed_protocols())
-    if "ref" in clean:
-        clean["ref"] = validate_ref(clean["ref"])
-    if "subdir" in clean:
-        clean["subdir"] = validate_subdir(clean["subdir"])
-    for key in ("conn_id", "webhook_conn_id"):
-        if key in clean:
-            clean[key] = validate_conn_id(clean[key])
-    if clean.get("poll_interval") is not None and clean["poll_interval"] < 1:
-        raise InvalidInput(f"poll interval must be a positive number of seconds, got {clean['poll_interval']}")
-    if "priority" in clean:
-        clean["priority"] = _validate_priority(clean["priority"])
-    if "isolated_env" in clean:
-        clean["isolated_env"] = bool(clean["isolated_env"])
-    if "on_conflict" in clean:
-        clean["on_conflict"] = repo_options.validate_on_conflict(clean["on_conflict"])
-    if "access_control" in clean:
-        clean["access_control"] = repo_options.validate_access_control(clean["access_control"])
-    if "promotion" in clean:
-        clean["promotion"] = repo_options.validate_promotion(clean["promotion"])
-    return clean
-
-
-def _validate_priority(value) -> int:
-    """Lower numbers win dag_id clashes (1 beats 100), as in dagops.yaml's examples."""
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 1_000_000:
-        raise InvalidInput(f"priority must be a whole number from 0 to 1000000 (lower wins), got {value!r}")
-    return value

@@ -95,7 +95,10 @@ def head_revision() -> str:
     from alembic.script import ScriptDirectory
 
     script = ScriptDirectory.from_config(_alembic_config(""))
-    return script.get_current_head()
+    head = script.get_current_head()
+    if head is None:  # the package ships its migrations: none found is a broken installation
+        raise DagOpsError("the dagops state DB migrations are missing from this installation")
+    return head
 
 
 def _quiet_alembic() -> None:

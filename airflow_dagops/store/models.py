@@ -7,6 +7,18 @@ from datetime import datetime, timezone
 from sqlalchemy import JSON, Boolean, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+from airflow_dagops.statuses import CheckStatus, PromotionStatus, ReleaseStatus, SyncRunStatus
+
+# A status column names its enum in `info["enum"]` (airflow_dagops/statuses.py): the values it may hold. The DB
+# column stays a plain string, so adding a status needs no migration; tests/test_statuses.py keeps them in step.
+
+
+# What a repository does when its dag_ids clash with another's (`on_conflict`; NULL in the DB means the default):
+# skip_files: the release goes live without the files whose dag_ids a higher-priority repository owns;
+# block: the release does not go live at all (deploy/conflicts.py).
+ON_CONFLICT = ("skip_files", "block")
+DEFAULT_ON_CONFLICT = "skip_files"
+
 
 def utcnow() -> datetime:
     return datetime.now(timezone.utc)
@@ -73,8 +85,8 @@ class SyncRun(Base):
     repository_id: Mapped[int] = mapped_column(ForeignKey("dagops_repository.id", ondelete="CASCADE"), index=True)
     trigger: Mapped[str] = mapped_column(String(20))  # schedule / manual / webhook / cli
     airflow_run_id: Mapped[str | None] = mapped_column(String(250), nullable=True, index=True)
-    # queued (triggered in Airflow, task not started) / running / success / unchanged / failed
-    status: Mapped[str] = mapped_column(String(20), default="running")
+    # queued (triggered in Airflow, task not started) / running / success / unchanged / rejected / failed
+    status: Mapped[str] = mapped_column(String(20), default=SyncRunStatus.RUNNING.value, info={"enum": SyncRunStatus})
     commit_sha: Mapped[str | None] = mapped_column(String(64), nullable=True)
     release_id: Mapped[int | None] = mapped_column(ForeignKey("dagops_release.id", ondelete="SET NULL"), nullable=True)
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
@@ -96,7 +108,8 @@ class Release(Base):
     message: Mapped[str | None] = mapped_column(Text, nullable=True)
     committed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    status: Mapped[str] = mapped_column(String(20))  # validated / testing / failed / live / retired
+    # validated / testing / failed / live / retired
+    status: Mapped[str] = mapped_column(String(20), info={"enum": ReleaseStatus})
     path: Mapped[str] = mapped_column(String(4096))
     file_count: Mapped[int] = mapped_column(Integer, default=0)
     validation_summary: Mapped[dict] = mapped_column(JSON, default=dict)
@@ -172,7 +185,8 @@ class CheckRun(Base):
     number: Mapped[int] = mapped_column(Integer)  # pull / merge request number
     ref: Mapped[str] = mapped_column(String(255))  # refs/pull/N/head, refs/merge-requests/N/head
     head_sha: Mapped[str] = mapped_column(String(64))
-    status: Mapped[str] = mapped_column(String(20))  # queued / running / success / failure / error
+    # queued / running / success / failure / error
+    status: Mapped[str] = mapped_column(String(20), info={"enum": CheckStatus})
     airflow_run_id: Mapped[str | None] = mapped_column(String(250), nullable=True)
     summary: Mapped[dict | None] = mapped_column(JSON, nullable=True)  # Report.summary()
     findings: Mapped[list | None] = mapped_column(JSON, nullable=True)  # [Finding.to_dict()]
@@ -192,7 +206,8 @@ class Promotion(Base):
     repository_id: Mapped[int] = mapped_column(ForeignKey("dagops_repository.id", ondelete="CASCADE"), index=True)
     release_id: Mapped[int | None] = mapped_column(ForeignKey("dagops_release.id", ondelete="SET NULL"), nullable=True)
     stage: Mapped[str] = mapped_column(String(63))  # the stage the release is live in (or was, once promoted)
-    status: Mapped[str] = mapped_column(String(20))  # soaking / promoted / blocked / superseded
+    # soaking / promoted / blocked / superseded
+    status: Mapped[str] = mapped_column(String(20), info={"enum": PromotionStatus})
     started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)  # went live in `stage`
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
     successes: Mapped[int] = mapped_column(Integer, default=0)  # successful runs counted in `stage`
@@ -200,7 +215,7 @@ class Promotion(Base):
     detail: Mapped[dict | None] = mapped_column(JSON, nullable=True)
 
 
-# -- marketplace (airflow_dagops/marketplace_service.py) -----------------------------------------------------
+# -- marketplace (airflow_dagops/marketplace package) -----------------------------------------------------
 class MarketplaceCatalog(Base):
     """A git repository of shareable packages: one folder per package, versions by `<package>/v<version>` tags."""
 

@@ -3,22 +3,35 @@
 from __future__ import annotations
 
 import logging
+from typing import TypeVar
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from airflow_dagops.errors import Conflict, InvalidInput, NotFound
-from airflow_dagops.store.models import DeployEvent, Release, Repository
+from airflow_dagops.statuses import ReleaseStatus
+from airflow_dagops.store.models import Base, DeployEvent, Release, Repository
 
 log = logging.getLogger(__name__)
+
+_Row = TypeVar("_Row", bound=Base)
+
+
+def get_row(session: Session, model: type[_Row], row_id: int, *, what: str | None = None) -> _Row:
+    """`session.get` for a row the caller expects: NotFound (the API's 404) instead of None when it is gone
+    (deleted meanwhile, with its repository). `what` names it in the message (default: the model's name)."""
+    row = session.get(model, row_id)
+    if row is None:
+        raise NotFound(f"{what or model.__name__} {row_id} not found")
+    return row
 
 
 def newest_first(session: Session, model, repo: Repository, limit: int, offset: int) -> tuple[list, int]:
     """One page of a repository's rows (sync runs, releases), newest first, and how many there are."""
     where = model.repository_id == repo.id
     total = session.scalar(select(func.count()).select_from(model).where(where))
-    rows = session.scalars(select(model).where(where).order_by(model.id.desc()).limit(limit).offset(offset)).all()
-    return rows, total
+    rows: list = list(session.scalars(select(model).where(where).order_by(model.id.desc()).limit(limit).offset(offset)))
+    return rows, total or 0
 
 
 MAX_ID = 2**31 - 1  # ids are 32-bit integers in every supported database
@@ -49,7 +62,7 @@ def previous_good_release(session: Session, repo: Repository) -> Release:
     for event in events:
         if event.from_release_id and event.from_release_id != repo.live_release_id:
             candidate = session.get(Release, event.from_release_id)
-            if candidate is not None and candidate.status != "failed":
+            if candidate is not None and candidate.status != ReleaseStatus.FAILED:
                 return candidate
     raise Conflict(f"{repo.name!r} has no earlier release that passed validation to roll back to")
 

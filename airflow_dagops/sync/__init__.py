@@ -1,0 +1,20 @@
+"""What happens on a sync, step by step (the git-sync manner; each step is a small function in `sync.py`):
+
+1. sense (`sense.py`, the dagops_sync DAG's first task): a cheap `git ls-remote` of every due repository,
+   concurrently in one process; only changed ones get a sync task.
+2. sync (`sync.py`, `sync_repository`): check the remote again without a lock; if nothing changed, stop.
+3. take the repository lock (deploy/locks.py), record a sync run (`runs.py`) and repair what a killed sync
+   left behind (temp exports, a DB that lags behind the namespace link).
+4. fetch into the repository's bare mirror (git/mirror.py), with its Airflow Connection's credentials.
+5. export the commit into an immutable release folder, hard-linking unchanged files from the live release
+   (releases/candidate.py, deploy/releases.py).
+6. the release gate (releases/gate.py): validate in the OS sandbox (validate/), dag_id clashes with other
+   repositories, skip-files, dependency conflicts with other namespaces, the isolated environment.
+7. the repository's own tests when its `.dagops.yaml` asks (releases/tests.py), here or in dagops_test.
+8. roll out (releases/rollout.py): into the first promotion stage, or live: swap the namespace link
+   atomically, record it, resolve dag_id clashes, prune old releases (releases/golive.py).
+9. close the sync run and record events (events/feed.py). A failed step never touches what is live:
+   the last good release keeps serving.
+
+`runs.py` also holds on-demand syncs (`request_sync`: "Sync Now", webhooks) and their bookkeeping.
+"""

@@ -11,14 +11,16 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from airflow_dagops import paths, settings
+from airflow_dagops.airflow import bridge as airflow_bridge
 from airflow_dagops.deploy.locks import repository_lock
 from airflow_dagops.errors import Conflict, DagOpsError, InvalidInput, NotFound
 from airflow_dagops.events import feed as events
 from airflow_dagops.redaction import redact_text
-from airflow_dagops.repositories.info import sync_run_dict
+from airflow_dagops.statuses import SyncRunStatus
 from airflow_dagops.store.db import session_scope
 from airflow_dagops.store.models import Repository, SyncRun, utcnow
-from airflow_dagops.store.queries import MAX_ID, load_repository, newest_first
+from airflow_dagops.store.queries import MAX_ID, get_row, load_repository, newest_first
+from airflow_dagops.store.views import sync_run_dict
 
 log = logging.getLogger(__name__)
 
@@ -35,14 +37,14 @@ def claim_queued(session: Session, repository_id: int, airflow_run_id: str | Non
         select(SyncRun).where(
             SyncRun.repository_id == repository_id,
             SyncRun.airflow_run_id == airflow_run_id,
-            SyncRun.status == "queued",
+            SyncRun.status == SyncRunStatus.QUEUED,
         )
     )
 
 
 def finish_run(run_id, status, commit, release_id, error: str | None = None, *, code: str | None = None):
     with session_scope() as session:
-        run = session.get(SyncRun, run_id)
+        run = get_row(session, SyncRun, run_id, what="sync run")
         run.status = status
         run.commit_sha = commit or run.commit_sha
         run.release_id = release_id
@@ -84,7 +86,6 @@ def request_sync(
     of requests keeps at most one running and one queued run per repository: a queued run that has not
     started will fetch the newest head anyway, so a request arriving meanwhile joins it (`coalesced`).
     """
-    from airflow_dagops.airflow import bridge as airflow_bridge
 
     if trigger not in TRIGGERS:
         raise InvalidInput(f"unknown trigger {trigger!r}; one of {', '.join(TRIGGERS)}")
@@ -93,9 +94,9 @@ def request_sync(
         with session_scope() as session:
             repo = load_repository(session, name)
             open_runs = session.scalars(
-                select(SyncRun).where(SyncRun.repository_id == repo.id, SyncRun.status.in_(("queued", "running")))
+                select(SyncRun).where(SyncRun.repository_id == repo.id, SyncRun.status.in_(SyncRunStatus.active()))
             ).all()
-            queued = next((run for run in open_runs if run.status == "queued"), None)
+            queued = next((run for run in open_runs if run.status == SyncRunStatus.QUEUED), None)
             if coalesce and queued is not None:
                 log.info("%s: sync request from %s joins queued sync %d", name, actor, queued.id)
                 return {**sync_run_dict(queued, name), "coalesced": True}
@@ -106,7 +107,9 @@ def request_sync(
                     details={"sync_id": busy.id, "airflow_run_id": busy.airflow_run_id},
                 )
             airflow_run_id = f"dagops__{name}__{utcnow().strftime('%Y%m%dT%H%M%S.%fZ')}"
-            run = SyncRun(repository_id=repo.id, trigger=trigger, status="queued", airflow_run_id=airflow_run_id)
+            run = SyncRun(
+                repository_id=repo.id, trigger=trigger, status=SyncRunStatus.QUEUED, airflow_run_id=airflow_run_id
+            )
             session.add(run)
             session.flush()
             run_id = run.id
@@ -116,10 +119,12 @@ def request_sync(
         try:
             airflow_bridge.trigger_sync(run_id=airflow_run_id, conf=conf, user=actor)
         except DagOpsError as err:
-            finish_run(run_id, "failed", None, None, str(err), code=err.code)
+            finish_run(run_id, SyncRunStatus.FAILED, None, None, str(err), code=err.code)
             raise
         except Exception as err:
-            finish_run(run_id, "failed", None, None, f"Airflow refused the run: {err}", code="airflow_unavailable")
+            finish_run(
+                run_id, SyncRunStatus.FAILED, None, None, f"Airflow refused the run: {err}", code="airflow_unavailable"
+            )
             raise
     log.info("%s asked for a sync of %s (Airflow run %s)", actor, name, airflow_run_id)
     return {**get_sync_run(run_id), "coalesced": False}
@@ -129,17 +134,18 @@ def reconcile_sync_runs(name: str | None, airflow_states: Callable[[list[str]], 
     """Close queued/running runs (of one repository, or all) whose Airflow run already ended without them
     (a task killed before it could record anything), so nothing shows 'syncing' forever. Returns how many."""
     with session_scope() as session:
-        query = select(SyncRun).where(SyncRun.status.in_(("queued", "running")), SyncRun.airflow_run_id.is_not(None))
+        query = select(SyncRun).where(SyncRun.status.in_(SyncRunStatus.active()), SyncRun.airflow_run_id.is_not(None))
         if name is not None:
             query = query.where(SyncRun.repository_id == load_repository(session, name).id)
         open_runs = session.scalars(query).all()
         if not open_runs:
             return 0
-        states = airflow_states([run.airflow_run_id for run in open_runs])
+        # The query keeps only runs with an Airflow run id.
+        states = airflow_states([run.airflow_run_id for run in open_runs if run.airflow_run_id is not None])
         closed = 0
         for run in open_runs:
-            if states.get(run.airflow_run_id) in ("success", "failed"):
-                run.status, run.ended_at, run.error_code = "failed", utcnow(), "unexpected"
+            if run.airflow_run_id is not None and states.get(run.airflow_run_id) in ("success", "failed"):
+                run.status, run.ended_at, run.error_code = SyncRunStatus.FAILED, utcnow(), "unexpected"
                 run.error = f"Airflow run {run.airflow_run_id} ended without finishing this sync; see its task log"
                 closed += 1
         return closed
@@ -156,4 +162,4 @@ def get_sync_run(run_id: int) -> dict:
         run = session.get(SyncRun, run_id) if 0 < run_id <= MAX_ID else None
         if run is None:
             raise NotFound(f"no sync run with id {run_id}")
-        return sync_run_dict(run, session.get(Repository, run.repository_id).name)
+        return sync_run_dict(run, get_row(session, Repository, run.repository_id).name)

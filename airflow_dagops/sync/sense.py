@@ -10,7 +10,7 @@ from pathlib import Path
 
 from sqlalchemy import select, update
 
-from airflow_dagops import paths, settings
+from airflow_dagops import paths, settings, tempdirs
 from airflow_dagops.deploy.publish import current_target
 from airflow_dagops.deploy.releases import empty_trash as empty_release_trash
 from airflow_dagops.errors import DagOpsError
@@ -97,7 +97,6 @@ def _sense_one(name, url, ref, conn_id, last_seen, namespace, pinned_id, live_pa
 def empty_trash() -> int:
     """Delete the folders of pruned releases. Runs in the sense step and after `dagops sync`, not inside
     a sync, so removing thousands of files never delays a publish. Temporary folders of killed processes go too."""
-    from airflow_dagops import tempdirs
 
     tempdirs.sweep()
     return empty_release_trash(settings.dagops_home() / "releases")

@@ -1,4 +1,8 @@
-""""""
+"""The sync of one repository, as small named steps in the git-sync manner: check the remote cheaply -> lock ->
+fetch -> export a release and put it through the one gate (releases/candidate.py, releases/gate.py) -> publish
+(or stage, or hand to dagops_test for its tests) -> prune. A failed step never touches what is live: the last good
+release keeps serving.
+"""
 
 from __future__ import annotations
 
@@ -7,31 +11,27 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from sqlalchemy import Connection, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from airflow_dagops import paths, settings
 from airflow_dagops.deploy.locks import repository_lock
 from airflow_dagops.deploy.publish import current_target, publish
-from airflow_dagops.deploy.releases import clean_temporary_exports, export_release, read_manifest
-from airflow_dagops.errors import DagOpsError, InvalidInput, NotFound
-from airflow_dagops.events import feed as events
+from airflow_dagops.deploy.releases import clean_temporary_exports
+from airflow_dagops.errors import DagOpsError, InvalidInput
 from airflow_dagops.git.mirror import Mirror
 from airflow_dagops.redaction import redact_text
-from airflow_dagops.releases import tests_runner as release_tests
-from airflow_dagops.releases.gate import (
-    Progress,
-    gate_dag_id_conflicts,
-    gate_dependency_conflicts,
-    provide_isolated_env,
-)
+from airflow_dagops.release_manifest import read_manifest
+from airflow_dagops.releases import promotion
+from airflow_dagops.releases.candidate import RepoSnapshot, export_and_check
+from airflow_dagops.releases.gate import GatePurpose, Progress, tests_blocked
 from airflow_dagops.releases.rollout import publish_checked
+from airflow_dagops.statuses import ReleaseStatus, SyncOutcomeStatus, SyncRunStatus
 from airflow_dagops.store.db import read_connection, session_scope
-from airflow_dagops.store.models import Finding, Release, Repository, SyncRun, utcnow
-from airflow_dagops.store.queries import load_repository
+from airflow_dagops.store.models import Release, Repository, SyncRun, utcnow
+from airflow_dagops.store.queries import get_row, load_repository
 from airflow_dagops.sync.runs import TRIGGERS, claim_queued, finish_run, record_run
 from airflow_dagops.validate import Report, validate
-from airflow_dagops.validate.skip_files import apply_gate
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +39,7 @@ log = logging.getLogger(__name__)
 @dataclass
 class SyncOutcome:
     repository: str
-    status: str  # published / unchanged / rejected / failed / pinned / disabled
+    status: SyncOutcomeStatus
     message: str
     commit: str | None = None
     release_id: int | None = None
@@ -48,7 +48,7 @@ class SyncOutcome:
 
     @property
     def ok(self) -> bool:
-        return self.status not in ("failed", "rejected")
+        return self.status not in SyncOutcomeStatus.not_ok()
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -74,7 +74,7 @@ def sync_repository(
     with read_connection() as connection:
         snapshot = RepoSnapshot.read(connection, name)
     if not snapshot.enabled and trigger == "schedule":
-        return SyncOutcome(name, "disabled", f"{name} is disabled")
+        return SyncOutcome(name, SyncOutcomeStatus.DISABLED, f"{name} is disabled")
     mirror = Mirror(path=paths.mirror_dir(name), url=snapshot.url, conn_id=snapshot.conn_id)
 
     if snapshot.pinned_release_id:
@@ -116,59 +116,50 @@ def _sync_locked(
             progress("publishing")
             publish(paths.namespace_link(snapshot.namespace), Path(snapshot.live_path))
             mark_seen(name, commit)
-            finish_run(run_id, "success", commit, snapshot.live_release_id)
+            finish_run(run_id, SyncRunStatus.SUCCESS, commit, snapshot.live_release_id)
             return SyncOutcome(
                 name,
-                "published",
+                SyncOutcomeStatus.PUBLISHED,
                 f"{name}: live link restored to {commit[:12]}",
                 commit,
                 snapshot.live_release_id,
                 run_id,
             )
         progress("exporting")
-        release_id, report = export_and_validate(snapshot, mirror, info, full_ref, validator, progress)
+        purpose = GatePurpose.SYNC_DEFERRED_TESTS if defer_tests else GatePurpose.SYNC
+        release_id, report = export_and_check(
+            snapshot, mirror, info, full_ref, purpose=purpose, validator=validator, progress=progress
+        )
+        findings = [f.to_dict() for f in report.findings]
         if not report.passed:
             mark_seen(name, commit)
-            message = report.describe_errors()
-            finish_run(run_id, "failed", commit, release_id, message, code="validation_failed")
-            return SyncOutcome(
-                name,
-                "failed",
-                f"{name}: {message}. The previous release stays live.",
-                commit,
-                release_id,
-                run_id,
-                [f.to_dict() for f in report.findings],
-            )
-        findings = [f.to_dict() for f in report.findings]
-        from airflow_dagops.releases import tests as tests_service
-
-        release_dir = paths.release_dir(snapshot.namespace, commit)
-        mode = getattr(report.config, "tests", "off")
-        modules = release_tests.test_modules(release_dir) if mode != "off" else []
-        if modules and defer_tests:
-            message = await_tests(name, release_id, run_id, modules, mode)
-            return SyncOutcome(name, "testing", message, commit, release_id, run_id, findings)
-        if modules:
-            verdict = tests_service.record_test_results(
-                release_id, tests_service.run_release_tests(release_dir, modules, progress), mode
-            )
-            findings += verdict["findings"]
-            if verdict["blocked"]:
-                mark_seen(name, commit)
-                finish_run(run_id, "failed", commit, release_id, verdict["message"], code="tests_failed")
-                message = f"{name}: {verdict['message']}"
-                return SyncOutcome(name, "failed", message, commit, release_id, run_id, findings)
+            error, said, code = _refusal(report)
+            finish_run(run_id, SyncRunStatus.FAILED, commit, release_id, error, code=code)
+            return SyncOutcome(name, SyncOutcomeStatus.FAILED, f"{name}: {said}", commit, release_id, run_id, findings)
+        pending = (report.stats.get("tests") or {}).get("modules_pending")
+        if pending:
+            message = await_tests(name, release_id, run_id, pending, report.stats["tests"]["mode"])
+            return SyncOutcome(name, SyncOutcomeStatus.TESTING, message, commit, release_id, run_id, findings)
         progress("publishing")
         published = publish_checked(name, release_id, run_id, actor=trigger, reason=f"sync ({trigger})")
-        return SyncOutcome(name, "published", published, commit, release_id, run_id, findings)
+        return SyncOutcome(name, SyncOutcomeStatus.PUBLISHED, published, commit, release_id, run_id, findings)
     except DagOpsError as err:
-        finish_run(run_id, "failed", None, None, redact_text(str(err)), code=err.code)
-        return SyncOutcome(name, "failed", f"{name}: {redact_text(str(err))}", sync_run_id=run_id)
+        finish_run(run_id, SyncRunStatus.FAILED, None, None, redact_text(str(err)), code=err.code)
+        return SyncOutcome(name, SyncOutcomeStatus.FAILED, f"{name}: {redact_text(str(err))}", sync_run_id=run_id)
     except BaseException as err:
         error = redact_text(f"unexpected error: {type(err).__name__}: {err}")
-        finish_run(run_id, "failed", None, None, error, code="unexpected")
+        finish_run(run_id, SyncRunStatus.FAILED, None, None, error, code="unexpected")
         raise
+
+
+def _refusal(report: Report) -> tuple[str, str, str]:
+    """(the run's error, what the outcome says, the error code) for a release the gate held back: by its own
+    tests (their message says what stays live), or by its findings."""
+    tests = tests_blocked(report)
+    if tests:
+        return tests, tests, "tests_failed"
+    errors = report.describe_errors()
+    return errors, f"{errors}. The previous release stays live.", "validation_failed"
 
 
 def _unchanged_outcome(snapshot: RepoSnapshot, commit: str, run_id: int | None = None) -> SyncOutcome:
@@ -176,22 +167,20 @@ def _unchanged_outcome(snapshot: RepoSnapshot, commit: str, run_id: int | None =
     if commit == snapshot.live_commit or snapshot.last_seen_commit is None:
         return SyncOutcome(
             snapshot.name,
-            "unchanged",
+            SyncOutcomeStatus.UNCHANGED,
             f"{snapshot.name} is up to date at {commit[:12]}",
             commit,
             snapshot.live_release_id,
             run_id,
         )
-    from airflow_dagops.releases import promotion
-
     staged = promotion.describe_staged(snapshot.id, commit)  # not rejected: waiting in a promotion stage
     staged = staged or _not_live_but_good(snapshot, commit)
     if staged:
-        return SyncOutcome(snapshot.name, "unchanged", staged, commit, snapshot.live_release_id, run_id)
+        return SyncOutcome(snapshot.name, SyncOutcomeStatus.UNCHANGED, staged, commit, snapshot.live_release_id, run_id)
     live = f"{snapshot.live_commit[:12]} stays live" if snapshot.live_commit else "nothing is live yet"
     return SyncOutcome(
         snapshot.name,
-        "rejected",
+        SyncOutcomeStatus.REJECTED,
         f"{snapshot.name}: commit {commit[:12]} was already rejected (see `dagops repos show {snapshot.name}`); "
         f"{live}. Push a fix, or use --force to validate it again.",
         commit,
@@ -207,118 +196,15 @@ def _not_live_but_good(snapshot: RepoSnapshot, commit: str) -> str | None:
         status = connection.scalar(
             select(Release.status).where(Release.repository_id == snapshot.id, Release.commit_sha == commit)
         )
-    if status == "testing":
+    if status == ReleaseStatus.TESTING:
         return f"{snapshot.name}: {commit[:12]} waits for its tests (dagops_test)"
-    if status in ("validated", "retired"):
+    if status in (ReleaseStatus.VALIDATED, ReleaseStatus.RETIRED):
         live = snapshot.live_commit[:12] if snapshot.live_commit else "nothing"
         return (
             f"{snapshot.name}: {commit[:12]} passed validation, but {live} is live (rolled back or deployed since; "
             f"see `dagops versions {snapshot.name}`). `dagops sync {snapshot.name} --force` returns to the branch head."
         )
     return None
-
-
-@dataclass
-class RepoSnapshot:
-    """The fields a sync needs, read in one short transaction (no session is held across git work)."""
-
-    id: int
-    name: str
-    url: str
-    ref: str
-    namespace: str
-    conn_id: str | None
-    subdir: str | None
-    enabled: bool
-    last_seen_commit: str | None
-    pinned_release_id: int | None
-    live_release_id: int | None
-    live_commit: str | None
-    live_path: str | None
-
-    @classmethod
-    def read(cls, session: Session | Connection, name: str) -> RepoSnapshot:
-        """One plain SELECT (repository joined with its live release): this runs on every poll, where an
-        unchanged repository should cost little more than its `git ls-remote`."""
-        row = session.execute(
-            select(
-                Repository.id,
-                Repository.name,
-                Repository.url,
-                Repository.ref,
-                Repository.namespace,
-                Repository.conn_id,
-                Repository.subdir,
-                Repository.enabled,
-                Repository.last_seen_commit,
-                Repository.pinned_release_id,
-                Repository.live_release_id,
-                Release.commit_sha,
-                Release.path,
-            )
-            .outerjoin(Release, Release.id == Repository.live_release_id)
-            .where(Repository.name == name)
-        ).first()
-        if row is None:
-            raise NotFound(f"no repository named {name!r} is registered; see `dagops repos list`")
-        return cls(*row)
-
-    def link_healthy(self) -> bool:
-        if not self.live_path:
-            return True  # nothing published yet: nothing to repair
-        return current_target(paths.namespace_link(self.namespace)) == Path(self.live_path)
-
-
-def export_and_validate(snapshot, mirror, info, full_ref, validator, progress) -> tuple[int, Report]:
-    commit = info.sha
-    dest = paths.release_dir(snapshot.namespace, commit)
-    export = export_release(
-        mirror=mirror,
-        sha=commit,
-        subdir=snapshot.subdir,
-        dest=dest,
-        base=Path(snapshot.live_path) if snapshot.live_path else None,
-        max_size=settings.get_int("max_repo_size"),
-        metadata={"repository": snapshot.name, "namespace": snapshot.namespace, "ref": full_ref},
-    )
-    log.info(
-        "exported %s@%s: %d files (%d linked from the live release, %d written)",
-        snapshot.name,
-        commit[:12],
-        export.file_count,
-        export.linked,
-        export.written,
-    )
-    progress("validating")
-    report = validator(dest, extra_findings=export.findings, dag_owners={})
-    report = gate_dag_id_conflicts(snapshot.id, report)
-    report = apply_gate(dest, report)
-    report = gate_dependency_conflicts(snapshot.id, snapshot.namespace, report)
-    report = provide_isolated_env(snapshot.id, snapshot.namespace, report, progress)
-    with session_scope() as session:
-        release = session.scalar(
-            select(Release).where(Release.repository_id == snapshot.id, Release.commit_sha == commit)
-        )
-        if release is None:
-            release = Release(repository_id=snapshot.id, namespace=snapshot.namespace, commit_sha=commit)
-            session.add(release)
-        release.ref = full_ref
-        release.author = info.author
-        release.message = info.message[:10000]
-        release.committed_at = info.committed_at
-        release.path = str(dest)
-        release.file_count = export.file_count
-        release.pruned_at = None
-        release.validation_summary = {**report.summary(), "venv": report.stats.get("venv")}
-        if release.status != "live":
-            release.status = "validated" if report.passed else "failed"
-        release.findings = [
-            Finding(rule=f.rule, severity=f.severity, file=f.file, line=f.line, message=f.message, hint=f.hint)
-            for f in report.findings
-        ]
-        session.flush()
-        events.record_validation(session, snapshot.name, release, report)
-        return release.id, report
 
 
 def _recover(session: Session, repo: Repository) -> None:
@@ -337,9 +223,9 @@ def _recover(session: Session, repo: Repository) -> None:
             repo.name,
             target.name[:12],
         )
-        if live is not None and live.status == "live":
-            live.status = "retired"
-        adopted.status = "live"
+        if live is not None and live.status == ReleaseStatus.LIVE:
+            live.status = ReleaseStatus.RETIRED
+        adopted.status = ReleaseStatus.LIVE
         repo.live_release_id = adopted.id
 
 
@@ -347,10 +233,12 @@ def _keep_pinned(snapshot: RepoSnapshot, trigger, airflow_run_id) -> SyncOutcome
     if not snapshot.link_healthy() and snapshot.live_path and Path(snapshot.live_path).is_dir():
         publish(paths.namespace_link(snapshot.namespace), Path(snapshot.live_path))
     if trigger != "schedule":
-        record_run(snapshot, trigger, airflow_run_id, "unchanged", snapshot.live_commit, snapshot.live_release_id)
+        record_run(
+            snapshot, trigger, airflow_run_id, SyncRunStatus.UNCHANGED, snapshot.live_commit, snapshot.live_release_id
+        )
     return SyncOutcome(
         snapshot.name,
-        "pinned",
+        SyncOutcomeStatus.PINNED,
         f"{snapshot.name} is pinned; new commits are not followed",
         snapshot.live_commit,
         snapshot.live_release_id,
@@ -365,12 +253,12 @@ def mark_seen(name: str, commit: str) -> None:
 def await_tests(name: str, release_id: int, run_id: int, modules: list[str], mode: str) -> str:
     """Hand the release to the dagops_test system DAG: it waits, unpublished, in status `testing`."""
     with session_scope() as session:
-        release = session.get(Release, release_id)
-        release.status = "testing"
+        release = get_row(session, Release, release_id)
+        release.status = ReleaseStatus.TESTING
         release.tests = {"mode": mode, "outcome": "pending", "modules_pending": modules, "sync_run_id": run_id}
         commit = release.commit_sha
     mark_seen(name, commit)
-    finish_run(run_id, "success", commit, release_id)
+    finish_run(run_id, SyncRunStatus.SUCCESS, commit, release_id)
     return f"{name}: {commit[:12]} passed validation and waits for its {len(modules)} test module(s) (dagops_test)"
 
 
@@ -383,7 +271,7 @@ def start_run(name: str, trigger: str, airflow_run_id: str | None) -> tuple[int,
         run = claim_queued(session, repo.id, airflow_run_id) or SyncRun(
             repository_id=repo.id, trigger=trigger, airflow_run_id=airflow_run_id
         )
-        run.status, run.started_at = "running", utcnow()
+        run.status, run.started_at = SyncRunStatus.RUNNING, utcnow()
         session.add(run)
         _recover(session, repo)
         session.flush()
@@ -398,17 +286,21 @@ def _close_interrupted_runs(session: Session, repo: Repository, current_id: int)
     running row belongs to a process that died (SIGKILL, OOM, lost DB). Left open it would show 'syncing'
     forever and make "Sync Now" answer 409; runs of Airflow tasks are also closed by `reconcile_sync_runs`."""
     stale = session.scalars(
-        select(SyncRun).where(SyncRun.repository_id == repo.id, SyncRun.status == "running", SyncRun.id != current_id)
+        select(SyncRun).where(
+            SyncRun.repository_id == repo.id, SyncRun.status == SyncRunStatus.RUNNING, SyncRun.id != current_id
+        )
     ).all()
     for run in stale:
         log.warning(
             "%s: sync run %d was interrupted (its process ended before finishing); closing it", repo.name, run.id
         )
-        run.status, run.ended_at, run.error_code = "failed", utcnow(), "interrupted"
+        run.status, run.ended_at, run.error_code = SyncRunStatus.FAILED, utcnow(), "interrupted"
         run.error = "interrupted: the process running this sync ended before it finished; nothing it left was published"
 
 
 def record_failure(snapshot, trigger, airflow_run_id, commit, err: DagOpsError) -> SyncOutcome:
     message = redact_text(str(err))
-    run_id = record_run(snapshot, trigger, airflow_run_id, "failed", commit, None, message, err.code)
-    return SyncOutcome(snapshot.name, "failed", f"{snapshot.name}: {message}", commit, sync_run_id=run_id)
+    run_id = record_run(snapshot, trigger, airflow_run_id, SyncRunStatus.FAILED, commit, None, message, err.code)
+    return SyncOutcome(
+        snapshot.name, SyncOutcomeStatus.FAILED, f"{snapshot.name}: {message}", commit, sync_run_id=run_id
+    )

@@ -10,12 +10,16 @@ operator rules file, a missing tool) get an item of their own.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from airflow_dagops.errors import DagOpsError
+from airflow_dagops.validate import validate
 from airflow_dagops.validate.config import ConfigError
+from airflow_dagops.validate.files import list_files
+from airflow_dagops.validate.folder import user_cache_path
 from airflow_dagops.validate.report import Finding
 
 CONFIG_ITEM = "(repository)"
@@ -39,7 +43,7 @@ class IntegrityCollector(pytest.Collector):
         self.label = label
         self.use_cache = use_cache
 
-    def collect(self):
+    def collect(self) -> Iterator[IntegrityItem]:
         try:
             report = self._validate()
         except (DagOpsError, ConfigError) as err:
@@ -63,8 +67,6 @@ class IntegrityCollector(pytest.Collector):
         return IntegrityItem.from_parent(self, name=name, nodeid=nodeid, findings=findings)
 
     def _validate(self):
-        from airflow_dagops.validate import validate
-        from airflow_dagops.validate.folder import user_cache_path
 
         with warnings.catch_warnings():
             # The checkers' own deprecation notices (bandit's plugin loader) are noise in a test report.
@@ -107,7 +109,6 @@ def _render(findings: list) -> str:
 
 def _dag_files(folder: Path) -> set[str]:
     """Python files Airflow would parse for DAGs (its own heuristic: they mention 'airflow' and 'dag')."""
-    from airflow_dagops.validate.files import list_files
 
     found = set()
     for file in list_files(folder):

@@ -139,7 +139,7 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
     folders = config.getoption("dagops_integrity")
     if not folders:
         return
-    from airflow_dagops.testing.integrity import make_collectors
+    from airflow_dagops.testing.integrity import make_collectors  # lazy: loads in every pytest run
 
     resolved = [_resolve(config.invocation_params.dir, folder) for folder in folders]
     for folder in resolved:
@@ -149,7 +149,7 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
         collected = list(collector.collect())
         items.extend(collected)
         # Tell the reporters, so "collected N items" and --collect-only count these too.
-        config.hook.pytest_collectreport(report=pytest.CollectReport(collector.nodeid, "passed", None, collected))
+        config.hook.pytest_collectreport(report=pytest.CollectReport(collector.nodeid, "passed", None, [*collected]))
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -246,7 +246,7 @@ def run_dag(pytestconfig, tmp_path_factory, get_dag):
     _dagops_call(test_state.metadata_db, lambda: tmp_path_factory.mktemp("dagops-airflow-home"))
 
     def run(dag_or_id, *, conf: dict | None = None, mocks: dict | None = None, logical_date=None):
-        from airflow_dagops.testing.runner import run_dag as run_once
+        from airflow_dagops.testing.runner import run_dag as run_once  # lazy: loads in every pytest run
 
         # Inside the test, our errors (an unknown task id to mock) stay InvalidInput: `pytest.raises` can catch them.
         target = get_dag(dag_or_id) if isinstance(dag_or_id, str) else dag_or_id

@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from airflow_dagops.errors import InvalidInput
 from airflow_dagops.testing import mocks
@@ -71,6 +71,11 @@ def _text(state) -> str | None:
     return None if state is None else str(getattr(state, "value", state))
 
 
+def _run_state(state) -> str:
+    """A DAG run's state as its plain name: a run always has one (it is created queued)."""
+    return str(getattr(state, "value", state))
+
+
 def _worst(states: list[str | None]) -> str | None:
     for state in _WORST_FIRST:
         if state in states:
@@ -128,17 +133,19 @@ def _apply_mocks(dag, mocks_by_target: dict) -> dict[str, mocks.Mock]:
 def _result(dag, dag_run, applied: dict[str, mocks.Mock]) -> DagRunResult:
     from airflow.models.xcom import XComModel
     from airflow.utils.session import create_session
-    from sqlalchemy import select
+    from sqlalchemy import Select, select
 
     with create_session() as session:
         instances = dag_run.get_task_instances(session=session)
-        rows = session.scalars(XComModel.get_many(run_id=dag_run.run_id, dag_ids=dag.dag_id, key="return_value")).all()
+        xcoms = XComModel.get_many(run_id=dag_run.run_id, dag_ids=dag.dag_id, key="return_value")
+        # Airflow annotates it as SQLAlchemy 2.0's Select[tuple[XComModel]]: 2.1 reads that as one tuple column.
+        rows = session.scalars(cast("Select[XComModel]", xcoms)).all()
         returned = {(row.task_id, row.map_index): XComModel.deserialize_value(row) for row in rows}
         run_state = session.scalar(select(type(dag_run).state).where(type(dag_run).id == dag_run.id))
     return DagRunResult(
         dag_id=dag.dag_id,
         run_id=dag_run.run_id,
-        state=_text(run_state or dag_run.state),
+        state=_run_state(run_state or dag_run.state),
         task_instances=[
             TaskInstanceResult(
                 task_id=ti.task_id,

@@ -28,9 +28,9 @@ def validate(
     structure: bool = True,
 ) -> Report:
     """Run every check over a folder (a release, or any DAG folder) and collect the findings."""
-    from airflow_dagops import settings
-    from airflow_dagops.redaction import install_log_redaction
-    from airflow_dagops.validate.pipeline import PipelineOptions, run_pipeline
+    from airflow_dagops import settings  # lazy: keeps the sandbox light
+    from airflow_dagops.redaction import install_log_redaction  # lazy: keeps the sandbox light
+    from airflow_dagops.validate.pipeline import PipelineOptions, run_pipeline  # lazy: keeps the sandbox light
 
     install_log_redaction()  # the sandbox's own log lines quote DAG output too
 
@@ -51,7 +51,7 @@ def validate(
 
 def _redacted(report: Report) -> Report:
     """The report without secret values in its findings or in what DAG files said about themselves."""
-    from airflow_dagops.redaction import redact_dag_facts, redact_findings
+    from airflow_dagops.redaction import redact_dag_facts, redact_findings  # lazy: keeps the sandbox light
 
     report.findings = redact_findings(report.findings)
     report.dags = [redact_dag_facts(dag) for dag in report.dags]
@@ -59,7 +59,7 @@ def _redacted(report: Report) -> Report:
 
 
 def default_cache_path() -> Path:
-    from airflow_dagops import settings
+    from airflow_dagops import settings  # lazy: keeps the sandbox light
 
     configured = settings.get("validation_cache")
     return Path(configured).expanduser() if configured else settings.dagops_home() / "cache" / "validation.db"

@@ -56,10 +56,11 @@ def root_pattern(root: Path) -> re.Pattern[str]:
 def without_root(finding: Finding, root_paths: re.Pattern[str]) -> Finding:
     """The finding with paths inside the release written relative to it (`/x/release/dags/a.py` -> `dags/a.py`)."""
 
-    def relative(text: str | None) -> str | None:
-        return text if text is None else root_paths.sub(lambda m: "" if m.group().endswith("/") else ".", text)
+    def relative(text: str) -> str:
+        return root_paths.sub(lambda m: "" if m.group().endswith("/") else ".", text)
 
-    return replace(finding, message=relative(finding.message), hint=relative(finding.hint))
+    hint = None if finding.hint is None else relative(finding.hint)
+    return replace(finding, message=relative(finding.message), hint=hint)
 
 
 def stored_finding(finding: Finding) -> dict:

@@ -23,6 +23,7 @@ import hashlib
 import json
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -184,12 +185,10 @@ def merge(operator: dict, repo: dict) -> ValidationConfig:
         config.on_invalid = layer.get("on_invalid", config.on_invalid)
         if config.tests != "required" or layer is operator:  # the operator's `required` cannot be lowered
             config.tests = _tests_mode(layer.get("tests", config.tests))
-    config.policy = PolicyConfig(
-        **{
-            k: float(v) if isinstance(PolicyConfig.__dataclass_fields__[k].default, float) else v
-            for k, v in policy.items()
-        }
-    )
+    values: dict[str, Any] = {
+        k: float(v) if isinstance(PolicyConfig.__dataclass_fields__[k].default, float) else v for k, v in policy.items()
+    }
+    config.policy = PolicyConfig(**values)
     return config
 
 

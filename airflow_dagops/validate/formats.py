@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 from xml.etree import ElementTree as ET
 
 from airflow_dagops import __version__
 from airflow_dagops.validate.report import Report
+from airflow_dagops.validate.rules import all_rules
 
 FORMATS = ("text", "json", "sarif", "junit")
 _SARIF_LEVEL = {"error": "error", "warning": "warning", "info": "note"}
@@ -45,19 +47,18 @@ def to_json(report: Report, root_label: str) -> str:
 
 
 def to_sarif(report: Report, root_label: str) -> str:
-    from airflow_dagops.validate.rules import all_rules
 
     catalogue = all_rules()
     used = sorted({f.rule for f in report.findings})
     results = []
     for f in report.findings:
-        result = {
+        result: dict[str, Any] = {
             "ruleId": f.rule,
             "level": _SARIF_LEVEL.get(f.severity, "note"),
             "message": {"text": f.message + (f" Hint: {f.hint}" if f.hint else "")},
         }
         if f.file:
-            location = {"artifactLocation": {"uri": f.file, "uriBaseId": "SRCROOT"}}
+            location: dict[str, Any] = {"artifactLocation": {"uri": f.file, "uriBaseId": "SRCROOT"}}
             if f.line:
                 location["region"] = {"startLine": f.line}
             result["locations"] = [{"physicalLocation": location}]

@@ -25,6 +25,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from functools import cached_property
 from pathlib import Path
+from typing import Any
 
 from airflow_dagops.redaction import redact_finding
 from airflow_dagops.validate import dependencies as dependency_rules
@@ -39,7 +40,9 @@ from airflow_dagops.validate.cache import (
 )
 from airflow_dagops.validate.config import load_config
 from airflow_dagops.validate.files import check_files, list_files
+from airflow_dagops.validate.imports import local_module_names
 from airflow_dagops.validate.report import Finding, Report
+from airflow_dagops.validate.structure import DagInfo, check_structure, dag_id_taken_findings, duplicate_dag_id_findings
 from airflow_dagops.validate.syntax import check_syntax
 
 log = logging.getLogger(__name__)
@@ -171,7 +174,6 @@ class Release:
     @cached_property
     def local_names(self) -> str:
         """Whether `import helpers` resolves depends on which module names the release itself provides."""
-        from airflow_dagops.validate.imports import local_module_names
 
         return _digest(sorted(local_module_names(self.root)))
 
@@ -226,7 +228,8 @@ def _run_per_file_checks(
     only: set[str] | None = None,
     exclude: frozenset | set = frozenset(),
 ):
-    findings, stats = [], {"checked": {}, "cached": {}}
+    findings: list[Finding] = []
+    stats: dict[str, Any] = {"checked": {}, "cached": {}}  # per check: files checked, files from the cache
     for name, check in _per_file_checks().items():
         if (
             name in skip
@@ -237,9 +240,9 @@ def _run_per_file_checks(
             continue
         context = (release.local_names,) if name in ("imports", "dependencies") else ()
         keys = {
-            f: cache_key(name, f, release.fingerprints[f], release.config, *context)
+            f: cache_key(name, f, fingerprint, release.config, *context)
             for f in files
-            if release.fingerprints.get(f)
+            if (fingerprint := release.fingerprints.get(f))
         }
 
         def run(misses: list[str], check: CheckFn = check) -> tuple[dict, list]:
@@ -293,13 +296,14 @@ def _run_structure(release: Release, files: list[str], options: PipelineOptions)
 
 
 def _structure_with_cache(release: Release, files: list[str], cache: ResultCache, options: PipelineOptions):
-    from airflow_dagops.validate.structure import DagInfo, check_structure
 
     def run(misses: list[str]) -> tuple[dict, list]:
         result = check_structure(release.root, misses, timeout=options.timeout, memory_limit=options.memory_limit)
         own = [f for f in result.findings if f.rule not in CROSS_FILE_RULES]  # recomputed from all DAGs each run
         findings, stray = _by_file(own, misses, release.root_paths)
-        entries = {f: {"findings": findings[f], "dags": [], "seconds": result.import_seconds.get(f)} for f in misses}
+        entries: dict[str, dict[str, Any]] = {
+            f: {"findings": findings[f], "dags": [], "seconds": result.import_seconds.get(f)} for f in misses
+        }
         for dag in result.dags:
             if dag.file in entries:
                 entries[dag.file]["dags"].append({k: v for k, v in asdict(dag).items() if k != "file"})
@@ -335,9 +339,10 @@ def _structure_keys(release: Release, files: list[str], options: PipelineOptions
     keys = {}
     for f in files:
         used = sorted(depends.get(f, ()))
-        if all(release.fingerprints.get(x) for x in [f, *used]):
+        fingerprint = release.fingerprints.get(f)
+        if fingerprint and all(release.fingerprints.get(x) for x in used):
             modules = [f"{m}={release.fingerprints[m]}" for m in used]
-            keys[f] = cache_key("structure", f, release.fingerprints[f], *context, *modules)
+            keys[f] = cache_key("structure", f, fingerprint, *context, *modules)
     return keys
 
 
@@ -386,7 +391,7 @@ def _imported_names(path: Path) -> set[str]:
         tree = ast.parse(path.read_bytes())
     except (SyntaxError, ValueError, OSError):
         return set()
-    names = set()
+    names: set[str] = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             names.update(part for alias in node.names for part in alias.name.split("."))
@@ -401,7 +406,6 @@ def _cross_file_findings(dags, dag_owners: dict[str, str]) -> list[Finding]:
     """Rules over the DAGs of all files, cached or fresh: recomputed on every run, never cached per file."""
     if not dags:
         return []
-    from airflow_dagops.validate.structure import dag_id_taken_findings, duplicate_dag_id_findings
 
     return duplicate_dag_id_findings(dags) + dag_id_taken_findings(dags, dag_owners)
 

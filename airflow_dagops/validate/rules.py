@@ -4,7 +4,18 @@ from __future__ import annotations
 
 import importlib
 
-_MODULES = ("files", "syntax", "security", "compat", "imports", "structure", "policy", "config", "gate", "dependencies")
+_MODULES = (
+    "files",
+    "syntax",
+    "security",
+    "compat",
+    "imports",
+    "structure",
+    "policy",
+    "config",
+    "skip_files",
+    "dependencies",
+)
 EXPORT_RULES = {
     "file-not-exported": "A repository entry (a submodule) is not published.",
 }

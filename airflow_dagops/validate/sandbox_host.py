@@ -33,11 +33,13 @@ import shutil
 import subprocess
 import sys
 import sysconfig
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import airflow_dagops
-from airflow_dagops.errors import DagOpsError
+from airflow_dagops import settings
+from airflow_dagops.errors import SandboxUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -78,12 +80,6 @@ FIX_HINT = (
 )
 
 
-class SandboxUnavailable(DagOpsError):
-    """The structure check's sandbox cannot start, so DAG files are not imported (the release is blocked)."""
-
-    code = "sandbox_unavailable"
-
-
 @dataclass(frozen=True)
 class SandboxSupport:
     """What this host allows: `mode` is "namespaces" (bwrap works) or None, with the reason when it is None."""
@@ -107,7 +103,6 @@ def sandbox_uid() -> int:
 
 def sandbox_setting() -> str:
     """`[dagops] sandbox`: "strict" (default) or "degraded"; anything else is refused loudly."""
-    from airflow_dagops import settings
 
     value = (settings.get("sandbox") or "strict").strip().lower()
     if value not in ("strict", "degraded"):
@@ -281,7 +276,7 @@ def bwrap_command(
     root: Path,
     workdir: Path,
     argv: list[str],
-    extra_paths: list[str] = (),
+    extra_paths: Sequence[str] = (),
     capabilities: tuple[str, ...] = ZYGOTE_CAPABILITIES,
     chdir: str = "/tmp",  # noqa: S108 - the sandbox's own /tmp
 ) -> list[str]:

@@ -27,6 +27,10 @@ Messages to the parent, one JSON object per line:
 Requests on a slot's request pipe: {"file": "relative/path.py"}.
 
 Only the standard library is imported at module level: Airflow is imported by `main()`, inside the sandbox.
+
+Size: one module on purpose. It is the code that runs inside the sandbox: the bootstrap imports it by
+path before anything else, so every module it pulls in is start-up time paid by each zygote and code the DAG
+files could reach. Only what also runs outside the sandbox is split off (sandbox_isolation.py, sandbox_audit.py).
 """
 
 from __future__ import annotations
@@ -52,6 +56,7 @@ import traceback
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 from airflow_dagops.validate.sandbox_audit import (
@@ -131,7 +136,7 @@ class UserFrames:
         """Where user code called us: the innermost user frame (file, line), and the innermost line of the file
         being loaded (the line to report: findings belong to the loaded file, even when a helper module did it)."""
         site: tuple[str | None, int | None] = (None, None)
-        frame = sys._getframe(1)
+        frame: FrameType | None = sys._getframe(1)
         while frame is not None:
             relative = self.relative(frame.f_code.co_filename)
             if relative is not None and site[0] is None:
@@ -244,10 +249,11 @@ def install_instrumentation(capture: Capture, frames: UserFrames) -> None:
         return CoreConnection(conn_id=conn_id, conn_type=PLACEHOLDER)
 
     # BaseHook.get_connection (SDK) goes through Connection.get, so patching the classmethods covers hooks too.
-    Variable.get = classmethod(sdk_variable_get)
-    CoreVariable.get = classmethod(core_variable_get)
-    Connection.get = classmethod(sdk_connection_get)
-    CoreConnection.get_connection_from_secrets = classmethod(core_connection_get)
+    # Monkeypatching is the point (the sandbox answers instead of a metadata DB); mypy forbids replacing methods.
+    Variable.get = classmethod(sdk_variable_get)  # type: ignore[method-assign, assignment]
+    CoreVariable.get = classmethod(core_variable_get)  # type: ignore[method-assign, assignment]
+    Connection.get = classmethod(sdk_connection_get)  # type: ignore[method-assign, assignment]
+    CoreConnection.get_connection_from_secrets = classmethod(core_connection_get)  # type: ignore[method-assign, assignment]
 
     original_init = DAG.__init__
 
@@ -257,8 +263,9 @@ def install_instrumentation(capture: Capture, frames: UserFrames) -> None:
         line = definition_line(frames, capture.current_file)
         capture.dag_sites[id(self)] = (self, DagSite(line, "schedule" in kwargs))
 
-    recording_init.__wrapped__ = original_init  # keeps inspect.signature(DAG) truthful
-    DAG.__init__ = recording_init
+    # keeps inspect.signature(DAG) truthful; mypy does not model attributes set on functions
+    recording_init.__wrapped__ = original_init  # type: ignore[attr-defined]
+    DAG.__init__ = recording_init  # type: ignore[method-assign]  # records where each DAG is defined
 
     logger = logging.getLogger(IMPORTER_LOGGER)
     logger.disabled = False
@@ -268,7 +275,7 @@ def install_instrumentation(capture: Capture, frames: UserFrames) -> None:
 def definition_line(frames: UserFrames, current_file: str | None) -> int | None:
     """The line of the loaded file that defines the DAG being built: the `@dag` decorator of a decorated function,
     else the innermost frame of that file (a `with DAG(...)`, or the call of a factory from a helper module)."""
-    frame = sys._getframe(2)
+    frame: FrameType | None = sys._getframe(2)
     while frame is not None and current_file is not None:
         if frames.relative(frame.f_code.co_filename) == current_file:
             return frame.f_lineno
@@ -553,7 +560,7 @@ class Loader:
         self.capture.reset()
 
 
-def refused_by_sandbox(exc: BaseException) -> bool:
+def refused_by_sandbox(exc: BaseException | None) -> bool:
     seen: set[int] = set()
     while exc is not None and id(exc) not in seen:
         if isinstance(exc, SandboxViolation) or SANDBOX_REFUSAL in str(exc):
@@ -727,7 +734,7 @@ def enter_namespaces(isolation: Isolation) -> None:
     * the third loads DAG files. It is not process 1 on purpose: the kernel ignores signals that process 1 sends
       itself, so `os.abort()` or `os.kill(os.getpid(), ...)` in a DAG would hang instead of ending it.
     """
-    from airflow_dagops.validate import sandbox_isolation
+    from airflow_dagops.validate import sandbox_isolation  # lazy: zygote only
 
     sandbox_isolation.new_pid_and_mount_namespace()
     alive_read, alive_write = os.pipe()
@@ -801,8 +808,7 @@ def run_generation(slot: SlotPipes, loader: Loader, generation_id: int) -> int:
             message = f"The structure check could not inspect this file: {describe_exception(exc)}"
             problem = {"rule": "import-error", "message": message, "file": relative, "line": None}
             result = {"file": relative, "status": "loaded", "problems": [problem], "retire": True}
-        grown = baseline is not None and loader.memory_limit > 0
-        if grown and (address_space() or 0) > baseline + loader.memory_limit:
+        if baseline is not None and loader.memory_limit > 0 and (address_space() or 0) > baseline + loader.memory_limit:
             result["retire"] = True
         channel.send({"event": "result", **result})
         if result.get("retire"):

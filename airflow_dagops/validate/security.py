@@ -35,6 +35,9 @@ Three parts, each built on a well-kept library where one exists:
    that runs when the module is imported (module level, including top-level if/with/try/for blocks,
    decorators and default values), but not inside function or class bodies nor under
    ``if __name__ == "__main__":``. Import aliases are resolved (``import subprocess as sp``).
+
+Size: three parts of one check over the same files (bandit, detect-secrets, import-time calls), with the
+severity tables above; each part is a few functions and `_ImportTimeCallFinder` is the one AST visitor.
 """
 
 from __future__ import annotations
@@ -509,7 +512,7 @@ class _ImportTimeCallFinder(ast.NodeVisitor):
     def record_if_dangerous(self, func: ast.expr) -> None:
         name = self.qualified_name(func)
         reason = dangerous_call_reason(name) if name else None
-        if reason:
+        if name and reason:
             self.found.append(_SideEffect(func.lineno, ast.unparse(func), name, reason))
 
     def qualified_name(self, node: ast.expr) -> str | None:

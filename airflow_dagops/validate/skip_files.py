@@ -4,11 +4,13 @@ no file that would still be published imports one of them."""
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import replace
 from pathlib import Path
 
+from airflow_dagops.release_manifest import forget_in_manifest
+from airflow_dagops.validate.files import list_files
+from airflow_dagops.validate.pipeline import local_dependencies
 from airflow_dagops.validate.report import Finding, Report
 
 RULES = {
@@ -24,11 +26,11 @@ def apply_gate(release_dir: Path, report: Report) -> Report:
     """Return the report the publish decision is made on (unchanged for `block` or a passing report)."""
     if report.passed or getattr(report.config, "on_invalid", "block") != "skip_files":
         return report
-    failing = {f.file for f in report.errors}
-    if None in failing or any(not f.endswith(".py") for f in failing):
-        return report  # an error about the release as a whole, or a config file: nothing to skip
-    from airflow_dagops.validate.files import list_files
-    from airflow_dagops.validate.pipeline import local_dependencies
+    failing: set[str] = set()
+    for error in report.errors:
+        if error.file is None or not error.file.endswith(".py"):
+            return report  # an error about the release as a whole, or a config file: nothing to skip
+        failing.add(error.file)
 
     python = [f for f in list_files(release_dir) if f.endswith(".py")]
     depends = local_dependencies(release_dir, python)
@@ -72,17 +74,3 @@ def _ignore_files(release_dir: Path, files: list[str]) -> None:
     tmp.write_text("\n".join(lines) + "\n")
     os.replace(tmp, ignore)
     forget_in_manifest(release_dir, ".airflowignore")
-
-
-def forget_in_manifest(release_dir: Path, path: str) -> None:
-    """The file no longer holds its git blob: the next release must not hard-link it as if it did."""
-    from airflow_dagops.deploy.releases import MANIFEST_NAME, read_manifest
-
-    manifest = read_manifest(release_dir)
-    if manifest is None:
-        return
-    manifest.get("files", {}).pop(path, None)
-    manifest.get("sizes", {}).pop(path, None)
-    tmp = release_dir / f"{MANIFEST_NAME}.tmp"
-    tmp.write_text(json.dumps(manifest, sort_keys=True))
-    os.replace(tmp, release_dir / MANIFEST_NAME)

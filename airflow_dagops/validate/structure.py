@@ -18,6 +18,11 @@ Why one zygote: importing Airflow costs 1-2 s of CPU, so a single child imports 
 "generation" per worker slot; the generations load files one by one from the parent's queue. One that hangs,
 dies or exhausts its memory is replaced by another fork in milliseconds, and the slots share one Airflow import
 (CPU and memory that the pipeline's other checks can use). See `sandbox_worker.py` for the process layout.
+
+Size: the parent's half of one protocol (sandbox_worker.py is the other half). The `Sandbox` class (the
+warm pool, the request loop, the timeouts and the kill paths) shares private state that would otherwise leak
+across modules; the environment scrubbing and the sandbox command are already apart (redaction.py,
+sandbox_host.py).
 """
 
 from __future__ import annotations
@@ -28,7 +33,6 @@ import functools
 import json
 import logging
 import os
-import re
 import selectors
 import signal
 import subprocess
@@ -40,10 +44,11 @@ from collections import defaultdict, deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import IO, Any, BinaryIO
 
 import airflow_dagops
-from airflow_dagops import tempdirs
+from airflow_dagops import settings, tempdirs
+from airflow_dagops.redaction import is_sensitive
 from airflow_dagops.validate import sandbox_host
 from airflow_dagops.validate.report import Finding
 from airflow_dagops.validate.sandbox_audit import HINTS as BEHAVIOUR_HINTS
@@ -84,28 +89,6 @@ BOOTSTRAP = (
     "sys.path.remove(sys.argv[1]); sys.exit(main(sys.argv[1:]))"
 )
 
-# Environment variables the sandbox never sees (names are compared upper-case).
-_DROPPED_PREFIXES = ("AIRFLOW_CONN_", "AIRFLOW_VAR_", "AIRFLOW__DATABASE__", "AIRFLOW__SECRETS__", "AIRFLOW__DAGOPS__")
-_DROPPED_NAMES = {
-    "AIRFLOW__CORE__SQL_ALCHEMY_CONN",
-    "AIRFLOW__CORE__FERNET_KEY",
-    "AIRFLOW__CELERY__BROKER_URL",
-    "AIRFLOW__CELERY__RESULT_BACKEND",
-    "AIRFLOW_CONFIG",
-    "AIRFLOW_HOME",
-    "HOME",
-    "TMPDIR",
-    "PWD",
-    "OLDPWD",
-}
-_SECRET_WORDS = ("SECRET", "TOKEN", "PASSWORD", "PASSWD", "KEY", "CREDENTIAL", "PRIVATE", "AUTH", "COOKIE", "SESSION")
-# `AIRFLOW__X__Y_CMD` runs a command and `..._SECRET` asks a secrets backend: neither belongs in a sandbox.
-_CONFIG_INDIRECTION = re.compile(r"^AIRFLOW__\w+__\w+_(CMD|SECRET)$")
-_URL_WITH_PASSWORD = re.compile(r"[a-z][a-z0-9+.-]*://[^/\s@:]*:[^/\s@]*@", re.IGNORECASE)
-_SECRET_IN_VALUE = re.compile(r"(password|passwd|pwd|secret|token)\s*[=:]", re.IGNORECASE)
-# Python variables that would make the sandbox's interpreter load code or paths from outside it.
-_PYTHON_LOADERS = {"PYTHONPATH", "PYTHONHOME", "PYTHONSTARTUP", "PYTHONUSERBASE", "PYTHONINSPECT", "PYTHONBREAKPOINT"}
-_DATABASE_URL = re.compile(r"^\s*(sqlite|postgres(ql)?|mysql|mariadb|mssql|oracle)(\+\w+)?:", re.IGNORECASE)
 # Settings that change how Airflow parses DAG files; copied from the parent's configuration (none is a secret).
 _PARSE_SETTINGS = (
     ("core", "executor"),
@@ -370,15 +353,6 @@ def sandbox_environment(home: Path, timeout: float, *, airflow_home: str | None 
     return env
 
 
-def is_sensitive(name: str, value: str) -> bool:
-    upper = name.upper()
-    if upper in _DROPPED_NAMES or upper.startswith(_DROPPED_PREFIXES) or _CONFIG_INDIRECTION.match(upper):
-        return True
-    if any(word in upper for word in _SECRET_WORDS) or upper in _PYTHON_LOADERS:
-        return True
-    return bool(_URL_WITH_PASSWORD.search(value) or _DATABASE_URL.match(value) or _SECRET_IN_VALUE.search(value))
-
-
 def parse_settings(environ: dict[str, str] | os._Environ) -> dict[str, str]:
     """Parse-relevant settings from the parent's Airflow configuration (airflow.cfg is not visible to the child)."""
     try:
@@ -398,7 +372,6 @@ def parse_settings(environ: dict[str, str] | os._Environ) -> dict[str, str]:
 def private_paths(root: Path) -> list[str]:
     """Host paths a DAG file has no business reading (an attempt is a finding): Airflow's and dagops' homes and
     their configuration and databases, except the release being validated (in degraded mode it lives there)."""
-    from airflow_dagops import settings
 
     candidates = []
     with contextlib.suppress(Exception):
@@ -463,7 +436,6 @@ def _spawner() -> ThreadPoolExecutor:
 
 
 def _keep_warm_seconds() -> float:
-    from airflow_dagops import settings
 
     try:
         return max(0.0, float(settings.get("sandbox_keep_warm") or 0))
@@ -617,8 +589,14 @@ class Sandbox:
             for pair in child_ends:  # the child's ends: closing ours lets EOF mean what it should
                 for fd in pair:
                     os.close(fd)
-        os.set_blocking(self.zygote.stdout.fileno(), False)
-        self.selector.register(self.zygote.stdout, selectors.EVENT_READ, None)
+        _, output = self.zygote_pipes()
+        os.set_blocking(output.fileno(), False)
+        self.selector.register(output, selectors.EVENT_READ, None)
+
+    def zygote_pipes(self) -> tuple[IO[bytes], IO[bytes]]:
+        """The running zygote's control pipe (its stdin) and its messages (its stdout): start() opens both."""
+        assert self.zygote is not None and self.zygote.stdin is not None and self.zygote.stdout is not None
+        return self.zygote.stdin, self.zygote.stdout
 
     def worker_config(self, workdir: Path, child_ends: list[tuple[int, int]]) -> dict[str, Any]:
         sandboxed = self.support is not None
@@ -643,8 +621,9 @@ class Sandbox:
         for slot in self.slots:
             if slot.state == "busy":
                 self.kill_generation(slot)
-            with contextlib.suppress(OSError, AttributeError):
-                slot.requests.close()  # idle generations read EOF and exit; the zygote forks no more and exits
+            with contextlib.suppress(OSError):
+                if slot.requests is not None:  # None: the sandbox never started
+                    slot.requests.close()  # idle generations read EOF and exit; the zygote forks no more and exits
         if self.zygote is not None:
             try:
                 self.zygote.wait(timeout=5)
@@ -653,10 +632,11 @@ class Sandbox:
                 with contextlib.suppress(ProcessLookupError, PermissionError):
                     os.killpg(self.zygote.pid, signal.SIGKILL)
                 self.zygote.wait()
+            control, output = self.zygote_pipes()
             with contextlib.suppress(OSError):
-                self.zygote.stdin.close()
-            self.selector.unregister(self.zygote.stdout)
-            self.zygote.stdout.close()
+                control.close()
+            self.selector.unregister(output)
+            output.close()
             self.zygote = None
         for slot in self.slots:
             if slot.results is not None:
@@ -683,9 +663,10 @@ class Sandbox:
     def kill_generation(self, slot: Slot) -> None:
         """Ask the zygote: inside the sandbox, only it knows the generation's process (pids are its namespace's)."""
         if slot.generation is not None and self.zygote is not None:
+            control, _ = self.zygote_pipes()
             with contextlib.suppress(OSError, ValueError):
-                self.zygote.stdin.write(json.dumps({"kill": slot.generation}).encode() + b"\n")
-                self.zygote.stdin.flush()
+                control.write(json.dumps({"kill": slot.generation}).encode() + b"\n")
+                control.flush()
             slot.generation = None
 
     def tail(self, slot: Slot | None = None) -> str:
@@ -731,6 +712,7 @@ class Sandbox:
         return self.outcomes
 
     def assign(self, slot: Slot, relative: str) -> None:
+        assert slot.requests is not None  # start() opened every slot's pipes
         slot.requests.write(json.dumps({"file": relative}).encode() + b"\n")
         slot.requests.flush()
         slot.state, slot.file = "busy", relative
@@ -738,7 +720,7 @@ class Sandbox:
 
     def read_zygote(self) -> None:
         try:
-            data = os.read(self.zygote.stdout.fileno(), 1 << 16)
+            data = os.read(self.zygote_pipes()[1].fileno(), 1 << 16)
         except BlockingIOError:
             return
         for line in data.splitlines():
@@ -754,6 +736,7 @@ class Sandbox:
             self.restart()
 
     def read_slot(self, slot: Slot) -> None:
+        assert slot.results is not None  # registered with the selector by start() until stop() closes it
         try:
             data = os.read(slot.results, 1 << 16)
         except BlockingIOError:
@@ -771,39 +754,40 @@ class Sandbox:
 
     def handle(self, slot: Slot, message: dict[str, Any]) -> None:
         event, now = message.get("event"), time.monotonic()
+        file = slot.file if slot.state == "busy" else None  # a busy slot always has its file
         if event == "ready":
             slot.generation = int(message["pid"])
             # Ready while busy: the request went to a generation that had just died, and this new one will read it.
             if slot.state != "busy":
                 slot.state = "idle"
-        elif event == "result" and slot.state == "busy" and message.get("file") == slot.file:
-            self.outcomes[slot.file] = message
+        elif event == "result" and file is not None and message.get("file") == file:
+            self.outcomes[file] = message
             if message.get("retire"):
                 slot.expect_generation(now + GENERATION_TIMEOUT)
             else:
                 slot.state, slot.file = "idle", None
-        elif event == "garbled" and slot.state == "busy":
+        elif event == "garbled" and file is not None:
             problem = {
                 "rule": "import-crash",
                 "message": "The file's code corrupted the sandbox's answer.",
                 "line": None,
             }
-            self.outcomes[slot.file] = {
-                "file": slot.file,
+            self.outcomes[file] = {
+                "file": file,
                 "status": "loaded",
-                "problems": [{**problem, "file": slot.file}],
+                "problems": [{**problem, "file": file}],
             }
             self.kill_generation(slot)
             slot.expect_generation(now + GENERATION_TIMEOUT)
         elif event == "exited" and message.get("pid") == slot.generation:
-            if slot.state == "busy":
-                self.outcomes[slot.file] = death_outcome(slot.file, message, self.tail(slot))
+            if file is not None:
+                self.outcomes[file] = death_outcome(file, message, self.tail(slot))
             slot.expect_generation(now + GENERATION_TIMEOUT)
 
     def enforce_deadlines(self) -> None:
         now = time.monotonic()
         for slot in self.slots:
-            if slot.state == "busy" and now >= slot.deadline:
+            if slot.state == "busy" and slot.file is not None and now >= slot.deadline:
                 log.info("Killing the sandbox process loading %s after %.1f s", slot.file, self.limits.kill_after)
                 self.outcomes[slot.file] = timeout_outcome(slot.file, self.limits.timeout)
                 self.kill_generation(slot)

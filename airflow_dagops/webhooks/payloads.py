@@ -16,8 +16,10 @@ import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
+from typing import TypeGuard
 
 from airflow_dagops.errors import InvalidInput
+from airflow_dagops.git.host_api import PullRequest
 from airflow_dagops.safety import MAX_URL, MalformedJson, has_control_characters, loads_json, validate_ref
 
 NULL_SHA = "0" * 40
@@ -61,17 +63,6 @@ class Push:
 
 
 @dataclass(frozen=True)
-class PullRequest:
-    number: int
-    action: str  # as the provider says it: opened, synchronize(d), reopened, open, update, ...
-    head_sha: str
-    base_ref: str  # the target branch, without refs/heads/
-    fetch_ref: str  # where the base repository keeps the head: refs/pull/N/head, refs/merge-requests/N/head
-    from_fork: bool
-    wants_check: bool  # opened, reopened or new commits; not a title edit, a close or a merge
-
-
-@dataclass(frozen=True)
 class Event:
     provider: str
     name: str  # the provider's event name, for the delivery log
@@ -87,6 +78,7 @@ class Event:
         under a new delivery id, or the same push sent by two hooks), so acting twice would change nothing.
         For a push: the repository, and each ref with its old and new head; for a pull request: the repository,
         number, action, head, target branch and fork flag. None for events that start nothing (ping, other)."""
+        what: object
         if self.kind == "push":
             what = [[push.ref, push.before, push.sha] for push in self.pushes]
         elif self.kind == "pull_request" and self.pull_request is not None:
@@ -264,7 +256,7 @@ def _action(value) -> str:
     return ""
 
 
-def _usable_ref(ref) -> bool:
+def _usable_ref(ref: object) -> TypeGuard[str]:
     """A ref (full or a branch name) the REST API and the CLI would accept too; anything else matches nothing."""
     if not isinstance(ref, str):
         return False

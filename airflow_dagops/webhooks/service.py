@@ -32,13 +32,16 @@ import logging
 import time
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import cast
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import CursorResult, delete, select, update
 from sqlalchemy.exc import IntegrityError
 
 from airflow_dagops import settings
 from airflow_dagops.airflow.connections import password_of
-from airflow_dagops.errors import DagOpsError, InvalidInput, NotFound
+from airflow_dagops.checks import service as checks
+from airflow_dagops.errors import InvalidInput, MalformedJson, NotFound, PayloadTooLarge, Unauthenticated
+from airflow_dagops.git.urls import host_of, normalize_repo_url, url_keys
 from airflow_dagops.repositories.info import get_repository
 from airflow_dagops.store.db import session_scope
 from airflow_dagops.store.models import Repository, WebhookDelivery, utcnow
@@ -46,7 +49,6 @@ from airflow_dagops.sync.runs import request_sync
 from airflow_dagops.webhooks import PROVIDERS
 from airflow_dagops.webhooks.payloads import Event, MalformedPayload, delivery_id, parse_event, parse_json
 from airflow_dagops.webhooks.signatures import verify
-from airflow_dagops.webhooks.urls import normalize_repo_url, url_keys
 
 log = logging.getLogger(__name__)
 
@@ -54,18 +56,6 @@ KEEP_DELIVERIES = timedelta(days=30)
 EVENT_KEY_PREFIX = "event:"  # delivery_id of the rows that record an event's identity, not a delivery
 MAX_BODY = 1024 * 1024  # push payloads with many commits reach a few hundred KiB; GitHub caps at 25 MB
 UNAUTHENTICATED = "missing or invalid webhook signature"
-
-
-class Unauthenticated(DagOpsError):
-    code = "unauthenticated"
-
-
-class PayloadTooLarge(DagOpsError):
-    code = "body_too_large"
-
-
-class MalformedJson(DagOpsError):
-    code = "malformed_json"
 
 
 @dataclass
@@ -226,7 +216,7 @@ def _record_event(provider: str, key: str, name: str, delivery: str) -> bool:
             )
             .values(received_at=utcnow(), detail={"delivery": delivery})
         )
-    return taken.rowcount == 1
+    return cast(CursorResult, taken).rowcount == 1  # an UPDATE's result is a CursorResult
 
 
 def _first_delivery_of(provider: str, key: str) -> str:
@@ -316,9 +306,10 @@ def tracks(repo_ref: str, pushed_ref: str) -> bool:
 
 
 def _on_pull_request(provider: str, event: Event, repos: list[_Repo]) -> _Outcome:
-    from airflow_dagops.checks import service as checks
 
     pull = event.pull_request
+    if pull is None:  # parse_event gives pull_request events their pull request; this guards the others
+        return _ignored("the event carries no usable pull request")
     base = {"number": pull.number, "action": pull.action, "head_sha": pull.head_sha}
     if not pull.wants_check:
         return _ignored(f"pull request action {pull.action!r} brings no new commits", **base)
@@ -347,7 +338,6 @@ _HOSTS = {"github.com": "github", "gitlab.com": "gitlab", "bitbucket.org": "bitb
 def setup(name: str, *, provider: str | None = None) -> dict:
     """How to point a Git host's webhook at dagops for one repository. Names the secret's connection and
     whether it exists; never reads out the secret."""
-    from airflow_dagops.webhooks.urls import host_of
 
     info = get_repository(name)
     provider = provider or guess_provider(host_of(info.url))

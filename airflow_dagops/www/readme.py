@@ -14,6 +14,9 @@ import re
 from markdown_it import MarkdownIt
 from markupsafe import Markup
 
+from airflow_dagops.errors import DagOpsError
+from airflow_dagops.marketplace import listing
+
 SAFE_SCHEME = re.compile(r"^(https?|mailto):", re.IGNORECASE)
 ANY_SCHEME = re.compile(r"^[a-z][a-z0-9+.-]*:", re.IGNORECASE)
 MAX_README = 200_000  # characters; a longer README is cut, not refused (it is only shown)
@@ -27,9 +30,15 @@ def _link_is_safe(url: str) -> bool:
     return bool(SAFE_SCHEME.match(compact)) or not ANY_SCHEME.match(compact)
 
 
+class _SafeLinksMarkdown(MarkdownIt):
+    """markdown-it, judging every link with `_link_is_safe`."""
+
+    def validateLink(self, url: str) -> bool:  # noqa: N802 - markdown-it's name
+        return _link_is_safe(url)
+
+
 def _renderer() -> MarkdownIt:
-    md = MarkdownIt("commonmark", {"html": False, "linkify": False, "typographer": False}).enable("table")
-    md.validateLink = _link_is_safe
+    md = _SafeLinksMarkdown("commonmark", {"html": False, "linkify": False, "typographer": False}).enable("table")
 
     def link_open(renderer, tokens, idx, options, env):
         # A README's links leave Airflow: do not send it the page's address or a window handle.
@@ -53,11 +62,8 @@ def render_readme(text: str | None) -> Markup:
 def package_readme(name: str) -> Markup:
     """The README of a catalog package, rendered; empty when the package is unknown (the page then shows the
     API's "not found" answer, the one source of truth for what exists)."""
-    from airflow_dagops.errors import DagOpsError
-    from airflow_dagops.marketplace import service as marketplace_service
-
     try:
-        info = marketplace_service.package_info(name)
+        info = listing.package_info(name)
     except DagOpsError:
         return Markup("")
     return render_readme(info.get("readme"))

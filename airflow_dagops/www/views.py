@@ -13,6 +13,7 @@ from pathlib import Path
 from flask import Response, redirect, render_template, request, send_from_directory, url_for
 from flask_appbuilder import BaseView, expose
 from werkzeug.security import safe_join
+from werkzeug.wrappers import Response as BaseResponse
 
 from airflow_dagops import __version__
 from airflow_dagops.api import auth
@@ -95,7 +96,7 @@ class DagRepositoriesView(BaseView):
         return response
 
 
-def _page(template: str, *, page: str, valid: bool = True, **context) -> Response:
+def _page(template: str, *, page: str, valid: bool = True, **context) -> BaseResponse:
     principal = auth.current_principal()
     if principal is None:
         return redirect(auth.login_url(request.url))

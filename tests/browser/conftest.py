@@ -13,31 +13,19 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e_helpers import AirflowInstance, make_instance
+from tests.helpers.airflow import AirflowInstance
 
 CHROMIUM = Path(os.environ.get("DAGOPS_TEST_CHROMIUM", "/usr/bin/chromium"))
 REPO_ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO_ROOT / "test-artifacts" / "browser"
 
 
-@pytest.fixture(scope="module")
-def airflow(tmp_path_factory):
-    """api-server + scheduler + dag-processor with SimpleAuthManager (admin/admin) in a tmp home, shared by
-    the tests of a module (each test uses its own repository names). The `page` fixture prints its logs
-    when a test fails."""
-    extra = {
-        "AIRFLOW__DAGOPS__SYNC_SCHEDULE": "",  # dagops_sync runs only when the page asks: deterministic
-        "AIRFLOW__CORE__PARALLELISM": "4",  # a few LocalExecutor workers are plenty and start faster
-    }
-    instance = make_instance(tmp_path_factory.mktemp("browser") / "airflow", extra)
-    try:
-        instance.start("api-server", "scheduler", "dag-processor")
-        yield instance
-    except BaseException:
-        print(instance.logs())
-        raise
-    finally:
-        instance.stop()
+@pytest.fixture
+def airflow(real_airflow: AirflowInstance) -> AirflowInstance:
+    """The worker's shared real Airflow (tests/helpers/airflow.py): api-server + scheduler + dag-processor with
+    SimpleAuthManager (admin/admin); each test uses its own repository names. The `page` fixture prints its
+    logs when a test fails."""
+    return real_airflow
 
 
 class Screenshots:

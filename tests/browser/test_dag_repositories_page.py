@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import FrameLocator, Page, expect
 
-from tests.conftest import dag_source
-from tests.e2e_helpers import wait_for
+from tests.helpers.repos import dag_source
+from tests.helpers.servers import wait_for
 
 pytestmark = pytest.mark.e2e
 

@@ -1,6 +1,6 @@
 """Fixtures for credentials: a real sshd and a real smart-HTTP git server on 127.0.0.1 (one each per
 session), repositories served by both, connections as AIRFLOW_CONN_* variables or rows of the session's
-real Airflow metadata DB (prepared by tests/web/conftest.py's `flask_app`), and a search for secrets.
+real Airflow metadata DB (prepared by `flask_app` of tests/helpers/web.py), and a search for secrets.
 """
 
 from __future__ import annotations
@@ -17,11 +17,10 @@ import pytest
 # Airflow reads AIRFLOW_HOME once, at its first import: import it now, while it is the session's home
 # (tests/conftest.py), not a test's tmp home set by `dagops_env`; `flask_app` migrates that DB.
 # Routes must be on the blueprint before `flask_app` builds the Flask app (plugin.py imports the module
-# in production); the web fixtures are shared with tests/web.
+# in production); the web fixtures are those of tests/helpers/web.py.
 import airflow_dagops.api.credentials  # noqa: F401
-from tests.conftest import GIT_IDENTITY, dag_source
-from tests.credentials.servers import GitHttpServer, KeyPair, SshGitServer, make_bare_repo, new_key_pair
-from tests.web.conftest import flask_app, web  # noqa: F401
+from tests.helpers.repos import GIT_IDENTITY, dag_source
+from tests.helpers.servers import GitHttpServer, KeyPair, SshGitServer, make_bare_repo, new_key_pair
 
 TOKEN = "ghp_" + "t0kenOld" * 4  # noqa: S105 (test tokens, searched for in every output)
 NEW_TOKEN = "ghp_" + "t0kenNew" * 4  # noqa: S105

@@ -9,11 +9,11 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from airflow_dagops.credentials import service as credentials_service
-from airflow_dagops.credentials.service import test_access
+from airflow_dagops.credentials import deploy_keys
+from airflow_dagops.credentials.access import test_access
 from airflow_dagops.repositories.registry import add_repository
 from tests.credentials.conftest import TOKEN
-from tests.credentials.servers import free_port, new_key_pair
+from tests.helpers.servers import free_port, new_key_pair
 
 
 def _register(url: str, conn_id: str | None, *, ref: str = "main", name: str = "team") -> str:
@@ -172,26 +172,26 @@ def test_another_connection_can_be_tested_before_switching(http, env_conn):
 # -- deploy keys --------------------------------------------------------------------------------------------
 def test_deploy_key_is_derived_from_an_inline_key_or_a_key_file(ssh, env_conn, tmp_path):
     public = " ".join(ssh.user_key.public.split()[:2])
-    assert credentials_service.deploy_key(_register(ssh.url, env_conn(extra=ssh.extra()))) == public
+    assert deploy_keys.deploy_key(_register(ssh.url, env_conn(extra=ssh.extra()))) == public
     key_file = tmp_path / "id_ed25519"
     key_file.write_text(ssh.user_key.private)
     key_file.chmod(0o600)
     extra = {**ssh.extra(), "key_file": str(key_file)}
     del extra["private_key"]
     name = _register(ssh.url, env_conn(extra=extra), name="team-file")
-    assert credentials_service.deploy_key(name) == public
+    assert deploy_keys.deploy_key(name) == public
     assert test_access(name).ok  # GitHook reads the same file
 
 
 def test_deploy_key_is_none_for_tokens_github_apps_and_no_connection(http, env_conn, ssh):
-    assert credentials_service.deploy_key(_register(http.url("team.git"), env_conn(password=TOKEN))) is None
+    assert deploy_keys.deploy_key(_register(http.url("team.git"), env_conn(password=TOKEN))) is None
     app = env_conn(extra={"github_app_id": "1", "github_installation_id": "2", "private_key": ssh.user_key.private})
-    assert credentials_service.deploy_key(_register(http.url("team.git"), app, name="app")) is None
-    assert credentials_service.deploy_key(_register(ssh.url, None, name="none")) is None
+    assert deploy_keys.deploy_key(_register(http.url("team.git"), app, name="app")) is None
+    assert deploy_keys.deploy_key(_register(ssh.url, None, name="none")) is None
 
 
 def test_an_unreadable_key_says_what_to_check_without_quoting_it(ssh, env_conn):
     name = _register(ssh.url, env_conn(extra=ssh.extra(private_key="-----BEGIN PRIVATE KEY-----\nAAAA\n")))
     with pytest.raises(Exception, match="not an OpenSSH or PEM private key") as caught:
-        credentials_service.deploy_key(name)
+        deploy_keys.deploy_key(name)
     assert "AAAA" not in str(caught.value)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from airflow_dagops.repositories.info import get_repository
 from airflow_dagops.repositories.registry import add_repository
 from tests.credentials.conftest import TOKEN, assert_no_secret, connection_ids, stored_connection
-from tests.credentials.servers import new_key_pair
+from tests.helpers.servers import new_key_pair
 
 BASE = "repositories/team/credentials"
 

@@ -15,7 +15,7 @@ import pytest
 from alembic import command
 from sqlalchemy import text
 
-from airflow_dagops.credentials import service as credentials_service
+from airflow_dagops.credentials import access, rotation
 from airflow_dagops.git.credentials import CredentialHostRefused, check_credential_host, url_origin
 from airflow_dagops.repositories import declarative
 from airflow_dagops.repositories.registry import add_repository, update_repository
@@ -24,7 +24,7 @@ from airflow_dagops.sync.runs import get_sync_run
 from airflow_dagops.sync.sense import sense
 from airflow_dagops.sync.sync import sync_repository
 from tests.credentials.conftest import TOKEN
-from tests.credentials.servers import GitHttpServer
+from tests.helpers.servers import GitHttpServer
 
 
 @dataclass
@@ -100,7 +100,7 @@ def test_an_admin_changing_only_the_url_sends_no_credential_until_the_connection
     outcome = sync_repository("team")
     assert outcome.status == "failed"
     run = get_sync_run(outcome.sync_run_id)
-    assert run["error_code"] == "authentication_failed" and "did not send the credentials" in run["error"], run
+    assert run["error_code"] == "credential_host_refused" and "did not send the credentials" in run["error"], run
     assert url_origin(http.url("x")) in run["error"] and TOKEN not in run["error"]
     tested = web.api("POST", "repositories/team/credentials/test").get_json()
     assert (tested["ok"], tested["kind"]) == (False, "host_not_attached") and "conn_id" in tested["hint"]
@@ -152,8 +152,8 @@ def test_every_git_operation_asks_first(dagops_env, http, new_host, token_conn):
     with pytest.raises(CredentialHostRefused):
         update_repository("team", ref="release", verify=True)  # the verify step of a change
     with pytest.raises(CredentialHostRefused):
-        credentials_service.start_token_rotation("team", "ghp_" + "n3w" * 10, actor="admin")
-    assert credentials_service.test_access("team").kind == "host_not_attached"
+        rotation.start_token_rotation("team", "ghp_" + "n3w" * 10, actor="admin")
+    assert access.test_access("team").kind == "host_not_attached"
     assert not new_host.received_the_token()
 
 

@@ -11,12 +11,12 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from typer.testing import CliRunner
 
 from airflow_dagops.cli import credentials as cli_credentials
-from airflow_dagops.credentials import service as credentials_service
+from airflow_dagops.credentials import connections
 from airflow_dagops.repositories.info import get_repository
 from airflow_dagops.repositories.registry import add_repository
 from airflow_dagops.sync.sync import sync_repository
 from tests.credentials.conftest import NEW_TOKEN, TOKEN, assert_no_secret, state_db_dump, stored_connection
-from tests.credentials.servers import new_key_pair
+from tests.helpers.servers import new_key_pair
 
 PASSPHRASE = "pass-phrase-never-shown"  # noqa: S105
 
@@ -120,4 +120,4 @@ def _pending_public(previous_conn_id: str) -> str:
 
 
 def _is_pending(conn_id: str) -> bool:
-    return (stored_connection(conn_id)[2] or "").startswith(credentials_service.PENDING_MARK)
+    return (stored_connection(conn_id)[2] or "").startswith(connections.PENDING_MARK)

@@ -11,12 +11,13 @@ from cryptography.hazmat.primitives import serialization
 from typer.testing import CliRunner
 
 from airflow_dagops.cli import credentials as cli_credentials
-from airflow_dagops.credentials import service as credentials_service
-from airflow_dagops.credentials.service import RotationFailed, test_access
+from airflow_dagops.credentials import rotation
+from airflow_dagops.credentials.access import test_access
+from airflow_dagops.errors import RotationFailed
 from airflow_dagops.repositories.info import get_repository
 from airflow_dagops.repositories.registry import add_repository, update_repository
 from tests.credentials.conftest import NEW_TOKEN, TOKEN, connection_ids, stored_connection
-from tests.credentials.servers import new_key_pair
+from tests.helpers.servers import new_key_pair
 
 
 def _register(url: str, conn_id: str | None, *, name: str = "team") -> str:
@@ -44,7 +45,7 @@ def test_ssh_rotation_switches_to_a_verified_new_key_and_deletes_the_old_connect
         ssh.server.revoke_all()  # from now on only the new key opens the repository
         ssh.server.authorize(pending.public_key)
 
-    outcome = credentials_service.rotate(name, actor="tester", on_public_key=add_deploy_key)
+    outcome = rotation.rotate(name, actor="tester", on_public_key=add_deploy_key)
     (pending,) = shown
     assert pending.public_key.startswith("ssh-ed25519 ") and pending.public_key.endswith(
         f"dagops-{name}-" + pending.conn_id[-14:-6]
@@ -63,9 +64,7 @@ def test_ssh_rotation_switches_to_a_verified_new_key_and_deletes_the_old_connect
 def test_rotating_again_replaces_the_suffix_instead_of_growing_it(ssh, airflow_db):
     name = _register(ssh.url, airflow_db(extra=ssh.extra()))
     for _ in range(2):
-        outcome = credentials_service.rotate(
-            name, actor="t", on_public_key=lambda p: ssh.server.authorize(p.public_key)
-        )
+        outcome = rotation.rotate(name, actor="t", on_public_key=lambda p: ssh.server.authorize(p.public_key))
     assert outcome.conn_id.count("_rotated_") == 1 and outcome.old_conn_removed
 
 
@@ -74,7 +73,7 @@ def test_an_env_var_connection_is_rotated_into_the_metadata_db_and_the_old_one_i
 ):
     old = env_conn(extra=ssh.extra())
     name = _register(ssh.url, old)
-    outcome = credentials_service.rotate(name, actor="t", on_public_key=lambda p: ssh.server.authorize(p.public_key))
+    outcome = rotation.rotate(name, actor="t", on_public_key=lambda p: ssh.server.authorize(p.public_key))
     assert outcome.status == "switched" and not outcome.old_conn_removed
     assert f"AIRFLOW_CONN_{old.upper()}" in outcome.note and "cannot delete" in outcome.note
     assert stored_connection(outcome.conn_id) is not None
@@ -92,7 +91,7 @@ def test_an_old_connection_in_a_secrets_backend_is_left_there_with_a_note(ssh, a
     chain = airflow.configuration.ensure_secrets_loaded
     monkeypatch.setattr(airflow.configuration, "ensure_secrets_loaded", lambda *a, **k: [VaultLike(), *chain(*a, **k)])
     name = _register(ssh.url, "vault_git")
-    outcome = credentials_service.rotate(name, actor="t", on_public_key=lambda p: ssh.server.authorize(p.public_key))
+    outcome = rotation.rotate(name, actor="t", on_public_key=lambda p: ssh.server.authorize(p.public_key))
     assert outcome.status == "switched" and outcome.conn_id.startswith("vault_git_rotated_")
     assert "secrets backend VaultLike" in outcome.note and not outcome.old_conn_removed
 
@@ -101,7 +100,7 @@ def test_a_key_never_authorized_leaves_the_old_connection_in_place_and_removes_t
     old = airflow_db(extra=ssh.extra())
     name = _register(ssh.url, old)
     with pytest.raises(RotationFailed, match="keeps its connection") as failure:
-        credentials_service.rotate(name, actor="t", wait=1, poll_interval=0.2, on_public_key=lambda _p: None)
+        rotation.rotate(name, actor="t", wait=1, poll_interval=0.2, on_public_key=lambda _p: None)
     assert failure.value.access.kind == "authentication_failed"
     assert get_repository(name).conn_id == old and stored_connection(old) is not None
     assert _rotated_ids(old) == []
@@ -116,7 +115,7 @@ def test_an_interrupted_rotation_removes_the_new_connection(ssh, airflow_db):
         raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        credentials_service.rotate(name, actor="t", on_public_key=interrupt)
+        rotation.rotate(name, actor="t", on_public_key=interrupt)
     assert get_repository(name).conn_id == old and _rotated_ids(old) == []
 
 
@@ -124,7 +123,7 @@ def test_an_old_connection_another_repository_uses_is_kept(ssh, airflow_db):
     shared = airflow_db(extra=ssh.extra())
     name = _register(ssh.url, shared)
     _register(ssh.url, shared, name="other")
-    outcome = credentials_service.rotate(name, actor="t", on_public_key=lambda p: ssh.server.authorize(p.public_key))
+    outcome = rotation.rotate(name, actor="t", on_public_key=lambda p: ssh.server.authorize(p.public_key))
     assert not outcome.old_conn_removed and "other" in outcome.note
     assert stored_connection(shared) is not None and get_repository("other").conn_id == shared
 
@@ -132,48 +131,48 @@ def test_an_old_connection_another_repository_uses_is_kept(ssh, airflow_db):
 def test_the_api_flow_waits_for_the_key_then_switches(ssh, airflow_db):
     old = airflow_db(extra=ssh.extra())
     name = _register(ssh.url, old)
-    pending = credentials_service.start_rotation(name, actor="t")
+    pending = rotation.start_rotation(name, actor="t")
     with pytest.raises(RotationFailed) as early:  # confirmed before the key was added: nothing changes
-        credentials_service.confirm_rotation(name, pending.rotation_id, actor="t")
+        rotation.confirm_rotation(name, pending.rotation_id, actor="t")
     assert early.value.pending_kept and stored_connection(pending.conn_id) is not None
     assert get_repository(name).conn_id == old
     # The key is added while confirm polls (a Git host applying it a moment later).
     threading.Timer(0.5, ssh.server.authorize, args=(pending.public_key,)).start()
-    outcome = credentials_service.confirm_rotation(name, pending.rotation_id, actor="t", wait=15, poll_interval=0.2)
+    outcome = rotation.confirm_rotation(name, pending.rotation_id, actor="t", wait=15, poll_interval=0.2)
     assert outcome.status == "switched" and get_repository(name).conn_id == pending.conn_id
 
 
 def test_starting_again_drops_the_unfinished_rotation_and_abort_deletes_it(ssh, airflow_db):
     old = airflow_db(extra=ssh.extra())
     name = _register(ssh.url, old)
-    first = credentials_service.start_rotation(name, actor="t")
-    second = credentials_service.start_rotation(name, actor="t")
+    first = rotation.start_rotation(name, actor="t")
+    second = rotation.start_rotation(name, actor="t")
     assert _rotated_ids(old) == [second.conn_id]  # one pending rotation per repository: the newest
     stored_key = _public_of(stored_connection(second.conn_id)[1]["private_key"])
     assert stored_key in second.public_key and stored_key not in first.public_key
-    aborted = credentials_service.abort_rotation(name, second.rotation_id)
+    aborted = rotation.abort_rotation(name, second.rotation_id)
     assert aborted.status == "aborted" and _rotated_ids(old) == [] and aborted.conn_id == old
 
 
 def test_a_repository_switched_meanwhile_cancels_the_rotation(ssh, airflow_db, env_conn):
     old = airflow_db(extra=ssh.extra())
     name = _register(ssh.url, old)
-    pending = credentials_service.start_rotation(name, actor="t")
+    pending = rotation.start_rotation(name, actor="t")
     update_repository(name, conn_id=env_conn(extra=ssh.extra()), verify=False)
     with pytest.raises(Exception, match="changed"):
-        credentials_service.confirm_rotation(name, pending.rotation_id, actor="t")
+        rotation.confirm_rotation(name, pending.rotation_id, actor="t")
     assert _rotated_ids(old) == []
 
 
 def test_what_cannot_be_rotated_says_why(ssh, http, env_conn, airflow_db):
     with pytest.raises(Exception, match="uses no Airflow connection"):
-        credentials_service.rotate(_register(ssh.url, None, name="open"), actor="t")
+        rotation.rotate(_register(ssh.url, None, name="open"), actor="t")
     https_repo = _register(http.url("team.git"), airflow_db(login="bot", password=TOKEN), name="web")
     with pytest.raises(Exception, match="--token-file"):
-        credentials_service.start_rotation(https_repo, actor="t")
+        rotation.start_rotation(https_repo, actor="t")
     app = env_conn(extra={"github_app_id": "1", "github_installation_id": "2", "private_key": "x"})
     with pytest.raises(Exception, match="GitHub App"):
-        credentials_service.rotate(_register(http.url("team.git"), app, name="app"), actor="t", new_token="x")
+        rotation.rotate(_register(http.url("team.git"), app, name="app"), actor="t", new_token="x")
 
 
 # -- tokens ------------------------------------------------------------------------------------------------
@@ -181,7 +180,7 @@ def test_token_rotation_verifies_the_new_token_then_swaps(http, airflow_db):
     old = airflow_db(login="ci-bot", password=TOKEN)
     name = _register(http.url("team.git"), old)
     http.tokens.add(NEW_TOKEN)  # the person created the new token on the Git host
-    outcome = credentials_service.rotate(name, actor="t", new_token=NEW_TOKEN + "\n")
+    outcome = rotation.rotate(name, actor="t", new_token=NEW_TOKEN + "\n")
     assert outcome.status == "switched" and outcome.old_conn_removed
     password, _extra, _description = stored_connection(outcome.conn_id)
     assert password == NEW_TOKEN
@@ -193,7 +192,7 @@ def test_a_wrong_new_token_changes_nothing(http, airflow_db):
     old = airflow_db(login="ci-bot", password=TOKEN)
     name = _register(http.url("team.git"), old)
     with pytest.raises(RotationFailed) as failure:
-        credentials_service.rotate(name, actor="t", new_token="ghp_never_issued_1234")
+        rotation.rotate(name, actor="t", new_token="ghp_never_issued_1234")
     assert failure.value.access.kind == "authentication_failed"
     assert get_repository(name).conn_id == old and _rotated_ids(old) == []
     assert "ghp_never_issued_1234" not in str(failure.value) + json.dumps(failure.value.details)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from airflow_dagops.repositories.registry import add_repository
 from airflow_dagops.sync.runs import get_sync_run
 from airflow_dagops.sync.sync import sync_repository
-from tests.credentials.servers import new_key_pair
+from tests.helpers.servers import new_key_pair
 
 
 def _failed_sync(url: str, conn_id: str) -> dict:

@@ -17,7 +17,7 @@ from airflow_dagops.deploy.releases import MANIFEST_NAME, export_release, read_m
 from airflow_dagops.git.mirror import Mirror
 from airflow_dagops.repositories.registry import add_repository
 from airflow_dagops.sync.sync import sync_repository
-from tests.conftest import dag_source
+from tests.helpers.repos import dag_source
 
 # Each of these ends outside the root when followed from a fresh checkout; none may be created.
 ESCAPES = {
@@ -213,14 +213,14 @@ def test_a_pull_request_check_tree_holds_no_link_out_of_it(dagops_env, git_remot
         session.flush()
         check_id = check.id
     seen = {}
-    real_validate = checks.validate
+    real_gate = checks.check_tree
 
-    def validate_and_look(root, **kwargs):
-        seen["escaping"] = _escaping_entries(root)
-        seen["alias"] = os.readlink(root / "dags/alias.py")
-        return real_validate(root, **kwargs)
+    def gate_and_look(tree, **kwargs):  # the tree the release gate judges
+        seen["escaping"] = _escaping_entries(tree)
+        seen["alias"] = os.readlink(tree / "dags/alias.py")
+        return real_gate(tree, **kwargs)
 
-    monkeypatch.setattr(checks, "validate", validate_and_look)
+    monkeypatch.setattr(checks, "check_tree", gate_and_look)
     result = checks.run_check(check_id)
     assert result["status"] == "success", result
     assert seen == {"escaping": [], "alias": "hello.py"}

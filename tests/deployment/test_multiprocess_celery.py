@@ -17,8 +17,9 @@ import requests
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from tests.conftest import dag_source
-from tests.e2e_helpers import free_port, make_instance, wait_for
+from tests.helpers.airflow import make_instance
+from tests.helpers.repos import dag_source
+from tests.helpers.servers import free_port, wait_for
 from tests.webhooks import payloads
 
 pytestmark = [pytest.mark.slow, pytest.mark.e2e, pytest.mark.timeout(900)]

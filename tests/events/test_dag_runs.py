@@ -10,11 +10,12 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
+from airflow_dagops.airflow.rest_client import AirflowApiRunSource
 from airflow_dagops.events import dag_runs as dag_run_events
 from airflow_dagops.events import feed as events
 from airflow_dagops.repositories.registry import add_repository
 from airflow_dagops.sync.sync import sync_repository
-from tests.conftest import dag_source
+from tests.helpers.repos import dag_source
 
 
 class FakeAirflow(http.server.BaseHTTPRequestHandler):
@@ -66,7 +67,7 @@ def airflow_api():
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), FakeAirflow)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     url = f"http://127.0.0.1:{server.server_address[1]}"
-    yield lambda: dag_run_events.AirflowApiDagRuns(base_url=url, username="admin", password="pw")
+    yield lambda: AirflowApiRunSource(base_url=url, username="admin", password="pw")
     server.shutdown()
     server.server_close()
 

@@ -14,7 +14,7 @@ from airflow_dagops.repositories.registry import add_repository
 from airflow_dagops.store.db import session_scope
 from airflow_dagops.store.models import Event, Repository
 from airflow_dagops.sync.sync import sync_repository
-from tests.conftest import dag_source
+from tests.helpers.repos import dag_source
 
 TOKEN = "ghp_" + "S3cretT0ken" * 3  # noqa: S105 - a fake token searched for in every stored text
 

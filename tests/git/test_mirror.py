@@ -3,6 +3,7 @@ from __future__ import annotations
 import pytest
 
 from airflow_dagops.errors import InvalidInput, RefNotFound, RemoteUnreachable
+from airflow_dagops.git.errors import classify, is_transient
 from airflow_dagops.git.mirror import Mirror
 
 
@@ -103,8 +104,37 @@ def test_a_healthy_mirror_is_kept_when_the_remote_is_the_problem(git_remote, mir
 
 def test_a_ref_moved_by_another_git_during_a_fetch_is_transient(mirror_factory):
     # The orphaned git of a killed sync may update the tracked ref under a new fetch: retried, not a failure.
-    from airflow_dagops.git.mirror import is_transient
-
-    mirror = mirror_factory("file:///nowhere")
-    err = mirror._classify("fetch", b"error: cannot lock ref 'refs/dagops/tracked': is at 1071 but expected c892\n")
+    stderr = b"error: cannot lock ref 'refs/dagops/tracked': is at 1071 but expected c892\n"
+    err = classify("fetch", stderr, url="file:///nowhere", local="the mirror")
     assert is_transient(err) and "moved by another git process" in str(err)
+
+
+def test_one_classifier_names_the_same_failure_for_syncs_and_access_tests():
+    # git/errors.py is the one place git's words are read: the error a fetch raises and the kind an access
+    # test shows come from the same verdict.
+    from airflow_dagops.errors import AuthenticationFailed
+    from airflow_dagops.git.errors import kind_of
+
+    stderr = b"git@host: Permission denied (publickey).\nfatal: Could not read from remote repository.\n"
+    err = classify("fetch", stderr, url="ssh://git@host/team.git", conn_id="team_git")
+    assert isinstance(err, AuthenticationFailed) and "'team_git'" in str(err) and "Could not read" not in str(err)
+    assert kind_of(err) == "authentication_failed"
+
+
+def test_run_remote_says_what_it_was_doing_and_a_refused_push_is_a_conflict(git_remote, tmp_path, monkeypatch):
+    from airflow_dagops.errors import Conflict
+    from airflow_dagops.git.remote import run_remote, subcommand
+    from airflow_dagops.git.runner import run_git
+
+    monkeypatch.setenv("AIRFLOW__DAGOPS__ALLOWED_PROTOCOLS", "file")
+    remote = git_remote()
+    work = tmp_path / "work"
+    run_git(["clone", "--quiet", remote.url, str(work)])
+    identity = ["-c", "user.name=t", "-c", "user.email=t@localhost"]
+    run_git(["-C", str(work), *identity, "commit", "--quiet", "--allow-empty", "-m", "mine"])
+    remote.commit("theirs", {"dags/b.py": "b = 1\n"})
+    remote.git("branch", "other")  # diverged from `mine`: the push is not a fast-forward
+    push = ["-C", str(work), "push", "--quiet", "--", remote.url, "HEAD:refs/heads/other"]
+    assert subcommand(push) == "push" and subcommand(["-c", "a=b", "fetch"]) == "fetch"
+    with pytest.raises(Conflict, match="^pushing other: .* refused the push"):
+        run_remote(push, url=remote.url, doing="pushing other")

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from airflow_dagops.marketplace import service as market
-from tests.conftest import GitRemote, run_git
+from airflow_dagops.marketplace import catalogs
+from tests.helpers.repos import GitRemote, run_git
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "catalog"
 EXAMPLE_PACKAGES = {
@@ -65,15 +65,15 @@ def package_files(name: str, version: str, *, folder: str | None = None, dag: st
 def example_catalog(tmp_path) -> GitRemote:
     """examples/catalog as a git repository with one tag per package version."""
     dest = tmp_path / "community-catalog"
-    market.catalog_repo_from_folder(EXAMPLES, dest)
+    catalogs.catalog_repo_from_folder(EXAMPLES, dest)
     return GitRemote(dest)
 
 
 @pytest.fixture
 def community(dagops_env, example_catalog) -> GitRemote:
     """The example catalog registered as `community` and refreshed."""
-    market.add_catalog("community", example_catalog.url)
-    [result] = market.refresh_catalogs()
+    catalogs.add_catalog("community", example_catalog.url)
+    [result] = catalogs.refresh_catalogs()
     assert result["status"] == "ok", result
     return example_catalog
 

@@ -1,13 +1,11 @@
 """The marketplace REST routes through Flask's test client, for SimpleAuthManager and FabAuthManager, on each
-state DB (the `web` fixture of tests/web/conftest.py).
+state DB (the `web` fixture of tests/helpers/web.py).
 
 The catalog is a real git repository made from package folders by `catalog.repo_from_folder`, registered and
 refreshed through the service. An install creates a real `dagops_sync` run in the session's Airflow DB; the
 sync task's own work is then done here by calling what the task calls (`sync_repository` with the
-Airflow run id), as tests/web/test_api.py does for "Sync Now".
+Airflow run id), as tests/api/test_api.py does for "Sync Now".
 """
-
-# ruff: noqa: F811 - the `web` fixture is imported from tests/web/conftest.py, then named by every test
 
 from __future__ import annotations
 
@@ -17,13 +15,13 @@ import pytest
 
 from airflow_dagops.api import auth
 from airflow_dagops.api.blueprint import PREFIX
-from airflow_dagops.marketplace import service as marketplace_service
-from airflow_dagops.marketplace.catalog import repo_from_folder
+from airflow_dagops.marketplace import catalogs
+from airflow_dagops.marketplace.catalog_reader import repo_from_folder
 from airflow_dagops.repositories.info import list_repositories
 from airflow_dagops.sync.runs import get_sync_run
 from airflow_dagops.sync.sync import sync_repository
-from tests.conftest import dag_source, write_file
-from tests.web.conftest import airflow_runs_of_sync_dag, flask_app, web  # noqa: F401 - fixtures
+from tests.helpers.repos import dag_source, write_file
+from tests.helpers.web import airflow_runs_of_sync_dag
 
 HTML_REVIEW = '<script>alert("x")</script><img src=x onerror="alert(1)"> works & "quotes"'
 
@@ -76,8 +74,8 @@ def catalog(web, tmp_path, monkeypatch):
         dag_ids=["mp_slack_alerts"],
     )
     repo_from_folder(source, tmp_path / "catalog-repo")
-    marketplace_service.add_catalog("community", f"file://{tmp_path / 'catalog-repo'}")
-    marketplace_service.refresh_catalogs()
+    catalogs.add_catalog("community", f"file://{tmp_path / 'catalog-repo'}")
+    catalogs.refresh_catalogs()
     return tmp_path / "catalog-repo"
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from airflow_dagops import paths
-from airflow_dagops.marketplace import service as market
+from airflow_dagops.marketplace import ratings
 from tests.marketplace.conftest import EXAMPLE_PACKAGES
 
 
@@ -22,7 +22,7 @@ def test_catalogs_add_refresh_list_and_remove(cli, example_catalog):
 
 
 def test_search_shows_version_rating_installs_and_badge(cli, community):
-    market.rate("postgres_backup_to_s3", 4, author="dana")
+    ratings.rate("postgres_backup_to_s3", 4, author="dana")
     result = cli("marketplace", "search", "postgres backup")
     assert result.exit_code == 0, result.output
     row = next(line for line in result.output.splitlines() if "postgres_backup_to_s3" in line)

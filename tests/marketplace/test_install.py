@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from airflow_dagops.errors import Conflict, NotFound, ValidationFailed
-from airflow_dagops.marketplace import service as market
+from airflow_dagops.marketplace import catalogs, installs, listing, updates
 from airflow_dagops.repositories.info import get_repository, list_repositories
 from airflow_dagops.repositories.registry import remove_repository
 from airflow_dagops.sync.sync import sync_repository
@@ -15,7 +15,7 @@ AMAZON_AT_PARSE_TIME = "from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 
 
 def test_install_validates_and_publishes_the_package_into_its_namespace(community, dagops_env):
-    result = market.install("cleanup_old_logs", actor="dana")
+    result = installs.install("cleanup_old_logs", actor="dana")
     assert result["status"] == "published", result
     assert (result["repository"], result["namespace"], result["version"]) == (
         "pkg-cleanup_old_logs",
@@ -27,21 +27,21 @@ def test_install_validates_and_publishes_the_package_into_its_namespace(communit
     assert live.is_symlink() and (live / "cleanup_old_logs.py").is_file()
     repo = get_repository("pkg-cleanup_old_logs")
     assert (repo.ref, repo.subdir, repo.status) == ("cleanup_old_logs/v1.1.0", "cleanup_old_logs", "synced")
-    found = market.search("cleanup_old_logs")[0]
+    found = listing.search("cleanup_old_logs")[0]
     assert found["installs"] == 1 and found["installed_namespace"] == "cleanup_old_logs"
-    [installed] = market.list_installed()
+    [installed] = installs.list_installed()
     assert installed["package"] == "cleanup_old_logs" and installed["repository_status"] == "synced"
     assert installed["update_available"] is False
     with pytest.raises(Conflict, match="already installed"):
-        market.install("cleanup_old_logs", actor="dana")
+        installs.install("cleanup_old_logs", actor="dana")
 
 
 def test_install_names_missing_providers_and_takes_a_namespace(community, dagops_env):
-    result = market.install("s3_minio_sync", namespace="storage", actor="dana")
+    result = installs.install("s3_minio_sync", namespace="storage", actor="dana")
     # Its hooks are imported inside tasks: it validates, but Airflow lacks the provider it declares.
     assert result["status"] == "published" and result["namespace"] == "storage"
     assert result["missing_providers"] == ["apache-airflow-providers-amazon"]
-    assert result["missing_packages"] == market.missing_requirements(["boto3>=1.28"])  # whatever this venv has
+    assert result["missing_packages"] == listing.missing_requirements(["boto3>=1.28"])  # whatever this venv has
     assert "Missing providers/packages: apache-airflow-providers-amazon" in result["message"]
     assert (dagops_env.dags_folder / "storage" / "s3_minio_sync.py").is_file()
 
@@ -55,9 +55,9 @@ def test_a_package_that_fails_validation_is_blocked_with_its_findings(dagops_env
     )
     remote = git_remote(files)
     tag(remote, "s3_loader/v1.0.0")
-    market.add_catalog("team", remote.url)
-    market.refresh_catalogs()
-    result = market.install("s3_loader", actor="dana")
+    catalogs.add_catalog("team", remote.url)
+    catalogs.refresh_catalogs()
+    result = installs.install("s3_loader", actor="dana")
     assert result["status"] == "blocked"
     assert result["missing_providers"] == ["apache-airflow-providers-amazon"]
     assert "provider-missing" in {f["rule"] for f in result["findings"]}
@@ -65,89 +65,89 @@ def test_a_package_that_fails_validation_is_blocked_with_its_findings(dagops_env
     assert not (dagops_env.dags_folder / "s3_loader").exists()
     # Kept registered (its findings are readable there) and not counted as an install.
     assert get_repository("pkg-s3_loader").live_commit is None
-    assert market.search("s3_loader")[0]["installs"] == 0
-    assert market.list_installed()[0]["status"] == "blocked"
-    market.uninstall("s3_loader", actor="dana")
-    assert market.list_installed() == [] and list_repositories() == []
+    assert listing.search("s3_loader")[0]["installs"] == 0
+    assert installs.list_installed()[0]["status"] == "blocked"
+    installs.uninstall("s3_loader", actor="dana")
+    assert installs.list_installed() == [] and list_repositories() == []
 
 
 def test_install_without_sync_only_registers(community, dagops_env):
-    result = market.install("data_quality_checks", actor="rest:dana", sync=False)
+    result = installs.install("data_quality_checks", actor="rest:dana", sync=False)
     assert result["status"] == "registered"
     assert get_repository("pkg-data_quality_checks").live_commit is None
     assert not (dagops_env.dags_folder / "data_quality_checks").exists()
 
 
 def test_uninstall_removes_the_dags_and_keeps_the_install_count(community, dagops_env):
-    market.install("cleanup_old_logs", actor="dana")
-    said = market.uninstall("cleanup_old_logs", actor="dana")
+    installs.install("cleanup_old_logs", actor="dana")
+    said = installs.uninstall("cleanup_old_logs", actor="dana")
     assert "uninstalled cleanup_old_logs" in said
     assert not (dagops_env.dags_folder / "cleanup_old_logs").exists()
-    found = market.search("cleanup_old_logs")[0]
+    found = listing.search("cleanup_old_logs")[0]
     assert found["installs"] == 1 and found["installed_namespace"] is None
     with pytest.raises(NotFound, match="not installed"):
-        market.uninstall("cleanup_old_logs", actor="dana")
-    market.install("cleanup_old_logs", actor="dana")  # again, after an uninstall
-    assert market.search("cleanup_old_logs")[0]["installs"] == 2
+        installs.uninstall("cleanup_old_logs", actor="dana")
+    installs.install("cleanup_old_logs", actor="dana")  # again, after an uninstall
+    assert listing.search("cleanup_old_logs")[0]["installs"] == 2
 
 
 def test_a_repository_removed_by_hand_no_longer_counts_as_installed(community, dagops_env):
-    market.install("cleanup_old_logs", actor="dana", sync=False)
+    installs.install("cleanup_old_logs", actor="dana", sync=False)
     remove_repository("pkg-cleanup_old_logs")
-    assert market.list_installed() == []
-    assert market.install("cleanup_old_logs", actor="dana", sync=False)["status"] == "registered"
+    assert installs.list_installed() == []
+    assert installs.install("cleanup_old_logs", actor="dana", sync=False)["status"] == "registered"
 
 
 def test_update_shows_the_diff_first_and_moves_to_the_new_tag(dagops_env, git_remote, monkeypatch):
     monkeypatch.setenv("AIRFLOW__DAGOPS__VALIDATION_SKIP", "security,compat,imports,policy")  # structure: the diff
     remote = git_remote(package_files("etl_kit", "1.0.0"))
     tag(remote, "etl_kit/v1.0.0")
-    market.add_catalog("team", remote.url)
-    market.refresh_catalogs()
-    assert market.install("etl_kit", actor="dana")["status"] == "published"
+    catalogs.add_catalog("team", remote.url)
+    catalogs.refresh_catalogs()
+    assert installs.install("etl_kit", actor="dana")["status"] == "published"
     new_dag = package_dag("etl_kit", tags='["example", "v2"]')
     remote.commit(
         "2.0.0", {**package_files("etl_kit", "2.0.0", dag=new_dag), "etl_kit/extra.py": package_dag("etl_extra")}
     )
     remote.git("tag", "etl_kit/v2.0.0")
-    market.refresh_catalogs()
-    assert market.list_installed()[0]["update_available"] is True
+    catalogs.refresh_catalogs()
+    assert installs.list_installed()[0]["update_available"] is True
 
-    plan = market.update("etl_kit", dry_run=True, actor="dana")
+    plan = updates.update("etl_kit", dry_run=True, actor="dana")
     assert plan["status"] == "dry_run" and plan["passed"] is True
     assert plan["diff"]["dags_added"] == ["etl_extra"]
     assert plan["diff"]["changed"] == {"etl_kit": {"tags": {"added": ["v2"], "removed": []}}}
     assert "+ dag etl_extra" in plan["diff_lines"]
     assert get_repository("pkg-etl_kit").ref == "etl_kit/v1.0.0"  # dry run: nothing changed
 
-    done = market.update("etl_kit", actor="dana")
+    done = updates.update("etl_kit", actor="dana")
     assert done["status"] == "published", done
     assert get_repository("pkg-etl_kit").ref == "etl_kit/v2.0.0"
     assert (dagops_env.dags_folder / "etl_kit" / "extra.py").is_file()
-    assert market.list_installed()[0]["version"] == "2.0.0"
-    assert market.update("etl_kit", actor="dana")["status"] == "unchanged"
+    assert installs.list_installed()[0]["version"] == "2.0.0"
+    assert updates.update("etl_kit", actor="dana")["status"] == "unchanged"
 
 
 def test_an_update_that_fails_validation_changes_nothing(dagops_env, git_remote):
     remote = git_remote(package_files("etl_kit", "1.0.0"))
     tag(remote, "etl_kit/v1.0.0")
-    market.add_catalog("team", remote.url)
-    market.refresh_catalogs()
-    market.install("etl_kit", actor="dana")
+    catalogs.add_catalog("team", remote.url)
+    catalogs.refresh_catalogs()
+    installs.install("etl_kit", actor="dana")
     broken = package_dag("etl_kit", imports=AMAZON_AT_PARSE_TIME)
     remote.commit("1.1.0", package_files("etl_kit", "1.1.0", dag=broken))
     remote.git("tag", "etl_kit/v1.1.0")
-    market.refresh_catalogs()
-    assert market.update("etl_kit", dry_run=True, actor="dana")["passed"] is False
+    catalogs.refresh_catalogs()
+    assert updates.update("etl_kit", dry_run=True, actor="dana")["passed"] is False
     with pytest.raises(ValidationFailed, match="1.0.0 stays live"):
-        market.update("etl_kit", actor="dana")
+        updates.update("etl_kit", actor="dana")
     assert get_repository("pkg-etl_kit").ref == "etl_kit/v1.0.0"
-    assert market.list_installed()[0]["version"] == "1.0.0"
+    assert installs.list_installed()[0]["version"] == "1.0.0"
     assert "amazon" not in (dagops_env.dags_folder / "etl_kit" / "etl_kit.py").read_text()
 
 
 def test_an_install_without_sync_is_settled_by_the_next_sync(community):
-    market.install("cleanup_old_logs", actor="rest:dana", sync=False)
-    assert market.list_installed()[0]["status"] == "registered"
+    installs.install("cleanup_old_logs", actor="rest:dana", sync=False)
+    assert installs.list_installed()[0]["status"] == "registered"
     sync_repository("pkg-cleanup_old_logs")  # what the dagops_sync run does
-    assert market.list_installed()[0]["status"] == "published"
+    assert installs.list_installed()[0]["status"] == "published"

@@ -10,10 +10,10 @@ import pytest
 from airflow_dagops.deploy.links import escaping_links
 from airflow_dagops.errors import InvalidInput
 from airflow_dagops.git.mirror import Mirror
-from airflow_dagops.marketplace import service as market
-from airflow_dagops.marketplace.catalog import exported_package
-from tests.conftest import write_file
+from airflow_dagops.marketplace import publishing
+from airflow_dagops.marketplace.catalog_reader import exported_package
 from tests.deploy.test_links import _escaping_entries
+from tests.helpers.repos import write_file
 from tests.marketplace.conftest import package_files
 
 
@@ -43,13 +43,13 @@ def test_publishing_refuses_a_folder_whose_links_lead_out_of_it_and_pushes_good_
     os.symlink(".", folder / "b")
     os.symlink("b/../secret.txt", folder / "leak.txt")
     with pytest.raises(InvalidInput, match=r"leak\.txt: symlink points outside the repository \(b/\.\./secret\.txt\)"):
-        market.publish(folder, catalog="community", actor="dana")
+        publishing.publish(folder, catalog="community", actor="dana")
     assert "dagops/publish" not in community.git("branch", "--list")
 
     os.unlink(folder / "leak.txt")
     os.symlink("b/etl_kit.py", folder / "alias.py")
     assert escaping_links(folder) == {}
-    result = market.publish(folder, catalog="community", actor="dana")
+    result = publishing.publish(folder, catalog="community", actor="dana")
     tree = community.git("ls-tree", "-r", result["commit"], "etl_kit")
     modes = {line.split("\t")[1]: line.split()[0] for line in tree.splitlines()}
     assert modes["etl_kit/alias.py"] == "120000" and modes["etl_kit/b"] == "120000"

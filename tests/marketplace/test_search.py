@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from airflow_dagops.marketplace import service as market
+from airflow_dagops.marketplace import listing
 from airflow_dagops.marketplace.search import Document, rank
 from tests.marketplace.conftest import EXAMPLE_PACKAGES
 
@@ -46,7 +46,7 @@ def test_empty_query_lists_everything_by_name_and_limit_applies():
 
 
 def test_search_over_the_example_catalog(community):
-    results = market.search("postgres backup")
+    results = listing.search("postgres backup")
     assert results[0]["name"] == "postgres_backup_to_s3"
     first = results[0]
     assert first["version"] == "1.2.0" and first["catalog"] == "community"
@@ -54,11 +54,11 @@ def test_search_over_the_example_catalog(community):
     assert first["rating"] is None and first["ratings_count"] == 0 and first["installs"] == 0
     assert first["installed_namespace"] is None
     # Typos in both words still find it first.
-    assert market.search("postgers bakup")[0]["name"] == "postgres_backup_to_s3"
+    assert listing.search("postgers bakup")[0]["name"] == "postgres_backup_to_s3"
     # A tag: slack is a tag of failure_notifications only.
-    assert [r["name"] for r in market.search("slack")] == ["failure_notifications"]
-    assert {r["name"] for r in market.search("", limit=50)} == EXAMPLE_PACKAGES
-    assert len(market.search("", limit=2)) == 2
+    assert [r["name"] for r in listing.search("slack")] == ["failure_notifications"]
+    assert {r["name"] for r in listing.search("", limit=50)} == EXAMPLE_PACKAGES
+    assert len(listing.search("", limit=2)) == 2
 
 
 def test_search_refuses_a_bad_limit_or_a_huge_query(community):
@@ -68,6 +68,6 @@ def test_search_refuses_a_bad_limit_or_a_huge_query(community):
 
     for bad in (0, 501, "ten", True):
         with pytest.raises(InvalidInput, match="limit"):
-            market.search("x", limit=bad)
+            listing.search("x", limit=bad)
     with pytest.raises(InvalidInput, match="200 characters"):
-        market.search("x" * 201)
+        listing.search("x" * 201)

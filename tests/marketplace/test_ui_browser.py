@@ -1,7 +1,7 @@
 """Real browser, real Airflow: log in, open Admin → Marketplace, search, open a package, install it, rate and
 review it.
 
-The catalog is examples/catalog made into a git repository (`marketplace_service.catalog_repo_from_folder`)
+The catalog is examples/catalog made into a git repository (`marketplace.catalogs.catalog_repo_from_folder`)
 and registered in the Airflow instance's dagops as `community`. The install is a real `dagops_sync` run in the
 real scheduler, and the package's DAG must then be known to Airflow itself. A review carrying `<script>` and
 `<img onerror>` must show as text and run nothing.
@@ -18,10 +18,10 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import FrameLocator, Page, expect
 
-from airflow_dagops.marketplace import service as marketplace_service
+from airflow_dagops.marketplace import catalogs
 from tests.browser.conftest import airflow, browser, page, screenshots  # noqa: F401 - fixtures
 from tests.browser.test_dag_repositories_page import log_in
-from tests.e2e_helpers import wait_for
+from tests.helpers.servers import wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -40,9 +40,9 @@ HOSTILE_REVIEW = (
 def community_catalog(airflow, tmp_path):
     """examples/catalog as a git repository, registered and refreshed in the instance as `community`."""
     repo = tmp_path / "catalog"
-    marketplace_service.catalog_repo_from_folder(EXAMPLE_CATALOG, repo)
+    catalogs.catalog_repo_from_folder(EXAMPLE_CATALOG, repo)
     script = (
-        "from airflow_dagops import marketplace_service as m; "
+        "from airflow_dagops.marketplace import catalogs as m; "
         f"m.add_catalog('community', 'file://{repo}'); m.refresh_catalogs()"
     )
     airflow.run(sys.executable, "-c", script)

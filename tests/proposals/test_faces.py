@@ -29,7 +29,7 @@ def test_rest_refusals_are_422_and_push_nothing(published, fake_host, web):
     broken = web.api("POST", "repositories/team/proposals", json=_body(content=BROKEN_DAG))
     assert broken.status_code == 422
     error = broken.get_json()["error"]
-    assert error["code"] == "validation_failed"
+    assert error["code"] == "proposal_refused"
     assert any(f["file"] == "dags/proposed.py" for f in error["details"]["findings"])
     assert error["details"]["proposal_id"] >= 1
     assert web.api("POST", "repositories/team/proposals", json={"title": "x"}).status_code == 422

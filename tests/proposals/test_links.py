@@ -17,7 +17,7 @@ from airflow_dagops.errors import InvalidInput
 from airflow_dagops.proposals import service as proposals
 from airflow_dagops.repositories.registry import add_repository
 from airflow_dagops.sync.sync import sync_repository
-from tests.conftest import dag_source
+from tests.helpers.repos import dag_source
 from tests.proposals.conftest import GOOD_DAG, Bare, connection
 
 HELLO = dag_source("hello")

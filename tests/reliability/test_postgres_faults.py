@@ -20,7 +20,7 @@ from airflow_dagops.repositories.registry import add_repository
 from airflow_dagops.store.db import session_scope
 from airflow_dagops.store.models import SyncRun
 from airflow_dagops.sync.sync import sync_repository
-from tests.conftest import POSTGRES_URL
+from tests.helpers.db import POSTGRES_URL
 from tests.reliability.conftest import APPLICATION_NAME, assert_consistent, leftovers, wait_for
 
 pytestmark = [

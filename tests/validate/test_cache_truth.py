@@ -17,7 +17,7 @@ from airflow_dagops.validate import pipeline, validate
 from airflow_dagops.validate.pipeline import PipelineOptions, run_pipeline
 from airflow_dagops.validate.report import Finding
 from airflow_dagops.validate.structure import DagInfo, StructureResult
-from tests.conftest import dag_source
+from tests.helpers.repos import dag_source
 
 RAISES = 'from airflow.sdk import DAG\nraise RuntimeError("boom")\n'
 # Only the checks a case is about run, to keep the sandboxed cases to a few seconds each.

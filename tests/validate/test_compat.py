@@ -11,7 +11,7 @@ import pytest
 
 from airflow_dagops.validate import compat
 from airflow_dagops.validate.compat import RULES, check_compat
-from tests.conftest import write_file as write
+from tests.helpers.repos import write_file as write
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "bad"
 

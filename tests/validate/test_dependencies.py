@@ -8,12 +8,7 @@ from pathlib import Path
 
 from packaging.requirements import Requirement
 
-from airflow_dagops.validate.dependencies import (
-    KnownEnvironment,
-    check_declarations,
-    check_providers,
-    conflicts_for,
-    dependency_conflicts,
+from airflow_dagops.validate.declarations import (
     read_declarations,
     read_docstring,
     read_pep723,
@@ -21,9 +16,16 @@ from airflow_dagops.validate.dependencies import (
     read_requirements_file,
     requirements_from_summary,
 )
+from airflow_dagops.validate.dependencies import (
+    KnownEnvironment,
+    check_declarations,
+    check_providers,
+    conflicts_for,
+    dependency_conflicts,
+)
 from airflow_dagops.validate.pipeline import PipelineOptions, run_pipeline
 from airflow_dagops.validate.rules import all_rules
-from tests.conftest import dag_source, write_file
+from tests.helpers.repos import dag_source, write_file
 
 ENV = KnownEnvironment({"pandas": "2.2.3", "requests": "2.32.0", "apache-airflow": "3.3.2"})
 

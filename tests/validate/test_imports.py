@@ -19,7 +19,7 @@ from airflow_dagops.validate.imports import (
     likely_distribution,
     provider_distribution,
 )
-from tests.conftest import write_file as write
+from tests.helpers.repos import write_file as write
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "bad"
 

@@ -12,7 +12,7 @@ import pytest
 
 from airflow_dagops.validate.config import ConfigError, parse_config
 from airflow_dagops.validate.pipeline import PipelineOptions, run_pipeline
-from tests.conftest import dag_source, run_git
+from tests.helpers.repos import dag_source, run_git
 
 FAST = {"security", "compat", "imports", "structure"}  # the steps tested in their own modules
 

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from airflow_dagops.redaction import is_sensitive
 from airflow_dagops.validate import structure
 from airflow_dagops.validate.structure import (
     DEFAULT_MEMORY_LIMIT,
@@ -29,7 +30,6 @@ from airflow_dagops.validate.structure import (
     dag_id_taken_findings,
     death_outcome,
     duplicate_dag_id_findings,
-    is_sensitive,
     parse_settings,
     python_files_inside,
 )

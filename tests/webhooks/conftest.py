@@ -1,4 +1,4 @@
-"""Webhook tests run against the real /pluginsv2 Flask app of tests/web (real Airflow metadata DB, so
+"""Webhook tests run against the real /pluginsv2 Flask app of tests/helpers/web.py (real Airflow metadata DB, so
 deliveries really create dagops_sync / dagops_validate runs), with secrets in env-var connections."""
 
 from __future__ import annotations
@@ -9,7 +9,6 @@ from dataclasses import dataclass
 import pytest
 
 from airflow_dagops.api.webhooks import webhook_blueprint
-from tests.web.conftest import flask_app, web  # noqa: F401 - re-exported: fixtures of tests/web, used here
 from tests.webhooks import payloads
 
 GLOBAL_SECRET = "whsec-global-9f8e7d6c5b4a3f2e1d0c"
@@ -63,5 +62,5 @@ def hooks(webhook_app, dagops_env, monkeypatch) -> Hooks:
 
 @pytest.fixture
 def api(webhook_app, web):  # noqa: F811 - the re-exported fixture
-    """The REST API client of tests/web (JWT auth), on the app with the webhook blueprint."""
+    """The REST API client of tests/helpers/web.py (JWT auth), on the app with the webhook blueprint."""
     return web

@@ -7,8 +7,8 @@ from __future__ import annotations
 import json
 import uuid
 
+from airflow_dagops.git.urls import path_of
 from airflow_dagops.webhooks.signatures import sign
-from airflow_dagops.webhooks.urls import path_of
 
 EVENT_HEADER = {
     "github": "X-GitHub-Event",

@@ -15,8 +15,8 @@ from airflow_dagops.store.db import session_scope
 from airflow_dagops.store.models import SyncRun
 from airflow_dagops.sync.sync import sync_repository
 from airflow_dagops.validate import validate
-from tests.conftest import dag_source
-from tests.web.conftest import airflow_runs_of_sync_dag
+from tests.helpers.repos import dag_source
+from tests.helpers.web import airflow_runs_of_sync_dag
 from tests.webhooks import payloads
 from tests.webhooks.conftest import GLOBAL_SECRET
 

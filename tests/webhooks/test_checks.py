@@ -17,10 +17,10 @@ from airflow_dagops.repositories.registry import add_repository
 from airflow_dagops.store.db import get_engine, session_scope
 from airflow_dagops.store.models import Base, CheckRun
 from airflow_dagops.sync.sync import sync_repository
-from tests.conftest import dag_source
+from tests.helpers.repos import dag_source
+from tests.helpers.servers import start_fake_api, start_git_server
 from tests.webhooks import payloads
 from tests.webhooks.conftest import GLOBAL_SECRET, env_connection
-from tests.webhooks.servers import start_fake_api, start_git_server
 
 TOKEN = "ghp_fAkEt0kEn5ecr3tValue000111222333"
 BASE_URL = "https://airflow.example.com"

@@ -15,8 +15,8 @@ from airflow_dagops.store.db import session_scope
 from airflow_dagops.store.models import CheckRun, SyncRun, WebhookDelivery, utcnow
 from airflow_dagops.sync.runs import request_sync
 from airflow_dagops.webhooks import service as webhook_service
-from tests.conftest import dag_source
-from tests.web.conftest import airflow_runs_of_sync_dag
+from tests.helpers.repos import dag_source
+from tests.helpers.web import airflow_runs_of_sync_dag
 from tests.webhooks import payloads
 from tests.webhooks.conftest import GLOBAL_SECRET
 from tests.webhooks.test_checks import (  # noqa: F401 - fixtures, used by name
@@ -95,11 +95,8 @@ def test_an_event_is_new_again_after_the_redelivery_window(hooks, monkeypatch):
 
 def test_a_delivery_that_failed_can_be_retried_under_a_new_id(hooks, monkeypatch):
     """Airflow refusing the run is a 503 that records nothing: neither the delivery nor the event."""
-    from airflow_dagops.errors import DagOpsError
+    from airflow_dagops.errors import AirflowUnavailable as AirflowDown
     from airflow_dagops.webhooks import service as webhook_service
-
-    class AirflowDown(DagOpsError):
-        code = "airflow_unavailable"
 
     url = _register("github")
     body = payloads.encode(payloads.push("github", url, SHA))

@@ -15,7 +15,7 @@ from airflow_dagops.store.models import SyncRun, WebhookDelivery
 from airflow_dagops.sync.runs import get_sync_run
 from airflow_dagops.webhooks.service import EVENT_KEY_PREFIX, MAX_BODY
 from airflow_dagops.webhooks.signatures import sign
-from tests.web.conftest import airflow_runs_of_sync_dag
+from tests.helpers.web import airflow_runs_of_sync_dag
 from tests.webhooks import payloads
 from tests.webhooks.conftest import GLOBAL_SECRET, REPO_SECRET, env_connection
 

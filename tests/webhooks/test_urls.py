@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from airflow_dagops.webhooks.urls import host_of, normalize_repo_url, path_of
+from airflow_dagops.git.urls import host_of, normalize_repo_url, path_of
 
 GITHUB = "github.com/acme/dags"
 

@@ -569,9 +569,275 @@
     });
   }
 
+  // ---- every other repository option (derived from the API's own description) ---------------------------
+
+  // The API describes each repository option once (repositories/options.py): its OpenAPI document's
+  // RepositoryCreate and RepositoryUpdate body schemas carry every option with its type and help sentence.
+  // The form lays out the fields below by hand; each other option of the body schema gets a generated field
+  // in "Advanced options", so a new option shows up here without a change to the page.
+  const HAND_FIELDS = ["name", "namespace", "url", "ref", "priority", "conn_id", "subdir", "poll_interval", "enabled", "verify"];
+  // Nicer words for some labels; any other option is labelled from its name (webhook_conn_id: "Webhook conn id").
+  const OPTION_LABELS = {
+    on_conflict: "On a dag_id conflict", isolated_env: "Isolated environment", webhook_conn_id: "Webhook connection",
+    access_control: "Access control", promotion: "Promotion",
+  };
+  let optionSchemas = null; // {add, edit, all} once the OpenAPI document was read
+  let optionSchemasLoading = null;
+
+  /** The options of the create and update bodies, read once from the API's OpenAPI document. */
+  function loadOptionSchemas() {
+    if (optionSchemas) return Promise.resolve(optionSchemas);
+    if (!optionSchemasLoading) {
+      optionSchemasLoading = api("GET", "openapi.json").then(function (doc) {
+        const schemas = (doc && doc.components && doc.components.schemas) || {};
+        const properties = function (name) { return (schemas[name] && schemas[name].properties) || {}; };
+        const create = properties("RepositoryCreate");
+        const update = properties("RepositoryUpdate");
+        const all = Object.keys(create).filter(function (key) { return key !== "name" && key !== "verify"; });
+        optionSchemas = {
+          create: create,
+          update: update,
+          all: all, // every option, in the API's order
+          generated: all.filter(function (key) { return !HAND_FIELDS.includes(key); }),
+        };
+        return optionSchemas;
+      }).finally(function () {
+        optionSchemasLoading = null; // a failure is tried again the next time it is needed
+      });
+    }
+    return optionSchemasLoading;
+  }
+
+  function optionLabel(name) {
+    if (OPTION_LABELS[name]) return OPTION_LABELS[name];
+    const words = name.replace(/_/g, " ");
+    return words.charAt(0).toUpperCase() + words.slice(1);
+  }
+
+  function schemaTypes(schema) {
+    return [].concat(schema.type || []);
+  }
+
+  function isNullable(schema) {
+    return schemaTypes(schema).includes("null") || (Array.isArray(schema.enum) && schema.enum.includes(null));
+  }
+
+  /** How an option is edited: boolean (checkbox), enum (select), integer / number (number input),
+   *  string (text input), or json (a textarea for objects, arrays and anything else). */
+  function optionKind(schema) {
+    if (Array.isArray(schema.enum) && schema.enum.some(function (value) { return value !== null; })) return "enum";
+    const types = schemaTypes(schema).filter(function (type) { return type !== "null"; });
+    if (types.length !== 1) return "json";
+    return { boolean: "boolean", integer: "integer", number: "number", string: "string" }[types[0]] || "json";
+  }
+
+  /** A made-up value of the schema's shape, for a JSON field's placeholder. */
+  function schemaSample(schema, depth) {
+    if (!schema || depth > 4) return null;
+    if (Array.isArray(schema.examples) && schema.examples.length) return schema.examples[0];
+    if (schema.default !== undefined && schema.default !== null) return schema.default;
+    if (Array.isArray(schema.enum)) return schema.enum.find(function (value) { return value !== null; });
+    const types = schemaTypes(schema).filter(function (type) { return type !== "null"; });
+    const type = types[0];
+    if (type === "object") {
+      const sample = {};
+      for (const [key, sub] of Object.entries(schema.properties || {})) sample[key] = schemaSample(sub, depth + 1);
+      if (!schema.properties && schema.additionalProperties && typeof schema.additionalProperties === "object") {
+        sample.key = schemaSample(schema.additionalProperties, depth + 1);
+      }
+      return sample;
+    }
+    if (type === "array") {
+      const item = schemaSample(schema.items || {}, depth + 1);
+      return Array.from({ length: Math.max(1, schema.minItems || 1) }, function () { return item; });
+    }
+    if (type === "integer" || type === "number") return schema.minimum || 0;
+    if (type === "boolean") return false;
+    return "\u2026";
+  }
+
+  /** JSON with object keys in order, so equal values compare equal. */
+  function canonical(value) {
+    if (Array.isArray(value)) return "[" + value.map(canonical).join(",") + "]";
+    if (value && typeof value === "object") {
+      return "{" + Object.keys(value).sort().map(function (key) { return JSON.stringify(key) + ":" + canonical(value[key]); }).join(",") + "}";
+    }
+    return JSON.stringify(value === undefined ? null : value);
+  }
+
+  /** What "nothing set" looks like for every kind: null (an empty text, {} and [] included). */
+  function normalOption(value) {
+    if (value === undefined || value === "") return null;
+    if (value && typeof value === "object" && !Array.isArray(value) && !Object.keys(value).length) return null;
+    if (Array.isArray(value) && !value.length) return null;
+    return value;
+  }
+
+  /** One generated field: {name, schema, kind, input, fixed}. The control's name is the option's, so the
+   *  API's field errors (details.errors[].field) mark it like the hand-made ones. */
+  function optionField(name, schema, repo, fixed) {
+    const kind = optionKind(schema);
+    const id = "f-opt-" + token(name);
+    const hintId = id + "-hint";
+    const help = (schema.description || "") + (fixed ? " Fixed once registered." : "");
+    const hint = help ? el("p", { class: "hint", id: hintId, text: help }) : null;
+    const described = hint ? hintId : undefined;
+    const current = repo ? repo[name] : schema.default;
+    const option = { name: name, schema: schema, kind: kind, input: null, fixed: fixed };
+    let wrapper;
+    if (kind === "boolean") {
+      const input = el("input", { type: "checkbox", id: id, name: name, "aria-describedby": described, disabled: fixed });
+      input.checked = Boolean(current);
+      option.input = input;
+      wrapper = el("div", { class: "field span-2 option-check" }, [
+        el("label", { class: "check", for: id }, [input, el("span", { text: optionLabel(name) })]),
+        hint,
+      ]);
+    } else {
+      let input;
+      if (kind === "enum") {
+        input = el("select", { id: id, name: name, "aria-describedby": described, disabled: fixed });
+        if (isNullable(schema)) input.append(el("option", { value: "", text: "Default" }));
+        for (const value of schema.enum) {
+          if (value !== null) input.append(el("option", { value: JSON.stringify(value), text: String(value) }));
+        }
+        input.value = current === null || current === undefined ? (isNullable(schema) ? "" : JSON.stringify(schema.enum[0])) : JSON.stringify(current);
+      } else if (kind === "integer" || kind === "number") {
+        input = el("input", {
+          id: id, name: name, type: "number", step: kind === "integer" ? "1" : "any", min: schema.minimum, max: schema.maximum,
+          placeholder: isNullable(schema) ? "default" : undefined, "aria-describedby": described, disabled: fixed,
+        });
+        input.value = current === null || current === undefined ? "" : String(current);
+      } else if (kind === "string") {
+        input = el("input", {
+          id: id, name: name, autocomplete: "off", spellcheck: "false", maxlength: schema.maxLength,
+          placeholder: isNullable(schema) ? "none" : undefined, "aria-describedby": described, disabled: fixed,
+        });
+        input.value = current === null || current === undefined ? "" : String(current);
+      } else {
+        const sample = schemaSample(schema, 0);
+        input = el("textarea", {
+          id: id, name: name, class: "json-input", rows: "3", spellcheck: "false", autocomplete: "off",
+          placeholder: sample === null ? "JSON" : "e.g. " + JSON.stringify(sample), "aria-describedby": described, disabled: fixed,
+        });
+        input.value = normalOption(current) === null ? "" : JSON.stringify(current, null, 2);
+        input.addEventListener("input", function () { setOptionError(input, null); });
+        input.addEventListener("blur", function () { setOptionError(input, readOption(option).error); });
+      }
+      option.input = input;
+      const label = el("label", { for: id }, [optionLabel(name), " ", el("code", { class: "option-key", text: name })]);
+      wrapper = el("div", { class: "field" + (kind === "json" ? " span-2" : "") }, [label, input, hint]);
+    }
+    wrapper.dataset.testid = "option-" + name;
+    return { node: wrapper, option: option };
+  }
+
+  /** The field's value as the API takes it, or {error} when it cannot be one. */
+  function readOption(option) {
+    const input = option.input;
+    if (option.kind === "boolean") return { value: input.checked };
+    if (option.kind === "enum") return { value: input.value === "" ? null : JSON.parse(input.value) };
+    const text = (input.value || "").trim();
+    if (text === "") return { value: null };
+    if (option.kind === "string") return { value: text };
+    if (option.kind === "integer" || option.kind === "number") {
+      const number = Number(text);
+      if (!Number.isFinite(number) || (option.kind === "integer" && !Number.isInteger(number))) {
+        return { error: optionLabel(option.name) + " must be a " + (option.kind === "integer" ? "whole " : "") + "number." };
+      }
+      return { value: number };
+    }
+    let parsed;
+    try {
+      parsed = JSON.parse(text);
+    } catch (err) {
+      return { error: "Not valid JSON: " + err.message + ". Write it like " + option.input.placeholder.replace(/^e\.g\. /, "") + ", or leave it empty." };
+    }
+    const types = schemaTypes(option.schema);
+    const actual = parsed === null ? "null" : Array.isArray(parsed) ? "array" : typeof parsed;
+    const fits = !types.length || types.some(function (type) {
+      return type === actual || (type === "integer" && actual === "number" && Number.isInteger(parsed));
+    });
+    if (!fits) {
+      const wanted = types.filter(function (type) { return type !== "null"; }).join(" or ");
+      return { error: "Must be a JSON " + wanted + ", not " + (actual === "object" ? "an object" : actual === "array" ? "an array" : "a " + actual) + "." };
+    }
+    return { value: parsed };
+  }
+
+  /** Show (or, with null, clear) a message right under a generated field. */
+  function setOptionError(input, message) {
+    const field = input.closest(".field");
+    const errorId = input.id + "-error";
+    const existing = field && field.querySelector(".field-error");
+    if (existing) existing.remove();
+    const describedBy = (input.getAttribute("aria-describedby") || "").split(" ").filter(function (id) { return id && id !== errorId; });
+    if (!message) {
+      input.removeAttribute("aria-invalid");
+      if (describedBy.length) input.setAttribute("aria-describedby", describedBy.join(" "));
+      else input.removeAttribute("aria-describedby");
+      return;
+    }
+    input.setAttribute("aria-invalid", "true");
+    input.setAttribute("aria-describedby", describedBy.concat(errorId).join(" "));
+    if (field) field.append(el("p", { class: "field-error", id: errorId, role: "alert", testid: "option-error", text: message }));
+  }
+
+  /** Build the generated fields for the form being opened (add: the create body's options; edit: the update
+   *  body's, and the create-only ones shown fixed). */
+  async function renderOptionFields(repo, generation) {
+    const slot = $("option-fields");
+    form.options = [];
+    if (!optionSchemas) slot.replaceChildren(el("p", { class: "hint span-2", text: "Loading the other options\u2026" }));
+    let described;
+    try {
+      described = optionSchemas || await loadOptionSchemas();
+    } catch (err) {
+      if (form.generation === generation) {
+        slot.replaceChildren(el("div", { class: "field span-2" }, [el("p", { class: "field-error", role: "alert", text:
+          "Could not load the other repository options (" + err.message + "). The dagops CLI and dagops.yaml offer them all." })]));
+      }
+      return;
+    }
+    if (form.generation !== generation) return; // the form was opened again meanwhile
+    const nodes = [];
+    // Short fields side by side first, then checkboxes, then the JSON ones (each kind in the API's order).
+    const rank = { boolean: 1, json: 2 };
+    const names = described.generated.slice().sort(function (a, b) {
+      return (rank[optionKind(described.create[a])] || 0) - (rank[optionKind(described.create[b])] || 0);
+    });
+    for (const name of names) {
+      const fixed = Boolean(repo) && !(name in described.update);
+      const built = optionField(name, fixed ? described.create[name] : (repo ? described.update[name] : described.create[name]), repo, fixed);
+      nodes.push(built.node);
+      form.options.push(built.option);
+    }
+    slot.replaceChildren.apply(slot, nodes);
+    // A repository that uses one of these options opens "Advanced options", as for a subdirectory.
+    const used = repo && form.options.some(function (option) {
+      const value = normalOption(repo[option.name]);
+      return option.kind !== "enum" && value !== null && value !== false;
+    });
+    if (used) $("repo-form").querySelector("details.advanced").open = true;
+  }
+
+  /** The generated options' values: {values: {name: value}, errors: [option]}; errors are shown inline. */
+  function readOptionFields() {
+    const values = {};
+    const invalid = [];
+    for (const option of form.options || []) {
+      if (option.fixed) continue;
+      const read = readOption(option);
+      setOptionError(option.input, read.error || null);
+      if (read.error) invalid.push(option);
+      else values[option.name] = read.value;
+    }
+    return { values: values, invalid: invalid };
+  }
+
   // ---- add / settings form -------------------------------------------------------------------------
 
-  const form = { mode: "add", repo: null };
+  const form = { mode: "add", repo: null, options: [], generation: 0 };
 
   function formField(name) {
     return $("repo-form").elements.namedItem(name);
@@ -600,6 +866,8 @@
     showFormContext(repo && repo.status === "failed" ? "Last sync failed: " + (repo.status_message || "unknown error") : "");
     $("conn-new-slot").replaceChildren(); // no leftover "New connection" form or key from the last time
     renderConnectionField(null, repo ? repo.conn_id : null);
+    form.generation += 1;
+    const optionsShown = renderOptionFields(repo || null, form.generation); // at once when the schemas are known
     $("repo-dialog").showModal();
     const focus = formField(focusName || (repo ? "url" : "name"));
     if (focus && focus.focus) focus.focus();
@@ -609,6 +877,7 @@
       renderConnectionField(connections, current);
       if (focusName === "conn_id") formField("conn_id").focus();
     }
+    await optionsShown;
   }
 
   /** Why the form was opened (Fix on a failed repository), above the fields. */
@@ -845,6 +1114,27 @@
     };
   }
 
+  /** The generated options a new repository is registered with: the checkboxes as shown, the rest when set. */
+  function addOptions(body, options) {
+    for (const option of form.options) {
+      if (!(option.name in options)) continue;
+      const value = options[option.name];
+      if (option.kind === "boolean" || normalOption(value) !== null) body[option.name] = value;
+    }
+    return body;
+  }
+
+  /** Only the generated options whose value changed (null, "", {} and [] all mean "none"). */
+  function changedOptions(body, options, repo) {
+    for (const option of form.options) {
+      if (!(option.name in options)) continue;
+      if (canonical(normalOption(options[option.name])) !== canonical(normalOption(repo[option.name]))) {
+        body[option.name] = options[option.name];
+      }
+    }
+    return body;
+  }
+
   function createBody(values) {
     const body = { name: values.name, url: values.url, ref: values.ref || "main", conn_id: values.conn_id, enabled: values.enabled, verify: values.verify };
     if (values.namespace) body.namespace = values.namespace;
@@ -855,12 +1145,13 @@
   }
 
   /** Only what changed: the API redacts URLs, so an untouched URL must not be sent back. */
-  function updateBody(values, repo) {
+  function updateBody(values, repo, options) {
     const body = {};
     for (const key of ["url", "ref", "priority", "conn_id", "subdir", "poll_interval", "enabled"]) {
       const before = repo[key] === undefined || repo[key] === "" ? null : repo[key];
       if (values[key] !== before && !(key === "poll_interval" && values[key] === null)) body[key] = values[key];
     }
+    changedOptions(body, options, repo);
     if (Object.keys(body).length) body.verify = values.verify;
     return body;
   }
@@ -870,15 +1161,29 @@
     event.preventDefault();
     clearFormErrors();
     const values = readForm();
+    const options = readOptionFields();
+    if (options.invalid.length) { // shown under each field; nothing is sent
+      const first = options.invalid[0].input;
+      const details = first.closest("details");
+      if (details) details.open = true;
+      const box = $("repo-form").querySelector("[data-testid=form-error]");
+      box.replaceChildren(el("strong", { text: "Fix " + options.invalid.map(function (option) { return optionLabel(option.name); }).join(", ") + " first: nothing was saved." }));
+      box.hidden = false;
+      first.focus();
+      return;
+    }
     const save = $("repo-form").querySelector("[data-testid=save]");
+    let sent = {};
     await withBusy(save, async function () {
       try {
         let message;
         if (form.mode === "add") {
-          const repo = await api("POST", "repositories", createBody(values));
+          sent = addOptions(createBody(values), options.values);
+          const repo = await api("POST", "repositories", sent);
           message = repo.name + " was added. Sync Now fetches, validates and publishes its DAGs.";
         } else {
-          const body = updateBody(values, form.repo);
+          const body = updateBody(values, form.repo, options.values);
+          sent = body;
           if (!Object.keys(body).length) {
             $("repo-dialog").close();
             return notify("Nothing changed.", "info");
@@ -892,7 +1197,7 @@
         notify(message, "success");
       } catch (err) {
         if (err.status === 401) return sessionExpired();
-        showFormError(err);
+        showFormError(err, sent);
       }
     });
   }
@@ -903,10 +1208,10 @@
     git_error: "url", conflict: "name",
   };
 
-  function showFormError(err) {
+  function showFormError(err, sent) {
     const box = $("repo-form").querySelector("[data-testid=form-error]");
     const fieldErrors = (err.details && err.details.errors) || [];
-    box.replaceChildren(el("strong", { text: err.message }));
+    box.replaceChildren(el("strong", { text: err.status === 403 ? "Not allowed: " + err.message : err.message }));
     const others = fieldErrors.filter(function (item) { return item.message !== err.message; });
     if (others.length) {
       box.append(el("ul", {}, others.map(function (item) {
@@ -916,6 +1221,11 @@
     box.hidden = false;
     for (const item of fieldErrors) markField(String(item.field || "").split(".")[0], item.message);
     if (FIELD_OF_CODE[err.code]) markField(FIELD_OF_CODE[err.code], null);
+    if (err.status === 403) { // e.g. "only Airflow admins may set isolated_env": outline what it names
+      for (const key of Object.keys(sent || {})) {
+        if (key !== "verify" && new RegExp("\\b" + key + "\\b").test(err.message)) markField(key, null);
+      }
+    }
     box.scrollIntoView({ block: "nearest" });
   }
 
@@ -924,6 +1234,8 @@
     const input = formField(name);
     if (!input || !input.setAttribute) return;
     input.setAttribute("aria-invalid", "true");
+    const details = input.closest("details");
+    if (details) details.open = true; // an option under "Advanced options" must be seen to be fixed
     const field = input.closest(".field");
     if (message && field && !field.querySelector(".field-error")) {
       field.append(el("p", { class: "field-error", text: message }));
@@ -1219,9 +1531,9 @@
       alert.hidden = !content;
     }
     const overview = $("overview");
-    if (!changed(overview, repo)) return;
-    const item = function (label, value, wide) {
-      return el("div", { class: wide ? "wide" : undefined }, [el("dt", { text: label }), el("dd", {}, value)]);
+    if (!changed(overview, [repo, optionSchemas ? optionSchemas.all : null])) return;
+    const item = function (label, value, wide, testid) {
+      return el("div", { class: wide ? "wide" : undefined }, [el("dt", { text: label }), el("dd", { testid: testid }, value)]);
     };
     const live = repo.live;
     overview.replaceChildren(
@@ -1241,7 +1553,61 @@
       ]),
       item("Polling", [repo.enabled ? "Every " + formatInterval(repo.poll_interval) : "Disabled"]),
       item("Subdirectory", [repo.subdir ? el("span", { class: "chip", text: repo.subdir }) : el("span", { class: "muted", text: "Whole repository" })]),
+      item("On a dag_id conflict", [onConflictText(repo.on_conflict)], false, "on-conflict"),
+      item("Isolated environment", [repo.isolated_env ? "Yes: its own virtual environment" : el("span", { class: "muted", text: "No: Airflow's environment" })], false, "isolated-env"),
+      item("Webhook connection", [repo.webhook_conn_id ? el("span", { class: "chip", text: repo.webhook_conn_id }) : el("span", { class: "muted", text: "None" })], false, "webhook-conn"),
+      item("Promotion", [promotionText(repo.promotion)], false, "promotion"),
+      item("Access control", [accessControlText(repo.access_control)], false, "access-control"),
+      ...otherOptions(repo).map(function (name) {
+        return item(optionLabel(name), [optionValueText(repo[name])], false, "option-" + name);
+      }),
     );
+  }
+
+  // The options the overview shows in its own words; any other option (a new one) is shown as it is.
+  const OVERVIEW_OPTIONS = ["url", "ref", "namespace", "priority", "conn_id", "enabled", "poll_interval", "subdir",
+    "on_conflict", "isolated_env", "webhook_conn_id", "promotion", "access_control"];
+
+  function otherOptions(repo) {
+    if (!optionSchemas) return [];
+    return optionSchemas.all.filter(function (name) { return !OVERVIEW_OPTIONS.includes(name) && name in repo; });
+  }
+
+  function optionValueText(value) {
+    if (value === null || value === undefined || value === "") return el("span", { class: "muted", text: "Not set" });
+    if (typeof value === "boolean") return value ? "Yes" : "No";
+    if (typeof value === "object") return el("code", { class: "mono", text: JSON.stringify(value) });
+    return el("span", { class: "chip", text: String(value) });
+  }
+
+  function onConflictText(value) {
+    const words = { skip_files: "publish without the conflicting files", block: "do not publish the release" };
+    if (!value) return el("span", { class: "muted", text: "Default" });
+    return el("div", {}, [el("span", { class: "chip", text: value }), words[value] ? el("div", { class: "cell-sub", text: words[value] }) : null]);
+  }
+
+  function promotionText(promotion) {
+    if (!promotion || !Array.isArray(promotion.stages) || !promotion.stages.length) {
+      return el("span", { class: "muted", text: "None: a new release goes straight to live" });
+    }
+    const parts = [];
+    promotion.stages.forEach(function (stage, i) {
+      if (i) parts.push(el("span", { class: "stage-arrow", text: "\u2192" }));
+      parts.push(el("span", { class: "chip", text: stage }));
+    });
+    const soak = promotion.soak_runs === 0 ? "promoted by hand only" : "promoted after " + plural(promotion.soak_runs, "successful run");
+    return el("div", { class: "stages" }, [
+      el("div", { class: "stage-list" }, parts),
+      promotion.soak_runs === undefined ? null : el("div", { class: "cell-sub", text: soak }),
+    ]);
+  }
+
+  function accessControlText(access) {
+    const roles = access ? Object.keys(access) : [];
+    if (!roles.length) return el("span", { class: "muted", text: "Airflow's defaults" });
+    return el("ul", { class: "role-list" }, roles.map(function (role) {
+      return el("li", {}, [el("span", { class: "chip", text: role }), " " + [].concat(access[role]).join(", ")]);
+    }));
   }
 
   function table(columns, rows) {
@@ -1747,6 +2113,12 @@
 
   function start() {
     initDialogs();
+    if (CONFIG.page === "detail" || CONFIG.canWrite) {
+      // The form's generated fields (and the detail page's other options) come from the API's description.
+      loadOptionSchemas().then(function () {
+        if (CONFIG.page === "detail" && detail.repo) renderOverview(detail.repo);
+      }, function () { /* the form says so when it opens */ });
+    }
     document.addEventListener("click", followLinksFromTop);
     showFlash();
     if (CONFIG.page === "detail") {

@@ -32,7 +32,7 @@ def upgrade() -> None:
     for name in TABLES:
         table = sa.table(name, sa.column("id", sa.Integer), sa.column("url", sa.String), sa.column("conn_id"))
         origin = sa.table(name, sa.column("id", sa.Integer), sa.column("conn_origin", sa.String))
-        rows = bind.execute(sa.select(table.c.id, table.c.url).where(table.c.conn_id.is_not(None))).all()
+        rows = bind.execute(sa.select(table.c.id, table.c.url).where(table.c.conn_id.is_not(None))).tuples().all()
         for row_id, url in rows:
             bind.execute(sa.update(origin).where(origin.c.id == row_id).values(conn_origin=url_origin(url)))
 

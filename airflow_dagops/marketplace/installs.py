@@ -1,0 +1,202 @@
+"""Installing marketplace packages into a namespace, listing the installs, and uninstalling them.
+
+Installing makes a package an ordinary repository (`pkg-<name>`, ref = the version's tag, subdir = the
+package folder), so it goes through the same validation pipeline and atomic publish as any repository. A
+tag never moves: an installed package stays at its version until `update` (updates.py). When validation
+blocks an install, the repository stays registered with nothing live (its findings are in `dagops repos
+show`), so the user can read why and then `uninstall`, or `update` to a version that passes.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from airflow_dagops.errors import Conflict, NotFound
+from airflow_dagops.marketplace import manifest
+from airflow_dagops.marketplace.listing import load_package, missing_requirements, packages_by_name
+from airflow_dagops.marketplace.users import user_name
+from airflow_dagops.repositories.registry import add_repository, remove_repository
+from airflow_dagops.safety import validate_name
+from airflow_dagops.statuses import SyncOutcomeStatus
+from airflow_dagops.store.db import session_scope
+from airflow_dagops.store.models import MarketplaceInstall, Repository, iso_time, utcnow
+from airflow_dagops.store.queries import get_row
+from airflow_dagops.store.views import RepositoryInfo, repository_info
+from airflow_dagops.sync.sync import sync_repository
+
+log = logging.getLogger(__name__)
+
+REPOSITORY_PREFIX = "pkg-"
+
+
+def install(
+    name: str, *, version: str | None = None, namespace: str | None = None, actor: str, sync: bool = True
+) -> dict:
+    """Install a released version as the pinned repository `pkg-<name>` in `namespace` (default: the package
+    name). With `sync`, validate and publish it now; without, the caller triggers the sync (REST: dagops_sync)."""
+    actor = user_name(actor, what="actor")
+    with session_scope() as session:
+        package = load_package(session, name)
+        row = package.released(version)
+        active = _active_install(session, package.name)
+        if active is not None:
+            raise Conflict(
+                f"{package.name} is already installed ({active.version}, namespace {active.namespace!r}); "
+                "use `dagops marketplace update` or uninstall it first"
+            )
+        catalog = package.catalog
+        url, source = catalog.url, {"conn_id": catalog.conn_id, "tag": row.tag, "folder": row.folder}
+        chosen, catalog_name, meta = row.version, catalog.name, dict(row.meta)
+    repository = REPOSITORY_PREFIX + package.name
+    namespace = validate_name(namespace or package.name, what="namespace")
+    add_repository(
+        repository,
+        url,
+        ref=source["tag"],
+        namespace=namespace,
+        conn_id=source["conn_id"],
+        subdir=source["folder"],
+    )
+    with session_scope() as session:
+        record = MarketplaceInstall(
+            package=package.name,
+            catalog=catalog_name,
+            version=chosen,
+            repository=repository,
+            namespace=namespace,
+            actor=actor,
+            status="registered",
+        )
+        session.add(record)
+        session.flush()
+        install_id = record.id
+    missing = missing_requirements(meta.get("providers") or [])
+    missing_packages = missing_requirements(meta.get("packages") or [])
+    result: dict[str, Any] = {
+        "package": package.name,
+        "version": chosen,
+        "repository": repository,
+        "namespace": namespace,
+        "catalog": catalog_name,
+        "status": "registered",
+        "message": f"{package.name} {chosen} registered as repository {repository!r}; "
+        "a sync validates and publishes it",
+        "findings": [],
+        "missing_providers": missing,
+        "missing_packages": missing_packages,
+    }
+    if sync:
+        result.update(sync_install(install_id, repository, trigger="manual"))
+    result["message"] += _providers_note(missing + missing_packages)
+    return result
+
+
+def sync_install(install_id: int, repository: str, *, trigger: str) -> dict:
+    """Validate and publish an installed package now; record whether it went live or was blocked."""
+    outcome = sync_repository(repository, trigger=trigger)
+    status = "published" if outcome.status in (SyncOutcomeStatus.PUBLISHED, SyncOutcomeStatus.UNCHANGED) else "blocked"
+    if outcome.status == SyncOutcomeStatus.TESTING:
+        status = "registered"  # its own tests run first (dagops_test), then it goes live
+    with session_scope() as session:
+        get_row(session, MarketplaceInstall, install_id, what="install").status = status
+    message = outcome.message
+    if status == "blocked":
+        message = (
+            f"blocked: {outcome.message} Nothing is live; the repository {repository!r} stays registered with "
+            "its findings (`dagops repos show`). Uninstall it, or update to a version that passes."
+        )
+    return {"status": status, "message": message, "findings": outcome.findings, "commit": outcome.commit}
+
+
+def _providers_note(missing: list[str]) -> str:
+    if not missing:
+        return ""
+    return (
+        f". Missing providers/packages: {', '.join(missing)}: install them on every Airflow machine, "
+        "or its tasks fail at run time"
+    )
+
+
+def _active_install(session: Session, package: str) -> MarketplaceInstall | None:
+    """The current install of a package; one whose repository was removed by other means is closed first."""
+    active = session.scalar(
+        select(MarketplaceInstall).where(MarketplaceInstall.package == package, MarketplaceInstall.removed_at.is_(None))
+    )
+    if active is not None and session.scalar(select(Repository.id).where(Repository.name == active.repository)) is None:
+        active.removed_at = utcnow()
+        return None
+    return active
+
+
+def load_install(session: Session, name: str) -> MarketplaceInstall:
+    """The current install of a package, or NotFound."""
+    active = _active_install(session, (name or "").strip())
+    if active is None:
+        raise NotFound(f"package {name!r} is not installed; see `dagops marketplace list --installed`")
+    return active
+
+
+def uninstall(name: str, *, actor: str) -> str:
+    """Remove an installed package: its repository goes, and with it its DAGs."""
+    actor = user_name(actor, what="actor")
+    with session_scope() as session:
+        active = load_install(session, name)
+        install_id, repository = active.id, active.repository
+    said = remove_repository(repository)
+    with session_scope() as session:
+        get_row(session, MarketplaceInstall, install_id, what="install").removed_at = utcnow()
+    log.info("%s uninstalled %s (%s)", actor, name, repository)
+    return f"uninstalled {name}: {said}"
+
+
+def list_installed() -> list[dict]:
+    """The installed packages: version, namespace, repository status, and whether a newer version is released."""
+    with session_scope() as session:
+        packages = packages_by_name(session)
+        installs = session.scalars(
+            select(MarketplaceInstall)
+            .where(MarketplaceInstall.removed_at.is_(None))
+            .order_by(MarketplaceInstall.package)
+        ).all()
+        result = []
+        for active in installs:
+            repo = session.scalar(select(Repository).where(Repository.name == active.repository))
+            if repo is None:
+                active.removed_at = utcnow()
+                continue
+            info = repository_info(session, repo)
+            package = packages.get(active.package)
+            latest = package.current.version if package else None
+            result.append(
+                {
+                    "package": active.package,
+                    "version": active.version,
+                    "catalog": active.catalog,
+                    "namespace": active.namespace,
+                    "repository": active.repository,
+                    "status": _install_status(active.status, info),
+                    "repository_status": info.status,
+                    "live_commit": info.live_commit,
+                    "installed_by": active.actor,
+                    "installed_at": iso_time(active.created_at),
+                    "latest_version": latest,
+                    "update_available": bool(
+                        latest and manifest.version_key(latest) > manifest.version_key(active.version)
+                    ),
+                }
+            )
+        return result
+
+
+def _install_status(recorded: str, info: RepositoryInfo) -> str:
+    """An install registered without a sync (the REST face) is settled later by dagops_sync: read the outcome
+    from its repository."""
+    if recorded != "registered":
+        return recorded
+    if info.live_commit:
+        return "published"
+    return "blocked" if info.status == "failed" else "registered"

@@ -1,0 +1,124 @@
+"""The statuses dagops stores and returns, as enums of the strings they have always been.
+
+Each member *is* its string (a `str` subclass): it is stored in the state DB, written to JSON and compared with
+values read back from the DB (plain strings) unchanged, so neither the DB nor the API sees a difference.
+`str(member)` and f-strings give the value too (`f"{ReleaseStatus.LIVE}"` is `live`), on every Python.
+
+Foundation layer: this module imports nothing from the package.
+"""
+
+from __future__ import annotations
+
+import sys
+from enum import Enum
+
+if sys.version_info >= (3, 11):
+    from enum import StrEnum
+else:  # pragma: no cover - Python 3.10
+
+    class StrEnum(str, Enum):
+        """Python 3.11's enum.StrEnum, reduced to what dagops needs: members are their values."""
+
+        def __str__(self) -> str:
+            return str(self.value)
+
+        def __format__(self, format_spec: str) -> str:
+            return str(self.value).__format__(format_spec)
+
+
+__all__ = [
+    "CheckStatus",
+    "PromotionStatus",
+    "ReleaseStatus",
+    "RepositoryStatus",
+    "StrEnum",
+    "SyncOutcomeStatus",
+    "SyncRunStatus",
+]
+
+
+class ReleaseStatus(StrEnum):
+    """Release.status: where one exported commit stands."""
+
+    LIVE = "live"  # the release its namespace points at
+    VALIDATED = "validated"  # passed validation, not live
+    RETIRED = "retired"  # was live
+    FAILED = "failed"  # did not pass validation (or its tests): never published, cannot be rolled back to
+    TESTING = "testing"  # passed validation, unpublished until the dagops_test DAG has run its tests
+
+    @classmethod
+    def deployable(cls) -> tuple[ReleaseStatus, ...]:
+        """Releases a rollback or a deploy may make live: they passed validation once."""
+        return (cls.VALIDATED, cls.LIVE, cls.RETIRED)
+
+
+class SyncRunStatus(StrEnum):
+    """SyncRun.status: one sync of one repository."""
+
+    QUEUED = "queued"  # triggered in Airflow, the task has not started
+    RUNNING = "running"
+    SUCCESS = "success"  # published (or its live link restored), or handed to the tests
+    UNCHANGED = "unchanged"  # nothing new (or pinned)
+    REJECTED = "rejected"  # the head commit was refused before: not validated again
+    FAILED = "failed"
+
+    @classmethod
+    def active(cls) -> tuple[SyncRunStatus, ...]:
+        """Runs not finished yet: at most one per repository."""
+        return (cls.QUEUED, cls.RUNNING)
+
+
+class SyncOutcomeStatus(StrEnum):
+    """SyncOutcome.status: what one sync did, as the CLI and the dagops_sync DAG report it (not stored)."""
+
+    PUBLISHED = "published"
+    UNCHANGED = "unchanged"
+    REJECTED = "rejected"
+    FAILED = "failed"
+    PINNED = "pinned"
+    DISABLED = "disabled"
+    TESTING = "testing"  # validated; published once the dagops_test DAG has run its tests
+
+    @classmethod
+    def not_ok(cls) -> tuple[SyncOutcomeStatus, ...]:
+        return (cls.FAILED, cls.REJECTED)
+
+
+class CheckStatus(StrEnum):
+    """CheckRun.status: the validation of a pull/merge request head (git/host_api.py maps it to each host's
+    commit status words)."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCESS = "success"
+    FAILURE = "failure"  # validation found errors
+    ERROR = "error"  # the check could not run
+
+    @classmethod
+    def active(cls) -> tuple[CheckStatus, ...]:
+        return (cls.QUEUED, cls.RUNNING)
+
+
+class PromotionStatus(StrEnum):
+    """Promotion.status: one release's way through a repository's promotion stages."""
+
+    SOAKING = "soaking"  # live in a stage, counting successful DAG runs
+    PROMOTED = "promoted"  # went through every stage
+    BLOCKED = "blocked"  # a DAG run failed in the stage: waits for a person (or a newer release)
+    SUPERSEDED = "superseded"  # a newer release took its place
+
+    @classmethod
+    def waiting(cls) -> tuple[PromotionStatus, ...]:
+        """Promotions still waiting for something: at most one per repository."""
+        return (cls.SOAKING, cls.BLOCKED)
+
+
+class RepositoryStatus(StrEnum):
+    """A repository's status in the API and the CLI: derived from its last sync and its options (not stored)."""
+
+    SYNCED = "synced"
+    FAILED = "failed"
+    SYNCING = "syncing"
+    PINNED = "pinned"
+    PENDING = "pending"
+    DISABLED = "disabled"

@@ -1,0 +1,181 @@
+"""Airflow for the tests: the session's in-process Airflow home, and real Airflow processes (api-server,
+scheduler, dag-processor) in a tmp AIRFLOW_HOME.
+
+Starting a real Airflow (`airflow db migrate`, `dagops init`, three processes, the api-server answering) takes
+the better part of a minute on a 2-core machine. The e2e tests that only need *an* Airflow with dagops share one
+per worker: the session fixture `real_airflow`. The tests that use it are put in one xdist group (`make test`
+runs `--dist loadgroup`), so one worker starts it once. Such tests must use their own repository names. A test
+that needs its own configuration (the docker-compose topology with Celery) still calls `make_instance`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+import requests
+
+from tests.helpers.servers import free_port, wait_for
+
+BIN = Path(sys.executable).parent
+
+# Airflow reads AIRFLOW_HOME once, when first imported in a process. tests/conftest.py points it at this
+# throwaway folder before any test imports Airflow, so nothing lands in ~/airflow and the in-process Airflow
+# (the web tests, tests/helpers/web.py) has one known metadata DB per session (per xdist worker).
+SESSION_AIRFLOW_HOME = Path(tempfile.mkdtemp(prefix="dagops-tests-airflow-"))
+
+
+@dataclass
+class AirflowInstance:
+    home: Path
+    port: int
+    env: dict[str, str]
+    processes: list[subprocess.Popen] = field(default_factory=list)
+    token: str | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def run(self, *args: str, timeout: float = 180) -> subprocess.CompletedProcess:
+        result = subprocess.run(list(args), env=self.env, capture_output=True, text=True, timeout=timeout)
+        if result.returncode != 0:
+            raise RuntimeError(f"{' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
+        return result
+
+    def start(self, *components: str) -> None:
+        logs = self.home / "process-logs"
+        logs.mkdir(exist_ok=True)
+        for component in components:
+            # A component may carry words and options: "celery worker --queues q" runs `airflow celery worker ...`.
+            words = shlex.split(component)
+            args = [str(BIN / "airflow"), *words]
+            if component == "api-server":
+                args += ["--port", str(self.port), "--host", "127.0.0.1"]
+            name = "-".join(word for word in words[:2] if not word.startswith("-"))
+            log = open(logs / f"{name}.log", "w")  # noqa: SIM115 - closed with the process
+            self.processes.append(
+                subprocess.Popen(args, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+            )
+        wait_for(self._api_up, timeout=120, what="the api-server")
+        self.token = requests.post(
+            f"{self.url}/auth/token", json={"username": "admin", "password": "admin"}, timeout=10
+        ).json()["access_token"]
+
+    def _api_up(self) -> bool:
+        try:
+            return requests.get(f"{self.url}/api/v2/monitor/health", timeout=2).status_code == 200
+        except requests.RequestException:
+            return False
+
+    def api(self, method: str, path: str, **kwargs) -> requests.Response:
+        headers = {"Authorization": f"Bearer {self.token}"}
+        return requests.request(method, f"{self.url}/api/v2/{path}", headers=headers, timeout=15, **kwargs)
+
+    def dag_ids(self) -> set[str]:
+        response = self.api("GET", "dags", params={"limit": 1000})
+        return {dag["dag_id"] for dag in response.json().get("dags", [])} if response.ok else set()
+
+    def stop(self) -> None:
+        for process in self.processes:
+            try:
+                os.killpg(process.pid, 15)
+            except ProcessLookupError:
+                pass
+        for process in self.processes:
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, 9)
+
+    def logs(self) -> str:
+        parts = []
+        for log in sorted((self.home / "process-logs").glob("*.log")):
+            parts.append(f"==== {log.name}\n" + "\n".join(log.read_text(errors="replace").splitlines()[-60:]))
+        return "\n".join(parts)
+
+
+def airflow_env(home: Path, port: int, extra: dict[str, str] | None = None) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}
+    env.update(
+        {
+            "AIRFLOW_HOME": str(home),
+            "PATH": f"{BIN}:{env.get('PATH', '')}",
+            "AIRFLOW__CORE__DAGS_FOLDER": str(home / "dags"),
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+            "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{port}/execution/",
+            "AIRFLOW__API__PORT": str(port),
+            "AIRFLOW__API__BASE_URL": f"http://127.0.0.1:{port}",
+            "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "2",
+            "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "5",
+            "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "1",
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin",
+            "AIRFLOW__API_AUTH__JWT_SECRET": "e2e-test-secret-not-for-production",
+            "AIRFLOW__DAGOPS__DAGOPS_HOME": str(home / "dagops"),
+        }
+    )
+    env.update(extra or {})
+    return env
+
+
+def make_instance(home: Path, extra_env: dict[str, str] | None = None) -> AirflowInstance:
+    """A migrated Airflow home with dagops initialised; `start(...)` runs its processes."""
+    home.mkdir(parents=True, exist_ok=True)
+    (home / "dags").mkdir(exist_ok=True)
+    port = free_port()
+    (home / "simple_auth_manager_passwords.json.generated").write_text(json.dumps({"admin": "admin"}))
+    instance = AirflowInstance(home, port, airflow_env(home, port, extra_env))
+    instance.run(str(BIN / "airflow"), "db", "migrate")
+    instance.run(str(BIN / "dagops"), "init")
+    return instance
+
+
+# What the shared instance runs with: every user of it must be fine with these.
+SHARED_AIRFLOW_ENV = {
+    "AIRFLOW__DAGOPS__SYNC_SCHEDULE": "",  # dagops_sync runs only when a test triggers it: deterministic
+    "AIRFLOW__CORE__PARALLELISM": "4",  # a few LocalExecutor workers are plenty and start faster
+    "AIRFLOW__API__WORKERS": "1",  # one api-server process: its memory is measured (tests/api/test_body_limit.py)
+}
+
+
+@pytest.fixture(scope="session")
+def real_airflow(tmp_path_factory):
+    """api-server + scheduler + dag-processor with SimpleAuthManager (admin/admin) in a tmp home, started once
+    per worker and shared by the e2e tests (each uses its own repository names). `processes[0]` is the
+    api-server. A test that fails should print `real_airflow.logs()`."""
+    instance = make_instance(tmp_path_factory.mktemp("real-airflow") / "airflow", SHARED_AIRFLOW_ENV)
+    try:
+        instance.start("api-server", "scheduler", "dag-processor")
+        yield instance
+    except BaseException:
+        print(instance.logs())
+        raise
+    finally:
+        instance.stop()
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "real_airflow_first: among the tests sharing `real_airflow`, run this one before the others"
+    )
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
+def pytest_collection_modifyitems(config, items):
+    """The tests sharing `real_airflow` go to one xdist worker (with `--dist loadgroup`), so it starts once; the
+    ones marked `real_airflow_first` run first among them (they count everything in the instance)."""
+    positions = [i for i, item in enumerate(items) if "real_airflow" in getattr(item, "fixturenames", ())]
+    users = [items[i] for i in positions]
+    for item in users:
+        item.add_marker(pytest.mark.xdist_group("real_airflow"))
+    ordered = sorted(users, key=lambda item: item.get_closest_marker("real_airflow_first") is None)
+    for position, item in zip(positions, ordered, strict=True):
+        items[position] = item
