@@ -29,7 +29,7 @@ run: $(STAMP)
 # starts it once; every other test is spread as with the default `load`.
 TEST_WORKERS ?= 2
 test: $(STAMP)
-	$(BIN)/pytest -m 'not slow and not serial' $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadgroup) $(PYTEST_ARGS)
+	$(BIN)/pytest -m 'not slow and not serial' $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadgroup) --durations=20 $(PYTEST_ARGS)
 	$(BIN)/pytest -m 'serial and not slow' $(PYTEST_ARGS) || [ $$? -eq 5 ]
 
 test-slow: $(STAMP)

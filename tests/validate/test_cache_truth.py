@@ -213,7 +213,7 @@ def test_an_import_that_timed_out_is_imported_again(tmp_path, monkeypatch):
             findings=[timeout] if "slow.py" in files else [], dags=dags if "fast.py" in files else []
         )
 
-    monkeypatch.setattr("airflow_dagops.validate.structure.check_structure", check_structure)
+    monkeypatch.setattr("airflow_dagops.validate.pipeline.check_structure", check_structure)
     root = write(tmp_path / "release", {"slow.py": RAISES, "fast.py": dag_source("fast")})
     report = assert_cache_tells_the_truth(root, tmp_path / "c.db", STRUCTURE_ONLY | {"policy"})
     assert calls == [["fast.py", "slow.py"], ["fast.py", "slow.py"], ["slow.py"]]
