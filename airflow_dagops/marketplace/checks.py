@@ -21,6 +21,7 @@ from airflow_dagops.releases.gate import GatePurpose, check_tree
 from airflow_dagops.safety import redact
 from airflow_dagops.store.db import session_scope
 from airflow_dagops.store.models import MarketplaceBadge, MarketplacePackage, utcnow
+from airflow_dagops.store.queries import load_repository
 from airflow_dagops.validate import Finding, Report
 
 # The pipeline's steps, as a badge shows them; each rule belongs to the module (step) that reports it.
@@ -94,12 +95,30 @@ def badge_checks(report: Report) -> dict[str, str]:
     return {step: "failed" if step in failed else "skipped" if step in skipped else "passed" for step in BADGE_STEPS}
 
 
-def validate_version(catalog: str, url: str, conn_id: str | None, ref: str, commit: str, folder: str) -> Report:
-    """Run the validation pipeline on one package version, exported from the catalog mirror into a tmp folder."""
+def validate_version(
+    catalog: str,
+    url: str,
+    conn_id: str | None,
+    ref: str,
+    commit: str,
+    folder: str,
+    *,
+    repository: str | None = None,
+) -> Report:
+    """Put one package version, exported from the catalog mirror into a tmp folder, through the release gate. With
+    the `repository` it is installed as (an update), it is judged among the live releases too: dag_id clashes and
+    dependency conflicts, read-only, as the sync that installs it would."""
+    repository_id, namespace = None, None
+    if repository is not None:
+        with session_scope() as session:
+            repo = load_repository(session, repository)
+            repository_id, namespace = repo.id, repo.namespace
     mirror = catalog_mirror(catalog, url, conn_id)
     try:
         mirror.commit_info(commit)
     except DagOpsError:
         mirror.fetch_catalog(ref)  # the mirror is gone or older than the index (another machine refreshed)
     with catalog_git.exported_package(mirror, commit, folder, max_size=settings.get_int("max_repo_size")) as path:
-        return check_tree(path, repository_id=None, namespace=None, purpose=GatePurpose.MARKETPLACE_INSTALL)
+        return check_tree(
+            path, repository_id=repository_id, namespace=namespace, purpose=GatePurpose.MARKETPLACE_INSTALL
+        )

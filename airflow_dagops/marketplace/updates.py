@@ -57,7 +57,7 @@ def update(name: str, *, version: str | None = None, dry_run: bool = False, acto
     if to_version == plan.from_version:
         said = f"{plan.package} is already at {to_version}; nothing to update"
         return {**result, "status": "unchanged", "message": said}
-    report = validate_version(*plan.source, plan.target.commit_sha, plan.target.folder)
+    report = validate_version(*plan.source, plan.target.commit_sha, plan.target.folder, repository=plan.repository)
     structural = _diff(plan.live, plan.live_summary, plan.target, report)
     result.update(
         diff=structural,

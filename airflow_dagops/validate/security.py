@@ -348,11 +348,8 @@ def secret_rule(secret_type: str) -> str:
 
 
 def _detect_secrets_config() -> dict:
-    plugins = [
-        {"name": plugin.__name__}
-        for plugin in get_mapping_from_secret_type_to_class().values()
-        if plugin.__name__ not in _DISABLED_SECRET_PLUGINS
-    ]
+    detectors: list[type] = list(get_mapping_from_secret_type_to_class().values())
+    plugins = [{"name": plugin.__name__} for plugin in detectors if plugin.__name__ not in _DISABLED_SECRET_PLUGINS]
     # Explicit filters (detect-secrets' defaults: allowlist pragma, templated and indirect values,
     # UUIDs, lock files ...) so that whatever global settings a caller left behind don't leak in.
     filters = [{"path": path} for path in sorted(Settings().filters) if path not in Settings.DEFAULT_FILTERS]

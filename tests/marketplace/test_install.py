@@ -151,3 +151,42 @@ def test_an_install_without_sync_is_settled_by_the_next_sync(community):
     assert installs.list_installed()[0]["status"] == "registered"
     sync_repository("pkg-cleanup_old_logs")  # what the dagops_sync run does
     assert installs.list_installed()[0]["status"] == "published"
+
+
+def test_an_update_is_judged_among_the_live_releases_before_anything_moves(dagops_env, git_remote, monkeypatch):
+    """The update's pre-check is the release gate with the package's repository: a new version pinning a library
+    another live namespace excludes is refused at the dry run, as the sync would refuse it, and writes nothing."""
+    from importlib.metadata import version
+
+    from airflow_dagops.releases.rollback import get_release
+    from airflow_dagops.repositories.registry import add_repository
+
+    monkeypatch.setenv("AIRFLOW__DAGOPS__VALIDATION_SKIP", "security,compat,imports,policy")
+    shared = git_remote(
+        {
+            "dags/shared.py": package_dag("shared"),
+            "requirements.txt": "packaging==20.0\n",  # not what Airflow's environment has: accepted below
+            ".dagops.yaml": "severity: {dependency-version: warning}\n",
+        },
+        name="shared",
+    )
+    add_repository("shared", shared.url, priority=10)
+    assert sync_repository("shared").status == "published"
+    remote = git_remote(package_files("etl_kit", "1.0.0"))
+    tag(remote, "etl_kit/v1.0.0")
+    catalogs.add_catalog("team", remote.url)
+    catalogs.refresh_catalogs()
+    assert installs.install("etl_kit", actor="dana")["status"] == "published"
+    pinned = {**package_files("etl_kit", "1.1.0"), "etl_kit/requirements.txt": f"packaging=={version('packaging')}\n"}
+    remote.commit("1.1.0", pinned)
+    remote.git("tag", "etl_kit/v1.1.0")
+    catalogs.refresh_catalogs()
+
+    plan = updates.update("etl_kit", dry_run=True, actor="dana")
+
+    assert plan["passed"] is False
+    assert [f for f in plan["findings"] if f["rule"] == "dependency-conflict" and f["severity"] == "error"]
+    shared_live = get_release(get_repository("shared").live_release_id)
+    assert not [f for f in shared_live["findings"] if f["rule"] == "dependency-conflict"]  # a pre-check only asks
+    with pytest.raises(ValidationFailed, match="1.0.0 stays live"):
+        updates.update("etl_kit", actor="dana")
