@@ -28,7 +28,7 @@ from airflow_dagops.validate.report import Finding
 log = logging.getLogger(__name__)
 
 # 3: keys name the file's path and what else decides a finding; entries are stored relative to the file and root.
-PIPELINE_VERSION = "3"
+PIPELINE_VERSION = "4"
 
 
 @functools.lru_cache(maxsize=1)

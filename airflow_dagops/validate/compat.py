@@ -14,6 +14,10 @@ How ruff is run, and why:
 - `--no-cache`: the release folder is immutable and must stay free of a `.ruff_cache`.
 - Paths are relative to the release root (ruff runs there) and come after `--`, so a file named `-x.py`
   can't be read as an option.
+
+AIR3xx findings inside an `except ImportError` handler (the Airflow 2 branch of a compatibility shim such as
+`try: from airflow.sdk import DAG` / `except ImportError: from airflow import DAG`) are dropped: that code only
+runs where the `try` fails, i.e. on Airflow 2. Whether the shim works on this Airflow is the imports check's job.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ import os
 import subprocess
 from pathlib import Path
 
-from airflow_dagops.validate.imports import python_files_in_release
+from airflow_dagops.validate.imports import import_fallback_line_ranges, parse_python_file, python_files_in_release
 from airflow_dagops.validate.report import Finding
 
 try:
@@ -100,8 +104,24 @@ def check_compat(root: Path, files: list[str]) -> list[Finding]:
         log.warning("Airflow 3 compatibility check unavailable: %s", err)
         return [_unavailable(str(err))]
     relative_paths = _relative_path_lookup(root, targets)
-    findings = [_finding(d, relative_paths) for d in diagnostics]
-    return [f for f in findings if f is not None]
+    findings = [f for f in (_finding(d, relative_paths) for d in diagnostics) if f is not None]
+    return _without_import_fallback_findings(root, findings)
+
+
+def _without_import_fallback_findings(root: Path, findings: list[Finding]) -> list[Finding]:
+    """Drop AIR3xx findings on lines inside an `except ImportError` handler (the Airflow 2 side of a shim)."""
+    ranges: dict[str, list[tuple[int, int]]] = {}
+    kept = []
+    for finding in findings:
+        if finding.rule.startswith("AIR3") and finding.file and finding.line:
+            if finding.file not in ranges:
+                tree = parse_python_file(root / finding.file, finding.file)
+                ranges[finding.file] = import_fallback_line_ranges(tree) if tree is not None else []
+            if any(first <= finding.line <= last for first, last in ranges[finding.file]):
+                log.debug("compat: %s at %s:%s is in an ImportError fallback", finding.rule, finding.file, finding.line)
+                continue
+        kept.append(finding)
+    return kept
 
 
 def ruff_binary() -> str:

@@ -39,6 +39,7 @@ from airflow_dagops.validate.imports import (
     parse_python_file,
     provider_distribution,
     python_files_in_release,
+    settle_shims,
 )
 from airflow_dagops.validate.report import Finding
 
@@ -200,9 +201,11 @@ def check_providers(root: Path, files: list[str], environment: Environment | Non
         if tree is None:
             continue
         reported: set[str] = set()
-        for imported in collect_imports(tree):
+        for imported in settle_shims(collect_imports(tree), resolver):
             if imported.runtime:
                 continue  # the imports check warns about those (missing-module-runtime)
+            if imported.fallback_works:
+                continue  # a compatibility shim whose `except ImportError` fallback imports: the imports check's info
             for module in _provider_modules(imported):
                 if module in reported:
                     continue

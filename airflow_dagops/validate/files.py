@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from airflow_dagops.validate.report import Finding
@@ -110,3 +111,89 @@ def _first_bad_line(data: bytes) -> int:
         except UnicodeDecodeError:
             return number
     return 1
+
+
+# --- Which Python files are DAG files ---------------------------------------------------------------------------------
+
+VENDOR_FOLDERS = {"vendor", "third_party", "site-packages"}
+_PACKAGE_TABLE = re.compile(rb"^[ \t]*\[(project|build-system)\][ \t]*(#.*)?$", re.MULTILINE)
+IGNORED_BY_AIRFLOWIGNORE = "matched by .airflowignore"
+SKIPPED_BY_SAFE_MODE = "Airflow's safe mode skips it (it never says 'airflow' together with 'dag' or 'asset')"
+
+
+@dataclass
+class ParseView:
+    """Which Python files Airflow's dag-processor parses as DAG files, and why it never parses the others.
+
+    The pipeline and the sandbox both take it from `parse_view`, so they can never disagree."""
+
+    dag_files: set[str] = field(default_factory=set)
+    not_parsed: dict[str, str] = field(default_factory=dict)  # a .py file that is no DAG file -> why
+
+    def never_parsed(self, file: str) -> bool:
+        """Not a DAG file for a reason other than safe mode: ignored, a dbt model, a vendored package."""
+        return self.not_parsed.get(file, SKIPPED_BY_SAFE_MODE) != SKIPPED_BY_SAFE_MODE
+
+
+def parse_view(root: Path | str, files: list[str] | None = None) -> ParseView:
+    """Airflow's own listing (its importer registry: `.airflowignore` files in every folder, in the configured
+    `[core] dag_ignore_file_syntax`, and the `[core] dag_discovery_safe_mode` heuristic), less what is not DAG code
+    even though Airflow would read it: Python models of a dbt project and vendored packages.
+
+    `files` are the release's files (`list_files`); without them only `dag_files` is computed."""
+    from airflow.configuration import conf
+    from airflow.dag_processing.importers import get_importer_registry
+
+    real_root = os.path.realpath(root)
+    safe_mode = conf.getboolean("core", "DAG_DISCOVERY_SAFE_MODE", fallback=True)
+    listed = {_relative(path, real_root) for path in get_importer_registry().list_dag_files(real_root, safe_mode)}
+    view = ParseView()
+    for file in sorted(listed):
+        reason = not_dag_code(real_root, file)
+        if reason:
+            view.not_parsed[file] = reason
+        else:
+            view.dag_files.add(file)
+    python = [f for f in files or [] if f.endswith(".py") and f not in listed]
+    if python:
+        from airflow._shared.module_loading.file_discovery import find_path_from_directory
+
+        syntax = conf.get("core", "DAG_IGNORE_FILE_SYNTAX", fallback="glob")
+        visible = {_relative(path, real_root) for path in find_path_from_directory(real_root, ".airflowignore", syntax)}
+        for file in python:
+            reason = IGNORED_BY_AIRFLOWIGNORE if file not in visible else SKIPPED_BY_SAFE_MODE
+            view.not_parsed[file] = not_dag_code(real_root, file) or reason
+    return view
+
+
+def not_dag_code(root: Path | str, file: str) -> str | None:
+    """Why a Python file is no DAG file whatever Airflow lists: a dbt project's Python model (`models/**/*.py` next to
+    a `dbt_project.yml`), or a file of a vendored package (a folder named vendor, third_party or site-packages, or
+    with its own setup.py or a pyproject.toml with a [project] or [build-system] table; the repository's own root is
+    not one)."""
+    parts = file.split("/")[:-1]
+    for depth in range(len(parts)):
+        if parts[depth] == "models" and os.path.isfile(os.path.join(root, *parts[:depth], "dbt_project.yml")):
+            project = "/".join(parts[:depth]) or "."
+            return f"a Python model of the dbt project in {project}/"
+    for depth in range(1, len(parts) + 1):
+        folder = "/".join(parts[:depth])
+        if parts[depth - 1] in VENDOR_FOLDERS or _is_package(os.path.join(root, folder)):
+            return f"part of the vendored package in {folder}/"
+    return None
+
+
+def _is_package(folder: str) -> bool:
+    """A folder with a setup.py, or a pyproject.toml that builds a package: one that only configures tools (ruff,
+    black, pytest: `[tool.*]` tables) does not make the DAGs beside it a vendored package."""
+    if os.path.isfile(os.path.join(folder, "setup.py")):
+        return True
+    try:
+        with open(os.path.join(folder, "pyproject.toml"), "rb") as stream:
+            return _PACKAGE_TABLE.search(stream.read()) is not None
+    except OSError:
+        return False
+
+
+def _relative(path: str, real_root: str) -> str:
+    return os.path.relpath(path, real_root).replace(os.sep, "/")

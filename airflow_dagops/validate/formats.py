@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from typing import Any
+from urllib.parse import quote
 from xml.etree import ElementTree as ET
 
 from airflow_dagops import __version__
@@ -58,7 +59,9 @@ def to_sarif(report: Report, root_label: str) -> str:
             "message": {"text": f.message + (f" Hint: {f.hint}" if f.hint else "")},
         }
         if f.file:
-            location: dict[str, Any] = {"artifactLocation": {"uri": f.file, "uriBaseId": "SRCROOT"}}
+            # A relative URI reference: spaces, "#", "%" and the like percent-encoded, "/" kept.
+            uri = quote(f.file, safe="/")
+            location: dict[str, Any] = {"artifactLocation": {"uri": uri, "uriBaseId": "SRCROOT"}}
             if f.line:
                 location["region"] = {"startLine": f.line}
             result["locations"] = [{"physicalLocation": location}]

@@ -20,6 +20,11 @@ It never imports user code, and imports as little as possible of anything else:
   have side effects) and do not report: the structure check, which imports the DAGs in a sandbox,
   reports real import errors anyway.
 
+Compatibility shims (`try: from airflow.sdk import DAG` / `except ImportError: from airflow import DAG`) are judged
+as a whole (`settle_shims`): the handler's imports are not checked when the `try` body imports, a missing `try`
+import whose fallback works is an info, and only a shim with both branches missing is an error (on the fallback).
+`if TYPE_CHECKING:` imports are never checked.
+
 Size: about a fifth of it is data (import name -> distribution, Airflow 2 -> 3 moves) that only this check
 reads, and `ModuleResolver` is the one disk walk described above; the rest are small rules over its answers.
 """
@@ -35,7 +40,7 @@ import pkgutil
 import sys
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from airflow_dagops.validate.report import Finding
@@ -227,6 +232,15 @@ class ImportedModule:
     runtime: bool = False
     # For `from module import a, b`: when `module` is a namespace package, a and b can only be submodules.
     names: tuple[str, ...] = ()
+    # Part of a compatibility shim (`try: import A` / `except ImportError: import B`): the shim's number in the file,
+    # and whether the import is in the handler (the fallback) or in the `try` body.
+    shim: int | None = None
+    fallback: bool = False
+    # Set by `settle_shims` on a missing `try` body import whose fallback works: the handler's modules.
+    fallback_modules: tuple[str, ...] = ()
+    fallback_works: bool = False
+    # Set by `settle_shims` on a handler import when the `try` body is missing too: the `try` body's missing modules.
+    fallback_for: tuple[str, ...] = ()
 
 
 # --- Which files --------------------------------------------------------------------------------------------------
@@ -269,10 +283,77 @@ def local_module_names(root: Path) -> set[str]:
 
 
 def collect_imports(tree: ast.AST) -> list[ImportedModule]:
-    """The absolute imports that must resolve in the Airflow environment (guarded and TYPE_CHECKING ones excluded)."""
+    """The absolute imports that must resolve in the Airflow environment (TYPE_CHECKING ones excluded).
+
+    Imports in a `try` whose `except ImportError` handler does more than re-raise are marked with their shim:
+    `settle_shims` decides which of them must resolve.
+    """
     collector = _ImportCollector(tree)
     collector.visit(tree)
     return collector.found
+
+
+def settle_shims(imports: list[ImportedModule], resolver: ModuleResolver) -> list[ImportedModule]:
+    """The imports that must resolve, once compatibility shims (`try: import A` / `except ImportError: import B`)
+    are settled:
+
+    - plain imports: all of them;
+    - a `try` body that imports: its handler's imports are never checked (they only run when the `try` fails);
+    - a `try` body whose imports all resolve: nothing to check;
+    - a `try` body with a missing import and no import in the handler: an optional import, nothing to check;
+    - a `try` body with a missing import and a handler whose imports all resolve: the `try` body's imports, each
+      with the handler's modules in `fallback_modules` and `fallback_works` set (a missing one is only an info);
+    - a `try` body with a missing import and a handler with a missing import too: the handler's imports, as
+      before shims were settled, each with the `try` body's missing modules in `fallback_for`;
+    - a handler whose `try` body has no import statement (e.g. `importlib.import_module`): its imports are
+      checked as plain imports.
+    """
+    shims: dict[int, list[ImportedModule]] = {}
+    settled: list[ImportedModule] = []
+    for imported in imports:
+        if imported.shim is None:
+            settled.append(imported)
+        else:
+            shims.setdefault(imported.shim, []).append(imported)
+    for members in shims.values():
+        body = [i for i in members if not i.fallback]
+        handler = [i for i in members if i.fallback]
+        if not body:
+            settled.extend(replace(i, shim=None, fallback=False) for i in handler)
+            continue
+        body_missing = tuple(dict.fromkeys(m for i in body for m in _missing_modules(i, resolver)))
+        if not handler or not body_missing:
+            continue
+        if not all(_resolves(i, resolver) for i in handler):
+            settled.extend(replace(i, shim=None, fallback=False, fallback_for=body_missing) for i in handler)
+            continue
+        for imported in body:
+            # Name the handler's imports that bind the same names (`PythonOperator` from its Airflow 2 path).
+            same_names = [i.module for i in handler if set(i.names) & set(imported.names)]
+            modules = tuple(dict.fromkeys(same_names or [i.module for i in handler]))
+            settled.append(replace(imported, fallback_modules=modules, fallback_works=True))
+    settled.sort(key=lambda i: i.line)
+    return settled
+
+
+def _missing_modules(imported: ImportedModule, resolver: ModuleResolver) -> list[str]:
+    return [m for m in _modules_to_check(imported, resolver) if resolver.missing_part(m) is not None]
+
+
+def _resolves(imported: ImportedModule, resolver: ModuleResolver) -> bool:
+    return not _missing_modules(imported, resolver)
+
+
+def import_fallback_line_ranges(tree: ast.AST) -> list[tuple[int, int]]:
+    """First and last line of each `except ImportError`-style handler that does more than re-raise (the fallback
+    branch of a compatibility shim, or the `else` of an optional import)."""
+    ranges = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.stmt):  # only `try` and `try/except*` statements have handlers
+            for handler in getattr(node, "handlers", ()):
+                if _is_import_guard(handler):
+                    ranges.append((handler.lineno, handler.end_lineno or handler.lineno))
+    return ranges
 
 
 class _ImportCollector(ast.NodeVisitor):
@@ -282,6 +363,8 @@ class _ImportCollector(ast.NodeVisitor):
         self._callables_run_elsewhere: set[str] | None = None  # found on first need: a walk of the whole tree
         self._skipping = 0  # inside an import guard, a TYPE_CHECKING block or a function run in another environment
         self._functions: list[str] = []  # names of the enclosing functions
+        self._shim: tuple[int, bool] | None = None  # inside a shim: its number, and whether in the handler
+        self._shims = 0
 
     def visit_Import(self, node: ast.Import) -> None:
         if not self._skipping:
@@ -294,8 +377,20 @@ class _ImportCollector(ast.NodeVisitor):
             self._add(node.module, node.lineno, tuple(a.name for a in node.names if a.name != "*"))
 
     def visit_Try(self, node: ast.Try) -> None:
-        self._visit_body(node.body, skip=_handlers_make_imports_optional(node.handlers))
-        for part in (node.handlers, node.orelse, node.finalbody):
+        if not _handlers_make_imports_optional(node.handlers):
+            for part in (node.body, node.handlers, node.orelse, node.finalbody):
+                self._visit_body(part)
+            return
+        outer = self._shim
+        self._shims += 1
+        number = self._shims
+        self._shim = (number, False)
+        self._visit_body(node.body)
+        for handler in node.handlers:
+            self._shim = (number, True) if _is_import_guard(handler) else outer
+            self.visit(handler)
+        self._shim = outer
+        for part in (node.orelse, node.finalbody):
             self._visit_body(part)
 
     visit_TryStar = visit_Try
@@ -338,7 +433,12 @@ class _ImportCollector(ast.NodeVisitor):
                 self._callables_run_elsewhere = _callables_run_elsewhere(self._tree)
             if self._callables_run_elsewhere.intersection(self._functions):
                 return
-        self.found.append(ImportedModule(module=module, line=line, runtime=bool(self._functions), names=names))
+        shim, fallback = self._shim or (None, False)
+        self.found.append(
+            ImportedModule(
+                module=module, line=line, runtime=bool(self._functions), names=names, shim=shim, fallback=fallback
+            )
+        )
 
 
 def _exception_names(node: ast.expr | None) -> set[str]:
@@ -355,9 +455,12 @@ def _exception_names(node: ast.expr | None) -> set[str]:
 
 def _handlers_make_imports_optional(handlers: list[ast.ExceptHandler]) -> bool:
     """True when some handler catches ImportError and does more than re-raise (a re-raise still fails the parse)."""
-    return any(
-        _exception_names(handler.type) & _IMPORT_GUARDS and not all(isinstance(s, ast.Raise) for s in handler.body)
-        for handler in handlers
+    return any(_is_import_guard(handler) for handler in handlers)
+
+
+def _is_import_guard(handler: ast.ExceptHandler) -> bool:
+    return bool(_exception_names(handler.type) & _IMPORT_GUARDS) and not all(
+        isinstance(s, ast.Raise) for s in handler.body
     )
 
 
@@ -705,19 +808,38 @@ def check_imports(root: Path, files: list[str]) -> list[Finding]:
         tree = parse_python_file(path, relative)
         if tree is None:
             continue
-        reported: set[str] = set()  # one finding per missing module and file, at its first import
-        for imported in collect_imports(tree):
+        # One finding per missing module and file, at its first import (and one for its first unguarded import).
+        reported: set[tuple[str, bool]] = set()
+        for imported in settle_shims(collect_imports(tree), resolver):
             for module in _modules_to_check(imported, resolver):
                 missing = resolver.missing_part(module)
-                if missing is None or module in reported:
+                if missing is None or (module, imported.fallback_works) in reported:
                     continue
-                reported.add(module)
+                reported.add((module, imported.fallback_works))
                 findings.append(_finding(relative, imported, module, missing, resolver))
     return findings
 
 
 def _finding(relative: str, imported: ImportedModule, module: str, missing: str, resolver: ModuleResolver) -> Finding:
     message, hint = describe_missing(module, missing, resolver)
+    fallbacks = ", ".join(f"`{m}`" for m in imported.fallback_modules)
+    if imported.fallback_works:
+        return Finding(
+            rule="missing-module",
+            severity="info",
+            file=relative,
+            line=imported.line,
+            message=f"{message}; the `except ImportError` handler falls back to {fallbacks}, which can be imported",
+            hint="Nothing to do while the fallback works (a compatibility shim). " + hint,
+        )
+    if imported.fallback_for:
+        # Both branches of a shim fail: reported on the fallback, as before shims were settled, naming both.
+        tried = imported.fallback_for[0]
+        message += f" (the `except ImportError` fallback of `{tried}`, which cannot be imported either)"
+        hint += (
+            " Or make the `try` branch work: "
+            + describe_missing(tried, resolver.missing_part(tried) or tried, resolver)[1]
+        )
     if imported.runtime:
         return Finding(
             rule="missing-module-runtime",

@@ -22,7 +22,7 @@ import stat
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -39,7 +39,7 @@ from airflow_dagops.validate.cache import (
     without_root,
 )
 from airflow_dagops.validate.config import load_config
-from airflow_dagops.validate.files import check_files, list_files
+from airflow_dagops.validate.files import ParseView, check_files, list_files, parse_view
 from airflow_dagops.validate.imports import local_module_names
 from airflow_dagops.validate.report import Finding, Report
 from airflow_dagops.validate.structure import DagInfo, check_structure, dag_id_taken_findings, duplicate_dag_id_findings
@@ -49,6 +49,8 @@ log = logging.getLogger(__name__)
 
 CheckFn = Callable[[Path, list[str]], list[Finding]]
 CROSS_FILE_RULES = {"duplicate-dag-id", "dag-id-taken"}
+# Checks about a file as a DAG file: they skip a file Airflow never parses (`files.ParseView.never_parsed`).
+DAG_FILE_CHECKS = {"imports", "dependencies", "start-date"}
 # Outcomes that may say more about the machine at that moment (load, the kernel's OOM killer, a killed worker) than
 # about the file: the file is imported again next run rather than failing from the cache after the cause is gone.
 UNSETTLED_RULES = {"import-timeout", "import-memory-limit", "import-crash"}
@@ -113,6 +115,8 @@ def run_pipeline(root: Path, options: PipelineOptions, *, extra_findings: list[F
     file_findings, unreadable = check_files(root, files)
     findings += file_findings
     checkable = [f for f in files if f not in unreadable]
+    view = _parse_view(root, all_files)
+    never_parsed = {f for f in checkable if view is not None and view.never_parsed(f)}
     release = Release(root, all_files, config.fingerprint())
     cache = ResultCache(options.cache_path)
     try:
@@ -120,16 +124,22 @@ def run_pipeline(root: Path, options: PipelineOptions, *, extra_findings: list[F
         # worker processes while this process runs the other per-file checks: both halves use the 2+ cores.
         per_file, stats = _run_per_file_checks(release, checkable, cache, options.skip, only={"syntax"})
         broken = {f.file for f in per_file if f.rule == "syntax-error"}
+        per_file = [_not_a_dag_file(f, view) if f.file in never_parsed else f for f in per_file]
         python = [f for f in checkable if f.endswith(".py") and f not in broken]
+        if view is not None:  # the sandbox would not load the others either (it lists with `parse_view` too)
+            python = [f for f in python if f in view.dag_files]
         run_structure = options.structure and "structure" not in options.skip
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="dagops-structure") as pool:
             structure = pool.submit(_run_structure, release, python, options) if run_structure else None
-            more, more_stats = _run_per_file_checks(release, checkable, cache, options.skip, exclude={"syntax"})
+            more, more_stats = _run_per_file_checks(
+                release, checkable, cache, options.skip, exclude={"syntax"}, not_dag=never_parsed
+            )
             dags, structure_findings, import_seconds, imported = structure.result() if structure else ([], [], {}, 0)
         per_file += more
         for key in ("checked", "cached"):
             stats[key].update(more_stats[key])
         stats["structure_imported"] = imported
+        stats["import_seconds"] = {file: round(s, 3) for file, s in sorted(import_seconds.items()) if s is not None}
         findings += per_file + structure_findings
         findings += _cross_file_findings(dags, options.dag_owners)
         if "policy" not in options.skip:
@@ -227,6 +237,7 @@ def _run_per_file_checks(
     *,
     only: set[str] | None = None,
     exclude: frozenset | set = frozenset(),
+    not_dag: frozenset | set = frozenset(),
 ):
     findings: list[Finding] = []
     stats: dict[str, Any] = {"checked": {}, "cached": {}}  # per check: files checked, files from the cache
@@ -239,20 +250,44 @@ def _run_per_file_checks(
         ):
             continue
         context = (release.local_names,) if name in ("imports", "dependencies") else ()
+        checked = [f for f in files if f not in not_dag] if name in DAG_FILE_CHECKS else files
         keys = {
             f: cache_key(name, f, fingerprint, release.config, *context)
-            for f in files
+            for f in checked
             if (fingerprint := release.fingerprints.get(f))
         }
 
         def run(misses: list[str], check: CheckFn = check) -> tuple[dict, list]:
             return _by_file(check(release.root, misses), misses, release.root_paths)
 
-        entries, stray, computed = _reuse_or_run(cache, files, keys, run)
+        entries, stray, computed = _reuse_or_run(cache, checked, keys, run)
         findings += stray
-        findings += [loaded_finding(item, f) for f in files for item in entries[f]]
-        stats["checked"][name], stats["cached"][name] = computed, len(files) - computed
+        findings += [loaded_finding(item, f) for f in checked for item in entries[f]]
+        stats["checked"][name], stats["cached"][name] = computed, len(checked) - computed
     return findings, stats
+
+
+def _parse_view(root: Path, files: list[str]) -> ParseView | None:
+    """Which files Airflow parses as DAG files, as the sandbox sees it; None (judge every file as a DAG file) when
+    Airflow cannot list the folder (a symlink loop, an unreadable setting): a failing listing must not pass files."""
+    try:
+        return parse_view(root, files)
+    except Exception:  # noqa: BLE001
+        log.warning("could not list the files Airflow parses; every Python file is judged as a DAG file", exc_info=True)
+        return None
+
+
+def _not_a_dag_file(finding: Finding, view: ParseView | None) -> Finding:
+    """A file Airflow never parses cannot fail a parse: its syntax error is a warning that says why. If a DAG imports
+    it, that DAG's import fails, and the structure step reports it on the DAG."""
+    if finding.rule != "syntax-error" or view is None or finding.file not in view.not_parsed:
+        return finding
+    return replace(
+        finding,
+        severity="warning",
+        message=f"{finding.message}; Airflow never parses this file as a DAG file: {view.not_parsed[finding.file]}",
+        hint="Fix it if a DAG imports it (that DAG's import fails); otherwise it only breaks whoever runs it.",
+    )
 
 
 def _by_file(findings: list[Finding], files: list[str], root_paths: re.Pattern[str]) -> tuple[dict[str, list], list]:

@@ -7,7 +7,8 @@ Process layout for one `check_structure` call:
               ├── generation for slot 0 ─── loads DAG files ──────────┤
               └── generation for slot 1 ─── loads DAG files ──────────┘
 
-* The **zygote** imports Airflow (1-2 s), installs the placeholders for Variables and Connections, lists the files
+* The **zygote** imports Airflow (1-2 s), installs the placeholders for Variables and Connections, blocks the ORM
+  (no metadata DB, as in Airflow 3's dag-processor; see `block_metadata_db`), lists the files
   Airflow would consider (`.airflowignore`, safe mode) and forks one generation per slot. It never runs user code,
   so it never needs replacing, and the slots share one Airflow import (CPU and memory the other checks can use).
 * A **generation** answers its slot's requests one file at a time: it loads the file with Airflow's own
@@ -59,6 +60,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from airflow_dagops.validate.files import parse_view  # light: os, re and the report types
 from airflow_dagops.validate.sandbox_audit import (
     SANDBOX_REFUSAL,
     Auditor,
@@ -394,18 +396,17 @@ class Loader:
             dag_folder=self.root, bundle_path=Path(self.root), collect_dags=False, load_op_links=False
         )
         self._considered: set[str] | None = None  # computed by each generation, see `considered`
+        block_metadata_db()
         self.audit = AuditState(writable=tuple(config.get("writable", ())), private=tuple(config.get("private", ())))
         self.namespaces = False
 
     def considered(self) -> set[str]:
         """The files Airflow itself would parse: `.airflowignore` and the safe-mode heuristic, with Airflow's own
-        code. Listed once per generation, not in the zygote: a warm sandbox serves several validations of one
-        folder, and an edit may change which files Airflow parses."""
+        code, less dbt models and vendored packages: `files.parse_view`, the pipeline's listing too. Listed once per
+        generation, not in the zygote: a warm sandbox serves several validations of one folder, and an edit may
+        change which files Airflow parses."""
         if self._considered is None:
-            from airflow.dag_processing.importers import get_importer_registry
-
-            listed = get_importer_registry().list_dag_files(self.root, safe_mode=self.safe_mode)
-            self._considered = {os.path.relpath(path, self.root).replace(os.sep, "/") for path in listed}
+            self._considered = parse_view(self.root).dag_files
         return self._considered
 
     def arm(self, *, namespaces: bool) -> None:
@@ -501,7 +502,7 @@ class Loader:
 
     def describe_dags(self, relative: str, found: list[Any], problems: list[dict[str, Any]]) -> list[dict[str, Any]]:
         described = []
-        for dag in found:
+        for dag in unique_dags(found):
             try:
                 if self.serialize is not None:
                     self.serialize(dag)
@@ -558,6 +559,44 @@ class Loader:
                 sys.modules.pop(name, None)
         self.bag.dags.clear()
         self.capture.reset()
+
+
+def block_metadata_db() -> None:
+    """No metadata DB for DAG code, exactly as in production (in the zygote, so in every generation).
+
+    Airflow 3's dag-processor parses each file in a process that calls the Task SDK's `block_orm_access` first:
+    the ORM is switched off, and DAG code that reaches for the DB fails there. Doing the same here keeps the
+    answer faithful (a file that needs the DB at import time fails, as it will in production) and the same on
+    every run: there is no scratch database whose state one import could leave for the next, in this validation
+    or in a later one served by the same warm sandbox, and no database path in any message.
+    """
+    try:
+        from airflow.sdk.execution_time.supervisor import block_orm_access
+    except ImportError:  # an Airflow without it: DAG code then meets an empty, unmigrated database
+        return
+    block_orm_access()
+    # It also exports a fake DB URL for subprocesses. The sandbox's environment carries no AIRFLOW__DATABASE__*
+    # setting at all (nothing a DAG could mistake for, or learn from, a database setting), and keeps it that way.
+    for name in ("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", "AIRFLOW__CORE__SQL_ALCHEMY_CONN"):
+        os.environ.pop(name, None)
+
+
+def unique_dags(found: list[Any]) -> list[Any]:
+    """Each DAG object once, in the order Airflow found it.
+
+    Airflow collects a file's DAGs in a set of (dag, module) built from the module's globals and the DAGs that
+    `with DAG(...)` registered. A DAG's hash covers its task ids, and the registered entry keeps the hash of the
+    moment the `with` block ended: tasks attached afterwards (`dag=dag`, very common) make the same object appear
+    twice, and `process_file` returns it twice. One object is one DAG: only two *different* objects with one dag_id
+    are a duplicate (Airflow then keeps the last one and silently drops the other).
+    """
+    seen: set[int] = set()
+    unique = []
+    for dag in found:
+        if id(dag) not in seen:
+            seen.add(id(dag))
+            unique.append(dag)
+    return unique
 
 
 def refused_by_sandbox(exc: BaseException | None) -> bool:

@@ -29,15 +29,24 @@ Three parts, each built on a well-kept library where one exists:
    as ``security-scan-skipped``, info); binary files are skipped silently. One finding per line, for
    the most specific secret type found on it; the message names the type and line, never the value.
    detect-secrets' ``# pragma: allowlist secret`` (or ``pragma: allowlist nextline secret`` on the
-   line above) marks a false positive.
+   line above) marks a false positive. A second opinion (``airflow_dagops.validate.secrets``) turns a
+   finding into a **warning**, with the reason in its message, when every value on the line is a
+   placeholder or template, the name or path of a secret, a local development default in a Compose file,
+   or sits in vendored third-party code; and it adds ``hardcoded-secret-basic-auth`` errors for
+   connection-URI passwords detect-secrets misses (``#``, ``%``, a second ``@`` in the password).
 
 3. **import-time-side-effect** (our AST rule): process, network or ``exec``/``eval`` calls in code
    that runs when the module is imported (module level, including top-level if/with/try/for blocks,
    decorators and default values), but not inside function or class bodies nor under
-   ``if __name__ == "__main__":``. Import aliases are resolved (``import subprocess as sp``).
+   ``if __name__ == "__main__":``. Import aliases are resolved (``import subprocess as sp``). File writes
+   count too (``open(path, "w")``, ``Path.write_text``, ``shutil.copy``, ``os.remove``). A call at import
+   of an undecorated function of the same file is followed one level deep (``CONFIG = fetch()`` where
+   ``fetch`` calls ``urlopen``), never further, so recursion ends; decorated functions (``@task``) are not.
 
 Size: three parts of one check over the same files (bandit, detect-secrets, import-time calls), with the
-severity tables above; each part is a few functions and `_ImportTimeCallFinder` is the one AST visitor.
+severity tables above; each part is a few functions and `_ImportTimeCallFinder` is the one AST visitor
+(it follows same-file calls one level itself). The secret second opinion (placeholders, names of secrets,
+dev defaults, vendored code, URI passwords) lives in `secrets.py`, so the secret part here stays the glue.
 """
 
 from __future__ import annotations
@@ -62,6 +71,7 @@ from detect_secrets.plugins.keyword import KeywordDetector
 from detect_secrets.plugins.private_key import PrivateKeyDetector
 from detect_secrets.settings import Settings, transient_settings
 
+from airflow_dagops.validate import secrets as secrets_review
 from airflow_dagops.validate.report import Finding
 
 
@@ -365,25 +375,50 @@ def _find_secrets(root: Path, targets: list[_ScanTarget]) -> list[Finding]:
                 collection.scan_file(target.relative)
             except Exception:  # a transformer choking on odd YAML must not stop the release check
                 log.warning("detect-secrets failed on %s; file not scanned for secrets", target.relative, exc_info=True)
+    lines_by_file = {target.relative: target.source.decode("utf-8", "replace").splitlines() for target in targets}
     findings = []
     for relative, secrets in collection.data.items():
         types_by_line: dict[int, set[str]] = {}
+        values_by_line: dict[int, list[str]] = {}
         for secret in secrets:
             types_by_line.setdefault(secret.line_number, set()).add(secret.type)
-        findings += [_secret_finding(relative, line, types) for line, types in types_by_line.items()]
+            if secret.secret_value is not None:
+                values_by_line.setdefault(secret.line_number, []).append(secret.secret_value)
+        lines = lines_by_file.get(relative, [])
+        for line, types in types_by_line.items():
+            text = lines[line - 1] if 0 < line <= len(lines) else ""
+            reason = secrets_review.downgrade_reason(relative, text, values_by_line.get(line, []))
+            findings.append(_secret_finding(relative, line, types, reason))
+    # detect-secrets misses URI passwords holding `#`, `%` or a second `@`; add those it did not report.
+    reported = {(finding.file, finding.line) for finding in findings}
+    for target in targets:
+        lines = lines_by_file[target.relative]
+        for line, password in secrets_review.find_uri_passwords("\n".join(lines)):
+            if (target.relative, line) not in reported:
+                reason = secrets_review.downgrade_reason(target.relative, lines[line - 1], [password])
+                findings.append(_secret_finding(target.relative, line, {"URI password"}, reason))
     return findings
 
 
-def _secret_finding(relative: str, line: int, secret_types: set[str]) -> Finding:
+def _secret_finding(relative: str, line: int, secret_types: set[str], not_a_secret: str | None = None) -> Finding:
     rule = min((secret_rule(t) for t in secret_types), key=_RULE_PRIORITY.index)
+    if secret_types == {"URI password"}:  # our own URI scan (airflow_dagops.validate.secrets)
+        rule = "hardcoded-secret-basic-auth"
+    # A placeholder, a secret's name, a dev default or vendored code: shown, with why, but not blocking.
+    severity = "warning" if not_a_secret else _SECRET_SEVERITY[rule]
+    because = f"; a warning, not an error, because it is {not_a_secret}" if not_a_secret else ""
+    source = (
+        "connection URI scan"
+        if secret_types == {"URI password"}
+        else f"detect-secrets: {', '.join(sorted(secret_types))}"
+    )
     return Finding(
         rule=rule,
-        severity=_SECRET_SEVERITY[rule],
+        severity=severity,
         file=relative,
         line=line,
         # The value itself never goes into a finding: reports are stored and shown to many people.
-        message=f"Possible hardcoded {_SECRET_LABELS[rule]} on line {line} "
-        f"(detect-secrets: {', '.join(sorted(secret_types))})",
+        message=f"Possible hardcoded {_SECRET_LABELS[rule]} on line {line} ({source}){because}",
         hint=_SECRET_HINTS[rule] + _ALLOWLIST_HINT,
     )
 
@@ -412,7 +447,18 @@ _DANGEROUS_CALLS = [
         "makes a network call",
     ),
     (re.compile(r"(builtins\.)?(exec|eval)"), "executes dynamic code"),
+    (
+        re.compile(
+            r"shutil\.(copy\w*|move|rmtree)"
+            r"|os\.(remove|unlink|rename|renames|replace|rmdir|removedirs|truncate)"
+            r"|pathlib\.(Posix|Windows)?Path(\(\))?\.(write_text|write_bytes|unlink|rmdir|touch|rename|replace)"
+        ),
+        "writes or deletes files",
+    ),
 ]
+_OPEN_FUNCTIONS = frozenset({"open", "builtins.open", "io.open"})
+# A decorator may replace the function (Airflow's @task, @dag); only caching ones still run its body.
+_TRANSPARENT_DECORATORS = frozenset({"functools.cache", "functools.lru_cache", "functools.lru_cache()"})
 _IMPORT_TIME_HINT = (
     "Airflow's dag-processor imports every DAG file again every 30 s ([dag_processor] "
     "min_file_process_interval) on the scheduler's machines, so this would run constantly, slow or hang "
@@ -435,15 +481,22 @@ class _SideEffect:
     shown: str
     qualified_name: str
     reason: str
+    via: str | None = None  # `fetch()`: the same-file function called at import that makes this call
+    via_line: int | None = None
 
 
 class _ImportTimeCallFinder(ast.NodeVisitor):
     """Visits only the code that runs at import: it does not enter function or class bodies,
-    lambdas, or the body of ``if __name__ == "__main__":``; it does visit decorators and defaults."""
+    lambdas, or the body of ``if __name__ == "__main__":``; it does visit decorators and defaults.
+    A call at import of an undecorated function of the same file is followed one level deep: the calls
+    its body makes are reported at the import-time call (``CONFIG = fetch()``); never deeper, so
+    recursion ends."""
 
-    def __init__(self) -> None:
+    def __init__(self, follow_calls: bool = True) -> None:
         self.names: dict[str, str] = {}  # local name -> qualified name ("sp" -> "subprocess")
         self.found: list[_SideEffect] = []
+        self.follow_calls = follow_calls
+        self.functions: dict[str, ast.FunctionDef | ast.AsyncFunctionDef] = {}  # "<module>.fetch" -> def
 
     def visit_Import(self, node: ast.Import) -> None:
         for alias in node.names:
@@ -462,6 +515,7 @@ class _ImportTimeCallFinder(ast.NodeVisitor):
 
     def visit_FunctionDef(self, node: ast.FunctionDef | ast.AsyncFunctionDef) -> None:
         self.names[node.name] = f"<module>.{node.name}"  # shadows an imported or builtin name
+        self.functions[f"<module>.{node.name}"] = node
         self.visit_decorators(node.decorator_list)
         for expression in [*node.args.defaults, *node.args.kw_defaults]:
             if expression is not None:
@@ -498,7 +552,31 @@ class _ImportTimeCallFinder(ast.NodeVisitor):
 
     def visit_Call(self, node: ast.Call) -> None:
         self.record_if_dangerous(node.func)
+        if self.qualified_name(node.func) in _OPEN_FUNCTIONS and _opens_for_writing(node):
+            self.found.append(_SideEffect(node.lineno, ast.unparse(node.func), "open", "writes a file"))
+        elif isinstance(node.func, ast.Attribute) and node.func.attr in ("write_text", "write_bytes"):
+            if self.qualified_name(node.func) is None:  # `(BASE / "out.json").write_text(...)`
+                shown = ast.unparse(node.func)
+                self.found.append(_SideEffect(node.lineno, shown, shown, "writes a file"))
+        self.follow(node)
         self.generic_visit(node)
+
+    def follow(self, node: ast.Call) -> None:
+        """Report what a same-file function called here does when it runs (one level deep only)."""
+        function = self.functions.get(self.qualified_name(node.func) or "")
+        if not self.follow_calls or function is None:
+            return
+        if any(self.qualified_name(d) not in _TRANSPARENT_DECORATORS for d in function.decorator_list):
+            return
+        inner = _ImportTimeCallFinder(follow_calls=False)
+        inner.names = dict(self.names)
+        for statement in function.body:
+            inner.visit(statement)
+        shown = f"{ast.unparse(node.func)}()"
+        for effect in inner.found:
+            self.found.append(
+                _SideEffect(node.lineno, effect.shown, effect.qualified_name, effect.reason, shown, effect.line)
+            )
 
     def visit_decorators(self, decorators: list[ast.expr]) -> None:
         for decorator in decorators:
@@ -524,6 +602,12 @@ class _ImportTimeCallFinder(ast.NodeVisitor):
         return None
 
 
+def _opens_for_writing(node: ast.Call) -> bool:
+    """``open(path, "w")``, ``open(path, mode="a+")``: any mode that creates, truncates or appends."""
+    mode = node.args[1] if len(node.args) > 1 else next((k.value for k in node.keywords if k.arg == "mode"), None)
+    return isinstance(mode, ast.Constant) and isinstance(mode.value, str) and bool(set(mode.value) & set("wax+"))
+
+
 def _is_main_guard(test: ast.expr) -> bool:
     if not (isinstance(test, ast.Compare) and len(test.ops) == 1 and isinstance(test.ops[0], ast.Eq)):
         return False
@@ -545,11 +629,12 @@ def _find_import_time_side_effects(target: _ScanTarget) -> list[Finding]:
 
 def _side_effect_finding(relative: str, effect: _SideEffect) -> Finding:
     resolved = f" (`{effect.qualified_name}`)" if effect.shown != effect.qualified_name else ""
+    via = f"Through `{effect.via}`, on line {effect.via_line}: " if effect.via else ""
     return Finding(
         rule="import-time-side-effect",
         severity="error",
         file=relative,
         line=effect.line,
-        message=f"`{effect.shown}(...)`{resolved} {effect.reason} when the module is imported",
+        message=f"{via}`{effect.shown}(...)`{resolved} {effect.reason} when the module is imported",
         hint=_IMPORT_TIME_HINT,
     )

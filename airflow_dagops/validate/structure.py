@@ -4,6 +4,7 @@ User DAG code runs only in child processes (`sandbox_worker.py`), with:
 - a scrubbed environment: no Airflow DB URL, no `AIRFLOW_CONN_*` / `AIRFLOW_VAR_*`, nothing that looks like a
   secret; `AIRFLOW_HOME`, `HOME`, `TMPDIR` and the working directory in a fresh temporary directory;
 - Variables and Connections answered by placeholders (reading a Variable at import time is reported);
+- no metadata DB at all: the ORM is blocked as in Airflow 3's dag-processor, so no import leaves state for the next;
 - a per-file timeout (default `[core] dagbag_import_timeout`): Airflow's own alarm inside the child first, then a
   kill of the child's process group by the parent (for code that swallows the alarm or is stuck in C);
 - a per-file memory limit (RLIMIT_AS, default 1 GiB) counted from what the child already maps after importing
@@ -65,7 +66,7 @@ RULES: dict[str, str] = {
     "import-crash": "The process loading a DAG file crashed (a signal) or was killed by the file's own code.",
     "dag-cycle": "A DAG's task dependencies form a cycle.",
     "no-dag-in-file": "A file that builds DAGs (DAG(...) or @dag) produced no DAG when loaded.",
-    "duplicate-dag-id": "Two files of the release define the same dag_id.",
+    "duplicate-dag-id": "Two different DAG objects of the release (in two files, or in one) have the same dag_id.",
     "dag-id-taken": "A dag_id is already owned by a repository with a higher priority (see on_conflict).",
     "dag-id-shadows": "A dag_id this release takes from a lower-priority repository, whose file is left out.",
     "variable-at-import": "A Variable is read at import time (a secrets/DB round trip on every parse).",
@@ -248,18 +249,34 @@ def no_dag_finding(relative: str, uncalled: list[str]) -> Finding:
 
 
 def duplicate_dag_id_findings(dags: list[DagInfo]) -> list[Finding]:
-    """One finding per file that shares a dag_id with another file (or defines it twice itself)."""
+    """One finding per DAG that shares its dag_id with another DAG object, in another file or in its own.
+
+    The sandbox reports each DAG object once (see `sandbox_worker.unique_dags`), so a file that reaches one DAG
+    twice (`dag=dag` after a `with` block, two globals bound to it) is one DAG here. Records that agree on every
+    fact (a cache entry written before that) are that same DAG too. Two objects that differ are a duplicate even
+    in one file: Airflow keeps the last one bagged and silently drops the other.
+    """
     by_id: dict[str, list[DagInfo]] = defaultdict(list)
     for dag in dags:
-        by_id[dag.dag_id].append(dag)
+        if dag not in by_id[dag.dag_id]:  # dataclass equality: every fact the same
+            by_id[dag.dag_id].append(dag)
     findings = []
     for dag_id, defined in sorted(by_id.items()):
         if len(defined) < 2:
             continue
         for dag in defined:
-            others = sorted({f"{o.file}:{o.line}" if o.line else o.file for o in defined if o is not dag})
-            message = f"dag_id {dag_id!r} is also defined in {', '.join(others)}."
-            findings.append(finding("duplicate-dag-id", message, dag.file, dag.line))
+            same_file = sorted({o.line or 0 for o in defined if o is not dag and o.file == dag.file})
+            others = sorted({f"{o.file}:{o.line}" if o.line else o.file for o in defined if o.file != dag.file})
+            parts = []
+            if same_file:
+                lines = ", ".join(f"line {line}" if line else "another place" for line in same_file)
+                parts.append(
+                    f"dag_id {dag_id!r} is defined twice in this file (also at {lines}): Airflow keeps only "
+                    "the DAG bagged last."
+                )
+            if others:
+                parts.append(f"dag_id {dag_id!r} is also defined in {', '.join(others)}.")
+            findings.append(finding("duplicate-dag-id", " ".join(parts), dag.file, dag.line))
     return findings
 
 
