@@ -115,7 +115,17 @@ def _first_bad_line(data: bytes) -> int:
 
 # --- Which Python files are DAG files ---------------------------------------------------------------------------------
 
-VENDOR_FOLDERS = {"vendor", "third_party", "site-packages"}
+# Folder names that hold vendored third-party code: not DAG code (here) and not the team's secrets (secrets.py).
+VENDOR_FOLDERS = frozenset(
+    {"vendor", "vendored", "_vendor", "third_party", "third-party", "thirdparty", "site-packages"}
+)
+
+
+def in_vendor_folder(file: str) -> bool:
+    """Whether a release path lies under a folder named like vendored third-party code."""
+    return any(part.lower() in VENDOR_FOLDERS for part in file.split("/")[:-1])
+
+
 _PACKAGE_TABLE = re.compile(rb"^[ \t]*\[(project|build-system)\][ \t]*(#.*)?$", re.MULTILINE)
 IGNORED_BY_AIRFLOWIGNORE = "matched by .airflowignore"
 SKIPPED_BY_SAFE_MODE = "Airflow's safe mode skips it (it never says 'airflow' together with 'dag' or 'asset')"
@@ -168,7 +178,7 @@ def parse_view(root: Path | str, files: list[str] | None = None) -> ParseView:
 
 def not_dag_code(root: Path | str, file: str) -> str | None:
     """Why a Python file is no DAG file whatever Airflow lists: a dbt project's Python model (`models/**/*.py` next to
-    a `dbt_project.yml`), or a file of a vendored package (a folder named vendor, third_party or site-packages, or
+    a `dbt_project.yml`), or a file of a vendored package (a folder VENDOR_FOLDERS names, or
     with its own setup.py or a pyproject.toml with a [project] or [build-system] table; the repository's own root is
     not one)."""
     parts = file.split("/")[:-1]
@@ -178,7 +188,7 @@ def not_dag_code(root: Path | str, file: str) -> str | None:
             return f"a Python model of the dbt project in {project}/"
     for depth in range(1, len(parts) + 1):
         folder = "/".join(parts[:depth])
-        if parts[depth - 1] in VENDOR_FOLDERS or _is_package(os.path.join(root, folder)):
+        if parts[depth - 1].lower() in VENDOR_FOLDERS or _is_package(os.path.join(root, folder)):
             return f"part of the vendored package in {folder}/"
     return None
 

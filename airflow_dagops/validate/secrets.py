@@ -14,7 +14,7 @@ literals of that shape that are not credentials, and an error on each teaches a 
   ``*_key``, ``*_id``, ``*_path``, ``*_var``, or one that itself names a secret (``db_password``);
 - well-known local development defaults (``airflow``, ``postgres``, ``minioadmin`` ...) in a Compose file
   (``docker-compose*.yml``, ``compose*.yaml``);
-- files of vendored third-party code (under ``vendor/``, ``vendored/``, ``third_party/``, ``_vendor/``)
+- files of vendored third-party code (under a folder `files.VENDOR_FOLDERS` names: ``vendor/``, ``third_party/`` ...)
   and CI workflows of a vendored folder (``<folder>/.github/workflows/``, not the repository's own).
 
 ``find_uri_passwords`` finds what detect-secrets misses: a password in a connection URI that holds
@@ -26,6 +26,8 @@ from __future__ import annotations
 
 import re
 from pathlib import PurePosixPath
+
+from airflow_dagops.validate.files import in_vendor_folder
 
 PLACEHOLDER_REASON = "a placeholder, not a real value"
 TEMPLATE_REASON = "a template filled in at run time, not a value"
@@ -64,7 +66,6 @@ DEV_DEFAULTS = frozenset(
      "guest", "example", "test", "dev", "local", "redis", "rabbitmq", "user", "pass", "changeit"}
 )  # fmt: skip
 _COMPOSE_FILE = re.compile(r"(docker-)?compose([._\-][\w.\-]*)?\.ya?ml", re.IGNORECASE)
-VENDORED_DIRS = frozenset({"vendor", "vendored", "third_party", "third-party", "thirdparty", "_vendor", "external"})
 
 # scheme://user:password@host — the password runs to the last `@` before the host, and may hold `#`, `%`,
 # `@`, `:` or `!` (no `/`, whitespace or quote: those end the URI in every file format we read).
@@ -82,10 +83,9 @@ def is_compose_file(relative: str) -> bool:
 
 def is_vendored(relative: str) -> bool:
     """Under a vendored folder, or a CI workflow of a nested folder (not the repository's own)."""
-    parts = PurePosixPath(relative).parts
-    if any(part.lower() in VENDORED_DIRS for part in parts[:-1]):
+    if in_vendor_folder(relative):
         return True
-    return ".github" in parts[1:-1]
+    return ".github" in PurePosixPath(relative).parts[1:-1]
 
 
 def is_placeholder(value: str) -> str | None:
