@@ -102,6 +102,37 @@ def import_errors(namespace: str) -> list[ImportErrorEntry]:
         ]
 
 
+def dags_paused(dag_ids: list[str]) -> dict[str, bool]:
+    """Whether each DAG is paused in Airflow (dag_id -> paused); DAGs Airflow has not parsed yet are left out."""
+    if not dag_ids:
+        return {}
+    from airflow.models.dag import DagModel
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    with create_session() as session:
+        rows = session.execute(select(DagModel.dag_id, DagModel.is_paused).where(DagModel.dag_id.in_(dag_ids))).all()
+    return {str(dag_id): bool(paused) for dag_id, paused in rows}
+
+
+def unpause_dags(dag_ids: list[str]) -> list[str]:
+    """Unpause the given DAGs that are paused, as Airflow's own `PATCH /api/v2/dags/{dag_id}` does (it sets
+    `is_paused`); returns those it unpaused."""
+    if not dag_ids:
+        return []
+    from airflow.models.dag import DagModel
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    with create_session() as session:
+        models = session.scalars(
+            select(DagModel).where(DagModel.dag_id.in_(dag_ids), DagModel.is_paused.is_(True))
+        ).all()
+        for model in models:
+            model.is_paused = False
+        return sorted(model.dag_id for model in models)
+
+
 def git_connections() -> list[dict]:
     """Airflow connections of type `git` from the metadata DB: ids, hosts without userinfo, descriptions."""
     from airflow.models.connection import Connection

@@ -5,6 +5,8 @@ reading needs the plugin's read permission). docs/automation.md shows how to pol
         -> {"events": [...], "next_cursor": id|null}, oldest first. `kind` may repeat or be comma-separated;
            `since`/`until` are ISO 8601 times; `cursor` is the `next_cursor` (or last id) of the previous
            page. Poll with the id of the last event seen to get only what happened since.
+    GET /repositories/{name}/events?limit=
+        -> {"events": [...], "total": N}: the repository's newest events, newest first (the page's feed)
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from flask import jsonify, request
 
 from airflow_dagops.api.blueprint import api_blueprint
 from airflow_dagops.api.errors import ApiError
-from airflow_dagops.api.openapi import json_content, operation, register, schema_ref
+from airflow_dagops.api.openapi import NAME_PARAM, json_content, operation, register, schema_ref
 from airflow_dagops.events import feed as events
 
 
@@ -30,6 +32,12 @@ def list_events():
             limit=_int_arg("limit", 100, 1, events.MAX_LIMIT),
         )
     )
+
+
+@api_blueprint.get("/repositories/<name>/events")
+def repository_events(name: str):
+    items = events.recent_events(name, limit=_int_arg("limit", 30, 1, 200) or 30)
+    return jsonify({"events": items, "total": len(items)})
 
 
 def _int_arg(name: str, default: int | None, low: int, high: int) -> int | None:
@@ -90,7 +98,26 @@ register(
                     {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 1000}},
                 ],
             )
-        }
+        },
+        "/repositories/{name}/events": {
+            "get": operation(
+                "repository_events",
+                "A repository's newest events, newest first",
+                json_content(
+                    {
+                        "type": "object",
+                        "properties": {
+                            "events": {"type": "array", "items": schema_ref("Event")},
+                            "total": {"type": "integer"},
+                        },
+                    }
+                ),
+                params=[
+                    NAME_PARAM,
+                    {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 200}},
+                ],
+            )
+        },
     },
     schemas=SCHEMAS,
 )

@@ -4,8 +4,13 @@ envelope apply). Each route parses input, calls one airflow_dagops.marketplace u
 
     GET    /marketplace/search?q=&limit=            ranked packages (an empty q lists every package)
     GET    /marketplace/packages/{name}             one package: metadata, versions, README text, reviews
-    POST   /marketplace/packages/{name}/install     {version?, namespace?} -> 202: registered + dagops_sync run
+    GET    /marketplace/packages/{name}/install-check?version=&namespace=
+                                                    what an install would do: version, namespace, what is missing
+    POST   /marketplace/packages/{name}/install     {version?, namespace?, force?} -> 202: registered + dagops_sync
+                                                    run; 409 requirements_missing (nothing installed) unless force
     DELETE /marketplace/packages/{name}/install     uninstall (Airflow's DAG delete permission)
+    GET    /marketplace/packages/{name}/dags        the installed package's DAGs, each paused or not in Airflow
+    POST   /marketplace/packages/{name}/unpause     unpause its paused DAGs (Airflow's DAG edit permission)
     POST   /marketplace/packages/{name}/ratings     {stars: 1..5}  (one rating per user; again replaces it)
     POST   /marketplace/packages/{name}/reviews     {text: 1..2000 characters of plain text}
     GET    /marketplace/installed                   installed packages
@@ -61,11 +66,22 @@ def marketplace_package(name: str):
     return jsonify(_with_links(listing.package_info(name)))
 
 
+@api_blueprint.get(f"{BASE}/packages/<name>/install-check")
+def marketplace_install_check(name: str):
+    version, namespace = _text_arg("version", 64), _text_arg("namespace", 63)
+    return jsonify(installs.install_check(name, version=version, namespace=namespace))
+
+
 @api_blueprint.post(f"{BASE}/packages/<name>/install")
 def marketplace_install(name: str):
     body = _read_body("MarketplaceInstall")
     installed = installs.install(
-        name, version=body.get("version"), namespace=body.get("namespace"), actor=actor_name(), sync=False
+        name,
+        version=body.get("version"),
+        namespace=body.get("namespace"),
+        actor=actor_name(),
+        sync=False,
+        force=body.get("force", False),
     )
     sync = _request_first_sync(name, installed["repository"])
     accepted = {
@@ -89,6 +105,19 @@ def marketplace_uninstall(name: str):
     if not auth.is_allowed(g.dagops_principal, "delete"):
         raise ApiError(403, "forbidden", "your Airflow role does not allow this (delete); see docs/api.md")
     return jsonify({"message": installs.uninstall(name, actor=actor_name())})
+
+
+@api_blueprint.get(f"{BASE}/packages/<name>/dags")
+def marketplace_package_dags(name: str):
+    found = installs.installed_dags(name, paused_of=airflow_bridge.dags_paused)
+    items = [{**dag, "airflow_url": airflow_bridge.dag_url(dag["dag_id"])} for dag in found["items"]]
+    return jsonify({**found, "items": items, "total": len(items)})
+
+
+@api_blueprint.post(f"{BASE}/packages/<name>/unpause")
+def marketplace_unpause(name: str):
+    read_body("Empty")
+    return jsonify(installs.unpause(name, actor=actor_name(), unpause_dags=airflow_bridge.unpause_dags))
 
 
 @api_blueprint.post(f"{BASE}/packages/<name>/ratings")
@@ -156,6 +185,13 @@ def _with_links(item: dict) -> dict:
     return {**item, "links": links}
 
 
+def _text_arg(name: str, limit: int) -> str | None:
+    value = (request.args.get(name) or "").strip()
+    if len(value) > limit:
+        raise ApiError(422, "invalid_query", f"{name} is limited to {limit} characters")
+    return value or None
+
+
 def _query_arg() -> str:
     query = (request.args.get("q") or "").strip()
     if len(query) > MAX_QUERY:
@@ -203,6 +239,60 @@ SCHEMAS = {
         "properties": {
             "version": {"type": "string", "minLength": 1, "maxLength": 64, "description": "default: the newest"},
             "namespace": {**NAME, "description": "default: the package name"},
+            "force": {
+                "type": "boolean",
+                "description": "install even though providers or packages it needs are missing here",
+            },
+        },
+    },
+    "MarketplaceInstallCheck": {
+        "type": "object",
+        "required": ["package", "version", "namespace", "missing_providers", "missing_packages", "installable"],
+        "properties": {
+            "package": {"type": "string"},
+            "version": {"type": "string"},
+            "namespace": {"type": "string", "description": "the namespace asked for (checked), or the default"},
+            "default_namespace": {"type": "string"},
+            "providers": {"type": "array", "items": {"type": "string"}},
+            "packages": {"type": "array", "items": {"type": "string"}},
+            "missing_providers": {"type": "array", "items": {"type": "string"}},
+            "missing_packages": {"type": "array", "items": {"type": "string"}},
+            "needs_force": {"type": "boolean", "description": "something is missing: install only with force"},
+            "installable": {"type": "boolean", "description": "false when already installed or namespace taken"},
+            "refusals": {"type": "array", "items": {"type": "string"}},
+        },
+    },
+    "MarketplacePackageDags": {
+        "type": "object",
+        "properties": {
+            "package": {"type": "string"},
+            "repository": {"type": "string"},
+            "namespace": {"type": "string"},
+            "items": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "properties": {
+                        "dag_id": {"type": "string"},
+                        "file": NULLABLE_STRING,
+                        "paused": {
+                            "type": ["boolean", "null"],
+                            "description": "null until Airflow has parsed the DAG",
+                        },
+                        "airflow_url": {"type": "string"},
+                    },
+                },
+            },
+            "paused": {"type": "array", "items": {"type": "string"}, "description": "dag_ids paused in Airflow"},
+            "total": {"type": "integer"},
+        },
+    },
+    "MarketplaceUnpaused": {
+        "type": "object",
+        "properties": {
+            "package": {"type": "string"},
+            "unpaused": {"type": "array", "items": {"type": "string"}},
+            "message": {"type": "string"},
         },
     },
     "MarketplaceRating": {
@@ -328,6 +418,36 @@ register(
                 errors=WRITE_ERRORS,
                 params=_PACKAGE,
             ),
+        },
+        "/marketplace/packages/{name}/install-check": {
+            "get": operation(
+                "marketplace_install_check",
+                "What installing would do, changing nothing: version, namespace, missing providers and packages",
+                json_content(ref("MarketplaceInstallCheck")),
+                params=[
+                    *_PACKAGE,
+                    {"name": "version", "in": "query", "schema": {"type": "string", "maxLength": 64}},
+                    {"name": "namespace", "in": "query", "schema": {"type": "string", "maxLength": 63}},
+                ],
+            )
+        },
+        "/marketplace/packages/{name}/dags": {
+            "get": operation(
+                "marketplace_package_dags",
+                "The installed package's live DAGs, each paused or not in Airflow",
+                json_content(ref("MarketplacePackageDags")),
+                params=_PACKAGE,
+            )
+        },
+        "/marketplace/packages/{name}/unpause": {
+            "post": operation(
+                "marketplace_unpause",
+                "Unpause the installed package's paused DAGs (Airflow creates new DAGs paused)",
+                json_content(ref("MarketplaceUnpaused")),
+                errors=WRITE_ERRORS,
+                params=_PACKAGE,
+                body="Empty",
+            )
         },
         "/marketplace/packages/{name}/ratings": {
             "post": operation(

@@ -5,6 +5,7 @@ proposing needs the plugin's write permission). docs/automation.md walks through
         -> 201 {proposal_id, branch, commit, pr_url, ...}: validated, pushed as dagops/proposal-<id>, PR opened
         -> 422 invalid_input (a path outside the repository or its subdir, a file too large) or
            proposal_refused (details.findings): nothing was pushed
+    GET  /repositories/{name}/proposals  -> {"items": [...], "total": N}: its newest proposals, newest first
     GET  /proposals/{id}                 -> the proposal as recorded
 
 The work (export, validation in the sandbox, commit, push, pull request) runs in the request, like the dry run
@@ -30,6 +31,12 @@ def create_proposal(name: str):
         name, body["files"], title=body["title"], description=body.get("description"), actor=actor_name()
     )
     return jsonify(result), 201
+
+
+@api_blueprint.get("/repositories/<name>/proposals")
+def list_proposals(name: str):
+    items = proposals.list_proposals(name, limit=20)
+    return jsonify({"items": items, "total": len(items)})
 
 
 @api_blueprint.get("/proposals/<int:proposal_id>")
@@ -100,7 +107,21 @@ register(
                 params=[NAME_PARAM],
                 body="ProposalRequest",
                 status="201",
-            )
+            ),
+            "get": operation(
+                "list_proposals",
+                "The repository's newest proposals (up to 20), newest first",
+                json_content(
+                    {
+                        "type": "object",
+                        "properties": {
+                            "items": {"type": "array", "items": ref("Proposal")},
+                            "total": {"type": "integer"},
+                        },
+                    }
+                ),
+                params=[NAME_PARAM],
+            ),
         },
         "/proposals/{id}": {
             "get": operation(

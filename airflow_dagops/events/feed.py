@@ -25,11 +25,13 @@ from sqlalchemy import event as sa_event
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from airflow_dagops.errors import InvalidInput
+from airflow_dagops.errors import InvalidInput, NotFound
+from airflow_dagops.health import observe
 from airflow_dagops.redaction import install_log_redaction, redact_text
 from airflow_dagops.statuses import PromotionStatus
 from airflow_dagops.store.db import session_scope
 from airflow_dagops.store.models import Event, Repository, SyncRun
+from airflow_dagops.wording import plural
 
 log = logging.getLogger(__name__)
 
@@ -98,11 +100,13 @@ def record_sync_run(run_id: int, *, session: Session | None = None) -> None:
                 return
             name = read.scalar(select(Repository.name).where(Repository.id == run.repository_id))
             facts = (run.status, run.commit_sha, run.trigger, run.error, run.error_code, run.airflow_run_id)
-            release_id = run.release_id
+            release_id, started, ended = run.release_id, run.started_at, run.ended_at
     except Exception:
         log.exception("could not read sync run %s for the event feed", run_id)
         return
     status, commit, trigger, error, code, airflow_run_id = facts
+    if name is not None:
+        observe.sync_run_finished(name, status, code, error, started, ended)
     at = f" at {commit[:12]}" if commit else ""
     why = f": {error.splitlines()[0]}" if error else ""
     record(
@@ -130,6 +134,8 @@ _KIND_OF_REASON = {"rollback": "rollback", "deploy": "deploy", "promotion": None
 
 def record_went_live(session: Session, repo, release, *, actor: str, reason: str, previous_id: int | None) -> None:
     """A release became the live one (services.record_live): publish, rollback, deploy or promotion to prod."""
+    committed_at = release.committed_at
+    _after_commit(session, lambda: observe.went_live(repo.name, reason, committed_at))
     kind = _KIND_OF_REASON.get(reason, "publish")
     if kind is None:
         return
@@ -153,6 +159,7 @@ def record_went_live(session: Session, repo, release, *, actor: str, reason: str
 
 def record_validation(session: Session, repository: str, release, report) -> None:
     """A release's validation report (services.export_and_validate)."""
+    observe.validated(repository, report.findings)
     summary = report.summary()
     errors = [f.to_dict() for f in report.errors][:20]
     record(
@@ -164,7 +171,7 @@ def record_validation(session: Session, repository: str, release, report) -> Non
         summary=(
             f"{repository}: {release.commit_sha[:12]} "
             f"{'passed' if report.passed else 'failed'} validation "
-            f"({summary.get('errors', 0)} errors, {summary.get('warnings', 0)} warnings)"
+            f"({plural(summary.get('errors', 0), 'error')}, {plural(summary.get('warnings', 0), 'warning')})"
         ),
         detail={"commit": release.commit_sha, "summary": summary, "errors": errors},
         session=session,
@@ -304,6 +311,20 @@ def list_events(
         page = [event_dict(row) for row in rows[: int(limit)]]
     more = len(rows) > int(limit)
     return {"events": page, "next_cursor": page[-1]["id"] if more else None}
+
+
+def recent_events(repository: str, *, limit: int = 30) -> list[dict]:
+    """A registered repository's newest events, newest first (the page's feed; readers that poll page with
+    `list_events`)."""
+    if not 1 <= int(limit) <= MAX_LIMIT:
+        raise InvalidInput(f"limit must be from 1 to {MAX_LIMIT}")
+    with session_scope() as session:
+        if session.scalar(select(Repository.id).where(Repository.name == repository)) is None:
+            raise NotFound(f"no repository named {repository!r} is registered; see `dagops repos list`")
+        rows = session.scalars(
+            select(Event).where(Event.repository == repository).order_by(Event.id.desc()).limit(int(limit))
+        ).all()
+        return [event_dict(row) for row in rows]
 
 
 def _kinds(kinds: Iterable[str] | None) -> list[str]:

@@ -5,25 +5,35 @@ package folder), so it goes through the same validation pipeline and atomic publ
 tag never moves: an installed package stays at its version until `update` (updates.py). When validation
 blocks an install, the repository stays registered with nothing live (its findings are in `dagops repos
 show`), so the user can read why and then `uninstall`, or `update` to a version that passes.
+
+A package that declares providers or Python packages this Airflow lacks is not installed unless the caller
+insists (`force`): its DAGs may well load, but their tasks fail at run time. `install_check` says beforehand what
+an install would do (version, namespace, what is missing), so a face can ask before it installs.
+
+Airflow creates new DAGs paused (`[core] dags_are_paused_at_creation`), so an installed package's DAGs often
+wait for a click: `installed_dags` says which are paused, `unpause` unpauses them. Both take the function that
+asks Airflow (the faces pass airflow/bridge.py's), so this module stays testable without Airflow.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from airflow_dagops.errors import Conflict, NotFound
+from airflow_dagops.errors import Conflict, NotFound, RequirementsMissing
 from airflow_dagops.marketplace import manifest
 from airflow_dagops.marketplace.listing import load_package, missing_requirements, packages_by_name
 from airflow_dagops.marketplace.users import user_name
+from airflow_dagops.releases.rollback import live_dags
 from airflow_dagops.repositories.registry import add_repository, remove_repository
 from airflow_dagops.safety import validate_name
 from airflow_dagops.statuses import SyncOutcomeStatus
 from airflow_dagops.store.db import session_scope
-from airflow_dagops.store.models import MarketplaceInstall, Repository, iso_time, utcnow
+from airflow_dagops.store.models import MarketplaceInstall, MarketplacePackage, Repository, iso_time, utcnow
 from airflow_dagops.store.queries import get_row
 from airflow_dagops.store.views import RepositoryInfo, repository_info
 from airflow_dagops.sync.sync import sync_repository
@@ -33,11 +43,55 @@ log = logging.getLogger(__name__)
 REPOSITORY_PREFIX = "pkg-"
 
 
+def install_check(name: str, *, version: str | None = None, namespace: str | None = None) -> dict:
+    """What installing would do, changing nothing: the version, the namespace (checked), the providers and
+    packages this Airflow lacks, and whatever would refuse the install (already installed, namespace taken)."""
+    with session_scope() as session:
+        package = load_package(session, name)
+        row = package.released(version)
+        active = _active_install(session, package.name)
+        chosen = validate_name(namespace or package.name, what="namespace")
+        taken_by = session.scalar(select(Repository.name).where(Repository.namespace == chosen))
+        result = _requirements(row)
+        refusals = []
+        if active is not None:
+            refusals.append(f"{package.name} is already installed ({active.version}, namespace {active.namespace!r})")
+        if taken_by is not None:
+            refusals.append(f"namespace {chosen!r} is taken by repository {taken_by!r}; choose another")
+        return {
+            "package": package.name,
+            "version": row.version,
+            "namespace": chosen,
+            "default_namespace": package.name,
+            **result,
+            "installable": not refusals,
+            "needs_force": bool(result["missing_providers"] or result["missing_packages"]),
+            "refusals": refusals,
+        }
+
+
+def _requirements(row: MarketplacePackage) -> dict:
+    meta = row.meta or {}
+    return {
+        "providers": list(meta.get("providers") or []),
+        "packages": list(meta.get("packages") or []),
+        "missing_providers": missing_requirements(meta.get("providers") or []),
+        "missing_packages": missing_requirements(meta.get("packages") or []),
+    }
+
+
 def install(
-    name: str, *, version: str | None = None, namespace: str | None = None, actor: str, sync: bool = True
+    name: str,
+    *,
+    version: str | None = None,
+    namespace: str | None = None,
+    actor: str,
+    sync: bool = True,
+    force: bool = False,
 ) -> dict:
     """Install a released version as the pinned repository `pkg-<name>` in `namespace` (default: the package
-    name). With `sync`, validate and publish it now; without, the caller triggers the sync (REST: dagops_sync)."""
+    name). With `sync`, validate and publish it now; without, the caller triggers the sync (REST: dagops_sync).
+    A package needing providers or packages this Airflow lacks raises RequirementsMissing, unless `force`."""
     actor = user_name(actor, what="actor")
     with session_scope() as session:
         package = load_package(session, name)
@@ -50,9 +104,19 @@ def install(
             )
         catalog = package.catalog
         url, source = catalog.url, {"conn_id": catalog.conn_id, "tag": row.tag, "folder": row.folder}
-        chosen, catalog_name, meta = row.version, catalog.name, dict(row.meta)
-    repository = REPOSITORY_PREFIX + package.name
+        chosen, catalog_name = row.version, catalog.name
+        requirements = _requirements(row)
     namespace = validate_name(namespace or package.name, what="namespace")
+    missing, missing_packages = requirements["missing_providers"], requirements["missing_packages"]
+    if (missing or missing_packages) and not force:
+        raise RequirementsMissing(
+            f"{package.name} {chosen} needs what this Airflow lacks: {', '.join(missing + missing_packages)}. "
+            "Install them on every Airflow machine first (its tasks fail at run time without them), or install "
+            'anyway (--force; REST: "force": true). Nothing was installed',
+            providers=missing,
+            packages=missing_packages,
+        )
+    repository = REPOSITORY_PREFIX + package.name
     add_repository(
         repository,
         url,
@@ -74,8 +138,6 @@ def install(
         session.add(record)
         session.flush()
         install_id = record.id
-    missing = missing_requirements(meta.get("providers") or [])
-    missing_packages = missing_requirements(meta.get("packages") or [])
     result: dict[str, Any] = {
         "package": package.name,
         "version": chosen,
@@ -88,6 +150,7 @@ def install(
         "findings": [],
         "missing_providers": missing,
         "missing_packages": missing_packages,
+        "forced": bool(force and (missing or missing_packages)),
     }
     if sync:
         result.update(sync_install(install_id, repository, trigger="manual"))
@@ -200,3 +263,36 @@ def _install_status(recorded: str, info: RepositoryInfo) -> str:
     if info.live_commit:
         return "published"
     return "blocked" if info.status == "failed" else "registered"
+
+
+# -- paused DAGs ----------------------------------------------------------------------------------------------------
+PausedOf = Callable[[list[str]], dict[str, bool]]  # dag_ids -> paused, for the DAGs Airflow knows
+
+
+def installed_dags(name: str, *, paused_of: PausedOf) -> dict:
+    """The DAGs an installed package has live, each `paused` (True/False) or not yet known to Airflow (None)."""
+    with session_scope() as session:
+        active = load_install(session, name)
+        package, repository = active.package, active.repository
+    namespace, dags = live_dags(repository)
+    paused = paused_of([dag["dag_id"] for dag in dags])
+    items = [{"dag_id": dag["dag_id"], "file": dag.get("file"), "paused": paused.get(dag["dag_id"])} for dag in dags]
+    return {
+        "package": package,
+        "repository": repository,
+        "namespace": namespace,
+        "items": items,
+        "paused": [item["dag_id"] for item in items if item["paused"]],
+    }
+
+
+def unpause(name: str, *, actor: str, unpause_dags: Callable[[list[str]], list[str]]) -> dict:
+    """Unpause every paused DAG of an installed package (Airflow creates new DAGs paused by default)."""
+    actor = user_name(actor, what="actor")
+    with session_scope() as session:
+        repository = load_install(session, name).repository
+    _namespace, dags = live_dags(repository)
+    done = unpause_dags([dag["dag_id"] for dag in dags])
+    log.info("%s unpaused %s of %s", actor, ", ".join(done) or "nothing", name)
+    message = f"unpaused {', '.join(done)}" if done else f"no DAG of {name} was paused"
+    return {"package": name, "unpaused": done, "message": message}

@@ -56,7 +56,7 @@ from airflow_dagops.redaction import redact_text as redact
 from airflow_dagops.releases.gate import GatePurpose, check_tree
 from airflow_dagops.store.db import session_scope
 from airflow_dagops.store.models import Proposal, Release, Repository, iso_time, utcnow
-from airflow_dagops.store.queries import get_row
+from airflow_dagops.store.queries import get_row, load_repository
 
 log = logging.getLogger(__name__)
 
@@ -517,19 +517,33 @@ def get_proposal(proposal_id: int) -> dict:
         proposal = session.get(Proposal, proposal_id) if 0 < proposal_id < 2**31 else None
         if proposal is None:
             raise NotFound(f"no proposal with id {proposal_id}")
-        return {
-            "proposal_id": proposal.id,
-            "repository": proposal.repository,
-            "title": proposal.title,
-            "status": proposal.status,
-            "branch": proposal.branch,
-            "commit": proposal.commit_sha,
-            "base_commit": proposal.base_commit,
-            "pr_url": proposal.pr_url,
-            "pr_error": proposal.pr_error,
-            "files": proposal.files,
-            "findings": proposal.findings or [],
-            "error": proposal.error,
-            "actor": proposal.actor,
-            "created_at": iso_time(proposal.created_at),
-        }
+        return _proposal_dict(proposal)
+
+
+def list_proposals(repository: str, *, limit: int = 20) -> list[dict]:
+    """A registered repository's proposals, newest first (the page's "Proposals" section)."""
+    with session_scope() as session:
+        load_repository(session, repository)
+        rows = session.scalars(
+            select(Proposal).where(Proposal.repository == repository).order_by(Proposal.id.desc()).limit(limit)
+        ).all()
+        return [_proposal_dict(row) for row in rows]
+
+
+def _proposal_dict(proposal: Proposal) -> dict:
+    return {
+        "proposal_id": proposal.id,
+        "repository": proposal.repository,
+        "title": proposal.title,
+        "status": proposal.status,
+        "branch": proposal.branch,
+        "commit": proposal.commit_sha,
+        "base_commit": proposal.base_commit,
+        "pr_url": proposal.pr_url,
+        "pr_error": proposal.pr_error,
+        "files": proposal.files,
+        "findings": proposal.findings or [],
+        "error": proposal.error,
+        "actor": proposal.actor,
+        "created_at": iso_time(proposal.created_at),
+    }

@@ -26,8 +26,11 @@ from tests.helpers.web import airflow_runs_of_sync_dag
 HTML_REVIEW = '<script>alert("x")</script><img src=x onerror="alert(1)"> works & "quotes"'
 
 
-def _package(root, name: str, *, version: str, summary: str, tags: list[str], dag_ids: list[str]) -> None:
+def _package(
+    root, name: str, *, version: str, summary: str, tags: list[str], dag_ids: list[str], providers: list[str] = ()
+) -> None:
     dags = "".join(f"\n  - dags/{dag_id}.py" for dag_id in dag_ids)
+    needs = "".join(f"\n  - {provider}" for provider in providers)
     write_file(
         root,
         f"{name}/dagops-package.yaml",
@@ -44,6 +47,7 @@ def _package(root, name: str, *, version: str, summary: str, tags: list[str], da
             dags:"""
         )
         + dags
+        + ("\nproviders:" + needs if needs else "")
         + "\n",
     )
     write_file(root, f"{name}/README.md", f"# {name}\n\n<script>alert(1)</script> and [a link](https://example.com)\n")
@@ -72,6 +76,15 @@ def catalog(web, tmp_path, monkeypatch):
         summary="Failure notifications to Slack",
         tags=["slack", "notifications"],
         dag_ids=["mp_slack_alerts"],
+    )
+    _package(
+        source,
+        "redshift_unload",
+        version="2.0.0",
+        summary="Unload Redshift tables",
+        tags=["aws"],
+        dag_ids=["mp_redshift_unload"],
+        providers=["apache-airflow-providers-amazon"],
     )
     repo_from_folder(source, tmp_path / "catalog-repo")
     catalogs.add_catalog("community", f"file://{tmp_path / 'catalog-repo'}")
@@ -113,7 +126,7 @@ def test_search_ranks_and_links_and_an_empty_query_lists_everything(web, catalog
     typo = web.api("GET", "marketplace/search?q=notifcations").get_json()
     assert [item["name"] for item in typo["items"]][:1] == ["slack_alerts"]
     everything = web.api("GET", "marketplace/search").get_json()
-    assert {item["name"] for item in everything["items"]} == {"pg_backup", "slack_alerts"}
+    assert {item["name"] for item in everything["items"]} == {"pg_backup", "slack_alerts", "redshift_unload"}
 
 
 @pytest.mark.parametrize("query", ["limit=0", "limit=101", "limit=ten", "q=" + "x" * 201])
@@ -195,6 +208,61 @@ def test_a_refused_sync_run_undoes_the_install(web, catalog):
     assert web.api("GET", "marketplace/installed").get_json()["total"] == 0
     assert list_repositories() == []
     assert _install(web)["status"] == "registered"  # and a later install works
+
+
+def test_missing_providers_refuse_the_install_with_409_unless_forced(web, catalog):
+    check = web.api("GET", "marketplace/packages/redshift_unload/install-check?namespace=warehouse", as_="reader")
+    assert check.status_code == 200, check.get_json()
+    said = check.get_json()
+    assert (said["version"], said["namespace"], said["default_namespace"]) == ("2.0.0", "warehouse", "redshift_unload")
+    assert said["missing_providers"] == ["apache-airflow-providers-amazon"] and said["needs_force"] is True
+
+    refused = web.api("POST", "marketplace/packages/redshift_unload/install", json={"namespace": "warehouse"})
+    assert refused.status_code == 409
+    error = _error(refused)
+    assert error["code"] == "requirements_missing" and "apache-airflow-providers-amazon" in error["message"]
+    assert error["details"] == {"missing_providers": ["apache-airflow-providers-amazon"], "missing_packages": []}
+    assert web.api("GET", "marketplace/installed").get_json()["total"] == 0 and list_repositories() == []
+
+    accepted = _install(web, "redshift_unload", namespace="warehouse", force=True)
+    assert accepted["forced"] is True and accepted["namespace"] == "warehouse"
+    assert accepted["missing_providers"] == ["apache-airflow-providers-amazon"]
+
+
+def test_install_check_refuses_a_bad_namespace_and_names_a_taken_one(web, catalog):
+    bad = web.api("GET", "marketplace/packages/pg_backup/install-check?namespace=Bad%20NS")
+    assert bad.status_code == 422 and "namespace" in _error(bad)["message"]
+    _install(web, "slack_alerts", namespace="backups")
+    taken = web.api("GET", "marketplace/packages/pg_backup/install-check?namespace=backups").get_json()
+    assert taken["installable"] is False and "taken by repository 'pkg-slack_alerts'" in taken["refusals"][0]
+    assert web.api("GET", "marketplace/packages/pg_backup/install-check").get_json()["installable"] is True
+
+
+def test_paused_dags_of_an_installed_package_are_listed_and_unpaused(web, catalog):
+    from airflow.models.dag import DagModel
+    from airflow.utils.session import create_session
+
+    _run_the_sync_task(_install(web))
+    with create_session() as session:  # what the dag-processor does with a new DAG: paused at creation
+        bundle = session.get(DagModel, "dagops_sync").bundle_name
+        session.add(DagModel(dag_id="mp_pg_backup", bundle_name=bundle, is_paused=True))
+    try:
+        dags = web.api("GET", "marketplace/packages/pg_backup/dags", as_="reader").get_json()
+        assert {d["dag_id"]: d["paused"] for d in dags["items"]} == {"mp_pg_backup": True, "mp_pg_restore_check": None}
+        assert dags["paused"] == ["mp_pg_backup"] and dags["items"][0]["airflow_url"].endswith("/dags/mp_pg_backup")
+        assert web.api("POST", "marketplace/packages/pg_backup/unpause", json={}, as_="reader").status_code == 403
+        unpaused = web.api("POST", "marketplace/packages/pg_backup/unpause", json={}, as_="editor")
+        assert unpaused.status_code == 200, unpaused.get_json()
+        assert unpaused.get_json()["unpaused"] == ["mp_pg_backup"]
+        with create_session() as session:
+            assert session.get(DagModel, "mp_pg_backup").is_paused is False
+        again = web.api("GET", "marketplace/packages/pg_backup/dags").get_json()
+        assert again["paused"] == [] and again["items"][0]["paused"] is False
+    finally:
+        with create_session() as session:
+            session.delete(session.get(DagModel, "mp_pg_backup"))
+    missing = web.api("GET", "marketplace/packages/slack_alerts/dags")
+    assert missing.status_code == 404 and _error(missing)["code"] == "not_found"
 
 
 def test_reader_cannot_install_and_uninstall_needs_delete(web, catalog):

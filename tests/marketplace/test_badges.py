@@ -20,7 +20,7 @@ def test_every_example_package_passes_and_search_shows_its_badge(community):
 
 
 def test_a_failing_package_gets_a_failing_badge_naming_the_step(dagops_env, git_remote):
-    files = package_files("broken_kit", "1.0.0", dag="def broken(:\n")
+    files = package_files("broken_kit", "1.0.0", dag="def broken(:  # an Airflow DAG\n")
     files.update(package_files("fine_kit", "1.0.0"))
     remote = git_remote(files)
     tag(remote, "broken_kit/v1.0.0")
@@ -39,7 +39,7 @@ def test_a_failing_package_gets_a_failing_badge_naming_the_step(dagops_env, git_
 
 
 def test_a_fixed_version_turns_the_badge_green(dagops_env, git_remote):
-    remote = git_remote(package_files("kit", "1.0.0", dag="def broken(:\n"))
+    remote = git_remote(package_files("kit", "1.0.0", dag="def broken(:  # an Airflow DAG\n"))
     tag(remote, "kit/v1.0.0")
     catalogs.add_catalog("team", remote.url)
     catalogs.refresh_catalogs()

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pendulum
+
 from airflow_dagops import paths
 from airflow_dagops.marketplace import ratings
 from tests.marketplace.conftest import EXAMPLE_PACKAGES
@@ -63,7 +65,8 @@ def test_info_install_list_rate_review_uninstall(cli, community, dagops_env):
 def test_a_blocked_install_exits_non_zero_with_the_reasons(cli, dagops_env, git_remote):
     from tests.marketplace.conftest import package_files, tag
 
-    remote = git_remote(package_files("kit", "1.0.0", dag="def broken(:\n"))
+    # It names airflow and dag, so Airflow's safe mode would parse it: its syntax error blocks the install.
+    remote = git_remote(package_files("kit", "1.0.0", dag="from airflow.sdk import dag\ndef broken(:\n"))
     tag(remote, "kit/v1.0.0")
     assert cli("marketplace", "catalogs", "add", "team", remote.url).exit_code == 0
     result = cli("marketplace", "install", "kit")
@@ -81,6 +84,8 @@ def test_update_dry_run_and_check(cli, community):
 
 def test_the_system_dag_parses_with_refresh_then_check(dagops_env, monkeypatch):
     from airflow.dag_processing.dagbag import DagBag
+    from airflow.serialization.serialized_objects import DagSerialization
+    from airflow.timetables.base import TimeRestriction
 
     monkeypatch.setenv("AIRFLOW__DAGOPS__MARKETPLACE_CHECK_SCHEDULE", "0 4 * * *")
     bag = DagBag(dag_folder=str(paths.meta_dags_dir() / "dagops_marketplace_check.py"))
@@ -89,5 +94,22 @@ def test_the_system_dag_parses_with_refresh_then_check(dagops_env, monkeypatch):
     assert set(dag.task_dict) == {"refresh", "check"}
     assert dag.task_dict["check"].upstream_task_ids == {"refresh"}
     assert dag.catchup is False and dag.max_active_runs == 1
-    # [dagops] marketplace_check_schedule, as a trigger timetable: no run at start-up, the first at 04:00
-    assert dag.schedule.expression == "0 4 * * *" and not dag.schedule.run_immediately
+    # [dagops] marketplace_check_schedule, as a trigger timetable. With catchup off, the latest 04:00 already past
+    # runs as soon as Airflow first sees the DAG (a fresh install has badges within minutes), then each 04:00.
+    assert dag.schedule.expression == "0 4 * * *"
+    scheduled = DagSerialization.from_dict(DagSerialization.to_dict(dag))  # the scheduler's view of it
+    first = scheduled.timetable.next_dagrun_info(
+        last_automated_data_interval=None, restriction=TimeRestriction(scheduled.start_date, None, catchup=False)
+    )
+    assert first.run_after <= pendulum.now("UTC") and (first.run_after.hour, first.run_after.minute) == (4, 0)
+
+
+def test_install_refuses_missing_providers_with_exit_code_3_unless_forced(cli, community, dagops_env):
+    refused = cli("marketplace", "install", "s3_minio_sync", "--namespace", "storage")
+    assert refused.exit_code == 3, refused.output
+    assert "apache-airflow-providers-amazon" in refused.output and "--force" in refused.output
+    assert not (dagops_env.dags_folder / "storage").exists()
+    forced = cli("marketplace", "install", "s3_minio_sync", "--namespace", "storage", "--force")
+    assert forced.exit_code == 0, forced.output
+    assert "s3_minio_sync 0.9.0: published" in forced.output
+    assert (dagops_env.dags_folder / "storage" / "s3_minio_sync.py").is_file()

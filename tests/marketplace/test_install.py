@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from airflow_dagops.errors import Conflict, NotFound, ValidationFailed
+from airflow_dagops.errors import Conflict, InvalidInput, NotFound, RequirementsMissing, ValidationFailed
 from airflow_dagops.marketplace import catalogs, installs, listing, updates
 from airflow_dagops.repositories.info import get_repository, list_repositories
 from airflow_dagops.repositories.registry import remove_repository
@@ -36,8 +36,36 @@ def test_install_validates_and_publishes_the_package_into_its_namespace(communit
         installs.install("cleanup_old_logs", actor="dana")
 
 
+def test_a_package_with_missing_providers_is_refused_and_names_them(community, dagops_env):
+    check = installs.install_check("s3_minio_sync", namespace="storage")
+    assert (check["version"], check["namespace"], check["default_namespace"]) == ("0.9.0", "storage", "s3_minio_sync")
+    assert check["missing_providers"] == ["apache-airflow-providers-amazon"]
+    assert check["needs_force"] is True and check["installable"] is True and check["refusals"] == []
+    with pytest.raises(RequirementsMissing, match="apache-airflow-providers-amazon") as refused:
+        installs.install("s3_minio_sync", namespace="storage", actor="dana")
+    assert refused.value.details["missing_providers"] == ["apache-airflow-providers-amazon"]
+    assert refused.value.exit_code == 3 and refused.value.http_status == 409
+    # Nothing was installed: no repository, no install, no namespace.
+    assert list_repositories() == [] and installs.list_installed() == []
+    assert not (dagops_env.dags_folder / "storage").exists()
+
+
+def test_install_check_says_what_would_refuse_an_install(community, dagops_env):
+    installs.install("cleanup_old_logs", namespace="maintenance", actor="dana", sync=False)
+    again = installs.install_check("cleanup_old_logs")
+    assert again["installable"] is False and "already installed" in again["refusals"][0]
+    assert again["needs_force"] is False and again["missing_providers"] == []
+    taken = installs.install_check("data_quality_checks", namespace="maintenance")
+    assert taken["refusals"] == [
+        "namespace 'maintenance' is taken by repository 'pkg-cleanup_old_logs'; choose another"
+    ]
+    with pytest.raises(InvalidInput, match="namespace"):
+        installs.install_check("data_quality_checks", namespace="Not Valid")
+
+
 def test_install_names_missing_providers_and_takes_a_namespace(community, dagops_env):
-    result = installs.install("s3_minio_sync", namespace="storage", actor="dana")
+    result = installs.install("s3_minio_sync", namespace="storage", actor="dana", force=True)
+    assert result["forced"] is True
     # Its hooks are imported inside tasks: it validates, but Airflow lacks the provider it declares.
     assert result["status"] == "published" and result["namespace"] == "storage"
     assert result["missing_providers"] == ["apache-airflow-providers-amazon"]
@@ -57,7 +85,7 @@ def test_a_package_that_fails_validation_is_blocked_with_its_findings(dagops_env
     tag(remote, "s3_loader/v1.0.0")
     catalogs.add_catalog("team", remote.url)
     catalogs.refresh_catalogs()
-    result = installs.install("s3_loader", actor="dana")
+    result = installs.install("s3_loader", actor="dana", force=True)
     assert result["status"] == "blocked"
     assert result["missing_providers"] == ["apache-airflow-providers-amazon"]
     assert "provider-missing" in {f["rule"] for f in result["findings"]}

@@ -52,7 +52,7 @@ def test_a_released_version_is_not_published_again(community, tmp_path):
 
 def test_a_package_that_fails_validation_is_not_pushed(community, tmp_path):
     with pytest.raises(ValidationFailed, match="Nothing was pushed"):
-        publishing.publish(_folder(tmp_path, dag="def broken(:\n"), catalog="community", actor="dana")
+        publishing.publish(_folder(tmp_path, dag="def broken(:  # an Airflow DAG\n"), catalog="community", actor="dana")
     assert "dagops/publish" not in community.git("branch", "--list")
 
 

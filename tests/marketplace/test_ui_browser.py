@@ -92,6 +92,9 @@ def test_search_install_rate_and_review_a_package_in_the_browser(airflow, commun
     # Install: a real dagops_sync run validates and publishes it; the page follows the run until it is live.
     wait_for(lambda: "dagops_sync" in airflow.dag_ids(), timeout=90, what="the dagops_sync system DAG")
     frame.locator("[data-testid=install-form] [data-testid=install]").click()
+    dialog = frame.locator("[data-testid=install-dialog]")  # Install asks first: version, namespace, what is missing
+    expect(dialog.locator("[data-testid=install-requirements-ok]")).to_be_visible()
+    dialog.locator("[data-testid=install-confirm]").click()
     status = frame.locator("[data-testid=install-status]")
     expect(status.locator("[data-testid=install-run]")).to_be_visible()  # the Airflow run, linked at once
     screenshots(page, "installing")

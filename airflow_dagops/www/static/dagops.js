@@ -148,7 +148,7 @@
 
   function formatDuration(seconds) {
     if (seconds === null || seconds === undefined) return "—";
-    if (seconds < 1) return Math.round(seconds * 1000) + " ms";
+    if (seconds < 1) return "<1 s"; // a sync's bookkeeping, not a measurement: milliseconds would read as "0 ms"
     if (seconds < 60) return seconds.toFixed(1) + " s";
     const minutes = Math.floor(seconds / 60);
     if (minutes < 60) return minutes + " min " + Math.round(seconds % 60) + " s";
@@ -350,16 +350,38 @@
 
   // ---- status marks --------------------------------------------------------------------------------
 
+  // Every status a badge may show, in the words (and capitals) the page uses; an unknown one is capitalised.
   const STATUS_WORDS = {
     synced: "Synced", failed: "Failed", syncing: "Syncing", pinned: "Pinned", pending: "Pending", disabled: "Disabled",
-    queued: "Queued", running: "Running", success: "Success", unchanged: "Unchanged",
-    live: "Live", validated: "Validated", retired: "Retired",
+    queued: "Queued", running: "Running", success: "Success", unchanged: "Unchanged", rejected: "Rejected",
+    live: "Live", validated: "Validated", retired: "Retired", testing: "Testing",
+    soaking: "Soaking", promoted: "Promoted", blocked: "Blocked", superseded: "Superseded",
+    passed: "Passed", published: "Published", opened: "Opened", pushed: "Pushed", refused: "Refused", validating: "Validating",
+    failure: "Failure", error: "Error", paused: "Paused", active: "Active",
   };
+
+  function statusWord(status) {
+    const text = String(status === null || status === undefined ? "" : status);
+    return STATUS_WORDS[text] || (text.charAt(0).toUpperCase() + text.slice(1).replace(/_/g, " "));
+  }
 
   function statusBadge(status, testid, word) {
     return el("span", { class: "status-badge status-" + token(status), testid: testid || "status", data: { status: status } }, [
       el("span", { class: "status-mark", "aria-hidden": "true" }),
-      word || STATUS_WORDS[status] || String(status),
+      word || statusWord(status),
+    ]);
+  }
+
+  // A repository's health (docs/operations.md): ok, stale, failing or paused, with the reason and since when.
+  const HEALTH = { ok: ["Healthy", "success"], stale: ["Stale", "warning"], failing: ["Failing", "failure"], paused: ["Paused", "disabled"] };
+
+  function healthBadge(repo) {
+    const health = repo.health;
+    if (!health || !HEALTH[health.state]) return null;
+    const reason = health.reason ? " (" + String(health.reason).replace(/_/g, " ") + ")" : "";
+    return el("div", { class: "health-line", testid: "health", title: health.message, data: { health: health.state } }, [
+      statusBadge(HEALTH[health.state][1], "health-badge", HEALTH[health.state][0] + reason),
+      health.since ? timeAgo(health.since, "since ", "health-since") : null,
     ]);
   }
 
@@ -406,7 +428,7 @@
       return el("div", { class: "alert alert-info" }, [
         el("div", { class: "alert-text" }, [
           el("span", { class: "alert-title", text: "Pinned" }),
-          el("span", { class: "alert-message", text: "Stays on " + live + "; new commits on " + repo.ref + " are not deployed." }),
+          el("span", { class: "alert-message", testid: "pinned-message", text: "Stays on " + live + "; new commits on " + repo.ref + " are not deployed." }),
         ]),
         CONFIG.canWrite ? el("div", { class: "alert-actions" }, [button("Unpin", { small: true, testid: "unpin", icon: "pin", onclick: function (event) { unpin(repo.name, event.currentTarget); } })]) : null,
       ]);
@@ -509,19 +531,24 @@
     poller.refresh();
   }
 
-  async function rollback(repo, release) {
+  async function rollback(staleRepo, release) {
+    // The one rule for pins (releases/pins.py): a pinned repository stays pinned, and its pin moves to this release.
+    const repo = detail.repo && detail.repo.name === staleRepo.name ? detail.repo : freshest(staleRepo);
+    const pinned = Boolean(repo.pinned_release_id);
     const answer = await confirmDialog({
       title: "Roll back " + repo.name + " to " + release.short_commit + "?",
       message: "The \u201c" + repo.namespace + "\u201d namespace points at release #" + release.id + " (" +
         release.short_commit + (release.message ? " \u201c" + release.message + "\u201d" : "") + ") at once. " +
-        "Without a pin, the next new commit on " + repo.ref + " is deployed as usual.",
+        (pinned
+          ? repo.name + " is pinned: the pin moves to this release, and new commits on " + repo.ref + " stay undeployed until you unpin."
+          : "Without a pin, the next new commit on " + repo.ref + " is deployed as usual."),
       ok: "Roll back",
-      pin: true,
+      pin: !pinned,
     });
     if (!answer) return;
     try {
-      await api("POST", repoPath(repo.name, "rollback"), { release: release.id, pin: answer.pin });
-      notify("Rolled back " + repo.name + " to " + release.short_commit + (answer.pin ? " and pinned it." : "."), "success");
+      const after = await api("POST", repoPath(repo.name, "rollback"), { release: release.id, pin: answer.pin });
+      notify("Rolled back " + repo.name + " to " + release.short_commit + (after.pinned_release_id ? "; pinned to it." : "."), "success");
       detail.userPickedRelease = false;
     } catch (err) {
       reportError(err);
@@ -1345,12 +1372,14 @@
       ]),
       el("div", { class: "card-body" }, [
         el("div", { class: "facts" }, [
-          fact("branch", "Branch or tag", [el("span", { class: "chip", testid: "branch", text: repo.ref })]),
-          fact("folder", "Namespace in the dags folder", [el("span", { class: "chip", text: repo.namespace })]),
+          // A long branch or namespace is cut short with an ellipsis; the title shows all of it.
+          fact("branch", "Branch or tag: " + repo.ref, [el("span", { class: "chip", testid: "branch", title: repo.ref, text: repo.ref })]),
+          fact("folder", "Namespace in the dags folder: " + repo.namespace, [el("span", { class: "chip", testid: "namespace", title: repo.namespace, text: repo.namespace })]),
           fact("clock", "Last sync", [timeAgo(lastSyncTime(repo), "Last sync: ", "last-sync")]),
           fact("dags", "DAGs in the live release", [dagCount(repo)]),
         ]),
         el("div", { class: "live-commit" }, [el("span", { class: "label", text: "Live" }), liveCommit(repo)]),
+        healthBadge(repo),
         statusAlert(repo),
       ]),
       cardFooter(repo),
@@ -1392,6 +1421,20 @@
     rotation: null, // {pending, access} while a key rotation waits for its deploy key
   };
 
+  // Promotion, release tests, files left out, proposals and events: repository_sections.js, given these helpers.
+  let sectionsMade = null;
+
+  function repositorySections() {
+    if (sectionsMade || !window.DagOpsRepositorySections) return sectionsMade;
+    sectionsMade = window.DagOpsRepositorySections({
+      el: el, api: api, repoPath: repoPath, button: button, statusBadge: statusBadge, timeAgo: timeAgo, table: table,
+      emptyRow: emptyRow, plural: plural, formatDuration: formatDuration, panel: panel, renderSection: renderSection,
+      confirmDialog: confirmDialog, withBusy: withBusy, notify: notify, reportError: reportError,
+      refresh: function () { poller.refresh(); }, canWrite: CONFIG.canWrite,
+    });
+    return sectionsMade;
+  }
+
   async function loadDetail() {
     let repo;
     try {
@@ -1418,6 +1461,7 @@
     renderSection("releases", results[1], renderReleases);
     renderSection("dags", results[2], renderDags);
     if (results[1].status === "fulfilled") detail.releases = results[1].value.items;
+    if (repositorySections()) await repositorySections().load(repo, detail.releases);
     await loadDeployKey(repo);
     renderCredentials();
     await renderReport();
@@ -1457,8 +1501,10 @@
       el("div", { id: "repo-alert", class: "overview-alert" }),
       el("dl", { class: "overview", id: "overview" }),
     ])]);
+    const sections = repositorySections() ? repositorySections().panels() : { top: [], bottom: [] };
     body.replaceChildren(
       overview,
+      ...sections.top,
       el("div", { class: "detail-grid" }, [
         panel("dags", "DAGs"),
         panel("report", "Validation report", el("label", {}, [
@@ -1472,6 +1518,7 @@
       ]),
       panel("credentials", "Credentials"),
       panel("releases", "Releases"),
+      ...sections.bottom,
       panel("syncs", "Sync history"),
     );
   }
@@ -1549,7 +1596,7 @@
       item("Active DAGs", [dagCount(repo)]),
       item("Last sync", [
         timeAgo(lastSyncTime(repo), "", "last-sync"),
-        repo.last_sync ? " \u00b7 " + (STATUS_WORDS[repo.last_sync.status] || repo.last_sync.status) : "",
+        repo.last_sync ? " \u00b7 " + statusWord(repo.last_sync.status) : "",
       ]),
       item("Polling", [repo.enabled ? "Every " + formatInterval(repo.poll_interval) : "Disabled"]),
       item("Subdirectory", [repo.subdir ? el("span", { class: "chip", text: repo.subdir }) : el("span", { class: "muted", text: "Whole repository" })]),
@@ -1696,7 +1743,7 @@
         el("td", { class: "nowrap" }, [
           el("span", { class: "cell-main", text: "#" + release.id + " " }),
           statusBadge(release.status, "release-status"),
-          release.pinned ? el("span", { class: "tag", text: "pinned" }) : null,
+          release.pinned ? el("span", { class: "tag", testid: "release-pinned", text: "Pinned" }) : null,
         ]),
         el("td", {}, [
           el("div", {}, [el("span", { class: "commit-sha", title: release.commit, text: release.short_commit }), " ", release.message || ""]),
@@ -1911,7 +1958,7 @@
     detail.reportReleaseId = id;
     if (changed(picker, [detail.releases, id])) {
       picker.replaceChildren.apply(picker, detail.releases.map(function (release) {
-        return el("option", { value: String(release.id), text: "#" + release.id + " \u00b7 " + release.short_commit + " \u00b7 " + release.status });
+        return el("option", { value: String(release.id), text: "#" + release.id + " \u00b7 " + release.short_commit + " \u00b7 " + statusWord(release.status) });
       }));
       picker.value = String(id);
       picker.hidden = !detail.releases.length;

@@ -14,6 +14,10 @@
 
   const SYNC_POLL_MS = 2000;
   const NOTICE_MS = 6000;
+  const CHECK_DELAY_MS = 300; // wait for a pause in typing before asking the API about a namespace
+  const PAUSED_POLL_MS = 3000; // while Airflow has not parsed an installed package's DAGs yet
+  const PAUSED_POLLS = 60;
+  const NAMESPACE = /^[a-z0-9][a-z0-9_-]{0,62}$/;
   const FINISHED = ["success", "unchanged", "rejected", "failed"];
 
   // ---- configuration -------------------------------------------------------------------------------
@@ -119,7 +123,7 @@
 
   // ---- small pieces shared by both pages ---------------------------------------------------------
 
-  const BADGE_WORDS = { passing: "checks passing", failing: "checks failing", unknown: "not checked yet" };
+  const BADGE_WORDS = { passing: "Checks passing", failing: "Checks failing", unknown: "Not checked yet" };
   const BADGE_TONES = { passing: "success", failing: "failed", unknown: "pending" };
 
   function badge(info) {
@@ -224,7 +228,7 @@
 
   /** Providers the package declares that this Airflow lacks: its DAGs load, but such tasks fail at run time. */
   function missingNote(accepted) {
-    const missing = accepted.missing_providers || [];
+    const missing = (accepted.missing_providers || []).concat(accepted.missing_packages || []);
     if (!missing.length) return null;
     return el("div", { class: "alert-message", testid: "missing-providers", text: "Not installed on this Airflow (install them on every machine): " + missing.join(", ") });
   }
@@ -237,6 +241,201 @@
       missingNote(accepted),
       el("div", { class: "alert-sub" }, [el("a", { href: repositoryUrl(accepted.repository), testid: "repository-link", text: "See the findings" }), " · ", runLink]),
     ]);
+  }
+
+  // ---- the install dialog: version, namespace, what is missing, then install -----------------------
+
+  /** What the open dialog installs: {name, versions, target, box, onDone, check}; null when closed. */
+  let installing = null;
+  let checkTimer = null;
+  let checkSeq = 0;
+
+  /** Ask before installing: Cancel changes nothing; Install registers the package and follows its sync. */
+  function openInstallDialog(name, versions, target, box, onDone) {
+    const dialog = $("install-dialog");
+    if (!dialog) return;
+    installing = { name: name, versions: versions, target: target, box: box, onDone: onDone, check: null };
+    $("install-dialog-package").textContent = name;
+    const version = $("install-dialog-version");
+    fill(version, versions.map(function (v) { return el("option", { value: v, text: "v" + v }); }));
+    version.disabled = versions.length < 2;
+    const namespace = $("install-dialog-namespace");
+    namespace.value = name;
+    namespace.setAttribute("aria-invalid", "false");
+    $("install-dialog-force").checked = false;
+    renderCheck(null, "Checking what this Airflow has\u2026");
+    dialog.showModal();
+    namespace.focus();
+    namespace.select();
+    runCheck();
+  }
+
+  function closeInstallDialog() {
+    clearTimeout(checkTimer);
+    checkSeq += 1; // an answer still on its way is for a dialog that is gone
+    installing = null;
+    const dialog = $("install-dialog");
+    if (dialog && dialog.open) dialog.close();
+  }
+
+  function namespaceProblem(value) {
+    if (!value) return "Give a namespace.";
+    if (!NAMESPACE.test(value)) return "1-63 lower-case letters, digits, - or _, starting with a letter or digit.";
+    return null;
+  }
+
+  function showNamespaceError(message) {
+    const error = $("install-dialog-namespace-error");
+    error.textContent = message || "";
+    error.hidden = !message;
+    $("install-dialog-namespace").setAttribute("aria-invalid", message ? "true" : "false");
+  }
+
+  function scheduleCheck() {
+    clearTimeout(checkTimer);
+    checkTimer = setTimeout(runCheck, CHECK_DELAY_MS);
+  }
+
+  /** The API's install check for the chosen version and namespace (changes nothing). */
+  async function runCheck() {
+    if (!installing) return;
+    const seq = ++checkSeq;
+    const namespace = $("install-dialog-namespace").value.trim();
+    const problem = namespaceProblem(namespace);
+    showNamespaceError(problem);
+    if (problem) {
+      renderCheck(null, "");
+      return;
+    }
+    const query = "?version=" + encodeURIComponent($("install-dialog-version").value) + "&namespace=" + encodeURIComponent(namespace);
+    try {
+      const check = await api("GET", packagePath(installing.name, "install-check") + query);
+      if (seq === checkSeq) renderCheck(check, null);
+    } catch (err) {
+      if (seq !== checkSeq) return;
+      if (err.status === 422) showNamespaceError(err.message);
+      renderCheck(null, err.status === 422 ? "" : err.message);
+    }
+  }
+
+  function renderCheck(check, waiting) {
+    if (installing) installing.check = check;
+    const requirements = $("install-dialog-requirements");
+    const missing = check ? (check.missing_providers || []).concat(check.missing_packages || []) : [];
+    $("install-dialog-force-row").hidden = !missing.length;
+    if (!check) {
+      $("install-dialog-plan").textContent = waiting || "";
+      requirements.replaceChildren();
+      updateConfirm();
+      return;
+    }
+    $("install-dialog-plan").textContent = "Installs " + check.package + " v" + check.version + " into " + check.namespace +
+      "/ of the dags folder. A dagops_sync run in Airflow validates it before anything goes live.";
+    const parts = [];
+    if (missing.length) {
+      parts.push(el("div", { class: "alert mp-missing", testid: "install-missing", role: "alert" }, [el("div", { class: "alert-text" }, [
+        el("span", { class: "alert-title", text: "Missing on this Airflow" }),
+        el("ul", { class: "mp-list" }, missing.map(function (item) { return el("li", { class: "mono", testid: "install-missing-item", text: item }); })),
+        el("span", { class: "alert-sub", text: "Its DAGs may load, but their tasks fail until these are installed on every Airflow machine." }),
+      ])]));
+    } else {
+      const needs = (check.providers || []).concat(check.packages || []);
+      parts.push(el("p", { class: "mp-requirements-ok", testid: "install-requirements-ok", text: needs.length
+        ? "Everything it needs is installed here: " + needs.join(", ") + "."
+        : "It needs no providers or packages beyond Airflow." }));
+    }
+    for (const refusal of check.refusals || []) {
+      parts.push(el("p", { class: "field-error", testid: "install-refusal", text: refusal }));
+    }
+    fill(requirements, parts);
+    updateConfirm();
+  }
+
+  function updateConfirm() {
+    const check = installing && installing.check;
+    const force = $("install-dialog-force").checked;
+    const confirm = $("install-dialog-confirm");
+    confirm.disabled = !check || !check.installable || (check.needs_force && !force);
+    confirm.textContent = check && check.needs_force ? "Install anyway" : "Install";
+    confirm.title = check && check.needs_force && !force ? "Tick \u201cInstall anyway\u201d first: something it needs is missing" : "";
+  }
+
+  async function confirmInstall(event) {
+    event.preventDefault();
+    const chosen = installing;
+    if (!chosen || !chosen.check || $("install-dialog-confirm").disabled) return;
+    const body = { version: chosen.check.version, namespace: chosen.check.namespace };
+    if (chosen.check.needs_force) body.force = $("install-dialog-force").checked;
+    closeInstallDialog();
+    const accepted = await install(chosen.name, body, chosen.target, chosen.box);
+    if (accepted && chosen.onDone) await chosen.onDone(accepted);
+  }
+
+  function initInstallDialog() {
+    const dialog = $("install-dialog");
+    if (!dialog) return; // the role cannot install: no dialog in the page
+    $("install-dialog-form").addEventListener("submit", confirmInstall);
+    for (const node of dialog.querySelectorAll("[data-action=cancel]")) node.addEventListener("click", closeInstallDialog);
+    dialog.addEventListener("close", function () { installing = null; }); // Escape
+    $("install-dialog-namespace").addEventListener("input", scheduleCheck);
+    $("install-dialog-version").addEventListener("change", runCheck);
+    $("install-dialog-force").addEventListener("change", updateConfirm);
+  }
+
+  // ---- paused DAGs of an installed package ----------------------------------------------------------
+
+  /** Airflow creates new DAGs paused: say which of the package's DAGs are, with an Unpause button. Polls
+   * while Airflow has not parsed them yet. */
+  async function showPaused(name, slot, polls) {
+    let dags;
+    try {
+      dags = await api("GET", packagePath(name, "dags"));
+    } catch (err) {
+      slot.hidden = true;
+      return;
+    }
+    if (!slot.isConnected) return;
+    const items = dags.items || [];
+    const unknown = items.filter(function (dag) { return dag.paused === null || dag.paused === undefined; });
+    const paused = items.filter(function (dag) { return dag.paused === true; });
+    slot.dataset.paused = String(paused.length);
+    slot.dataset.waiting = String(unknown.length);
+    slot.hidden = !items.length;
+    if (paused.length) {
+      slot.className = "mp-paused alert alert-warning";
+      fill(slot, [
+        el("div", { class: "alert-text" }, [
+          el("span", { class: "alert-title", text: "Paused in Airflow" }),
+          el("span", { class: "alert-message", testid: "paused-message", text: paused.length === items.length
+            ? (items.length === 1 ? "Its DAG is paused: it does not run until unpaused." : "All " + items.length + " of its DAGs are paused: they do not run until unpaused.")
+            : paused.length + " of its " + items.length + " DAGs are paused: they do not run until unpaused." }),
+          el("ul", { class: "mp-paused-dags" }, paused.map(function (dag) {
+            return el("li", { testid: "paused-dag", data: { dagId: dag.dag_id } }, [airflowLink(dag.airflow_url, dag.dag_id, "paused-dag-link"), " ", el("span", { class: "status-badge status-paused", text: "Paused" })]);
+          })),
+        ]),
+        CONFIG.canWrite ? el("div", { class: "alert-actions" }, [button("Unpause", { small: true, testid: "unpause", onclick: function (event) { unpause(name, slot, event.currentTarget); } })]) : null,
+      ]);
+    } else if (unknown.length) {
+      slot.className = "mp-paused mp-note";
+      fill(slot, [el("span", { testid: "paused-waiting", text: "Waiting for Airflow to parse " + plural(unknown.length, "DAG") + "\u2026" })]);
+    } else {
+      slot.className = "mp-paused mp-note";
+      fill(slot, [el("span", { class: "mp-installed", testid: "dags-active", text: (items.length === 1 ? "Its DAG is" : "All " + items.length + " DAGs are") + " active in Airflow." })]);
+    }
+    const left = polls === undefined ? PAUSED_POLLS : polls;
+    if (unknown.length && left > 0) {
+      setTimeout(function () { showPaused(name, slot, left - 1); }, PAUSED_POLL_MS);
+    }
+  }
+
+  async function unpause(name, slot, target) {
+    try {
+      const answer = await withBusy(target, function () { return api("POST", packagePath(name, "unpause"), {}); });
+      notify(answer.message, "success");
+    } catch (err) {
+      reportError(err);
+    }
+    await showPaused(name, slot, 0);
   }
 
   // ---- the search page ---------------------------------------------------------------------------
@@ -286,16 +485,23 @@
         el("div", { class: "mp-stats" }, [ratingLine(item), installsLine(item), el("span", { class: "muted", text: item.catalog ? "catalog " + item.catalog : "" })]),
         tags(item.tags),
       ]),
-      footer,
+      // Above the footer, so the card's buttons stay at its bottom edge whatever the install says.
       el("div", { class: "mp-install-status", testid: "install-status", hidden: true, "aria-live": "polite" }),
+      footer,
     ]);
   }
 
-  /** The newest version into the default namespace (the package page offers the choices). */
-  async function installFromCard(item, target) {
+  /** The shown version, into the namespace the dialog confirms (the package page offers every version). */
+  function installFromCard(item, target) {
     const card = target.closest("[data-testid=package-card]");
-    const accepted = await install(item.name, {}, target, card.querySelector("[data-testid=install-status]"));
-    if (accepted) target.replaceWith(el("span", { class: "mp-installed", testid: "installed", text: "Installed in " + accepted.namespace }));
+    const box = card.querySelector("[data-testid=install-status]");
+    openInstallDialog(item.name, [item.version], target, box, function (accepted) {
+      target.replaceWith(el("span", { class: "mp-installed", testid: "installed", text: "Installed in " + accepted.namespace }));
+      if (box.dataset.state !== "live") return;
+      const slot = el("div", { class: "mp-paused", testid: "paused-status", hidden: true, "aria-live": "polite" });
+      box.after(slot); // new DAGs start paused in Airflow: say so where the user just installed
+      showPaused(accepted.package, slot);
+    });
   }
 
   function startSearchPage() {
@@ -344,25 +550,24 @@
 
   function actions(info) {
     if (info.installed_namespace) {
-      return el("div", { class: "mp-actions" }, [
-        el("span", { class: "mp-installed", testid: "installed", text: "Installed in " + info.installed_namespace }),
-        CONFIG.canDelete ? button("Uninstall", { small: true, variant: "btn-ghost-danger", testid: "uninstall", onclick: function (event) { uninstall(info, event.currentTarget); } }) : null,
+      const slot = el("div", { class: "mp-paused", testid: "paused-status", hidden: true, "aria-live": "polite" });
+      showPaused(info.name, slot);
+      return el("div", { class: "mp-installed-actions" }, [
+        el("div", { class: "mp-actions" }, [
+          el("span", { class: "mp-installed", testid: "installed", text: "Installed in " + info.installed_namespace }),
+          CONFIG.canDelete ? button("Uninstall", { small: true, variant: "btn-ghost-danger", testid: "uninstall", onclick: function (event) { uninstall(info, event.currentTarget); } }) : null,
+        ]),
+        slot,
       ]);
     }
     if (!CONFIG.canWrite) return el("span", { class: "muted", text: "Your Airflow role cannot install packages." });
     const released = (info.versions || []).filter(function (v) { return v.released; }).map(function (v) { return v.version; });
     const versions = released.length ? released : [info.version];
-    const version = el("select", { class: "select", name: "version", testid: "install-version", "aria-label": "Version" }, versions.map(function (v) { return el("option", { value: v, text: "v" + v }); }));
-    const namespace = el("input", { class: "mp-namespace", name: "namespace", testid: "install-namespace", placeholder: "namespace: " + info.name, title: "Namespace (default: " + info.name + ")", maxlength: "63", "aria-label": "Namespace", pattern: "[a-z0-9][a-z0-9_-]{0,62}" });
-    const form = el("form", { class: "mp-install-form", testid: "install-form" }, [version, namespace, button("Install", { type: "submit", variant: "btn-primary", testid: "install" })]);
-    form.addEventListener("submit", async function (event) {
-      event.preventDefault();
-      const body = { version: version.value };
-      if (namespace.value.trim()) body.namespace = namespace.value.trim();
-      const accepted = await install(info.name, body, form.querySelector("button[type=submit]"), $("install-status"));
-      if (accepted) await refreshPackage();
-    });
-    return form;
+    return el("div", { class: "mp-actions", testid: "install-form" }, [
+      button("Install\u2026", { variant: "btn-primary", testid: "install", onclick: function (event) {
+        openInstallDialog(info.name, versions, event.currentTarget, $("install-status"), refreshPackage);
+      } }),
+    ]);
   }
 
   /** Two clicks: Airflow's iframe sandbox has no allow-modals, so window.confirm() would answer false unseen. */
@@ -415,7 +620,7 @@
           fact("Catalog", info.catalog, "catalog"),
           fact("Versions", (info.versions || []).map(function (v) { return "v" + v.version + (v.released ? "" : " (not released)"); }), "versions"),
           fact("Required providers", info.providers, "providers"),
-          fact("Not installed here", info.missing_providers, "missing-providers"),
+          fact("Not installed here", (info.missing_providers || []).concat(info.missing_packages || []), "missing-providers"),
           fact("Required packages", info.packages, "packages"),
           fact("DAG files", info.dag_files, "dag-files"),
           fact("Also in", others, "other-catalogs"),
@@ -504,6 +709,7 @@
   // ---- start ---------------------------------------------------------------------------------------
 
   document.addEventListener("click", followLinksFromTop);
+  initInstallDialog();
   if (CONFIG.page === "package") startPackagePage();
   else startSearchPage();
 })();
