@@ -53,7 +53,13 @@ SCHEMAS: dict[str, dict] = {
     "RollbackRequest": {
         "type": "object",
         "additionalProperties": False,
-        "properties": {"release": RELEASE_REF, "pin": {"type": "boolean"}},
+        "properties": {
+            "release": RELEASE_REF,
+            "pin": {
+                "type": "boolean",
+                "description": "pin an unpinned repository to this release; a pinned one stays pinned, to this release",
+            },
+        },
     },
     "PinRequest": {"type": "object", "additionalProperties": False, "properties": {"release": RELEASE_REF}},
     "Empty": {"type": "object", "additionalProperties": False, "properties": {}},

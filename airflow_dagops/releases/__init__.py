@@ -5,6 +5,7 @@
 - `candidate`: a commit becomes a candidate: exported, put through the gate, recorded (sync and deploy);
 - `rollout`: where a release that passed goes: its first promotion stage, or live;
 - `golive`: the link swap and its record (dag_id clashes resolved, old releases pruned, deploy log);
+- `pins`: the one rule for pins, applied by `golive` (a pin names the release that stays live);
 - `promotion`: staged rollouts (soak in a stage, promote on good DAG runs); `stages`: their names and rules;
 - `rollback`: rollback, pin, unpin and reading releases; `versions`: deploy of an exact commit, history;
 - `tests` and `tests_runner`: a repository's own tests as a gate, each module in the sandbox;

@@ -1,6 +1,7 @@
 """Going live: point a namespace at a release that passed the gate (releases/gate.py), record it, resolve dag_id
 clashes, and prune old release folders. Every path that puts a release live in prod comes through `go_live`: sync,
-deploy, rollback (and pin, which is a rollback), and a promotion reaching prod.
+deploy, rollback (and pin, which is a rollback), and a promotion reaching prod; and `go_live` applies the one rule
+for pins (releases/pins.py) before anything moves.
 """
 
 from __future__ import annotations
@@ -18,17 +19,32 @@ from airflow_dagops.deploy.locks import repository_lock
 from airflow_dagops.deploy.publish import publish
 from airflow_dagops.events import feed as events
 from airflow_dagops.releases.diff import diff_releases
+from airflow_dagops.releases.pins import apply_pin_rule
 from airflow_dagops.statuses import ReleaseStatus
 from airflow_dagops.store.models import DeployEvent, Release, Repository, utcnow
 
 log = logging.getLogger(__name__)
 
 
-def go_live(session: Session, repo: Repository, release: Release, *, actor: str, reason: str) -> None:
+def go_live(
+    session: Session,
+    repo: Repository,
+    release: Release,
+    *,
+    actor: str,
+    reason: str,
+    by_hand: bool = False,
+    pin: bool = False,
+) -> None:
     """Point the namespace at `release` and record it, resolving dag_id clashes with every other live
     release by priority (airflow_dagops/conflicts.py): losing files are hidden before the link swaps and
-    files no longer shadowed come back after it, so Airflow never sees two files for one dag_id."""
+    files no longer shadowed come back after it, so Airflow never sees two files for one dag_id.
+
+    The pin rule first (releases/pins.py): a release an operator chose (`by_hand`: rollback, deploy, pin to a
+    release) takes the pin along, or a new one with `pin`; an automatic move (sync, tests passed, promotion) on a
+    repository pinned elsewhere is refused with Conflict before anything moves."""
     with repository_lock(paths.locks_dir(), CONFLICTS_LOCK, timeout=settings.get_int("lock_timeout")):
+        apply_pin_rule(session, repo, release, by_hand=by_hand, pin=pin)
         others = live_pairs(session, exclude_id=repo.id)
         apply_hidden(others + [(repo, release)], phase="hide")
         write_namespace_meta(repo, release)  # before the swap: the new DAG code finds its environment

@@ -6,6 +6,10 @@ as it goes live (releases/golive.py), and old release folders are pruned as afte
 validation record (one still waiting for its tests in dagops_test, or a row that never got a verdict) has not
 passed the gate: it goes through it first, purpose ROLLBACK (releases/gate.py), tests included, and is refused
 when the gate holds it back.
+
+Pins follow the one rule of releases/pins.py: a pin names the release that stays live, so rolling back a pinned
+repository moves its pin to the release made live (it stays pinned), `pin` keeps what is live (or rolls back to a
+release and keeps that), and `unpin` lets the next sync publish the branch head again.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from airflow_dagops.release_manifest import read_manifest
 from airflow_dagops.releases.candidate import RepoSnapshot, export_commit
 from airflow_dagops.releases.gate import GatePurpose, check_tree
 from airflow_dagops.releases.golive import go_live, mark_pruned
+from airflow_dagops.releases.pins import read_pin
 from airflow_dagops.statuses import ReleaseStatus
 from airflow_dagops.store.db import session_scope
 from airflow_dagops.store.models import DeployEvent, Finding, Release, Repository
@@ -68,7 +73,8 @@ def live_dags(name: str) -> tuple[str, list[dict]]:
 
 def rollback(name: str, release: int | str | None = None, *, actor: str, pin: bool = False) -> RepositoryInfo:
     """Point the namespace at an earlier release that passed validation (default: the one live before the
-    current one). A pruned release is re-exported from the mirror first. With `pin`, stay there."""
+    current one). A pruned release is re-exported from the mirror first. A pinned repository stays pinned, to
+    this release (releases/pins.py); with `pin`, an unpinned one is pinned to it too."""
     with repository_lock(paths.locks_dir(), name, timeout=settings.get_int("lock_timeout")):
         with session_scope() as session:
             repo = load_repository(session, name)
@@ -119,18 +125,17 @@ def _gate_unvalidated(snapshot: RepoSnapshot, release_id: int, path: Path) -> No
 
 
 def _go_live_back(name: str, release_id: int, path: Path, *, actor: str, pin: bool) -> RepositoryInfo:
-    """Publish the release again (pinned if asked), then prune old release folders as a sync's publish does:
-    the folders go only after the commit, so no row ever claims a folder that is gone."""
+    """Publish the release again (the pin moves with it, or is set if asked), then prune old release folders as
+    a sync's publish does: the folders go only after the commit, so no row ever claims a folder that is gone."""
     with session_scope() as session:
         repo = load_repository(session, name)
         target = get_row(session, Release, release_id)
         target.path, target.pruned_at = str(path), None
-        go_live(session, repo, target, actor=actor, reason="rollback")
-        if pin:
-            repo.pinned_release_id = target.id
+        go_live(session, repo, target, actor=actor, reason="rollback", by_hand=True, pin=pin)
         doomed = mark_pruned(session, repo)
         session.flush()
-        log.info("%s rolled %s back to %s%s", actor, name, target.commit_sha[:12], " and pinned it" if pin else "")
+        pinned = " (pinned to it)" if repo.pinned_release_id == target.id else ""
+        log.info("%s rolled %s back to %s%s", actor, name, target.commit_sha[:12], pinned)
         info = repository_info(session, repo)
     for folder in doomed:
         retire_release_dir(folder)
@@ -153,10 +158,13 @@ def pin(name: str, release: int | str | None = None, *, actor: str) -> Repositor
             return rollback(name, release, actor=actor, pin=True)
     with session_scope() as session:
         repo = load_repository(session, name)
+        # Lock the row (PostgreSQL) and read what is live as committed now: a publish in flight finishes first.
+        session.refresh(repo, with_for_update=True)
         if not repo.live_release_id:
             raise Conflict(f"nothing of {name!r} is live yet, so there is nothing to pin; sync it first")
-        repo.pinned_release_id = repo.live_release_id
-        _log_event(session, repo, actor=actor, reason="pin")
+        if repo.pinned_release_id != repo.live_release_id:
+            repo.pinned_release_id = repo.live_release_id  # the one rule: the pin names the live release
+            _log_event(session, repo, actor=actor, reason="pin")
         session.flush()
         return repository_info(session, repo)
 
@@ -165,7 +173,7 @@ def unpin(name: str, *, actor: str) -> RepositoryInfo:
     """Follow the branch again from the next check."""
     with session_scope() as session:
         repo = load_repository(session, name)
-        if repo.pinned_release_id:
+        if read_pin(session, repo):
             live = session.get(Release, repo.live_release_id) if repo.live_release_id else None
             if live is None or live.commit_sha != repo.last_seen_commit:
                 repo.last_seen_commit = None  # the live release is not the branch head: sync at the next check

@@ -108,8 +108,8 @@ def finish_release_tests(release_id: int, results: list[dict], *, actor: str = "
     if run_id is None:  # sync.await_tests records it with every release it hands to the tests
         raise DagOpsError(f"release {release_id} waits for its tests but records no sync run to finish")
     with repository_lock(paths.locks_dir(), name, timeout=settings.get_int("lock_timeout")):
-        published = publish_checked(name, release_id, run_id, actor=actor, reason="tests passed")
-    return f"{published} ({verdict['message']})"
+        rollout = publish_checked(name, release_id, run_id, actor=actor, reason="tests passed")
+    return f"{rollout.message} ({verdict['message']})"
 
 
 def junit_xml(release_id: int) -> dict[str, str]:

@@ -5,7 +5,8 @@ commit does (releases/gate.py, purpose DEPLOY: validation, dag_id conflicts, ski
 isolated environment, and the repository's own tests when its .dagops.yaml asks for them, run here rather than
 deferred, so a deploy answers at once), and through the same export and Release row (releases/candidate.py).
 Only a release that passes goes live, with a deploy event (reason "deploy"); old release folders are pruned as
-after a sync; and the repository is pinned to it, otherwise the next poll would put the branch head back.
+after a sync; and the repository is pinned to it, otherwise the next poll would put the branch head back (the one
+rule for pins, releases/pins.py: a pinned repository's pin moves to the deployed release).
 A deploy skips the promotion stages on purpose: it acts on prod directly, like rollback and pin (an open
 promotion cannot overwrite it, since promoting to prod needs the repository unpinned; docs/promotion.md).
 Rollback, pin and unpin live in releases/rollback.py; this module only adds what they lack.
@@ -90,8 +91,8 @@ def _go_live_pinned(name: str, release_id: int, *, actor: str) -> RepositoryInfo
     with session_scope() as session:
         repo = load_repository(session, name)
         release = get_row(session, Release, release_id)
-        go_live(session, repo, release, actor=actor, reason="deploy")
-        repo.pinned_release_id = release.id  # a deployed version stays until unpinned
+        # A deployed version stays until unpinned: pinned to it, as every move by hand (releases/pins.py).
+        go_live(session, repo, release, actor=actor, reason="deploy", by_hand=True, pin=True)
         doomed = mark_pruned(session, repo)
         session.flush()
         log.info("%s deployed %s of %s and pinned it", actor, release.commit_sha[:12], name)

@@ -45,7 +45,9 @@ def repository_history(name: str, *, limit: int = 10) -> dict:
         ).all()
         return {
             "sync_runs": [sync_run_dict(run) for run in runs],
-            "releases": [release_dict(release, with_findings=True) for release in releases],
+            "releases": [
+                release_dict(release, with_findings=True, pinned_id=repo.pinned_release_id) for release in releases
+            ],
             "deploy_events": [
                 {
                     "id": e.id,
