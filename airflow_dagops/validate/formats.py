@@ -9,7 +9,9 @@ from xml.etree import ElementTree as ET
 
 from airflow_dagops import __version__
 from airflow_dagops.validate.report import Report
-from airflow_dagops.validate.rules import all_rules
+from airflow_dagops.validate.rules import Rule, all_rules, family
+from airflow_dagops.validate.rules import catalogue as rules_catalogue
+from airflow_dagops.wording import plural
 
 FORMATS = ("text", "json", "sarif", "junit")
 _SARIF_LEVEL = {"error": "error", "warning": "warning", "info": "note"}
@@ -29,8 +31,9 @@ def to_text(report: Report, root_label: str) -> str:
     summary = report.summary()
     verdict = "passed" if report.passed else "FAILED"
     lines.append(
-        f"{verdict}: {summary['errors']} errors, {summary['warnings']} warnings, {summary['infos']} infos "
-        f"in {report.stats.get('files', 0)} files, {len(report.dags)} DAGs ({report.stats.get('seconds', 0):.1f} s)"
+        f"{verdict}: {plural(summary['errors'], 'error')}, {plural(summary['warnings'], 'warning')}, "
+        f"{plural(summary['infos'], 'info')} in {plural(report.stats.get('files', 0), 'file')}, "
+        f"{plural(len(report.dags), 'DAG')} ({report.stats.get('seconds', 0):.1f} s)"
     )
     return "\n".join(lines) + "\n"
 
@@ -49,7 +52,7 @@ def to_json(report: Report, root_label: str) -> str:
 
 def to_sarif(report: Report, root_label: str) -> str:
 
-    catalogue = all_rules()
+    catalogue, entries = all_rules(), rules_catalogue()
     used = sorted({f.rule for f in report.findings})
     results = []
     for f in report.findings:
@@ -76,9 +79,7 @@ def to_sarif(report: Report, root_label: str) -> str:
                         "name": "dagops-validate",
                         "version": __version__,
                         "informationUri": "https://github.com/airflow-dagops/airflow-dagops",
-                        "rules": [
-                            {"id": rule, "shortDescription": {"text": catalogue.get(rule, rule)}} for rule in used
-                        ],
+                        "rules": [_sarif_rule(rule, catalogue.get(rule, rule), entries) for rule in used],
                     }
                 },
                 "originalUriBaseIds": {"SRCROOT": {"uri": root_label.rstrip("/") + "/"}},
@@ -87,6 +88,16 @@ def to_sarif(report: Report, root_label: str) -> str:
         ],
     }
     return json.dumps(sarif, indent=2) + "\n"
+
+
+def _sarif_rule(rule: str, why: str, entries: dict[str, Rule]) -> dict[str, Any]:
+    """A rule's SARIF description: why it exists, its default level and how a repository silences it."""
+    described: dict[str, Any] = {"id": rule, "shortDescription": {"text": why}}
+    entry = entries.get(family(rule))
+    if entry is not None:
+        described["defaultConfiguration"] = {"level": _SARIF_LEVEL.get(entry.severity, "note")}
+        described["help"] = {"text": entry.silence}
+    return described
 
 
 def to_junit(report: Report, root_label: str) -> str:

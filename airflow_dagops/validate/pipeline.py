@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from airflow_dagops.redaction import redact_finding
+from airflow_dagops.validate import compat as compat_rules
 from airflow_dagops.validate import dependencies as dependency_rules
 from airflow_dagops.validate import policy as policy_rules
 from airflow_dagops.validate.cache import (
@@ -135,7 +136,10 @@ def run_pipeline(root: Path, options: PipelineOptions, *, extra_findings: list[F
                 release, checkable, cache, options.skip, exclude={"syntax"}, not_dag=never_parsed
             )
             dags, structure_findings, import_seconds, imported = structure.result() if structure else ([], [], {}, 0)
-        per_file += more
+        per_file += [_not_a_dag_file(f, view) if f.file in never_parsed else f for f in more]
+        # Airflow collects a file's DAGs through a set (hashes of module objects): its order differs between
+        # processes, so the report orders them itself, before anything (duplicates, policies) reads them.
+        dags = sorted(dags, key=lambda dag: (dag.file, dag.line or 0, dag.dag_id))
         for key in ("checked", "cached"):
             stats[key].update(more_stats[key])
         stats["structure_imported"] = imported
@@ -277,16 +281,31 @@ def _parse_view(root: Path, files: list[str]) -> ParseView | None:
         return None
 
 
+# Rules that judge a file as code Airflow imports when it parses the file. On a file Airflow never parses (ignored,
+# skipped by safe mode, a dbt model, vendored code) their errors become warnings that say why: the file cannot break a
+# parse, and a DAG that imports it runs its code in the sandbox, which reports what that does on the DAG.
+DAG_CODE_RULES = ("syntax-error", "import-time-side-effect", "bandit-", *compat_rules.ERROR_CODES)
+_NOT_A_DAG_FILE_HINTS = {
+    "syntax-error": "Fix it if a DAG imports it (that DAG's import fails); otherwise it only breaks whoever runs it.",
+    "import-time-side-effect": "If a DAG imports this module, the sandbox reports what it does on that DAG.",
+}
+
+
 def _not_a_dag_file(finding: Finding, view: ParseView | None) -> Finding:
-    """A file Airflow never parses cannot fail a parse: its syntax error is a warning that says why. If a DAG imports
-    it, that DAG's import fails, and the structure step reports it on the DAG."""
-    if finding.rule != "syntax-error" or view is None or finding.file not in view.not_parsed:
+    """An error of a `DAG_CODE_RULES` rule on a file Airflow never parses, as a warning with the reason (a secret is
+    a leak wherever it is, so secret findings keep their severity)."""
+    if (
+        finding.severity != "error"
+        or view is None
+        or finding.file not in view.not_parsed
+        or not finding.rule.startswith(DAG_CODE_RULES)
+    ):
         return finding
     return replace(
         finding,
         severity="warning",
         message=f"{finding.message}; Airflow never parses this file as a DAG file: {view.not_parsed[finding.file]}",
-        hint="Fix it if a DAG imports it (that DAG's import fails); otherwise it only breaks whoever runs it.",
+        hint=_NOT_A_DAG_FILE_HINTS.get(finding.rule, finding.hint),
     )
 
 
@@ -447,4 +466,5 @@ def _cross_file_findings(dags, dag_owners: dict[str, str]) -> list[Finding]:
 
 def _sorted(findings: list[Finding]) -> list[Finding]:
     order = {"error": 0, "warning": 1, "info": 2}
-    return sorted(findings, key=lambda f: (f.file or "", f.line or 0, order.get(f.severity, 3), f.rule))
+    # The message last: two findings of one rule on one line (two DAGs a factory builds there) keep one order.
+    return sorted(findings, key=lambda f: (f.file or "", f.line or 0, order.get(f.severity, 3), f.rule, f.message))

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
+from airflow_dagops.wording import plural
+
 SEVERITIES = ("error", "warning", "info")
 
 
@@ -76,6 +78,4 @@ class Report:
         files = {f.file for f in errors if f.file}
         shown = "; ".join(f"{f.location()} {f.message}".strip() for f in errors[:limit])
         more = f"; and {len(errors) - limit} more" if len(errors) > limit else ""
-        noun = "error" if len(errors) == 1 else "errors"
-        file_noun = "file" if len(files) == 1 else "files"
-        return f"Validation failed: {len(errors)} {noun} in {len(files)} {file_noun}: {shown}{more}"
+        return f"Validation failed: {plural(len(errors), 'error')} in {plural(len(files), 'file')}: {shown}{more}"

@@ -22,7 +22,9 @@ Three parts, each built on a well-kept library where one exists:
    bandit's AST test still sees that keyword argument. Why only info: bandit matches any name
    containing "pass", "token" or "pwd" (``bypass=``, ``token_url=``), too loose to block a deploy.
    B101 (``assert`` used) is skipped: asserts are idiomatic in the pytest files a DAG repo ships, and
-   Airflow never runs DAG code with ``python -O``. bandit's ``# nosec`` comments are honoured.
+   Airflow never runs DAG code with ``python -O``. bandit's ``# nosec`` comments are honoured. An error in
+   vendored code (``secrets.is_vendored``: the folders ``files.VENDOR_FOLDERS`` names) is a warning that says so,
+   as for secrets; the pipeline softens the rest of what Airflow never parses (``pipeline.DAG_CODE_RULES``).
 
 2. **detect-secrets** (Python API: ``SecretsCollection`` under ``transient_settings``) over every given
    file, not only Python (YAML, JSON, .env, .cfg, SQL ...). Files over 1 MiB are not scanned (reported
@@ -39,14 +41,17 @@ Three parts, each built on a well-kept library where one exists:
    that runs when the module is imported (module level, including top-level if/with/try/for blocks,
    decorators and default values), but not inside function or class bodies nor under
    ``if __name__ == "__main__":``. Import aliases are resolved (``import subprocess as sp``). File writes
-   count too (``open(path, "w")``, ``Path.write_text``, ``shutil.copy``, ``os.remove``). A call at import
-   of an undecorated function of the same file is followed one level deep (``CONFIG = fetch()`` where
-   ``fetch`` calls ``urlopen``), never further, so recursion ends; decorated functions (``@task``) are not.
+   count too (``open(path, "w")``, ``Path.write_text``, ``shutil.copy``, ``os.remove``). Same-file code called
+   at import is followed one call away: an undecorated function (``CONFIG = fetch()`` where ``fetch`` calls
+   ``urlopen``), a method (``Loader().fetch()``, ``Loader.fetch()``), a class's ``__init__``/``__post_init__``
+   when it is instantiated, and inside a followed method one more step through ``self``; never further, so
+   recursion ends; decorated functions (``@task``) are not followed.
 
 Size: three parts of one check over the same files (bandit, detect-secrets, import-time calls), with the
 severity tables above; each part is a few functions and `_ImportTimeCallFinder` is the one AST visitor
-(it follows same-file calls one level itself). The secret second opinion (placeholders, names of secrets,
-dev defaults, vendored code, URI passwords) lives in `secrets.py`, so the secret part here stays the glue.
+(it follows same-file functions, methods and constructors one call away itself). The secret second opinion
+(placeholders, names of secrets, dev defaults, vendored code, URI passwords) lives in `secrets.py`, so the secret
+part here stays the glue.
 """
 
 from __future__ import annotations
@@ -262,12 +267,18 @@ def _bandit_finding(issue, relative: str) -> Finding:
     name = _BANDIT_TEST_NAMES.get(test_id, issue.test)
     if test_id in BANDIT_PASSWORD_TESTS:
         return _bandit_password_finding(test_id, name, relative, issue.lineno)
+    severity = bandit_severity(issue.severity, issue.confidence)
+    because = ""
+    if severity == "error" and secrets_review.is_vendored(relative):
+        # Someone else's code, kept as it was released: shown, but it is not the team's to fix before a deploy.
+        severity, because = "warning", f"; a warning, not an error, because it is {secrets_review.VENDORED_REASON}"
     return Finding(
         rule=f"bandit-{test_id}",
-        severity=bandit_severity(issue.severity, issue.confidence),
+        severity=severity,
         file=relative,
         line=issue.lineno,
-        message=f"{issue.text} (bandit {test_id} {name}; severity {issue.severity}, confidence {issue.confidence})",
+        message=f"{issue.text} (bandit {test_id} {name}; severity {issue.severity}, confidence {issue.confidence})"
+        f"{because}",
         hint=f"Fix the code as {bandit_docs.get_url(test_id)} explains; if this is a false positive, "
         f"end the line with `# nosec {test_id}` and a comment saying why.",
     )
@@ -459,6 +470,10 @@ _DANGEROUS_CALLS = [
 _OPEN_FUNCTIONS = frozenset({"open", "builtins.open", "io.open"})
 # A decorator may replace the function (Airflow's @task, @dag); only caching ones still run its body.
 _TRANSPARENT_DECORATORS = frozenset({"functools.cache", "functools.lru_cache", "functools.lru_cache()"})
+# A method's body runs when it is called under these too.
+_TRANSPARENT_METHOD_DECORATORS = _TRANSPARENT_DECORATORS | {"staticmethod", "classmethod"}
+# `<module>.Loader.fetch` (a static or class method) or `<module>.Loader().fetch` (on an instance).
+_METHOD_CALL = re.compile(r"(?P<cls><module>\.\w+)(\(\))?\.(?P<method>\w+)")
 _IMPORT_TIME_HINT = (
     "Airflow's dag-processor imports every DAG file again every 30 s ([dag_processor] "
     "min_file_process_interval) on the scheduler's machines, so this would run constantly, slow or hang "
@@ -481,22 +496,46 @@ class _SideEffect:
     shown: str
     qualified_name: str
     reason: str
-    via: str | None = None  # `fetch()`: the same-file function called at import that makes this call
-    via_line: int | None = None
+    via: tuple[str, ...] = ()  # `fetch()`, or `Loader()` then `self._load()`: same-file calls that lead to it
+    via_line: int | None = None  # the line of the call itself, inside the function `via` ends with
+
+    def reached_through(self, call: str, line: int) -> _SideEffect:
+        """This effect, as the import-time call `call` on `line` that leads to it reports it."""
+        return _SideEffect(
+            line,
+            self.shown,
+            self.qualified_name,
+            self.reason,
+            (call, *self.via),
+            self.via_line if self.via else self.line,
+        )
+
+
+@dataclass(frozen=True)
+class _Owner:
+    """The class a followed method belongs to, and the name its instance goes by in the method (`self`, `cls`)."""
+
+    methods: dict[str, ast.FunctionDef | ast.AsyncFunctionDef]
+    instance: str | None
 
 
 class _ImportTimeCallFinder(ast.NodeVisitor):
     """Visits only the code that runs at import: it does not enter function or class bodies,
     lambdas, or the body of ``if __name__ == "__main__":``; it does visit decorators and defaults.
-    A call at import of an undecorated function of the same file is followed one level deep: the calls
-    its body makes are reported at the import-time call (``CONFIG = fetch()``); never deeper, so
-    recursion ends."""
 
-    def __init__(self, follow_calls: bool = True) -> None:
+    Same-file code called at import is followed one call away: an undecorated function (``CONFIG = fetch()``),
+    a class's method (``Loader().fetch()``, ``Loader.fetch()``, ``loader.fetch()`` after ``loader = Loader()``)
+    and a class's ``__init__``/``__post_init__`` when it is instantiated (``Loader()``). What the followed body calls
+    is reported at the import-time call. Inside a followed method, a method of the same class called through the
+    instance (``self._load()``) is followed one step more, never further, so recursion ends."""
+
+    def __init__(self, follow_calls: bool = True, owner: _Owner | None = None) -> None:
         self.names: dict[str, str] = {}  # local name -> qualified name ("sp" -> "subprocess")
         self.found: list[_SideEffect] = []
         self.follow_calls = follow_calls
+        self.owner = owner  # inside a followed method: its class, whose methods `self.x()` reaches
         self.functions: dict[str, ast.FunctionDef | ast.AsyncFunctionDef] = {}  # "<module>.fetch" -> def
+        self.classes: dict[str, ast.ClassDef] = {}  # "<module>.Loader" -> class
 
     def visit_Import(self, node: ast.Import) -> None:
         for alias in node.names:
@@ -516,6 +555,7 @@ class _ImportTimeCallFinder(ast.NodeVisitor):
     def visit_FunctionDef(self, node: ast.FunctionDef | ast.AsyncFunctionDef) -> None:
         self.names[node.name] = f"<module>.{node.name}"  # shadows an imported or builtin name
         self.functions[f"<module>.{node.name}"] = node
+        self.classes.pop(f"<module>.{node.name}", None)
         self.visit_decorators(node.decorator_list)
         for expression in [*node.args.defaults, *node.args.kw_defaults]:
             if expression is not None:
@@ -525,6 +565,8 @@ class _ImportTimeCallFinder(ast.NodeVisitor):
 
     def visit_ClassDef(self, node: ast.ClassDef) -> None:
         self.names[node.name] = f"<module>.{node.name}"
+        self.classes[f"<module>.{node.name}"] = node
+        self.functions.pop(f"<module>.{node.name}", None)
         self.visit_decorators(node.decorator_list)
         for expression in [*node.bases, *(keyword.value for keyword in node.keywords)]:
             self.visit(expression)
@@ -562,21 +604,53 @@ class _ImportTimeCallFinder(ast.NodeVisitor):
         self.generic_visit(node)
 
     def follow(self, node: ast.Call) -> None:
-        """Report what a same-file function called here does when it runs (one level deep only)."""
-        function = self.functions.get(self.qualified_name(node.func) or "")
-        if not self.follow_calls or function is None:
+        """Report what the same-file code this call runs does (see the class docstring for how far)."""
+        if self.follow_calls:
+            targets = self.same_file_targets(self.qualified_name(node.func) or "")
+        elif self.owner is not None:
+            targets = self.own_method_target(node.func, self.owner)
+        else:
             return
-        if any(self.qualified_name(d) not in _TRANSPARENT_DECORATORS for d in function.decorator_list):
-            return
-        inner = _ImportTimeCallFinder(follow_calls=False)
-        inner.names = dict(self.names)
-        for statement in function.body:
-            inner.visit(statement)
         shown = f"{ast.unparse(node.func)}()"
-        for effect in inner.found:
-            self.found.append(
-                _SideEffect(node.lineno, effect.shown, effect.qualified_name, effect.reason, shown, effect.line)
-            )
+        for function, owner in targets:
+            inner = _ImportTimeCallFinder(follow_calls=False, owner=owner if self.follow_calls else None)
+            inner.names = dict(self.names)
+            for statement in function.body:
+                inner.visit(statement)
+            self.found += [effect.reached_through(shown, node.lineno) for effect in inner.found]
+
+    def same_file_targets(self, name: str) -> list[tuple[ast.FunctionDef | ast.AsyncFunctionDef, _Owner | None]]:
+        """The bodies a module-level call of `name` runs: a function's; a class's `__init__` and `__post_init__`
+        (`<module>.Loader`); a method's (`<module>.Loader.fetch`, `<module>.Loader().fetch`)."""
+        function = self.functions.get(name)
+        if function is not None:
+            return [(function, None)] if self.runs_its_body(function, _TRANSPARENT_DECORATORS) else []
+        if name in self.classes:
+            methods = _methods(self.classes[name], self.classes)
+            return [_method_target(methods[m], methods) for m in ("__init__", "__post_init__") if m in methods]
+        match = _METHOD_CALL.fullmatch(name)
+        if match is None or match["cls"] not in self.classes:
+            return []
+        methods = _methods(self.classes[match["cls"]], self.classes)
+        method = methods.get(match["method"])
+        if method is None or not self.runs_its_body(method, _TRANSPARENT_METHOD_DECORATORS):
+            return []
+        return [_method_target(method, methods)]
+
+    def runs_its_body(self, function: ast.FunctionDef | ast.AsyncFunctionDef, transparent: frozenset[str]) -> bool:
+        """Whether calling the function runs its body: a decorator may replace it (Airflow's @task, @dag)."""
+        return all(self.qualified_name(decorator) in transparent for decorator in function.decorator_list)
+
+    def own_method_target(
+        self, func: ast.expr, owner: _Owner
+    ) -> list[tuple[ast.FunctionDef | ast.AsyncFunctionDef, _Owner | None]]:
+        """`self._load()` inside a followed method: the same class's `_load`, followed no further."""
+        if not (isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name)):
+            return []
+        method = owner.methods.get(func.attr)
+        if func.value.id != owner.instance or method is None:
+            return []
+        return [(method, None)] if self.runs_its_body(method, _TRANSPARENT_METHOD_DECORATORS) else []
 
     def visit_decorators(self, decorators: list[ast.expr]) -> None:
         for decorator in decorators:
@@ -600,6 +674,37 @@ class _ImportTimeCallFinder(ast.NodeVisitor):
             base = self.qualified_name(node.func)
             return f"{base}()" if base else None
         return None
+
+
+def _methods(cls: ast.ClassDef, classes: dict[str, ast.ClassDef]) -> dict[str, ast.FunctionDef | ast.AsyncFunctionDef]:
+    """A class's methods by name, with those of its same-file base classes (`class Loader(BaseLoader)`) beneath."""
+    methods: dict[str, ast.FunctionDef | ast.AsyncFunctionDef] = {}
+    seen: set[str] = set()
+    todo = [cls]
+    while todo:  # the class first, then its bases: the nearest definition of a name wins
+        current = todo.pop(0)
+        if current.name in seen:  # `class A(B)` and `class B(A)` parse; never walk them forever
+            continue
+        seen.add(current.name)
+        for statement in current.body:
+            if isinstance(statement, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                methods.setdefault(statement.name, statement)
+        todo += [
+            classes[f"<module>.{base.id}"]
+            for base in current.bases
+            if isinstance(base, ast.Name) and f"<module>.{base.id}" in classes
+        ]
+    return methods
+
+
+def _method_target(
+    method: ast.FunctionDef | ast.AsyncFunctionDef, methods: dict[str, ast.FunctionDef | ast.AsyncFunctionDef]
+) -> tuple[ast.FunctionDef | ast.AsyncFunctionDef, _Owner]:
+    """A method to follow, with what `self.x()` inside it reaches (no instance name for a static method)."""
+    static = any(ast.unparse(decorator) == "staticmethod" for decorator in method.decorator_list)
+    arguments = [*method.args.posonlyargs, *method.args.args]
+    instance = arguments[0].arg if arguments and not static else None
+    return method, _Owner(methods, instance)
 
 
 def _opens_for_writing(node: ast.Call) -> bool:
@@ -629,7 +734,8 @@ def _find_import_time_side_effects(target: _ScanTarget) -> list[Finding]:
 
 def _side_effect_finding(relative: str, effect: _SideEffect) -> Finding:
     resolved = f" (`{effect.qualified_name}`)" if effect.shown != effect.qualified_name else ""
-    via = f"Through `{effect.via}`, on line {effect.via_line}: " if effect.via else ""
+    chain = " then ".join(f"`{call}`" for call in effect.via)
+    via = f"Through {chain}, on line {effect.via_line}: " if effect.via else ""
     return Finding(
         rule="import-time-side-effect",
         severity="error",

@@ -12,6 +12,7 @@ from airflow_dagops.release_manifest import forget_in_manifest
 from airflow_dagops.validate.files import list_files
 from airflow_dagops.validate.pipeline import local_dependencies
 from airflow_dagops.validate.report import Finding, Report
+from airflow_dagops.wording import plural
 
 RULES = {
     "files-skipped": "The release is published without files that failed validation (on_invalid: skip_files).",
@@ -52,7 +53,7 @@ def apply_gate(release_dir: Path, report: Report) -> Report:
         Finding(
             "files-skipped",
             "info",
-            f"published without {len(failing)} failing file(s): {', '.join(sorted(failing))}",
+            f"published without {plural(len(failing), 'failing file')}: {', '.join(sorted(failing))}",
             hint="Fix them to publish them again.",
         )
     )

@@ -52,6 +52,7 @@ from airflow_dagops import settings, tempdirs
 from airflow_dagops.redaction import is_sensitive
 from airflow_dagops.validate import sandbox_host
 from airflow_dagops.validate.report import Finding
+from airflow_dagops.validate.rules import default_severity
 from airflow_dagops.validate.sandbox_audit import HINTS as BEHAVIOUR_HINTS
 from airflow_dagops.validate.sandbox_audit import RULES as BEHAVIOUR_RULES
 from airflow_dagops.validate.sandbox_host import SandboxSupport, SandboxUnavailable
@@ -200,7 +201,7 @@ def python_files_inside(root: Path, files: list[str]) -> list[str]:
 
 
 def finding(rule: str, message: str, file: str | None, line: int | None = None, **hint_values: str) -> Finding:
-    severity = "warning" if rule in ("no-dag-in-file", "variable-at-import", "sandbox-degraded") else "error"
+    severity = default_severity(rule)
     hint = HINTS[rule].format(file=file or "FILE", **hint_values)
     return Finding(rule=rule, severity=severity, message=message, file=file, line=line, hint=hint)
 

@@ -299,7 +299,7 @@ def test_failed_validation_is_said_in_words(web, git_remote):
     remote = git_remote({"dags/a.py": dag_source("a")})
     _register(web, remote)
     _sync_now(web)
-    remote.commit("broken", {"dags/b.py": "def broken(:\n", "dags/c.py": "x = (\n"})
+    remote.commit("broken", {"dags/b.py": "def broken(:  # an Airflow DAG\n", "dags/c.py": "x = (  # an Airflow DAG\n"})
     failed = _sync_now(web)
     assert failed["status"] == "failed" and failed["error_code"] == "validation_failed"
     repo = web.api("GET", "repositories/team").get_json()
@@ -367,7 +367,7 @@ def test_releases_and_findings(web, git_remote):
     remote = git_remote({"dags/a.py": dag_source("a")})
     _register(web, remote)
     _sync_now(web)
-    remote.commit("broken", {"dags/b.py": "def broken(:\n"})
+    remote.commit("broken", {"dags/b.py": "def broken(:  # an Airflow DAG\n"})
     _sync_now(web)
     releases = web.api("GET", "repositories/team/releases").get_json()
     assert releases["total"] == 2 and releases["items"][0]["status"] == "failed"
@@ -395,7 +395,7 @@ def test_rollback_to_a_failed_release_is_409(web, git_remote):
     remote = git_remote({"dags/a.py": dag_source("a")})
     _register(web, remote)
     _sync_now(web)
-    remote.commit("broken", {"dags/b.py": "def broken(:\n"})
+    remote.commit("broken", {"dags/b.py": "def broken(:  # an Airflow DAG\n"})
     _sync_now(web)
     failed = web.api("GET", "repositories/team/releases").get_json()["items"][0]
     response = web.api("POST", "repositories/team/rollback", json={"release": failed["id"]})

@@ -76,7 +76,7 @@ def test_dagops_sync_in_airflow_publishes_then_republishes(airflow, git_remote):
     assert runs == [(first_run, "success", "manual"), (second_run, "success", "manual")]
 
     # A broken commit fails the task and leaves both DAGs in place.
-    remote.commit("broken", {"dags/team_second.py": "def oops(:\n"})
+    remote.commit("broken", {"dags/team_second.py": "def oops(:  # an Airflow DAG\n"})
     broken_run = _trigger_sync(airflow, "team")
     assert wait_for(lambda: _run_state(airflow, broken_run), timeout=90, what="the broken run") == "failed"
     assert {"team_hello", "team_second"} <= airflow.dag_ids()

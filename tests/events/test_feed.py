@@ -46,7 +46,7 @@ def test_a_broken_commit_records_failed_validation_and_sync_and_no_publish(dagop
     add_repository("team", remote.url)
     sync_repository("team")
     first = _all()[-1]["id"]
-    remote.commit("broken", {"dags/broken.py": "def broken(:\n"})
+    remote.commit("broken", {"dags/broken.py": "def broken(:  # an Airflow DAG\n"})
     assert sync_repository("team").status == "failed"
 
     rows = events.list_events(after=first)["events"]

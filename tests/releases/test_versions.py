@@ -12,7 +12,7 @@ from airflow_dagops.releases.rollback import get_release
 from airflow_dagops.repositories.info import get_repository
 from tests.helpers.repos import dag_source
 
-BROKEN = "def broken(:\n"
+BROKEN = "def broken(:  # an Airflow DAG\n"
 
 
 @pytest.fixture

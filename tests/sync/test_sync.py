@@ -59,7 +59,7 @@ def test_a_broken_commit_is_not_published_and_the_run_says_where(dagops_env, git
     remote = git_remote()
     add_repository("team", remote.url)
     good = sync_repository("team").commit
-    bad = remote.commit("oops", {"dags/broken.py": "def broken(:\n    pass\n"})
+    bad = remote.commit("oops", {"dags/broken.py": "def broken(:  # an Airflow DAG\n    pass\n"})
     outcome = sync_repository("team")
     assert outcome.status == "failed" and not outcome.ok
     assert "dags/broken.py:1" in outcome.message and "previous release stays live" in outcome.message
@@ -199,7 +199,7 @@ def test_skip_files_publishes_without_the_broken_file_unless_something_imports_i
     remote = git_remote({"dags/good.py": dag_source("good"), ".dagops.yaml": "on_invalid: skip_files\n"})
     add_repository("team", remote.url)
     sync_repository("team")
-    remote.commit("one broken", {"dags/broken.py": "def broken(:\n"})
+    remote.commit("one broken", {"dags/broken.py": "def broken(:  # an Airflow DAG\n"})
     outcome = sync_repository("team")
     assert outcome.status == "published"
     live = dagops_env.dags_folder / "team"
@@ -211,7 +211,11 @@ def test_skip_files_publishes_without_the_broken_file_unless_something_imports_i
     assert not (live / ".airflowignore").exists()
     # A broken helper that a published DAG imports cannot be skipped.
     remote.commit(
-        "broken helper", {"dags/helper.py": "def h(:\n", "dags/user.py": "import helper\n" + dag_source("user")}
+        "broken helper",
+        {
+            "dags/helper.py": "def h(:  # helpers of the Airflow DAGs\n",
+            "dags/user.py": "import helper\n" + dag_source("user"),
+        },
     )
     refused = sync_repository("team")
     assert refused.status == "failed"

@@ -71,13 +71,16 @@ def test_identical_dag_files_that_fail_to_import_each_fail_on_every_cached_run(t
 
 
 def test_identical_files_share_no_per_file_result(tmp_path):
-    bandit = "import subprocess\n\n\ndef run(cmd):\n    return subprocess.call(cmd, shell=True)\n"
-    missing = "import no_such_module_for_dagops_tests\n"
+    # DAG files as Airflow's safe mode sees them (they say "airflow" and "dag"): a file without those words is
+    # never parsed, and its syntax error would be a warning and its imports unchecked.
+    header = '"""An Airflow DAG."""\nfrom airflow.sdk import dag\n'
+    bandit = f"{header}import subprocess\n\n\ndef run(cmd):\n    return subprocess.call(cmd, shell=True)\n"
+    missing = f"{header}import no_such_module_for_dagops_tests\n"
     root = write(
         tmp_path / "release",
         {
-            "dags/a.py": "def x(:\n",
-            "other/a.py": "def x(:\n",
+            "dags/a.py": f"{header}def x(:\n",
+            "other/a.py": f"{header}def x(:\n",
             "dags/shell.py": bandit,
             "dags/shell_copy.py": bandit,
             "dags/missing.py": missing,

@@ -280,6 +280,15 @@ def test_two_level_provider_namespaces(tmp_path):
     assert "`apache-airflow-providers-microsoft-azure`" in finding.message
 
 
+# A DAG file (as Airflow's safe mode sees one) importing a provider that is not installed, on line 1.
+S3_DAG = (
+    "from airflow.providers.amazon.aws.operators.s3 import S3CreateBucketOperator\n"
+    "from airflow.sdk import DAG\n\n"
+    'with DAG("make_bucket", schedule=None):\n'
+    '    S3CreateBucketOperator(task_id="create", bucket_name="reports")\n'
+)
+
+
 def run(root: Path, tmp_path: Path, **options):
     # imports stays on: provider-missing and missing-module must not both report one import.
     options.setdefault("skip", {"security", "compat", "structure"})
@@ -289,7 +298,7 @@ def run(root: Path, tmp_path: Path, **options):
 
 def test_pipeline_reports_a_missing_provider_once_and_stores_requirements(tmp_path):
     root = tmp_path / "repo"
-    write_file(root, "dags/p.py", "from airflow.providers.amazon.aws.operators.s3 import S3CreateBucketOperator\n")
+    write_file(root, "dags/p.py", S3_DAG)
     write_file(root, "dags/ok.py", dag_source("ok"))
     write_file(root, "requirements.txt", "surely-not-installed-dagops-test==1.0\npackaging>=20\n")
     for _ in range(2):  # the second run answers the per-file part from the cache
@@ -309,7 +318,7 @@ def test_pipeline_reports_a_missing_provider_once_and_stores_requirements(tmp_pa
 
 def test_pipeline_step_can_be_skipped_and_softened(tmp_path):
     root = tmp_path / "repo"
-    write_file(root, "dags/p.py", "from airflow.providers.amazon.aws.operators.s3 import S3CreateBucketOperator\n")
+    write_file(root, "dags/p.py", S3_DAG)
     write_file(root, "requirements.txt", "surely-not-installed-dagops-test==1.0\n")
     skipped = run(root, tmp_path, skip={"security", "compat", "structure", "dependencies"})
     assert [f.rule for f in skipped.findings] == ["missing-module"]  # the imports check still sees the import

@@ -10,6 +10,7 @@ run itself (seconds, cache hits) and are left out of the comparison.
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 from airflow_dagops.validate import validate
@@ -72,6 +73,40 @@ def test_the_same_tree_gives_the_same_json_cold_cached_and_cold_again(tmp_path):
     assert "no such region" in by_file[("dags/broken.py", "import-error")]
     for f in findings:
         assert str(tmp_path) not in f["message"] and str(tmp_path) not in (f["hint"] or "")
+
+
+REAL = Path(__file__).resolve().parents[1] / "fixtures" / "real"
+# Whether a file crosses the import-time budget is a measurement of this machine at that moment (a busy CI runner),
+# not an answer about the tree: switched off so the comparison is about answers only.
+NO_BUDGET = "# import times are measurements: see test_deterministic_output.py\ndisable: [import-time-budget]\n"
+
+
+def real_tree(root: Path) -> Path:
+    """Every realistic fixture (tests/fixtures/real/*) side by side in one repository: duplicates, shims, files
+    Airflow never parses, secrets, side effects, vendored code."""
+    for fixture in sorted(REAL.iterdir()):
+        shutil.copytree(fixture, root / fixture.name)
+    (root / ".dagops.yaml").write_text(NO_BUDGET)
+    return root
+
+
+def outputs(report: Report) -> tuple[str, str]:
+    report.stats = {}  # measurements of this run, not answers about the tree
+    return render(report, "json"), render(report, "sarif")
+
+
+def test_a_realistic_tree_gives_the_same_json_and_sarif_cold_cached_and_cold_again(tmp_path):
+    root = real_tree(tmp_path / "release")
+    cold = outputs(validate(root, cache_path=tmp_path / "cache.db"))
+    cached = outputs(validate(root, cache_path=tmp_path / "cache.db"))
+    again = outputs(validate(root, cache_path=tmp_path / "fresh-cache.db"))
+    assert cached == cold
+    assert again == cold
+    findings = json.loads(cold[0])["findings"]
+    rules = {f["rule"] for f in findings}
+    # The tree is realistic enough to exercise every part: imports, duplicates, secrets, side effects, syntax.
+    assert {"duplicate-dag-id", "import-time-side-effect", "syntax-error", "hardcoded-secret-password"} <= rules
+    assert str(tmp_path) not in cold[0] and str(tmp_path) not in cold[1]
 
 
 def test_sarif_uris_are_percent_encoded_relative_references():

@@ -15,6 +15,9 @@ from airflow_dagops.validate.pipeline import PipelineOptions, run_pipeline
 from tests.helpers.repos import dag_source, run_git
 
 FAST = {"security", "compat", "imports", "structure"}  # the steps tested in their own modules
+# A DAG file with a typo on its first line. It says "airflow" and "dag", as every file Airflow's safe mode parses does:
+# a broken file without those words is no DAG file, and its syntax error only a warning.
+BROKEN_DAG = "from airflow.sdk import DAG, task,\n"
 
 
 def write(root: Path, files: dict[str, str | bytes]) -> Path:
@@ -121,7 +124,7 @@ def test_cached_results_are_reused_and_only_changed_files_rechecked(tmp_path):
 
 
 def test_formats(tmp_path):
-    root = write(tmp_path / "repo", {"dags/a.py": "def x(:\n", "dags/b.py": dag_source("b")})
+    root = write(tmp_path / "repo", {"dags/a.py": BROKEN_DAG, "dags/b.py": dag_source("b")})
     report = run(root, tmp_path)
     from airflow_dagops.validate.formats import render
 
@@ -161,7 +164,7 @@ def test_dagops_validate_command_exit_codes_and_changed_since(tmp_path):
     ok = dagops_validate(".", "--format", "json", cwd=repo, env_extra=skip)
     assert ok.returncode == 0, ok.stderr
     assert json.loads(ok.stdout)["stats"]["files"] == 2
-    write(repo, {"dags/c.py": "def c(:\n"})
+    write(repo, {"dags/c.py": BROKEN_DAG})
     bad = dagops_validate(".", "--changed-since", "HEAD", "--format", "json", cwd=repo, env_extra=skip)
     assert bad.returncode == 1
     report = json.loads(bad.stdout)
@@ -202,7 +205,7 @@ def test_the_pre_commit_hook_blocks_a_broken_dag(tmp_path):
     run_git("add", "-A", cwd=repo)
     good = subprocess.run(pre_commit, cwd=repo, env=env, capture_output=True, text=True, timeout=300)
     assert good.returncode == 0, good.stdout + good.stderr
-    write(repo, {"dags/b.py": "def b(:\n"})
+    write(repo, {"dags/b.py": BROKEN_DAG})
     run_git("add", "-A", cwd=repo)
     bad = subprocess.run(pre_commit, cwd=repo, env=env, capture_output=True, text=True, timeout=300)
     assert bad.returncode == 1 and "dags/b.py:1: error [syntax-error]" in bad.stdout

@@ -2,8 +2,9 @@
 
 The fixtures are real-looking repositories: `.airflowignore` in glob syntax (the Airflow 3 default) at the root and in
 a subfolder, one in regexp syntax in a subfolder, a dbt project with Python models, vendored packages in Python 2
-syntax, and a helper module that never says "airflow" or "dag". Airflow parses none of them as DAG files, so none
-may fail the release; a real DAG file with a syntax error still does.
+syntax, and helper modules that never say "airflow" or "dag" (one of them broken). Airflow parses none of them as DAG
+files, so none may fail the release; a real DAG file with a syntax error still does, and so does a DAG importing a
+broken helper.
 """
 
 from __future__ import annotations
@@ -28,6 +29,9 @@ NEVER_PARSED_GLOB = {
     ),
     "third_party/airflow_utils/dag_helpers.py": "part of the vendored package in third_party/",
     "libs/acme_sensors/src/acme_sensors/sensors.py": "part of the vendored package in libs/acme_sensors/",
+    # Helpers that never say "airflow" and "dag": Airflow's safe mode never parses them (a DAG may import them).
+    "helpers/naming.py": SKIPPED_BY_SAFE_MODE,
+    "helpers/formatting.py": SKIPPED_BY_SAFE_MODE,
 }
 BROKEN_NEVER_PARSED = {
     "dags/report_wip.py",
@@ -37,6 +41,7 @@ BROKEN_NEVER_PARSED = {
     "libs/legacy_airflow_client/legacy_airflow_client/__init__.py",
     "third_party/airflow_utils/dag_helpers.py",
     "libs/acme_sensors/src/acme_sensors/sensors.py",
+    "helpers/formatting.py",
 }
 
 
@@ -60,9 +65,8 @@ def test_the_parse_view_is_airflows_listing_less_dbt_models_and_vendored_package
     view = parse_view(glob_repo, list_files(glob_repo))
     assert view.dag_files == {"dags/orders.py"}  # dags/pyproject.toml only configures ruff: no vendored package
     assert {f: view.not_parsed[f] for f in NEVER_PARSED_GLOB} == NEVER_PARSED_GLOB
-    assert view.not_parsed["helpers/naming.py"] == SKIPPED_BY_SAFE_MODE
-    assert not view.never_parsed("helpers/naming.py")  # a helper a DAG imports is still checked as today
     assert all(view.never_parsed(f) for f in NEVER_PARSED_GLOB)
+    assert not view.never_parsed("dags/orders.py")
 
 
 def test_no_error_on_files_airflow_never_parses_glob(glob_repo, tmp_path):
@@ -107,3 +111,25 @@ def test_a_broken_helper_fails_the_dag_that_imports_it(glob_repo, tmp_path):
     (glob_repo / "helpers" / "naming.py").write_text("def table_name(name):\n    return (\n")
     report = validate(glob_repo, cache_path=tmp_path / "cache.db")
     assert ("import-error", "dags/orders.py") in {(f.rule, f.file) for f in report.errors}
+
+
+def test_a_broken_helper_without_the_words_is_a_warning_that_says_why(glob_repo, tmp_path):
+    """Safe mode: `helpers/formatting.py` never says "airflow" nor "dag", so Airflow never parses it, and nothing
+    imports it: its syntax error is a warning naming the reason, and no DAG-file check (imports, structure) runs on
+    it."""
+    report = validate(glob_repo, cache_path=tmp_path / "cache.db")
+    assert by_file(report, "helpers/formatting.py") == [("syntax-error", "warning")]
+    [warning] = [f for f in report.findings if f.file == "helpers/formatting.py"]
+    assert warning.line == 8
+    assert warning.message.endswith(f"Airflow never parses this file as a DAG file: {SKIPPED_BY_SAFE_MODE}")
+    assert report.passed
+
+
+def test_without_safe_mode_every_python_file_is_a_dag_file(glob_repo, monkeypatch):
+    """`[core] dag_discovery_safe_mode = False`: Airflow parses every .py file it does not ignore, helpers included,
+    so their syntax errors fail the release; ignored files, dbt models and vendored packages still do not."""
+    monkeypatch.setenv("AIRFLOW__CORE__DAG_DISCOVERY_SAFE_MODE", "False")
+    view = parse_view(glob_repo, list_files(glob_repo))
+    assert {"helpers/naming.py", "helpers/formatting.py", "dags/orders.py"} <= view.dag_files
+    report = validate(glob_repo, use_cache=False, structure=False)
+    assert [(f.rule, f.file) for f in report.errors] == [("syntax-error", "helpers/formatting.py")]

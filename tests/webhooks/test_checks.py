@@ -120,7 +120,11 @@ def test_a_good_pull_request_goes_pending_then_success(hooks, team, git_server, 
 @pytest.mark.parametrize("provider", ["github", "gitlab"])
 def test_a_broken_pull_request_is_reported_as_failure_with_counts(hooks, team, git_server, provider_api, provider):
     remote, url = team
-    broken = {"dags/b.py": "def broken(:\n", "dags/c.py": "x = (\n", "dags/d.py": "y = )\n"}
+    broken = {
+        "dags/b.py": "def broken(:  # an Airflow DAG\n",
+        "dags/c.py": "x = (  # an Airflow DAG\n",
+        "dags/d.py": "y = )  # an Airflow DAG\n",
+    }
     sha = _open_pull_request(remote, git_server, provider, 3, broken)
     check = _deliver_pull_request(hooks, provider, url, 3, sha).get_json()["checks"][0]
     result = checks.run_check(check["id"])
@@ -213,7 +217,7 @@ def test_the_check_report_needs_an_airflow_login_and_holds_no_token(
 ):
     caplog.set_level(logging.DEBUG)
     remote, url = team
-    sha = _open_pull_request(remote, git_server, "github", 8, {"dags/b.py": "def broken(:\n"})
+    sha = _open_pull_request(remote, git_server, "github", 8, {"dags/b.py": "def broken(:  # an Airflow DAG\n"})
     check = _deliver_pull_request(hooks, "github", url, 8, sha).get_json()["checks"][0]
     checks.run_check(check["id"], progress=print)  # as the task does: its output is the task log
 
