@@ -24,8 +24,30 @@ def locks_dir() -> Path:
     return settings.dagops_home() / "locks"
 
 
+PUBLISH_MODES = ("symlinks", "bundle")
+RELEASES_BUNDLE = "dagops-releases"  # the DAG bundle of `publish_mode = bundle` (airflow_dagops/bundle/)
+
+
+def publish_mode() -> str:
+    mode = settings.get("publish_mode").strip().lower() or "symlinks"
+    if mode not in PUBLISH_MODES:
+        raise InvalidInput(f"[dagops] publish_mode must be one of {', '.join(PUBLISH_MODES)}, got {mode!r}")
+    return mode
+
+
+def live_dir() -> Path:
+    """Where the namespace links are: the dags folder (symlinks mode), or `<dagops_home>/live`, which only the
+    dagops-releases bundle reads (bundle mode; the dags-folder bundle must not parse the same files too)."""
+    return bundle_live_dir() if publish_mode() == "bundle" else settings.dags_folder()
+
+
+def bundle_live_dir() -> Path:
+    """The namespace links the dagops-releases bundle serves, whatever the mode (a migration fills it first)."""
+    return settings.dagops_home() / "live"
+
+
 def namespace_link(namespace: str) -> Path:
-    return settings.dags_folder() / namespace
+    return live_dir() / namespace
 
 
 def meta_dags_dir() -> Path:

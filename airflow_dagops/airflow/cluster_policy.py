@@ -15,9 +15,10 @@ import functools
 import logging
 from pathlib import Path
 
+from airflow.dag_processing.bundles.base import get_bundle_base_folder
 from airflow.policies import hookimpl
 
-from airflow_dagops import settings
+from airflow_dagops import paths, settings
 from airflow_dagops.airflow import namespace_meta
 from airflow_dagops.release_manifest import read_manifest
 
@@ -26,16 +27,18 @@ log = logging.getLogger(__name__)
 
 @hookimpl
 def dag_policy(dag) -> None:
-    owner = published_by(getattr(dag, "fileloc", None))
-    if owner is None:
+    found = _namespace_of(getattr(dag, "fileloc", None))
+    if found is None:
         return
-    namespace, repository = owner
+    namespace, repository, snapshot = found
     tags = {f"dagops:{namespace}", f"dagops-repo:{repository}"}
     if dag.tags is None:
         dag.tags = set(tags)
     else:
         dag.tags.update(tags)
-    meta = namespace_meta.read(namespace) or {}
+    # A folder of the dagops-releases bundle carries the namespace's settings as they were in its version (on a
+    # worker without dagops_home, the only place they are); the dags folder reads the live ones.
+    meta = (snapshot if snapshot is not None else namespace_meta.read(namespace)) or {}
     if meta.get("access_control"):
         dag.access_control = {role: set(perms) for role, perms in meta["access_control"].items()}
     suffix = meta.get("dag_id_suffix")
@@ -47,21 +50,46 @@ def dag_policy(dag) -> None:
 
 def published_by(fileloc: str | None) -> tuple[str, str] | None:
     """(namespace, repository) when `fileloc` lies in a namespace dagops publishes, else None."""
+    found = _namespace_of(fileloc)
+    return (found[0], found[1]) if found else None
+
+
+def _namespace_of(fileloc: str | None) -> tuple[str, str, dict | None] | None:
+    """(namespace, repository, the settings snapshot of a bundle folder or None) for a file dagops published:
+    under a namespace link of the dags folder (symlinks mode), or in a folder of the dagops-releases bundle
+    (bundle mode: its tracking folder in the dag-processor, a version folder on a worker)."""
     if not fileloc:
         return None
-    try:
-        relative = Path(fileloc).relative_to(settings.dags_folder())
-    except ValueError:
-        return None
-    if len(relative.parts) < 2:
-        return None  # a file directly in the dags folder belongs to no namespace
-    link = settings.dags_folder() / relative.parts[0]
-    if not link.is_symlink():
-        return None
-    owner = _owner_of_release(str(link.resolve()))
-    # A promotion stage's folder is a hard-linked copy of the release, whose manifest still names the prod
-    # namespace: the link's own name is the namespace (and its meta carries the stage's suffix).
-    return (link.name, owner[1]) if owner else None
+    path = Path(fileloc)
+    for root, depth in _roots():
+        try:
+            relative = path.relative_to(root)
+        except ValueError:
+            continue
+        if len(relative.parts) < depth + 2:
+            return None  # a file directly in the root belongs to no namespace
+        base = root.joinpath(*relative.parts[:depth])
+        folder = base / relative.parts[depth]
+        if depth == 0 and not folder.is_symlink():
+            return None  # the dags folder and the tracking folder hold links; anything else is not ours
+        owner = _owner_of_release(str(folder.resolve()))
+        snapshot = _snapshot(str(base), folder.name) if depth else None
+        # A promotion stage's folder is a hard-linked copy of the release, whose manifest still names the prod
+        # namespace: the folder's own name is the namespace (and its meta carries the stage's suffix).
+        return (folder.name, owner[1], snapshot) if owner else None
+    return None
+
+
+def _roots() -> list[tuple[Path, int]]:
+    """(folder, how many levels below it the namespace folders are)."""
+    bundle = get_bundle_base_folder(paths.RELEASES_BUNDLE)
+    return [(settings.dags_folder(), 0), (bundle / "tracking", 0), (bundle / "versions", 1)]
+
+
+@functools.lru_cache(maxsize=256)
+def _snapshot(version_root: str, namespace: str) -> dict | None:
+    """A version folder never changes once built, so its settings snapshot is read once."""
+    return namespace_meta.read_snapshot(Path(version_root), namespace)
 
 
 @functools.lru_cache(maxsize=1024)

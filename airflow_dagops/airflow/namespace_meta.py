@@ -57,3 +57,27 @@ def read(namespace: str) -> dict | None:
         meta = None
     _cache[namespace] = (version, meta if isinstance(meta, dict) else None)
     return _cache[namespace][1]
+
+
+# A folder of the dagops-releases bundle (airflow_dagops/bundle/) keeps a copy of each namespace's meta as it was
+# in that bundle version: a worker without dagops_home reads it there.
+SNAPSHOT_DIR = ".dagops/namespaces"
+
+
+def write_snapshot(root: Path, namespace: str, meta: dict | None) -> None:
+    path = root / SNAPSHOT_DIR / f"{namespace}.json"
+    if meta is None:
+        path.unlink(missing_ok=True)
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(json.dumps(meta, sort_keys=True))
+    os.replace(tmp, path)
+
+
+def read_snapshot(root: Path, namespace: str) -> dict | None:
+    try:
+        meta = json.loads((root / SNAPSHOT_DIR / f"{namespace}.json").read_text())
+    except (OSError, ValueError):
+        return None
+    return meta if isinstance(meta, dict) else None

@@ -377,3 +377,18 @@ class StoredState(Base):
     key: Mapped[str] = mapped_column(String(100), primary_key=True)
     value: Mapped[dict | None] = mapped_column(JSON, nullable=True)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
+
+
+class BundleVersion(Base):
+    """One version of the dagops-releases DAG bundle (airflow_dagops/bundle/): the set of live releases, one
+    entry per namespace, under a short id derived from it. Airflow records the id on every DAG version and DAG
+    run; a worker that has never seen it rebuilds the folder from this manifest (the commits are in git)."""
+
+    __tablename__ = "dagops_bundle_version"
+
+    version: Mapped[str] = mapped_column(String(64), primary_key=True)
+    # {"namespaces": {namespace: {"repository", "url", "conn_id", "subdir", "commit", "airflowignore", "meta"}}}
+    manifest: Mapped[dict] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # When a dag-processor last made it current (a rollback can make an older set current again).
+    current_since: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)

@@ -1,0 +1,135 @@
+"""`DagopsReleasesBundle`: the live dagops releases as one versioned Airflow DAG bundle.
+
+Registered by `dagops init` when `[dagops] publish_mode = bundle`:
+
+    {"name": "dagops-releases", "classpath": "airflow_dagops.bundle.releases_bundle.DagopsReleasesBundle",
+     "kwargs": {"refresh_interval": 5}}
+
+In the dag-processor (no `version`), `path` is a tracking folder of namespace links under Airflow's bundle
+storage, changed only by `refresh()`, as GitDagBundle's tracking clone is changed only by its refresh: the files
+Airflow parses after a refresh are the ones of the version it records, whatever is published meanwhile. A
+refresh costs a `readlink` per namespace; the state DB is written only when the set changed. Adding a repository
+at run time is one more link: no restart, no configuration change.
+
+On a worker (`version` given), `path` is `<versions_dir>/<version>`, built on first use by `initialize()` from
+the version's manifest in the state DB (materialize.py) and kept while DAG runs use it: Airflow's own
+BundleUsageTrackingManager removes version folders the way it removes GitDagBundle's (cleanup.py).
+
+`view_url_template()` leads to the dagops API's page of a version, which links each namespace's commit on its
+Git host (view_url.py): one bundle spans many repositories, so no single Git host URL fits every version.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+from airflow.dag_processing.bundles.base import BaseDagBundle, BundleVersion
+
+from airflow_dagops import paths, settings
+from airflow_dagops.bundle import manifest as live_sets
+from airflow_dagops.bundle.materialize import build_version
+from airflow_dagops.bundle.view_url import version_page_template
+from airflow_dagops.errors import DagOpsError, NotFound
+from airflow_dagops.store import bundle_versions
+
+log = logging.getLogger(__name__)
+
+
+class DagopsReleasesBundle(BaseDagBundle):
+    """The releases dagops put live, versioned by the set of them (airflow_dagops/bundle/)."""
+
+    supports_versioning = True
+
+    def __init__(self, *, live_dir: str | None = None, **kwargs) -> None:
+        super().__init__(**kwargs)
+        # Where the namespace links are published; the default is `<dagops_home>/live` (paths.bundle_live_dir).
+        self.live_dir = Path(live_dir) if live_dir else paths.bundle_live_dir()
+        self.tracking_dir = self.base_dir / "tracking"
+        self.mirrors_dir = self.base_dir / "mirrors"
+        self._current: str | None = None
+        self._entries: dict[str, dict] = {}
+
+    @property
+    def path(self) -> Path:
+        return self.versions_dir / self.version if self.version else self.tracking_dir
+
+    def initialize(self) -> None:
+        if self.version:
+            self._materialize()
+        else:
+            self.refresh()
+        super().initialize()
+
+    def get_current_version(self) -> BundleVersion | None:
+        if self.version:
+            return BundleVersion(version=self.version)
+        if self._current is None:
+            self.refresh()
+        return BundleVersion(version=self._current or live_sets.version_of({}))
+
+    def refresh(self) -> None:
+        if self.version:
+            raise DagOpsError("a versioned dagops-releases bundle is never refreshed: its version is fixed")
+        with self.lock():
+            entries = live_sets.read_live_set(self.live_dir)
+            version = live_sets.version_of(entries)
+            if version != self._current:
+                entries = live_sets.with_sources(entries)
+                changed = live_sets.changed(self._previous_entries(), entries)
+                # Recorded before Airflow sees the id, so every DAG version and run that names it can be rebuilt.
+                created = bundle_versions.record(version, {"namespaces": entries, "changed": changed})
+                log.info(
+                    "bundle %s: version %s (%s)%s",
+                    self.name,
+                    version,
+                    live_sets.describe(entries),
+                    "" if created else ", seen before",
+                )
+            self._track(entries)
+            self._current, self._entries = version, entries
+
+    def _previous_entries(self) -> dict[str, dict]:
+        """What was served before: this process's last set, or after a restart the one a dag-processor recorded
+        last (so the first version after a restart still knows which namespace it changed)."""
+        if self._entries or self._current is not None:
+            return self._entries
+        current = bundle_versions.current()
+        return (current[1].get("namespaces") or {}) if current else {}
+
+    def view_url_template(self) -> str | None:
+        return self._view_url_template or version_page_template(settings.public_base_url())
+
+    def _track(self, entries: dict[str, dict]) -> None:
+        """Point the tracking folder's namespace links at the live releases: one atomic rename per link that
+        changed, links of namespaces that left removed."""
+        self.tracking_dir.mkdir(parents=True, exist_ok=True)
+        for namespace, entry in entries.items():
+            link = self.tracking_dir / namespace
+            if self._entries.get(namespace, {}).get("path") == entry["path"] and link.is_symlink():
+                continue
+            temp = self.tracking_dir / f".{namespace}.tmp-{os.getpid()}"
+            temp.unlink(missing_ok=True)
+            os.symlink(entry["path"], temp)
+            os.replace(temp, link)
+        for name in os.listdir(self.tracking_dir):
+            if not name.startswith(".") and name not in entries:
+                (self.tracking_dir / name).unlink(missing_ok=True)
+
+    def _materialize(self) -> None:
+        assert self.version is not None
+        if self.path.is_dir():
+            return  # built before, by this task's predecessors on this machine: version folders never change
+        with self.lock():
+            if self.path.is_dir():
+                return
+            manifest = bundle_versions.load(self.version)
+            if manifest is None:
+                raise NotFound(
+                    f"bundle {self.name} has no version {self.version!r} in the dagops state DB "
+                    f"({settings.sql_alchemy_conn().split('://')[0]}); is this worker's [dagops] sql_alchemy_conn "
+                    "the dag-processor's?"
+                )
+            build_version(manifest, self.path, mirrors_dir=self.mirrors_dir)
+            log.info("bundle %s: built version %s at %s", self.name, self.version, self.path)
