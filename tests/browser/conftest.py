@@ -6,7 +6,6 @@ Playwright's own browser download needs internet access; these tests drive the s
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 from pathlib import Path
@@ -14,10 +13,20 @@ from pathlib import Path
 import pytest
 
 from tests.helpers.airflow import AirflowInstance
+from tests.helpers.programs import requires_program, skip_unless_program
 
-CHROMIUM = Path(os.environ.get("DAGOPS_TEST_CHROMIUM", "/usr/bin/chromium"))
+# Chromium on PATH (Debian: /usr/bin/chromium), or DAGOPS_TEST_CHROMIUM. Every test in this folder skips without
+# it, marked at collection (below), so the shared Airflow does not start for tests that cannot run.
+HERE = Path(__file__).resolve().parent
 REPO_ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO_ROOT / "test-artifacts" / "browser"
+
+
+def pytest_collection_modifyitems(config, items):
+    needs_chromium = requires_program("chromium")
+    for item in items:
+        if HERE in Path(item.path).resolve().parents:
+            item.add_marker(needs_chromium)
 
 
 @pytest.fixture
@@ -52,12 +61,11 @@ def screenshots(request) -> Screenshots:
 
 @pytest.fixture
 def browser():
-    if not CHROMIUM.exists():
-        pytest.skip(f"{CHROMIUM} is missing: apt-get install -y chromium chromium-driver")
+    chromium = skip_unless_program("chromium")
     sync_api = pytest.importorskip("playwright.sync_api")
     sync_api.expect.set_options(timeout=15_000)  # the page polls the API; give each assertion a few polls
     with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=["--no-sandbox"])
+        browser = playwright.chromium.launch(executable_path=chromium, headless=True, args=["--no-sandbox"])
         try:
             yield browser
         finally:

@@ -6,6 +6,8 @@
               fake Git host APIs (commit statuses, pull requests)
 - airflow.py  the session's in-process Airflow home, and real Airflow processes (`real_airflow`, shared per worker)
 - web.py      the /pluginsv2 Flask app against the session's Airflow metadata DB (`flask_app`, `web`)
+- programs.py programs from outside Python (sshd, chromium, jq, git daemon): tests skip, saying what to install,
+              where one is missing (`requires_program`, `skip_unless_program`)
 
 The fixtures are registered for the whole suite by tests/conftest.py (`pytest_plugins`): a test folder's
 conftest.py uses them by name, without importing them.

@@ -20,7 +20,6 @@ import getpass
 import hmac
 import json
 import os
-import shutil
 import socket
 import struct
 import subprocess
@@ -38,9 +37,10 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from tests.helpers.programs import skip_unless_program
 from tests.helpers.repos import make_bare_repo  # noqa: F401 - re-exported: servers serve bare repositories
 
-SSHD = shutil.which("sshd") or "/usr/sbin/sshd"
+# Each server below skips its tests, saying what to install, where its program is missing (tests/helpers/programs.py).
 
 
 @functools.cache
@@ -134,6 +134,7 @@ class SshGitServer:
         self.authorized_keys.write_text("")
 
     def start(self) -> SshGitServer:
+        sshd = skip_unless_program("sshd", "ssh")  # git runs `ssh` to reach it
         self.workdir.mkdir(parents=True, exist_ok=True)
         host_key_file = self.workdir / "ssh_host_ed25519_key"
         host_key_file.write_text(self.host_key.private)
@@ -165,7 +166,7 @@ class SshGitServer:
         )
         self._log = (self.workdir / "sshd.log").open("wb")
         self.process = subprocess.Popen(
-            [SSHD, "-D", "-e", "-f", str(config)], stdout=self._log, stderr=subprocess.STDOUT
+            [sshd, "-D", "-e", "-f", str(config)], stdout=self._log, stderr=subprocess.STDOUT
         )
         wait_for_port(self.port, self.process)
         return self
@@ -205,6 +206,7 @@ class GitHttpServer:
         return f"http://127.0.0.1:{self.port}/{repo_name}"
 
     def start(self) -> GitHttpServer:
+        skip_unless_program("git-http-backend")
         self._server = make_server(
             "127.0.0.1", 0, self._app, server_class=_ThreadingWSGIServer, handler_class=_QuietHandler
         )
@@ -307,6 +309,7 @@ def start_git_server(root: Path) -> DumbGitServer:
 @pytest.fixture
 def git_daemon(tmp_path):
     """`git daemon` on loopback serving every repository under its base path; yields (base, port)."""
+    skip_unless_program("git-daemon")
     base = tmp_path / "daemon"
     base.mkdir()
     port = free_port()
