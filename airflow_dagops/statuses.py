@@ -28,6 +28,9 @@ else:  # pragma: no cover - Python 3.10
 
 __all__ = [
     "CheckStatus",
+    "FailureReason",
+    "HealthState",
+    "OverallHealth",
     "PromotionStatus",
     "ReleaseStatus",
     "RepositoryStatus",
@@ -122,3 +125,32 @@ class RepositoryStatus(StrEnum):
     PINNED = "pinned"
     PENDING = "pending"
     DISABLED = "disabled"
+
+
+class HealthState(StrEnum):
+    """A repository's health (airflow_dagops/health): derived from its sync history and options (not stored).
+    When several apply, the first in this order wins: paused > failing > stale > ok."""
+
+    OK = "ok"
+    STALE = "stale"  # no successful check within `[dagops] health_stale_factor` poll intervals
+    FAILING = "failing"  # `[dagops] health_failing_after` syncs in a row failed
+    PAUSED = "paused"  # disabled, or pinned: dagops does not follow the branch on purpose
+
+
+class OverallHealth(StrEnum):
+    """All repositories together (`dagops status` exits 0 / 1 / 2, the REST health answer's `overall`)."""
+
+    OK = "ok"  # every repository ok or paused (a pause is someone's decision, not a fault)
+    DEGRADED = "degraded"  # one or more stale, none failing
+    FAILING = "failing"  # one or more failing
+
+
+class FailureReason(StrEnum):
+    """Why a sync failed, in the few words an operator acts on (docs/operations.md has a runbook entry for each)."""
+
+    AUTH = "auth"  # the remote refused the credentials (or dagops refused to send them to this host)
+    UNREACHABLE = "unreachable"  # the remote, or the tracked branch or tag on it, could not be reached
+    VALIDATION = "validation"  # the commit did not pass validation
+    TESTS = "tests"  # the repository's own tests failed
+    NO_SPACE = "no_space"  # the disk of dagops_home is full
+    OTHER = "other"  # anything else: the error code says what

@@ -15,8 +15,10 @@ PACKAGE = Path(__file__).resolve().parents[1] / "airflow_dagops"
 
 # Lowest first. A package may import from its own package and from any package of a lower layer only.
 LAYERS: list[set[str]] = [
-    {"foundation"},  # errors, settings, paths, safety, redaction, tempdirs, statuses, release_manifest, __init__
+    # errors, settings, paths, safety, redaction, tempdirs, statuses, release_manifest, metrics, __init__
+    {"foundation"},
     {"store"},
+    {"health"},  # reads only the store: the event feed measures through it, every face shows it
     {"airflow"},
     {"git", "events"},
     {"validate"},
@@ -24,6 +26,7 @@ LAYERS: list[set[str]] = [
     {"releases"},
     {"repositories"},
     {"sync"},
+    {"bundle"},  # the dagops-releases DAG bundle: live sets over deploy/ and git/, read by Airflow and the faces
     {"credentials", "checks", "proposals", "marketplace", "webhooks"},
     {"testing"},
     {"api", "www", "cli"},

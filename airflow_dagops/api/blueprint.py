@@ -11,6 +11,7 @@ from airflow_dagops.airflow import bridge as airflow_bridge
 from airflow_dagops.api import auth
 from airflow_dagops.api.errors import ApiError, answer_in_the_envelope, exempt_from_form_csrf, from_http_error
 from airflow_dagops.api.openapi import body_schema, document
+from airflow_dagops.health import service as health_service
 from airflow_dagops.releases import rollback as rollbacks
 from airflow_dagops.releases.rollback import live_dags
 from airflow_dagops.repositories import info as repo_info
@@ -26,7 +27,8 @@ MAX_PATH_PARAM = 255  # names, ids and shas are much shorter
 MAX_QUERY_PARAM = 1024
 # Body fields that are file contents, not text: any character but NUL (proposals' files[].content).
 RAW_TEXT_KEYS = frozenset({"content"})
-PUBLIC_ENDPOINTS = {"dagops_api.health"}
+# Routes that answer without a login, or check a monitoring token or a login themselves (api/health.py).
+PUBLIC_ENDPOINTS = {"dagops_api.health", "dagops_api.health_of_repository", "dagops_api.metrics"}
 # Endpoints whose permission is not simply "read for GET, write for the rest".
 ACTION_OF_ENDPOINT = {"dagops_api.delete_repository": "delete", "dagops_api.list_connections": "connections"}
 
@@ -213,8 +215,9 @@ def _page(items: list, total: int, limit: int, offset: int):
 
 
 # -- output --------------------------------------------------------------------------------------------------
-def _repository(info: RepositoryInfo) -> dict:
-    """A Repository (api/openapi.py): every repository option, then what dagops knows of its state."""
+def _repository(info: RepositoryInfo, health: dict | None = None) -> dict:
+    """A Repository (api/openapi.py): every repository option, then what dagops knows of its state. `health`:
+    the repository's entry of a `health_service.health_of` read for a whole page, else it is read here."""
     live = None
     if info.live_release_id:
         live = {
@@ -235,6 +238,7 @@ def _repository(info: RepositoryInfo) -> dict:
         "pinned_release_id": info.pinned_release_id,
         "dag_count": info.dag_count,
         "last_sync": _sync_run(info.last_sync) if info.last_sync else None,
+        "health": health or health_service.health_of([name]).get(name),
         "links": {
             "self": url_for("dagops_api.get_repository", name=name),
             "page": f"{request.script_root}/dagops/repositories/{name}",
@@ -257,12 +261,6 @@ def _release(release: dict) -> dict:
 
 
 # -- routes --------------------------------------------------------------------------------------------------
-@api_blueprint.get("/health")
-def health():
-    result = repo_info.health()
-    return jsonify(result), 200 if result["status"] == "ok" else 503
-
-
 @api_blueprint.get("/openapi.json")
 def openapi():
     return jsonify(document(request.script_root + PREFIX))
@@ -273,7 +271,9 @@ def list_repositories():
     limit, offset = _paging()
     reconcile_sync_runs(None, airflow_bridge.sync_run_states)
     repos = repo_info.list_repositories()
-    return _page([_repository(r) for r in repos[offset : offset + limit]], len(repos), limit, offset)
+    page = repos[offset : offset + limit]
+    health = health_service.health_of([r.name for r in page])
+    return _page([_repository(r, health.get(r.name)) for r in page], len(repos), limit, offset)
 
 
 @api_blueprint.post("/repositories")

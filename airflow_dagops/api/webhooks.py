@@ -16,6 +16,7 @@ from functools import partial
 
 from flask import Blueprint, jsonify, request, url_for
 
+from airflow_dagops import metrics
 from airflow_dagops.airflow import bridge as airflow_bridge
 from airflow_dagops.api.blueprint import PREFIX, api_blueprint
 from airflow_dagops.api.errors import answer_in_the_envelope, exempt_from_form_csrf
@@ -32,6 +33,17 @@ webhook_blueprint = Blueprint("dagops_webhooks", __name__, url_prefix=f"{PREFIX}
 
 exempt_from_form_csrf(webhook_blueprint)  # the signature authenticates a delivery instead
 answer_in_the_envelope(webhook_blueprint)
+
+
+@webhook_blueprint.after_request
+def _count_delivery(response):
+    """Every answer, refusals included (a bad signature is 401 here and nowhere else): `dagops.webhook.deliveries`."""
+    provider = (request.view_args or {}).get("provider")
+    metrics.incr(
+        "webhook.deliveries",
+        tags={"provider": provider if provider in PROVIDERS else "unknown", "status": response.status_code},
+    )
+    return response
 
 
 @webhook_blueprint.post("/<provider>")

@@ -8,15 +8,19 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
 
 from airflow_dagops import paths, settings, tempdirs
 from airflow_dagops.deploy.publish import current_target
 from airflow_dagops.deploy.releases import empty_trash as empty_release_trash
 from airflow_dagops.errors import DagOpsError
+from airflow_dagops.events import feed as events
 from airflow_dagops.git.mirror import Mirror
+from airflow_dagops.health.reasons import REMOTE_REACHED, failure_reason
+from airflow_dagops.statuses import SyncRunStatus
 from airflow_dagops.store.db import session_scope
-from airflow_dagops.store.models import Repository, utcnow
+from airflow_dagops.store.models import Repository, SyncRun, utcnow
 from airflow_dagops.store.queries import live_release_path
 
 log = logging.getLogger(__name__)
@@ -65,8 +69,46 @@ def sense(names: list[str] | None = None, *, respect_poll_interval: bool = True)
         with session_scope() as session:
             names_checked = [t[0] for t in targets]
             session.execute(update(Repository).where(Repository.name.in_(names_checked)).values(last_checked_at=now))
+            _record_recoveries(session, [r for r in results if not r.changed and r.remote_commit], now)
     empty_trash()
     return results
+
+
+def _record_recoveries(session: Session, unchanged: list[SenseResult], now: datetime) -> None:
+    """A check that reached the remote again after a sync that could not (credentials refused, host unreachable):
+    recorded as an `unchanged` sync run. Nothing new means no sync task would record anything, and the history
+    (with the repository's status and health) would show the failure until the next commit."""
+    if not unchanged:
+        return
+    remote = {r.repository: r.remote_commit for r in unchanged}
+    finished = (SyncRunStatus.SUCCESS, SyncRunStatus.UNCHANGED, SyncRunStatus.REJECTED, SyncRunStatus.FAILED)
+    newest = (
+        select(func.max(SyncRun.id))
+        .join(Repository, Repository.id == SyncRun.repository_id)
+        .where(Repository.name.in_(list(remote)), SyncRun.status.in_(finished))
+        .group_by(SyncRun.repository_id)
+    )
+    rows = session.execute(
+        select(SyncRun, Repository.name, Repository.live_release_id)
+        .join(Repository, Repository.id == SyncRun.repository_id)
+        .where(SyncRun.id.in_(newest), SyncRun.status == SyncRunStatus.FAILED)
+    ).all()
+    for failed, name, live_release_id in rows:
+        if failure_reason(failed.error_code, failed.error) in REMOTE_REACHED:
+            continue  # it read the remote and the commit failed: unchanged means still broken
+        run = SyncRun(
+            repository_id=failed.repository_id,
+            trigger="schedule",
+            status=SyncRunStatus.UNCHANGED,
+            commit_sha=remote[name],
+            release_id=live_release_id,
+            started_at=now,
+            ended_at=utcnow(),
+        )
+        session.add(run)
+        session.flush()
+        log.info("%s: the remote answers again (sync run %d failed before); recorded as unchanged", name, failed.id)
+        events.record_sync_run(run.id, session=session)
 
 
 def _due(repo: Repository, now: datetime) -> bool:

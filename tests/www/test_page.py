@@ -169,7 +169,8 @@ def test_assets_are_served_only_to_signed_in_users(web):
     web.sign_in_with_cookie("reader")
     shell = _shell(web.client.get(PAGE))
     urls = shell.scripts + shell.styles
-    assert len(urls) == 3 and all(url.startswith("/dagops/assets/") for url in urls)  # common.js, dagops.js, css
+    # common.js, dagops.js, repository_sections.js, dagops.css
+    assert len(urls) == 4 and all(url.startswith("/dagops/assets/") for url in urls)
     for url in urls:
         response = web.client.get(url)
         assert response.status_code == 200, url
