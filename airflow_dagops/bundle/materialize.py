@@ -3,8 +3,9 @@
 Each namespace comes from the cheapest place that holds exactly its commit:
 
 1. the release folder this machine already has (the machine that published it, or any machine sharing
-   dagops_home): a copy made of hard links, so a 500-file release costs 500 links and no data, and the version
-   keeps its files when the release folder is pruned later (a symlink would dangle);
+   dagops_home: the recorded path must lie inside this process's dagops_home): a copy made of hard links, so a
+   500-file release costs 500 links and no data, and the version keeps its files when the release folder is
+   pruned later (a symlink would dangle);
 2. otherwise git: the commit is exported (the same export a sync makes, deploy/releases.py) from a mirror that
    has it, this machine's dagops mirror or the bundle's own one, fetched with the repository's connection when
    the commit is missing. So a worker needs no shared volume, only the state DB and the Git host.
@@ -55,8 +56,8 @@ def build_version(manifest: dict, dest: Path, *, mirrors_dir: Path) -> None:
 
 def materialize_namespace(entry: dict, dest: Path, *, mirrors_dir: Path) -> str:
     """One namespace's files at `dest`; returns where they came from ("release folder" or "git")."""
-    local = Path(entry["path"]) if entry.get("path") else None
-    if local is not None and (read_manifest(local) or {}).get("commit") == entry["commit"]:
+    local = local_release(entry)
+    if local is not None:
         shutil.copytree(local, dest, symlinks=True, copy_function=_link_or_copy)
         source = "release folder"
     else:
@@ -73,6 +74,20 @@ def materialize_namespace(entry: dict, dest: Path, *, mirrors_dir: Path) -> str:
     _replace_file(dest / ".airflowignore", entry.get("airflowignore"))
     log.info("bundle: %s@%s from its %s", entry["repository"], entry["commit"][:12], source)
     return source
+
+
+def local_release(entry: dict) -> Path | None:
+    """The entry's release folder when this machine has it: the path the publisher recorded, if it lies inside this
+    process's dagops_home (a machine sharing the publisher's volume mounts it at the same place) and holds exactly
+    the entry's commit. A path outside is another machine's, even when a folder happens to exist there: a worker
+    with a dagops_home of its own builds from git."""
+    if not entry.get("path"):
+        return None
+    local = Path(entry["path"])
+    home = settings.dagops_home().resolve()
+    if home not in local.resolve().parents:
+        return None
+    return local if (read_manifest(local) or {}).get("commit") == entry["commit"] else None
 
 
 def mirror_with_commit(entry: dict, *, mirrors_dir: Path) -> Mirror:

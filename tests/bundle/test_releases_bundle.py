@@ -114,6 +114,31 @@ def test_a_worker_without_the_release_folders_exports_the_commit_from_git(bundle
     assert not list(worker.path.parent.glob(".tmp-*"))  # built through a temp folder, renamed into place
 
 
+def test_a_worker_with_its_own_dagops_home_never_reads_the_publishers_release_folders(
+    bundle_env, git_remote, tmp_path, monkeypatch
+):
+    """On one disk a publisher's release folder may be readable by a worker that has a dagops_home of its own; it
+    is another machine's all the same (the multi-process Celery test runs such a worker): the worker builds from
+    git, and the publisher's files are not linked into its version folder."""
+    remote = git_remote({"dags/team_a.py": dag_source("team_a")})
+    add_repository("team", remote.url, verify=False)
+    sync_repository("team", trigger="cli")
+    processor = bundle()
+    processor.initialize()
+    version = processor.get_current_version().version
+    release_file = Path(os.readlink(paths.bundle_live_dir() / "team")) / "dags" / "team_a.py"
+    assert release_file.is_file()
+
+    monkeypatch.setenv("AIRFLOW__DAGOPS__DAGOPS_HOME", str(tmp_path / "worker-home"))
+    monkeypatch.setenv("AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_STORAGE_PATH", str(tmp_path / "worker-storage"))
+    worker = bundle(version)
+    worker.initialize()
+    built = worker.path / "team" / "dags" / "team_a.py"
+    assert built.read_text() == dag_source("team_a")
+    assert built.stat().st_ino != release_file.stat().st_ino
+    assert (tmp_path / "worker-storage" / paths.RELEASES_BUNDLE / "mirrors" / "team.git" / "HEAD").is_file()
+
+
 def test_removing_a_repository_leaves_the_set(bundle_env, git_remote):
     add_repository("team", git_remote({"dags/team_a.py": dag_source("team_a")}).url, verify=False)
     add_repository("other", git_remote({"dags/other_a.py": dag_source("other_a")}, name="other").url, verify=False)
