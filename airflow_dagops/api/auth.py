@@ -50,9 +50,15 @@ def current_principal() -> Principal | None:
     token, via_cookie = _token_from_request()
     if not token:
         return None
+    # The auth manager's API is async; a WSGI request runs in a worker thread with no event loop.
+    return asyncio.run(principal_of_token(token, via_cookie=via_cookie))
+
+
+async def principal_of_token(token: str, *, via_cookie: bool = False) -> Principal | None:
+    """The user an Airflow JWT stands for, or None (invalid, expired, revoked). The MCP face, an ASGI app with
+    its own event loop, awaits this directly."""
     try:
-        # The auth manager's API is async; a WSGI request runs in a worker thread with no event loop.
-        user = asyncio.run(_auth_manager().get_user_from_token(token))
+        user = await _auth_manager().get_user_from_token(token)
     except Exception as err:  # any failure to resolve a token means "not authenticated", never a 500
         log.info("rejected a token: %s", type(err).__name__)
         return None
