@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from airflow_dagops import settings
+from airflow_dagops.alerts import rules as alert_rules
 from airflow_dagops.errors import InvalidInput
 from airflow_dagops.safety import (
     MAX_CONN_ID,
@@ -370,6 +371,37 @@ OPTIONS: tuple[RepositoryOption, ...] = (
         _boolean("isolated_env"),
         True,
         needs="admin",
+    ),
+    RepositoryOption(
+        "alerts",
+        dict,
+        None,
+        alert_rules.ALERTS_SCHEMA,
+        "Airflow notifiers told when it starts failing, a pushed commit fails validation, it recovers or a release "
+        "is rolled back automatically: {notifiers: [{webhook: {conn_id: C}} or {notifier: <BaseNotifier path>, "
+        "kwargs: {...}}], events: [...]} (docs/operations.md); none: no alerts. Through the REST API only an "
+        "Airflow admin may set it.",
+        alert_rules.validate_alerts,
+        {"events": ["failing", "recovered"], "notifiers": [{"webhook": {"conn_id": "ops_webhook"}}]},
+        needs="admin",
+        metavar="webhook:CONN_ID|JSON",
+        text_hint="JSON or YAML of the option, webhook:CONN_ID for one webhook; 'none' clears.",
+        from_text=alert_rules.alerts_from_text,
+        to_text=alert_rules.alerts_to_text,
+    ),
+    RepositoryOption(
+        "auto_rollback",
+        dict,
+        None,
+        alert_rules.AUTO_ROLLBACK_SCHEMA,
+        "Roll a release that went live by itself back (and pin) when more than max_failure_rate of its first "
+        "min_runs DAG runs failed, e.g. {max_failure_rate: 0.5, min_runs: 3}; none: never.",
+        alert_rules.validate_auto_rollback,
+        {"max_failure_rate": 0.5, "min_runs": 3},
+        metavar="RATE[:MIN_RUNS]",
+        text_hint="E.g. 0.5:3; 'none' clears.",
+        from_text=alert_rules.auto_rollback_from_text,
+        to_text=alert_rules.auto_rollback_to_text,
     ),
 )
 BY_NAME = {option.name: option for option in OPTIONS}

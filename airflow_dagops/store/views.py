@@ -37,6 +37,8 @@ class RepositoryInfo:
     access_control: dict | None = None
     promotion: dict | None = None
     isolated_env: bool = False
+    alerts: dict | None = None
+    auto_rollback: dict | None = None
     live_commit: str | None = None
     live_release_id: int | None = None
     live_message: str | None = None
@@ -79,6 +81,8 @@ def repository_info(session: Session, repo: Repository) -> RepositoryInfo:
         access_control=repo.access_control,
         promotion=repo.promotion,
         isolated_env=bool(repo.isolated_env),
+        alerts=repo.alerts,
+        auto_rollback=repo.auto_rollback,
         live_commit=live.commit_sha if live else None,
         live_release_id=repo.live_release_id,
         live_message=(live.message or "").splitlines()[0] if live and live.message else None,
