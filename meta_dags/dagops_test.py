@@ -3,8 +3,9 @@
 A repository opts in with `tests: required` (a failing test blocks the release) or `tests: optional` in its
 `.dagops.yaml`. dagops_sync leaves such a release unpublished (status `testing`) and updates the asset this
 DAG is scheduled on; `plan` finds every release waiting for its tests, `run_module` runs one module in the
-validation sandbox (JUnit XML kept), and `finish` stores the results with the release and publishes it when
-they pass.
+validation sandbox (JUnit XML kept, and the parse and task run times the tests measured), and `finish` stores the
+results with the release and publishes it when they pass and no measured time regressed against the live release's
+(docs/testing.md#performance-budgets).
 
 Trigger it by hand with conf {"repository": NAME, "release": ID_OR_SHA} to test any release on disk (the
 results are stored; nothing is published unless that release was waiting for them).
@@ -15,6 +16,7 @@ from __future__ import annotations
 import pendulum
 from airflow.sdk import Asset, dag, get_current_context, task
 
+from airflow_dagops.airflow.task_errors import DEFAULT_ARGS
 from airflow_dagops.releases.tests_runner import AWAITING_TESTS_ASSET
 
 
@@ -26,6 +28,7 @@ from airflow_dagops.releases.tests_runner import AWAITING_TESTS_ASSET
     max_active_runs=1,
     tags=["dagops", "system"],
     doc_md=__doc__,
+    default_args=DEFAULT_ARGS,
     is_paused_upon_creation=False,
 )
 def dagops_test():
@@ -50,13 +53,15 @@ def dagops_test():
         print(f"{item['module']}: {result['outcome']} ({result['passed']} passed, {result['failed']} failed)")
         for failure in result["failures"]:
             print(f"  {failure['kind']} {failure['test']}: {failure['message']}")
+        for kind, measured in (result.get("perf") or {}).items():  # compared with the live release's in finish
+            for name, seconds in measured.items():
+                print(f"  measured {kind} {name}: {seconds:.3f} s")
         return {"release_id": item["release_id"], **result}
 
     @task
     def finish(results: list[dict]) -> list[str]:
         """Store the results with each release; publish those that were waiting and passed."""
-        from airflow.exceptions import AirflowException
-
+        from airflow_dagops.airflow.task_errors import refusal
         from airflow_dagops.releases import tests as tests_service
 
         by_release: dict[int, list[dict]] = {}
@@ -66,7 +71,7 @@ def dagops_test():
         print("\n".join(said))
         failed = [line for line in said if "tests failed" in line]
         if failed:
-            raise AirflowException("; ".join(failed))
+            raise refusal("; ".join(failed))  # the results are stored: running them again changes nothing
         return said
 
     finish(run_module.expand(item=plan()))

@@ -14,6 +14,7 @@ from airflow_dagops.releases.rollback import get_release
 from airflow_dagops.repositories.info import get_repository
 from airflow_dagops.store.db import session_scope
 from airflow_dagops.store.queries import find_release, load_repository
+from airflow_dagops.wording import plural
 
 RepoArgument = Annotated[str, typer.Argument(help="The repository's name (see `dagops repos list`).")]
 ReleaseOption = Annotated[
@@ -50,7 +51,7 @@ def register(app: typer.Typer) -> None:
             )
         else:
             say(said)
-        if any(r["outcome"] != "passed" for r in results):
+        if any(r["outcome"] != "passed" for r in results) or "tests failed" in said:  # or performance regressed
             raise typer.Exit(1)
 
     @command(app)
@@ -73,7 +74,8 @@ def register(app: typer.Typer) -> None:
             raise typer.Exit(1)
         say(
             f"{repository} release {found['id']} ({found['commit'][:12]}): tests {results['outcome']} "
-            f"({results.get('passed', 0)} passed, {results.get('failed', 0)} failed, {results.get('errors', 0)} errors)"
+            f"({results.get('passed', 0)} passed, {results.get('failed', 0)} failed, "
+            f"{plural(results.get('errors', 0), 'error')})"
         )
         for failure in results.get("failures", []):
             say(f"  ✗ {failure['test']} ({failure['kind']}): {failure['message']}")

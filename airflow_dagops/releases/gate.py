@@ -57,6 +57,7 @@ from airflow_dagops.deploy import conflicts
 from airflow_dagops.deploy.conflicts import claimant, live_pairs
 from airflow_dagops.errors import DagOpsError
 from airflow_dagops.releases import environments as venvs
+from airflow_dagops.releases import perf as release_perf
 from airflow_dagops.releases import tests_runner as release_tests
 from airflow_dagops.store.db import session_scope
 from airflow_dagops.store.models import DEFAULT_ON_CONFLICT, Finding, Repository
@@ -67,6 +68,7 @@ from airflow_dagops.validate.declarations import DeclaredRequirement, requiremen
 from airflow_dagops.validate.dependencies import conflicts_for
 from airflow_dagops.validate.report import Finding as ValidationFinding
 from airflow_dagops.validate.skip_files import apply_gate
+from airflow_dagops.wording import plural
 
 log = logging.getLogger(__name__)
 Progress = Callable[[str], None]
@@ -128,7 +130,7 @@ def check_tree(
     report = apply_gate(tree, report)
     report = gate_dependency_conflicts(repository_id, namespace, report, tell_others=purpose.goes_live)
     report = provide_isolated_env(repository_id, namespace, report, progress, build=purpose.goes_live)
-    return gate_tests(tree, report, purpose, progress)
+    return gate_tests(tree, report, purpose, progress, repository_id=repository_id)
 
 
 def _quiet(_step: str) -> None:
@@ -319,9 +321,12 @@ class Verdict:
     message: str
 
 
-def gate_tests(tree: Path, report: Report, purpose: GatePurpose, progress: Progress) -> Report:
+def gate_tests(
+    tree: Path, report: Report, purpose: GatePurpose, progress: Progress, *, repository_id: int | None = None
+) -> Report:
     """Run the repository's tests (`tests: required|optional` in .dagops.yaml) on a tree that passed every other
-    step, or list them for dagops_test. `report.stats["tests"]` is what is stored with the release."""
+    step, or list them for dagops_test. `report.stats["tests"]` is what is stored with the release. What the tests
+    measured is compared with the repository's live release (releases/perf.py)."""
     mode = getattr(report.config, "tests", "off")
     if purpose.tests == "skip" or mode == "off" or not report.passed:
         return report
@@ -331,7 +336,9 @@ def gate_tests(tree: Path, report: Report, purpose: GatePurpose, progress: Progr
     if purpose.tests == "plan":
         report.stats["tests"] = {"mode": mode, "outcome": "pending", "modules_pending": modules}
         return report
-    verdict = judge_tests(run_release_tests(tree, modules, progress), mode)
+    perf_limits = release_perf.limits(getattr(report.config, "perf", None))
+    baseline = release_perf.live_baseline(repository_id)
+    verdict = judge_tests(run_release_tests(tree, modules, progress), mode, baseline, perf_limits)
     report = replace(report, findings=[*report.findings, *verdict.findings])
     report.stats["tests"] = verdict.summary
     report.stats["tests_message"] = verdict.message
@@ -341,7 +348,7 @@ def gate_tests(tree: Path, report: Report, purpose: GatePurpose, progress: Progr
 def run_release_tests(release_dir: Path, modules: list[str], progress: Progress | None = None) -> list:
     """Every test module of a tree, a few at a time, each in its own sandboxed pytest process."""
     progress = progress or _quiet
-    progress(f"testing: {len(modules)} test module(s)")
+    progress(f"testing: {plural(len(modules), 'test module')}")
     workers = max(1, min(settings.get_int("test_concurrency"), len(modules)))
     timeout = float(settings.get_int("test_timeout"))
     with ThreadPoolExecutor(max_workers=workers) as pool:
@@ -352,11 +359,15 @@ def run_release_tests(release_dir: Path, modules: list[str], progress: Progress 
     return results
 
 
-def judge_tests(results: list, mode: str) -> Verdict:
-    """A `test-failed` finding per failing test (an error with `tests: required`, else a warning), and whether
-    the tests block the release."""
+def judge_tests(
+    results: list,
+    mode: str,
+    perf_baseline: release_perf.Baseline | None = None,
+    perf_limits: release_perf.PerfLimits | None = None,
+) -> Verdict:
+    """A `test-failed` finding per failing test and a `perf-regression` finding per measurement that got slower than
+    the live release's (errors with `tests: required`, else warnings), and whether they block the release."""
     summary = release_tests.summarize(results, mode)
-    blocked = mode == "required" and summary["outcome"] != "passed"
     severity = "error" if mode == "required" else "warning"
     failing = [
         ValidationFinding(
@@ -368,10 +379,20 @@ def judge_tests(results: list, mode: str) -> Verdict:
         )
         for failure in summary["failures"]
     ]
-    counts = f"{summary['passed']} passed, {summary['failed']} failed, {summary['errors']} errors"
+    regressions = release_perf.judge(summary, mode, perf_baseline, perf_limits)  # listed in the summary's failures
+    blocked = mode == "required" and summary["outcome"] != "passed"
+    counts = f"{summary['passed']} passed, {summary['failed']} failed, {plural(summary['errors'], 'error')}"
     first = f": {failing[0].message[:300]}" if failing else ""
-    message = f"tests failed ({counts}){first}.{STAYS_LIVE}" if blocked else f"tests {summary['outcome']} ({counts})"
-    return Verdict(summary, failing, blocked, message)
+    slower = f"; performance regressed: {regressions[0].message}" if regressions else ""
+    if blocked and not failing:
+        first = f": performance regressed: {regressions[0].message}"
+        slower = f" ({plural(len(regressions), 'regression')})" if len(regressions) > 1 else ""
+    message = (
+        f"tests failed ({counts}){first}{slower}.{STAYS_LIVE}"
+        if blocked
+        else f"tests {summary['outcome']} ({counts}){slower}"
+    )
+    return Verdict(summary, [*failing, *regressions], blocked, message)
 
 
 def tests_blocked(report: Report) -> str | None:

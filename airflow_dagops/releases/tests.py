@@ -17,6 +17,7 @@ from airflow_dagops import paths, settings
 from airflow_dagops.deploy.locks import repository_lock
 from airflow_dagops.errors import DagOpsError, InvalidInput, NotFound
 from airflow_dagops.events import feed as events
+from airflow_dagops.releases import perf as release_perf
 from airflow_dagops.releases import tests_runner as release_tests
 from airflow_dagops.releases.gate import judge_tests
 from airflow_dagops.releases.rollout import publish_checked
@@ -27,9 +28,16 @@ from airflow_dagops.store.queries import MAX_ID, find_release, get_row, load_rep
 
 
 def record_test_results(release_id: int, results: list, mode: str) -> dict:
-    """Store the results (and JUnit XML) with the release, add a `test-failed` finding per failing test,
-    and say whether they block it (`tests: required`); the judging is the gate's (releases/gate.py)."""
-    verdict = judge_tests(results, mode)
+    """Store the results (and JUnit XML) with the release, add a `test-failed` finding per failing test and a
+    `perf-regression` finding per measurement slower than the live release's, and say whether they block it
+    (`tests: required`); the judging is the gate's (releases/gate.py)."""
+    with session_scope() as session:
+        release = get_row(session, Release, release_id, what="release")
+        repository_id, folder = release.repository_id, Path(release.path)
+    # Measurements are judged against what is live now, with the limits the release's own .dagops.yaml sets.
+    baseline = release_perf.live_baseline(repository_id, exclude=release_id)
+    perf_limits = release_perf.limits_of_release(folder) if baseline is not None else None
+    verdict = judge_tests(results, mode, baseline, perf_limits)
     with session_scope() as session:
         release = get_row(session, Release, release_id, what="release")
         release.tests = verdict.summary

@@ -8,10 +8,13 @@ Each module runs in a copy of the release (a test that writes into its working f
 published files, which are hard links shared between releases), with the validation sandbox's environment
 (no metadata DB URL, no connections, no secrets; airflow_dagops/validate/structure.py), a time limit, and
 `--junitxml`. The JUnit XML is kept with the release so the UI and CLI can say which test failed and why.
+What the tests measured with the plugin's performance fixtures (parse and task run times) comes back through the
+`DAGOPS_PERF_REPORT` file and is stored with the release too, for releases/perf.py to compare.
 """
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
@@ -24,6 +27,7 @@ from defusedxml import ElementTree as ET  # the XML is written by the repository
 
 from airflow_dagops import tempdirs
 from airflow_dagops.redaction import redact_text
+from airflow_dagops.releases import perf as release_perf
 from airflow_dagops.validate import sandbox_host
 from airflow_dagops.validate.structure import sandbox_environment
 
@@ -33,6 +37,8 @@ TEST_DIR = "tests"
 MODES = ("off", "optional", "required")
 MAX_JUNIT_BYTES = 256 * 1024  # per module, stored with the release
 MAX_MESSAGE = 2000
+MAX_PERF_BYTES = 64 * 1024  # the perf report is written by the repository's process: read a bounded amount
+PERF_REPORT = "perf.json"  # testing/perf.py REPORT_ENV names where the plugin writes it
 DEFAULT_TIMEOUT = 600.0
 
 
@@ -55,6 +61,7 @@ class ModuleResult:
     failures: list[TestFailure] = field(default_factory=list)
     junit_xml: str = ""
     output_tail: str = ""
+    perf: dict = field(default_factory=dict)  # {"parse": {file: s}, "tasks": {"dag.task": s}} the tests measured
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -119,7 +126,9 @@ def _run_module(release_dir: Path, module: str, *, timeout: float) -> ModuleResu
                 output_tail=tail,
             )
         xml = junit.read_text(errors="replace") if junit.is_file() else ""
+        measured = read_perf_report(out / PERF_REPORT)
     result = parse_junit(module, xml)
+    result.perf = measured
     result.seconds = time.monotonic() - started
     result.output_tail = _tail(done.stdout + done.stderr)
     if not xml or (done.returncode not in (0, 1) and not result.failures):
@@ -135,11 +144,16 @@ def _pytest_command(support, work: Path, out: Path, home: Path, module: str, tim
     the one writable bind), or, degraded, as a child process with a scrubbed environment in the copy."""
     env = sandbox_environment(home, timeout)
     if support is None:
+        env["DAGOPS_PERF_REPORT"] = str(out / PERF_REPORT)
         env["PYTHONPATH"] = str(work)  # `import dags.helpers` as in the repository's own checkout
         return _pytest_argv(junit=out / "junit.xml", rootdir=str(work), module=module), work, env
     out.chmod(0o1777)  # written by the sandbox's unprivileged uid
     inside = {"HOME": "/tmp", "TMPDIR": "/tmp", "AIRFLOW_HOME": "/tmp/airflow"}  # noqa: S108 - the sandbox's /tmp
+    # The sandbox's uid has no passwd entry, and Airflow's task runner (run_dag) refuses a user without a name;
+    # getpass reads these first.
+    inside.update({"USER": "dagops-tests", "LOGNAME": "dagops-tests"})
     env.update({**inside, "PYTHONPATH": sandbox_host.RELEASE_MOUNT})
+    env["DAGOPS_PERF_REPORT"] = f"{sandbox_host.WORK_MOUNT}/{PERF_REPORT}"
     argv = _pytest_argv(
         junit=Path(sandbox_host.WORK_MOUNT) / "junit.xml", rootdir=sandbox_host.RELEASE_MOUNT, module=module
     )
@@ -152,6 +166,17 @@ def _pytest_argv(*, junit: Path, rootdir: str, module: str) -> list[str]:
         rootdir,
         module,
     ]
+
+
+def read_perf_report(path: Path) -> dict:
+    """The measurements a test module's pytest process wrote; anything unreadable counts as none measured."""
+    try:
+        if not path.is_file() or path.is_symlink() or path.stat().st_size > MAX_PERF_BYTES:
+            return {}
+        data = json.loads(path.read_text(errors="replace"))
+    except (OSError, ValueError):
+        return {}
+    return release_perf.merge([data]) if isinstance(data, dict) else {}
 
 
 def parse_junit(module: str, xml: str) -> ModuleResult:
@@ -198,6 +223,7 @@ def summarize(results: list[ModuleResult], mode: str) -> dict:
         **totals,
         "seconds": round(sum(r.seconds for r in results), 2),
         "failures": failures,
+        "perf": release_perf.merge([r.perf for r in results]),
         "modules": [r.to_dict() for r in results],
     }
 

@@ -4,13 +4,14 @@ no Airflow import, no file read, no environment change before then."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from airflow_dagops.errors import DagOpsError
-from airflow_dagops.testing import mocks
+from airflow_dagops.errors import DagOpsError, InvalidInput
+from airflow_dagops.testing import mocks, perf
 from airflow_dagops.testing.environment import (
     DagRunEnvironment,
     airflow_env_vars,
@@ -21,6 +22,7 @@ from airflow_dagops.testing.environment import (
 )
 
 MARKER = "dagops_dag"
+BUDGET_MARKER = "dagops_budget"
 
 
 class DagOpsTestState:
@@ -34,6 +36,8 @@ class DagOpsTestState:
         self._dagbag = None
         self._db_ready = False
         self._patch = pytest.MonkeyPatch()
+        self.perf = perf.PerfRecord()
+        self._parsed: dict[Path, perf.ParseTiming] = {}
 
     def environment(self) -> DagRunEnvironment:
         """Connections and Variables from the env file, exported as AIRFLOW_CONN_*/AIRFLOW_VAR_* once."""
@@ -64,6 +68,28 @@ class DagOpsTestState:
         self._patch.delenv("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN_ASYNC", raising=False)
         connect_metadata_db()
         self._db_ready = True
+
+    def parse_timing(self, file: Path) -> perf.ParseTiming:
+        """The file's parse time, measured once per session in a fresh process (testing/perf.py) and recorded."""
+        file = file.resolve()
+        if file not in self._parsed:
+            self.environment()  # the env file's Connections/Variables, as a DAG file parsed in Airflow sees them
+            env = dict(os.environ)
+            # The dags folder is on sys.path in the dag-processor, so `import helpers` from a DAG file works there.
+            env["PYTHONPATH"] = os.pathsep.join(p for p in (str(self.dags_folder), env.get("PYTHONPATH", "")) if p)
+            measured = perf.measure_parse(file, env=env)
+            if measured["errors"]:
+                problems = "; ".join(f"{Path(f).name}: {e}" for f, e in measured["errors"].items())
+                raise InvalidInput(f"{file.name} cannot be parsed, so its parse time says nothing: {problems}")
+            name = _recorded_name(self.config.rootpath, file)
+            self._parsed[file] = perf.ParseTiming(name, measured["seconds"], measured["dag_ids"])
+            self.perf.add_parse(name, measured["seconds"])
+        return self._parsed[file]
+
+    def report_path(self) -> Path | None:
+        return _path_option(self.config, "dagops_perf_report") or (
+            Path(os.environ[perf.REPORT_ENV]) if os.environ.get(perf.REPORT_ENV) else None
+        )
 
     def close(self) -> None:
         self._patch.undo()
@@ -109,8 +135,15 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         action="store_true",
         help="integrity mode: do not use or fill the validation cache",
     )
+    group.addoption(
+        "--dagops-perf-report",
+        metavar="FILE",
+        help="write the parse and task run times the tests measured to FILE as JSON "
+        f"(default: ${perf.REPORT_ENV}, set by dagops when it runs a release's tests)",
+    )
     parser.addini("dagops_dags", "folder of the repository's DAG files, relative to the ini file")
     parser.addini("dagops_env", "Connections/Variables file for DAG runs, relative to the ini file")
+    parser.addini("dagops_perf_report", "where to write the measured parse and run times, relative to the ini file")
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -120,6 +153,52 @@ def pytest_configure(config: pytest.Config) -> None:
         "(no ids: every DAG of the DAG folder)",
     )
     config.addinivalue_line("markers", "dagops_integrity: a dagops integrity test of one DAG file")
+    config.addinivalue_line(
+        "markers",
+        f"{BUDGET_MARKER}(parse_seconds=N): after the test, fail it when the file of its `dag` takes longer "
+        "than N seconds to parse (measured as the dag-processor parses it)",
+    )
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item):
+    """A `dagops_budget` marker is checked after the test body passed, on the DAG its `dag` fixture gave."""
+    outcome = yield
+    marker = item.get_closest_marker(BUDGET_MARKER)
+    if marker is not None:
+        _check_budget_marker(item, marker)
+    return outcome
+
+
+def _check_budget_marker(item: pytest.Item, marker: pytest.Mark) -> None:
+    unknown = set(marker.kwargs) - {"parse_seconds"}
+    if marker.args or unknown or "parse_seconds" not in marker.kwargs:
+        pytest.fail(f"@pytest.mark.{BUDGET_MARKER} takes parse_seconds=N only", pytrace=False)
+    target = getattr(item, "funcargs", {}).get("dag")
+    if target is None:
+        pytest.fail(
+            f"@pytest.mark.{BUDGET_MARKER} needs the test to use the `dag` fixture "
+            f"(with @pytest.mark.{MARKER}('my_dag')); or call assert_parse_within('my_dag', N)",
+            pytrace=False,
+        )
+    budget = _dagops_fail(perf.check_budget, marker.kwargs["parse_seconds"], "parse_seconds")
+    _assert_parse(state(item.config), Path(target.fileloc), budget)
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    if STATE_KEY not in session.config.stash:
+        return
+    test_state = session.config.stash[STATE_KEY]
+    path = test_state.report_path()
+    if path is not None:
+        test_state.perf.write(path)
+
+
+def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:
+    if STATE_KEY in config.stash and config.stash[STATE_KEY].perf:
+        terminalreporter.write_sep("-", "dagops: measured parse and run times")
+        for line in config.stash[STATE_KEY].perf.lines():
+            terminalreporter.write_line(line)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
@@ -192,6 +271,22 @@ def _resolve(base: Path, value: str) -> Path:
     return (path if path.is_absolute() else Path(base) / path).resolve()
 
 
+def _recorded_name(rootpath: Path, file: Path) -> str:
+    """A file as the report names it: relative to the rootdir (a release's root when dagops runs the tests)."""
+    try:
+        return file.relative_to(Path(rootpath).resolve()).as_posix()
+    except ValueError:
+        return file.as_posix()
+
+
+def _dagops_fail(function, *args, **kwargs):
+    """Our errors inside a test (a bad budget, a file that does not parse) as a plain test failure."""
+    try:
+        return function(*args, **kwargs)
+    except DagOpsError as err:
+        pytest.fail(f"dagops: {err}", pytrace=False)
+
+
 def _dagops_call(function, *args, **kwargs):
     """Our errors (a bad env file, an unknown task id) as a plain pytest failure, not a traceback into us."""
     try:
@@ -245,12 +340,12 @@ def run_dag(pytestconfig, tmp_path_factory, get_dag):
     test_state = state(pytestconfig)
     _dagops_call(test_state.metadata_db, lambda: tmp_path_factory.mktemp("dagops-airflow-home"))
 
-    def run(dag_or_id, *, conf: dict | None = None, mocks: dict | None = None, logical_date=None):
+    def run(dag_or_id, *, conf: dict | None = None, mocks: dict | None = None, logical_date=None, timed=()):
         from airflow_dagops.testing.runner import run_dag as run_once  # lazy: loads in every pytest run
 
         # Inside the test, our errors (an unknown task id to mock) stay InvalidInput: `pytest.raises` can catch them.
         target = get_dag(dag_or_id) if isinstance(dag_or_id, str) else dag_or_id
-        return run_once(target, conf=conf, mocks_by_target=mocks, logical_date=logical_date)
+        return run_once(target, conf=conf, mocks_by_target=mocks, logical_date=logical_date, timed=timed)
 
     return run
 
@@ -264,3 +359,90 @@ def _not_found_message(dagbag, dag_id: str) -> str:
         )
         message += f"\nfiles that failed to import:\n{failed}"
     return message
+
+
+# --- performance budgets (testing/perf.py) -------------------------------------------------------------
+
+
+def _parse_file(request: pytest.FixtureRequest, target) -> Path:
+    """A DAG file from a path (relative to the DAG folder or the rootdir), a DAG object, or a dag_id."""
+    fileloc = getattr(target, "fileloc", None)
+    if fileloc:
+        return Path(fileloc)
+    if isinstance(target, Path) or (isinstance(target, str) and target.endswith(".py")):
+        test_state = state(request.config)
+        path = Path(target)
+        candidates = [path] if path.is_absolute() else [test_state.dags_folder / path, request.config.rootpath / path]
+        for candidate in candidates:
+            if candidate.is_file():
+                return candidate
+        pytest.fail(f"no DAG file {target} (looked in {', '.join(str(c.parent) for c in candidates)})", pytrace=False)
+    if isinstance(target, str):
+        bag = request.getfixturevalue("dagbag")
+        found = bag.dags.get(target)
+        if found is None:
+            pytest.fail(_not_found_message(bag, target), pytrace=False)
+        return Path(found.fileloc)
+    pytest.fail(f"a DAG file is named by a dag_id, a path or a DAG, not {target!r}", pytrace=False)
+
+
+def _assert_parse(test_state: DagOpsTestState, file: Path, budget: float) -> float:
+    timing = _dagops_fail(test_state.parse_timing, file)
+    problem = perf.over_budget(f"parsing {timing.file}", timing.seconds, budget)
+    if problem:
+        pytest.fail(problem, pytrace=False)
+    return timing.seconds
+
+
+@pytest.fixture
+def dag_parse_time(request):
+    """Factory: `dag_parse_time("my_dag")` (or a file path, or a DAG) is the seconds its file takes to parse,
+    measured as the dag-processor parses it: a fresh process with Airflow loaded. Recorded for the perf report."""
+
+    def measure(target) -> float:
+        return _dagops_fail(state(request.config).parse_timing, _parse_file(request, target)).seconds
+
+    return measure
+
+
+@pytest.fixture
+def assert_parse_within(request):
+    """Factory: `assert_parse_within("my_dag", 1.0)` fails the test, with the numbers, when the file of that DAG
+    (or that file) takes longer than 1.0 s to parse; returns the seconds measured."""
+
+    def check(target, seconds) -> float:
+        budget = _dagops_fail(perf.check_budget, seconds, "the parse budget")
+        return _assert_parse(state(request.config), _parse_file(request, target), budget)
+
+    return check
+
+
+@pytest.fixture
+def task_run_time(pytestconfig, run_dag):
+    """Factory: `task_run_time("my_dag", "my_task", mocks={...}, conf={...})` runs the DAG once with `run_dag` and
+    returns the seconds that task's `execute` took (a mapped task: its instances' durations added up). Recorded."""
+
+    def measure(dag_id, task_id: str, *, mocks: dict | None = None, conf: dict | None = None) -> float:
+        result = run_dag(dag_id, mocks=mocks, conf=conf, timed=[task_id])
+        seconds = _dagops_fail(perf.task_seconds, result, task_id)
+        state(pytestconfig).perf.add_task(result.dag_id, task_id, seconds)
+        return seconds
+
+    return measure
+
+
+@pytest.fixture
+def assert_task_within(task_run_time):
+    """Factory: `assert_task_within("my_dag", "my_task", 2.0, mocks={...})` fails the test, with the numbers, when
+    the task runs longer than 2.0 s; returns the seconds measured."""
+
+    def check(dag_id, task_id: str, seconds, *, mocks: dict | None = None, conf: dict | None = None) -> float:
+        budget = _dagops_fail(perf.check_budget, seconds, "the run budget")
+        measured = task_run_time(dag_id, task_id, mocks=mocks, conf=conf)
+        name = dag_id if isinstance(dag_id, str) else dag_id.dag_id
+        problem = perf.over_budget(f"task {name}.{task_id}", measured, budget)
+        if problem:
+            pytest.fail(problem, pytrace=False)
+        return measured
+
+    return check

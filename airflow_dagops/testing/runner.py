@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import copy
+import time
+from collections.abc import Iterable
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, cast
@@ -20,6 +22,7 @@ class TaskInstanceResult:
     map_index: int
     state: str | None
     return_value: Any = None
+    duration: float | None = None  # seconds, as Airflow recorded them for the instance
 
 
 @dataclass
@@ -31,6 +34,7 @@ class DagRunResult:
     state: str
     task_instances: list[TaskInstanceResult] = field(default_factory=list)
     mocks: dict[str, mocks.Mock] = field(default_factory=dict)
+    execute_seconds: dict[str, float] = field(default_factory=dict)  # of the tasks asked for with `timed=`
 
     @property
     def succeeded(self) -> bool:
@@ -47,6 +51,14 @@ class DagRunResult:
     @property
     def failed_tasks(self) -> list[str]:
         return sorted(task_id for task_id, state in self.task_states.items() if state == "failed")
+
+    @property
+    def task_durations(self) -> dict[str, float]:
+        """task_id -> seconds Airflow recorded; a mapped task's instances added up."""
+        totals: dict[str, float] = {}
+        for ti in self.task_instances:
+            totals[ti.task_id] = totals.get(ti.task_id, 0.0) + (ti.duration or 0.0)
+        return totals
 
     @property
     def xcoms(self) -> dict[str, Any]:
@@ -83,21 +95,67 @@ def _worst(states: list[str | None]) -> str | None:
     return states[0]
 
 
-def run_dag(dag, *, conf: dict | None = None, mocks_by_target: dict | None = None, logical_date=None) -> DagRunResult:
-    """Run `dag` once with `dag.test()` (the metadata DB must be set up), mocks applied for this run only."""
+def run_dag(
+    dag,
+    *,
+    conf: dict | None = None,
+    mocks_by_target: dict | None = None,
+    logical_date=None,
+    timed: Iterable[str] = (),
+) -> DagRunResult:
+    """Run `dag` once with `dag.test()` (the metadata DB must be set up), mocks applied for this run only.
+    `timed`: task ids whose `execute` (or its mock) is timed, for `DagRunResult.execute_seconds`."""
     if conf is not None and not isinstance(conf, dict):
         raise InvalidInput(f"conf must be a mapping (a DAG run's params), not {type(conf).__name__}")
+    for task_id in timed:
+        mocks.check_task(dag, task_id)
     applied = _apply_mocks(dag, mocks_by_target or {})
+    seconds: dict[str, float] = {}
     try:
         kwargs = {"run_conf": conf}
         if logical_date is not None:
             kwargs["logical_date"] = logical_date
-        with _params_kept(dag):
+        with _params_kept(dag), _timed(dag, timed, seconds):
             dag_run = dag.test(**kwargs)
     finally:
         for mock in applied.values():
             mock.undo()
-    return _result(dag, dag_run, applied)
+    result = _result(dag, dag_run, applied)
+    result.execute_seconds = seconds
+    return result
+
+
+@contextmanager
+def _timed(dag, task_ids: Iterable[str], seconds: dict[str, float]):
+    """Time these tasks' `execute` (a mock's too) between Airflow's pre- and post-execute hooks: the task's own
+    work, without the task runner's start-up, whose first call in a session builds Airflow's in-process API.
+    Hooks, not a wrapped `execute`: the task runner executes a rendered copy of the task, which keeps the hooks.
+    A mapped task has no hooks of its own to set here (its instances are made during the run): not timed."""
+    saved = []
+    for task_id in task_ids:
+        task = dag.task_dict[task_id]
+        if not hasattr(task, "_post_execute_hook"):
+            continue
+        before, after = task._pre_execute_hook, task._post_execute_hook
+        starts: list[float] = []
+
+        def pre(context, _before=before, _starts=starts):
+            if _before is not None:
+                _before(context)
+            _starts.append(time.perf_counter())
+
+        def post(context, result, _after=after, _starts=starts, _task_id=task_id):
+            seconds[_task_id] = seconds.get(_task_id, 0.0) + time.perf_counter() - _starts.pop()
+            if _after is not None:
+                _after(context, result)
+
+        saved.append((task, before, after))
+        task._pre_execute_hook, task._post_execute_hook = pre, post
+    try:
+        yield
+    finally:
+        for task, before, after in saved:
+            task._pre_execute_hook, task._post_execute_hook = before, after
 
 
 @contextmanager
@@ -152,6 +210,7 @@ def _result(dag, dag_run, applied: dict[str, mocks.Mock]) -> DagRunResult:
                 map_index=ti.map_index,
                 state=_text(ti.state),
                 return_value=returned.get((ti.task_id, ti.map_index)),
+                duration=ti.duration,
             )
             for ti in instances
         ],

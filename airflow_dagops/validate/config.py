@@ -11,6 +11,7 @@ Operator rules file (`[dagops] validation_rules_file`, YAML) and `.dagops.yaml` 
     policy: {require_owner: true, min_retries: 1, max_tasks: 200, ...}
     on_invalid: block                          # or skip_files (repository file only)
     tests: required                            # run the repository's tests/ before publishing (off / optional)
+    perf: {threshold: 2.0, floor: 0.5}         # when a measured parse/run time regressed (releases/perf.py)
     mandatory: [hardcoded-secret-*]            # operator file only: a repository cannot switch these off
 
 A malformed `.dagops.yaml` is itself a finding (`config-invalid`, error) that names the key and line.
@@ -33,7 +34,7 @@ REPO_CONFIG_NAME = ".dagops.yaml"
 ON_INVALID = ("block", "skip_files")
 TESTS_MODES = ("off", "optional", "required")  # airflow_dagops/release_tests.py
 _TYPE_WORDS = {bool: "true or false", int: "a whole number", float: "a number", str: "a string"}
-_TOP_KEYS = {"disable", "severity", "exceptions", "policy", "on_invalid", "mandatory", "tests"}
+_TOP_KEYS = {"disable", "severity", "exceptions", "policy", "on_invalid", "mandatory", "tests", "perf"}
 
 
 @dataclass(frozen=True)
@@ -58,6 +59,7 @@ class ValidationConfig:
     policy: PolicyConfig = field(default_factory=PolicyConfig)
     on_invalid: str = "block"
     tests: str = "off"
+    perf: dict[str, float] = field(default_factory=dict)  # {threshold, floor} overrides of the [dagops] limits
 
     def fingerprint(self) -> str:
         """A stable hash of everything that changes findings: part of every cache key."""
@@ -146,6 +148,17 @@ def _check_key(key, value, where: str, *, operator: bool) -> None:
         raise ConfigError(f"{where} must be one of {', '.join(TESTS_MODES)}")
     if key == "policy":
         _check_policy(value, where)
+    if key == "perf":
+        _check_perf(value, where)
+
+
+def _check_perf(value, where: str) -> None:
+    if not isinstance(value, dict) or set(value) - {"threshold", "floor"}:
+        raise ConfigError(f"{where} must be a mapping with `threshold` (a ratio, at least 1) and/or `floor` (seconds)")
+    for name, lowest in (("threshold", 1.0), ("floor", 0.0)):
+        setting = value.get(name, lowest)
+        if isinstance(setting, bool) or not isinstance(setting, (int, float)) or not setting >= lowest:
+            raise ConfigError(f"{where}.{name} must be a number of at least {lowest:g}")
 
 
 def _tests_mode(value) -> str:
@@ -182,6 +195,7 @@ def merge(operator: dict, repo: dict) -> ValidationConfig:
         for pattern, rules in layer.get("exceptions", {}).items():
             config.exceptions.setdefault(pattern, set()).update(rules)
         policy.update(layer.get("policy", {}))
+        config.perf.update({k: float(v) for k, v in layer.get("perf", {}).items()})
         config.on_invalid = layer.get("on_invalid", config.on_invalid)
         if config.tests != "required" or layer is operator:  # the operator's `required` cannot be lowered
             config.tests = _tests_mode(layer.get("tests", config.tests))

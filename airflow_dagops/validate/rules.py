@@ -182,6 +182,11 @@ _DETAILS: dict[str, tuple[str, str, str]] = {
     "venv-build-failed": ("error", "", "Fix the requirements, or provide the wheels in `[dagops] wheelhouse`."),
     "venv-ready": ("info", "", "Nothing to silence."),
     "test-failed": ("error", "warning with `tests: optional`", "Fix the test, or set `tests: optional` or `off`."),
+    "perf-regression": (
+        "error",
+        "warning with `tests: optional`",
+        "Make it fast again, or raise `perf: {threshold: 2.0, floor: 0.5}` in `.dagops.yaml`.",
+    ),
 }
 
 

@@ -20,6 +20,8 @@ RULES = {
     "venv-build-failed": "The repository's isolated environment (isolated_env) could not be built.",
     "venv-ready": "The repository's isolated environment is ready (built or reused).",
     "test-failed": "A test of the repository's own tests/ failed (tests: required blocks the release).",
+    "perf-regression": "A parse or mocked task run time the tests measured is slower than the live release's "
+    "beyond [dagops] perf_regression_threshold and perf_regression_floor (tests: required blocks the release).",
 }
 
 
