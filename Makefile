@@ -9,7 +9,7 @@ STAMP := $(VENV)/.dagops-installed
 export PYTHONDONTWRITEBYTECODE :=
 PYTEST_ARGS ?=
 
-.PHONY: run test test-slow bench lint audit clean venv
+.PHONY: run stop test test-slow bench lint audit clean venv
 
 venv: $(STAMP)
 
@@ -19,8 +19,13 @@ $(STAMP): pyproject.toml
 	  $$UV pip install --quiet --python $(BIN)/python -e ".[dev]"
 	@touch $@
 
+# `make run` serves Airflow with dagops at http://localhost:8080 until Ctrl-C or `make stop` (from another shell),
+# which end every process it started. DAGOPS_RUN_HOME (default .airflow) picks the instance.
 run: $(STAMP)
 	bash scripts/run.sh
+
+stop:
+	@$(BIN)/python scripts/make_run.py stop "$${DAGOPS_RUN_HOME:-$(CURDIR)/.airflow}"
 
 # `slow` tests (multi-process deployments, fault injection) run in their own target; CI calls both.
 # Two pytest-xdist workers (most tests wait on git, Airflow and sandboxes, not on the CPU), then the few

@@ -7,9 +7,11 @@ Each class carries the three things every face needs, so no face keeps a table o
     DagOpsError                      error                    500  1
     ├── InvalidInput                 invalid_input            422  2
     │   ├── ConfigInvalid            config_invalid           422  2
+    │   ├── ConnectionMissing        connection_missing       422  2
     │   └── MalformedJson            malformed_json           400  2
     ├── NotFound                     not_found                404  1
     ├── Conflict                     conflict                 409  1
+    │   └── RequirementsMissing      requirements_missing     409  3
     ├── LockBusy                     lock_busy                409  1
     ├── GitError                     git_error                422  1
     │   ├── GitTimeout               git_timeout              422  1
@@ -25,9 +27,12 @@ Each class carries the three things every face needs, so no face keeps a table o
     ├── AirflowUnavailable           airflow_unavailable      503  1
     ├── AirflowApiUnavailable        airflow_api_unavailable  502  1
     ├── ReportError                  report_failed            502  1
+    ├── HostApiError                 host_api_failed          502  1
+    │   └── HostPermissionDenied     host_permission_denied   422  1
     ├── VenvBuildFailed              venv_build_failed        500  1
     ├── SandboxUnavailable           sandbox_unavailable      503  1
     ├── Unauthenticated              unauthenticated          401  1
+    ├── Forbidden                    forbidden                403  1
     └── PayloadTooLarge              body_too_large           413  1
 
 Git failures are 422: dagops runs git against a remote while checking a URL, ref or connection the caller
@@ -70,6 +75,13 @@ class ConfigInvalid(InvalidInput):
         self.problems = problems
 
 
+class ConnectionMissing(InvalidInput):
+    """A feature needs an Airflow connection that does not exist (e.g. `[dagops] airflow_api_conn_id`); the
+    message names it and says how to create it. System DAGs skip with that message instead of failing."""
+
+    code = "connection_missing"
+
+
 class MalformedJson(InvalidInput):
     """A body that is not JSON dagops will parse: invalid, not UTF-8, or nested too deep (REST or webhook)."""
 
@@ -82,6 +94,13 @@ class Unauthenticated(DagOpsError):
 
     code = "unauthenticated"
     http_status = 401
+
+
+class Forbidden(DagOpsError):
+    """The caller's Airflow role does not allow this (the MCP face's permission checks, Airflow's own 403)."""
+
+    code = "forbidden"
+    http_status = 403
 
 
 class PayloadTooLarge(DagOpsError):
@@ -104,6 +123,22 @@ class Conflict(DagOpsError):
 
     code = "conflict"
     http_status = 409
+
+
+class RequirementsMissing(Conflict):
+    """A marketplace package needs providers or Python packages this Airflow lacks; nothing was installed.
+    `details` lists them (`missing_providers`, `missing_packages`). Install them on every Airflow machine, or
+    install anyway (`--force`, REST `"force": true`, the page's "Install anyway"). Exit code 3 lets a script
+    tell it from other refusals."""
+
+    code = "requirements_missing"
+    exit_code = 3
+
+    def __init__(self, message: str, *, providers: list[str] | None = None, packages: list[str] | None = None):
+        super().__init__(
+            message, details={"missing_providers": list(providers or []), "missing_packages": list(packages or [])}
+        )
+        self.missing = list(providers or []) + list(packages or [])
 
 
 class LockBusy(DagOpsError):
@@ -229,3 +264,20 @@ class ReportError(DagOpsError):
 
     code = "report_failed"
     http_status = 502
+
+
+class HostApiError(DagOpsError):
+    """A Git host's REST API (webhooks, an organization's repositories) refused or did not answer; the message
+    quotes the host and never holds the token (git/host_client.py)."""
+
+    code = "host_api_failed"
+    http_status = 502
+
+
+class HostPermissionDenied(HostApiError):
+    """The Git host answered 403: the connection's token lacks the scope or role the action needs, which the
+    message names (GitHub `admin:repo_hook`, GitLab `api` with the Maintainer role, Gitea `write:repository`).
+    The caller's configuration is wrong, not the host: 422."""
+
+    code = "host_permission_denied"
+    http_status = 422

@@ -3,11 +3,21 @@
 Nothing here reads configuration at import time: Airflow's config is consulted on first use, so
 importing dagops (in a plugin, a DAG file or a test) never freezes a value too early.
 Every option can also be set as `AIRFLOW__DAGOPS__<OPTION>`.
+
+Why a reader of our own: importing `airflow.configuration` costs about a second (it loads Airflow), which a
+`dagops repos list` should not pay. Where Airflow is not loaded yet, `_FastReader` answers as Airflow's `conf`
+would, with Airflow's precedence (`AIRFLOW__SECTION__KEY` env var > `airflow.cfg` > default, each value passed
+through Airflow's `expand_env_var`), but only where it can be sure: a command or secrets-backend variant
+(`_CMD`/`_SECRET` env var, `*_cmd`/`*_secret` key), a deprecated name, `[core] unit_test_mode`,
+`[core] airflow_home` in the file or a file it cannot parse hand the question to Airflow's `conf`. Once Airflow
+is loaded (the api-server, tasks, tests), its `conf` answers, so a value set in process is seen.
 """
 
 from __future__ import annotations
 
+import configparser
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -102,6 +112,18 @@ OPTIONS: dict[str, Option] = {
         "2", "Test modules of a repository's own tests run at the same time by `dagops sync`.", "integer"
     ),
     "test_timeout": Option("600", "Seconds one test module of a repository's own tests may run.", "integer"),
+    "perf_regression_threshold": Option(
+        "1.5",
+        "A parse or task run time a release's tests measure regresses when it is more than this many times the live "
+        "release's (and slower by more than perf_regression_floor). See docs/testing.md.",
+        "float",
+    ),
+    "perf_regression_floor": Option(
+        "0.2",
+        "Seconds a measured parse or task run time must grow by before it can count as a regression (noise on fast "
+        "things is ignored).",
+        "float",
+    ),
     "wheelhouse": Option(
         "",
         "Folder of wheels to build isolated_env virtual environments from, offline (no package index). Empty: "
@@ -114,6 +136,11 @@ OPTIONS: dict[str, Option] = {
         "@daily",
         "Schedule of the dagops_marketplace_check system DAG, which refreshes the marketplace catalogs and "
         "validates every package to record its badge. Empty: triggered runs only.",
+    ),
+    "discovery_schedule": Option(
+        "@hourly",
+        "Schedule of the dagops_discover system DAG, which scans the organizations of dagops.yaml's `discovery:` "
+        "block for matching repositories (docs/many-repositories.md). Empty: triggered runs only.",
     ),
     "events_interval": Option(
         "300",
@@ -129,22 +156,179 @@ OPTIONS: dict[str, Option] = {
     "proposal_max_total_size": Option(
         "1048576", "Largest total size (bytes) of the files of one proposal (default 1 MiB).", "integer"
     ),
+    "health_stale_factor": Option(
+        "3",
+        "A repository is stale when no check of its remote succeeded within this many poll intervals (its own, "
+        "or at least the period of sync_schedule). See docs/operations.md.",
+        "float",
+    ),
+    "health_failing_after": Option(
+        "3",
+        "A repository is failing after this many syncs in a row failed (1: the first failure). See docs/operations.md.",
+        "integer",
+    ),
+    "publish_mode": Option(
+        "symlinks",
+        "How releases reach Airflow. symlinks: a link per namespace in the dags folder (Airflow's unversioned "
+        "dags-folder bundle; every worker must share dagops_home). bundle: the dagops-releases DAG bundle (added by "
+        "`dagops init`), versioned by the set of live releases, so each DAG run keeps the release it started on and "
+        "workers materialize it from git without a shared volume. Switch with `dagops bundle migrate --to MODE`; "
+        "see docs/deployment.md.",
+    ),
+    "metrics_token": Option(
+        "",
+        "A static token scrapers and probes may send as `Authorization: Bearer <token>` to read "
+        "/pluginsv2/dagops/api/v1/metrics and /health without an Airflow login (read-only, nothing else). "
+        "Empty: only Airflow logins. Set it as an environment variable rather than in airflow.cfg.",
+    ),
 }
 
 SECTION = "dagops"
+
+# Settings of Airflow's own sections dagops reads, with Airflow's default (config.yml; None: no default) and the
+# deprecated (section, key) Airflow still reads them from. tests/test_settings.py holds these to Airflow's.
+AIRFLOW_OPTIONS: dict[tuple[str, str], tuple[str | None, tuple[str, str] | None]] = {
+    ("core", "dags_folder"): ("{AIRFLOW_HOME}/dags", None),
+    ("api", "base_url"): (None, ("webserver", "base_url")),
+}
 
 
 def get(option: str) -> str:
     """Return one `[dagops]` option as a string, falling back to the defaults table."""
     default = OPTIONS[option].default
-    env_value = os.environ.get(f"AIRFLOW__DAGOPS__{option.upper()}")
-    if env_value is not None:
-        return env_value
+    value = airflow_setting(SECTION, option, default)
+    return default if value is None else value
+
+
+def airflow_setting(section: str, key: str, fallback: str | None = None) -> str | None:
+    """One setting of Airflow's config, as `conf.get(section, key, fallback=fallback)` answers it, without
+    loading Airflow where the fast reader is sure of the answer (see the module's docstring)."""
+    if "airflow.configuration" not in sys.modules:
+        try:
+            return _FastReader().get(section, key, fallback)
+        except _Unsure:
+            pass
     try:
         from airflow.configuration import conf
     except ImportError:  # pragma: no cover - Airflow is a hard dependency; keep the core importable
-        return default
-    return conf.get(SECTION, option, fallback=default)
+        return fallback
+    return conf.get(section, key, fallback=fallback)
+
+
+class _Unsure(Exception):
+    """The fast reader cannot be sure it would answer as Airflow does: ask Airflow."""
+
+
+def expand_env_var(value: str) -> str:
+    """Airflow's `expand_env_var`: `$VARS` and `~` expanded until nothing changes."""
+    while True:
+        expanded = os.path.expanduser(os.path.expandvars(value))
+        if expanded == value:
+            return expanded
+        value = expanded
+
+
+def airflow_config_file() -> Path:
+    """Where Airflow reads airflow.cfg from: `$AIRFLOW_CONFIG`, else `$AIRFLOW_HOME/airflow.cfg`."""
+    explicit = os.environ.get("AIRFLOW_CONFIG")
+    if explicit is not None:
+        return Path(expand_env_var(explicit))
+    return Path(expand_env_var(os.environ.get("AIRFLOW_HOME", "~/airflow"))) / "airflow.cfg"
+
+
+_parsed_files: dict[tuple[str, int, int], configparser.ConfigParser] = {}
+
+
+class _FastReader:
+    """Airflow's lookup order for one setting, over os.environ and airflow.cfg read with configparser (the
+    class Airflow's parser extends, with the same interpolation), for the settings it knows."""
+
+    def __init__(self) -> None:
+        self.file = self._parse(airflow_config_file())
+        if self._unit_test_mode():
+            raise _Unsure("unit test mode loads Airflow's test config")
+        if self.file.has_option("core", "airflow_home"):
+            raise _Unsure("[core] airflow_home in airflow.cfg changes Airflow's home")
+
+    def get(self, section: str, key: str, fallback: str | None) -> str | None:
+        default, deprecated = self._known(section, key)
+        self._refuse_what_only_airflow_resolves(section, key, deprecated)
+        env_name = _env_name(section, key)
+        if env_name in os.environ:
+            return expand_env_var(os.environ[env_name])
+        if self.file.has_option(section, key):
+            try:
+                return expand_env_var(self.file.get(section, key))
+            except configparser.Error as error:  # a bad %-interpolation: Airflow raises its own error
+                raise _Unsure(str(error)) from error
+        if default is None:  # Airflow's defaults step answers the caller's fallback, expanded
+            return fallback if fallback is None else expand_env_var(fallback)
+        home = _airflow_home_of_defaults()
+        if "%" in home:  # Airflow's defaults parser would read it as %-interpolation
+            raise _Unsure("AIRFLOW_HOME holds a %")
+        return expand_env_var(default.replace("{AIRFLOW_HOME}", home))
+
+    def _refuse_what_only_airflow_resolves(self, section: str, key: str, deprecated: tuple[str, str] | None) -> None:
+        """Commands and secrets-backend paths (Airflow runs or resolves them for sensitive options) and a
+        deprecated name in use (Airflow warns and picks): Airflow answers those."""
+        for place, name in [(section, key), *([deprecated] if deprecated else [])]:
+            variants = {f"{_env_name(place, name)}_CMD", f"{_env_name(place, name)}_SECRET"}
+            if variants & os.environ.keys() or any(
+                self.file.has_option(place, f"{name}{suffix}") for suffix in ("_cmd", "_secret")
+            ):
+                raise _Unsure(f"[{place}] {name} comes from a command or a secrets backend")
+        if deprecated and (_env_name(*deprecated) in os.environ or self.file.has_option(*deprecated)):
+            raise _Unsure(f"[{deprecated[0]}] {deprecated[1]} is deprecated; Airflow decides which name wins")
+
+    def _unit_test_mode(self) -> bool:
+        """Whether `[core] unit_test_mode` may be on (Airflow's default airflow.cfg holds `= False`); anything but
+        a plain false counts as on."""
+        name = _env_name("core", "unit_test_mode")
+        if name in os.environ:
+            raw = expand_env_var(os.environ[name])
+        elif self.file.has_option("core", "unit_test_mode"):
+            raw = self.file.get("core", "unit_test_mode", raw=True)
+        else:
+            return False
+        return raw.lower().split("#")[0].strip() not in ("f", "false", "0")
+
+    @staticmethod
+    def _known(section: str, key: str) -> tuple[str | None, tuple[str, str] | None]:
+        if section == SECTION:
+            return None, None  # no default of Airflow's own: conf answers the caller's fallback
+        if (section, key) not in AIRFLOW_OPTIONS:
+            raise _Unsure(f"[{section}] {key} is not a setting the fast reader knows")
+        return AIRFLOW_OPTIONS[(section, key)]
+
+    @staticmethod
+    def _parse(path: Path) -> configparser.ConfigParser:
+        """airflow.cfg as Airflow's parser reads it (a missing file reads as empty); parsed once per version."""
+        try:
+            stat = path.stat()
+        except FileNotFoundError:
+            return configparser.ConfigParser()
+        except OSError as error:
+            raise _Unsure(str(error)) from error
+        key = (str(path), stat.st_mtime_ns, stat.st_size)
+        parser = _parsed_files.get(key)
+        if parser is None:
+            parser = configparser.ConfigParser()
+            try:
+                parser.read(path)
+            except (configparser.Error, OSError, UnicodeDecodeError) as error:
+                raise _Unsure(f"{path}: {error}") from error
+            _parsed_files.clear()
+            _parsed_files[key] = parser
+        return parser
+
+
+def _env_name(section: str, key: str) -> str:
+    return f"AIRFLOW__{section.replace('.', '_').upper()}__{key.upper()}"
+
+
+def _airflow_home_of_defaults() -> str:
+    """The `{AIRFLOW_HOME}` Airflow formats its defaults with (its module-level AIRFLOW_HOME)."""
+    return expand_env_var(os.environ.get("AIRFLOW_HOME", "~/airflow"))
 
 
 def get_int(option: str) -> int:
@@ -165,7 +349,7 @@ def get_bool(option: str) -> bool:
 
 
 def airflow_home() -> Path:
-    return Path(os.environ.get("AIRFLOW_HOME") or Path.home() / "airflow")
+    return Path(expand_env_var(os.environ.get("AIRFLOW_HOME") or "~/airflow"))
 
 
 def dagops_home() -> Path:
@@ -178,12 +362,12 @@ def sql_alchemy_conn() -> str:
 
 def dags_folder() -> Path:
     """Airflow's `[core] dags_folder`: where namespace links are published."""
-    env_value = os.environ.get("AIRFLOW__CORE__DAGS_FOLDER")
-    if env_value:
-        return Path(env_value).expanduser()
-    from airflow.configuration import conf
+    return Path(airflow_setting("core", "dags_folder") or airflow_home() / "dags").expanduser()
 
-    return Path(conf.get("core", "dags_folder")).expanduser()
+
+def public_base_url() -> str:
+    """Airflow's `[api] base_url` without its trailing slash; empty when it is not set."""
+    return (airflow_setting("api", "base_url", "") or "").rstrip("/")
 
 
 def allowed_protocols() -> list[str]:

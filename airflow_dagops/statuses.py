@@ -28,6 +28,7 @@ else:  # pragma: no cover - Python 3.10
 
 __all__ = [
     "CheckStatus",
+    "DiscoveryStatus",
     "FailureReason",
     "HealthState",
     "OverallHealth",
@@ -116,6 +117,15 @@ class PromotionStatus(StrEnum):
         return (cls.SOAKING, cls.BLOCKED)
 
 
+class DiscoveryStatus(StrEnum):
+    """DiscoveredRepository.status: a repository of a Git host organization that matched a discovery rule."""
+
+    PROPOSED = "proposed"  # matches; not registered yet (`dagops discover --apply` or the source's `register`)
+    REGISTERED = "registered"  # a dagops repository was registered for it (or already had its URL)
+    REMOVED = "removed"  # matched once; gone from the organization or no longer matching: flagged, never deleted
+    IGNORED = "ignored"  # someone said not to propose it again
+
+
 class RepositoryStatus(StrEnum):
     """A repository's status in the API and the CLI: derived from its last sync and its options (not stored)."""
 
@@ -154,3 +164,12 @@ class FailureReason(StrEnum):
     TESTS = "tests"  # the repository's own tests failed
     NO_SPACE = "no_space"  # the disk of dagops_home is full
     OTHER = "other"  # anything else: the error code says what
+
+
+class AlertEvent(StrEnum):
+    """What a repository's alerts are sent for (airflow_dagops/alerts; its `alerts` option picks which)."""
+
+    FAILING = "failing"  # the repository's health entered failing
+    VALIDATION_FAILED = "validation_failed"  # a pushed commit failed validation (or its required tests)
+    RECOVERED = "recovered"  # a failing repository is ok again
+    AUTO_ROLLBACK = "auto_rollback"  # its `auto_rollback` rule rolled a release back

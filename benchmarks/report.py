@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import platform
+import re
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -90,6 +91,28 @@ def render(run: RunInfo, measurements: list[Measurement]) -> str:
     return "\n".join(parts)
 
 
+def merge(existing: str, run: RunInfo, measurements: list[Measurement]) -> str:
+    """`existing` (a BENCHMARKS.md) with the sections and summary rows of `measurements` replaced or added, and a
+    line saying which command refreshed them when; everything else, from its earlier run, is kept as it was."""
+    head, *sections = existing.split("\n## ")
+    by_title = {section.split("\n", 1)[0]: section for section in sections}
+    for m in measurements:
+        by_title = {title: text for title, text in by_title.items() if not title.startswith(f"({m.key})")}
+        by_title[m.title] = _section(m).removeprefix("## ").rstrip("\n") + "\n"
+    keys = tuple(f"({m.key})" for m in measurements)
+    summary = by_title.get("Summary", "Summary\n")
+    kept = [line for line in summary.splitlines()[1:] if not line.startswith(tuple(f"| {k}" for k in keys))]
+    new_rows = _summary(measurements).splitlines()[2:]
+    by_title["Summary"] = "Summary\n\n" + "\n".join([*(line for line in kept if line), *new_rows]) + "\n"
+    again = f"{', '.join(keys)}: measured again by"
+    refreshed = (
+        f"{again} `{run.command}` on {run.started:%Y-%m-%d %H:%M} UTC ({run.seconds / 60:.1f} min); the other "
+        "sections are from the run named above."
+    )
+    head = re.sub(r"\n{3,}", "\n\n", "\n".join(line for line in head.splitlines() if not line.startswith(again)))
+    return "\n## ".join([head.rstrip("\n") + "\n\n" + refreshed + "\n", *by_title.values()])
+
+
 def _summary(measurements: list[Measurement]) -> str:
     rows = []
     for m in measurements:
@@ -120,7 +143,7 @@ def _row(row: Samples | Stated, subject: Samples, *, first: bool) -> list[str]:
         return [f"{row.what} *(baseline)*", _ms(row.ms), "—", "—", "stated", f"{subject.median / row.ms:.2f}×"]
     if first:
         return [f"**{row.what}**", _ms(row.median), _ms(row.min), _ms(row.max), str(len(row.ms)), "—"]
-    ratio = f"{subject.median / row.median:.2f}×" if row.role != "breakdown" else "—"
+    ratio = f"{subject.median / row.median:.2f}×" if row.role == "baseline" else "—"
     return [f"{row.what} *({row.role})*", _ms(row.median), _ms(row.min), _ms(row.max), str(len(row.ms)), ratio]
 
 

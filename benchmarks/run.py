@@ -1,7 +1,8 @@
-"""`make bench`: run measurements (a)-(i) in one process and write BENCHMARKS.md.
+"""`make bench`: run measurements (a)-(l) in one process and write BENCHMARKS.md.
 
     python -m benchmarks.run --output BENCHMARKS.md          # the full run (~3 min on 2 cores)
     python -m benchmarks.run --quick --only a,b              # a quick look while working on the engine
+    python -m benchmarks.run --only j --merge --output BENCHMARKS.md   # refresh one section, keep the others
 
 Airflow freezes AIRFLOW_HOME and the bundle storage path when it is imported, so the work dir and the
 environment are set up first and the measurement modules (which import airflow) are imported after.
@@ -21,7 +22,7 @@ from pathlib import Path
 from benchmarks import env
 
 WORK_ROOT = Path(__file__).resolve().parent / ".work"
-ALL = ("a", "b", "c", "d", "e", "f", "g", "h", "i")
+ALL = ("a", "b", "c", "d", "e", "f", "g", "h", "i", "j", "k", "l")
 VALIDATION_REPS, QUICK_VALIDATION_REPS = 5, 2
 # 21: this 2-core VM's I/O-bound timings vary 2-3x from run to run; more runs keep the medians steady.
 REPS, QUICK_REPS = 21, 3
@@ -32,8 +33,13 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__.splitlines()[0])
     parser.add_argument("--output", type=Path, help="write the markdown report here (default: print it)")
     parser.add_argument("--quick", action="store_true", help=f"{QUICK_REPS} repetitions instead of {REPS}")
-    parser.add_argument("--only", default=",".join(ALL), help="comma-separated measurements to run (a,b,c,d)")
+    parser.add_argument("--only", default=",".join(ALL), help=f"comma-separated measurements to run ({','.join(ALL)})")
     parser.add_argument("--keep-work", action="store_true", help="keep the work dir under benchmarks/.work")
+    parser.add_argument(
+        "--merge",
+        action="store_true",
+        help="with --output: replace only the measured sections (and their summary rows) of the existing file",
+    )
     args = parser.parse_args(argv)
     args.only = {key.strip() for key in args.only.split(",") if key.strip()}
     if not args.only or args.only - set(ALL):
@@ -67,6 +73,8 @@ def main(argv: list[str] | None = None) -> int:
         e2e_reps=QUICK_E2E_REPS if args.quick else E2E_REPS,
     )
     text = report.render(run, measurements)
+    if args.merge and args.output and args.output.exists():
+        text = report.merge(args.output.read_text(), run, measurements)
     if args.output:
         args.output.write_text(text)
         progress(f"wrote {args.output}")
@@ -112,6 +120,30 @@ def run_measurements(work: Path, args: argparse.Namespace) -> list:
         except Exception as err:  # as for (d): the report says what went wrong
             logging.getLogger(__name__).exception("measurement (g) failed")
             measurements.append(Measurement("g", "(g) Webhook to release in a running Airflow", "", error=f"{err}"))
+    if "j" in args.only:
+        from benchmarks.cli_latency import measure_cli_latency
+
+        try:
+            measurements.append(measure_cli_latency(work, QUICK_E2E_REPS if args.quick else E2E_REPS, progress))
+        except Exception as err:  # as for (d): the report says what went wrong
+            logging.getLogger(__name__).exception("measurement (j) failed")
+            measurements.append(Measurement("j", "(j) CLI latency", "", error=f"{err}"))
+    if "k" in args.only:
+        from benchmarks.startup import measure_startup
+
+        try:
+            measurements.append(measure_startup(work, args.quick, progress))
+        except Exception as err:  # as for (d): the report says what went wrong
+            logging.getLogger(__name__).exception("measurement (k) failed")
+            measurements.append(Measurement("k", "(k) `make run` start-up", "", error=f"{err}"))
+    if "l" in args.only:
+        from benchmarks.bundle_mode import measure_bundle_mode
+
+        try:
+            measurements.append(measure_bundle_mode(work, reps, progress))
+        except Exception as err:  # as for (d): the report says what went wrong
+            logging.getLogger(__name__).exception("measurement (l) failed")
+            measurements.append(Measurement("l", "(l) A 1-file change goes live in bundle mode", "", error=f"{err}"))
     for m in measurements:
         for goal in m.goals:
             progress(f"{m.title}: {goal.text}: {goal.measured} {'PASS' if goal.passed else 'MISS'}")

@@ -17,6 +17,8 @@ from __future__ import annotations
 import pendulum
 from airflow.sdk import dag, get_current_context, task
 
+from airflow_dagops.airflow.task_errors import DEFAULT_ARGS
+
 
 @dag(
     dag_id="dagops_deploy",
@@ -26,25 +28,24 @@ from airflow.sdk import dag, get_current_context, task
     max_active_runs=1,  # one move at a time; the repository lock serializes them anyway
     tags=["dagops", "system"],
     doc_md=__doc__,
+    default_args=DEFAULT_ARGS,
     is_paused_upon_creation=False,  # triggered on demand from the start; operators can pause it
 )
 def dagops_deploy():
     @task
     def apply() -> dict:
         """Deploy, roll back, pin or unpin one repository as the run's conf says."""
-        from airflow.exceptions import AirflowException
-
+        from airflow_dagops.airflow.task_errors import task_error
         from airflow_dagops.errors import DagOpsError
         from airflow_dagops.releases import versions as versions_service
-        from airflow_dagops.safety import redact
 
         context = get_current_context()
         try:
             result = versions_service.run_action(
                 context["dag_run"].conf or {}, actor=f"airflow:{context['run_id']}", progress=print
             )
-        except DagOpsError as error:
-            raise AirflowException(redact(str(error))) from None
+        except DagOpsError as error:  # a refusal fails at once; a busy lock or state DB is retried
+            raise task_error(error) from None
         print(result)
         return result
 

@@ -8,6 +8,7 @@ promote the release to the next stage, and from the last one to prod. Nothing so
 Trigger with conf `{"repository": NAME}` to check one repository, or
 `{"repository": NAME, "action": "promote", "force": false}` to promote by hand (recorded with the actor
 `airflow:<run_id>`). The task fails with the reason when dagops refuses (blocked without force, pinned, ...).
+Something soaking but no such connection: the task skips, naming the connection and how to create it.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import pendulum
 from airflow.sdk import dag, get_current_context, task
 
 from airflow_dagops import settings
+from airflow_dagops.airflow.task_errors import DEFAULT_ARGS
 
 ACTIONS = ("check", "promote")
 
@@ -30,18 +32,17 @@ ACTIONS = ("check", "promote")
     max_active_runs=1,
     tags=["dagops", "system"],
     doc_md=__doc__,
+    default_args=DEFAULT_ARGS,
     is_paused_upon_creation=False,  # checks from the start; with nothing soaking a run does no I/O but the DB
 )
 def dagops_promote():
     @task
     def check_or_promote() -> list[dict]:
         """Check the soaking promotions (all, or the conf's repository), or promote one by hand."""
-        from airflow.exceptions import AirflowException
-
         from airflow_dagops.airflow.rest_client import AirflowApiRunSource
+        from airflow_dagops.airflow.task_errors import refusal, task_error
         from airflow_dagops.errors import DagOpsError
         from airflow_dagops.releases import promotion
-        from airflow_dagops.safety import redact
 
         context = get_current_context()
         conf = context["dag_run"].conf or {}
@@ -49,16 +50,16 @@ def dagops_promote():
         actor = f"airflow:{context['run_id']}"
         try:
             if action not in ACTIONS:
-                raise AirflowException(f"unknown action {action!r}; one of {', '.join(ACTIONS)}")
+                raise refusal(f"unknown action {action!r}; one of {', '.join(ACTIONS)}")
             if action == "promote":
                 if not repository:
-                    raise AirflowException('promote needs {"repository": NAME} in the conf')
+                    raise refusal('promote needs {"repository": NAME} in the conf')
                 results = [promotion.promote(repository, actor=actor, force=bool(conf.get("force")))]
             else:
                 names = [repository] if repository else None
                 results = promotion.check(AirflowApiRunSource.from_connection, names, actor=actor)
-        except DagOpsError as error:
-            raise AirflowException(redact(str(error))) from None
+        except DagOpsError as error:  # refused: fail; no API connection: skip; state DB or API down: retry
+            raise task_error(error) from None
         for result in results:
             print(f"{result.get('repository')}: {result.get('message')}")
         return results

@@ -13,6 +13,8 @@ import pendulum
 from airflow.sdk import Asset, dag, get_current_context, task
 
 from airflow_dagops import settings
+from airflow_dagops.airflow.task_errors import DEFAULT_ARGS
+from airflow_dagops.health import observe
 from airflow_dagops.releases.tests_runner import AWAITING_TESTS_ASSET
 from airflow_dagops.repositories.info import get_repository
 from airflow_dagops.sync import sense as sensing
@@ -35,6 +37,7 @@ def _trigger_of(context) -> str:
     max_active_runs=1,
     tags=["dagops", "system"],
     doc_md=__doc__,
+    default_args=DEFAULT_ARGS,
     is_paused_upon_creation=False,  # the system DAG polls from the start; operators can pause it
 )
 def dagops_sync():
@@ -50,6 +53,7 @@ def dagops_sync():
             get_repository(requested)  # fail clearly if it is not registered
             return [{"repository": requested, "trigger": trigger, "force": bool(conf.get("force"))}]
         changed = [r for r in sensing.sense(respect_poll_interval=trigger == "schedule") if r.changed]
+        observe.publish_gauges()  # StatsD/OpenTelemetry gauges, once per poll (docs/operations.md)
         for result in changed:
             print(f"{result.repository}: {result.reason}" + (f" ({result.error})" if result.error else ""))
         return [{"repository": r.repository, "trigger": trigger, "force": False} for r in changed]
@@ -60,7 +64,7 @@ def dagops_sync():
     @task(map_index_template="{{ item_name }}", outlets=[Asset(AWAITING_TESTS_ASSET)])
     def sync(item: dict) -> dict:
         """Fetch, export, validate and publish one repository."""
-        from airflow.exceptions import AirflowException
+        from airflow_dagops.airflow.task_errors import refusal
 
         context = get_current_context()
         context["item_name"] = item["repository"]  # shown as the map index label in the Airflow UI
@@ -75,8 +79,8 @@ def dagops_sync():
         print(outcome.message)
         for finding in outcome.findings:
             print(f"  {finding['severity']} {finding['rule']} {finding['file']}:{finding['line']} {finding['message']}")
-        if not outcome.ok:
-            raise AirflowException(outcome.message)
+        if not outcome.ok:  # recorded with its reason; the next poll is the retry
+            raise refusal(outcome.message)
         return {"repository": outcome.repository, "status": outcome.status, "commit": outcome.commit}
 
     sync.expand(item=sense())

@@ -12,6 +12,8 @@ from __future__ import annotations
 import pendulum
 from airflow.sdk import dag, get_current_context, task
 
+from airflow_dagops.airflow.task_errors import DEFAULT_ARGS
+
 
 @dag(
     dag_id="dagops_validate",
@@ -21,6 +23,7 @@ from airflow.sdk import dag, get_current_context, task
     max_active_runs=4,  # validation imports DAG files in child processes: keep a burst of pushes bounded
     tags=["dagops", "system"],
     doc_md=__doc__,
+    default_args=DEFAULT_ARGS,
     is_paused_upon_creation=False,  # triggered by webhooks from the start; operators can pause it
 )
 def dagops_validate():
@@ -29,11 +32,12 @@ def dagops_validate():
         """Validate one pull request head and report it."""
         from airflow.exceptions import AirflowException
 
+        from airflow_dagops.airflow.task_errors import refusal
         from airflow_dagops.checks import service
 
         conf = get_current_context()["dag_run"].conf or {}
         if not isinstance(conf.get("check_run"), int):
-            raise AirflowException('dagops_validate needs conf {"check_run": <id>}; dagops triggers it from webhooks')
+            raise refusal('dagops_validate needs conf {"check_run": <id>}; dagops triggers it from webhooks')
         result = service.run_check(conf["check_run"], progress=print)
         print(
             f"check {result['id']} of {result['repository']} #{result['number']} at {result['head_sha'][:12]}: "

@@ -20,20 +20,24 @@ LAYERS: list[set[str]] = [
     {"store"},
     {"health"},  # reads only the store: the event feed measures through it, every face shows it
     {"airflow"},
-    {"git", "events"},
+    {"git"},
+    {"alerts"},  # notifiers and release health: the event feed calls it after every sync, so it sits below events
+    {"events"},
     {"validate"},
     {"deploy"},
     {"releases"},
     {"repositories"},
     {"sync"},
     {"bundle"},  # the dagops-releases DAG bundle: live sets over deploy/ and git/, read by Airflow and the faces
-    {"credentials", "checks", "proposals", "marketplace", "webhooks"},
+    {"credentials", "checks", "proposals", "marketplace", "webhooks", "discovery"},
+    {"assist"},  # what assistants need (DAG search, conventions, drafts, run results), over proposals/marketplace
     {"testing"},
-    {"api", "www", "cli"},
+    {"api", "www", "cli", "mcp"},
     {"plugin"},  # plugin.py mounts the faces into Airflow
 ]
 # Same-layer dependencies that are part of the design (the webhook receiver runs pull-request checks).
-SIDEWAYS = {("webhooks", "checks"), ("www", "api"), ("api", "www")}
+SIDEWAYS = {("webhooks", "checks"), ("www", "api"), ("api", "www"), ("mcp", "api"), ("cli", "mcp")}
+# mcp uses api/auth (the one permission check); `dagops mcp` serves the MCP server over stdio.
 MAX_LINES = 500
 # A function-level import of our own code must say why on its line (`# lazy: <reason>`): start-up time of the
 # CLI or of the sandbox, or a module that must not load in the dag-processor. It may not dodge a cycle.

@@ -16,7 +16,7 @@ import requests
 
 from airflow_dagops import settings
 from airflow_dagops.airflow.connections import get_connection
-from airflow_dagops.errors import AirflowApiUnavailable, InvalidInput
+from airflow_dagops.errors import AirflowApiUnavailable, ConnectionMissing, InvalidInput
 from airflow_dagops.safety import redact
 
 log = logging.getLogger(__name__)
@@ -146,15 +146,31 @@ def base_url_of(host: str, port: int | None, schema: str | None) -> str:
     return f"{scheme}://{host}:{port}" if port else f"{scheme}://{host}"
 
 
+def create_command(conn_id: str) -> str:
+    """The command that creates the API connection by hand (placeholders for what only the operator knows)."""
+    return (
+        f"airflow connections add {conn_id} --conn-type http --conn-host <the api-server's URL, e.g. "
+        "http://localhost:8080> --conn-login <user> --conn-password <password>"
+    )
+
+
 def _connection(conn_id: str):
     """The connection from wherever Airflow keeps it: in a task through the Task SDK, elsewhere through the
     secrets backends and the metadata DB (airflow.models.Connection picks the right path)."""
     try:
         return get_connection(conn_id)
-    except Exception as err:  # not found, or a backend that cannot be reached
-        raise InvalidInput(
-            f"cannot read Airflow connection {conn_id!r} ({type(err).__name__}); create it with the api-server's "
-            "URL as host and a user's login and password, or set [dagops] airflow_api_conn_id"
+    except Exception as err:
+        # Airflow's own "not found" (core and Task SDK each have a class of that name): say how to create it.
+        if type(err).__name__ == "AirflowNotFoundException":
+            raise ConnectionMissing(
+                f"Airflow connection {conn_id!r} ([dagops] airflow_api_conn_id) does not exist; dagops reads DAG "
+                "run outcomes (the event feed, promotion checks) through it. `dagops init` creates it for a local "
+                f"Airflow with SimpleAuthManager; elsewhere create it: {create_command(conn_id)}",
+                details={"conn_id": conn_id},
+            ) from err
+        raise InvalidInput(  # a secrets backend that cannot be reached, a malformed connection
+            f"cannot read Airflow connection {conn_id!r} ({type(err).__name__}); check the secrets backend, or "
+            f"create it: {create_command(conn_id)}"
         ) from err
 
 

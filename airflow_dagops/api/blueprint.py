@@ -8,6 +8,7 @@ from werkzeug.exceptions import HTTPException
 
 from airflow_dagops import safety, settings
 from airflow_dagops.airflow import bridge as airflow_bridge
+from airflow_dagops.alerts import release_health
 from airflow_dagops.api import auth
 from airflow_dagops.api.errors import ApiError, answer_in_the_envelope, exempt_from_form_csrf, from_http_error
 from airflow_dagops.api.openapi import body_schema, document
@@ -331,7 +332,8 @@ def get_sync(run_id: int):
 def list_releases(name: str):
     limit, offset = _paging()
     releases, total = rollbacks.list_releases(name, limit=limit, offset=offset)
-    return _page([_release(r) for r in releases], total, limit, offset)
+    runs = release_health.run_health_of_releases(name, [r["id"] for r in releases])  # DAG runs vs the previous
+    return _page([_release({**r, "run_health": runs.get(r["id"])}) for r in releases], total, limit, offset)
 
 
 @api_blueprint.get("/releases/<int:release_id>")

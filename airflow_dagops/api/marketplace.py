@@ -57,8 +57,11 @@ FIELD_RULES = {
 @api_blueprint.get(f"{BASE}/search")
 def marketplace_search():
     query, limit = _query_arg(), _limit_arg()
-    items = [_with_links(result) for result in listing.search(query, limit=limit)]
-    return jsonify({"items": items, "total": len(items), "query": query, "limit": limit})
+    sort = request.args.get("sort") or "relevance"
+    if sort not in listing.SORTS:
+        raise ApiError(422, "invalid_query", f"sort: one of {', '.join(listing.SORTS)}")
+    items = [_with_links(result) for result in listing.search(query, limit=limit, sort=sort)]
+    return jsonify({"items": items, "total": len(items), "query": query, "limit": limit, "sort": sort})
 
 
 @api_blueprint.get(f"{BASE}/packages/<name>")
@@ -228,6 +231,7 @@ SEARCH_FIELDS = {
     "rating": {**NULLABLE_NUMBER, "description": "average stars, null when unrated"},
     "ratings_count": {"type": "integer"},
     "installs": {"type": "integer"},
+    "downloads": {"type": "object", "description": "{installs, updates, uninstalls, downloads} of every version"},
     "badge": BADGE,
     "installed_namespace": {**NULLABLE_STRING, "description": "where it is installed here, if it is"},
     "links": {"type": "object"},
@@ -332,6 +336,7 @@ SCHEMAS = {
             },
             "missing_providers": {"type": "array", "items": {"type": "string"}},
             "rating_histogram": {"type": "object", "description": 'stars ("1".."5") -> how many ratings'},
+            "downloads_by_version": {"type": "array", "description": "per version, newest first: the downloads"},
             "providers": {"type": "array", "items": {"type": "string"}},
             "packages": {"type": "array", "items": {"type": "string"}},
             "dag_files": {"type": "array", "items": {"type": "string"}},
@@ -385,6 +390,7 @@ register(
                 json_content(_items(ref("MarketplaceResult"))),
                 params=[
                     {"name": "q", "in": "query", "schema": {"type": "string", "maxLength": MAX_QUERY}},
+                    {"name": "sort", "in": "query", "schema": {"enum": list(listing.SORTS), "default": "relevance"}},
                     {
                         "name": "limit",
                         "in": "query",

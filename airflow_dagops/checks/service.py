@@ -38,6 +38,7 @@ from airflow_dagops.statuses import CheckStatus
 from airflow_dagops.store.db import session_scope
 from airflow_dagops.store.models import CheckRun, Release, Repository, iso_time, utcnow
 from airflow_dagops.store.queries import get_row
+from airflow_dagops.wording import plural
 
 log = logging.getLogger(__name__)
 
@@ -217,12 +218,8 @@ def describe(check: CheckRun) -> str:
     errors, warnings = summary.get("errors", 0), summary.get("warnings", 0)
     if check.status == CheckStatus.FAILURE:
         files = summary.get("files_with_errors", 0)
-        return f"{errors} {_plural(errors, 'error')} in {files} {_plural(files, 'file')}"
-    return f"Passed with {warnings} {_plural(warnings, 'warning')}" if warnings else "Passed"
-
-
-def _plural(count: int, noun: str) -> str:
-    return noun if count == 1 else f"{noun}s"
+        return f"{plural(errors, 'error')} in {plural(files, 'file')}"
+    return f"Passed with {plural(warnings, 'warning')}" if warnings else "Passed"
 
 
 def check_url(check_id: int) -> str:

@@ -25,6 +25,12 @@ app = typer.Typer(
     help="Test and rotate repositories' credentials (Airflow connections of type git).", no_args_is_help=True
 )
 
+
+def register(parent: typer.Typer) -> None:
+    """Add the `credentials` group to the top-level app."""
+    parent.add_typer(app, name="credentials")
+
+
 SSH = common.SSH_TRANSPORTS
 ENTER_GRACE = 30.0  # seconds of polling after Enter: some Git hosts take a moment to apply a new deploy key
 RETRY_HINT = "Run the rotation again and add the new key it prints; --wait SECONDS gives the Git host more time."

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from airflow_dagops.cli.common import JsonOption, command, print_json, say
-from airflow_dagops.repositories import declarative
+from airflow_dagops.wording import plural
 
 
 def register(repos_app: typer.Typer) -> None:
@@ -27,18 +27,23 @@ def register(repos_app: typer.Typer) -> None:
         as_json: JsonOption = False,
     ) -> None:
         """Make the registry match a dagops.yaml: prints the plan (+ add, ~ change, - remove), then applies it."""
+        from airflow_dagops.repositories import declarative  # lazy: `repos list` needs no YAML schema or git
+
         config = declarative.load(file)
         plan = declarative.plan(config, prune=prune)
         done = [] if dry_run or plan.empty else declarative.apply(plan, verify=not no_verify)
+        discovery = _apply_discovery(config, dry_run=dry_run)
         if as_json:
-            print_json({**plan.to_dict(), "dry_run": dry_run, "applied": done})
+            print_json({**plan.to_dict(), "dry_run": dry_run, "applied": done, "discovery": discovery})
             return
         for line in plan.lines():
             say(line, _style(line))
+        for line in discovery:
+            say(line)
         if dry_run and not plan.empty:
             say("Dry run: nothing was changed.")
         elif done:
-            say(f"Applied {len(done)} change(s).", "green")
+            say(f"Applied {plural(len(done), 'change')}.", "green")
 
     @command(repos_app, "export")
     def export_file(
@@ -47,12 +52,29 @@ def register(repos_app: typer.Typer) -> None:
         ] = None,
     ) -> None:
         """Write the current registry as dagops.yaml (apply it elsewhere, or keep it in Git)."""
+        from airflow_dagops.repositories import declarative  # lazy: `repos list` needs no YAML schema or git
+
         text = declarative.export()
         if output is None:
             typer.echo(text, nl=False)
         else:
             output.write_text(text, encoding="utf-8")
             say(f"wrote {output}")
+
+
+def _apply_discovery(config, *, dry_run: bool) -> list[str]:
+    """The file's `discovery:` block becomes the discovery sources (docs/many-repositories.md); none: left alone."""
+    if config.discovery is None:
+        return []
+    from airflow_dagops.discovery import service as discovery  # lazy: only files with a `discovery:` block
+
+    if dry_run:
+        for spec in config.discovery:  # checked all the same: a dry run says what applying would refuse
+            discovery.clean_source(spec)
+        return [f"Discovery: {len(config.discovery)} source(s) would be set (dry run)."]
+    return [f"Discovery: {line}" for line in discovery.configure(config.discovery, source=config.source)] or [
+        "Discovery: sources unchanged."
+    ]
 
 
 def _style(line: str) -> str | None:

@@ -1,6 +1,7 @@
-"""`dagops events`: the event feed in a shell, as lines or JSON lines; `--follow` keeps polling with the cursor.
+"""`dagops events`: the event feed in a shell, as JSON lines (one object per event, README.md and
+docs/automation.md) or readable lines with `--text`; `--follow` keeps polling with the cursor.
 
-Thin over airflow_dagops/events.py (the service `GET .../api/v1/events` calls too). Registered on the main app.
+Thin over airflow_dagops/events/feed.py (the service `GET .../api/v1/events` calls too). Registered on the main app.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Annotated
 import typer
 
 from airflow_dagops.cli.common import command, say
+from airflow_dagops.errors import InvalidInput
 from airflow_dagops.events import feed as events
 
 PAGE = 500
@@ -35,14 +37,25 @@ def register(app: typer.Typer) -> None:
         follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep polling for new events.")] = False,
         interval: Annotated[float, typer.Option(help="Seconds between polls with --follow.")] = 5.0,
         max_polls: Annotated[int | None, typer.Option(hidden=True, help="Stop --follow after this many polls.")] = None,
-        as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
+        as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line (the default).")] = False,
+        as_text: Annotated[bool, typer.Option("--text", help="Readable lines instead of JSON.")] = False,
+        runs: Annotated[
+            bool,
+            typer.Option(
+                "--runs", help="DAG run results instead: one JSON document per finished run (docs/assistants.md)."
+            ),
+        ] = False,
     ):
-        """Print what dagops did (syncs, validations, publishes, rollbacks, promotions, proposals, DAG runs)."""
+        """Print what dagops did (syncs, validations, publishes, rollbacks, promotions, proposals, DAG runs) as
+        JSON lines, or --text."""
+        if as_json and as_text:
+            raise InvalidInput("give --json or --text, not both")
+        as_json = not as_text
         kinds = [k for value in kind or [] for k in value.split(",")]
         events.parse_time(since, "since")  # a bad time fails before anything is printed
         polls = 0
         while True:
-            cursor = _print_new(repository, kinds, since, cursor, as_json)
+            cursor = _print_runs(repository, cursor) if runs else _print_new(repository, kinds, since, cursor, as_json)
             polls += 1
             if not follow or (max_polls is not None and polls >= max_polls):
                 return
@@ -61,9 +74,28 @@ def _print_new(repository, kinds, since, cursor, as_json) -> int | None:
             return cursor
 
 
+def _print_runs(repository, cursor) -> int | None:
+    """Print the run document of every `dag_run` event after `cursor` as JSON lines; returns the new cursor. A
+    failed run's task and log tail are read from Airflow with the `[dagops] airflow_api_conn_id` login."""
+    from airflow_dagops.airflow.dag_runs_api import DagRunsApi  # lazy: CLI start-up (requests, connections)
+    from airflow_dagops.assist import run_results  # lazy: CLI start-up
+
+    def outcome_of(dag_id: str, run_id: str) -> dict:
+        return DagRunsApi.for_caller(None).outcome(dag_id, run_id)
+
+    while True:
+        page = run_results.run_documents(repository=repository, after=cursor, limit=PAGE, outcome_of=outcome_of)
+        for document in page["runs"]:
+            sys.stdout.write(json.dumps(document, default=str) + "\n")
+            cursor = document["event_id"]
+        sys.stdout.flush()
+        if page["next_cursor"] is None:
+            return cursor
+
+
 def _print(event: dict, as_json: bool) -> None:
     if as_json:
         sys.stdout.write(json.dumps(event, default=str) + "\n")
         return
     when = event["created_at"][:19].replace("T", " ")
-    say(f"#{event['id']:<6} {when} {event['kind']:<10} {event['outcome']:<10} {event['summary']}")
+    say(f"#{event['id']} {when} {event['kind']} {event['outcome']}: {event['summary']}")

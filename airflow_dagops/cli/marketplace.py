@@ -12,10 +12,8 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.table import Column, Table
-from rich.text import Text
 
-from airflow_dagops.cli.common import JsonOption, command, err, out, print_json, say
+from airflow_dagops.cli.common import JsonOption, command, err, out, print_json, print_rows, say
 from airflow_dagops.marketplace import catalogs, checks, installs, listing, publishing, ratings, updates
 
 app = typer.Typer(
@@ -54,21 +52,27 @@ def _badge(badge: dict) -> str:
     return f"{badge['status']} ({', '.join(failed)})" if failed else badge["status"]
 
 
-def _packages_table(results: list[dict]) -> Table:
-    # Names, versions and badges stay whole (users type them); the summary only where the terminal has room.
-    fixed = [Column(title, no_wrap=True) for title in ("package", "version", "rating", "installs", "badge", "catalog")]
+def _print_packages(results: list[dict], *, downloads: bool = False) -> None:
+    # Every cell whole (never cut to '…'); the summary, and the downloads unless sorted by them, only where the
+    # terminal has room.
     wide = out.width >= 120
-    table = Table(*fixed, *([Column("summary", ratio=1, min_width=20)] if wide else []))
+    downloads = downloads or wide
+    rows = []
     for r in results:
         name = f"{r['name']} [installed: {r['installed_namespace']}]" if r["installed_namespace"] else r["name"]
-        cells = [name, r["version"], _stars(r["rating"], r["ratings_count"]), r["installs"], _badge(r["badge"])]
-        _add_row(table, *cells, r["catalog"], *([r["summary"]] if wide else []))
-    return table
+        cells = [name, r["version"], _stars(r["rating"], r["ratings_count"]), r["installs"]]
+        cells += [r["downloads"]["downloads"]] if downloads else []
+        rows.append([*cells, _badge(r["badge"]), r["catalog"], *([r["summary"]] if wide else [])])
+    headers = ["package", "version", "rating", "installs", *(["downloads"] if downloads else []), "badge", "catalog"]
+    print_rows([*headers, *(["summary"] if wide else [])], rows)
 
 
-def _add_row(table: Table, *cells) -> None:
-    """Cells are user text (a summary may hold '[...]'): rich prints them as plain Text, never as markup."""
-    table.add_row(*(Text(str(cell)) for cell in cells))
+def _refreshed(catalog: dict) -> str:
+    return (catalog["last_refreshed_at"] or "never")[:19].replace("T", " ")
+
+
+def _update(installed: dict) -> str:
+    return f"→ {installed['latest_version']}" if installed["update_available"] else "-"
 
 
 # -- discover ------------------------------------------------------------------------------------------------
@@ -76,16 +80,19 @@ def _add_row(table: Table, *cells) -> None:
 def search(
     query: Annotated[str, typer.Argument(help="Words to look for in names, tags, summaries, descriptions.")] = "",
     limit: Annotated[int, typer.Option("--limit", "-n", min=1, max=500, help="At most this many results.")] = 20,
+    sort: Annotated[
+        str, typer.Option(help="relevance, downloads (installs + updates), installs, rating or name.")
+    ] = "relevance",
     as_json: JsonOption = False,
 ):
     """Ranked search (exact name first, then name prefix, tags, text; small typos are forgiven)."""
-    results = listing.search(query, limit=limit)
+    results = listing.search(query, limit=limit, sort=sort)
     if as_json:
         print_json(results)
     elif not results:
         say(f"No package matches {query!r}. Refresh the catalogs with `dagops marketplace catalogs refresh`.")
     else:
-        out.print(_packages_table(results))
+        _print_packages(results, downloads=sort == "downloads")
 
 
 @command(app, "list")
@@ -98,8 +105,10 @@ def list_packages(
         results = listing.search("", limit=500)
         if as_json:
             print_json(results)
+        elif not results:
+            say("No package in the catalogs. Add one with `dagops marketplace catalogs add NAME URL`, or refresh them.")
         else:
-            out.print(_packages_table(results))
+            _print_packages(results)
         return
     rows = installs.list_installed()
     if as_json:
@@ -108,11 +117,13 @@ def list_packages(
     if not rows:
         say("No package is installed. Install one with `dagops marketplace install NAME`.")
         return
-    table = Table("package", "version", "namespace", "repository", "status", "update")
-    for r in rows:
-        update = f"→ {r['latest_version']}" if r["update_available"] else "-"
-        _add_row(table, r["package"], r["version"], r["namespace"], r["repository"], r["repository_status"], update)
-    out.print(table)
+    print_rows(
+        ["package", "version", "namespace", "repository", "status", "update"],
+        [
+            [r["package"], r["version"], r["namespace"], r["repository"], r["repository_status"], _update(r)]
+            for r in rows
+        ],
+    )
 
 
 @command(app)
@@ -124,9 +135,16 @@ def info(package: PackageArgument, as_json: JsonOption = False):
         return
     say(f"{data['name']} {data['version']} ({data['catalog']}): {data['summary']}", "bold")
     say(f"author: {data['author'] or '-'}   license: {data['license'] or '-'}   tags: {', '.join(data['tags']) or '-'}")
-    say(f"rating: {_stars(data['rating'], data['ratings_count'])}   installs: {data['installs']}")
+    counts = data["downloads"]
+    say(
+        f"rating: {_stars(data['rating'], data['ratings_count'])}   installs: {data['installs']}   downloads: "
+        f"{counts['downloads']} ({counts['installs']} installs, {counts['updates']} updates, "
+        f"{counts['uninstalls']} uninstalls)"
+    )
     say(f"badge: {_badge(data['badge'])} (checked {data['badge']['checked_at'] or 'never'})")
     say("versions: " + ", ".join(v["version"] + ("" if v["released"] else " (unreleased)") for v in data["versions"]))
+    by_version = {v["version"]: v["downloads"] for v in data["downloads_by_version"]}
+    say("downloads by version: " + ", ".join(f"{version} {count}" for version, count in by_version.items()))
     say(f"DAG files: {', '.join(data['dag_files'])}")
     say(f"providers: {', '.join(data['providers']) or '-'}")
     if data["missing_providers"] or data["missing_packages"]:
@@ -153,11 +171,15 @@ def install(
         str | None, typer.Option("--namespace", help="Namespace (dags folder subfolder); default: the package name.")
     ] = None,
     sync: Annotated[bool, typer.Option(help="Validate and publish now (--no-sync: only register it).")] = True,
+    force: Annotated[
+        bool, typer.Option("--force", help="Install even though providers or packages it needs are missing here.")
+    ] = False,
     as_json: JsonOption = False,
 ):
-    """Install a package as a pinned repository; the validation pipeline decides whether it goes live."""
+    """Install a package as a pinned repository; the validation pipeline decides whether it goes live. A package
+    whose providers or packages are missing here is refused (exit code 3) unless --force."""
     with err.status(f"installing {package}"):
-        result = installs.install(package, version=version, namespace=namespace, actor=_actor(), sync=sync)
+        result = installs.install(package, version=version, namespace=namespace, actor=_actor(), sync=sync, force=force)
     if as_json:
         print_json(result)
     else:
@@ -294,11 +316,10 @@ def catalogs_list(as_json: JsonOption = False):
     if not rows:
         say("No catalog registered. Add one with `dagops marketplace catalogs add NAME URL`.")
         return
-    table = Table("name", "priority", "url", "ref", "packages", "refreshed", "error")
-    for r in rows:
-        refreshed = (r["last_refreshed_at"] or "never")[:19]
-        _add_row(table, r["name"], r["priority"], r["url"], r["ref"], r["packages"], refreshed, r["last_error"] or "")
-    out.print(table)
+    print_rows(
+        ["name", "priority", "url", "ref", "packages", "refreshed", "error"],
+        [[r["name"], r["priority"], r["url"], r["ref"], r["packages"], _refreshed(r), r["last_error"]] for r in rows],
+    )
 
 
 @command(catalogs_app, "remove")

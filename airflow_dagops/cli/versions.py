@@ -16,8 +16,10 @@ from airflow_dagops.releases import diff as diff_module
 from airflow_dagops.releases import rollback as rollbacks
 from airflow_dagops.releases import versions as versions_service
 from airflow_dagops.releases.rollback import list_releases
+from airflow_dagops.repositories.info import get_repository
 from airflow_dagops.statuses import ReleaseStatus
 from airflow_dagops.store.views import RepositoryInfo
+from airflow_dagops.wording import plural
 
 RepoArgument = Annotated[str, typer.Argument(help="The repository's name (see `dagops repos list`).")]
 
@@ -64,11 +66,14 @@ def register(app: typer.Typer) -> None:
         """Every release of a repository, newest first, and its deploy log."""
         releases, total = list_releases(repository, limit=limit)
         log = versions_service.deploy_log(repository, limit)
+        info = get_repository(repository)  # live and pinned as every face shows them (store/views.py)
         if as_json:
-            print_json({"releases": releases, "total": total, "deploy_log": log})
+            where = {"live_release_id": info.live_release_id, "pinned_release_id": info.pinned_release_id}
+            print_json({"releases": releases, "total": total, "deploy_log": log, **where})
             return
         # Plain lines, not a table: a table folds commits and names at 80 columns.
-        say(f"{repository}: {len(releases)} of {total} releases, newest first")
+        say(_where(info) if info.live_release_id else f"{repository}: nothing is live yet")
+        say(f"{repository}: {len(releases)} of {plural(total, 'release')}, newest first")
         say(f"  {'id':>5}  {'commit':<8} {'status':<9} {'pin':<3} {'e/w':<6} {'date':<16}  {'author':<20} message")
         for r in releases:
             validation = r["validation"] or {}
@@ -93,20 +98,30 @@ def register(app: typer.Typer) -> None:
         to: Annotated[
             str | None, typer.Option("--to", help="A release id or commit sha (default: the previous good release).")
         ] = None,
-        pin: Annotated[bool, typer.Option("--pin", help="Stay on it: do not follow new commits.")] = False,
+        pin: Annotated[
+            bool,
+            typer.Option("--pin", help="Stay on it: do not follow new commits (a pinned repository always stays)."),
+        ] = False,
         dry_run: DryRunOption = False,
+        as_json: JsonOption = False,
     ):
         """Put an earlier release that passed validation back live (re-exported if it was pruned)."""
         if dry_run:
             result = diff_module.live_diff(repository, to, rollback=True)
+            if as_json:
+                print_json(result)
+                return
             say(f"dry run: rollback of {repository} would change (nothing was changed):")
             _print_diff(result)
             if result["to"]["status"] == ReleaseStatus.FAILED:
                 say(f"note: release {result['to']['id']} did not pass validation; rollback would refuse it")
             return
         info = rollbacks.rollback(repository, to, actor=_actor(), pin=pin)
+        if as_json:
+            print_json(info.to_dict())
+            return
         say(f"rolled back: {_where(info)}", "green")
-        if not pin:
+        if not info.pinned_release_id:  # a pinned repository stays pinned, to this release (releases/pins.py)
             say(f"not pinned: the next new commit on {info.ref} goes live again (use --pin to stay)")
 
     @command(app)
@@ -115,15 +130,22 @@ def register(app: typer.Typer) -> None:
         version: Annotated[
             str | None, typer.Option("--version", help="A release id or commit sha (default: the live release).")
         ] = None,
+        as_json: JsonOption = False,
     ):
         """Keep a release live (the live one, or roll back to --version): new commits are not followed."""
         info = rollbacks.pin(repository, version, actor=_actor())
+        if as_json:
+            print_json(info.to_dict())
+            return
         say(f"pinned: {_where(info)}", "green")
 
     @command(app)
-    def unpin(repository: RepoArgument):
+    def unpin(repository: RepoArgument, as_json: JsonOption = False):
         """Follow the tracked branch again from the next check."""
         info = rollbacks.unpin(repository, actor=_actor())
+        if as_json:
+            print_json(info.to_dict())
+            return
         say(f"unpinned: {info.name} follows {info.ref} again from the next sync", "green")
 
     @command(app)
@@ -131,6 +153,7 @@ def register(app: typer.Typer) -> None:
         repository: RepoArgument,
         version: Annotated[str, typer.Option("--version", help="A commit sha (7+ hex digits) or a tag.")],
         dry_run: DryRunOption = False,
+        as_json: JsonOption = False,
     ):
         """Validate one commit or tag and, if it passes, publish it and pin the repository to it."""
         if dry_run:
@@ -141,6 +164,9 @@ def register(app: typer.Typer) -> None:
                     f"{repository}: {version!r} has no release yet, so there is nothing to diff ({exc}); "
                     "run deploy to validate it first"
                 ) from exc
+            if as_json:
+                print_json(result)
+                return
             say(f"dry run: deploy of {repository} would change (nothing was changed):")
             _print_diff(result)
             if result["to"]["status"] == ReleaseStatus.FAILED:
@@ -150,6 +176,9 @@ def register(app: typer.Typer) -> None:
             info = versions_service.deploy_version(
                 repository, version, actor=_actor(), progress=lambda step: spinner.update(f"{repository}: {step}…")
             )
+        if as_json:
+            print_json(info.to_dict())
+            return
         say(f"deployed: {_where(info)}", "green")
 
     @command(app)

@@ -25,6 +25,7 @@ from sqlalchemy import event as sa_event
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from airflow_dagops.alerts import service as alerts
 from airflow_dagops.errors import InvalidInput, NotFound
 from airflow_dagops.health import observe
 from airflow_dagops.redaction import install_log_redaction, redact_text
@@ -125,6 +126,8 @@ def record_sync_run(run_id: int, *, session: Session | None = None) -> None:
             "airflow_run_id": airflow_run_id,
         },
     )
+    if name is not None:
+        alerts.after_sync(run_id)  # a red commit status and alerts on a change of health (alerts/service.py)
 
 
 # What went live, by the deploy log's reason: rollback, deploy; else a publish. A promotion into prod is

@@ -155,6 +155,11 @@ def endpoint_for(provider: str, repo_url: str, conn_id: str | None) -> Endpoint:
     return Endpoint(provider, str(api_url).rstrip("/"), project, token)
 
 
+def default_api(provider: str, url: str) -> str | None:
+    """The API root of `url`'s host for `provider` (a repository's or an organization's URL); None for a local path."""
+    return _default_api(provider, url)
+
+
 def _default_api(provider: str, repo_url: str) -> str | None:
     host = host_of(repo_url)
     if host is None:

@@ -26,6 +26,7 @@ from airflow_dagops.safety import display_url, redact, validate_name, validate_r
 from airflow_dagops.store.db import session_scope
 from airflow_dagops.store.models import MarketplaceBadge, MarketplaceCatalog, MarketplacePackage, iso_time, utcnow
 from airflow_dagops.store.queries import get_row
+from airflow_dagops.wording import plural
 
 log = logging.getLogger(__name__)
 
@@ -133,8 +134,8 @@ def _refresh_one(catalog_id: int, name: str, url: str, ref: str, conn_id: str | 
         "packages": len(packages),
         "versions": len(index.versions),
         "problems": index.problems,
-        "message": f"{name}: {len(packages)} packages, {len(index.versions)} versions at {index.commit.sha[:12]}"
-        + (f"; {len(index.problems)} problems" if index.problems else ""),
+        "message": f"{name}: {plural(len(packages), 'package')}, {plural(len(index.versions), 'version')} at "
+        f"{index.commit.sha[:12]}" + (f"; {plural(len(index.problems), 'problem')}" if index.problems else ""),
     }
 
 

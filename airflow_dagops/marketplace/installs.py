@@ -25,7 +25,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from airflow_dagops.errors import Conflict, NotFound, RequirementsMissing
-from airflow_dagops.marketplace import manifest
+from airflow_dagops.marketplace import manifest, stats
 from airflow_dagops.marketplace.listing import load_package, missing_requirements, packages_by_name
 from airflow_dagops.marketplace.users import user_name
 from airflow_dagops.releases.rollback import live_dags
@@ -136,6 +136,7 @@ def install(
             status="registered",
         )
         session.add(record)
+        stats.record(session, "install", package.name, chosen, actor=actor, catalog=catalog_name, repository=repository)
         session.flush()
         install_id = record.id
     result: dict[str, Any] = {
@@ -211,7 +212,17 @@ def uninstall(name: str, *, actor: str) -> str:
         install_id, repository = active.id, active.repository
     said = remove_repository(repository)
     with session_scope() as session:
-        get_row(session, MarketplaceInstall, install_id, what="install").removed_at = utcnow()
+        record = get_row(session, MarketplaceInstall, install_id, what="install")
+        record.removed_at = utcnow()
+        stats.record(
+            session,
+            "uninstall",
+            record.package,
+            record.version,
+            actor=actor,
+            catalog=record.catalog,
+            repository=repository,
+        )
     log.info("%s uninstalled %s (%s)", actor, name, repository)
     return f"uninstalled {name}: {said}"
 

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 from airflow_dagops.errors import InvalidInput, NotFound
 from airflow_dagops.marketplace import manifest
 from airflow_dagops.marketplace import search as ranking
+from airflow_dagops.marketplace import stats as stats_module
 from airflow_dagops.marketplace.catalogs import catalog_rows
 from airflow_dagops.store.db import session_scope
 from airflow_dagops.store.models import (
@@ -97,10 +98,17 @@ def load_package(session: Session, name: str) -> Package:
     return package
 
 
-def search(query: str, *, limit: int = 20) -> list[dict]:
-    """Ranked matches over name, tags, summary and description (typo-tolerant); an empty query lists all."""
+SORTS = ("relevance", "downloads", "installs", "rating", "name")
+
+
+def search(query: str, *, limit: int = 20, sort: str = "relevance") -> list[dict]:
+    """Ranked matches over name, tags, summary and description (typo-tolerant); an empty query lists all. `sort`
+    orders the matches by relevance (the default), downloads (installs + updates, marketplace/stats.py), current
+    installs, rating, or name; ties keep the relevance order."""
     if not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= 500:
         raise InvalidInput(f"limit must be a whole number from 1 to 500, got {limit!r}")
+    if sort not in SORTS:
+        raise InvalidInput(f"sort must be one of {', '.join(SORTS)}, got {sort!r}")
     if len(query or "") > 200:
         raise InvalidInput("a search query has at most 200 characters")
     with session_scope() as session:
@@ -114,9 +122,20 @@ def search(query: str, *, limit: int = 20) -> list[dict]:
             )
             for name, p in packages.items()
         }
-        ranked = ranking.rank(query or "", list(docs.values()), limit=limit)
+        ranked = ranking.rank(query or "", list(docs.values()), limit=limit if sort == "relevance" else len(docs) or 1)
         stats = _Stats.read(session)
-        return [{**_summary(packages[doc.name], stats), "score": round(value, 2)} for doc, value in ranked]
+        results = [{**_summary(packages[doc.name], stats), "score": round(value, 2)} for doc, value in ranked]
+    if sort != "relevance":
+        results.sort(key=_SORT_KEYS[sort])  # stable: equal counts keep the relevance order
+    return results[:limit]
+
+
+_SORT_KEYS = {
+    "downloads": lambda item: -item["downloads"]["downloads"],
+    "installs": lambda item: -item["installs"],
+    "rating": lambda item: (-(item["rating"] or 0), -item["ratings_count"]),
+    "name": lambda item: item["name"],
+}
 
 
 def package_info(name: str) -> dict:
@@ -133,6 +152,7 @@ def package_info(name: str) -> dict:
         stars = Counter(
             session.scalars(select(MarketplaceRating.stars).where(MarketplaceRating.package == package.name)).all()
         )
+        download_counts = stats_module.per_version(session, package.name)
         return {
             **_summary(package, stats),
             "description": meta.get("description") or "",
@@ -156,6 +176,10 @@ def package_info(name: str) -> dict:
                 {"id": r.id, "author": r.author, "text": r.text, "created_at": iso_time(r.created_at)} for r in reviews
             ],
             "rating_histogram": {str(n): stars.get(n, 0) for n in range(1, 6)},
+            "downloads_by_version": [
+                {"version": v.version, **download_counts.get(v.version, stats_module.per_version_empty())}
+                for v in package.versions
+            ],
         }
 
 
@@ -167,6 +191,7 @@ class _Stats:
     installs: dict[str, int]
     namespaces: dict[str, str]
     badges: dict[tuple[str, str], MarketplaceBadge]
+    downloads: dict[str, dict]  # package -> installs, updates, uninstalls, downloads (marketplace/stats.py)
 
     @classmethod
     def read(cls, session: Session) -> _Stats:
@@ -193,7 +218,7 @@ class _Stats:
             ).all()
         )
         badges = {(b.catalog, b.package): b for b in session.scalars(select(MarketplaceBadge))}
-        return cls(ratings, installs, namespaces, badges)
+        return cls(ratings, installs, namespaces, badges, stats_module.per_package(session))
 
 
 def _summary(package: Package, stats: _Stats) -> dict:
@@ -208,6 +233,7 @@ def _summary(package: Package, stats: _Stats) -> dict:
         "rating": round(average, 2) if average is not None else None,
         "ratings_count": count,
         "installs": stats.installs.get(package.name, 0),
+        "downloads": stats_module.totals_of(stats.downloads, package.name),
         "badge": badge_dict(stats.badges.get((package.catalog.name, package.name))),
         "installed_namespace": stats.namespaces.get(package.name),
     }

@@ -11,6 +11,7 @@ import logging
 from dataclasses import dataclass
 
 from airflow_dagops.errors import ValidationFailed
+from airflow_dagops.marketplace import stats
 from airflow_dagops.marketplace.checks import validate_version
 from airflow_dagops.marketplace.installs import load_install, sync_install
 from airflow_dagops.marketplace.listing import load_package
@@ -75,7 +76,7 @@ def update(name: str, *, version: str | None = None, dry_run: bool = False, acto
             f"Nothing changed; {plan.from_version} stays live.",
             details={"findings": result["findings"]},
         )
-    synced = _move_to_version(plan)
+    synced = _move_to_version(plan, actor=actor)
     log.info("%s updated %s from %s to %s: %s", actor, name, plan.from_version, to_version, synced["status"])
     return {**result, **synced}
 
@@ -100,7 +101,7 @@ def _plan_update(name: str, version: str | None) -> _UpdatePlan:
         )
 
 
-def _move_to_version(plan: _UpdatePlan) -> dict:
+def _move_to_version(plan: _UpdatePlan, *, actor: str) -> dict:
     """Point the repository at the new tag and sync; if the sync blocks it, point it back at what is live."""
     update_repository(plan.repository, verify=False, ref=plan.target.tag)
     synced = sync_install(plan.install_id, plan.repository, trigger="manual")
@@ -110,6 +111,15 @@ def _move_to_version(plan: _UpdatePlan) -> dict:
             record.status = "published" if plan.live else "blocked"
         else:
             record.version = plan.target.version
+            stats.record(
+                session,
+                "update",
+                plan.package,
+                plan.target.version,
+                actor=actor,
+                catalog=plan.source[0],
+                repository=plan.repository,
+            )
     if synced["status"] == "blocked":
         update_repository(plan.repository, verify=False, ref=plan.old_ref)
     return synced

@@ -7,6 +7,9 @@
         priority: 1
         namespace: company
 
+A `discovery:` block (a list of organizations and rules, docs/many-repositories.md) is checked here and stored by
+airflow_dagops/discovery when the file is applied.
+
 Three steps, each usable on its own: `load` (YAML + JSON schema + name rules, every problem with its
 line and key), `plan` (compare with the registry: add / change / remove), `apply` (call the same
 services the CLI, REST API and page use). Bad input changes nothing: the whole file is checked and the
@@ -59,11 +62,37 @@ ENTRY_KEYS = {
     "pin": {"type": ["boolean", "integer", "string"]},
     **{option.name: option.json_schema() for option in repo_options.OPTIONS},
 }
+# The `discovery:` block: organizations whose matching repositories are proposed or registered. Its entries are
+# checked here for shape (with line numbers) and by airflow_dagops/discovery for meaning, and stored by that package.
+DISCOVERY_SOURCE: dict[str, Any] = {
+    "type": "object",
+    "required": ["name", "url", "rule"],
+    "additionalProperties": False,
+    "properties": {
+        "name": {"type": "string"},
+        "url": {"type": "string", "description": "the organization: https://github.com/acme, a GitLab group's URL"},
+        "provider": {"enum": ["github", "gitlab", "gitea"]},
+        "conn_id": {"type": ["string", "null"]},
+        "rule": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                "topic": {"type": "string"},
+                "topics": {"type": "array", "items": {"type": "string"}},
+                "name_pattern": {"type": "string"},
+                "require_file": {"type": "string"},
+            },
+        },
+        "register": {"type": "boolean"},
+        "namespace_prefix": {"type": ["string", "null"]},
+    },
+}
 SCHEMA = {
     "type": "object",
     "required": ["repositories"],
     "additionalProperties": False,
     "properties": {
+        "discovery": {"type": "array", "items": DISCOVERY_SOURCE},
         "repositories": {
             "type": "array",
             "items": {
@@ -72,7 +101,7 @@ SCHEMA = {
                 "additionalProperties": False,
                 "properties": ENTRY_KEYS,
             },
-        }
+        },
     },
 }
 KNOWN_KEYS = set(ENTRY_KEYS)  # the properties of an entry in SCHEMA
@@ -106,6 +135,7 @@ class RepoSpec:
 class Config:
     source: str
     repositories: list[RepoSpec]
+    discovery: list[dict] | None = None  # the `discovery:` block; None: the file has none (sources left as they are)
 
 
 def load(path: str | Path) -> Config:
@@ -153,7 +183,7 @@ def parse(text: str, *, source: str = "dagops.yaml") -> Config:
     if problems:
         problems.sort(key=lambda p: p[0])
         raise ConfigInvalid([f"{source}:{line}: {message}" for line, message in _unique(problems)])
-    return Config(source=source, repositories=specs)
+    return Config(source=source, repositories=specs, discovery=data.get("discovery"))
 
 
 def _index_lines(node, path: tuple, lines: dict, problems: list) -> None:
@@ -189,8 +219,22 @@ def _check_keys(data, problem) -> None:
     if not isinstance(data, dict):
         return
     for key in data:
-        if key != "repositories":
-            problem((key,), "is not a known key (known: repositories)")
+        if key not in ("repositories", "discovery"):
+            problem((key,), "is not a known key (known: discovery, repositories)")
+    for index, item in enumerate(data.get("discovery") or [] if isinstance(data.get("discovery"), list) else []):
+        for key in item if isinstance(item, dict) else ():
+            if key not in DISCOVERY_SOURCE["properties"]:
+                problem(
+                    ("discovery", index, key),
+                    f"is not a known key (known: {', '.join(DISCOVERY_SOURCE['properties'])})",
+                )
+        rule = item.get("rule") if isinstance(item, dict) else None
+        for key in rule if isinstance(rule, dict) else ():
+            if key not in DISCOVERY_SOURCE["properties"]["rule"]["properties"]:
+                problem(
+                    ("discovery", index, "rule", key),
+                    "is not a known key (known: topic, topics, name_pattern, require_file)",
+                )
     repos = data.get("repositories")
     if not isinstance(repos, list):
         return

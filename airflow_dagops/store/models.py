@@ -7,7 +7,7 @@ from datetime import datetime, timezone
 from sqlalchemy import JSON, Boolean, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-from airflow_dagops.statuses import CheckStatus, PromotionStatus, ReleaseStatus, SyncRunStatus
+from airflow_dagops.statuses import CheckStatus, DiscoveryStatus, PromotionStatus, ReleaseStatus, SyncRunStatus
 
 # A status column names its enum in `info["enum"]` (airflow_dagops/statuses.py): the values it may hold. The DB
 # column stays a plain string, so adding a status needs no migration; tests/test_statuses.py keeps them in step.
@@ -59,6 +59,9 @@ class Repository(Base):
     access_control: Mapped[dict | None] = mapped_column(JSON, nullable=True)
     promotion: Mapped[dict | None] = mapped_column(JSON, nullable=True)
     isolated_env: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
+    # airflow_dagops/alerts: who is told (Airflow notifiers) of which events; the rule that rolls a bad release back.
+    alerts: Mapped[dict | None] = mapped_column(JSON, nullable=True)
+    auto_rollback: Mapped[dict | None] = mapped_column(JSON, nullable=True)
     live_release_id: Mapped[int | None] = mapped_column(
         ForeignKey("dagops_release.id", use_alter=True, name="fk_repo_live_release", ondelete="SET NULL"),
         nullable=True,
@@ -392,3 +395,80 @@ class BundleVersion(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     # When a dag-processor last made it current (a rollback can make an older set current again).
     current_since: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
+
+
+class AlertState(Base):
+    """What a repository's alerts last said (airflow_dagops/alerts/state.py): the health state they last knew and
+    the last commit whose failed validation was announced. Each change is claimed with a compare-and-set update of
+    this row, so exactly one process sends each message."""
+
+    __tablename__ = "dagops_alert_state"
+
+    repository_id: Mapped[int] = mapped_column(ForeignKey("dagops_repository.id", ondelete="CASCADE"), primary_key=True)
+    health: Mapped[str] = mapped_column(String(20))  # a HealthState
+    failed_commit: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    rolled_back_release_id: Mapped[int | None] = mapped_column(Integer, nullable=True)  # the last auto-rollback
+    last_event: Mapped[str | None] = mapped_column(String(40), nullable=True)  # an AlertEvent
+    last_sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    last_error: Mapped[str | None] = mapped_column(Text, nullable=True)  # why a notifier failed (no secrets)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
+
+
+# -- discovery and marketplace download statistics (airflow_dagops/discovery, marketplace/stats.py) -------------
+class DiscoverySource(Base):
+    """A Git host organization (GitHub org, GitLab group, Gitea org) dagops scans for repositories matching a rule;
+    set by the `discovery:` block of dagops.yaml. `conn_origin` as Repository.conn_origin: the token goes there only."""
+
+    __tablename__ = "dagops_discovery_source"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(63), unique=True)
+    provider: Mapped[str] = mapped_column(String(20))  # github / gitlab / gitea
+    url: Mapped[str] = mapped_column(String(2048))  # the organization's URL: https://github.com/acme
+    conn_id: Mapped[str | None] = mapped_column(String(250), nullable=True)
+    conn_origin: Mapped[str | None] = mapped_column(String(300), nullable=True)
+    rule: Mapped[dict] = mapped_column(JSON, default=dict)  # topic / name_pattern / require_file
+    register: Mapped[bool] = mapped_column(Boolean, default=False)  # register matches, not only propose them
+    namespace_prefix: Mapped[str | None] = mapped_column(String(30), nullable=True)
+    last_scanned_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
+
+
+class DiscoveredRepository(Base):
+    """A repository of a source's organization that matched its rule once. Rows are never deleted by a scan: one
+    that stops matching is flagged `removed`, and its registration (if any) stays."""
+
+    __tablename__ = "dagops_discovered_repository"
+    __table_args__ = (UniqueConstraint("source", "full_name", name="uq_discovered_repository"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    source: Mapped[str] = mapped_column(String(63), index=True)
+    full_name: Mapped[str] = mapped_column(String(512))  # owner/repo, group/subgroup/project
+    name: Mapped[str] = mapped_column(String(63))  # the repository (and namespace) name derived from it
+    url: Mapped[str] = mapped_column(String(2048))
+    ref: Mapped[str] = mapped_column(String(255), default="main")
+    topics: Mapped[list | None] = mapped_column(JSON, nullable=True)
+    status: Mapped[str] = mapped_column(String(20), info={"enum": DiscoveryStatus})
+    reason: Mapped[str | None] = mapped_column(Text, nullable=True)  # why it cannot be registered as proposed
+    repository: Mapped[str | None] = mapped_column(String(63), nullable=True)  # the dagops repository, once registered
+    first_seen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    last_seen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    removed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class MarketplaceEvent(Base):
+    """One install, update or uninstall of a marketplace package version: the download statistics."""
+
+    __tablename__ = "dagops_marketplace_event"
+    __table_args__ = (Index("ix_dagops_marketplace_event_package", "package", "version"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(20))  # install / update / uninstall
+    package: Mapped[str] = mapped_column(String(63))
+    version: Mapped[str] = mapped_column(String(64))  # installed / updated to / uninstalled
+    catalog: Mapped[str | None] = mapped_column(String(63), nullable=True)
+    repository: Mapped[str | None] = mapped_column(String(63), nullable=True)
+    actor: Mapped[str] = mapped_column(String(250))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

@@ -32,6 +32,7 @@ from airflow_dagops.store.models import Release, Repository, SyncRun, utcnow
 from airflow_dagops.store.queries import get_row, load_repository
 from airflow_dagops.sync.runs import TRIGGERS, claim_queued, finish_run, record_run
 from airflow_dagops.validate import Report, validate
+from airflow_dagops.wording import plural
 
 log = logging.getLogger(__name__)
 
@@ -141,8 +142,9 @@ def _sync_locked(
             message = await_tests(name, release_id, run_id, pending, report.stats["tests"]["mode"])
             return SyncOutcome(name, SyncOutcomeStatus.TESTING, message, commit, release_id, run_id, findings)
         progress("publishing")
-        published = publish_checked(name, release_id, run_id, actor=trigger, reason=f"sync ({trigger})")
-        return SyncOutcome(name, SyncOutcomeStatus.PUBLISHED, published, commit, release_id, run_id, findings)
+        rollout = publish_checked(name, release_id, run_id, actor=trigger, reason=f"sync ({trigger})")
+        status = SyncOutcomeStatus.PINNED if rollout.held_by_pin else SyncOutcomeStatus.PUBLISHED
+        return SyncOutcome(name, status, rollout.message, commit, release_id, run_id, findings)
     except DagOpsError as err:
         finish_run(run_id, SyncRunStatus.FAILED, None, None, redact_text(str(err)), code=err.code)
         return SyncOutcome(name, SyncOutcomeStatus.FAILED, f"{name}: {redact_text(str(err))}", sync_run_id=run_id)
@@ -259,7 +261,8 @@ def await_tests(name: str, release_id: int, run_id: int, modules: list[str], mod
         commit = release.commit_sha
     mark_seen(name, commit)
     finish_run(run_id, SyncRunStatus.SUCCESS, commit, release_id)
-    return f"{name}: {commit[:12]} passed validation and waits for its {len(modules)} test module(s) (dagops_test)"
+    waiting = plural(len(modules), "test module")
+    return f"{name}: {commit[:12]} passed validation and waits for its {waiting} (dagops_test)"
 
 
 # -- the run of this sync ------------------------------------------------------------------------------

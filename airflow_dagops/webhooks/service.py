@@ -337,29 +337,43 @@ _HOSTS = {"github.com": "github", "gitlab.com": "gitlab", "bitbucket.org": "bitb
 
 def setup(name: str, *, provider: str | None = None) -> dict:
     """How to point a Git host's webhook at dagops for one repository. Names the secret's connection and
-    whether it exists; never reads out the secret."""
+    whether it exists; never reads out the secret. Where the host cannot be told from the URL (a file://
+    repository, a host of unknown kind) and no `provider` is given, `provider` is None, `unknown_host` says
+    why, and `urls` holds the payload URL of every provider: the rest does not depend on the host."""
 
     info = get_repository(name)
+    if provider is not None and provider not in PROVIDERS:
+        raise InvalidInput(f"unknown provider {provider!r}; one of {', '.join(PROVIDERS)}")
     provider = provider or guess_provider(host_of(info.url))
-    if provider not in PROVIDERS:
-        raise InvalidInput(
-            f"cannot tell which Git host serves {info.url}; pass --provider (one of {', '.join(PROVIDERS)})"
-        )
     own = info.webhook_conn_id
     secret_conn_id = own or global_secret_conn_id()
-    base = _public_base_url()
+    base = settings.public_base_url()
+    urls = {each: f"{base or 'http://localhost:8080'}/pluginsv2/dagops/api/v1/webhooks/{each}" for each in PROVIDERS}
     return {
         "repository": name,
         "provider": provider,
-        "url": f"{base or 'http://localhost:8080'}/pluginsv2/dagops/api/v1/webhooks/{provider}",
+        "unknown_host": None if provider else _unknown_host(info.url),
+        "url": urls[provider] if provider else None,
+        "urls": urls,
         "base_url_configured": bool(base),
         "content_type": "application/json",
-        "events": EVENTS[provider],
+        "events": EVENTS[provider] if provider else [],
         "secret_conn_id": secret_conn_id,
         "secret_scope": "repository" if own else "global",
         "secret_exists": connection_secret(secret_conn_id) is not None,
         "status_conn_id": info.conn_id if provider != "bitbucket" else None,
     }
+
+
+def _unknown_host(url: str) -> str:
+    """Why the Git host that will send the webhooks cannot be told from the repository's URL."""
+    host = host_of(url)
+    if host is None:
+        return f"{url} is a local repository (file://): it names no Git host"
+    return (
+        f"{host} is not a host dagops knows (github.com, gitlab.com, bitbucket.org, codeberg.org, or a name "
+        "with github, gitlab, gitea, forgejo or bitbucket in it)"
+    )
 
 
 def guess_provider(host: str | None) -> str | None:
@@ -371,9 +385,3 @@ def guess_provider(host: str | None) -> str | None:
         if word in host:
             return "gitea" if word == "forgejo" else word
     return None
-
-
-def _public_base_url() -> str:
-    from airflow.configuration import conf
-
-    return (conf.get("api", "base_url", fallback="") or "").rstrip("/")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -49,8 +50,12 @@ def test_dagops_init_writes_airflow_cfg_idempotently(dagops_env):
         )
         assert result.returncode == 0, result.stderr
     cfg = (dagops_env.airflow_home / "airflow.cfg").read_text()
-    assert cfg.count("dag_bundle_config_list") == 1
-    value = json.loads(cfg.split("dag_bundle_config_list = ", 1)[1].splitlines()[0])
+    options = [line for line in cfg.splitlines() if line.startswith("dag_bundle_config_list")]
+    assert len(options) == 1
+    value = json.loads(options[0].split("dag_bundle_config_list = ", 1)[1])
+    # Airflow's own defaults were written first, as any `airflow` command would: among them the JWT secret every
+    # Airflow process must share (a file with only our option would leave each process making up its own).
+    assert re.search(r"^jwt_secret = \S+", cfg, re.MULTILINE)
     assert [b["name"] for b in value] == ["dags-folder", "dagops"]
     assert "already configured" in result.stdout
     for folder in ("mirrors", "releases", "locks"):

@@ -10,7 +10,7 @@ from datetime import datetime, timezone
 import pytest
 
 from airflow_dagops.airflow.rest_client import AirflowApiRunSource, AirflowApiUnavailable, RunOutcome, base_url_of
-from airflow_dagops.errors import InvalidInput
+from airflow_dagops.errors import ConnectionMissing
 
 SINCE = datetime(2026, 11, 28, 1, 0, tzinfo=timezone.utc)
 
@@ -127,8 +127,9 @@ def test_the_source_comes_from_an_airflow_connection(airflow_api, monkeypatch, d
     source = AirflowApiRunSource.from_connection()
     assert source.base_url == airflow_api
     assert [o.run_id for o in source.runs(["a__staging"], SINCE)] == ["r1"]
-    with pytest.raises(InvalidInput, match="cannot read Airflow connection 'missing'"):
+    with pytest.raises(ConnectionMissing, match="connection 'missing' .* does not exist") as missing:
         AirflowApiRunSource.from_connection("missing")
+    assert "airflow connections add missing --conn-type http" in str(missing.value)  # says how to create it
 
 
 def test_base_url_from_the_connection_fields():

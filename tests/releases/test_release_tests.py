@@ -86,7 +86,7 @@ def test_the_dagops_test_flow_plan_run_finish(dagops_env, git_remote):
     remote = _repo(git_remote, "required", {"test_ok.py": PASSING, "test_more.py": PASSING})
     add_repository("team", remote.url)
     outcome = sync_repository("team", defer_tests=True)
-    assert outcome.status == "testing" and "waits for its 2 test module(s)" in outcome.message
+    assert outcome.status == "testing" and "waits for its 2 test modules" in outcome.message
     assert _live_commit("team") is None
     assert get_release(outcome.release_id)["status"] == "testing"
     # A sync meanwhile does not validate the commit again.

@@ -42,7 +42,8 @@ def test_show_says_what_is_missing(dagops_env, monkeypatch):
     monkeypatch.delenv("AIRFLOW__API__BASE_URL", raising=False)
     add_repository("team", "https://git.internal/acme/dags.git", verify=False)
     unknown = runner.invoke(app, ["show", "team"])
-    assert unknown.exit_code == 2 and "--provider" in unknown.output
+    assert unknown.exit_code == 0 and "git.internal is not a host dagops knows" in unknown.output
+    assert "--provider github|gitlab|gitea|bitbucket" in unknown.output
     result = runner.invoke(app, ["show", "team", "--provider", "gitea"])
     assert result.exit_code == 0, result.output
     assert "http://localhost:8080/pluginsv2/dagops/api/v1/webhooks/gitea" in result.output

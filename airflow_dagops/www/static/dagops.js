@@ -493,6 +493,17 @@
     poller.refresh();
   }
 
+  async function registerWebhook(name, target) {
+    await withBusy(target, async function () {
+      try {
+        const answer = await api("POST", repoPath(name, "webhook/registration"), {});
+        notify("Webhook " + answer.action + " on " + answer.provider + " (" + answer.project + "): " + answer.url + "; secret set.", "success");
+      } catch (err) {
+        reportError(err);
+      }
+    });
+  }
+
   async function pin(name, release, target) {
     await withBusy(target, async function () {
       try {
@@ -1286,6 +1297,52 @@
     for (const adder of document.querySelectorAll("[data-action=add]")) {
       adder.addEventListener("click", function () { openRepoForm(null); });
     }
+    for (const discoverer of document.querySelectorAll("[data-action=discover]")) {
+      discoverer.addEventListener("click", function (event) { discover(event.currentTarget); });
+    }
+  }
+
+  // Scans the organizations of dagops.yaml's `discovery:` block; offers to register what it proposes.
+  async function discover(target) {
+    await withBusy(target, async function () {
+      try {
+        const result = await api("POST", "discovery/scan", {});
+        if (!result.configured) {
+          notify("No discovery source is configured: add a discovery: block to dagops.yaml (docs/many-repositories.md).", "info");
+          return;
+        }
+        const failed = result.sources.filter(function (s) { return s.error; });
+        const proposed = result.repositories.filter(function (r) { return r.status === "proposed" && !r.reason; });
+        const removed = result.repositories.filter(function (r) { return r.status === "removed"; });
+        const repos = function (n) { return n + (n === 1 ? " repository" : " repositories"); };
+        const words = repos(proposed.length) + " proposed" + (removed.length ? ", " + removed.length + " removed from their organization (flagged)" : "");
+        const failures = failed.map(function (s) { return " Not scanned: " + s.source + ": " + s.error; }).join("");
+        if (!proposed.length) {
+          notify("Discovery: " + words + "." + failures, failed.length ? "error" : "success");
+          return;
+        }
+        // Airflow's iframe allows no browser dialogs: the notice itself offers to register them.
+        notify("Discovery: " + words + ": " + proposed.map(function (r) { return r.full_name + " \u2192 " + r.name; }).join(", ") + "." + failures, "info", {
+          label: "Register " + repos(proposed.length),
+          run: async function (event) {
+            await withBusy(event && event.currentTarget, async function () {
+              try {
+                const applied = await api("POST", "discovery/scan", { apply: true });
+                const done = [].concat.apply([], applied.sources.map(function (s) { return s.registered || []; }));
+                const failedOnes = done.filter(function (o) { return !o.ok; });
+                notify(repos(done.length - failedOnes.length) + " registered" + (failedOnes.length ? "; not registered: " + failedOnes.map(function (o) { return o.name + " (" + o.reason + ")"; }).join(", ") : "") + ".", failedOnes.length ? "error" : "success");
+                poller.refresh();
+              } catch (err) {
+                reportError(err);
+              }
+            });
+          },
+        });
+        clearTimeout(noticeTimer);  // the offer stays until it is used or dismissed
+      } catch (err) {
+        reportError(err);
+      }
+    });
   }
 
   // ---- list page -----------------------------------------------------------------------------------
@@ -1602,7 +1659,11 @@
       item("Subdirectory", [repo.subdir ? el("span", { class: "chip", text: repo.subdir }) : el("span", { class: "muted", text: "Whole repository" })]),
       item("On a dag_id conflict", [onConflictText(repo.on_conflict)], false, "on-conflict"),
       item("Isolated environment", [repo.isolated_env ? "Yes: its own virtual environment" : el("span", { class: "muted", text: "No: Airflow's environment" })], false, "isolated-env"),
-      item("Webhook connection", [repo.webhook_conn_id ? el("span", { class: "chip", text: repo.webhook_conn_id }) : el("span", { class: "muted", text: "None" })], false, "webhook-conn"),
+      item("Webhook connection", [
+        repo.webhook_conn_id ? el("span", { class: "chip", text: repo.webhook_conn_id }) : el("span", { class: "muted", text: "None" }),
+        // Creates (or updates) dagops' webhook on GitHub, GitLab or Gitea with the repository's connection token.
+        CONFIG.canWrite && repo.conn_id ? el("div", {}, [button("Register webhook", { small: true, icon: "external", testid: "register-webhook", title: "Create or update dagops' webhook on the Git host", onclick: function (event) { registerWebhook(repo.name, event.currentTarget); } })]) : null,
+      ], false, "webhook-conn"),
       item("Promotion", [promotionText(repo.promotion)], false, "promotion"),
       item("Access control", [accessControlText(repo.access_control)], false, "access-control"),
       ...otherOptions(repo).map(function (name) {
@@ -1749,11 +1810,22 @@
           el("div", {}, [el("span", { class: "commit-sha", title: release.commit, text: release.short_commit }), " ", release.message || ""]),
           el("div", { class: "cell-sub" }, [authorName(release.author), release.on_disk === false ? " \u00b7 pruned (re-exported on rollback)" : ""]),
         ]),
-        el("td", {}, [validationSummary(release.validation)]),
+        el("td", {}, [validationSummary(release.validation), runHealth(release.run_health)]),
         el("td", { class: "nowrap" }, [timeAgo(release.created_at)]),
         el("td", { class: "actions" }, actions),
       ]);
     }));
+  }
+
+  /** A release's DAG runs against the previous live release's (GET .../releases: run_health; docs/operations.md). */
+  function runHealth(health) {
+    if (!health || !health.runs) return null;
+    const pct = function (rate) { return Math.round(rate * 100) + "%"; };
+    let text = health.runs + " run" + (health.runs === 1 ? "" : "s") + ", " + pct(health.success_rate) + " succeeded";
+    if (health.previous && health.previous.runs) text += " (previous " + pct(health.previous.success_rate) + ")";
+    if (health.mean_duration_seconds !== null) text += " \u00b7 mean " + Math.round(health.mean_duration_seconds) + " s";
+    const worse = health.success_rate_change !== null && health.success_rate_change < 0;
+    return el("div", { class: "cell-sub" + (worse ? " error-text" : ""), testid: "release-run-health", text: text });
   }
 
   // ---- credentials (detail page) -------------------------------------------------------------------

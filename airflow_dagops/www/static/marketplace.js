@@ -156,6 +156,24 @@
     return el("span", { class: "mp-installs", testid: "installs", data: { count: String(item.installs || 0) }, text: plural(item.installs || 0, "install") });
   }
 
+  // Downloads: installs + updates of every version here (marketplace/stats.py); the title tells them apart.
+  function downloadsLine(item) {
+    const counts = item.downloads || { downloads: 0, installs: 0, updates: 0, uninstalls: 0 };
+    return el("span", {
+      class: "mp-downloads", testid: "downloads", data: { count: String(counts.downloads) },
+      title: plural(counts.installs, "install") + ", " + plural(counts.updates, "update") + ", " + plural(counts.uninstalls, "uninstall"),
+      text: plural(counts.downloads, "download"),
+    });
+  }
+
+  function downloadsByVersion(info) {
+    const rows = (info.downloads_by_version || []).filter(function (v) { return v.downloads || v.uninstalls; });
+    if (!rows.length) return null;
+    return el("span", { class: "mp-downloads-versions muted", testid: "downloads-by-version", text: rows.map(function (v) {
+      return "v" + v.version + ": " + v.installs + " installed, " + v.updates + " updated, " + v.uninstalls + " uninstalled";
+    }).join(" \u00b7 ") });
+  }
+
   function tags(list) {
     return el("span", { class: "mp-tags" }, (list || []).map(function (tag) { return el("span", { class: "tag", testid: "tag", text: tag }); }));
   }
@@ -445,7 +463,8 @@
     results.setAttribute("aria-busy", "true");
     let data;
     try {
-      data = await api("GET", "marketplace/search?limit=50&q=" + encodeURIComponent(query));
+      const sort = $("sort-select") ? $("sort-select").value : "relevance";
+      data = await api("GET", "marketplace/search?limit=50&sort=" + encodeURIComponent(sort) + "&q=" + encodeURIComponent(query));
     } catch (err) {
       results.replaceChildren(stateBox("Could not search the marketplace", err.message));
       results.setAttribute("aria-busy", "false");
@@ -482,7 +501,7 @@
       ]),
       el("div", { class: "card-body" }, [
         el("p", { class: "mp-summary", testid: "summary", text: item.summary || "" }),
-        el("div", { class: "mp-stats" }, [ratingLine(item), installsLine(item), el("span", { class: "muted", text: item.catalog ? "catalog " + item.catalog : "" })]),
+        el("div", { class: "mp-stats" }, [ratingLine(item), installsLine(item), downloadsLine(item), el("span", { class: "muted", text: item.catalog ? "catalog " + item.catalog : "" })]),
         tags(item.tags),
       ]),
       // Above the footer, so the card's buttons stay at its bottom edge whatever the install says.
@@ -508,6 +527,17 @@
     const input = $("search-input");
     const params = new URLSearchParams(window.location.search);
     input.value = params.get("q") || "";
+    const sortSelect = $("sort-select");
+    if (sortSelect) {
+      sortSelect.value = params.get("sort") || "relevance";
+      if (!sortSelect.value) sortSelect.value = "relevance";  // an unknown ?sort= from an old link
+      sortSelect.addEventListener("change", function () {
+        const url = new URL(window.location.href);
+        url.searchParams.set("sort", sortSelect.value);
+        window.history.replaceState(null, "", url);
+        runSearch(input.value.trim());
+      });
+    }
     $("search-form").addEventListener("submit", function (event) {
       event.preventDefault();
       const query = input.value.trim();
@@ -544,7 +574,7 @@
     $("package-version").textContent = "v" + info.version;
     $("package-badge").replaceChildren(badge(info.badge));
     $("package-summary").textContent = info.summary || "";
-    fill($("package-stats"), [ratingLine(info), installsLine(info), tags(info.tags)]);
+    fill($("package-stats"), [ratingLine(info), installsLine(info), downloadsLine(info), downloadsByVersion(info), tags(info.tags)]);
     $("package-actions").replaceChildren(actions(info));
   }
 

@@ -1,0 +1,171 @@
+"""(j) CLI latency: the wall time of each `dagops` read command, beside `airflow version`, in the same run.
+
+Each command is a new process, as a person or a script runs it (interpreter start-up, imports, the state DB
+query, rendering), timed from `subprocess.run` to its exit. The installation is a SQLite state DB with three
+registered repositories, one of them published with a few DAG files, so lists, releases and events have rows.
+The commands run in a rotating order, so a slow moment of this shared machine hits them all alike.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from benchmarks.env import use_installation
+from benchmarks.repos import make_dag_repo
+from benchmarks.timing import Goal, Measurement, Samples, timed
+
+LIMIT_MS = 500.0
+REPOSITORIES = ("team-etl", "team-ml", "team-reporting")
+PUBLISHED = REPOSITORIES[0]
+DAGOPS = [sys.executable, "-m", "airflow_dagops.cli.main"]
+# What each read needs beyond the state DB; the goal is for the reads that need nothing more.
+NEEDS_AIRFLOW = {
+    "webhooks show": "it says whether the webhook secret's Airflow connection exists, which only Airflow's "
+    "connection lookup (environment, secrets backend, metadata DB) can tell",
+}
+# What every read that lists the state DB pays before dagops does anything: the interpreter, and the imports
+# of SQLAlchemy's ORM with dagops' models (store/models.py) and of typer.
+FLOORS = [
+    ("`python -c pass` (interpreter start-up)", "pass"),
+    (
+        "`python -c 'import typer, airflow_dagops.store.models'` (CLI framework, SQLAlchemy ORM, state DB models)",
+        "import typer, typer.main, typer._adapters, airflow_dagops.store.models",
+    ),
+]
+READS = [
+    ("repos list", ["repos", "list"]),
+    ("repos list --json", ["repos", "list", "--json"]),
+    ("repos show", ["repos", "show", PUBLISHED]),
+    ("status", ["status"]),
+    ("versions", ["versions", PUBLISHED]),
+    ("events", ["events"]),
+    ("promotion", ["promotion", PUBLISHED]),
+    ("tests", ["tests", PUBLISHED, "--json"]),
+    ("marketplace list", ["marketplace", "list"]),
+    ("marketplace search", ["marketplace", "search", "etl"]),
+    ("marketplace catalogs list", ["marketplace", "catalogs", "list"]),
+    ("--help", ["--help"]),
+    ("webhooks show", ["webhooks", "show", PUBLISHED]),
+]
+
+
+def measure_cli_latency(work: Path, reps: int, progress: Callable[[str], None]) -> Measurement:
+    """Median wall time of every read, and of `airflow version`, over `reps` rotated rounds after a warm-up."""
+    _seed(work / "cli", progress)
+    airflow = shutil.which("airflow", path=str(Path(sys.executable).parent)) or "airflow"
+    subjects = [(Samples(f"`dagops {label}`", role="read"), [*DAGOPS, *args]) for label, args in READS]
+    subjects[0][0].role = "subject"
+    subjects += [(Samples(what, role="breakdown"), [sys.executable, "-c", code]) for what, code in FLOORS]
+    baseline = Samples("`airflow version` (the lightest Airflow CLI command)", role="baseline")
+    subjects.append((baseline, [airflow, "version"]))
+    cpu: dict[str, list[float]] = {samples.what: [] for samples, _ in subjects}
+    load_before = os.getloadavg()[0]
+    for rep in range(reps + 1):  # the first round warms the page cache and writes bytecode; it is not kept
+        progress(f"(j) round {rep}/{reps}: {len(subjects)} commands")
+        order = subjects[rep % len(subjects) :] + subjects[: rep % len(subjects)]
+        for samples, argv in order:
+            ms, cpu_ms = _run(argv)
+            if rep:
+                samples.ms.append(ms)
+                cpu[samples.what].append(cpu_ms)
+    rows = [samples for samples, _ in subjects]
+    loads = (load_before, os.getloadavg()[0])
+    return Measurement(
+        "j",
+        "(j) CLI latency: `dagops` reads beside `airflow version`",
+        _method(reps),
+        rows=rows,
+        goals=_goals([s for s in rows if s.role in ("subject", "read")]),
+        notes=_notes(rows, cpu, loads),
+    )
+
+
+def _seed(root: Path, progress: Callable[[str], None]) -> None:
+    """Three registered repositories on a SQLite state DB; the first one synced, so it has a live release."""
+    from airflow_dagops.repositories.registry import add_repository
+    from airflow_dagops.sync.sync import sync_repository
+    from benchmarks.engine import noop_validator
+
+    progress("(j) preparing: a state DB with three repositories, one published")
+    use_installation(root)
+    for name in REPOSITORIES:
+        source = make_dag_repo(root / "sources" / name, 5, prefix=name.replace("-", "_"))
+        add_repository(name, source.url, verify=False)
+    outcome = sync_repository(PUBLISHED, trigger="cli", validator=noop_validator)
+    if not outcome.ok:
+        raise RuntimeError(f"could not publish {PUBLISHED}: {outcome.message}")
+
+
+def _run(argv: list[str]) -> tuple[float, float]:
+    """One command to its end, its output discarded: its wall time and its CPU time (user + system), in ms. A
+    failure stops the measurement (it would time an error)."""
+    env = {**os.environ, "COLUMNS": "80"}
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    ms, result = timed(lambda: subprocess.run(argv, capture_output=True, text=True, env=env, check=False))
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if result.returncode not in (0, 1):  # `status` exits 1 while repositories are degraded (not yet polled)
+        raise RuntimeError(f"{' '.join(argv[2:])} exited {result.returncode}: {result.stderr.strip()[-500:]}")
+    cpu_ms = (after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime) * 1000
+    return ms, cpu_ms
+
+
+def _goals(reads: list[Samples]) -> list[Goal]:
+    judged = [s for s in reads if _label(s) not in NEEDS_AIRFLOW]
+    slowest = max(judged, key=lambda s: s.median)
+    subject = reads[0]
+    return [
+        Goal(f"{subject.what} ≤ {LIMIT_MS:.0f} ms", f"{subject.median:.0f} ms", subject.median <= LIMIT_MS),
+        Goal(
+            f"every read that needs no Airflow ≤ {LIMIT_MS:.0f} ms (the slowest)",
+            f"{slowest.median:.0f} ms ({slowest.what})",
+            slowest.median <= LIMIT_MS,
+        ),
+    ]
+
+
+def _label(samples: Samples) -> str:
+    return samples.what.strip("`").removeprefix("dagops ")
+
+
+def _notes(rows: list[Samples], cpu: dict[str, list[float]], loads: tuple[float, float]) -> list[str]:
+    airflow = rows[-1]
+    floor = [s for s in rows if s.role == "breakdown"][-1]
+    cpu_rows = [f"| {what} | {statistics.median(values):,.0f} |" for what, values in cpu.items()]
+    cpus = os.cpu_count() or 1
+    busy = ": other work shared the CPUs, which stretches wall times" if max(loads) > cpus / 2 else ""
+    notes = [
+        f"This machine's load average (1 min, {cpus} CPUs) was {loads[0]:.1f} when the rounds began and "
+        f"{loads[1]:.1f} when they ended{busy}. CPU time (user + system) of each command, median ms, depends less "
+        "on other work:\n\n| What | CPU ms |\n|---|---|\n" + "\n".join(cpu_rows),
+        f"The two *(breakdown)* rows are the floor every read that lists the state DB stands on: "
+        f"{floor.median:,.0f} ms to start Python and import typer and the state DB's SQLAlchemy models, of the "
+        f"{rows[0].median:,.0f} ms of `dagops repos list`; the rest is dagops' own imports, the queries and "
+        "the rendering.",
+        f"`dagops repos list` takes {rows[0].median / airflow.median:.2f}× the time of `airflow version` in this "
+        "run. Before issue 19 it took about 3.1 s (about 1.9× `airflow version`): it imported Airflow's "
+        "configuration and every command group. Reads now import no Airflow module: "
+        "tests/cli/test_fast_reads.py checks that in a subprocess.",
+    ]
+    notes += [
+        f"`dagops {label}` imports Airflow: {why}; the goal leaves it out." for label, why in NEEDS_AIRFLOW.items()
+    ]
+    return notes
+
+
+def _method(reps: int) -> str:
+    return (
+        f"Each command is started as a new process (`python -m airflow_dagops.cli.main ...`, what the `dagops` "
+        f"script runs) with COLUMNS=80 and its output captured (no terminal), and timed from start to exit: "
+        f"interpreter start-up, imports, the state DB query and rendering. {reps} rounds after a warm-up round; in "
+        "each round every command runs once, in a rotating order. The state DB is SQLite with three registered "
+        f"repositories, `{PUBLISHED}` published (5 DAG files). `airflow version` is the baseline: the lightest "
+        "command of Airflow's own CLI, in the same rounds; two bare `python -c` processes in the same rounds show "
+        "the floor under the reads."
+    )
