@@ -10,6 +10,7 @@ import json
 
 import pytest
 
+from airflow_dagops.cli import common
 from airflow_dagops.repositories.registry import add_repository
 from airflow_dagops.sync.sync import sync_repository
 from airflow_dagops.wording import plural
@@ -63,7 +64,10 @@ def test_name_branch_and_url_come_out_whole(cli, long_names, args):
 
 
 def test_repos_list_is_a_table_where_it_fits(cli, long_names, monkeypatch):
-    monkeypatch.setenv("COLUMNS", "400")
+    monkeypatch.setenv("COLUMNS", "1000")
+    # The console read COLUMNS when first imported (by an earlier test in this worker, at 80): widen it as a
+    # fresh `dagops` process at 1000 columns would be.
+    monkeypatch.setattr(common.out, "width", 1000)
     header = cli("repos", "list").stdout.splitlines()[0].split()
     assert header[:4] == ["name", "namespace", "url", "ref"]
 
