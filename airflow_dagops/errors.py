@@ -268,7 +268,7 @@ class ReportError(DagOpsError):
 
 class HostApiError(DagOpsError):
     """A Git host's REST API (webhooks, an organization's repositories) refused or did not answer; the message
-    quotes the host and never holds the token (git/host_client.py)."""
+    quotes the host and never holds the token (git/host_api.py)."""
 
     code = "host_api_failed"
     http_status = 502

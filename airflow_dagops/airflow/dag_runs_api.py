@@ -18,7 +18,7 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import quote
 
-from airflow_dagops.airflow.rest_client import AirflowApiRunSource, _short
+from airflow_dagops.airflow.rest_client import AirflowApiRunSource, answer_excerpt
 from airflow_dagops.errors import AirflowApiUnavailable, Forbidden, InvalidInput, NotFound
 from airflow_dagops.redaction import redact_text
 
@@ -34,11 +34,7 @@ class DagRunsApi:
     @classmethod
     def for_caller(cls, token: str | None) -> DagRunsApi:
         """As the user whose Airflow JWT `token` is, or (None) as the `airflow_api_conn_id` login."""
-        source = AirflowApiRunSource.from_connection()
-        if token is not None:
-            source._token = token  # the caller's identity: never replaced by the connection's login
-            source.username = source.password = ""
-        return cls(source)
+        return cls(AirflowApiRunSource.from_connection(token=token))
 
     def trigger(self, dag_id: str, conf: dict, *, note: str | None = None) -> dict:
         body = {"logical_date": None, "conf": conf, **({"note": note} if note else {})}
@@ -89,8 +85,7 @@ class DagRunsApi:
     def _call(
         self, method: str, path: str, *, ok: tuple[int, ...] = (200,), headers: dict | None = None, **kwargs
     ) -> dict:
-        headers = {"Authorization": f"Bearer {self.source._login()}", **(headers or {})}
-        response = self.source._send(method, path, headers=headers, **kwargs)
+        response = self.source.call(method, path, headers=headers, **kwargs)
         if response.status_code in ok:
             return response.json()
         if response.status_code in (401, 403):
@@ -101,8 +96,8 @@ class DagRunsApi:
         if response.status_code == 404:
             raise NotFound(f"Airflow knows no such DAG or run ({path.split('/api/v2/')[-1]})")
         if response.status_code in (400, 409, 422):
-            raise InvalidInput(f"Airflow refused the request ({response.status_code}): {_short(response)}")
-        raise AirflowApiUnavailable(f"Airflow API {path} answered {response.status_code}: {_short(response)}")
+            raise InvalidInput(f"Airflow refused the request ({response.status_code}): {answer_excerpt(response)}")
+        raise AirflowApiUnavailable(f"Airflow API {path} answered {response.status_code}: {answer_excerpt(response)}")
 
 
 def _q(value: str) -> str:

@@ -30,6 +30,7 @@ class RunOutcome:
     run_id: str
     state: str  # success / failed (anything else is ignored)
     ended_at: datetime | None = None
+    started_at: datetime | None = None  # with ended_at, the run's duration (A/B experiments compare them)
 
 
 class RunSource:
@@ -46,14 +47,21 @@ DAG_IDS_PER_CALL = 100
 
 
 class AirflowApiRunSource(RunSource):
-    def __init__(self, *, base_url: str, username: str, password: str, timeout: float = 30.0):
+    """Airflow's REST API as one identity: a user's name and password (a token from `POST /auth/token`, renewed
+    once when it expires), or a caller's own Airflow JWT (`token`), which is never replaced by a login."""
+
+    def __init__(self, *, base_url: str, username: str, password: str, timeout: float = 30.0, token: str | None = None):
         self.base_url = base_url.rstrip("/")
-        self.username, self.password, self.timeout = username, password, timeout
+        self.timeout = timeout
+        # A caller's token comes without a login to fall back on: Airflow judges that caller, nobody else.
+        self.username, self.password = ("", "") if token is not None else (username, password)
         self._http = requests.Session()
-        self._token: str | None = None
+        self._token: str | None = token
+        self._caller_token = token is not None
 
     @classmethod
-    def from_connection(cls, conn_id: str | None = None) -> AirflowApiRunSource:
+    def from_connection(cls, conn_id: str | None = None, *, token: str | None = None) -> AirflowApiRunSource:
+        """The API at the connection's host, as its login, or as the caller whose Airflow JWT `token` is."""
         conn_id = conn_id or settings.get("airflow_api_conn_id")
         connection = _connection(conn_id)
         if not connection.host:
@@ -62,6 +70,7 @@ class AirflowApiRunSource(RunSource):
             base_url=base_url_of(connection.host, connection.port, connection.schema),
             username=connection.login or "",
             password=connection.password or "",
+            token=token,
         )
 
     def runs(self, dag_ids: list[str], since: datetime) -> list[RunOutcome]:
@@ -91,25 +100,31 @@ class AirflowApiRunSource(RunSource):
 
     def tagged_dags(self, tag: str) -> list[str]:
         """dag_ids Airflow knows with `tag`."""
-        headers = {"Authorization": f"Bearer {self._login()}"}
-        response = self._send("GET", "/api/v2/dags", params={"tags": tag, "limit": 1000}, headers=headers)
+        response = self.call("GET", "/api/v2/dags", params={"tags": tag, "limit": 1000})
         if response.status_code != 200:
             raise AirflowApiUnavailable(f"Airflow API /api/v2/dags answered {response.status_code}")
         return [dag["dag_id"] for dag in response.json().get("dags") or []]
 
     # -- HTTP ----------------------------------------------------------------------------------------------------
+    def call(self, method: str, path: str, *, headers: dict | None = None, **kwargs) -> requests.Response:
+        """One request to `path` (`/api/v2/...`) as this source's identity; Airflow's answer whatever its status
+        (the caller judges it). Raises AirflowApiUnavailable when Airflow cannot be reached or refuses the login."""
+        headers = {"Authorization": f"Bearer {self._login()}", **(headers or {})}
+        return self._send(method, path, headers=headers, **kwargs)
+
     def _post(self, path: str, body: dict) -> dict:
-        response = self._request(path, body, retry_auth=True)
+        response = self._request(path, body, retry_auth=not self._caller_token)
         return response.json()
 
     def _request(self, path: str, body: dict, *, retry_auth: bool) -> requests.Response:
-        headers = {"Authorization": f"Bearer {self._login()}"}
-        response = self._send("POST", path, json=body, headers=headers)
+        response = self.call("POST", path, json=body)
         if response.status_code == 401 and retry_auth:  # the token expired: one new login
             self._token = None
             return self._request(path, body, retry_auth=False)
         if response.status_code != 200:
-            raise AirflowApiUnavailable(f"Airflow API {path} answered {response.status_code}: {_short(response)}")
+            raise AirflowApiUnavailable(
+                f"Airflow API {path} answered {response.status_code}: {answer_excerpt(response)}"
+            )
         return response
 
     def _login(self) -> str:
@@ -175,14 +190,16 @@ def _connection(conn_id: str):
 
 
 def _outcome(run: dict) -> RunOutcome:
-    ended = run.get("end_date")
+    ended, started = run.get("end_date"), run.get("start_date")
     return RunOutcome(
         dag_id=run["dag_id"],
         run_id=run["dag_run_id"],
         state=run["state"],
         ended_at=datetime.fromisoformat(ended.replace("Z", "+00:00")) if ended else None,
+        started_at=datetime.fromisoformat(started.replace("Z", "+00:00")) if started else None,
     )
 
 
-def _short(response: requests.Response) -> str:
+def answer_excerpt(response: requests.Response) -> str:
+    """The start of an answer, on one line and redacted, for an error message."""
     return redact(response.text[:300].replace("\n", " "))

@@ -26,7 +26,6 @@ from airflow_dagops.alerts.rules import wants
 from airflow_dagops.alerts.send import Alert, send
 from airflow_dagops.errors import DagOpsError, ReportError
 from airflow_dagops.git import host_api
-from airflow_dagops.git.urls import host_of, normalize_repo_url
 from airflow_dagops.health.service import repository_health
 from airflow_dagops.redaction import redact_text
 from airflow_dagops.statuses import AlertEvent, CheckStatus, HealthState, SyncRunStatus
@@ -40,7 +39,6 @@ log = logging.getLogger(__name__)
 VALIDATION_CODES = ("validation_failed", "tests_failed")
 FIRST_ERRORS = 5
 REPOSITORY_PAGE = "/pluginsv2/dagops/repositories"
-_PROVIDER_OF_HOST = {"github.com": "github", "gitlab.com": "gitlab", "gitea.com": "gitea", "codeberg.org": "gitea"}
 
 
 @dataclass(frozen=True)
@@ -244,30 +242,14 @@ def report_commit_status(run: _Run, facts: dict) -> str | None:
 
 def _provider(url: str, conn_id: str | None) -> str | None:
     """github / gitlab / gitea: the connection's `provider` extra, else the URL's host; None when unknown."""
-    extra: dict = {}
-    if conn_id:
-        connection = find_connection(conn_id)
-        extra = (connection.extra_dejson or {}) if connection is not None else {}
-    explicit = str(extra.get("provider") or "").lower()
-    if explicit in host_api.PROVIDERS:
-        return explicit
-    host = host_of(url) or ""
-    if host in _PROVIDER_OF_HOST:
-        return _PROVIDER_OF_HOST[host]
-    for hint in ("gitlab", "gitea", "forgejo"):
-        if host.startswith(f"{hint}.") or f".{hint}." in host:
-            return "gitlab" if hint == "gitlab" else "gitea"
-    return None
+    connection = find_connection(conn_id) if conn_id else None
+    return host_api.provider_of(url, (connection.extra_dejson or {}) if connection is not None else {})
 
 
 def _context(run: _Run) -> str:
-    """As a pull-request check's (checks/service.py): `dagops/validate`, with the repository's name when several
-    registered repositories share its URL."""
-    key = normalize_repo_url(run.url)
+    """As a pull-request check's: `dagops/validate`, with the repository's name when others share its URL."""
     with session_scope() as session:
-        urls = session.scalars(select(Repository.url).where(Repository.id != run.repository_id)).all()
-    shared = any(normalize_repo_url(url) == key for url in urls)
-    return f"{host_api.CONTEXT} ({run.repository})" if shared else host_api.CONTEXT
+        return host_api.status_context(session, run.repository_id, run.repository, run.url)
 
 
 def _base_url() -> str:

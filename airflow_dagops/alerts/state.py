@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from sqlalchemy import CursorResult, or_, select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import InstrumentedAttribute
 
 from airflow_dagops.statuses import AlertEvent, HealthState
 from airflow_dagops.store.db import session_scope
@@ -58,36 +59,24 @@ def claim_health(repository_id: int, new: HealthState) -> AlertEvent | None:
 
 def claim_failed_commit(repository_id: int, commit: str) -> bool:
     """Whether this process is the first to announce that `commit` failed validation."""
-    ensure_row(repository_id)
-    with session_scope() as session:
-        changed = _rows(
-            session.execute(
-                update(AlertState)
-                .where(
-                    AlertState.repository_id == repository_id,
-                    or_(AlertState.failed_commit.is_(None), AlertState.failed_commit != commit),
-                )
-                .values(failed_commit=commit, updated_at=utcnow())
-            )
-        )
-    return changed == 1
+    return _claim(repository_id, AlertState.failed_commit, commit)
 
 
 def claim_rollback(repository_id: int, release_id: int) -> bool:
     """Whether this process is the first to roll `release_id` back automatically."""
+    return _claim(repository_id, AlertState.rolled_back_release_id, release_id)
+
+
+def _claim(repository_id: int, column: InstrumentedAttribute, value: str | int) -> bool:
+    """Compare-and-set one column of the repository's alert state to `value`: True for the one process that
+    changed it, False for every other (and for a value already kept)."""
     ensure_row(repository_id)
     with session_scope() as session:
         changed = _rows(
             session.execute(
                 update(AlertState)
-                .where(
-                    AlertState.repository_id == repository_id,
-                    or_(
-                        AlertState.rolled_back_release_id.is_(None),
-                        AlertState.rolled_back_release_id != release_id,
-                    ),
-                )
-                .values(rolled_back_release_id=release_id, updated_at=utcnow())
+                .where(AlertState.repository_id == repository_id, or_(column.is_(None), column != value))
+                .values({column.key: value, "updated_at": utcnow()})
             )
         )
     return changed == 1

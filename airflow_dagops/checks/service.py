@@ -31,7 +31,6 @@ from airflow_dagops.errors import DagOpsError, NotFound
 from airflow_dagops.git import host_api as commit_status
 from airflow_dagops.git.host_api import PullRequest
 from airflow_dagops.git.mirror import Mirror
-from airflow_dagops.git.urls import normalize_repo_url
 from airflow_dagops.redaction import redact_text as redact
 from airflow_dagops.releases.gate import GatePurpose, check_tree
 from airflow_dagops.statuses import CheckStatus
@@ -187,10 +186,10 @@ def report(check_id: int, *, quick: bool = False) -> bool:
             state=check.status,
             description=describe(check),
             target_url=check_url(check_id),
-            context=_context(session, repo),
+            context=commit_status.status_context(session, repo.id, repo.name, repo.url),
         )
     try:
-        timeout = commit_status.QUICK_TIMEOUT if quick else commit_status.TIMEOUT
+        timeout = commit_status.QUICK_TIMEOUT if quick else commit_status.REPORT_TIMEOUT
         commit_status.post(commit_status.endpoint_for(provider, url, conn_id), status, timeout=timeout)
         error = None
     except commit_status.ReportError as err:
@@ -228,15 +227,6 @@ def check_url(check_id: int) -> str:
 
     base = (conf.get("api", "base_url", fallback="") or "http://localhost:8080").rstrip("/")
     return f"{base}{API_PATH}/{check_id}"
-
-
-def _context(session, repo: Repository) -> str:
-    """`dagops/validate`, or `dagops/validate (name)` when several registered repositories share the URL
-    (e.g. two subfolders), so their statuses do not overwrite each other."""
-    key = normalize_repo_url(repo.url)
-    urls = session.scalars(select(Repository.url).where(Repository.id != repo.id)).all()
-    shared = any(normalize_repo_url(url) == key for url in urls)
-    return f"{commit_status.CONTEXT} ({repo.name})" if shared else commit_status.CONTEXT
 
 
 # -- read (the API) ----------------------------------------------------------------------------------------------

@@ -6,7 +6,7 @@
 - Gitea / Forgejo: `GET /orgs/{org}/repos` (`topics` on newer versions; else `GET /repos/{owner}/{repo}/topics`),
   `GET /repos/{owner}/{repo}/contents/{path}?ref=`.
 
-Each listing is paged (git/host_client.py follows `Link: rel="next"`); archived repositories are left out.
+Each listing is paged (git/host_api.py follows `Link: rel="next"`); archived repositories are left out.
 Listing needs only read access (GitHub: `repo` for private repositories, GitLab: `read_api`, Gitea:
 `read:organization` and `read:repository`), which a 403 names.
 """
@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from urllib.parse import quote
 
 from airflow_dagops.errors import NotFound
-from airflow_dagops.git.host_client import HostClient
+from airflow_dagops.git.host_api import HostClient
 
 READ_SCOPES = {
     "github": "repo (to see private repositories; public ones need none), or fine-grained Metadata and Contents: read",

@@ -37,8 +37,7 @@ from airflow_dagops.errors import (
     NotFound,
 )
 from airflow_dagops.git.credentials import attached_origin, check_credential_host, url_origin
-from airflow_dagops.git.host_api import default_api
-from airflow_dagops.git.host_client import HostClient
+from airflow_dagops.git.host_api import HostClient, default_api
 from airflow_dagops.git.urls import host_of, normalize_repo_url, path_of
 from airflow_dagops.repositories.registry import add_repository
 from airflow_dagops.safety import display_url, validate_conn_id, validate_name

@@ -16,7 +16,7 @@ from datetime import datetime
 from airflow_dagops import metrics
 from airflow_dagops.health.reasons import failure_reason
 from airflow_dagops.health.state import KILL_RULES, LATENCY_REASONS, snapshot
-from airflow_dagops.statuses import HealthState, SyncRunStatus
+from airflow_dagops.statuses import SyncRunStatus
 from airflow_dagops.store.models import aware, utcnow
 
 log = logging.getLogger(__name__)
@@ -62,13 +62,11 @@ def publish_gauges(*, now: datetime | None = None) -> None:
         log.exception("could not read the state DB for the dagops gauges")
         return
     metrics.gauge("sync.pending", state.pending_syncs)
-    for health in state.health.repositories:
-        name = health.repository
-        for each in HealthState:
-            metrics.gauge("repository.health", int(health.state == each), tags={"repository": name, "state": each})
-        metrics.gauge("repository.consecutive_failures", health.consecutive_failures, tags={"repository": name})
+    for (name, health), value in state.health_states().items():
+        metrics.gauge("repository.health", value, tags={"repository": name, "state": health})
+    for (name,), failures in state.consecutive_failures().items():
+        metrics.gauge("repository.consecutive_failures", failures, tags={"repository": name})
     for name, age in state.live_age.items():
         metrics.gauge("release.live_age", age, tags={"repository": name})
-    for (name, which), runs in state.dag_runs.items():
-        if runs.total:
-            metrics.gauge("dag_runs.success_rate", runs.rate, tags={"repository": name, "release": which})
+    for (name, which), rate in state.success_rates().items():
+        metrics.gauge("dag_runs.success_rate", rate, tags={"repository": name, "release": which})

@@ -3,99 +3,27 @@ without a StatsD or OpenTelemetry backend.
 
 Computed from the state DB on every scrape, so it is right whichever process did the work (a Celery worker's
 sync, the api-server's webhook) and needs no shared memory between processes. `FAMILIES` names every metric it
-serves (docs/operations.md, the Grafana dashboard and the alert rules use only these). Counters derived from rows
-go down only when rows go (a removed repository takes its series with it); values that rows cannot keep as a
-running total are gauges over a window or of the newest release instead.
+serves, derived from the one catalogue of dagops' metrics (airflow_dagops/metrics.py `CATALOGUE`); docs/operations.md,
+the Grafana dashboard and the alert rules use only these. Counters derived from rows go down only when rows go (a
+removed repository takes its series with it); values that rows cannot keep as a running total are gauges over a
+window or of the newest release instead.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import datetime
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.registry import Collector, CollectorRegistry
 
-from airflow_dagops.health.state import WEBHOOK_WINDOW, History, Snapshot, history, snapshot
-from airflow_dagops.statuses import HealthState
+from airflow_dagops.health.state import History, Snapshot, history, snapshot
+from airflow_dagops.metrics import FAMILIES
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 SYNC_BUCKETS = (1.0, 5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0)
 LATENCY_BUCKETS = (60.0, 300.0, 900.0, 1800.0, 3600.0, 4 * 3600.0, 12 * 3600.0, 86400.0, 7 * 86400.0)
-
-
-@dataclass(frozen=True)
-class Family:
-    name: str  # without the `_total` a counter's samples add
-    kind: str  # counter / gauge / histogram
-    labels: tuple[str, ...]
-    help: str
-
-
-FAMILIES: dict[str, Family] = {
-    f.name: f
-    for f in (
-        Family(
-            "dagops_sync_runs",
-            "counter",
-            ("repository", "status", "reason"),
-            "Finished sync runs by status (success, unchanged, rejected, failed) and failure reason (auth, "
-            "unreachable, validation, tests, no_space, other; none when not failed).",
-        ),
-        Family("dagops_sync_duration_seconds", "histogram", ("repository", "status"), "Duration of finished syncs."),
-        Family(
-            "dagops_commit_to_live_seconds",
-            "histogram",
-            ("repository",),
-            "From commit time to going live, for releases published by a sync or promoted to prod.",
-        ),
-        Family(
-            "dagops_validation_findings",
-            "gauge",
-            ("repository", "severity"),
-            "Findings of the newest validated release of each repository, by severity.",
-        ),
-        Family(
-            "dagops_sandbox_kills",
-            "counter",
-            ("repository", "reason"),
-            "DAG file imports the validation sandbox stopped (reason timeout or memory), over recorded releases.",
-        ),
-        Family(
-            "dagops_webhook_deliveries_last_hour",
-            "gauge",
-            ("provider", "outcome"),
-            f"Webhook deliveries accepted in the last {int(WEBHOOK_WINDOW.total_seconds()) // 60} minutes, by "
-            "outcome (triggered, ignored, duplicate, pong, ...).",
-        ),
-        Family("dagops_sync_pending", "gauge", (), "Sync runs queued or running."),
-        Family(
-            "dagops_release_live_age_seconds", "gauge", ("repository",), "Seconds since the live release went live."
-        ),
-        Family(
-            "dagops_repository_health",
-            "gauge",
-            ("repository", "state"),
-            "1 for the repository's health state (ok, stale, failing, paused), 0 for the others.",
-        ),
-        Family("dagops_repository_consecutive_failures", "gauge", ("repository",), "Syncs in a row that failed."),
-        Family(
-            "dagops_dag_run_success_ratio",
-            "gauge",
-            ("repository", "release"),
-            "Share of recorded DAG runs that succeeded, of the live release and of the one live before it "
-            "(release=live|previous).",
-        ),
-        Family(
-            "dagops_dag_runs",
-            "gauge",
-            ("repository", "release", "state"),
-            "DAG runs recorded (success, failed) of the live release and of the one live before it.",
-        ),
-    )
-}
 
 
 def render(*, now: datetime | None = None) -> bytes:
@@ -127,13 +55,9 @@ class _StateCollector(Collector):
         yield _gauge("dagops_webhook_deliveries_last_hour", past.webhook_deliveries)
         yield _gauge("dagops_sync_pending", {(): state.pending_syncs})
         yield _gauge("dagops_release_live_age_seconds", {(k,): v for k, v in state.live_age.items()})
-        health = {
-            (h.repository, each.value): int(h.state == each) for h in state.health.repositories for each in HealthState
-        }
-        yield _gauge("dagops_repository_health", health)
-        failures = {(h.repository,): h.consecutive_failures for h in state.health.repositories}
-        yield _gauge("dagops_repository_consecutive_failures", failures)
-        yield _gauge("dagops_dag_run_success_ratio", {k: v.rate for k, v in state.dag_runs.items() if v.total})
+        yield _gauge("dagops_repository_health", state.health_states())
+        yield _gauge("dagops_repository_consecutive_failures", state.consecutive_failures())
+        yield _gauge("dagops_dag_run_success_ratio", state.success_rates())
         counts = {(*k, "success"): v.success for k, v in state.dag_runs.items()}
         counts.update({(*k, "failed"): v.failed for k, v in state.dag_runs.items()})
         yield _gauge("dagops_dag_runs", counts)

@@ -9,14 +9,15 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from sqlalchemy import and_, case, func, or_, select
 from sqlalchemy.orm import Session
 
 from airflow_dagops.health.reasons import failure_reason
 from airflow_dagops.health.service import HealthReport, HealthRules, judge
-from airflow_dagops.statuses import SyncRunStatus
+from airflow_dagops.metrics import WEBHOOK_WINDOW
+from airflow_dagops.statuses import HealthState, SyncRunStatus
 from airflow_dagops.store.db import session_scope
 from airflow_dagops.store.models import (
     DeployEvent,
@@ -36,7 +37,6 @@ KILL_RULES = {"import-timeout": "timeout", "import-memory-limit": "memory"}
 # What counts for commit-to-live latency: a sync's publish (`sync (<trigger>)`), or a promotion reaching prod. A
 # rollback or a deploy of an old version measures a person's decision, not the pipeline.
 LATENCY_REASONS = ("sync", "promotion")
-WEBHOOK_WINDOW = timedelta(hours=1)
 
 
 @dataclass
@@ -59,6 +59,21 @@ class Snapshot:
     pending_syncs: int
     live_age: dict[str, float]  # repository -> seconds since its live release went live
     dag_runs: dict[tuple[str, str], RunCounts]  # (repository, live|previous) -> DAG run outcomes recorded
+
+    # The gauges both backends report (Stats through health/observe.py, `GET metrics` through health/prometheus.py),
+    # by their label values, so the two cannot disagree.
+    def health_states(self) -> dict[tuple[str, str], int]:
+        """(repository, state) -> 1 for the repository's health state, 0 for every other state."""
+        return {
+            (h.repository, each.value): int(h.state == each) for h in self.health.repositories for each in HealthState
+        }
+
+    def consecutive_failures(self) -> dict[tuple[str], int]:
+        return {(h.repository,): h.consecutive_failures for h in self.health.repositories}
+
+    def success_rates(self) -> dict[tuple[str, str], float]:
+        """(repository, live|previous) -> share of its DAG runs that succeeded; only releases with a recorded run."""
+        return {key: runs.rate for key, runs in self.dag_runs.items() if runs.total}
 
 
 @dataclass

@@ -38,7 +38,6 @@ import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from urllib.parse import quote
 
 from sqlalchemy import select
 
@@ -48,10 +47,10 @@ from airflow_dagops.deploy.releases import export_release
 from airflow_dagops.errors import DagOpsError, InvalidInput, NotFound, ProposalRefused
 from airflow_dagops.events import feed as events
 from airflow_dagops.git import host_api as provider_api
+from airflow_dagops.git.host_api import provider_of
 from airflow_dagops.git.mirror import Mirror
 from airflow_dagops.git.remote import run_remote
 from airflow_dagops.git.runner import git_env, run_git
-from airflow_dagops.git.urls import host_of
 from airflow_dagops.redaction import redact_text as redact
 from airflow_dagops.releases.gate import GatePurpose, check_tree
 from airflow_dagops.store.db import session_scope
@@ -67,10 +66,10 @@ MAX_PATH = 1024
 MAX_TITLE = 200
 MAX_DESCRIPTION = 20000
 PR_TIMEOUT = (5, 30)
+PR_SCOPES = "open pull requests: GitHub repo, GitLab api, Gitea write:repository"
 # Hosts whose provider is known without a `provider` extra on the connection.
 # NUL and the other C0/C1 control characters, DEL, Unicode line separators, and lone surrogates (no UTF-8 for git).
 _UNSAFE_CHARACTERS = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
-_PROVIDER_OF_HOST = {"github.com": "github", "gitlab.com": "gitlab", "gitea.com": "gitea", "codeberg.org": "gitea"}
 
 
 @dataclass(frozen=True)
@@ -379,20 +378,6 @@ def _push(mirror: Mirror, commit: str, branch: str) -> None:
 
 
 # -- 5. pull / merge request -----------------------------------------------------------------------------------------
-def provider_of(url: str, extra: dict) -> str | None:
-    """github / gitlab / gitea from the connection's `provider` extra, else from the URL's host; None: unknown."""
-    explicit = str(extra.get("provider") or "").lower()
-    if explicit in provider_api.PROVIDERS:
-        return explicit
-    host = host_of(url) or ""
-    if host in _PROVIDER_OF_HOST:
-        return _PROVIDER_OF_HOST[host]
-    for hint in ("gitlab", "gitea", "forgejo"):
-        if host.startswith(f"{hint}.") or f".{hint}." in host:
-            return "gitlab" if hint == "gitlab" else "gitea"
-    return None
-
-
 def _open_pull_request(target, full_ref, branch, title, description, proposal_id) -> tuple[str | None, str | None]:
     """(pr_url, None) when the host opened one, (None, why not) otherwise: the branch is pushed either way."""
     if not full_ref.startswith("refs/heads/"):
@@ -415,49 +400,16 @@ def _open_pull_request(target, full_ref, branch, title, description, proposal_id
 
 
 def _post_pull_request(endpoint: provider_api.Endpoint, base_branch: str, branch: str, title: str, body: str) -> str:
-    import requests
-
     if endpoint.provider == "gitlab":
-        url = f"{endpoint.api_url}/projects/{quote(endpoint.project, safe='')}/merge_requests"
+        tail = "merge_requests"
         payload = {"source_branch": branch, "target_branch": base_branch, "title": title, "description": body}
-        headers = {"Authorization": f"Bearer {endpoint.token}"}
     else:
-        url = f"{endpoint.api_url}/repos/{endpoint.project}/pulls"
-        payload = {"title": title, "head": branch, "base": base_branch, "body": body}
-        headers = (
-            {"Authorization": f"Bearer {endpoint.token}", "Accept": "application/vnd.github+json"}
-            if endpoint.provider == "github"
-            else {"Authorization": f"token {endpoint.token}"}
-        )
-    try:
-        response = requests.post(url, json=payload, headers=headers, timeout=PR_TIMEOUT, allow_redirects=False)
-    except requests.RequestException as err:
-        raise provider_api.ReportError(
-            _scrub(f"cannot reach the {endpoint.provider} API: {type(err).__name__}", endpoint)
-        ) from None
-    data = _json(response)
-    if not 200 <= response.status_code < 300:
-        raise provider_api.ReportError(
-            _scrub(
-                f"the {endpoint.provider} API answered {response.status_code} to the pull request: {data}"[:500],
-                endpoint,
-            )
-        )
+        tail, payload = "pulls", {"title": title, "head": branch, "base": base_branch, "body": body}
+    data = endpoint.report(tail, payload, what="the pull request", needs=PR_SCOPES, timeout=PR_TIMEOUT)
     link = data.get("web_url") or data.get("html_url") if isinstance(data, dict) else None
     if not link:
         raise provider_api.ReportError(f"the {endpoint.provider} API opened a pull request but answered no URL")
     return str(link)
-
-
-def _json(response):
-    try:
-        return response.json()
-    except ValueError:
-        return response.text[:300]
-
-
-def _scrub(text: str, endpoint: provider_api.Endpoint) -> str:
-    return redact(text).replace(endpoint.token, "***")
 
 
 # -- bookkeeping ----------------------------------------------------------------------------------------------------

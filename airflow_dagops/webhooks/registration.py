@@ -27,21 +27,19 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from urllib.parse import quote
 
 from airflow_dagops import settings
 from airflow_dagops.airflow.connections import find_connection
 from airflow_dagops.errors import ConnectionMissing, InvalidInput, NotFound
 from airflow_dagops.git.credentials import check_credential_host
-from airflow_dagops.git.host_api import default_api
-from airflow_dagops.git.host_client import HostClient
-from airflow_dagops.git.urls import host_of, path_of
+from airflow_dagops.git.host_api import PROVIDERS, HostClient, default_api, provider_of, repo_path
+from airflow_dagops.git.urls import path_of
 from airflow_dagops.repositories.info import get_repository
-from airflow_dagops.webhooks.service import connection_secret, global_secret_conn_id, guess_provider
+from airflow_dagops.webhooks.service import connection_secret, global_secret_conn_id
 
 log = logging.getLogger(__name__)
 
-HOSTS = ("github", "gitlab", "gitea")
+HOSTS = PROVIDERS  # the hosts whose API dagops registers webhooks through
 # What the token needs, in each host's words: named by the error a 403 gives.
 SCOPES = {
     "github": "admin:repo_hook (fine-grained token: Webhooks read and write), and admin rights on the repository",
@@ -168,7 +166,7 @@ def resolve(name: str, *, provider: str | None = None, need_secret: bool = True)
         raise ConnectionMissing(f"Airflow connection {conn_id!r} of repository {name!r} does not exist")
     token = connection.password
     extra = connection.extra_dejson or {}
-    provider = provider or _provider_of(info.url, extra)
+    provider = provider or provider_of(info.url, extra)
     if provider is None:
         raise InvalidInput(
             f"cannot tell which Git host serves {name!r}; set the `provider` extra of connection {conn_id!r} to one "
@@ -203,14 +201,6 @@ def resolve(name: str, *, provider: str | None = None, need_secret: bool = True)
         )
     client = HostClient(provider, str(api_url).rstrip("/"), token, conn_id=conn_id)
     return Target(name, provider, project, f"{base}{WEBHOOK_PATH}{provider}", secret_conn_id, secret, client)
-
-
-def _provider_of(url: str, extra: dict) -> str | None:
-    explicit = str(extra.get("provider") or "").lower()
-    if explicit in HOSTS:
-        return explicit
-    guessed = guess_provider(host_of(url))
-    return guessed if guessed in HOSTS else None
 
 
 def _ours(target: Target, hooks: list[Hook]) -> list[Hook]:
@@ -254,7 +244,7 @@ class _Host:
     UPDATE = "PATCH"
 
     def path(self, target: Target, hook_id: int | str | None = None) -> str:
-        path = f"/repos/{target.project}/hooks"
+        path = f"{repo_path(target.provider, target.project)}/hooks"
         return f"{path}/{hook_id}" if hook_id is not None else path
 
     def body(self, target: Target, *, update: bool = False) -> dict:
@@ -290,6 +280,18 @@ class _Host:
     def deliveries(self, target: Target, hook_id: int | str, limit: int) -> tuple[list[dict], str | None]:
         raise NotImplementedError
 
+    def recent(self, target: Target, hook_id: int | str, tail: str, limit: int) -> list[dict]:
+        """The newest `limit` records the host keeps under the hook (GitHub `deliveries`, GitLab `events`)."""
+        answer = target.client.call(
+            "GET",
+            f"{self.path(target, hook_id)}/{tail}",
+            params={"per_page": limit},
+            what=f"list the {tail} of webhook {hook_id} of {target.project}",
+            scope=target.scope,
+        )
+        items = answer.data if isinstance(answer.data, list) else []
+        return [item for item in items if isinstance(item, dict)][:limit]
+
 
 class _GitHub(_Host):
     EVENTS = ["push", "pull_request"]
@@ -300,14 +302,6 @@ class _GitHub(_Host):
         return body if update else {"name": "web", **body}  # PATCH takes no name
 
     def deliveries(self, target: Target, hook_id: int | str, limit: int) -> tuple[list[dict], str | None]:
-        answer = target.client.call(
-            "GET",
-            f"{self.path(target, hook_id)}/deliveries",
-            params={"per_page": limit},
-            what=f"list the deliveries of webhook {hook_id} of {target.project}",
-            scope=target.scope,
-        )
-        items = [item for item in answer.data if isinstance(item, dict)] if isinstance(answer.data, list) else []
         return [
             _delivery(
                 item.get("guid") or item.get("id"),
@@ -317,17 +311,13 @@ class _GitHub(_Host):
                 item.get("duration"),
                 redelivery=bool(item.get("redelivery")),
             )
-            for item in items[:limit]
+            for item in self.recent(target, hook_id, "deliveries", limit)
         ], None
 
 
 class _GitLab(_Host):
     EVENTS = ["push_events", "tag_push_events", "merge_requests_events"]
     UPDATE = "PUT"
-
-    def path(self, target: Target, hook_id: int | str | None = None) -> str:
-        path = f"/projects/{quote(target.project, safe='')}/hooks"
-        return f"{path}/{hook_id}" if hook_id is not None else path
 
     def body(self, target: Target, *, update: bool = False) -> dict:
         return {
@@ -343,16 +333,9 @@ class _GitLab(_Host):
 
     def deliveries(self, target: Target, hook_id: int | str, limit: int) -> tuple[list[dict], str | None]:
         try:
-            answer = target.client.call(
-                "GET",
-                f"{self.path(target, hook_id)}/events",
-                params={"per_page": limit},
-                what=f"list the events of webhook {hook_id} of {target.project}",
-                scope=target.scope,
-            )
+            items = self.recent(target, hook_id, "events", limit)
         except NotFound:
             return [], "this GitLab offers no webhook events API (GitLab 17.0 and later do): see the hook's page"
-        items = [item for item in answer.data if isinstance(item, dict)] if isinstance(answer.data, list) else []
         return [
             _delivery(
                 item.get("id"),
@@ -361,7 +344,7 @@ class _GitLab(_Host):
                 item.get("response_status"),
                 item.get("execution_duration"),
             )
-            for item in items[:limit]
+            for item in items
         ], None
 
 

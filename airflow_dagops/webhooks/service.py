@@ -38,9 +38,9 @@ from sqlalchemy import CursorResult, delete, select, update
 from sqlalchemy.exc import IntegrityError
 
 from airflow_dagops import settings
-from airflow_dagops.airflow.connections import password_of
-from airflow_dagops.checks import service as checks
+from airflow_dagops.airflow.connections import has_password, password_of
 from airflow_dagops.errors import InvalidInput, MalformedJson, NotFound, PayloadTooLarge, Unauthenticated
+from airflow_dagops.git.host_api import provider_of_host
 from airflow_dagops.git.urls import host_of, normalize_repo_url, url_keys
 from airflow_dagops.repositories.info import get_repository
 from airflow_dagops.store.db import session_scope
@@ -319,6 +319,8 @@ def _on_pull_request(provider: str, event: Event, repos: list[_Repo]) -> _Outcom
     targets = [r for r in repos if r.enabled and tracks(r.ref, f"refs/heads/{pull.base_ref}")]
     if not targets:
         return _ignored(f"no enabled repository tracks the target branch {pull.base_ref!r}", **base)
+    from airflow_dagops.checks import service as checks  # lazy: `dagops webhooks show` needs no validation
+
     queued = [checks.queue_check(repo.name, provider, pull, actor=f"webhook:{provider}") for repo in targets]
     detail = {**base, "checks": [check["id"] for check in queued]}
     return _Outcome("queued", Answer(202, {"status": "queued", "checks": queued}), detail)
@@ -332,7 +334,6 @@ EVENTS = {
     "gitea": ["Push", "Pull Request", "Pull Request Synchronized"],
     "bitbucket": ["Repository: Push"],
 }
-_HOSTS = {"github.com": "github", "gitlab.com": "gitlab", "bitbucket.org": "bitbucket", "codeberg.org": "gitea"}
 
 
 def setup(name: str, *, provider: str | None = None) -> dict:
@@ -344,7 +345,7 @@ def setup(name: str, *, provider: str | None = None) -> dict:
     info = get_repository(name)
     if provider is not None and provider not in PROVIDERS:
         raise InvalidInput(f"unknown provider {provider!r}; one of {', '.join(PROVIDERS)}")
-    provider = provider or guess_provider(host_of(info.url))
+    provider = provider or provider_of_host(host_of(info.url))
     own = info.webhook_conn_id
     secret_conn_id = own or global_secret_conn_id()
     base = settings.public_base_url()
@@ -360,7 +361,7 @@ def setup(name: str, *, provider: str | None = None) -> dict:
         "events": EVENTS[provider] if provider else [],
         "secret_conn_id": secret_conn_id,
         "secret_scope": "repository" if own else "global",
-        "secret_exists": connection_secret(secret_conn_id) is not None,
+        "secret_exists": has_password(secret_conn_id),
         "status_conn_id": info.conn_id if provider != "bitbucket" else None,
     }
 
@@ -374,14 +375,3 @@ def _unknown_host(url: str) -> str:
         f"{host} is not a host dagops knows (github.com, gitlab.com, bitbucket.org, codeberg.org, or a name "
         "with github, gitlab, gitea, forgejo or bitbucket in it)"
     )
-
-
-def guess_provider(host: str | None) -> str | None:
-    if not host:
-        return None
-    if host in _HOSTS:
-        return _HOSTS[host]
-    for word in ("gitlab", "gitea", "forgejo", "bitbucket", "github"):
-        if word in host:
-            return "gitea" if word == "forgejo" else word
-    return None

@@ -9,19 +9,18 @@ import re
 import shutil
 import subprocess
 import sys
-import uuid
 from pathlib import Path
 
 import airflow
 import pytest
 import yaml
 from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
 
 from airflow_dagops.api.webhooks import webhook_blueprint
 from airflow_dagops.settings import OPTIONS
 from airflow_dagops.store import db
 from airflow_dagops.store.db import VERSION_TABLE
+from tests.helpers.airflow_procs import fresh_databases
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "docker-compose.yaml"
@@ -140,22 +139,8 @@ def test_docker_compose_config_accepts_the_file():
 @pytest.fixture
 def airflow_database():
     """A fresh database for Airflow's metadata; the dagops database the script must create by itself."""
-    base = os.environ.get("DAGOPS_TEST_POSTGRES_URL")
-    if not base:
-        pytest.skip("DAGOPS_TEST_POSTGRES_URL is not set (see .ci/run): the init script needs PostgreSQL")
-    url = make_url(base)
-    suffix = uuid.uuid4().hex[:10]
-    names = {"airflow": f"dagops_init_airflow_{suffix}", "state": f"dagops_init_state_{suffix}"}
-    admin = create_engine(url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f"CREATE DATABASE {names['airflow']}"))
-    try:
-        yield {role: url.set(database=name).render_as_string(hide_password=False) for role, name in names.items()}
-    finally:
-        with admin.connect() as connection:
-            for name in names.values():
-                connection.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-        admin.dispose()
+    with fresh_databases("dagops_init", create=("airflow",)) as urls:
+        yield urls
 
 
 def _scalar(url: str, query: str):

@@ -16,17 +16,26 @@ import json
 import os
 
 import pytest
-from sqlalchemy import create_engine, text
 
-from tests.deployment.test_multiprocess_celery import postgres_databases  # noqa: F401 - a fixture
 from tests.helpers.airflow import AirflowInstance, airflow_env, make_instance
+from tests.helpers.airflow_procs import (
+    bundle_manifest,
+    bundle_mode_env,
+    celery_env,
+    celery_worker,
+    parsed_at,
+    running,
+    wait_run_end,
+    worker_ready,
+)
 from tests.helpers.servers import free_port, wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.e2e, pytest.mark.timeout(900)]
 
 QUEUE = "dagops_bundle_worker"  # the only queue, served only by the worker with its own home
 WORKER_NAME = "dagops-bundle-worker@%h"
-REDIS_DB = 12  # its own Redis DB number (test_multiprocess_celery.py uses 11): flushed before and after
+DAG_ID = "bundle_worker"
+REDIS_DB = 12  # its own Redis DB number for the `redis_broker` fixture (test_multiprocess_celery.py uses 11)
 
 # The first task waits for a file named after its run; the second writes what its DAG file says, and from where it
 # was loaded, into another. The flags folder is the test's window into the worker, nothing the worker reads code from.
@@ -61,59 +70,24 @@ bundle_worker()
 """
 
 
-@pytest.fixture
-def redis_broker():
-    import redis
-
-    client = redis.Redis(host="127.0.0.1", port=6379, db=REDIS_DB, socket_connect_timeout=2)
-    try:
-        client.ping()
-    except redis.RedisError as err:
-        pytest.skip(f"no Redis on 127.0.0.1:6379 ({err}): the multi-process test needs it as the Celery broker")
-    client.flushdb()
-    try:
-        yield f"redis://127.0.0.1:6379/{REDIS_DB}"
-    finally:
-        client.flushdb()
-        client.close()
-
-
-def celery_env(databases: dict[str, str], broker: str) -> dict[str, str]:
-    airflow_db = databases["airflow"]
+def bundle_celery_env(home, databases: dict[str, str], broker: str) -> dict[str, str]:
     return {
-        "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": airflow_db,
-        "AIRFLOW__CELERY__BROKER_URL": broker,
-        "AIRFLOW__CELERY__RESULT_BACKEND": f"db+{airflow_db}",
-        "AIRFLOW__CELERY__WORKER_CONCURRENCY": "2",
-        "AIRFLOW__OPERATORS__DEFAULT_QUEUE": QUEUE,
-        "AIRFLOW__DAGOPS__SQL_ALCHEMY_CONN": databases["state"],
-        "AIRFLOW__DAGOPS__PUBLISH_MODE": "bundle",
-        "AIRFLOW__DAGOPS__SYNC_SCHEDULE": "",
+        **celery_env(databases, broker, QUEUE),
+        **bundle_mode_env(home),
         "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
     }
 
 
 @pytest.fixture
-def control_plane(tmp_path, postgres_databases, redis_broker):  # noqa: F811 - the imported fixture
+def control_plane(tmp_path, request, postgres_databases, redis_broker):
     home = tmp_path / "control" / "airflow"
-    extra = {
-        **celery_env(postgres_databases, redis_broker),
-        "AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_STORAGE_PATH": str(home / "bundles"),
-    }
-    instance = make_instance(home, extra)
-    try:
-        instance.start("api-server", "scheduler", "dag-processor")
-        yield instance
-    except BaseException:
-        print(instance.logs())
-        raise
-    finally:
-        instance.stop()
+    instance = make_instance(home, bundle_celery_env(home, postgres_databases, redis_broker))
+    with running(instance, "api-server", "scheduler", "dag-processor", request=request) as started:
+        yield started
 
 
 @pytest.fixture
-def worker(tmp_path, control_plane, postgres_databases, redis_broker):  # noqa: F811 - the imported fixture
+def worker(tmp_path, request, control_plane, postgres_databases, redis_broker):
     """A Celery worker in a home of its own: nothing under the control plane's home is named in its environment."""
     home = tmp_path / "worker" / "airflow"
     (home / "dags").mkdir(parents=True)
@@ -121,8 +95,7 @@ def worker(tmp_path, control_plane, postgres_databases, redis_broker):  # noqa: 
         home,
         control_plane.port,
         {
-            **celery_env(postgres_databases, redis_broker),
-            "AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_STORAGE_PATH": str(home / "bundles"),
+            **bundle_celery_env(home, postgres_databases, redis_broker),
             # The bundle list `dagops init` wrote for the control plane; its paths are the installed package's
             # (the system DAGs), not the control plane's home.
             "AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST": bundle_config_list(control_plane),
@@ -131,15 +104,9 @@ def worker(tmp_path, control_plane, postgres_databases, redis_broker):  # noqa: 
     )
     assert not any(str(control_plane.home) in value for value in env.values()), env
     instance = AirflowInstance(home, control_plane.port, env)
-    try:
-        instance.start(f"celery worker --queues {QUEUE} --celery-hostname {WORKER_NAME}")
-        wait_for(lambda: worker_ready(instance), timeout=120, what="the Celery worker on the broker")
-        yield instance
-    except BaseException:
-        print(instance.logs())
-        raise
-    finally:
-        instance.stop()
+    with running(instance, celery_worker(QUEUE, WORKER_NAME), request=request) as started:
+        wait_for(lambda: worker_ready(started, WORKER_NAME), timeout=120, what="the Celery worker on the broker")
+        yield started
 
 
 def bundle_config_list(instance: AirflowInstance) -> str:
@@ -150,39 +117,12 @@ def bundle_config_list(instance: AirflowInstance) -> str:
     return value
 
 
-def worker_ready(worker: AirflowInstance) -> bool:
-    log = (worker.home / "process-logs" / "celery-worker.log").read_text(errors="replace")
-    return any(WORKER_NAME.split("@")[0] in line and " ready." in line for line in log.splitlines())
-
-
-def manifest_of(state_db: str, version: str | None) -> dict:
-    """The namespace's entry of a bundle version, from the dagops state DB (PostgreSQL)."""
-    engine = create_engine(state_db)
-    try:
-        with engine.connect() as connection:
-            raw = connection.scalar(
-                text("SELECT manifest FROM dagops_bundle_version WHERE version = :v"), {"v": version}
-            )
-    finally:
-        engine.dispose()
-    manifest = json.loads(raw) if isinstance(raw, str) else raw or {}
-    return manifest.get("namespaces", {}).get("team", {})
-
-
-def parsed_at(cluster: AirflowInstance, state_db: str, commit: str) -> bool:
-    response = cluster.api("GET", "dags/bundle_worker/dagVersions")
-    versions = response.json().get("dag_versions", []) if response.ok else []
-    return any(manifest_of(state_db, v["bundle_version"]).get("commit") == commit for v in versions)
-
-
 def test_a_worker_with_its_own_home_runs_the_exact_release_of_its_run(
     control_plane,
     worker,
-    postgres_databases,  # noqa: F811 - the imported fixture
     git_remote,
     tmp_path,
 ):
-    state_db = postgres_databases["state"]
     flags = tmp_path / "flags"
     flags.mkdir()
     remote = git_remote({"README.md": "team\n"}, name="team")
@@ -195,7 +135,7 @@ def test_a_worker_with_its_own_home_runs_the_exact_release_of_its_run(
         return remote.head()
 
     first = publish("v1")
-    wait_for(lambda: parsed_at(control_plane, state_db, first), timeout=180, what="the DAG parsed at v1")
+    wait_for(lambda: parsed_at(control_plane, DAG_ID, "team", first), timeout=180, what="the DAG parsed at v1")
 
     triggered = control_plane.api("POST", "dags/bundle_worker/dagRuns", json={"logical_date": None})
     assert triggered.status_code == 200, triggered.text
@@ -204,17 +144,13 @@ def test_a_worker_with_its_own_home_runs_the_exact_release_of_its_run(
 
     # A new release goes live while the run waits on the worker.
     second = publish("v2")
-    wait_for(lambda: parsed_at(control_plane, state_db, second), timeout=180, what="the DAG parsed at v2")
+    wait_for(lambda: parsed_at(control_plane, DAG_ID, "team", second), timeout=180, what="the DAG parsed at v2")
     (flags / f"{run_id}.go").write_text("")
 
-    def ended():
-        run = control_plane.api("GET", f"dags/bundle_worker/dagRuns/{run_id}").json()
-        return run if run["state"] in ("success", "failed") else None
-
-    run = wait_for(ended, timeout=240, what=f"run {run_id} to end")
+    run = wait_run_end(control_plane, DAG_ID, run_id, timeout=240)
     assert run["state"] == "success", control_plane.logs() + worker.logs()
     version = run["bundle_version"]
-    assert manifest_of(state_db, version)["commit"] == first
+    assert bundle_manifest(control_plane, version, "team")["commit"] == first
 
     # The second task ran v1's code, on the worker, from the version folder it built in its own bundle storage.
     marker = json.loads((flags / f"{run_id}.out").read_text())

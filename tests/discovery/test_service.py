@@ -169,14 +169,7 @@ def test_a_403_names_the_scope_the_listing_needs(git_host, dagops_env, monkeypat
     fake = git_host("github")
     fake.add_repo("acme/dags", topics=["airflow-dags"])
     fake.tokens[WEAK_TOKEN] = set()
-    original = fake._github
-
-    def forbid(method, seg, *args):
-        if seg[:1] == ["orgs"]:
-            return 403, {"message": "Resource not accessible by personal access token"}, {}
-        return original(method, seg, *args)
-
-    fake._github = forbid
+    fake.refused.add("/orgs/")
     git_connection(monkeypatch, "org_token", WEAK_TOKEN, api_url=fake.url)
     discovery.configure([source("github")])
     with pytest.raises(HostPermissionDenied, match="lacks the scope this needs: repo"):

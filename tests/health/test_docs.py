@@ -1,6 +1,7 @@
 """docs/operations.md, the Grafana dashboard and the Prometheus alert rules stay true to what dagops serves: both
-files parse, and every metric they query is one `GET metrics` serves (health/prometheus.py FAMILIES); the page
-documents every metric of both kinds and has a runbook entry for every failure reason."""
+files parse, and every metric they query is one `GET metrics` serves (FAMILIES); the page's two metric tables list
+exactly the catalogue's metrics (airflow_dagops/metrics.py CATALOGUE), with its types and labels, and the page has a
+runbook entry for every failure reason."""
 
 from __future__ import annotations
 
@@ -10,12 +11,13 @@ from pathlib import Path
 
 import yaml
 
-from airflow_dagops.health.prometheus import FAMILIES
-from airflow_dagops.metrics import METRICS
+from airflow_dagops.metrics import FAMILIES, METRICS, Series
 from airflow_dagops.statuses import FailureReason, HealthState
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 METRIC_NAME = re.compile(r"\bdagops_[a-z_]+")
+# A row of a metric table: | `name` | type (and a note) | labels | what |
+TABLE_ROW = re.compile(r"^\| `(dagops[._][a-z_.]+)` \| (\w+)[^|]*\|([^|]*)\|", flags=re.MULTILINE)
 SUFFIXES = {"counter": ("_total",), "histogram": ("_bucket", "_sum", "_count"), "gauge": ("",)}
 
 
@@ -48,10 +50,18 @@ def test_the_alert_rules_parse_and_query_only_served_metrics():
         assert alert["annotations"]["runbook_url"].startswith("docs/operations.md#")
 
 
-def test_operations_documents_every_metric_state_and_reason():
+def _documented(series: dict[str, Series], prefix: str = "") -> dict[str, tuple[str, str]]:
+    return {prefix + s.name: (s.kind, ", ".join(s.labels)) for s in series.values()}
+
+
+def test_operations_tables_list_the_catalogue_with_its_types_and_labels():
     page = (DOCS / "operations.md").read_text()
-    assert [name for name in METRICS if f"`dagops.{name}`" not in page] == []
-    assert [name for name in FAMILIES if f"`{name}`" not in page] == []
+    rows = {name: (kind, labels.strip()) for name, kind, labels in TABLE_ROW.findall(page)}
+    assert rows == {**_documented(METRICS, "dagops."), **_documented(FAMILIES)}
+
+
+def test_operations_documents_every_state_and_reason():
+    page = (DOCS / "operations.md").read_text()
     assert [state for state in HealthState if f"`{state}`" not in page] == []
     headings = set(re.findall(r"^### (\S+)$", page, flags=re.MULTILINE))
     assert {reason.value for reason in FailureReason} <= headings

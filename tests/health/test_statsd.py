@@ -110,15 +110,13 @@ def stats_to(statsd_server, monkeypatch):
 
     from statsd import StatsClient
 
-    from airflow_dagops.metrics import _STATS_MODULES
-
     def factory():
         from airflow._shared.observability.metrics.statsd_logger import get_statsd_logger
 
         port = statsd_server.getsockname()[1]
         return get_statsd_logger(stats_class=StatsClient, host="127.0.0.1", port=port, prefix="airflow")
 
-    for name in _STATS_MODULES:
+    for name in metrics.AIRFLOW_STATS_MODULES:
         module = importlib.import_module(name)
         monkeypatch.setattr(module, "_factory", factory)
         monkeypatch.setattr(module, "_backend", None)

@@ -1,6 +1,7 @@
 """A local fake of the GitHub, GitLab and Gitea REST APIs for webhook registration and repository discovery.
 
-One server speaks one host's dialect (`FakeGitHost(provider)`), keeps state like the host (repositories with their
+One server speaks one host's dialect (`FakeGitHost(provider)`; what differs between the hosts is `DIALECTS`, the
+logic is one), keeps state like the host (repositories with their
 topics and files, webhooks, deliveries), enforces tokens and their scopes the way the host does (401 for an unknown
 token, 403 for a token without the scope), pages listings with `Link: rel="next"`, and records every request with
 its JSON body, so tests assert what dagops sent against the hosts' documented formats.
@@ -18,6 +19,51 @@ import pytest
 
 # The scope each host wants to manage webhooks (what a 403 is about).
 HOOK_SCOPE = {"github": "admin:repo_hook", "gitlab": "api", "gitea": "write:repository"}
+
+
+@dataclass(frozen=True)
+class Dialect:
+    """How one host's API spells what all three do: the paths of an organization's listing, of a repository, of
+    its files and of a hook's deliveries; whether a hook keeps its settings in `config` (GitHub, Gitea) or flat
+    (GitLab), and how it hides the secret; the host's error messages."""
+
+    organization: tuple[str, str]  # /<0>/<name>/<1>: an organization's (a group's) repositories
+    repository: str  # /<repository>/<owner>/<name> (GitHub, Gitea) or /projects/<url-encoded path> (GitLab)
+    files: tuple[str, ...]  # <repository path>/<files>/<file path>
+    deliveries: str | None  # <hook path>/<deliveries>; None: the API lists none
+    secret: str  # the key of the hook's secret (inside `config`, or flat)
+    masked_secret: str | None  # what the host shows instead of a set secret (None: the key is left out)
+    unauthorized: str
+    forbidden: str
+    not_found: dict
+    organization_not_found: dict
+    file_not_found: dict
+
+    @property
+    def flat_hooks(self) -> bool:
+        return self.repository == "projects"
+
+
+DIALECTS = {
+    "github": Dialect(
+        ("orgs", "repos"), "repos", ("contents",), "deliveries", "secret", "********", "Bad credentials",
+        "Resource not accessible by personal access token", {"message": "Not Found"}, {"message": "Not Found"},
+        {"message": "Not Found"},
+    ),
+    "gitlab": Dialect(
+        ("groups", "projects"), "projects", ("repository", "files"), "events", "token", None, "401 Unauthorized",
+        "403 Forbidden", {"message": "404 Not Found"}, {"message": "404 Group Not Found"},
+        {"message": "404 File Not Found"},
+    ),
+    "gitea": Dialect(
+        ("orgs", "repos"), "repos", ("contents",), None, "secret", None, "401 Unauthorized",
+        "token does not have at least one of required scope(s): [write:repository]", {"message": "not found"},
+        {"message": "GetOrgByName", "errors": ["org does not exist"]},
+        {"message": "GetContentsOrList", "errors": ["object does not exist"]},
+    ),
+}  # fmt: skip
+
+Answer = tuple[int, object, dict]
 
 
 @dataclass
@@ -49,6 +95,7 @@ class FakeGitHost:
     requests: list[Request] = field(default_factory=list)
     page_size: int | None = None  # when set, listings are paged at most this many per page, whatever was asked
     events_api: bool = True  # GitLab < 17 has no hook events API
+    refused: set[str] = field(default_factory=set)  # path prefixes answered 403 for every token (a missing scope)
     server: ThreadingHTTPServer | None = None
     _next_id: int = 100
 
@@ -56,6 +103,10 @@ class FakeGitHost:
     def url(self) -> str:
         assert self.server is not None
         return f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    @property
+    def dialect(self) -> Dialect:
+        return DIALECTS[self.provider]
 
     def add_repo(self, full_name: str, **kwargs) -> FakeRepo:
         repo = FakeRepo(full_name, **kwargs)
@@ -77,19 +128,60 @@ class FakeGitHost:
             return headers["PRIVATE-TOKEN"]
         return value[len(prefix) :] if value.startswith(prefix) else None
 
-    def handle(self, method: str, raw_path: str, headers: dict, body) -> tuple[int, object, dict]:
+    def handle(self, method: str, raw_path: str, headers: dict, body) -> Answer:
         parts = urlsplit(raw_path)
         query = {key: values[-1] for key, values in parse_qs(parts.query).items()}
         self.requests.append(Request(method, parts.path, query, headers, body))
         token = self.token_of(headers)
         if token not in self.tokens:
-            return 401, {"message": "Bad credentials" if self.provider == "github" else "401 Unauthorized"}, {}
-        scopes = self.tokens[token]
+            return 401, {"message": self.dialect.unauthorized}, {}
+        if any(parts.path.startswith(prefix) for prefix in self.refused):
+            return 403, {"message": self.dialect.forbidden}, {}
         segments = [unquote(s) for s in parts.path.strip("/").split("/")]
-        route = getattr(self, f"_{self.provider}")
-        return route(method, segments, query, body, scopes, parts.path)
+        return self._route(method, segments, query, body, self.tokens[token], parts.path)
 
-    def _page(self, items: list, query: dict, path: str) -> tuple[int, object, dict]:
+    def _route(self, method: str, seg: list[str], query: dict, body, scopes: set[str], path: str) -> Answer:
+        dialect = self.dialect
+        if len(seg) == 3 and (seg[0], seg[2]) == dialect.organization:
+            return self._organization(seg[1], query, path)
+        full_name, rest = self._repository_of(seg)
+        if full_name is None:
+            return 404, dialect.not_found, {}
+        if rest[:1] == ["hooks"]:
+            hook_id = rest[1] if len(rest) > 1 else None
+            if len(rest) == 3 and rest[2] == dialect.deliveries:
+                return self._deliveries(hook_id, query, scopes)
+            return self._hook_request(method, full_name, hook_id, body, scopes, query, path)
+        files = len(dialect.files)
+        if tuple(rest[:files]) == dialect.files and len(rest) > files:
+            return self._file(full_name, "/".join(rest[files:]))
+        return 404, dialect.not_found, {}
+
+    def _repository_of(self, seg: list[str]) -> tuple[str | None, list[str]]:
+        """(owner/name, the path after the repository) of a repository's path in this host's API."""
+        if seg[:1] != [self.dialect.repository]:
+            return None, []
+        if self.dialect.repository == "projects":  # one segment: the URL-encoded path, decoded above
+            return (seg[1], seg[2:]) if len(seg) > 1 else (None, [])
+        return (f"{seg[1]}/{seg[2]}", seg[3:]) if len(seg) > 2 else (None, [])
+
+    def _organization(self, name: str, query: dict, path: str) -> Answer:
+        if self.provider == "gitlab":  # a group, and with include_subgroups its subgroups' projects too
+            subgroups = query.get("include_subgroups") == "true"
+            found = any(r.full_name.startswith(name + "/") for r in self.repos.values())
+            items = [
+                self._repo_item(r)
+                for r in self.repos.values()
+                if r.full_name.rsplit("/", 1)[0] == name or (subgroups and r.full_name.startswith(name + "/"))
+            ]
+        else:
+            items = [self._repo_item(r) for r in self.repos.values() if r.full_name.split("/")[0] == name]
+            found = bool(items)
+        if not found:
+            return 404, self.dialect.organization_not_found, {}
+        return self._page(items, query, path)
+
+    def _page(self, items: list, query: dict, path: str) -> Answer:
         size = int(query.get("per_page") or query.get("limit") or 30)
         if self.page_size:
             size = min(size, self.page_size)
@@ -111,175 +203,83 @@ class FakeGitHost:
     def _find_hook(self, full_name: str, hook_id: str) -> dict | None:
         return next((h for h in self.hooks.get(full_name, []) if str(h["id"]) == hook_id), None)
 
-    def _hook_request(self, method, full_name, hook_id, body, scopes, item_of, update, query, path):
+    def _hook_request(self, method, full_name, hook_id, body, scopes, query, path) -> Answer:
         if full_name not in self.repos:
-            return 404, {"message": "Not Found"}, {}
+            return 404, self.dialect.not_found, {}
         if HOOK_SCOPE[self.provider] not in scopes:
-            return 403, {"message": self._forbidden_message()}, {}
+            return 403, {"message": self.dialect.forbidden}, {}
         if hook_id is None:
             if method == "GET":
-                return self._page([item_of(h) for h in self.hooks.get(full_name, [])], query, path)
+                return self._page([self._hook_item(h) for h in self.hooks.get(full_name, [])], query, path)
             if method == "POST":
-                return 201, item_of(self._new_hook(full_name, body)), {}
+                return 201, self._hook_item(self._new_hook(full_name, body)), {}
             return 405, {"message": "Method Not Allowed"}, {}
         hook = self._find_hook(full_name, hook_id)
         if hook is None:
-            return 404, {"message": "Not Found"}, {}
+            return 404, self.dialect.not_found, {}
         if method == "DELETE":
             self.hooks[full_name].remove(hook)
             return 204, None, {}
         if method in ("PATCH", "PUT"):
-            update(hook, body)
-            return 200, item_of(hook), {}
-        return 200, item_of(hook), {}
+            self._update_hook(hook, body)
+        return 200, self._hook_item(hook), {}
 
-    def _forbidden_message(self) -> str:
-        return {
-            "github": "Resource not accessible by personal access token",
-            "gitlab": "403 Forbidden",
-            "gitea": "token does not have at least one of required scope(s): [write:repository]",
-        }[self.provider]
+    def _hook_item(self, hook: dict) -> dict:
+        """A hook as the host shows it: never its secret."""
+        dialect = self.dialect
+        if dialect.flat_hooks:
+            return {k: v for k, v in hook.items() if k != dialect.secret}
+        config = {k: v for k, v in hook["config"].items() if k != dialect.secret}
+        if dialect.masked_secret and dialect.secret in hook["config"]:
+            config[dialect.secret] = dialect.masked_secret
+        return {**hook, "active": hook.get("active", True), "config": config}
 
-    # GitHub -------------------------------------------------------------------------------------------------------
-    def _github(self, method, seg, query, body, scopes, path):
-        if seg[:1] == ["orgs"] and len(seg) == 3 and seg[2] == "repos":
-            items = [self._github_repo(r) for r in self.repos.values() if r.full_name.split("/")[0] == seg[1]]
-            if not items:
-                return 404, {"message": "Not Found"}, {}
-            return self._page(items, query, path)
-        if seg[:1] == ["repos"] and len(seg) >= 4 and seg[3] == "hooks":
-            full_name = f"{seg[1]}/{seg[2]}"
-            hook_id = seg[4] if len(seg) > 4 else None
-            if len(seg) == 6 and seg[5] == "deliveries":
-                if HOOK_SCOPE["github"] not in scopes:
-                    return 403, {"message": self._forbidden_message()}, {}
-                return 200, self.deliveries.get(int(hook_id), [])[: int(query.get("per_page", 30))], {}
+    def _update_hook(self, hook: dict, changes: dict) -> None:
+        if self.dialect.flat_hooks:
+            hook.update(changes)
+            return
+        hook.update({k: v for k, v in changes.items() if k != "config"})
+        hook["config"] = {**hook["config"], **changes.get("config", {})}
 
-            def item(hook):
-                config = {k: v for k, v in hook["config"].items() if k != "secret"}  # GitHub never shows it
-                if "secret" in hook["config"]:
-                    config["secret"] = "********"
-                return {"id": hook["id"], "name": "web", "active": hook.get("active", True), "events": hook["events"],
-                        "config": config}  # fmt: skip
+    def _deliveries(self, hook_id: str, query: dict, scopes: set[str]) -> Answer:
+        if self.provider == "gitlab" and not self.events_api:
+            return 404, self.dialect.not_found, {}
+        if HOOK_SCOPE[self.provider] not in scopes:
+            return 403, {"message": self.dialect.forbidden}, {}
+        return 200, self.deliveries.get(int(hook_id), [])[: int(query.get("per_page", 30))], {}
 
-            def update(hook, changes):
-                hook.update({k: v for k, v in changes.items() if k != "config"})
-                hook["config"] = {**hook["config"], **changes.get("config", {})}
-
-            return self._hook_request(method, full_name, hook_id, body, scopes, item, update, query, path)
-        if seg[:1] == ["repos"] and len(seg) >= 5 and seg[3] == "contents":
-            repo = self.repos.get(f"{seg[1]}/{seg[2]}")
-            wanted = "/".join(seg[4:])
-            if repo is None or wanted not in repo.files:
-                return 404, {"message": "Not Found"}, {}
-            return 200, {"type": "file", "path": wanted, "name": wanted.rsplit("/", 1)[-1]}, {}
-        return 404, {"message": "Not Found"}, {}
-
-    def _github_repo(self, repo: FakeRepo) -> dict:
-        owner, name = repo.full_name.split("/", 1)
-        return {
-            "name": name,
-            "full_name": repo.full_name,
-            "owner": {"login": owner},
-            "topics": repo.topics,
-            "default_branch": repo.default_branch,
-            "clone_url": repo.clone_url,
-            "ssh_url": f"git@github.example.com:{repo.full_name}.git",
-            "html_url": f"https://github.example.com/{repo.full_name}",
-            "archived": repo.archived,
-        }
-
-    # GitLab -------------------------------------------------------------------------------------------------------
-    def _gitlab(self, method, seg, query, body, scopes, path):
-        if seg[:1] == ["groups"] and len(seg) == 3 and seg[2] == "projects":
-            group = seg[1]
-            subgroups = query.get("include_subgroups") == "true"
-            items = [
-                self._gitlab_project(r)
-                for r in self.repos.values()
-                if r.full_name.rsplit("/", 1)[0] == group or (subgroups and r.full_name.startswith(group + "/"))
-            ]
-            if not any(r.full_name.startswith(group + "/") for r in self.repos.values()):
-                return 404, {"message": "404 Group Not Found"}, {}
-            return self._page(items, query, path)
-        if seg[:1] == ["projects"] and len(seg) >= 3 and seg[2] == "hooks":
-            full_name = seg[1]
-            hook_id = seg[3] if len(seg) > 3 else None
-            if len(seg) == 5 and seg[4] == "events":
-                if not self.events_api:
-                    return 404, {"message": "404 Not Found"}, {}
-                return 200, self.deliveries.get(int(hook_id), [])[: int(query.get("per_page", 20))], {}
-
-            def item(hook):
-                return {k: v for k, v in hook.items() if k != "token"}  # GitLab never shows the token
-
-            def update(hook, changes):
-                hook.update(changes)
-
-            return self._hook_request(method, full_name, hook_id, body, scopes, item, update, query, path)
-        if seg[:1] == ["projects"] and len(seg) >= 5 and seg[2:4] == ["repository", "files"]:
-            repo = self.repos.get(seg[1])
-            wanted = "/".join(seg[4:])
-            if repo is None or wanted not in repo.files:
-                return 404, {"message": "404 File Not Found"}, {}
+    def _file(self, full_name: str, wanted: str) -> Answer:
+        repo = self.repos.get(full_name)
+        if repo is None or wanted not in repo.files:
+            return 404, self.dialect.file_not_found, {}
+        if self.provider == "gitlab":
             return 200, {"file_name": wanted.rsplit("/", 1)[-1], "file_path": wanted}, {}
-        return 404, {"message": "404 Not Found"}, {}
+        return 200, {"type": "file", "path": wanted, "name": wanted.rsplit("/", 1)[-1]}, {}
 
-    def _gitlab_project(self, repo: FakeRepo) -> dict:
+    def _repo_item(self, repo: FakeRepo) -> dict:
+        """A repository as the host's listing shows it."""
+        host = f"{self.provider}.example.com"
+        owner, name = repo.full_name.rsplit("/", 1)
+        common = {"topics": repo.topics, "default_branch": repo.default_branch, "archived": repo.archived}
+        if self.provider == "gitlab":
+            return {
+                **common,
+                "id": abs(hash(repo.full_name)) % 10_000,
+                "name": name,
+                "path": name,
+                "path_with_namespace": repo.full_name,
+                "http_url_to_repo": repo.clone_url,
+                "ssh_url_to_repo": f"git@{host}:{repo.full_name}.git",
+                "web_url": f"https://{host}/{repo.full_name}",
+            }
         return {
-            "id": abs(hash(repo.full_name)) % 10_000,
-            "name": repo.full_name.rsplit("/", 1)[1],
-            "path": repo.full_name.rsplit("/", 1)[1],
-            "path_with_namespace": repo.full_name,
-            "topics": repo.topics,
-            "default_branch": repo.default_branch,
-            "http_url_to_repo": repo.clone_url,
-            "ssh_url_to_repo": f"git@gitlab.example.com:{repo.full_name}.git",
-            "web_url": f"https://gitlab.example.com/{repo.full_name}",
-            "archived": repo.archived,
-        }
-
-    # Gitea --------------------------------------------------------------------------------------------------------
-    def _gitea(self, method, seg, query, body, scopes, path):
-        if seg[:1] == ["orgs"] and len(seg) == 3 and seg[2] == "repos":
-            items = [self._gitea_repo(r) for r in self.repos.values() if r.full_name.split("/")[0] == seg[1]]
-            if not items:
-                return 404, {"message": "GetOrgByName", "errors": ["org does not exist"]}, {}
-            return self._page(items, query, path)
-        if seg[:1] == ["repos"] and len(seg) >= 4 and seg[3] == "hooks":
-            full_name = f"{seg[1]}/{seg[2]}"
-            hook_id = seg[4] if len(seg) > 4 else None
-
-            def item(hook):
-                config = {k: v for k, v in hook["config"].items() if k != "secret"}
-                return {"id": hook["id"], "type": hook.get("type", "gitea"), "config": config,
-                        "events": hook["events"], "active": hook.get("active", True)}  # fmt: skip
-
-            def update(hook, changes):
-                hook.update({k: v for k, v in changes.items() if k != "config"})
-                hook["config"] = {**hook["config"], **changes.get("config", {})}
-
-            return self._hook_request(method, full_name, hook_id, body, scopes, item, update, query, path)
-        if seg[:1] == ["repos"] and len(seg) >= 5 and seg[3] == "contents":
-            repo = self.repos.get(f"{seg[1]}/{seg[2]}")
-            wanted = "/".join(seg[4:])
-            if repo is None or wanted not in repo.files:
-                return 404, {"message": "GetContentsOrList", "errors": ["object does not exist"]}, {}
-            return 200, {"type": "file", "path": wanted}, {}
-        return 404, {"message": "not found"}, {}
-
-    def _gitea_repo(self, repo: FakeRepo) -> dict:
-        owner, name = repo.full_name.split("/", 1)
-        return {
+            **common,
             "name": name,
             "full_name": repo.full_name,
             "owner": {"login": owner},
-            "topics": repo.topics,
-            "default_branch": repo.default_branch,
             "clone_url": repo.clone_url,
-            "ssh_url": f"git@gitea.example.com:{repo.full_name}.git",
-            "html_url": f"https://gitea.example.com/{repo.full_name}",
-            "archived": repo.archived,
+            "ssh_url": f"git@{host}:{repo.full_name}.git",
+            "html_url": f"https://{host}/{repo.full_name}",
         }
 
 

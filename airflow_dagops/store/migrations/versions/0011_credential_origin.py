@@ -11,10 +11,11 @@ it (review them with `dagops repos list` if someone without connection rights co
 
 from __future__ import annotations
 
+import re
+from urllib.parse import urlsplit
+
 import sqlalchemy as sa
 from alembic import op
-
-from airflow_dagops.git.credentials import url_origin
 
 revision = "0011"
 down_revision = "0010"
@@ -22,6 +23,35 @@ branch_labels = None
 depends_on = None
 
 TABLES = ("dagops_repository", "dagops_marketplace_catalog")
+
+# A migration is frozen in time: it must write what it wrote the day it was released, whatever git/credentials.py
+# becomes. So `url_origin` as it was then is copied here rather than imported (and the store layer does not reach up
+# to git/); tests/test_layout.py checks that no revision imports the package.
+_DEFAULT_PORTS = {"https": 443, "http": 80, "ssh": 22, "git": 9418}
+_SCP_LIKE = re.compile(r"^(?:[^@/]+@)?(?P<host>\[[^\]/]+\]|[^@/:]+):")
+
+
+def url_origin(url: str) -> str:
+    """`scheme://host:port` of a git URL: lower-case host, the scheme's default port spelled out, no user, no path.
+    `git@host:path` is `ssh://host:22`; local paths are `file://`."""
+    url = (url or "").strip()
+    if "://" not in url:
+        if url.startswith("/"):
+            return "file://"
+        match = _SCP_LIKE.match(url)
+        return f"ssh://{match.group('host').lower()}:22" if match else url.lower()
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    scheme = "ssh" if scheme in ("git+ssh", "ssh+git") else scheme
+    if scheme == "file":
+        return "file://"
+    host = (parts.hostname or "").lower()
+    try:
+        port = parts.port or _DEFAULT_PORTS.get(scheme)
+    except ValueError:  # a port that is no number: git cannot use it either; keep it apart from every other
+        return f"{scheme}://{parts.netloc.rpartition('@')[2].lower()}"
+    host = f"[{host}]" if ":" in host else host
+    return f"{scheme}://{host}:{port}" if port else f"{scheme}://{host}"
 
 
 def upgrade() -> None:
