@@ -24,25 +24,28 @@ def locks_dir() -> Path:
     return settings.dagops_home() / "locks"
 
 
-PUBLISH_MODES = ("symlinks", "bundle")
+PUBLISH_MODES = ("bundle", "symlinks")
 RELEASES_BUNDLE = "dagops-releases"  # the DAG bundle of `publish_mode = bundle` (airflow_dagops/bundle/)
 
 
 def publish_mode() -> str:
-    mode = settings.get("publish_mode").strip().lower() or "symlinks"
+    """`bundle` (the default: the versioned dagops-releases DAG bundle) or `symlinks` (the dags-folder bundle reads
+    the namespace links; every Airflow process shares one volume)."""
+    mode = settings.get("publish_mode").strip().lower() or "bundle"
     if mode not in PUBLISH_MODES:
         raise InvalidInput(f"[dagops] publish_mode must be one of {', '.join(PUBLISH_MODES)}, got {mode!r}")
     return mode
 
 
 def live_dir() -> Path:
-    """Where the namespace links are: the dags folder (symlinks mode), or `<dagops_home>/live`, which only the
-    dagops-releases bundle reads (bundle mode; the dags-folder bundle must not parse the same files too)."""
-    return bundle_live_dir() if publish_mode() == "bundle" else settings.dags_folder()
+    """Where the namespace links are, in both modes: the dags folder. In bundle mode its `.airflowignore` leaves
+    them to the dagops-releases bundle (deploy/dags_folder.py)."""
+    return settings.dags_folder()
 
 
-def bundle_live_dir() -> Path:
-    """The namespace links the dagops-releases bundle serves, whatever the mode (a migration fills it first)."""
+def legacy_live_dir() -> Path:
+    """Where bundle mode kept its namespace links before the live set moved into the state DB; only
+    `dagops bundle migrate` reads it, to move what an older installation left there into the dags folder."""
     return settings.dagops_home() / "live"
 
 

@@ -168,12 +168,13 @@ OPTIONS: dict[str, Option] = {
         "integer",
     ),
     "publish_mode": Option(
-        "symlinks",
-        "How releases reach Airflow. symlinks: a link per namespace in the dags folder (Airflow's unversioned "
-        "dags-folder bundle; every worker must share dagops_home). bundle: the dagops-releases DAG bundle (added by "
-        "`dagops init`), versioned by the set of live releases, so each DAG run keeps the release it started on and "
-        "workers materialize it from git without a shared volume. Switch with `dagops bundle migrate --to MODE`; "
-        "see docs/deployment.md.",
+        "bundle",
+        "How releases reach Airflow. bundle (the default): the dagops-releases DAG bundle (added by `dagops init`), "
+        "versioned by the set of live releases recorded in the state DB, so each DAG run keeps the release it started "
+        "on, and the dag-processor and workers build what they lack from git: no shared volume. The namespace links "
+        "stay in the dags folder, left out of the dags-folder bundle by its .airflowignore. symlinks: Airflow's "
+        "unversioned dags-folder bundle reads those links (every Airflow process shares dagops_home). Switch with "
+        "`dagops bundle migrate --to MODE`; see docs/deployment.md.",
     ),
     "metrics_token": Option(
         "",
@@ -190,6 +191,10 @@ SECTION = "dagops"
 AIRFLOW_OPTIONS: dict[tuple[str, str], tuple[str | None, tuple[str, str] | None]] = {
     ("core", "dags_folder"): ("{AIRFLOW_HOME}/dags", None),
     ("api", "base_url"): (None, ("webserver", "base_url")),
+    # Where Airflow looks connections up (airflow/connections.py `has_password`).
+    ("database", "sql_alchemy_conn"): ("sqlite:///{AIRFLOW_HOME}/airflow.db", ("core", "sql_alchemy_conn")),
+    ("secrets", "backend"): ("", None),
+    ("core", "multi_team"): ("False", None),
 }
 
 

@@ -1,5 +1,6 @@
-"""Wire dagops into an Airflow installation: the `dagops` DAG bundle serving the system DAGs, and the connection
-through which system DAGs read Airflow's REST API.
+"""Wire dagops into an Airflow installation: the `dagops` DAG bundle serving the system DAGs, the dagops-releases
+bundle serving the live releases (`publish_mode = bundle`, the default), and the connection through which system
+DAGs read Airflow's REST API.
 
 `dagops init` edits airflow.cfg in place (only the one option it owns), keeping every other line and
 comment; when the option comes from an environment variable it cannot edit, it says what to set.
@@ -39,9 +40,9 @@ def dagops_bundle() -> dict:
 
 def with_dagops_bundle(bundles: list[dict], *, mode: str | None = None) -> list[dict]:
     """The bundle list with the dagops bundle present exactly once, pointing at the installed system DAGs, and
-    with `[dagops] publish_mode = bundle` the dagops-releases bundle too (airflow_dagops/bundle/). Once added, the
-    releases bundle stays when the mode goes back to symlinks: DAG runs that started on it still need it to run
-    their tasks, and with no namespace link left it serves nothing."""
+    with `[dagops] publish_mode = bundle` (the default) the dagops-releases bundle too (airflow_dagops/bundle/).
+    Once added, the releases bundle stays when the mode goes back to symlinks: DAG runs that started on it still
+    need it to run their tasks, and with an empty live set it serves nothing."""
     others = [b for b in bundles if b.get("name") not in (BUNDLE_NAME, paths.RELEASES_BUNDLE)]
     releases = [b for b in bundles if b.get("name") == paths.RELEASES_BUNDLE]
     if (mode or paths.publish_mode()) == "bundle":

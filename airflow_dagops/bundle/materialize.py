@@ -1,4 +1,5 @@
-"""A bundle version's folder on this machine, built once and atomically: `<versions_dir>/<version>/<namespace>/...`.
+"""A bundle version's folder on this machine, built once and atomically: `<versions_dir>/<version>/<namespace>/...`;
+and the folder the dag-processor's tracking link of one namespace leads to (`tracked_folder`).
 
 Each namespace comes from the cheapest place that holds exactly its commit:
 
@@ -61,19 +62,42 @@ def materialize_namespace(entry: dict, dest: Path, *, mirrors_dir: Path) -> str:
         shutil.copytree(local, dest, symlinks=True, copy_function=_link_or_copy)
         source = "release folder"
     else:
-        export_release(
-            mirror=mirror_with_commit(entry, mirrors_dir=mirrors_dir),
-            sha=entry["commit"],
-            subdir=entry.get("subdir"),
-            dest=dest,
-            base=None,
-            max_size=settings.get_int("max_repo_size"),
-            metadata={"repository": entry["repository"], "namespace": entry.get("namespace"), "ref": entry.get("ref")},
-        )
+        export_commit(entry, dest, mirrors_dir=mirrors_dir)
         source = "git"
     _replace_file(dest / ".airflowignore", entry.get("airflowignore"))
     log.info("bundle: %s@%s from its %s", entry["repository"], entry["commit"][:12], source)
     return source
+
+
+def tracked_folder(namespace: str, entry: dict, *, builds_dir: Path, mirrors_dir: Path) -> Path:
+    """The folder the dag-processor parses for `namespace`: the release folder itself when this machine has it
+    (it shares the publishers' dagops_home), else `<builds_dir>/<namespace>/<commit>`, exported from git once per
+    (namespace, commit) and kept while the namespace serves that commit. A build's `.airflowignore` follows the
+    entry's: a dag_id clash settled after the release went live changes it, not the commit."""
+    local = local_release(entry)
+    if local is not None:
+        return local
+    dest = builds_dir / namespace / entry["commit"]
+    if not dest.is_dir():
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        export_commit(entry, dest, mirrors_dir=mirrors_dir)  # through a temp folder and a rename
+        log.info("bundle: %s@%s built from git for namespace %s", entry["repository"], entry["commit"][:12], namespace)
+    if _read_text(dest / ".airflowignore") != entry.get("airflowignore"):
+        _replace_file(dest / ".airflowignore", entry.get("airflowignore"))
+    return dest
+
+
+def export_commit(entry: dict, dest: Path, *, mirrors_dir: Path) -> None:
+    """The entry's commit exported at `dest` (the export a sync makes, atomic), from a mirror that has it."""
+    export_release(
+        mirror=mirror_with_commit(entry, mirrors_dir=mirrors_dir),
+        sha=entry["commit"],
+        subdir=entry.get("subdir"),
+        dest=dest,
+        base=None,
+        max_size=settings.get_int("max_repo_size"),
+        metadata={"repository": entry["repository"], "namespace": entry.get("namespace"), "ref": entry.get("ref")},
+    )
 
 
 def local_release(entry: dict) -> Path | None:
@@ -138,6 +162,13 @@ def _replace_file(path: Path, text: str | None) -> None:
     tmp = path.with_name(f".{path.name}.dagops-tmp-{os.getpid()}")
     tmp.write_text(text)
     os.replace(tmp, path)
+
+
+def _read_text(path: Path) -> str | None:
+    try:
+        return path.read_text(errors="replace")
+    except (FileNotFoundError, NotADirectoryError):
+        return None
 
 
 def _link_or_copy(source: str, target: str) -> None:

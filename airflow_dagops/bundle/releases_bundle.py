@@ -1,6 +1,6 @@
 """`DagopsReleasesBundle`: the live dagops releases as one versioned Airflow DAG bundle.
 
-Registered by `dagops init` when `[dagops] publish_mode = bundle`:
+Registered by `dagops init` (`[dagops] publish_mode = bundle`, the default):
 
     {"name": "dagops-releases", "classpath": "airflow_dagops.bundle.releases_bundle.DagopsReleasesBundle",
      "kwargs": {"refresh_interval": 5}}
@@ -8,12 +8,15 @@ Registered by `dagops init` when `[dagops] publish_mode = bundle`:
 In the dag-processor (no `version`), `path` is a tracking folder of namespace links under Airflow's bundle
 storage, changed only by `refresh()`, as GitDagBundle's tracking clone is changed only by its refresh: the files
 Airflow parses after a refresh are the ones of the version it records, whatever is published meanwhile. A
-refresh costs a `readlink` per namespace; the state DB is written only when the set changed. Adding a repository
-at run time is one more link: no restart, no configuration change.
+refresh reads the live set from the state DB (one query: deploy/live_set.py) and writes only when it changed:
+the version's row, then each changed namespace's link, pointed at the release folder when this machine's
+dagops_home has it, else at a build of the commit exported from git once (materialize.py). So the dag-processor
+needs the state DB and the Git hosts, not the publishers' volume. Adding a repository at run time is one more row:
+no restart, no configuration change.
 
 On a worker (`version` given), `path` is `<versions_dir>/<version>`, built on first use by `initialize()` from
 the version's manifest in the state DB (materialize.py) and kept while DAG runs use it: Airflow's own
-BundleUsageTrackingManager removes version folders the way it removes GitDagBundle's (cleanup.py).
+BundleUsageTrackingManager removes version folders the way it removes GitDagBundle's.
 
 `view_url_template()` leads to the dagops API's page of a version, which links each namespace's commit on its
 Git host (view_url.py): one bundle spans many repositories, so no single Git host URL fits every version.
@@ -23,13 +26,15 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 from pathlib import Path
 
 from airflow.dag_processing.bundles.base import BaseDagBundle, BundleVersion
 
-from airflow_dagops import paths, settings
+from airflow_dagops import settings
+from airflow_dagops.airflow import namespace_meta
 from airflow_dagops.bundle import manifest as live_sets
-from airflow_dagops.bundle.materialize import build_version
+from airflow_dagops.bundle.materialize import build_version, tracked_folder
 from airflow_dagops.bundle.view_url import version_page_template
 from airflow_dagops.errors import DagOpsError, NotFound
 from airflow_dagops.store import bundle_versions
@@ -42,14 +47,14 @@ class DagopsReleasesBundle(BaseDagBundle):
 
     supports_versioning = True
 
-    def __init__(self, *, live_dir: str | None = None, **kwargs) -> None:
+    def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
-        # Where the namespace links are published; the default is `<dagops_home>/live` (paths.bundle_live_dir).
-        self.live_dir = Path(live_dir) if live_dir else paths.bundle_live_dir()
         self.tracking_dir = self.base_dir / "tracking"
+        self.builds_dir = self.base_dir / "builds"  # commits exported from git for the tracking folder
         self.mirrors_dir = self.base_dir / "mirrors"
         self._current: str | None = None
         self._entries: dict[str, dict] = {}
+        self._targets: dict[str, Path] = {}  # namespace -> the folder its tracking link leads to
 
     @property
     def path(self) -> Path:
@@ -73,22 +78,28 @@ class DagopsReleasesBundle(BaseDagBundle):
         if self.version:
             raise DagOpsError("a versioned dagops-releases bundle is never refreshed: its version is fixed")
         with self.lock():
-            entries = live_sets.read_live_set(self.live_dir)
+            entries = live_sets.read_live_set()
             version = live_sets.version_of(entries)
-            if version != self._current:
-                entries = live_sets.with_sources(entries)
-                changed = live_sets.changed(self._previous_entries(), entries)
-                # Recorded before Airflow sees the id, so every DAG version and run that names it can be rebuilt.
-                created = bundle_versions.record(version, {"namespaces": entries, "changed": changed})
-                log.info(
-                    "bundle %s: version %s (%s)%s",
-                    self.name,
-                    version,
-                    live_sets.describe(entries),
-                    "" if created else ", seen before",
-                )
-            self._track(entries)
-            self._current, self._entries = version, entries
+            if version == self._current:
+                return
+            # Every folder first: a commit that cannot be fetched leaves the previous version serving, whole.
+            targets = {ns: self._folder_of(ns, entry) for ns, entry in entries.items()}
+            changed = live_sets.changed(self._previous_entries(), entries)
+            # Recorded before Airflow sees the id, so every DAG version and run that names it can be rebuilt.
+            created = bundle_versions.record(version, {"namespaces": entries, "changed": changed})
+            self._track(entries, targets)
+            log.info(
+                "bundle %s: version %s (%s)%s",
+                self.name,
+                version,
+                live_sets.describe(entries),
+                "" if created else ", seen before",
+            )
+            self._prune_builds(keep={*targets.values(), *self._targets.values()})
+            self._current, self._entries, self._targets = version, entries, targets
+
+    def _folder_of(self, namespace: str, entry: dict) -> Path:
+        return tracked_folder(namespace, entry, builds_dir=self.builds_dir, mirrors_dir=self.mirrors_dir)
 
     def _previous_entries(self) -> dict[str, dict]:
         """What was served before: this process's last set, or after a restart the one a dag-processor recorded
@@ -101,21 +112,36 @@ class DagopsReleasesBundle(BaseDagBundle):
     def view_url_template(self) -> str | None:
         return self._view_url_template or version_page_template(settings.public_base_url())
 
-    def _track(self, entries: dict[str, dict]) -> None:
-        """Point the tracking folder's namespace links at the live releases: one atomic rename per link that
-        changed, links of namespaces that left removed."""
+    def _track(self, entries: dict[str, dict], targets: dict[str, Path]) -> None:
+        """Point the tracking folder's namespace links at their folders: each namespace's settings snapshot first
+        (the cluster policy reads it when it parses), then one atomic rename per link that changed; links of
+        namespaces that left are removed."""
         self.tracking_dir.mkdir(parents=True, exist_ok=True)
-        for namespace, entry in entries.items():
+        for namespace, target in targets.items():
+            namespace_meta.write_snapshot(self.tracking_dir, namespace, entries[namespace].get("meta"))
             link = self.tracking_dir / namespace
-            if self._entries.get(namespace, {}).get("path") == entry["path"] and link.is_symlink():
+            if link.is_symlink() and os.readlink(link) == str(target):
                 continue
             temp = self.tracking_dir / f".{namespace}.tmp-{os.getpid()}"
             temp.unlink(missing_ok=True)
-            os.symlink(entry["path"], temp)
+            os.symlink(target, temp)
             os.replace(temp, link)
         for name in os.listdir(self.tracking_dir):
-            if not name.startswith(".") and name not in entries:
+            if not name.startswith(".") and name not in targets:
                 (self.tracking_dir / name).unlink(missing_ok=True)
+                namespace_meta.write_snapshot(self.tracking_dir, name, None)
+
+    def _prune_builds(self, *, keep: set[Path]) -> None:
+        """Remove the builds neither this version nor the previous one uses (a parse of the previous version may
+        still be reading its files). Failures are logged, never raised: cleanup must not fail a refresh."""
+        if not self.builds_dir.is_dir():
+            return
+        for build in self.builds_dir.glob("*/*"):
+            if build.is_dir() and build not in keep and not build.name.startswith("."):
+                try:
+                    shutil.rmtree(build)
+                except OSError as err:
+                    log.warning("bundle %s: could not remove the old build %s: %s", self.name, build, err)
 
     def _materialize(self) -> None:
         assert self.version is not None

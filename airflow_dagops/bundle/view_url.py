@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
+from airflow_dagops.git.host_api import provider_of_host
 from airflow_dagops.git.urls import host_of, path_of
 
 # `{base}`: https://<host>/<owner>/<repository>; `{commit}`: the full sha.
@@ -20,23 +21,12 @@ COMMIT_TEMPLATES = {
     "gitea": "{base}/commit/{commit}",
     "bitbucket": "{base}/commits/{commit}",
 }
-_KNOWN_HOSTS = {"github.com": "github", "gitlab.com": "gitlab", "bitbucket.org": "bitbucket", "codeberg.org": "gitea"}
 
 
 def host_kind(url: str) -> str | None:
     """github / gitlab / gitea / bitbucket for a repository URL, from its host name; None when it cannot tell
     (a local path, or a self-hosted server whose name says nothing)."""
-    host = host_of(url)
-    if not host:
-        return None
-    if host in _KNOWN_HOSTS:
-        return _KNOWN_HOSTS[host]
-    for word, kind in (("github", "github"), ("gitlab", "gitlab"), ("bitbucket", "bitbucket")):
-        if word in host:
-            return kind
-    if "gitea" in host or "forgejo" in host:
-        return "gitea"
-    return None
+    return provider_of_host(host_of(url))
 
 
 def web_base(url: str) -> str | None:

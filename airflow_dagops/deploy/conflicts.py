@@ -15,15 +15,16 @@ sees two files for one dag_id (at worst, for a moment, none).
 from __future__ import annotations
 
 import logging
-import os
 from collections import defaultdict
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, object_session
 
 from airflow_dagops import paths, settings
+from airflow_dagops.deploy import live_set
+from airflow_dagops.deploy.ignore_files import read_section, write_section
 from airflow_dagops.deploy.locks import repository_lock
 from airflow_dagops.release_manifest import forget_in_manifest
 from airflow_dagops.store.db import session_scope
@@ -99,33 +100,13 @@ def owners_above(claimants: list[Claimant], rank: tuple[int, str]) -> dict[str, 
 # -- the managed .airflowignore section ------------------------------------------------------------------
 def hidden_in(release_dir: Path) -> list[str]:
     """The files the managed section of a release's `.airflowignore` leaves out."""
-    ignore = release_dir / ".airflowignore"
-    if not ignore.is_file():
-        return []
-    lines = ignore.read_text(errors="replace").splitlines()
-    if SECTION_START not in lines:
-        return []
-    start = lines.index(SECTION_START) + 1
-    end = lines.index(SECTION_END, start) if SECTION_END in lines[start:] else len(lines)
-    return [line for line in lines[start:end] if line.strip()]
+    return read_section(release_dir / ".airflowignore", SECTION_START, SECTION_END)
 
 
 def write_hidden(release_dir: Path, files: list[str]) -> bool:
-    """Make the managed section list exactly `files` (the rest of the file is kept); True when it changed.
-    The file may be a hard link shared with other releases: a new file replaces it, never an in-place edit."""
-    if sorted(files) == sorted(hidden_in(release_dir)):
+    """Make the managed section list exactly `files` (the rest of the file is kept); True when it changed."""
+    if not write_section(release_dir / ".airflowignore", SECTION_START, SECTION_END, sorted(files)):
         return False
-    ignore = release_dir / ".airflowignore"
-    lines = ignore.read_text(errors="replace").splitlines() if ignore.is_file() else []
-    if SECTION_START in lines:
-        start = lines.index(SECTION_START)
-        end = lines.index(SECTION_END, start) + 1 if SECTION_END in lines[start:] else len(lines)
-        lines = lines[:start] + lines[end:]
-    if files:
-        lines += [SECTION_START, *sorted(files), SECTION_END]
-    tmp = release_dir / f".airflowignore.dagops-tmp-{os.getpid()}"
-    tmp.write_text("\n".join(lines) + "\n" if lines else "")
-    os.replace(tmp, ignore)
     forget_in_manifest(release_dir, ".airflowignore")
     return True
 
@@ -206,5 +187,9 @@ def apply_hidden(pairs: list[tuple[Repository, Release]], *, phase: str) -> None
         files = set(lost) | set(hidden_in(folder)) if phase == "hide" else set(lost)
         if write_hidden(folder, sorted(files)):
             log.info("%s: files left out because of dag_id clashes: %s", repo.name, ", ".join(sorted(files)) or "none")
+            # The pairs are rows of the caller's session: the live set (bundle mode) follows in its transaction.
+            session = object_session(release)
+            if session is not None:
+                live_set.refresh(session, repo.namespace)
         if phase == "settle":
             release.hidden_files = lost or None

@@ -47,7 +47,7 @@ def repository_lock(locks_dir: Path, name: str, *, timeout: float) -> Iterator[N
         with _advisory_lock(url, name, timeout=timeout):
             yield
         return
-    with _file_lock(locks_dir, name, timeout=timeout):
+    with file_lock(locks_dir, name, timeout=timeout):
         yield
 
 
@@ -59,7 +59,7 @@ def _busy(name: str, timeout: float) -> LockBusy:
 
 
 @contextmanager
-def _file_lock(locks_dir: Path, name: str, *, timeout: float) -> Iterator[None]:
+def file_lock(locks_dir: Path, name: str, *, timeout: float) -> Iterator[None]:
     locks_dir.mkdir(parents=True, exist_ok=True)
     lock = FileLock(str(locks_dir / f"{name}.lock"))
     try:

@@ -1,10 +1,17 @@
-"""Atomic publish: `<dags_folder>/<namespace>` is a symlink swapped in one rename (the git-sync method)."""
+"""Atomic publish: `<dags_folder>/<namespace>` is a symlink swapped in one rename (the git-sync method).
+
+The link is the same in both publish modes. In bundle mode Airflow parses it through the dagops-releases bundle
+only: the namespace is listed in the dags folder's `.airflowignore` before its link appears, and unlisted once it
+is gone (deploy/dags_folder.py). What the bundle serves is the live set in the state DB (deploy/live_set.py),
+written by the caller in the transaction that makes the release live.
+"""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
+from airflow_dagops.deploy import dags_folder
 from airflow_dagops.errors import Conflict
 
 
@@ -24,6 +31,8 @@ def publish(link: Path, release_dir: Path) -> None:
             "so dagops can publish there"
         )
     link.parent.mkdir(parents=True, exist_ok=True)
+    if dags_folder.serves_from_bundle(link):
+        dags_folder.hide(link.name)  # before the link exists: the dags-folder bundle never parses it
     # The temp link lives next to the final one (same file system, so os.replace is atomic); its
     # dotted name keeps the dag-processor from treating it as a DAG folder in the meantime.
     temp = link.parent / f".{link.name}.dagops-tmp-{os.getpid()}"
@@ -35,7 +44,10 @@ def publish(link: Path, release_dir: Path) -> None:
 
 def unpublish(link: Path) -> bool:
     """Remove a namespace link (never a real folder); returns whether one was removed."""
+    removed = False
     if link.is_symlink():
         link.unlink()
-        return True
-    return False
+        removed = True
+    if not link.is_symlink() and dags_folder.in_dags_folder(link):
+        dags_folder.show(link.name)  # whatever the mode: a namespace that is gone leaves no line behind
+    return removed

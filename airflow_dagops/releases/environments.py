@@ -172,6 +172,12 @@ def _namespace_of(path: Path) -> str | None:
         return relative.parts[0] if len(relative.parts) >= 2 else None
     except ValueError:
         pass
+    # A folder of the dagops-releases bundle (publish_mode = bundle): its tracking folder or a version folder.
+    from airflow_dagops.airflow.cluster_policy import published_by  # lazy: loads Airflow, only at DAG parse time
+
+    published = published_by(str(path))
+    if published is not None:
+        return published[0]
     parts = path.parts  # a release folder: <dagops_home>/releases/<namespace>/<sha>/...
     for index in range(len(parts) - 3, -1, -1):
         if parts[index] == "releases":

@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from airflow_dagops import paths, settings
 from airflow_dagops.airflow import namespace_meta
+from airflow_dagops.deploy import live_set
 from airflow_dagops.deploy.conflicts import CONFLICTS_LOCK, apply_hidden, live_pairs
 from airflow_dagops.deploy.locks import repository_lock
 from airflow_dagops.deploy.publish import publish
@@ -73,6 +74,10 @@ def record_live(session: Session, repo: Repository, release: Release, *, actor: 
             previous.status = ReleaseStatus.RETIRED
     release.status = ReleaseStatus.LIVE
     repo.live_release_id = release.id
+    # Bundle mode: what the dagops-releases bundle serves changes in this same transaction (deploy/live_set.py).
+    live_set.record(
+        session, repo.namespace, repository_id=repo.id, release_id=release.id, release_dir=Path(release.path)
+    )
     if previous_id != release.id:
         before = session.get(Release, previous_id) if previous_id else None
         session.add(

@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from airflow_dagops import paths, settings
 from airflow_dagops.airflow import namespace_meta
+from airflow_dagops.deploy import dags_folder, live_set
 from airflow_dagops.deploy.conflicts import reconcile_conflicts
 from airflow_dagops.deploy.locks import repository_lock
 from airflow_dagops.deploy.publish import unpublish
@@ -93,7 +94,9 @@ def remove_repository(name: str, *, keep_dags: bool = False) -> str:
             unpublish(link)
             what = "its DAGs were removed from the dags folder"
         with session_scope() as session:
-            session.delete(load_repository(session, name))
+            session.delete(load_repository(session, name))  # and its live set rows (bundle mode) with it
+        if keep_dags:
+            dags_folder.show(namespace)  # the plain copy is the dags-folder bundle's from now on
         shutil.rmtree(paths.mirror_dir(name), ignore_errors=True)
         shutil.rmtree(paths.namespace_releases_dir(namespace), ignore_errors=True)
         namespace_meta.remove(namespace)
@@ -153,6 +156,7 @@ def update_repository(name: str, *, verify: bool = True, **changes) -> Repositor
             repo.last_seen_commit = None  # follow the new source at the next check
         session.flush()
         write_namespace_meta(repo)
+        live_set.refresh(session, repo.namespace)  # bundle mode: its DAGs are parsed with the new settings
         log.info("updated repository %s: %s", name, ", ".join(sorted(clean)) or "nothing")
         info = repository_info(session, repo)
     if "priority" in clean:

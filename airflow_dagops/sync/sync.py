@@ -15,6 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from airflow_dagops import paths, settings
+from airflow_dagops.deploy import live_set
 from airflow_dagops.deploy.locks import repository_lock
 from airflow_dagops.deploy.publish import current_target, publish
 from airflow_dagops.deploy.releases import clean_temporary_exports
@@ -229,6 +230,7 @@ def _recover(session: Session, repo: Repository) -> None:
             live.status = ReleaseStatus.RETIRED
         adopted.status = ReleaseStatus.LIVE
         repo.live_release_id = adopted.id
+        live_set.record(session, repo.namespace, repository_id=repo.id, release_id=adopted.id, release_dir=target)
 
 
 def _keep_pinned(snapshot: RepoSnapshot, trigger, airflow_run_id) -> SyncOutcome:

@@ -31,9 +31,10 @@ def test_the_bundle_is_added_once_and_keeps_other_bundles():
         {"name": "dags-folder", "classpath": "x", "kwargs": {}},
         {"name": "dagops", "classpath": "old", "kwargs": {"path": "/old"}},
     ]
-    bundles = airflow_setup.with_dagops_bundle(others)
-    assert [b["name"] for b in bundles] == ["dags-folder", "dagops"]
+    bundles = airflow_setup.with_dagops_bundle(others)  # publish_mode = bundle, the default
+    assert [b["name"] for b in bundles] == ["dags-folder", "dagops", paths.RELEASES_BUNDLE]
     assert bundles[1]["kwargs"]["path"] == str(paths.meta_dags_dir())
+    assert [b["name"] for b in airflow_setup.with_dagops_bundle(others, mode="symlinks")] == ["dags-folder", "dagops"]
     assert (paths.meta_dags_dir() / "dagops_sync.py").is_file()
 
 
@@ -56,7 +57,7 @@ def test_dagops_init_writes_airflow_cfg_idempotently(dagops_env):
     # Airflow's own defaults were written first, as any `airflow` command would: among them the JWT secret every
     # Airflow process must share (a file with only our option would leave each process making up its own).
     assert re.search(r"^jwt_secret = \S+", cfg, re.MULTILINE)
-    assert [b["name"] for b in value] == ["dags-folder", "dagops"]
+    assert [b["name"] for b in value] == ["dags-folder", "dagops", paths.RELEASES_BUNDLE]  # the default mode's
     assert "already configured" in result.stdout
     for folder in ("mirrors", "releases", "locks"):
         assert (dagops_env.dagops_home / folder).is_dir()

@@ -10,20 +10,23 @@ from pathlib import Path
 import pytest
 
 from airflow_dagops import paths
-from airflow_dagops.airflow import cluster_policy
+from airflow_dagops.airflow import cluster_policy, namespace_meta
 from airflow_dagops.bundle import manifest as live_sets
+from airflow_dagops.bundle.manifest import read_live_set
 from airflow_dagops.bundle.releases_bundle import DagopsReleasesBundle
+from airflow_dagops.deploy import dags_folder
+from airflow_dagops.release_manifest import read_manifest
 from airflow_dagops.releases.rollback import rollback
-from airflow_dagops.repositories.registry import add_repository, remove_repository
+from airflow_dagops.repositories.registry import add_repository, remove_repository, update_repository
 from airflow_dagops.store import bundle_versions
 from airflow_dagops.sync.sync import sync_repository
+from tests.helpers.parsing import parsed_dags
 from tests.helpers.repos import dag_source
 
 
 @pytest.fixture
-def bundle_env(dagops_env, tmp_path, monkeypatch):
-    monkeypatch.setenv("AIRFLOW__DAGOPS__PUBLISH_MODE", "bundle")
-    monkeypatch.setenv("AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_STORAGE_PATH", str(tmp_path / "bundles"))
+def bundle_env(dagops_env):
+    """An installation in the default publish mode, bundle (dagops_env gives it bundle storage of its own)."""
     return dagops_env
 
 
@@ -31,14 +34,19 @@ def bundle(version: str | None = None) -> DagopsReleasesBundle:
     return DagopsReleasesBundle(name=paths.RELEASES_BUNDLE, version=version, refresh_interval=5)
 
 
-def test_publishing_goes_to_the_live_folder_and_makes_a_new_version(bundle_env, git_remote):
+def namespaces_in(folder: Path) -> list[str]:
+    return sorted(name for name in os.listdir(folder) if not name.startswith("."))
+
+
+def test_publishing_records_the_live_set_and_makes_a_new_version(bundle_env, git_remote):
     remote = git_remote({"dags/team_a.py": dag_source("team_a")})
     add_repository("team", remote.url, verify=False)
     first_commit = remote.head()
     assert sync_repository("team", trigger="cli").status == "published"
-    link = paths.bundle_live_dir() / "team"
-    assert link.is_symlink()
-    assert not (bundle_env.dags_folder / "team").exists()  # the dags-folder bundle must not parse it too
+    # The namespace's atomic link stays in the dags folder, which the dags-folder bundle is told to leave alone.
+    assert (bundle_env.dags_folder / "team").is_symlink()
+    assert dags_folder.listed() == ["team"]
+    assert read_live_set()["team"]["commit"] == first_commit
 
     processor = bundle()
     processor.initialize()
@@ -82,7 +90,7 @@ def test_a_worker_builds_the_version_of_its_run_not_the_live_one(bundle_env, git
     built = worker.path / "team" / "dags" / "team_a.py"
     assert "# the new code" not in built.read_text()
     # Hard links to the release folder, not copies and not a link that would dangle once the release is pruned.
-    release = Path(os.readlink(paths.bundle_live_dir() / "team")).parent
+    release = Path(os.readlink(bundle_env.dags_folder / "team")).parent
     assert built.stat().st_nlink >= 2
     assert not (worker.path / "team").is_symlink()
     assert release.is_dir()
@@ -110,7 +118,7 @@ def test_a_worker_without_the_release_folders_exports_the_commit_from_git(bundle
     assert worker.path == tmp_path / "other-machine" / paths.RELEASES_BUNDLE / "versions" / version
     assert (worker.path / "team" / "dags" / "team_a.py").read_text() == dag_source("team_a")
     assert (worker.path / "team" / "helpers" / "util.py").read_text() == "X = 1\n"
-    assert live_sets._release_of(str(worker.path / "team"))["commit"] == old_commit
+    assert read_manifest(worker.path / "team")["commit"] == old_commit
     assert not list(worker.path.parent.glob(".tmp-*"))  # built through a temp folder, renamed into place
 
 
@@ -126,7 +134,7 @@ def test_a_worker_with_its_own_dagops_home_never_reads_the_publishers_release_fo
     processor = bundle()
     processor.initialize()
     version = processor.get_current_version().version
-    release_file = Path(os.readlink(paths.bundle_live_dir() / "team")) / "dags" / "team_a.py"
+    release_file = Path(os.readlink(bundle_env.dags_folder / "team")) / "dags" / "team_a.py"
     assert release_file.is_file()
 
     monkeypatch.setenv("AIRFLOW__DAGOPS__DAGOPS_HOME", str(tmp_path / "worker-home"))
@@ -146,11 +154,81 @@ def test_removing_a_repository_leaves_the_set(bundle_env, git_remote):
     sync_repository("other", trigger="cli")
     processor = bundle()
     processor.initialize()
-    assert sorted(os.listdir(processor.path)) == ["other", "team"]
+    assert namespaces_in(processor.path) == ["other", "team"]
     remove_repository("other")
+    assert dags_folder.listed() == ["team"]  # its link is gone, and its line with it
     processor.refresh()
-    assert sorted(name for name in os.listdir(processor.path) if not name.startswith(".")) == ["team"]
+    assert namespaces_in(processor.path) == ["team"]
     assert list(bundle_versions.load(processor.get_current_version().version)["namespaces"]) == ["team"]
+
+
+def test_keeping_a_removed_repositorys_dags_hands_them_to_the_dags_folder_bundle(bundle_env, git_remote):
+    add_repository("team", git_remote({"dags/team_a.py": dag_source("team_a")}).url, verify=False)
+    sync_repository("team", trigger="cli")
+    assert parsed_dags(bundle_env.dags_folder)["team_a"].bundle == paths.RELEASES_BUNDLE
+    remove_repository("team", keep_dags=True)
+    assert dags_folder.listed() == []
+    assert read_live_set() == {}
+    assert parsed_dags(bundle_env.dags_folder)["team_a"].bundle == "dags-folder"  # once, from the plain copy
+
+
+def test_a_settings_change_reaches_the_live_set(bundle_env, git_remote):
+    add_repository("team", git_remote({"dags/team_a.py": dag_source("team_a")}).url, verify=False)
+    sync_repository("team", trigger="cli")
+    before = live_sets.version_of(read_live_set())
+    update_repository("team", access_control={"data-eng": ["can_read"]})
+    assert read_live_set()["team"]["meta"]["access_control"] == {"data-eng": ["can_read"]}
+    assert live_sets.version_of(read_live_set()) != before  # DAGs are parsed again, with the new settings
+
+
+def test_a_dag_processor_without_the_publishers_volume_builds_each_commit_from_git(
+    bundle_env, git_remote, tmp_path, monkeypatch
+):
+    """The dag-processor needs the state DB and the Git host only: with a dagops_home of its own (no releases, no
+    mirrors), each tracking link leads to a build of the live commit, exported from git once per (namespace,
+    commit), with the release's `.airflowignore` and the namespace's settings as they went live."""
+    remote = git_remote(
+        {"dags/team_a.py": dag_source("team_a"), "dags/skip.py": "# not a DAG\n", ".airflowignore": "dags/skip.py\n"}
+    )
+    add_repository("team", remote.url, verify=False, access_control={"data-eng": ["can_read"]})
+    sync_repository("team", trigger="cli")
+    publisher = bundle()
+    publisher.initialize()
+    release = Path(os.readlink(bundle_env.dags_folder / "team"))
+    publisher_home = os.environ["AIRFLOW__DAGOPS__DAGOPS_HOME"]
+
+    def on_the_dag_processor():
+        monkeypatch.setenv("AIRFLOW__DAGOPS__DAGOPS_HOME", str(tmp_path / "processor-home"))
+        monkeypatch.setenv("AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_STORAGE_PATH", str(tmp_path / "processor-storage"))
+
+    def publish(message: str, files: dict) -> str:
+        monkeypatch.setenv("AIRFLOW__DAGOPS__DAGOPS_HOME", publisher_home)
+        remote.commit(message, files)
+        assert sync_repository("team", trigger="cli").status == "published"
+        on_the_dag_processor()
+        processor.refresh()
+        return remote.head()
+
+    on_the_dag_processor()
+    processor = bundle()
+    processor.initialize()
+    assert processor.get_current_version().version == publisher.get_current_version().version  # same set, same id
+    builds = tmp_path / "processor-storage" / paths.RELEASES_BUNDLE / "builds" / "team"
+    tracked = processor.path / "team"
+    first = remote.head()
+    assert Path(os.readlink(tracked)) == builds / first
+    assert (tracked / "dags" / "team_a.py").read_text() == dag_source("team_a")
+    assert (tracked / ".airflowignore").read_text() == (release / ".airflowignore").read_text()
+    assert namespace_meta.read_snapshot(processor.path, "team")["access_control"] == {"data-eng": ["can_read"]}
+    assert cluster_policy.published_by(str(tracked / "dags" / "team_a.py")) == ("team", "team")
+    assert not (tmp_path / "processor-home" / "releases").exists()
+
+    second = publish("second", {"dags/team_a.py": "# second\n" + dag_source("team_a")})
+    assert Path(os.readlink(tracked)) == builds / second
+    assert (builds / first).is_dir()  # a parse of the previous version may still read it
+    third = publish("third", {"dags/team_a.py": "# third\n" + dag_source("team_a")})
+    assert sorted(os.listdir(builds)) == sorted([second, third])
+    assert (tracked / "dags" / "team_a.py").read_text().startswith("# third")
 
 
 def test_an_unknown_version_says_what_to_check(bundle_env):
@@ -158,3 +236,19 @@ def test_an_unknown_version_says_what_to_check(bundle_env):
 
     with pytest.raises(NotFound, match="no version 'feedbeef'"):
         bundle("feedbeef").initialize()
+
+
+def test_an_isolated_environment_is_found_from_the_bundles_folders(bundle_env, git_remote):
+    """`namespace_python(__file__)` runs while a DAG file is parsed: from the tracking folder in the dag-processor,
+    from a version folder on a worker. Both name the namespace's environment."""
+    from airflow_dagops.releases.environments import namespace_python
+
+    add_repository("team", git_remote({"dags/team_a.py": dag_source("team_a")}).url, verify=False)
+    sync_repository("team", trigger="cli")
+    namespace_meta.write("team", {"repository": "team", "python": "/venvs/team/abc/bin/python"})
+    processor = bundle()
+    processor.initialize()
+    worker = bundle(processor.get_current_version().version)
+    worker.initialize()
+    for root in (processor.path, worker.path):
+        assert namespace_python(str(root / "team" / "dags" / "team_a.py")) == "/venvs/team/abc/bin/python"

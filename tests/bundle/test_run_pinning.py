@@ -5,12 +5,11 @@ names that release."""
 
 from __future__ import annotations
 
-import json
-
 import pytest
-from sqlalchemy import create_engine, text
 
 from tests.helpers.airflow import make_instance
+from tests.helpers.airflow_procs import bundle_manifest, bundle_mode_env, running
+from tests.helpers.airflow_procs import dag_versions as versions_of
 from tests.helpers.servers import wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
@@ -51,9 +50,8 @@ def airflow(tmp_path_factory):
     instance = make_instance(
         home,
         {
-            "AIRFLOW__DAGOPS__PUBLISH_MODE": "bundle",
+            **bundle_mode_env(home),
             "AIRFLOW__DAGOPS__SYNC_SCHEDULE": "",
-            "AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_STORAGE_PATH": str(home / "bundles"),
             "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
             "AIRFLOW__CORE__PARALLELISM": "4",
             "AIRFLOW__API__WORKERS": "1",
@@ -61,14 +59,8 @@ def airflow(tmp_path_factory):
     )
     config = (home / "airflow.cfg").read_text()
     assert "airflow_dagops.bundle.releases_bundle.DagopsReleasesBundle" in config  # `dagops init` registered it
-    try:
-        instance.start("api-server", "scheduler", "dag-processor")
-        yield instance
-    except BaseException:
-        print(instance.logs())
-        raise
-    finally:
-        instance.stop()
+    with running(instance, "api-server", "scheduler", "dag-processor") as started:
+        yield started
 
 
 @pytest.fixture
@@ -83,8 +75,7 @@ def publish(airflow, remote, flags, code: str) -> str:
 
 
 def dag_versions(airflow) -> list[dict]:
-    response = airflow.api("GET", "dags/pinned/dagVersions")
-    return response.json().get("dag_versions", []) if response.ok else []
+    return versions_of(airflow, "pinned")
 
 
 def parsed_at(airflow, commit: str) -> bool:
@@ -98,12 +89,7 @@ def newest_version(airflow) -> dict:
 
 def manifest_of(airflow, version: str | None) -> dict:
     """The namespace's entry of a bundle version, from the dagops state DB."""
-    engine = create_engine(f"sqlite:///{airflow.home / 'dagops' / 'dagops.db'}")
-    with engine.connect() as connection:
-        raw = connection.scalar(text("SELECT manifest FROM dagops_bundle_version WHERE version = :v"), {"v": version})
-    engine.dispose()
-    manifest = json.loads(raw) if isinstance(raw, str) else raw or {}
-    return manifest.get("namespaces", {}).get("pinned-repo", {})
+    return bundle_manifest(airflow, version, "pinned-repo")
 
 
 def start_run(airflow, flags) -> str:

@@ -1,19 +1,23 @@
 """dag_id clashes between repositories are settled by priority: Airflow never sees two files for one dag_id.
 
 The integration test drives three real repositories through real syncs (the sandboxed structure step finds
-the dag_ids) and loads the whole dags folder with Airflow's own DagBag after every step.
+the dag_ids) and loads what Airflow parses with its own DagBag after every step, in both publish modes.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
+from airflow_dagops.bundle.manifest import read_live_set
 from airflow_dagops.deploy import conflicts
 from airflow_dagops.deploy.conflicts import Claimant
 from airflow_dagops.releases.rollback import get_release
 from airflow_dagops.repositories.info import get_repository
 from airflow_dagops.repositories.registry import add_repository, remove_repository, update_repository
 from airflow_dagops.sync.sync import SyncOutcome, sync_repository
+from tests.helpers.parsing import namespaces_of
 from tests.helpers.repos import dag_source
 
 
@@ -49,20 +53,23 @@ def test_the_managed_airflowignore_section_keeps_the_authors_lines(tmp_path):
 
 
 # -- three repositories through real syncs ----------------------------------------------------------------
-@pytest.fixture
-def with_structure(dagops_env, monkeypatch):
-    """The sandboxed structure step on: it is what tells dagops which dag_ids a release defines."""
+@pytest.fixture(params=["bundle", "symlinks"])
+def with_structure(dagops_env, monkeypatch, request):
+    """The sandboxed structure step on: it is what tells dagops which dag_ids a release defines. In each publish
+    mode: the clash is settled the same way whichever bundle Airflow parses the releases through."""
     monkeypatch.setenv("AIRFLOW__DAGOPS__VALIDATION_SKIP", "security,compat,imports,policy")
+    monkeypatch.setenv("AIRFLOW__DAGOPS__PUBLISH_MODE", request.param)
     return dagops_env
 
 
 def _airflow_sees(dags_folder) -> dict[str, str]:
-    """dag_id -> namespace, as Airflow's own DagBag loads the dags folder (.airflowignore and symlinks included)."""
-    from airflow.dag_processing.dagbag import DagBag
-
-    bag = DagBag(dag_folder=str(dags_folder), safe_mode=False)
-    assert bag.import_errors == {}, bag.import_errors  # a duplicate dag_id would show up here
-    return {dag_id: dag.fileloc.split(str(dags_folder) + "/", 1)[1].split("/")[0] for dag_id, dag in bag.dags.items()}
+    """dag_id -> namespace, as Airflow's own DagBag loads what its bundles serve (the dags folder, and in bundle mode
+    the dagops-releases bundle); a dag_id parsed twice fails. In bundle mode the live set in the state DB carries
+    each release's `.airflowignore` as settled (a dag-processor without the release folders builds from it)."""
+    for namespace, entry in read_live_set().items():
+        ignore = Path(entry["path"]) / ".airflowignore"
+        assert entry["airflowignore"] == (ignore.read_text() if ignore.exists() else None), namespace
+    return namespaces_of(dags_folder)
 
 
 def _sync(name: str) -> SyncOutcome:

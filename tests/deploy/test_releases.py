@@ -53,6 +53,22 @@ def test_unchanged_files_are_hard_links_to_the_base_release(tmp_path, git_remote
     assert (base / "dags/d3.py").read_text() == "x = 3\n"  # the old release is untouched
 
 
+def test_a_link_of_the_base_is_not_hard_linked_as_a_file_of_the_same_blob(tmp_path, git_remote, fetched):
+    # A symlink's blob is its target's text, so a file holding that text has the same blob id.
+    remote = git_remote({"dags/real.py": "x = 1\n"})
+    remote.symlink("dags/alias.py", "real.py")
+    remote.commit("a link")
+    mirror, first = fetched(remote)
+    base = _export(mirror, first, tmp_path / "rel" / first).path
+    assert (base / "dags/alias.py").is_symlink()
+    remote.delete("dags/alias.py")
+    remote.commit("the link becomes a file", {"dags/alias.py": "real.py"})
+    mirror, second = fetched(remote)
+    result = _export(mirror, second, tmp_path / "rel" / second, base=base)
+    alias = result.path / "dags/alias.py"
+    assert not alias.is_symlink() and alias.read_text() == "real.py" and (result.linked, result.written) == (1, 1)
+
+
 def test_symlinks_inside_are_kept_and_outside_are_skipped_with_a_finding(tmp_path, git_remote, fetched):
     remote = git_remote({"dags/real.py": "r = 1\n"})
     remote.symlink("dags/alias.py", "real.py")

@@ -98,6 +98,8 @@ def env_vars(env: DagOpsEnv) -> dict[str, str]:
         "AIRFLOW__DAGOPS__DAGOPS_HOME": str(env.dagops_home),
         "AIRFLOW__DAGOPS__SQL_ALCHEMY_CONN": env.db_url,
         "AIRFLOW__DAGOPS__LOCK_TIMEOUT": "60",
+        # The dagops-releases bundle's folders (publish_mode = bundle, the default) are the test's own, not /tmp's.
+        "AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_STORAGE_PATH": str(env.airflow_home / "bundles"),
         # The engine's tests need the gate, not every check: syntax and file checks run, the slower steps
         # (sandboxed imports, bandit, ruff) are covered by tests/validate and the tests that switch them on.
         "AIRFLOW__DAGOPS__VALIDATION_SKIP": "security,compat,imports,structure,policy",

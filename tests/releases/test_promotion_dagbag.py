@@ -5,19 +5,8 @@ from __future__ import annotations
 
 from airflow_dagops.releases import promotion
 from airflow_dagops.sync.sync import sync_repository
+from tests.helpers.parsing import parsed_dags
 from tests.helpers.repos import dag_source
-
-
-def _load(dags_folder):
-    from airflow.dag_processing.dagbag import DagBag
-
-    bag = DagBag(dag_folder=str(dags_folder), safe_mode=False)
-    assert bag.import_errors == {}, bag.import_errors  # a duplicate dag_id or a walk error would show here
-    return bag
-
-
-def _namespace_of(dag, dags_folder) -> str:
-    return dag.fileloc.split(str(dags_folder) + "/", 1)[1].split("/")[0]
 
 
 def test_prod_and_staging_load_together_with_suffixed_paused_staging_dags(dagops_env, staged_repo):
@@ -26,8 +15,8 @@ def test_prod_and_staging_load_together_with_suffixed_paused_staging_dags(dagops
     remote.commit("second", {"dags/c.py": dag_source("c")})
     sync_repository("team")  # release 2 in staging only
 
-    bag = _load(dagops_env.dags_folder)
-    seen = {dag_id: _namespace_of(dag, dagops_env.dags_folder) for dag_id, dag in bag.dags.items()}
+    parsed = parsed_dags(dagops_env.dags_folder)  # both bundles in bundle mode; a duplicate dag_id fails
+    seen = {dag_id: found.namespace for dag_id, found in parsed.items()}
     assert seen == {
         "a": "team",
         "b": "team",
@@ -35,7 +24,8 @@ def test_prod_and_staging_load_together_with_suffixed_paused_staging_dags(dagops
         "b__staging": "team--staging",
         "c__staging": "team--staging",
     }
-    for dag_id, dag in bag.dags.items():
+    for dag_id, found in parsed.items():
+        dag = found.dag
         staged = dag_id.endswith("__staging")
         assert dag.is_paused_upon_creation is (True if staged else None), dag_id
         assert ("dagops:team--staging" if staged else "dagops:team") in dag.tags
