@@ -2,9 +2,10 @@
 clone + cp, all in the same run on the same 500-file repository and commits.
 
 The dagops subject is everything between a commit and a task able to run it: the sync publishes the release (a
-link in `<dagops_home>/live`), the dag-processor's `DagopsReleasesBundle.refresh()` records the new version, and a
-worker's `DagopsReleasesBundle(version=...).initialize()` builds that version's folder (hard links from the release
-folder: the shared-volume case). Breakdown rows time each of the three alone, in the same repetitions.
+link in the dags folder and the live set in the state DB), the dag-processor's `DagopsReleasesBundle.refresh()`
+records the new version, and a worker's `DagopsReleasesBundle(version=...).initialize()` builds that version's
+folder (hard links from the release folder: the shared-volume case). Breakdown rows time each of the three alone,
+in the same repetitions.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from benchmarks import baselines
 from benchmarks.engine import BIG_REPO_FILES, _expect, _run_rotated, noop_validator
 from benchmarks.env import use_installation
 from benchmarks.repos import dag_path, dag_source, make_dag_repo
-from benchmarks.timing import Measurement, Samples, ratio_goal, speedup_goal, timed
+from benchmarks.timing import Measurement, Samples, cpu_note, ratio_goal, speedup_goal, timed
 
 NAME = "bundled"
 PUBLISH_MODE = "AIRFLOW__DAGOPS__PUBLISH_MODE"
@@ -103,7 +104,7 @@ def _measure(work: Path, reps: int) -> Measurement:
     git_bundle = Samples("GitDagBundle.refresh() (same 1-file change)")
     naive = Samples("`git clone --depth 1` + `cp -r dags`")
     parts = {
-        "publish": Samples("↳ `sync_repository` (publish into `<dagops_home>/live`)", role="breakdown"),
+        "publish": Samples("↳ `sync_repository` (publish: link and live set)", role="breakdown"),
         "refresh": Samples(
             "↳ `DagopsReleasesBundle.refresh()` (dag-processor: new version recorded)", role="breakdown"
         ),
@@ -128,8 +129,8 @@ def _measure(work: Path, reps: int) -> Measurement:
         "(l) A 1-file change goes live in bundle mode, 500-file repository",
         "`[dagops] publish_mode = bundle`. A commit changing one DAG file is made outside the timer, then the subject "
         'is timed: `sync_repository(name, trigger="schedule", validator=noop)` (fetch, export by hard links, publish '
-        "the link into `<dagops_home>/live`), the dag-processor's `DagopsReleasesBundle.refresh()` (reads the live "
-        "links, records the new version in the state DB, moves its tracking link), and a worker's "
+        "the link and the live set row), the dag-processor's `DagopsReleasesBundle.refresh()` (reads the live "
+        "set, records the new version in the state DB, moves its tracking link), and a worker's "
         "`DagopsReleasesBundle(version=…).initialize()` (builds the version's folder as hard links to the release "
         "folder). Baselines see the same commit, interleaved.",
         [subject, git_bundle, naive, *parts.values()],
@@ -147,5 +148,6 @@ def _measure(work: Path, reps: int) -> Measurement:
             f"Load average (1 min) when the run started: {load_before:.1f}; when it ended: {os.getloadavg()[0]:.1f} "
             f"(on {os.cpu_count()} CPUs). Other work on the machine slows every subject; the interleaving keeps the "
             "ratios comparable, not the absolute times.",
+            cpu_note(subject, [git_bundle, naive]),
         ],
     )

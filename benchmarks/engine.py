@@ -23,11 +23,12 @@ from airflow_dagops.sync.sync import sync_repository
 from benchmarks import baselines
 from benchmarks.env import use_installation
 from benchmarks.repos import SourceRepo, copy_repo, dag_path, dag_source, make_dag_repo
-from benchmarks.timing import Measurement, Samples, limit_goal, ratio_goal, speedup_goal, timed
+from benchmarks.timing import Measurement, Samples, cpu_ms, cpu_note, limit_goal, ratio_goal, speedup_goal, timed
 
 BIG_REPO_FILES = 500
 SENSE_REPOS = 100
 SENSE_REPO_FILES = 3
+EXPORT_LOGGER = "airflow_dagops.releases.candidate"  # logs "exported <name>@<sha>: ..." for every export
 
 
 def noop_validator(release_dir, *, extra_findings=None, **_options):
@@ -38,7 +39,7 @@ def noop_validator(release_dir, *, extra_findings=None, **_options):
 
 
 class ExportLog(logging.Handler):
-    """Collects the (linked, written) counts that services logs for every export, to prove no full copy."""
+    """Collects the (linked, written) counts the engine logs for every export, to prove no full copy."""
 
     def __init__(self):
         super().__init__(level=logging.INFO)
@@ -50,14 +51,14 @@ class ExportLog(logging.Handler):
             self.exports.append((files, linked, written))
 
     def __enter__(self) -> ExportLog:
-        logger = logging.getLogger("airflow_dagops.services")
+        logger = logging.getLogger(EXPORT_LOGGER)
         logger.disabled = False
         logger.setLevel(logging.INFO)
         logger.addHandler(self)
         return self
 
     def __exit__(self, *exc) -> None:
-        logging.getLogger("airflow_dagops.services").removeHandler(self)
+        logging.getLogger(EXPORT_LOGGER).removeHandler(self)
 
 
 @dataclass
@@ -96,7 +97,7 @@ def _expect(outcome, status: str, commit: str | None = None):
 class PhaseClock:
     """A `progress=` callback that timestamps the engine's named steps, to show where a sync spends its time.
 
-    services reports "checking remote", "fetching", "exporting", "validating", "publishing" and "pruning";
+    the sync reports "checking remote", "fetching", "exporting", "validating" and "publishing";
     each phase runs from its step's report to the next one (the last one to the end of the call).
     """
 
@@ -126,9 +127,11 @@ def _run_rotated(rep: int, subjects: list[tuple[Samples, Callable[[], None]]], r
     """Time each subject once, starting with a different one on every repetition."""
     shift = rep % len(subjects)
     for samples, action in subjects[shift:] + subjects[:shift]:
+        cpu_before = cpu_ms()
         elapsed, _ = timed(action)
         if record:
             samples.ms.append(elapsed)
+            samples.cpu.append(cpu_ms() - cpu_before)
 
 
 # -- (a) ---------------------------------------------------------------------------------------------
@@ -170,6 +173,7 @@ def measure_one_file_change(big: BigRepo, work: Path, reps: int) -> Measurement:
     naive = Samples("`git clone --depth 1` + `cp -r dags` (seed's Method 1)")
     shared: list[tuple[int, int]] = []
     clock = PhaseClock()
+    load_before = os.getloadavg()[0]
     with ExportLog() as exports:
         for rep in range(reps + 1):  # repetition 0 is the warm-up
             before = big.repo.head()
@@ -203,7 +207,13 @@ def measure_one_file_change(big: BigRepo, work: Path, reps: int) -> Measurement:
             ratio_goal("≤ 1.0× GitDagBundle.refresh()", engine, bundle, 1.0),
             speedup_goal("≥ 5× faster than clone + cp", engine, naive, 5.0),
         ],
-        [_copy_note(measured, shared), clock.note()],
+        [
+            _copy_note(measured, shared),
+            clock.note(),
+            cpu_note(engine, [bundle, naive]),
+            f"Load average (1 min) when the run started: {load_before:.1f}; when it ended: {os.getloadavg()[0]:.1f} "
+            f"(on {os.cpu_count()} CPUs).",
+        ],
     )
 
 
@@ -240,11 +250,11 @@ def _copy_note(exports: list[tuple[int, int, int]], shared: list[tuple[int, int]
         "release folder (its manifest included) share their inode with the previous release."
     )
     if not exports:
-        return f"No full copy (services' export log line was not found). {on_disk}"
+        return f"No full copy (the engine's export log line was not found). {on_disk}"
     return (
         f"No full copy: in each of the {len(exports)} timed publishes the engine reported "
         f"{_span(e[0] for e in exports)} files, {_span(e[1] for e in exports)} hard-linked from the live release "
-        f"and {_span(e[2] for e in exports)} written (services' export log). {on_disk}"
+        f"and {_span(e[2] for e in exports)} written (the engine's export log). {on_disk}"
     )
 
 

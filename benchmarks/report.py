@@ -18,7 +18,7 @@ from benchmarks.timing import Measurement, Samples, Stated
 
 METHOD = """\
 - The engine is timed **in process** with `time.perf_counter()` (no interpreter start-up), through the
-  same `airflow_dagops.services` functions every face calls. Validation is excluded: (a)-(c) pass a
+  same use cases every face calls (`sync_repository`, `sense`). Validation is excluded: (a)-(c) and (l) pass a
   `validator=` that returns an empty `Report` (it would time the user's checks, not the engine).
 - Each subject runs once as a warm-up, then the given number of times; the tables show median, min and max.
 - Baselines run in the same process, on the same repositories and commits, **interleaved** with the
@@ -96,14 +96,18 @@ def merge(existing: str, run: RunInfo, measurements: list[Measurement]) -> str:
     line saying which command refreshed them when; everything else, from its earlier run, is kept as it was."""
     head, *sections = existing.split("\n## ")
     by_title = {section.split("\n", 1)[0]: section for section in sections}
-    for m in measurements:
-        by_title = {title: text for title, text in by_title.items() if not title.startswith(f"({m.key})")}
-        by_title[m.title] = _section(m).removeprefix("## ").rstrip("\n") + "\n"
+    for m in measurements:  # in the place of the section it replaces, so the file keeps its order
+        text = _section(m).removeprefix("## ").rstrip("\n") + "\n"
+        old = [title for title in by_title if title.startswith(f"({m.key})")]
+        by_title = {
+            (m.title if title == old[0] else title): (text if title == old[0] else section)
+            for title, section in by_title.items()
+            if title not in old[1:]
+        }
+        by_title.setdefault(m.title, text)
     keys = tuple(f"({m.key})" for m in measurements)
     summary = by_title.get("Summary", "Summary\n")
-    kept = [line for line in summary.splitlines()[1:] if not line.startswith(tuple(f"| {k}" for k in keys))]
-    new_rows = _summary(measurements).splitlines()[2:]
-    by_title["Summary"] = "Summary\n\n" + "\n".join([*(line for line in kept if line), *new_rows]) + "\n"
+    by_title["Summary"] = "Summary\n\n" + "\n".join(_merged_rows(summary.splitlines()[1:], measurements)) + "\n"
     again = f"{', '.join(keys)}: measured again by"
     refreshed = (
         f"{again} `{run.command}` on {run.started:%Y-%m-%d %H:%M} UTC ({run.seconds / 60:.1f} min); the other "
@@ -111,6 +115,19 @@ def merge(existing: str, run: RunInfo, measurements: list[Measurement]) -> str:
     )
     head = re.sub(r"\n{3,}", "\n\n", "\n".join(line for line in head.splitlines() if not line.startswith(again)))
     return "\n## ".join([head.rstrip("\n") + "\n\n" + refreshed + "\n", *by_title.values()])
+
+
+def _merged_rows(lines: list[str], measurements: list[Measurement]) -> list[str]:
+    """The summary's rows with those of `measurements` replaced where they stood (new ones at the end)."""
+    fresh = {m.key: _summary([m]).splitlines()[2:] for m in measurements}
+    rows: list[str] = []
+    for line in (line for line in lines if line):
+        key = next((m.key for m in measurements if line.startswith(f"| ({m.key})")), None)
+        if key is None:
+            rows.append(line)
+        elif key in fresh:  # the first old row of a measurement: its new rows go here, the other old ones go
+            rows += fresh.pop(key)
+    return rows + [row for new in fresh.values() for row in new]
 
 
 def _summary(measurements: list[Measurement]) -> str:

@@ -5,6 +5,7 @@ Everything is kept in milliseconds so that the report can put engine and baselin
 
 from __future__ import annotations
 
+import resource
 import statistics
 import time
 from collections.abc import Callable
@@ -22,6 +23,8 @@ class Samples:
     ms: list[float] = field(default_factory=list)
     # "baseline" rows are compared with the subject (the first row); "breakdown" rows only explain it.
     role: str = "baseline"
+    # CPU time of each run, where it was taken (`cpu_ms`): on a loaded machine wall times follow it.
+    cpu: list[float] = field(default_factory=list)
 
     @property
     def median(self) -> float:
@@ -71,6 +74,26 @@ def timed(action: Callable[[], T]) -> tuple[float, T]:
     start = time.perf_counter()
     result = action()
     return (time.perf_counter() - start) * 1000, result
+
+
+def cpu_ms() -> float:
+    """CPU time (user + system) of this process and of the processes it has waited for (git, cp), in ms."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return (own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime) * 1000
+
+
+def cpu_note(subject: Samples, baselines: list[Samples]) -> str:
+    """The CPU time each run cost, median: what decides the wall times when other work shares the CPUs."""
+    parts = [f"{subject.what}: {statistics.median(subject.cpu):.1f}"]
+    for baseline in baselines:
+        ratio = statistics.median(subject.cpu) / statistics.median(baseline.cpu)
+        parts.append(f"{baseline.what}: {statistics.median(baseline.cpu):.1f} (dagops ÷ this: {ratio:.2f}×)")
+    return (
+        "CPU time of each run (user + system, this process and the git and cp processes it waited for), median ms: "
+        + "; ".join(parts)
+        + ". On a 2-CPU machine that other work keeps busy, each process waits for its share of the CPUs, so wall "
+        "times there grow with the CPU time a run needs."
+    )
 
 
 def ratio_goal(text: str, subject: Samples, baseline: Samples, limit: float) -> Goal:

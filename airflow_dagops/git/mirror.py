@@ -12,15 +12,22 @@ import shutil
 import subprocess
 import threading
 import time
-import zlib
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
 from airflow_dagops import settings
 from airflow_dagops.errors import DagOpsError, GitError, InvalidInput, RefNotFound
 from airflow_dagops.git.errors import classify, is_transient, last_lines, reworded
+from airflow_dagops.git.objects import (
+    CommitInfo,
+    TreeEntry,
+    TreeReader,
+    parse_commit,
+    parse_ls_tree,
+    read_loose,
+    save_tree_cache,
+)
 from airflow_dagops.git.remote import run_remote
 from airflow_dagops.git.runner import git_env, run_git
 from airflow_dagops.safety import display_url, validate_ref
@@ -34,33 +41,6 @@ SHA_PATTERN = re.compile(r"^[0-9a-f]{40}([0-9a-f]{24})?$")
 # unreachable or dropped connection). Bounded: a dead remote costs 3 x git_timeout plus these, never more.
 # Authentication, missing refs and refused transports are never retried: trying again cannot fix them.
 RETRY_DELAYS = (1.0, 4.0)
-
-
-@dataclass(frozen=True)
-class TreeEntry:
-    mode: str
-    blob: str
-    path: str
-
-    @property
-    def is_symlink(self) -> bool:
-        return self.mode == "120000"
-
-    @property
-    def is_submodule(self) -> bool:
-        return self.mode == "160000"
-
-    @property
-    def is_executable(self) -> bool:
-        return self.mode == "100755"
-
-
-@dataclass(frozen=True)
-class CommitInfo:
-    sha: str
-    author: str
-    committed_at: datetime
-    message: str
 
 
 class Mirror:
@@ -123,7 +103,9 @@ class Mirror:
             self.remove()
             self.ensure()
             self._fetch_once(full_ref)
-        return self.commit_info(TRACKED_REF)
+        # A small fetch leaves the commit loose and the ref a plain file: read both here rather than start a
+        # `git log`; anything else (a packed ref or commit, a tag, another encoding) is git's to answer.
+        return self._loose_commit_info(TRACKED_REF) or self.commit_info(TRACKED_REF)
 
     def _fetch_once(self, full_ref: str) -> None:
         refspec = f"+{full_ref}:{TRACKED_REF}" if not SHA_PATTERN.match(full_ref) else full_ref
@@ -270,11 +252,17 @@ class Mirror:
         )
 
     def list_tree(self, sha: str, subdir: str | None = None) -> list[TreeEntry]:
-        """Every file of the commit (or of `subdir` in it), paths relative to that folder."""
+        """Every file of the commit (or of `subdir` in it), paths relative to that folder: read from the mirror's
+        objects when they are at hand (git/objects.py), else listed by git."""
+        if SHA_PATTERN.match(sha):
+            listed = TreeReader(self.path).list_commit(sha, subdir)
+            if listed is not None:
+                return listed
         treeish = f"{sha}:{subdir}" if subdir else sha
         result = run_git(
-            # No -l: sizes would cost a read of every blob; the exporter counts what it writes instead.
-            ["-C", str(self.path), "ls-tree", "-r", "-z", "--end-of-options", treeish],
+            # No -l: sizes would cost a read of every blob; the exporter counts what it writes instead. -t: the
+            # subtrees' ids, so their listings are cached for the next commit, which shares most of them.
+            ["-C", str(self.path), "ls-tree", "-r", "-t", "-z", "--end-of-options", treeish],
             timeout=self.timeout,
             check=False,
         )
@@ -282,13 +270,8 @@ class Mirror:
             if subdir:
                 raise InvalidInput(f"subdir {subdir!r} does not exist at commit {sha[:12]}")
             raise GitError(f"cannot list commit {sha[:12]}: {last_lines(result.stderr)}")
-        entries = []
-        for record in result.stdout.split(b"\x00"):
-            if not record:
-                continue
-            meta, path = record.split(b"\t", 1)
-            mode, _kind, blob = meta.split()
-            entries.append(TreeEntry(mode.decode(), blob.decode(), path.decode("utf-8", "surrogateescape")))
+        entries, trees = parse_ls_tree(result.stdout)
+        save_tree_cache(self.path, trees)
         return entries
 
     def iter_blobs(self, blobs: list[str]) -> Iterator[tuple[str, bytes]]:
@@ -297,7 +280,7 @@ class Mirror:
         transfer.unpackLimit), so publishing a small change usually starts no git process here."""
         packed = []
         for blob in blobs:
-            data = self._read_loose_blob(blob)
+            data = read_loose(self.path, blob, b"blob")
             if data is None:
                 packed.append(blob)
             else:
@@ -305,18 +288,16 @@ class Mirror:
         if packed:
             yield from self._cat_file_batch(packed)
 
-    def _read_loose_blob(self, sha: str) -> bytes | None:
-        """A loose object is zlib("blob <size>\\0<content>") at objects/<2 hex>/<38 hex>."""
+    def _loose_commit_info(self, ref: str) -> CommitInfo | None:
+        """`commit_info(ref)` without a git process, for a ref kept as a file that names a loose commit."""
         try:
-            with open(self.path / "objects" / sha[:2] / sha[2:], "rb") as handle:
-                raw = zlib.decompress(handle.read())
-        except (OSError, zlib.error):
-            return None
-        header, _, content = raw.partition(b"\0")
-        kind, _, size = header.partition(b" ")
-        if kind != b"blob" or not size.isdigit() or int(size) != len(content):
-            return None  # not what we expected: let git read it (and complain if it is damaged)
-        return content
+            sha = (self.path / ref).read_bytes().strip().decode("ascii")
+        except (OSError, UnicodeDecodeError):
+            return None  # packed, or not there: git knows
+        if not SHA_PATTERN.match(sha):
+            return None  # a symbolic ref, or garbage
+        raw = read_loose(self.path, sha, b"commit")
+        return parse_commit(sha, raw) if raw is not None else None
 
     def _cat_file_batch(self, blobs: list[str]) -> Iterator[tuple[str, bytes]]:
         process = subprocess.Popen(
