@@ -17,6 +17,7 @@ import airflow_dagops.api.bundle  # noqa: F401
 import airflow_dagops.api.credentials  # noqa: F401
 import airflow_dagops.api.discovery  # noqa: F401
 import airflow_dagops.api.events  # noqa: F401
+import airflow_dagops.api.experiments  # noqa: F401
 import airflow_dagops.api.health  # noqa: F401
 import airflow_dagops.api.marketplace  # noqa: F401
 import airflow_dagops.api.promotion  # noqa: F401

@@ -29,6 +29,7 @@ else:  # pragma: no cover - Python 3.10
 __all__ = [
     "CheckStatus",
     "DiscoveryStatus",
+    "ExperimentStatus",
     "FailureReason",
     "HealthState",
     "OverallHealth",
@@ -115,6 +116,20 @@ class PromotionStatus(StrEnum):
     def waiting(cls) -> tuple[PromotionStatus, ...]:
         """Promotions still waiting for something: at most one per repository."""
         return (cls.SOAKING, cls.BLOCKED)
+
+
+class ExperimentStatus(StrEnum):
+    """Experiment.status: an A/B test of two releases of one DAG (airflow_dagops/experiments)."""
+
+    RUNNING = "running"  # both variants live, their scheduled runs split between them
+    PROMOTED = "promoted"  # B won (by the rule or by hand) and went live in prod
+    KEPT = "kept"  # A won (or was chosen by hand): prod keeps its release, B was taken down
+    STOPPED = "stopped"  # stopped by hand without a winner
+    ABORTED = "aborted"  # prod changed under it (rollback, deploy, sync, promotion) or a release went away
+
+    @classmethod
+    def ended(cls) -> tuple[ExperimentStatus, ...]:
+        return (cls.PROMOTED, cls.KEPT, cls.STOPPED, cls.ABORTED)
 
 
 class DiscoveryStatus(StrEnum):

@@ -3,7 +3,9 @@
 Scheduled every `[dagops] promotion_check_interval` seconds (default 120): for every release soaking in a
 stage, reads the stage DAGs' runs since it went live from Airflow's REST API (connection
 `[dagops] airflow_api_conn_id`); a failed run blocks the promotion (naming the run), enough successful runs
-promote the release to the next stage, and from the last one to prod. Nothing soaking: no API call at all.
+promote the release to the next stage, and from the last one to prod. Beside it, the A/B experiments
+(docs/experiments.md): each running one is judged from both variants' runs, and with `auto_promote` a decided
+verdict ends it (the winner goes live or stays). Nothing soaking and no experiment: no API call at all.
 
 Trigger with conf `{"repository": NAME}` to check one repository, or
 `{"repository": NAME, "action": "promote", "force": false}` to promote by hand (recorded with the actor
@@ -13,6 +15,7 @@ Something soaking but no such connection: the task skips, naming the connection 
 
 from __future__ import annotations
 
+import functools
 from datetime import timedelta
 
 import pendulum
@@ -42,6 +45,7 @@ def dagops_promote():
         from airflow_dagops.airflow.rest_client import AirflowApiRunSource
         from airflow_dagops.airflow.task_errors import refusal, task_error
         from airflow_dagops.errors import DagOpsError
+        from airflow_dagops.experiments import service as experiments
         from airflow_dagops.releases import promotion
 
         context = get_current_context()
@@ -57,7 +61,9 @@ def dagops_promote():
                 results = [promotion.promote(repository, actor=actor, force=bool(conf.get("force")))]
             else:
                 names = [repository] if repository else None
-                results = promotion.check(AirflowApiRunSource.from_connection, names, actor=actor)
+                source = functools.cache(AirflowApiRunSource.from_connection)  # one login serves both checks
+                results = promotion.check(source, names, actor=actor)
+                results += experiments.check(source, names, actor=actor)
         except DagOpsError as error:  # refused: fail; no API connection: skip; state DB or API down: retry
             raise task_error(error) from None
         for result in results:

@@ -2,7 +2,9 @@
 edit): every DAG published by dagops is tagged `dagops:<namespace>` and `dagops-repo:<repository>`, so the
 Airflow UI can filter a team's DAGs; a repository's `access_control` becomes its DAGs' access_control (FAB
 auth manager); in a promotion stage before the last, dag_ids get the stage's suffix and new DAGs start
-paused, so a staging copy never clashes with production. DAGs outside dagops namespaces are untouched.
+paused, so a staging copy never clashes with production; a DAG in an A/B experiment gets the experiment's gate on
+every task (airflow/experiment_gate.py), and the candidate's namespace `<namespace>--ab` shows only the experiment's
+DAGs. DAGs outside dagops namespaces are untouched.
 
 It runs in the dag-processor for every parsed DAG, so it reads no database: the namespace folder is a
 symlink to an immutable release whose manifest names the repository (cached per release), and the
@@ -16,10 +18,11 @@ import logging
 from pathlib import Path
 
 from airflow.dag_processing.bundles.base import get_bundle_base_folder
+from airflow.exceptions import AirflowClusterPolicySkipDag
 from airflow.policies import hookimpl
 
 from airflow_dagops import paths, settings
-from airflow_dagops.airflow import namespace_meta
+from airflow_dagops.airflow import experiment_gate, namespace_meta
 from airflow_dagops.release_manifest import read_manifest
 
 log = logging.getLogger(__name__)
@@ -37,8 +40,14 @@ def dag_policy(dag) -> None:
     else:
         dag.tags.update(tags)
     # A folder of the dagops-releases bundle carries the namespace's settings as they were in its version (on a
-    # worker without dagops_home, the only place they are); the dags folder reads the live ones.
+    # dag-processor or worker without dagops_home, the only place they are); the dags folder reads the live ones.
     meta = (snapshot if snapshot is not None else namespace_meta.read(namespace)) or {}
+    experiment = experiment_gate.experiment_of(meta, dag.dag_id)
+    if experiment is None and meta.get("only_experiment_dags"):
+        # The candidate's namespace of an A/B experiment holds its whole release: only the experiment's DAG runs.
+        raise AirflowClusterPolicySkipDag(f"{dag.dag_id} is not in the A/B experiment of namespace {namespace}")
+    if experiment is not None:
+        experiment_gate.install(dag, experiment)
     if meta.get("access_control"):
         dag.access_control = {role: set(perms) for role, perms in meta["access_control"].items()}
     suffix = meta.get("dag_id_suffix")
@@ -73,7 +82,10 @@ def _namespace_of(fileloc: str | None) -> tuple[str, str, dict | None] | None:
         if depth == 0 and not folder.is_symlink():
             return None  # the dags folder and the tracking folder hold links; anything else is not ours
         owner = _owner_of_release(str(folder.resolve()))
-        snapshot = _snapshot(str(base), folder.name) if depth else None
+        if depth:
+            snapshot = _snapshot(str(base), folder.name)
+        else:  # the tracking folder's snapshots change at each refresh; the dags folder has none
+            snapshot = namespace_meta.read_snapshot(root, folder.name)
         # A promotion stage's folder is a hard-linked copy of the release, whose manifest still names the prod
         # namespace: the folder's own name is the namespace (and its meta carries the stage's suffix).
         return (folder.name, owner[1], snapshot) if owner else None

@@ -36,7 +36,7 @@ from airflow_dagops.wording import plural
 
 log = logging.getLogger(__name__)
 
-KINDS = ("sync", "validation", "publish", "rollback", "deploy", "promotion", "proposal", "dag_run")
+KINDS = ("sync", "validation", "publish", "rollback", "deploy", "promotion", "proposal", "dag_run", "experiment")
 MAX_LIMIT = 1000
 MAX_SUMMARY = 1000
 MAX_ID = 2**31 - 1

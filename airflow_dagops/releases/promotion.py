@@ -21,13 +21,14 @@ import shutil
 from collections.abc import Callable, Iterable
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from airflow_dagops import paths, settings
 from airflow_dagops.airflow import namespace_meta
-from airflow_dagops.airflow.rest_client import RunOutcome, RunSource
+from airflow_dagops.deploy import live_set
 from airflow_dagops.deploy.locks import repository_lock
 from airflow_dagops.deploy.publish import current_target, publish, unpublish
 from airflow_dagops.deploy.releases import retire_release_dir
@@ -48,6 +49,9 @@ from airflow_dagops.store.db import session_scope
 from airflow_dagops.store.models import Promotion, Release, Repository, SyncRun, iso_time, utcnow
 from airflow_dagops.store.queries import get_row, load_repository
 
+if TYPE_CHECKING:  # only the types: `dagops promotion` shows a status without loading an HTTP client
+    from airflow_dagops.airflow.rest_client import RunOutcome, RunSource
+
 log = logging.getLogger(__name__)
 
 OPEN = PromotionStatus.waiting()  # a promotion still waiting for something; at most one per repository
@@ -67,7 +71,7 @@ def stage_new_release(name: str, release_id: int, run_id: int, *, actor: str) ->
         stage = repo.promotion["stages"][0]
         # Again at publish time: a repository registered since may have taken the stage's namespace.
         check_stage_namespaces(session, repo.name, repo.namespace, repo.promotion)
-        _go_live_in_stage(repo, release, stage)
+        _go_live_in_stage(session, repo, release, stage)
         superseded = _supersede_open(session, repo, release)
         now = utcnow()
         session.add(
@@ -118,27 +122,40 @@ def describe_staged(repository_id: int, commit: str) -> str | None:
         return f"{repo.name} is up to date at {commit[:12]}: {_in_words(repo, promotion)}"
 
 
-def _go_live_in_stage(repo: Repository, release: Release, stage: str) -> None:
-    """Meta first, then the link: the dag-processor must never parse a staging copy without its suffix."""
-    _require_on_disk(release)
+def _go_live_in_stage(session: Session, repo: Repository, release: Release, stage: str) -> None:
+    require_on_disk(release)
     namespace = stage_namespace(repo.namespace, stage)
+    meta = {
+        "repository": repo.name,
+        "stage": stage,
+        "dag_id_suffix": dag_id_suffix(stage),
+        "paused": True,
+        "access_control": repo.access_control,
+    }
+    publish_view(session, repo, release, namespace, meta)
+    log.info("%s: release %s is live in stage %s (%s)", repo.name, release.commit_sha[:12], stage, namespace)
+
+
+def publish_view(session: Session, repo: Repository, release: Release, namespace: str, meta: dict) -> None:
+    """Publish `release` in a namespace other than its own, through a view of it: a promotion stage, or the
+    candidate of an A/B experiment (airflow_dagops/experiments). Meta first, then the link: the dag-processor must
+    never parse the copy without its dag_id suffix."""
     link = paths.namespace_link(namespace)
     before = current_target(link)
     view = _stage_view(Path(release.path), paths.release_dir(namespace, release.commit_sha))
-    namespace_meta.write(
-        namespace,
-        {
-            "repository": repo.name,
-            "stage": stage,
-            "dag_id_suffix": dag_id_suffix(stage),
-            "paused": True,
-            "access_control": repo.access_control,
-        },
-    )
+    namespace_meta.write(namespace, meta)
     publish(link, view)
+    live_set.record(session, namespace, repository_id=repo.id, release_id=release.id, release_dir=view)
     if before is not None and before != view and before.parent == view.parent:
         retire_release_dir(before)  # deleted by the next sense step's empty_trash, off this path
-    log.info("%s: release %s is live in stage %s (%s)", repo.name, release.commit_sha[:12], stage, namespace)
+
+
+def take_down_view(session: Session, namespace: str) -> None:
+    """The reverse of `publish_view`: the link, the live set's row, the meta, the views."""
+    unpublish(paths.namespace_link(namespace))
+    live_set.forget(session, namespace)
+    namespace_meta.remove(namespace)
+    shutil.rmtree(paths.namespace_releases_dir(namespace), ignore_errors=True)
 
 
 def _stage_view(release_dir: Path, view: Path) -> Path:
@@ -163,7 +180,7 @@ def _link_or_copy(source: str, target: str) -> None:
         shutil.copy2(source, target)
 
 
-def _require_on_disk(release: Release) -> None:
+def require_on_disk(release: Release) -> None:
     if read_manifest(Path(release.path)) is None:
         raise Conflict(
             f"the folder of release {release.id} ({release.commit_sha[:12]}) was pruned; sync the repository "
@@ -294,13 +311,13 @@ def _advance(session: Session, repo: Repository, promotion: Promotion, *, actor:
                 f"{repo.name!r} is pinned to release {repo.pinned_release_id}; `dagops unpin {repo.name}` before "
                 "promoting to prod"
             )
-        _require_on_disk(release)
+        require_on_disk(release)
         # go_live resolves dag_id clashes with other repositories and writes the deploy log (reason "promotion").
         go_live(session, repo, release, actor=actor, reason="promotion")
         promotion.status = PromotionStatus.PROMOTED
         log.info("%s: release %s promoted to prod by %s", repo.name, release.commit_sha[:12], actor)
     else:
-        _go_live_in_stage(repo, release, target)
+        _go_live_in_stage(session, repo, release, target)
         promotion.status, promotion.started_at, promotion.successes = PromotionStatus.SOAKING, now, 0
     promotion.stage = target
     detail = {k: v for k, v in (promotion.detail or {}).items() if k != "note"}
@@ -456,9 +473,7 @@ def reconcile_stage_links() -> list[str]:
             meta = namespace_meta.read(namespace) or {}
             if not meta.get("stage") or declared.get(namespace) == meta.get("repository"):
                 continue
-            unpublish(paths.namespace_link(namespace))
-            namespace_meta.remove(namespace)
-            shutil.rmtree(paths.namespace_releases_dir(namespace), ignore_errors=True)  # its views
+            take_down_view(session, namespace)
             removed.append(namespace)
             log.info("removed stage link %s: no repository declares it any more", namespace)
         for promotion in session.scalars(select(Promotion).where(Promotion.status.in_(OPEN))).all():

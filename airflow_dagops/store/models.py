@@ -1,4 +1,9 @@
-"""State DB models. Secrets never land here: URLs are credential-free by construction."""
+"""State DB models. Secrets never land here: URLs are credential-free by construction.
+
+Size: one module on purpose. Every table of the state DB is declared here, beside the others, so that Alembic's
+migrations (store/migrations) and a reader of the schema find it whole in one place; each class is a plain
+declaration with no behaviour to split out.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +12,14 @@ from datetime import datetime, timezone
 from sqlalchemy import JSON, Boolean, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-from airflow_dagops.statuses import CheckStatus, DiscoveryStatus, PromotionStatus, ReleaseStatus, SyncRunStatus
+from airflow_dagops.statuses import (
+    CheckStatus,
+    DiscoveryStatus,
+    ExperimentStatus,
+    PromotionStatus,
+    ReleaseStatus,
+    SyncRunStatus,
+)
 
 # A status column names its enum in `info["enum"]` (airflow_dagops/statuses.py): the values it may hold. The DB
 # column stays a plain string, so adding a status needs no migration; tests/test_statuses.py keeps them in step.
@@ -397,6 +409,28 @@ class BundleVersion(Base):
     current_since: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
 
 
+class LiveNamespace(Base):
+    """The live set of `publish_mode = bundle` (airflow_dagops/deploy/live_set.py): which release of which repository
+    is live in each namespace, promotion stages included. Written in the transaction that makes a release live; the
+    dagops-releases bundle reads it instead of links on disk, so its dag-processor needs no shared volume."""
+
+    __tablename__ = "dagops_live_namespace"
+
+    namespace: Mapped[str] = mapped_column(String(63), primary_key=True)
+    repository_id: Mapped[int] = mapped_column(ForeignKey("dagops_repository.id", ondelete="CASCADE"), index=True)
+    release_id: Mapped[int | None] = mapped_column(ForeignKey("dagops_release.id", ondelete="SET NULL"), nullable=True)
+    commit_sha: Mapped[str] = mapped_column(String(64))
+    # The release folder on the machines that publish: a dag-processor sharing their dagops_home parses it in place.
+    path: Mapped[str] = mapped_column(Text)
+    # What decides the parsed files besides the commit, as they were when it went live (from the release's manifest).
+    release_namespace: Mapped[str | None] = mapped_column(String(63), nullable=True)  # a stage's: its prod namespace
+    subdir: Mapped[str | None] = mapped_column(String(1024), nullable=True)
+    ref: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    airflowignore: Mapped[str | None] = mapped_column(Text, nullable=True)  # dag_id clashes, skipped files
+    meta: Mapped[dict | None] = mapped_column(JSON, nullable=True)  # what the cluster policy applies (namespace_meta)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
+
+
 class AlertState(Base):
     """What a repository's alerts last said (airflow_dagops/alerts/state.py): the health state they last knew and
     the last commit whose failed validation was announced. Each change is claimed with a compare-and-set update of
@@ -471,4 +505,55 @@ class MarketplaceEvent(Base):
     catalog: Mapped[str | None] = mapped_column(String(63), nullable=True)
     repository: Mapped[str | None] = mapped_column(String(63), nullable=True)
     actor: Mapped[str] = mapped_column(String(250))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+# -- A/B experiments (airflow_dagops/experiments, the gate in airflow_dagops/airflow/experiment_gate.py) ----------
+class Experiment(Base):
+    """Two releases of one DAG side by side on a split of its scheduled runs: A (prod's live release) as `<dag_id>`,
+    B (a candidate) as `<dag_id>__ab` in the namespace `<namespace>--ab`. At most one running per repository."""
+
+    __tablename__ = "dagops_experiment"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    repository_id: Mapped[int] = mapped_column(ForeignKey("dagops_repository.id", ondelete="CASCADE"), index=True)
+    dag_id: Mapped[str] = mapped_column(String(250))  # as the release defines it (without `__ab`)
+    release_a_id: Mapped[int | None] = mapped_column(
+        ForeignKey("dagops_release.id", ondelete="SET NULL"), nullable=True
+    )
+    release_b_id: Mapped[int | None] = mapped_column(
+        ForeignKey("dagops_release.id", ondelete="SET NULL"), nullable=True
+    )
+    split: Mapped[dict] = mapped_column(JSON)  # {"mode": "alternate"} or {"mode": "percent", "b": 30}
+    rule: Mapped[dict] = mapped_column(JSON)  # {"min_runs", "max_p", "auto_promote"}
+    # running / promoted / kept / stopped / aborted
+    status: Mapped[str] = mapped_column(String(20), info={"enum": ExperimentStatus})
+    # Scheduled runs split so far. Every gate's first statement increments it: that locks the row, so assignments
+    # are made one at a time (the alternate split is by this count).
+    assigned: Mapped[int] = mapped_column(Integer, default=0)
+    winner: Mapped[str | None] = mapped_column(String(1), nullable=True)  # A / B once decided
+    verdict: Mapped[dict | None] = mapped_column(JSON, nullable=True)  # the last comparison (experiments/stats.py)
+    detail: Mapped[dict | None] = mapped_column(JSON, nullable=True)  # why it ended, who ended it, notes
+    actor: Mapped[str] = mapped_column(String(250))
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
+    ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class ExperimentRun(Base):
+    """Which variant owns one run of an experiment's DAG: one row per scheduled logical date (written by the first
+    variant's gate to ask), or per run of another type (manual, backfill, ...), which runs where it was started.
+    Each variant's gate writes the run id of its own DAG run, so outcomes are found by (dag_id, run_id)."""
+
+    __tablename__ = "dagops_experiment_run"
+    __table_args__ = (UniqueConstraint("experiment_id", "run_key", name="uq_experiment_run"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    experiment_id: Mapped[int] = mapped_column(ForeignKey("dagops_experiment.id", ondelete="CASCADE"))
+    run_key: Mapped[str] = mapped_column(String(300))  # the logical date (ISO) of a split run; else variant:run_id
+    kind: Mapped[str] = mapped_column(String(20))  # split, or the run type of a run that was not split (manual, ...)
+    logical_date: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    owner: Mapped[str] = mapped_column(String(1))  # A / B: the variant that runs it (the other skips it)
+    a_run_id: Mapped[str | None] = mapped_column(String(250), nullable=True)
+    b_run_id: Mapped[str | None] = mapped_column(String(250), nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

@@ -54,6 +54,7 @@ def _api_rules():
         path = rule.rule[len(PREFIX) :].replace("<name>", "{name}").replace("<int:run_id>", "{id}")
         path = path.replace("<provider>", "{provider}")
         path = path.replace("<int:release_id>", "{id}").replace("<int:proposal_id>", "{id}")
+        path = path.replace("<int:experiment_id>", "{id}")
         for method in rule.methods - {"HEAD", "OPTIONS"}:
             yield path, method.lower(), rule
 

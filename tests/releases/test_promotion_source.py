@@ -84,9 +84,10 @@ def test_reads_finished_runs_of_the_stage_dags_since_the_stage_went_live(airflow
         _run("a", "prod_run", "success"),  # prod's DAG: not asked for
     ]
     outcomes = _source(airflow_api).runs(["a__staging", "b__staging"], SINCE)
+    started = datetime(2026, 11, 28, 2, 0, tzinfo=timezone.utc)  # with the end: the run's duration (A/B experiments)
     assert outcomes == [
-        RunOutcome("a__staging", "scheduled__1", "success", datetime(2026, 11, 28, 2, 5, tzinfo=timezone.utc)),
-        RunOutcome("b__staging", "manual__2", "failed", None),
+        RunOutcome("a__staging", "scheduled__1", "success", datetime(2026, 11, 28, 2, 5, tzinfo=timezone.utc), started),
+        RunOutcome("b__staging", "manual__2", "failed", None, started),
     ]
     (login, listing) = FakeAirflow.requests
     assert login[0] == "/auth/token"
