@@ -110,6 +110,19 @@ def _require_option_rights(body: dict, *, repository: str | None = None) -> None
         )
 
 
+def require_connection_use(what: str) -> None:
+    """Acting on a Git host with a connection's token beyond fetching (creating its webhook, registering a discovered
+    repository with the source's connection) needs, on top of DAG edit, the right that choosing the connection needs:
+    a DAG editor alone cannot spend an admin-scoped token."""
+    if not auth.is_allowed(g.dagops_principal, "connections"):
+        raise ApiError(
+            403,
+            "forbidden",
+            f"{what} acts with an Airflow connection's token: it needs Airflow's connection read permission (as "
+            "choosing a connection does); nothing was changed",
+        )
+
+
 def _require_connection_access_for_url(name: str, body: dict) -> None:
     """Pointing a repository that has a connection somewhere else is choosing where its credentials go: it needs
     the same right as choosing the connection (the credentials themselves stay with the host they were attached

@@ -1,6 +1,8 @@
 """REST routes for repository discovery (airflow_dagops/discovery), added to the API blueprint (JWT auth, CSRF check,
-error envelope). Reading needs read; scanning, registering and ignoring need write, like adding a repository. The
-sources themselves (which organization, which connection) are set only by dagops.yaml: no route chooses a connection.
+error envelope). Reading needs read; scanning and ignoring need write, like adding a repository; registering (`apply`,
+`register`) attaches the source's connection to new repositories, so it also needs Airflow's connection read
+permission, as choosing a connection does. The sources themselves (which organization, which connection) are set
+only by dagops.yaml: no route chooses a connection.
 
     GET  /discovery                                   -> {sources, repositories}
     POST /discovery/scan         {source?, apply?, verify?}  -> {configured, sources: [...], repositories}
@@ -12,7 +14,7 @@ from __future__ import annotations
 
 from flask import jsonify
 
-from airflow_dagops.api.blueprint import api_blueprint, read_body
+from airflow_dagops.api.blueprint import api_blueprint, read_body, require_connection_use
 from airflow_dagops.api.openapi import NAME_PARAM, NULLABLE_STRING, WRITE_ERRORS, json_content, operation, register
 from airflow_dagops.api.openapi import schema_ref as ref
 from airflow_dagops.discovery import service as discovery
@@ -27,6 +29,8 @@ def list_discovery():
 @api_blueprint.post("/discovery/scan")
 def scan_discovery():
     body = read_body("DiscoveryScanRequest")
+    if body.get("apply"):
+        require_connection_use("registering discovered repositories")
     if not discovery.configured():
         return jsonify({"configured": False, "sources": [], "repositories": []})
     result = discovery.scan(body.get("source"), apply=body.get("apply", False), verify=body.get("verify", True))
@@ -36,6 +40,7 @@ def scan_discovery():
 @api_blueprint.post("/discovery/repositories/<name>/register")
 def register_discovered(name: str):
     body = read_body("DiscoveryRegisterRequest")
+    require_connection_use("registering a discovered repository")
     outcomes = discovery.register([name], verify=body.get("verify", True))
     if not outcomes:
         found = [r for r in discovery.list_discovered() if name in (r["name"], r["full_name"])]

@@ -60,8 +60,12 @@ def marketplace_search():
     sort = request.args.get("sort") or "relevance"
     if sort not in listing.SORTS:
         raise ApiError(422, "invalid_query", f"sort: one of {', '.join(listing.SORTS)}")
-    items = [_with_links(result) for result in listing.search(query, limit=limit, sort=sort)]
-    return jsonify({"items": items, "total": len(items), "query": query, "limit": limit, "sort": sort})
+    order = request.args.get("order") or None
+    if order is not None and (order not in listing.ORDERS or sort == "relevance"):
+        orders = ", ".join(listing.ORDERS)
+        raise ApiError(422, "invalid_query", f"order: one of {orders}, with a sort other than relevance")
+    items = [_with_links(result) for result in listing.search(query, limit=limit, sort=sort, order=order)]
+    return jsonify({"items": items, "total": len(items), "query": query, "limit": limit, "sort": sort, "order": order})
 
 
 @api_blueprint.get(f"{BASE}/packages/<name>")
@@ -391,6 +395,12 @@ register(
                 params=[
                     {"name": "q", "in": "query", "schema": {"type": "string", "maxLength": MAX_QUERY}},
                     {"name": "sort", "in": "query", "schema": {"enum": list(listing.SORTS), "default": "relevance"}},
+                    {
+                        "name": "order",
+                        "in": "query",
+                        "description": "turn the sort around; default: highest counts and ratings first, names A to Z",
+                        "schema": {"enum": list(listing.ORDERS)},
+                    },
                     {
                         "name": "limit",
                         "in": "query",

@@ -1,6 +1,7 @@
 """REST routes for dagops' webhook on the Git host (webhooks/registration.py), added to the API blueprint (its JWT
-auth, CSRF check and error envelope apply). Registering and removing need the write permission, like every other
-change to a repository; reading the deliveries needs read.
+auth, CSRF check and error envelope apply). Registering and removing change the Git host with the connection's
+admin-scoped token: they need write and Airflow's connection read permission (as choosing a connection does);
+reading the deliveries needs read.
 
     POST   /repositories/{name}/webhook/registration   {"provider"?}  -> 200 {action: created|updated, hook, ...}
     DELETE /repositories/{name}/webhook/registration   ?provider=     -> 200 {action: deleted|absent, deleted}
@@ -14,7 +15,7 @@ from __future__ import annotations
 
 from flask import jsonify, request
 
-from airflow_dagops.api.blueprint import api_blueprint, read_body
+from airflow_dagops.api.blueprint import api_blueprint, read_body, require_connection_use
 from airflow_dagops.api.errors import ApiError
 from airflow_dagops.api.openapi import NAME_PARAM, NULLABLE_STRING, WRITE_ERRORS, json_content, operation, register
 from airflow_dagops.api.openapi import schema_ref as ref
@@ -27,11 +28,13 @@ _LIMIT_PARAM = {"name": "limit", "in": "query", "schema": {"type": "integer", "m
 @api_blueprint.post("/repositories/<name>/webhook/registration")
 def register_webhook(name: str):
     body = read_body("WebhookRegistrationRequest")
+    require_connection_use("registering a webhook")
     return jsonify(registration.register(name, provider=body.get("provider")))
 
 
 @api_blueprint.delete("/repositories/<name>/webhook/registration")
 def unregister_webhook(name: str):
+    require_connection_use("removing a webhook")
     return jsonify(registration.unregister(name, provider=_provider()))
 
 

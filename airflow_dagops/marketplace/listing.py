@@ -99,16 +99,20 @@ def load_package(session: Session, name: str) -> Package:
 
 
 SORTS = ("relevance", "downloads", "installs", "rating", "name")
+ORDERS = ("desc", "asc")
 
 
-def search(query: str, *, limit: int = 20, sort: str = "relevance") -> list[dict]:
+def search(query: str, *, limit: int = 20, sort: str = "relevance", order: str | None = None) -> list[dict]:
     """Ranked matches over name, tags, summary and description (typo-tolerant); an empty query lists all. `sort`
     orders the matches by relevance (the default), downloads (installs + updates, marketplace/stats.py), current
-    installs, rating, or name; ties keep the relevance order."""
+    installs, rating, or name; ties keep the relevance order. `order` turns a sort around: by default counts and
+    ratings come highest first (`desc`) and names A to Z (`asc`); relevance has one order only."""
     if not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= 500:
         raise InvalidInput(f"limit must be a whole number from 1 to 500, got {limit!r}")
     if sort not in SORTS:
         raise InvalidInput(f"sort must be one of {', '.join(SORTS)}, got {sort!r}")
+    if order is not None and (order not in ORDERS or sort == "relevance"):
+        raise InvalidInput(f"order must be one of {', '.join(ORDERS)}, with a sort other than relevance; got {order!r}")
     if len(query or "") > 200:
         raise InvalidInput("a search query has at most 200 characters")
     with session_scope() as session:
@@ -126,7 +130,9 @@ def search(query: str, *, limit: int = 20, sort: str = "relevance") -> list[dict
         stats = _Stats.read(session)
         results = [{**_summary(packages[doc.name], stats), "score": round(value, 2)} for doc, value in ranked]
     if sort != "relevance":
-        results.sort(key=_SORT_KEYS[sort])  # stable: equal counts keep the relevance order
+        # Stable in both directions (reverse=True keeps equal items in their order): ties keep the relevance order.
+        reverse = order is not None and order != _NATURAL_ORDER[sort]
+        results.sort(key=_SORT_KEYS[sort], reverse=reverse)
     return results[:limit]
 
 
@@ -136,6 +142,7 @@ _SORT_KEYS = {
     "rating": lambda item: (-(item["rating"] or 0), -item["ratings_count"]),
     "name": lambda item: item["name"],
 }
+_NATURAL_ORDER = {"downloads": "desc", "installs": "desc", "rating": "desc", "name": "asc"}  # what _SORT_KEYS give
 
 
 def package_info(name: str) -> dict:

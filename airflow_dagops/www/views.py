@@ -116,6 +116,8 @@ def _page(template: str, *, page: str, valid: bool = True, **context) -> BaseRes
         list_url=url_for("DagRepositoriesView.index"),
         can_write=auth.is_allowed(principal, "write"),
         can_delete=auth.is_allowed(principal, "delete"),
+        # Registering a webhook or a discovered repository acts with a connection's token: the API asks for this too.
+        can_use_connections=auth.is_allowed(principal, "write") and auth.is_allowed(principal, "connections"),
         asset=_asset_url,
         **context,
     )

@@ -21,6 +21,7 @@ from playwright.sync_api import Page, expect
 from tests.browser.test_dag_repositories_page import log_in
 from tests.browser.test_first_hour import docs_screenshot
 from tests.helpers.airflow import make_instance
+from tests.helpers.airflow_procs import bundle_mode_env, running
 from tests.helpers.programs import requires_program
 from tests.helpers.repos import dag_source
 from tests.helpers.servers import wait_for
@@ -43,22 +44,15 @@ def airflow(tmp_path_factory):
     instance = make_instance(
         home,
         {
-            "AIRFLOW__DAGOPS__PUBLISH_MODE": "bundle",
+            **bundle_mode_env(home),
             "AIRFLOW__DAGOPS__SYNC_SCHEDULE": "",
-            "AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_STORAGE_PATH": str(home / "bundles"),
             "AIRFLOW__CORE__PARALLELISM": "4",
             "AIRFLOW__API__WORKERS": "1",
             "GIT_CONFIG_GLOBAL": str(gitconfig),
         },
     )
-    try:
-        instance.start("api-server", "scheduler", "dag-processor")
-        yield instance
-    except BaseException:
-        print(instance.logs())
-        raise
-    finally:
-        instance.stop()
+    with running(instance, "api-server", "scheduler", "dag-processor") as started:
+        yield started
 
 
 def newest_dag_version(airflow) -> dict | None:

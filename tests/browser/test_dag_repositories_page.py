@@ -24,17 +24,21 @@ README_SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 UPDATE_README_SCREENSHOT = os.environ.get("DAGOPS_UPDATE_SCREENSHOTS") == "1"
 SYNC_TIMEOUT = 150  # seconds: a sync is a real Airflow run (schedule, start a worker, fetch, validate, publish)
 PAGE_IFRAME = "iframe[title='DAG Repositories']"  # the Airflow UI shows external views in an iframe
+# Each step of Airflow's own login is a few api-server round trips, which take long on a loaded machine (the whole
+# suite on 2 cores): a bound on waiting, not a speed assertion.
+UI_STEP_MS = 60_000
 
 
 def log_in(page: Page, screenshots) -> None:
     page.goto("/")
-    expect(page).to_have_url(re.compile(r"/auth/login"))  # not signed in yet: Airflow's login form
+    expect(page).to_have_url(re.compile(r"/auth/login"), timeout=UI_STEP_MS)  # not signed in yet: Airflow's login
     page.locator("input[name=username]").fill("admin")
     page.locator("input[name=password]").fill("admin")
     screenshots(page, "login-form")
     page.get_by_role("button", name="Sign in").click()
-    expect(page).not_to_have_url(re.compile(r"/auth/login"))
-    expect(page.get_by_role("button", name="Admin")).to_be_visible()
+    expect(page).not_to_have_url(re.compile(r"/auth/login"), timeout=UI_STEP_MS)
+    # The UI adds its Admin menu once it has asked the api-server what the user may see.
+    expect(page.get_by_role("button", name="Admin")).to_be_visible(timeout=UI_STEP_MS)
     screenshots(page, "signed-in")
 
 

@@ -109,10 +109,16 @@ def test_rest_lists_scans_registers_and_ignores(github, web):
     scanned = web.api("POST", "discovery/scan", json={}, as_="editor")
     assert scanned.status_code == 200, scanned.get_json()
     assert sorted(r["name"] for r in scanned.get_json()["repositories"]) == ["hr-dags", "sales-dags"]
-    registered = web.api("POST", "discovery/repositories/sales-dags/register", json={"verify": False}, as_="editor")
+    # Registering attaches the source's connection: a DAG editor alone may not (as with naming a conn_id).
+    for body in ({"apply": True}, None):
+        path = "discovery/scan" if body else "discovery/repositories/sales-dags/register"
+        refused = web.api("POST", path, json=body or {"verify": False}, as_="editor")
+        assert refused.status_code == 403 and "connection read permission" in refused.get_json()["error"]["message"]
+    assert list_repositories() == []
+    registered = web.api("POST", "discovery/repositories/sales-dags/register", json={"verify": False}, as_="admin")
     assert registered.status_code == 200 and registered.get_json()["ok"], registered.get_json()
     assert [r.name for r in list_repositories()] == ["sales-dags"]
-    twice = web.api("POST", "discovery/repositories/sales-dags/register", json={"verify": False}, as_="editor")
+    twice = web.api("POST", "discovery/repositories/sales-dags/register", json={"verify": False}, as_="admin")
     assert twice.status_code == 409 and "registered, not proposed" in twice.get_json()["reason"]
     ignored = web.api("POST", "discovery/repositories/hr-dags/ignore", json={}, as_="editor")
     assert ignored.status_code == 200 and ignored.get_json()["status"] == "ignored"

@@ -60,10 +60,12 @@ def test_cli_names_the_missing_scope(github, monkeypatch):
     assert "admin:repo_hook" in result.output and WEAK_TOKEN not in result.output
 
 
-def test_rest_register_needs_write_and_reading_deliveries_needs_read(github, web):
-    refused = web.api("POST", "repositories/team/webhook/registration", json={}, as_="reader")
-    assert refused.status_code == 403 and not github.hooks.get("acme/dags")
-    created = web.api("POST", "repositories/team/webhook/registration", json={"provider": "github"}, as_="editor")
+def test_rest_register_needs_write_and_connections_and_reading_deliveries_needs_read(github, web):
+    for role in ("reader", "editor"):  # a DAG editor alone may not act with the connection's admin-scoped token
+        refused = web.api("POST", "repositories/team/webhook/registration", json={}, as_=role)
+        assert refused.status_code == 403 and not github.hooks.get("acme/dags")
+    assert "connection read permission" in refused.get_json()["error"]["message"]
+    created = web.api("POST", "repositories/team/webhook/registration", json={"provider": "github"}, as_="admin")
     assert created.status_code == 200, created.get_json()
     body = created.get_json()
     assert body["action"] == "created" and body["secret"] == "set"  # noqa: S105 - the word, not a secret
@@ -73,18 +75,19 @@ def test_rest_register_needs_write_and_reading_deliveries_needs_read(github, web
     deliveries = web.api("GET", "repositories/team/webhook/deliveries?limit=5", as_="reader")
     assert deliveries.status_code == 200 and deliveries.get_json()["registered"] is True
     assert web.api("DELETE", "repositories/team/webhook/registration", as_="reader").status_code == 403
-    deleted = web.api("DELETE", "repositories/team/webhook/registration", as_="editor")
+    assert web.api("DELETE", "repositories/team/webhook/registration", as_="editor").status_code == 403
+    deleted = web.api("DELETE", "repositories/team/webhook/registration", as_="admin")
     assert deleted.status_code == 200 and deleted.get_json()["action"] == "deleted"
     assert github.hooks["acme/dags"] == []
 
 
 def test_rest_answers_for_bad_input(github, web, monkeypatch):
-    bad = web.api("POST", "repositories/team/webhook/registration", json={"provider": "bitbucket"}, as_="editor")
+    bad = web.api("POST", "repositories/team/webhook/registration", json={"provider": "bitbucket"}, as_="admin")
     assert bad.status_code == 422 and bad.get_json()["error"]["code"] == "invalid_body"
     assert web.api("GET", "repositories/team/webhook/deliveries?limit=0", as_="reader").status_code == 422
-    assert web.api("POST", "repositories/nope/webhook/registration", json={}, as_="editor").status_code == 404
+    assert web.api("POST", "repositories/nope/webhook/registration", json={}, as_="admin").status_code == 404
     git_connection(monkeypatch, "team_git", WEAK_TOKEN, api_url=github.url)
-    scope = web.api("POST", "repositories/team/webhook/registration", json={}, as_="editor")
+    scope = web.api("POST", "repositories/team/webhook/registration", json={}, as_="admin")
     assert scope.status_code == 422, scope.get_json()
     error = scope.get_json()["error"]
     assert error["code"] == "host_permission_denied" and "admin:repo_hook" in error["message"]

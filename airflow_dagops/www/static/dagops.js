@@ -22,6 +22,8 @@
     csrf: meta("dagops-csrf"),
     canWrite: meta("dagops-can-write") === "true",
     canDelete: (meta("dagops-can-delete") || meta("dagops-can-write")) === "true",
+    // Registering a webhook or a discovered repository acts with a connection's token (the API checks it too).
+    canUseConnections: meta("dagops-can-use-connections") === "true",
     airflowBase: meta("dagops-airflow-base").replace(/\/+$/, ""),
     listUrl: meta("dagops-list-url") || "./",
     page: document.body.dataset.page,
@@ -493,15 +495,19 @@
     poller.refresh();
   }
 
-  async function registerWebhook(name, target) {
-    await withBusy(target, async function () {
-      try {
-        const answer = await api("POST", repoPath(name, "webhook/registration"), {});
-        notify("Webhook " + answer.action + " on " + answer.provider + " (" + answer.project + "): " + answer.url + "; secret set.", "success");
-      } catch (err) {
-        reportError(err);
-      }
-    });
+  // The outcome stays in the overview (detail.webhook) rather than in a notice: the payload URL and a missing scope
+  // are read, and copied, at leisure. While the host answers, the button is disabled and the overview says so.
+  async function registerWebhook(name) {
+    if (detail.webhook && detail.webhook.working) return;
+    detail.webhook = { working: true };
+    renderOverview(detail.repo);
+    try {
+      detail.webhook = { answer: await api("POST", repoPath(name, "webhook/registration"), {}) };
+    } catch (err) {
+      detail.webhook = err.status === 401 ? null : { error: err };
+      if (err.status === 401) sessionExpired();
+    }
+    renderOverview(detail.repo);
   }
 
   async function pin(name, release, target) {
@@ -1302,47 +1308,22 @@
     }
   }
 
-  // Scans the organizations of dagops.yaml's `discovery:` block; offers to register what it proposes.
-  async function discover(target) {
-    await withBusy(target, async function () {
-      try {
-        const result = await api("POST", "discovery/scan", {});
-        if (!result.configured) {
-          notify("No discovery source is configured: add a discovery: block to dagops.yaml (docs/many-repositories.md).", "info");
-          return;
-        }
-        const failed = result.sources.filter(function (s) { return s.error; });
-        const proposed = result.repositories.filter(function (r) { return r.status === "proposed" && !r.reason; });
-        const removed = result.repositories.filter(function (r) { return r.status === "removed"; });
-        const repos = function (n) { return n + (n === 1 ? " repository" : " repositories"); };
-        const words = repos(proposed.length) + " proposed" + (removed.length ? ", " + removed.length + " removed from their organization (flagged)" : "");
-        const failures = failed.map(function (s) { return " Not scanned: " + s.source + ": " + s.error; }).join("");
-        if (!proposed.length) {
-          notify("Discovery: " + words + "." + failures, failed.length ? "error" : "success");
-          return;
-        }
-        // Airflow's iframe allows no browser dialogs: the notice itself offers to register them.
-        notify("Discovery: " + words + ": " + proposed.map(function (r) { return r.full_name + " \u2192 " + r.name; }).join(", ") + "." + failures, "info", {
-          label: "Register " + repos(proposed.length),
-          run: async function (event) {
-            await withBusy(event && event.currentTarget, async function () {
-              try {
-                const applied = await api("POST", "discovery/scan", { apply: true });
-                const done = [].concat.apply([], applied.sources.map(function (s) { return s.registered || []; }));
-                const failedOnes = done.filter(function (o) { return !o.ok; });
-                notify(repos(done.length - failedOnes.length) + " registered" + (failedOnes.length ? "; not registered: " + failedOnes.map(function (o) { return o.name + " (" + o.reason + ")"; }).join(", ") : "") + ".", failedOnes.length ? "error" : "success");
-                poller.refresh();
-              } catch (err) {
-                reportError(err);
-              }
-            });
-          },
-        });
-        clearTimeout(noticeTimer);  // the offer stays until it is used or dismissed
-      } catch (err) {
-        reportError(err);
-      }
+  // "Discover" (discovery.js): scan dagops.yaml's discovery: sources, then register or ignore what they propose.
+  let discoveryMade = null;
+
+  function discovery() {
+    if (discoveryMade || !window.DagOpsDiscovery || !$("discover-dialog")) return discoveryMade;
+    discoveryMade = window.DagOpsDiscovery({
+      el: el, api: api, button: button, statusBadge: statusBadge, table: table, outcomeBox: outcomeBox, token: token,
+      reportError: reportError, refresh: function () { poller.refresh(); },
+      canWrite: CONFIG.canWrite, canUseConnections: CONFIG.canUseConnections,
     });
+    return discoveryMade;
+  }
+
+  async function discover(target) {
+    const kit = discovery();
+    if (kit) await withBusy(target, kit.scan);
   }
 
   // ---- list page -----------------------------------------------------------------------------------
@@ -1476,6 +1457,7 @@
     deployKey: null, // {public_key} | {missing: message} | {error: message} | null while loading
     access: null,
     rotation: null, // {pending, access} while a key rotation waits for its deploy key
+    webhook: null, // the last "Register webhook": {working} | {answer} | {error}; shown until the next press
   };
 
   // Promotion, release tests, files left out, proposals and events: repository_sections.js, given these helpers.
@@ -1635,12 +1617,12 @@
       alert.hidden = !content;
     }
     const overview = $("overview");
-    if (!changed(overview, [repo, optionSchemas ? optionSchemas.all : null])) return;
+    if (!changed(overview, [repo, optionSchemas ? optionSchemas.all : null, detail.webhook])) return;
     const item = function (label, value, wide, testid) {
       return el("div", { class: wide ? "wide" : undefined }, [el("dt", { text: label }), el("dd", { testid: testid }, value)]);
     };
     const live = repo.live;
-    overview.replaceChildren(
+    const items = [
       item("Repository URL", [repoUrl(repo.url, "mono", "url")], true),
       item("Branch or tag", [el("span", { class: "chip", testid: "branch", text: repo.ref })]),
       item("Namespace", [el("span", { class: "chip", text: repo.namespace })]),
@@ -1661,15 +1643,55 @@
       item("Isolated environment", [repo.isolated_env ? "Yes: its own virtual environment" : el("span", { class: "muted", text: "No: Airflow's environment" })], false, "isolated-env"),
       item("Webhook connection", [
         repo.webhook_conn_id ? el("span", { class: "chip", text: repo.webhook_conn_id }) : el("span", { class: "muted", text: "None" }),
-        // Creates (or updates) dagops' webhook on GitHub, GitLab or Gitea with the repository's connection token.
-        CONFIG.canWrite && repo.conn_id ? el("div", {}, [button("Register webhook", { small: true, icon: "external", testid: "register-webhook", title: "Create or update dagops' webhook on the Git host", onclick: function (event) { registerWebhook(repo.name, event.currentTarget); } })]) : null,
       ], false, "webhook-conn"),
+      repo.conn_id && CONFIG.canUseConnections ? item("Webhook on the Git host", webhookControls(repo), true, "webhook") : null,
       item("Promotion", [promotionText(repo.promotion)], false, "promotion"),
       item("Access control", [accessControlText(repo.access_control)], false, "access-control"),
       ...otherOptions(repo).map(function (name) {
         return item(optionLabel(name), [optionValueText(repo[name])], false, "option-" + name);
       }),
-    );
+    ];
+    overview.replaceChildren.apply(overview, items.filter(Boolean));  // a null child would show as "null"
+  }
+
+  /** "Register webhook" and what the last press did: created or updated (with the payload URL, events, content
+   *  type and the secret's connection, never the secret), or why not (a token without the scope names it). */
+  function webhookControls(repo) {
+    const state = detail.webhook || {};
+    const press = button(state.working ? "Registering\u2026" : "Register webhook", {
+      small: true, icon: "external", testid: "register-webhook", disabled: state.working,
+      title: "Create or update dagops' webhook on the Git host, with the token of connection " + repo.conn_id,
+      onclick: function () { registerWebhook(repo.name); },
+    });
+    if (state.working) press.classList.add("is-busy");
+    return [el("div", { class: "webhook-controls" }, [el("div", {}, [press]), state.working || state.answer || state.error ? webhookOutcome(state) : null])];
+  }
+
+  function webhookOutcome(state) {
+    if (state.working) {
+      return outcomeBox(null, "webhook-result", "working", [el("strong", { text: "Asking the Git host\u2026" })], [
+        el("div", { class: "access-message", text: "Creating dagops' webhook, or updating the one already there." }),
+      ]);
+    }
+    if (state.error) {
+      const err = state.error;
+      const rows = [el("div", { class: "access-message", testid: "webhook-message", text: err.message })];
+      if (err.code === "host_permission_denied") {
+        rows.push(el("div", { class: "finding-hint", testid: "webhook-hint", text: "Nothing was created or changed on the Git host. Give the token of connection " + detail.repo.conn_id + " the scope named above, then press Register webhook again." }));
+      }
+      return outcomeBox(false, "webhook-result", token(err.code), [el("strong", { text: "Webhook not registered" })], rows);
+    }
+    const answer = state.answer;
+    const hook = answer.hook || {};
+    return outcomeBox(true, "webhook-result", token(answer.action), [
+      el("strong", { text: "Webhook " + answer.action + " on " + answer.provider }),
+      el("span", { class: "muted", text: answer.project + (hook.id !== undefined ? " \u00b7 hook " + hook.id : "") }),
+    ], [
+      el("div", { class: "access-message" }, ["Payload URL ", el("code", { class: "mono", testid: "webhook-url", text: answer.url })]),
+      el("div", { class: "cell-sub", testid: "webhook-events", text: "Events " + (answer.events || []).join(", ") + " \u00b7 content type " + answer.content_type + " \u00b7 secret set (connection " + answer.secret_conn_id + ")" }),
+    ].concat((answer.warnings || []).map(function (warning) {
+      return el("div", { class: "finding-hint", testid: "webhook-warning", text: warning });
+    })));
   }
 
   // The options the overview shows in its own words; any other option (a new one) is shown as it is.
@@ -1913,17 +1935,22 @@
     if (result.conn_id) meta.push("connection " + result.conn_id);
     if (result.ref) meta.push(result.ref);
     if (result.transport) meta.push(result.transport);
-    return el("div", { class: "access-result " + (result.ok ? "is-ok" : "is-failed"), testid: testid, role: "status", data: { kind: kind } }, [
-      icon(result.ok ? "check" : "cross"),
-      el("div", { class: "access-text" }, [
-        el("div", { class: "access-title" }, [
-          el("strong", { text: ACCESS_TITLES[result.kind] || String(result.kind) }),
-          result.ok && result.commit ? el("span", { class: "commit-sha", title: result.commit, text: result.commit.slice(0, 7) }) : null,
-        ]),
-        el("div", { class: "access-message", testid: "access-message", text: result.message || "" }),
-        result.hint ? el("div", { class: "finding-hint", testid: "access-hint", text: result.hint }) : null,
-        el("div", { class: "cell-sub", testid: "access-latency" }, [meta.join(" · "), result.checkedAt ? " · " : "", result.checkedAt ? timeAgo(result.checkedAt) : ""]),
-      ]),
+    return outcomeBox(result.ok, testid, kind, [
+      el("strong", { text: ACCESS_TITLES[result.kind] || String(result.kind) }),
+      result.ok && result.commit ? el("span", { class: "commit-sha", title: result.commit, text: result.commit.slice(0, 7) }) : null,
+    ], [
+      el("div", { class: "access-message", testid: "access-message", text: result.message || "" }),
+      result.hint ? el("div", { class: "finding-hint", testid: "access-hint", text: result.hint }) : null,
+      el("div", { class: "cell-sub", testid: "access-latency" }, [meta.join(" · "), result.checkedAt ? " · " : "", result.checkedAt ? timeAgo(result.checkedAt) : ""]),
+    ]);
+  }
+
+  /** A verdict box (Test access, Register webhook): ok true / false, or null while it is being asked. */
+  function outcomeBox(ok, testid, kind, title, rows) {
+    const tone = ok === null ? "is-working" : ok ? "is-ok" : "is-failed";
+    return el("div", { class: "access-result " + tone, testid: testid, role: "status", data: { kind: kind } }, [
+      icon(ok === null ? "clock" : ok ? "check" : "cross"),
+      el("div", { class: "access-text" }, [el("div", { class: "access-title" }, title)].concat(rows)),
     ]);
   }
 

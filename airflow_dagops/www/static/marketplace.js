@@ -464,7 +464,8 @@
     let data;
     try {
       const sort = $("sort-select") ? $("sort-select").value : "relevance";
-      data = await api("GET", "marketplace/search?limit=50&sort=" + encodeURIComponent(sort) + "&q=" + encodeURIComponent(query));
+      const order = sort === "relevance" || !$("sort-order") ? "" : "&order=" + encodeURIComponent($("sort-order").dataset.order);
+      data = await api("GET", "marketplace/search?limit=50&sort=" + encodeURIComponent(sort) + order + "&q=" + encodeURIComponent(query));
     } catch (err) {
       results.replaceChildren(stateBox("Could not search the marketplace", err.message));
       results.setAttribute("aria-busy", "false");
@@ -523,18 +524,58 @@
     });
   }
 
+  // The natural order of each sort (marketplace/listing.py) and how each direction reads to the user.
+  const SORT_ORDERS = {
+    downloads: { natural: "desc", desc: "\u2193 Most first", asc: "\u2191 Fewest first" },
+    installs: { natural: "desc", desc: "\u2193 Most first", asc: "\u2191 Fewest first" },
+    rating: { natural: "desc", desc: "\u2193 Best first", asc: "\u2191 Worst first" },
+    name: { natural: "asc", asc: "A \u2192 Z", desc: "Z \u2192 A" },
+  };
+
+  /** Label the order button for `sort`; relevance has one order only, so the button is disabled then. */
+  function showOrder(orderButton, sort, wanted) {
+    const orders = SORT_ORDERS[sort];
+    if (!orders) {
+      orderButton.disabled = true;
+      orderButton.dataset.order = "desc";
+      orderButton.textContent = "Best match first";
+      orderButton.title = "Choose another sort to turn the order around";
+      return;
+    }
+    const order = wanted === "asc" || wanted === "desc" ? wanted : orders.natural;
+    orderButton.disabled = false;
+    orderButton.dataset.order = order;
+    orderButton.textContent = orders[order];
+    orderButton.title = "Click to turn the order around";
+  }
+
+  function keepSortInAddress(sort, order) {
+    const url = new URL(window.location.href);
+    url.searchParams.set("sort", sort);
+    if (order && SORT_ORDERS[sort] && order !== SORT_ORDERS[sort].natural) url.searchParams.set("order", order);
+    else url.searchParams.delete("order");
+    window.history.replaceState(null, "", url);
+  }
+
   function startSearchPage() {
     const input = $("search-input");
     const params = new URLSearchParams(window.location.search);
     input.value = params.get("q") || "";
     const sortSelect = $("sort-select");
+    const orderButton = $("sort-order");
     if (sortSelect) {
       sortSelect.value = params.get("sort") || "relevance";
       if (!sortSelect.value) sortSelect.value = "relevance";  // an unknown ?sort= from an old link
+      showOrder(orderButton, sortSelect.value, params.get("order"));
       sortSelect.addEventListener("change", function () {
-        const url = new URL(window.location.href);
-        url.searchParams.set("sort", sortSelect.value);
-        window.history.replaceState(null, "", url);
+        showOrder(orderButton, sortSelect.value, null);  // a new sort starts in its natural order
+        keepSortInAddress(sortSelect.value, null);
+        runSearch(input.value.trim());
+      });
+      orderButton.addEventListener("click", function () {
+        const flipped = orderButton.dataset.order === "asc" ? "desc" : "asc";
+        showOrder(orderButton, sortSelect.value, flipped);
+        keepSortInAddress(sortSelect.value, flipped);
         runSearch(input.value.trim());
       });
     }
