@@ -1,9 +1,10 @@
-"""(j) CLI latency: the wall time of each `dagops` read command, beside `airflow version`, in the same run.
+"""(j) CLI latency: the wall time of every `dagops` read command, beside `airflow version`, in the same run.
 
 Each command is a new process, as a person or a script runs it (interpreter start-up, imports, the state DB
 query, rendering), timed from `subprocess.run` to its exit. The installation is a SQLite state DB with three
-registered repositories, one of them published with a few DAG files, so lists, releases and events have rows.
-The commands run in a rotating order, so a slow moment of this shared machine hits them all alike.
+registered repositories, one of them published with a few DAG files, and the example marketplace catalog, so
+lists, releases, events and packages have rows. The commands run in a rotating order, so a slow moment of this
+shared machine hits them all alike.
 """
 
 from __future__ import annotations
@@ -24,35 +25,40 @@ from benchmarks.timing import Goal, Measurement, Samples, timed
 LIMIT_MS = 500.0
 REPOSITORIES = ("team-etl", "team-ml", "team-reporting")
 PUBLISHED = REPOSITORIES[0]
+EXAMPLE_CATALOG = Path(__file__).resolve().parents[1] / "examples" / "catalog"
+PACKAGE = "postgres_backup_to_s3"  # of examples/catalog
 DAGOPS = [sys.executable, "-m", "airflow_dagops.cli.main"]
-# What each read needs beyond the state DB; the goal is for the reads that need nothing more.
-NEEDS_AIRFLOW = {
-    "webhooks show": "it says whether the webhook secret's Airflow connection exists, which only Airflow's "
-    "connection lookup (environment, secrets backend, metadata DB) can tell",
-}
-# What every read that lists the state DB pays before dagops does anything: the interpreter, and the imports
-# of SQLAlchemy's ORM with dagops' models (store/models.py) and of typer.
+# What every read that lists the state DB pays before dagops does anything: the interpreter, then the imports of
+# typer, rich (the output) and SQLAlchemy's ORM with dagops' models (store/models.py); SQLAlchemy alone as well.
 FLOORS = [
     ("`python -c pass` (interpreter start-up)", "pass"),
+    ("`python -c 'import sqlalchemy.orm'` (SQLAlchemy's ORM alone)", "import sqlalchemy.orm"),
     (
-        "`python -c 'import typer, airflow_dagops.store.models'` (CLI framework, SQLAlchemy ORM, state DB models)",
-        "import typer, typer.main, typer._adapters, airflow_dagops.store.models",
+        "`python -c 'import typer, rich, airflow_dagops.store.models'` (CLI framework, output, SQLAlchemy ORM, "
+        "state DB models)",
+        "import typer, typer.main, rich.console, rich.table, airflow_dagops.store.models",
     ),
 ]
+# Every command that only reads (`credentials test` reaches the remote with git: it is a check, not a read).
 READS = [
     ("repos list", ["repos", "list"]),
     ("repos list --json", ["repos", "list", "--json"]),
     ("repos show", ["repos", "show", PUBLISHED]),
+    ("repos export", ["repos", "export"]),
     ("status", ["status"]),
     ("versions", ["versions", PUBLISHED]),
+    ("diff", ["diff", PUBLISHED, "1", "1"]),
     ("events", ["events"]),
     ("promotion", ["promotion", PUBLISHED]),
     ("tests", ["tests", PUBLISHED, "--json"]),
+    ("webhooks show", ["webhooks", "show", PUBLISHED]),
+    ("discover --list", ["discover", "--list"]),
     ("marketplace list", ["marketplace", "list"]),
-    ("marketplace search", ["marketplace", "search", "etl"]),
+    ("marketplace list --installed", ["marketplace", "list", "--installed"]),
+    ("marketplace search", ["marketplace", "search", "backup"]),
+    ("marketplace info", ["marketplace", "info", PACKAGE]),
     ("marketplace catalogs list", ["marketplace", "catalogs", "list"]),
     ("--help", ["--help"]),
-    ("webhooks show", ["webhooks", "show", PUBLISHED]),
 ]
 
 
@@ -88,12 +94,14 @@ def measure_cli_latency(work: Path, reps: int, progress: Callable[[str], None]) 
 
 
 def _seed(root: Path, progress: Callable[[str], None]) -> None:
-    """Three registered repositories on a SQLite state DB; the first one synced, so it has a live release."""
+    """Three registered repositories on a SQLite state DB, the first one synced (so it has a live release), and the
+    example marketplace catalog, read."""
+    from airflow_dagops.marketplace import catalogs
     from airflow_dagops.repositories.registry import add_repository
     from airflow_dagops.sync.sync import sync_repository
     from benchmarks.engine import noop_validator
 
-    progress("(j) preparing: a state DB with three repositories, one published")
+    progress("(j) preparing: a state DB with three repositories, one published, and the example catalog")
     use_installation(root)
     for name in REPOSITORIES:
         source = make_dag_repo(root / "sources" / name, 5, prefix=name.replace("-", "_"))
@@ -101,6 +109,11 @@ def _seed(root: Path, progress: Callable[[str], None]) -> None:
     outcome = sync_repository(PUBLISHED, trigger="cli", validator=noop_validator)
     if not outcome.ok:
         raise RuntimeError(f"could not publish {PUBLISHED}: {outcome.message}")
+    catalog = root / "catalog"
+    catalogs.catalog_repo_from_folder(EXAMPLE_CATALOG, catalog)
+    catalogs.add_catalog("community", catalog.as_uri(), verify=False)
+    if any(result["status"] != "ok" for result in catalogs.refresh_catalogs()):
+        raise RuntimeError("could not read the example catalog")
 
 
 def _run(argv: list[str]) -> tuple[float, float]:
@@ -117,21 +130,17 @@ def _run(argv: list[str]) -> tuple[float, float]:
 
 
 def _goals(reads: list[Samples]) -> list[Goal]:
-    judged = [s for s in reads if _label(s) not in NEEDS_AIRFLOW]
-    slowest = max(judged, key=lambda s: s.median)
+    slowest = max(reads, key=lambda s: s.median)
     subject = reads[0]
+    over = [s.what for s in reads if s.median > LIMIT_MS]
     return [
         Goal(f"{subject.what} ≤ {LIMIT_MS:.0f} ms", f"{subject.median:.0f} ms", subject.median <= LIMIT_MS),
         Goal(
-            f"every read that needs no Airflow ≤ {LIMIT_MS:.0f} ms (the slowest)",
-            f"{slowest.median:.0f} ms ({slowest.what})",
+            f"every read ≤ {LIMIT_MS:.0f} ms (the slowest)",
+            f"{slowest.median:.0f} ms ({slowest.what}); {len(over)} of {len(reads)} over",
             slowest.median <= LIMIT_MS,
         ),
     ]
-
-
-def _label(samples: Samples) -> str:
-    return samples.what.strip("`").removeprefix("dagops ")
 
 
 def _notes(rows: list[Samples], cpu: dict[str, list[float]], loads: tuple[float, float]) -> list[str]:
@@ -140,23 +149,20 @@ def _notes(rows: list[Samples], cpu: dict[str, list[float]], loads: tuple[float,
     cpu_rows = [f"| {what} | {statistics.median(values):,.0f} |" for what, values in cpu.items()]
     cpus = os.cpu_count() or 1
     busy = ": other work shared the CPUs, which stretches wall times" if max(loads) > cpus / 2 else ""
-    notes = [
+    return [
         f"This machine's load average (1 min, {cpus} CPUs) was {loads[0]:.1f} when the rounds began and "
         f"{loads[1]:.1f} when they ended{busy}. CPU time (user + system) of each command, median ms, depends less "
         "on other work:\n\n| What | CPU ms |\n|---|---|\n" + "\n".join(cpu_rows),
-        f"The two *(breakdown)* rows are the floor every read that lists the state DB stands on: "
-        f"{floor.median:,.0f} ms to start Python and import typer and the state DB's SQLAlchemy models, of the "
-        f"{rows[0].median:,.0f} ms of `dagops repos list`; the rest is dagops' own imports, the queries and "
-        "the rendering.",
+        f"The *(breakdown)* rows are the floor every read that lists the state DB stands on: {floor.median:,.0f} ms "
+        f"to start Python and import typer, rich and the state DB's SQLAlchemy models, of the {rows[0].median:,.0f} "
+        "ms of `dagops repos list`; the rest is dagops' own imports, the queries and the rendering.",
         f"`dagops repos list` takes {rows[0].median / airflow.median:.2f}× the time of `airflow version` in this "
         "run. Before issue 19 it took about 3.1 s (about 1.9× `airflow version`): it imported Airflow's "
-        "configuration and every command group. Reads now import no Airflow module: "
+        "configuration and every command group. No read imports Airflow, pydantic, YAML, the package schema or "
+        "an HTTP client now (`webhooks show` reads whether the webhook secret's connection exists from the "
+        "environment or Airflow's metadata DB directly, unless a custom secrets backend is configured): "
         "tests/cli/test_fast_reads.py checks that in a subprocess.",
     ]
-    notes += [
-        f"`dagops {label}` imports Airflow: {why}; the goal leaves it out." for label, why in NEEDS_AIRFLOW.items()
-    ]
-    return notes
 
 
 def _method(reps: int) -> str:
@@ -165,7 +171,7 @@ def _method(reps: int) -> str:
         f"script runs) with COLUMNS=80 and its output captured (no terminal), and timed from start to exit: "
         f"interpreter start-up, imports, the state DB query and rendering. {reps} rounds after a warm-up round; in "
         "each round every command runs once, in a rotating order. The state DB is SQLite with three registered "
-        f"repositories, `{PUBLISHED}` published (5 DAG files). `airflow version` is the baseline: the lightest "
-        "command of Airflow's own CLI, in the same rounds; two bare `python -c` processes in the same rounds show "
-        "the floor under the reads."
+        f"repositories, `{PUBLISHED}` published (5 DAG files), and the example marketplace catalog (examples/catalog). "
+        "`airflow version` is the baseline: the lightest command of Airflow's own CLI, in the same rounds; bare "
+        "`python -c` processes in the same rounds show the floor under the reads."
     )

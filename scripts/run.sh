@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # `make run`: Airflow 3 with dagops on an embedded default (SQLite), a local demo repository synced
-# into namespace `demo`, served at http://localhost:8080 (login admin / admin). Ctrl-C or `make stop` stops
-# every process it started.
+# into namespace `demo`, served at http://localhost:8080 on the loopback interface only (login admin / admin).
+# Ctrl-C or `make stop` stops every process it started.
 #
 # Start-up, fastest first: one Python process prepares everything Airflow needs before it starts (its DB,
 # `dagops init`, the demo repository and the catalog registered: scripts/make_run.py), then `airflow standalone`
@@ -30,7 +30,13 @@ export AIRFLOW_HOME="$RUN_HOME"
 export PATH="$BIN:\$PATH"
 export AIRFLOW__CORE__LOAD_EXAMPLES=False
 export AIRFLOW__API__PORT=$PORT
+# Loopback only: this instance has a fixed admin / admin login. http://localhost:$PORT reaches it; to serve other
+# machines, deploy it properly (docs/deployment.md), with real accounts.
+export AIRFLOW__API__HOST=127.0.0.1
 export AIRFLOW__CORE__EXECUTION_API_SERVER_URL=http://localhost:$PORT/execution/
+# DAG bundles keep their copies here, not in Airflow's default of /tmp/airflow/dag_bundles, which every Airflow on
+# the machine shares: another instance's dagops-releases bundle would replace this one's DAG files there.
+export AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_STORAGE_PATH="$RUN_HOME/dag_bundles"
 # Look for new DAG files every 5 s and re-parse known ones every 10 s (defaults: 300 s and 30 s), so a
 # freshly published namespace shows up within seconds.
 export AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL=5

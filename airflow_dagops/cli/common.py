@@ -3,7 +3,8 @@ tables that stay readable at 80 columns, and the reconciliation of sync runs bef
 
 Kept apart from main.py so command groups in their own modules (credentials, webhooks, ...) can use it
 without importing main.py, which registers them. Imports only what every command needs: a command's services
-are imported inside it, so a read such as `dagops repos list` loads no more than it uses (docs/cli.md).
+are imported inside it, so a read such as `dagops repos list` loads no more than it uses (README.md, "Command
+line"; tests/cli/test_fast_reads.py).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import json
 import sys
 from collections.abc import Callable, Iterable
 from functools import wraps
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn, TextIO
 
 import typer
 from rich import box
@@ -34,11 +35,15 @@ def say(text: str, style: str | None = None, console: Console = out) -> None:
     console.print(text, style=style, markup=False, soft_wrap=True)
 
 
-JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
+JsonOption = Annotated[
+    bool, typer.Option("--json", help="Print the result as JSON; an error as a JSON object on stderr.")
+]
 
 
 def command(group: typer.Typer, name: str | None = None):
-    """Register a command whose DagOpsErrors end the process with a one-line reason and a non-zero code."""
+    """Register a command whose DagOpsErrors end the process with a one-line reason and the error's exit code;
+    with `--json` (a parameter named `as_json`) the reason is the REST API's error envelope on stderr, so a
+    script reads JSON from both streams."""
 
     def decorate(func: Callable) -> Callable:
         @wraps(func)
@@ -46,16 +51,37 @@ def command(group: typer.Typer, name: str | None = None):
             try:
                 return func(*args, **kwargs)
             except DagOpsError as error:
-                say(f"Error: {redact_text(str(error))}", "red", err)
-                raise typer.Exit(error.exit_code) from None
+                fail(error, as_json=bool(kwargs.get("as_json")))
 
         return group.command(name)(wrapper)
 
     return decorate
 
 
-def print_json(data) -> None:
-    sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+def fail(error: DagOpsError, *, as_json: bool) -> NoReturn:
+    """End the command: the error's message (redacted) on stderr, as text or as `{"error": {"code", "message",
+    "details"}}` (api/errors.py's envelope), and its exit code (errors.py)."""
+    message = redact_text(str(error))
+    if as_json:
+        print_json({"error": {"code": error.code, "message": message, "details": _redacted(error.details)}}, sys.stderr)
+    else:
+        say(f"Error: {message}", "red", err)
+    raise typer.Exit(error.exit_code)
+
+
+def _redacted(value: Any) -> Any:
+    """Details hold no secret by contract (errors.py); what they quote of git or a URL is redacted all the same."""
+    if isinstance(value, str):
+        return redact_text(value)
+    if isinstance(value, dict):
+        return {key: _redacted(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_redacted(item) for item in value]
+    return value
+
+
+def print_json(data, stream: TextIO | None = None) -> None:
+    (stream or sys.stdout).write(json.dumps(data, indent=2, default=str) + "\n")
 
 
 def table(*headers: str) -> Table:

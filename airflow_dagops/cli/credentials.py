@@ -6,18 +6,19 @@ stdin or a file), handed to the service, and never printed.
 
 from __future__ import annotations
 
+import contextlib
 import getpass
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 import typer
 
-from airflow_dagops.cli.common import JsonOption, command, err
+from airflow_dagops.cli.common import JsonOption, command, err, fail
 from airflow_dagops.cli.common import print_json as _print_json
 from airflow_dagops.cli.common import say as _say
 from airflow_dagops.credentials import access, common, deploy_keys, rotation
-from airflow_dagops.errors import InvalidInput, RotationFailed
+from airflow_dagops.errors import InvalidInput, NotFound, RotationFailed
 from airflow_dagops.repositories.info import get_repository
 from airflow_dagops.safety import url_scheme
 
@@ -75,12 +76,17 @@ def test(
 
 
 @command(app, "deploy-key")
-def deploy_key(name: Annotated[str, typer.Argument(help="Repository whose public SSH key to print.")]):
+def deploy_key(
+    name: Annotated[str, typer.Argument(help="Repository whose public SSH key to print.")],
+    as_json: JsonOption = False,
+):
     """Print the public SSH key of the repository's connection (to add as a deploy key). Exit 1 if it has none."""
     conn_id, key = deploy_keys.deploy_key_info(name)
     if key is None:
-        _say(f"{name!r} has no SSH key in its connection ({conn_id or 'none'})", "red", err)
-        raise typer.Exit(1)
+        raise NotFound(f"{name!r} has no SSH key in its connection ({conn_id or 'none'})")
+    if as_json:
+        _print_json({"repository": name, "conn_id": conn_id, "public_key": key})
+        return
     sys.stdout.write(key + "\n")
 
 
@@ -99,10 +105,28 @@ def rotate(
     keep_old: Annotated[
         bool, typer.Option("--keep-old", help="Keep the old connection (e.g. when DAGs use it too).")
     ] = False,
+    as_json: Annotated[
+        bool,
+        typer.Option("--json", help="Print the outcome as JSON; the key to add, questions and progress go to stderr."),
+    ] = False,
 ):
     """Rotate credentials without downtime (SSH: a new ed25519 deploy key; HTTPS: a new token).
 
     A new connection is made and verified before the repository switches to it; the old one is then deleted."""
+    # With --json stdout holds the outcome alone: what a person reads or answers goes to stderr.
+    with contextlib.redirect_stdout(sys.stderr) if as_json else contextlib.nullcontext():
+        outcome = _rotate(name, token_file=token_file, wait=wait, yes=yes, keep_old=keep_old, as_json=as_json)
+    if as_json:
+        _print_json(outcome.to_dict())
+        return
+    if outcome.note:
+        _say(f"! {outcome.note}", "yellow")
+    _say(f"Done: {name} uses {outcome.conn_id}.", "green")
+
+
+def _rotate(
+    name: str, *, token_file: str | None, wait: float | None, yes: bool, keep_old: bool, as_json: bool
+) -> rotation.RotationOutcome:
     token = _read_token(token_file) if token_file else None
     if token is None and _is_https(name):
         token = _prompt_token()
@@ -118,7 +142,7 @@ def rotate(
             _wait_for_enter()
 
     try:
-        outcome = rotation.rotate(
+        return rotation.rotate(
             name,
             actor=_actor(),
             new_token=token,
@@ -128,19 +152,29 @@ def rotate(
             progress=lambda line: _say(f"✓ {line}" if not line.startswith("checking") else f"… {line}"),
         )
     except RotationFailed as failure:
-        _say(f"✗ {failure}", "red", err)
-        if failure.access.kind == "authentication_failed" and failure.access.transport in SSH:
-            # The printed key went with the deleted connection: adding it now would not help.
-            _say(f"  → {RETRY_HINT}", None, err)
-        elif failure.access.hint:
-            _say(f"  → {failure.access.hint}", None, err)
-        raise typer.Exit(1) from None
+        _rotation_failed(failure, as_json=as_json)
     except KeyboardInterrupt:
-        _say(f"cancelled: {name!r} keeps its connection; the new one was deleted", "red", err)
+        cancelled = f"cancelled: {name!r} keeps its connection; the new one was deleted"
+        if as_json:
+            _print_json({"error": {"code": "cancelled", "message": cancelled, "details": {}}}, sys.stderr)
+        else:
+            _say(cancelled, "red", err)
         raise typer.Exit(130) from None
-    if outcome.note:
-        _say(f"! {outcome.note}", "yellow")
-    _say(f"Done: {name} uses {outcome.conn_id}.", "green")
+
+
+def _rotation_failed(failure: RotationFailed, *, as_json: bool) -> NoReturn:
+    """Say why access failed with the new credentials and what to do, then exit 1."""
+    if failure.access.kind == "authentication_failed" and failure.access.transport in SSH:
+        hint: str | None = RETRY_HINT  # the printed key went with the deleted connection: adding it now won't help
+    else:
+        hint = failure.access.hint
+    if as_json:
+        failure.details = {**failure.details, "hint": hint}
+        fail(failure, as_json=True)
+    _say(f"✗ {failure}", "red", err)
+    if hint:
+        _say(f"  → {hint}", None, err)
+    raise typer.Exit(1)
 
 
 def _wait_for_enter() -> None:

@@ -50,15 +50,28 @@ def register(repos_app: typer.Typer) -> None:
         output: Annotated[
             Path | None, typer.Option("-o", "--output", help="Write to this file instead of standard output.")
         ] = None,
+        as_json: Annotated[
+            bool,
+            typer.Option(
+                "--json", help="Print the registry as JSON (with -o: the YAML goes to the file, a summary to stdout)."
+            ),
+        ] = False,
     ) -> None:
         """Write the current registry as dagops.yaml (apply it elsewhere, or keep it in Git)."""
         from airflow_dagops.repositories import declarative  # lazy: `repos list` needs no YAML schema or git
 
-        text = declarative.export()
+        document = declarative.export_document()
+        if as_json and output is None:
+            print_json(document)  # JSON is YAML too: `repos apply -f` reads it as it is
+            return
+        text = declarative.export(document)
         if output is None:
             typer.echo(text, nl=False)
+            return
+        output.write_text(text, encoding="utf-8")
+        if as_json:
+            print_json({"output": str(output), "repositories": len(document["repositories"])})
         else:
-            output.write_text(text, encoding="utf-8")
             say(f"wrote {output}")
 
 

@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 
 from airflow_dagops.cli.common import JsonOption, command, print_json, print_rows, say
+from airflow_dagops.errors import InvalidInput
 
 NO_SOURCE = (
     "No discovery source is configured: add a `discovery:` block to dagops.yaml and apply it "
@@ -57,7 +58,7 @@ def register(parent: typer.Typer) -> None:
             return
         verify = not no_verify
         if only and not apply:
-            raise typer.BadParameter("--only goes with --apply")
+            raise InvalidInput("--only goes with --apply")
         if only:
             scanned = discovery.scan(source, verify=verify)
             scanned["sources"].append({"source": source, "registered": discovery.register(only, verify=verify)})

@@ -25,8 +25,9 @@ import typer
 from typer.core import TyperCommand, TyperGroup
 
 from airflow_dagops import settings
+from airflow_dagops.cli import fast_params
 from airflow_dagops.cli.common import JsonOption, command, err, print_json, reconcile_sync_runs, say
-from airflow_dagops.errors import DagOpsError
+from airflow_dagops.errors import DagOpsError, InvalidInput
 from airflow_dagops.redaction import install_log_redaction
 from airflow_dagops.safety import redact
 from airflow_dagops.statuses import SyncOutcomeStatus
@@ -100,6 +101,7 @@ LAZY: dict[str, LazyCommand] = {
         "Find repositories in GitHub organizations, GitLab groups and Gitea organizations that match a rule "
         "(topic, name pattern, a file that must exist); propose them, or register them with --apply.",
     ),
+    "ab": LazyCommand("airflow_dagops.cli.experiments", "A/B experiments: two releases of one DAG, runs split."),
     "marketplace": LazyCommand(
         "airflow_dagops.cli.marketplace", "The DAG marketplace: search, install, rate and review shared DAG packages."
     ),
@@ -159,6 +161,7 @@ class LazyGroup(TyperGroup):
             self.add_command(found, name)
 
 
+fast_params.install()  # a read's plain values skip typer's pydantic step (cli/fast_params.py)
 app = typer.Typer(
     cls=LazyGroup,
     help="GitOps for Airflow DAGs: register, sync, validate and publish DAG repositories.",
@@ -182,15 +185,22 @@ def _main_options(
 @command(app)
 def init(
     bundle: Annotated[bool, typer.Option(help="Add the `dagops` DAG bundle (system DAGs) to airflow.cfg.")] = True,
+    as_json: JsonOption = False,
 ):
     """Prepare dagops: check Airflow's config, create folders, migrate the state DB, add the system DAG bundle."""
     from airflow_dagops.airflow import install as setup_service  # lazy: CLI start-up (Airflow's config)
-    from airflow_dagops.validate.sandbox_host import describe_support  # lazy: CLI start-up
+    from airflow_dagops.validate.sandbox_host import describe_support, sandbox_support  # lazy: CLI start-up
 
+    done = setup_service.init(add_bundle=bundle)
     # Whether DAG files can be validated here, and if not, what fixes it (docs/security.md).
-    for line in [*setup_service.init(add_bundle=bundle), describe_support()]:
-        warning = line.startswith("Validation sandbox: ") and ("UNAVAILABLE" in line or "DEGRADED" in line)
-        say(f"✗ {line}" if warning else f"✓ {line}", "red" if warning else None)
+    sandbox = describe_support()
+    if as_json:
+        print_json({"done": done, "sandbox": {"available": sandbox_support().available, "detail": sandbox}})
+        return
+    for line in done:
+        say(f"✓ {line}")
+    warning = "UNAVAILABLE" in sandbox or "DEGRADED" in sandbox
+    say(f"✗ {sandbox}" if warning else f"✓ {sandbox}", "red" if warning else None)
 
 
 @command(db_app, "migrate")
@@ -274,12 +284,17 @@ def validate(
         bool, typer.Option("--no-cache", help="Check everything again; ignore cached results.")
     ] = False,
     output: Annotated[str | None, typer.Option("--output", "-o", help="Write the report to a file.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="The report as JSON: the same as --format json.")] = False,
 ):
     """Run the validation pipeline on a folder, as dagops does before publishing. Exit 1 when there are errors.
 
     Needs no state DB and no running Airflow: use it in CI and pre-commit."""
     from airflow_dagops.validate import folder as validate_service  # lazy: CLI start-up (validation tools)
 
+    if as_json:
+        if fmt not in ("text", "json"):
+            raise InvalidInput(f"--json is --format json: give one of them, not --format {fmt} as well")
+        fmt = "json"
     report, text = validate_service.validate_folder(
         Path(path), fmt=fmt, changed_since=changed_since, use_cache=not no_cache
     )

@@ -14,7 +14,10 @@ from typing import Annotated
 import typer
 
 from airflow_dagops.cli.common import JsonOption, command, err, out, print_json, print_rows, say
-from airflow_dagops.marketplace import catalogs, checks, installs, listing, publishing, ratings, updates
+from airflow_dagops.marketplace.ratings import REVIEW_MAX
+
+# Each command imports the use case it calls: the reads (search, list, info, catalogs list) need the state DB
+# only, while installing, publishing and refreshing load git, YAML and the package schema.
 
 app = typer.Typer(
     help="The DAG marketplace: search, install, rate and review shared DAG packages.", no_args_is_help=True
@@ -86,6 +89,8 @@ def search(
     as_json: JsonOption = False,
 ):
     """Ranked search (exact name first, then name prefix, tags, text; small typos are forgiven)."""
+    from airflow_dagops.marketplace import listing  # lazy: CLI start-up (state DB only)
+
     results = listing.search(query, limit=limit, sort=sort)
     if as_json:
         print_json(results)
@@ -101,6 +106,8 @@ def list_packages(
     as_json: JsonOption = False,
 ):
     """Every package of the catalogs, or with --installed what is installed (and whether an update exists)."""
+    from airflow_dagops.marketplace import listing  # lazy: CLI start-up (state DB only)
+
     if not installed:
         results = listing.search("", limit=500)
         if as_json:
@@ -110,6 +117,8 @@ def list_packages(
         else:
             _print_packages(results)
         return
+    from airflow_dagops.marketplace import installs  # lazy: CLI start-up (the registry, git)
+
     rows = installs.list_installed()
     if as_json:
         print_json(rows)
@@ -129,6 +138,8 @@ def list_packages(
 @command(app)
 def info(package: PackageArgument, as_json: JsonOption = False):
     """A package's details: versions, badge, providers, DAG files, README and reviews."""
+    from airflow_dagops.marketplace import listing  # lazy: CLI start-up (state DB only)
+
     data = listing.package_info(package)
     if as_json:
         print_json(data)
@@ -178,6 +189,8 @@ def install(
 ):
     """Install a package as a pinned repository; the validation pipeline decides whether it goes live. A package
     whose providers or packages are missing here is refused (exit code 3) unless --force."""
+    from airflow_dagops.marketplace import installs  # lazy: CLI start-up (git, validation)
+
     with err.status(f"installing {package}"):
         result = installs.install(package, version=version, namespace=namespace, actor=_actor(), sync=sync, force=force)
     if as_json:
@@ -202,9 +215,15 @@ def _print_outcome(result: dict) -> None:
 
 
 @command(app)
-def uninstall(package: PackageArgument):
+def uninstall(package: PackageArgument, as_json: JsonOption = False):
     """Remove an installed package: its repository and its DAGs."""
-    say(installs.uninstall(package, actor=_actor()), "green")
+    from airflow_dagops.marketplace import installs  # lazy: CLI start-up (git, deploy)
+
+    message = installs.uninstall(package, actor=_actor())
+    if as_json:
+        print_json({"package": package, "uninstalled": True, "message": message})
+        return
+    say(message, "green")
 
 
 @command(app)
@@ -216,6 +235,8 @@ def update(
     as_json: JsonOption = False,
 ):
     """Move an installed package to another released version (default: the newest), after showing the diff."""
+    from airflow_dagops.marketplace import updates  # lazy: CLI start-up (git, validation)
+
     plan = updates.update(package, version=version, dry_run=True, actor=_actor())
     if dry_run or plan["status"] == "unchanged":
         print_json(plan) if as_json else _print_plan(plan)
@@ -243,19 +264,31 @@ def _print_plan(plan: dict) -> None:
 def rate(
     package: PackageArgument,
     stars: Annotated[str, typer.Argument(help="1 to 5.")],
+    as_json: JsonOption = False,
 ):
     """Rate a package from 1 to 5 stars (rating again replaces your rating)."""
+    from airflow_dagops.marketplace import ratings  # lazy: CLI start-up
+
     result = ratings.rate(package, stars, author=_user())
+    if as_json:
+        print_json(result)
+        return
     say(f"rated {result['package']} {result['stars']}★; now {_stars(result['rating'], result['ratings_count'])}")
 
 
 @command(app)
 def review(
     package: PackageArgument,
-    text: Annotated[str, typer.Argument(help=f"Plain text, at most {ratings.REVIEW_MAX} characters.")],
+    text: Annotated[str, typer.Argument(help=f"Plain text, at most {REVIEW_MAX} characters.")],
+    as_json: JsonOption = False,
 ):
     """Review a package (plain text)."""
+    from airflow_dagops.marketplace import ratings  # lazy: CLI start-up
+
     result = ratings.review(package, text, author=_user())
+    if as_json:
+        print_json(result)
+        return
     say(f"review {result['id']} of {result['package']} saved")
 
 
@@ -263,10 +296,16 @@ def review(
 def publish(
     path: Annotated[Path, typer.Argument(help="The package folder (with its dagops-package.yaml).")],
     catalog: Annotated[str, typer.Option("--catalog", help="The catalog to publish to.")],
+    as_json: JsonOption = False,
 ):
     """Validate a package folder and push it to a new branch of the catalog repository (then open a PR)."""
+    from airflow_dagops.marketplace import publishing  # lazy: CLI start-up (git, validation)
+
     with err.status(f"validating {path}"):
         result = publishing.publish(path, catalog=catalog, actor=_user())
+    if as_json:
+        print_json(result)
+        return
     say(f"pushed branch {result['branch']} ({result['commit'][:12]})", "green")
     say(result["message"])
 
@@ -277,6 +316,8 @@ def check(
     as_json: JsonOption = False,
 ):
     """Validate the catalogs' packages now and record their badges (what dagops_marketplace_check does)."""
+    from airflow_dagops.marketplace import checks  # lazy: CLI start-up (git, validation)
+
     with err.status("validating packages"):
         results = checks.check_packages(packages or None)
     if as_json:
@@ -298,17 +339,25 @@ def catalogs_add(
     conn_id: Annotated[str | None, typer.Option("--conn-id", help="Airflow connection (type git) for it.")] = None,
     verify: Annotated[bool, typer.Option(help="Reach the remote before registering.")] = True,
     refresh: Annotated[bool, typer.Option(help="Read its packages right away.")] = True,
+    as_json: JsonOption = False,
 ):
     """Register a catalog (and read its packages)."""
+    from airflow_dagops.marketplace import catalogs  # lazy: CLI start-up (git)
+
     added = catalogs.add_catalog(name, url, priority=priority, ref=ref, conn_id=conn_id, verify=verify)
+    refreshed = catalogs.refresh_catalogs([name]) if refresh else []
+    if as_json:
+        print_json({**added, "refresh": refreshed})
+        return
     say(f"catalog {added['name']} registered ({added['url']} @ {added['ref']}, priority {added['priority']})", "green")
-    if refresh:
-        _print_refresh(catalogs.refresh_catalogs([name]))
+    _print_refresh(refreshed)
 
 
 @command(catalogs_app, "list")
 def catalogs_list(as_json: JsonOption = False):
     """The catalogs, by priority."""
+    from airflow_dagops.marketplace import catalogs  # lazy: CLI start-up
+
     rows = catalogs.list_catalogs()
     if as_json:
         print_json(rows)
@@ -323,9 +372,15 @@ def catalogs_list(as_json: JsonOption = False):
 
 
 @command(catalogs_app, "remove")
-def catalogs_remove(name: Annotated[str, typer.Argument(help="The catalog's name.")]):
+def catalogs_remove(name: Annotated[str, typer.Argument(help="The catalog's name.")], as_json: JsonOption = False):
     """Forget a catalog (installed packages stay installed)."""
-    say(catalogs.remove_catalog(name), "green")
+    from airflow_dagops.marketplace import catalogs  # lazy: CLI start-up
+
+    message = catalogs.remove_catalog(name)
+    if as_json:
+        print_json({"catalog": name, "removed": True, "message": message})
+        return
+    say(message, "green")
 
 
 @command(catalogs_app, "refresh")
@@ -334,6 +389,8 @@ def catalogs_refresh(
     as_json: JsonOption = False,
 ):
     """Fetch the catalogs and re-read their packages."""
+    from airflow_dagops.marketplace import catalogs  # lazy: CLI start-up (git)
+
     results = catalogs.refresh_catalogs(names or None)
     if as_json:
         print_json(results)

@@ -13,7 +13,7 @@ import getpass
 import logging
 import os
 import sys
-from typing import TextIO
+from typing import Annotated, TextIO
 
 import anyio
 import typer
@@ -26,7 +26,14 @@ def register(app: typer.Typer) -> None:
     """Add `dagops mcp` to the top-level app."""
 
     @command(app, "mcp")
-    def serve_mcp():
+    def serve_mcp(
+        as_json: Annotated[
+            bool,
+            typer.Option(
+                "--json", help="An error before the server starts as a JSON object on stderr (the protocol is JSON)."
+            ),
+        ] = False,
+    ):
         """Serve the dagops MCP tools and resources over stdio, as the local user (docs/assistants.md)."""
         from airflow_dagops.mcp.server import build_server  # lazy: the MCP SDK and the services load only here
         from airflow_dagops.mcp.tools import Caller  # lazy: as above

@@ -10,7 +10,6 @@ from typing import Annotated
 
 import typer
 
-from airflow_dagops.airflow.rest_client import AirflowApiRunSource
 from airflow_dagops.cli.common import JsonOption, command, print_json, say
 from airflow_dagops.releases import promotion
 from airflow_dagops.statuses import PromotionStatus
@@ -51,6 +50,8 @@ def register(app: typer.Typer) -> None:
     ):
         """Where a repository's releases stand in its promotion stages: live in each, soaking, blocked."""
         if check:
+            from airflow_dagops.airflow.rest_client import AirflowApiRunSource  # lazy: CLI start-up (HTTP client)
+
             promotion.check(AirflowApiRunSource.from_connection, [repository], actor=f"cli:{getpass.getuser()}")
         data = promotion.status(repository)
         if as_json:

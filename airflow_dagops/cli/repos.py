@@ -250,11 +250,16 @@ def repos_remove(
     keep_dags: Annotated[
         bool, typer.Option("--keep-dags", help="Leave the live DAGs in place as a plain folder.")
     ] = False,
+    as_json: JsonOption = False,
 ):
     """Unregister a repository and remove its DAGs from Airflow (unless --keep-dags)."""
     from airflow_dagops.repositories.registry import remove_repository  # lazy: CLI start-up (deploy)
 
-    say(remove_repository(name, keep_dags=keep_dags))
+    message = remove_repository(name, keep_dags=keep_dags)
+    if as_json:
+        print_json({"repository": name, "removed": True, "dags_kept": keep_dags, "message": message})
+        return
+    say(message)
 
 
 cli_declarative.register(repos_app)

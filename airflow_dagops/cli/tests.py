@@ -9,8 +9,8 @@ from typing import Annotated
 import typer
 
 from airflow_dagops.cli.common import JsonOption, command, err, print_json, say
-from airflow_dagops.releases import tests as tests_service
-from airflow_dagops.releases.rollback import get_release
+from airflow_dagops.errors import InvalidInput
+from airflow_dagops.releases.history import get_release
 from airflow_dagops.repositories.info import get_repository
 from airflow_dagops.store.db import session_scope
 from airflow_dagops.store.queries import find_release, load_repository
@@ -27,7 +27,7 @@ def _release_of(repository: str, release: str | None) -> str:
         return release
     live = get_repository(repository).live_release_id
     if live is None:
-        raise typer.BadParameter(f"{repository} has nothing live; give --release")
+        raise InvalidInput(f"{repository} has nothing live; give --release")
     return str(live)
 
 
@@ -36,6 +36,8 @@ def register(app: typer.Typer) -> None:
     def test(repository: RepoArgument, release: ReleaseOption = None, as_json: JsonOption = False):
         """Run the repository's tests/ against a release now (one sandboxed pytest per module) and store
         the results with it. Publishes nothing, unless that release was waiting for its tests."""
+        from airflow_dagops.releases import tests as tests_service  # lazy: CLI start-up (the sandbox, the gate)
+
         plan = tests_service.test_plan(repository, _release_of(repository, release))
         if not plan:
             say(f"{repository}: the release has no test modules (tests/test_*.py)")
@@ -80,6 +82,8 @@ def register(app: typer.Typer) -> None:
         for failure in results.get("failures", []):
             say(f"  ✗ {failure['test']} ({failure['kind']}): {failure['message']}")
         if junit_dir is not None:
+            from airflow_dagops.releases import tests as tests_service  # lazy: CLI start-up (the sandbox, the gate)
+
             junit_dir.mkdir(parents=True, exist_ok=True)
             for module, xml in tests_service.junit_xml(found["id"]).items():
                 target = junit_dir / (module.replace("/", "__").removesuffix(".py") + ".xml")

@@ -1,6 +1,7 @@
 """`dagops versions / rollback / pin / unpin / deploy`: every release of a repository, and moving between them.
 
-Top-level commands (registered on the main app by `register`), thin over services and versions_service.
+Top-level commands (registered on the main app by `register`), thin over releases/. `versions` and `diff` read
+the store (releases/history.py, releases/diff.py); the commands that move releases import what moves them.
 """
 
 from __future__ import annotations
@@ -13,9 +14,7 @@ import typer
 from airflow_dagops.cli.common import JsonOption, command, err, print_json, say
 from airflow_dagops.errors import InvalidInput, NotFound
 from airflow_dagops.releases import diff as diff_module
-from airflow_dagops.releases import rollback as rollbacks
-from airflow_dagops.releases import versions as versions_service
-from airflow_dagops.releases.rollback import list_releases
+from airflow_dagops.releases import history
 from airflow_dagops.repositories.info import get_repository
 from airflow_dagops.statuses import ReleaseStatus
 from airflow_dagops.store.views import RepositoryInfo
@@ -64,8 +63,8 @@ def register(app: typer.Typer) -> None:
         limit: Annotated[int, typer.Option("--limit", "-n", min=1, help="How many releases and events.")] = 20,
     ):
         """Every release of a repository, newest first, and its deploy log."""
-        releases, total = list_releases(repository, limit=limit)
-        log = versions_service.deploy_log(repository, limit)
+        releases, total = history.list_releases(repository, limit=limit)
+        log = history.deploy_log(repository, limit)
         info = get_repository(repository)  # live and pinned as every face shows them (store/views.py)
         if as_json:
             where = {"live_release_id": info.live_release_id, "pinned_release_id": info.pinned_release_id}
@@ -106,6 +105,8 @@ def register(app: typer.Typer) -> None:
         as_json: JsonOption = False,
     ):
         """Put an earlier release that passed validation back live (re-exported if it was pruned)."""
+        from airflow_dagops.releases import rollback as rollbacks  # lazy: CLI start-up (git, the gate)
+
         if dry_run:
             result = diff_module.live_diff(repository, to, rollback=True)
             if as_json:
@@ -133,6 +134,8 @@ def register(app: typer.Typer) -> None:
         as_json: JsonOption = False,
     ):
         """Keep a release live (the live one, or roll back to --version): new commits are not followed."""
+        from airflow_dagops.releases import rollback as rollbacks  # lazy: CLI start-up (git, the gate)
+
         info = rollbacks.pin(repository, version, actor=_actor())
         if as_json:
             print_json(info.to_dict())
@@ -142,6 +145,8 @@ def register(app: typer.Typer) -> None:
     @command(app)
     def unpin(repository: RepoArgument, as_json: JsonOption = False):
         """Follow the tracked branch again from the next check."""
+        from airflow_dagops.releases import rollback as rollbacks  # lazy: CLI start-up (git, the gate)
+
         info = rollbacks.unpin(repository, actor=_actor())
         if as_json:
             print_json(info.to_dict())
@@ -156,6 +161,8 @@ def register(app: typer.Typer) -> None:
         as_json: JsonOption = False,
     ):
         """Validate one commit or tag and, if it passes, publish it and pin the repository to it."""
+        from airflow_dagops.releases import versions as versions_service  # lazy: CLI start-up (git, the gate)
+
         if dry_run:
             try:
                 result = diff_module.live_diff(repository, version, rollback=False)

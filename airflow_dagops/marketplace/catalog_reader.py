@@ -17,11 +17,11 @@ from pathlib import Path
 
 from airflow_dagops import tempdirs
 from airflow_dagops.deploy.releases import export_release
+from airflow_dagops.errors import ConfigInvalid
 from airflow_dagops.git.mirror import CommitInfo, Mirror
 from airflow_dagops.git.runner import run_git
 from airflow_dagops.marketplace import manifest
 from airflow_dagops.marketplace.manifest import PackageSpec
-from airflow_dagops.repositories.declarative import ConfigInvalid
 
 log = logging.getLogger(__name__)
 

@@ -21,7 +21,6 @@ from airflow_dagops import settings
 from airflow_dagops.errors import Conflict, DagOpsError, InvalidInput, NotFound
 from airflow_dagops.git.credentials import attached_origin, attaching
 from airflow_dagops.marketplace import catalog_reader as catalog_git
-from airflow_dagops.repositories.registry import validate_conn_id
 from airflow_dagops.safety import display_url, redact, validate_name, validate_ref, validate_url
 from airflow_dagops.store.db import session_scope
 from airflow_dagops.store.models import MarketplaceBadge, MarketplaceCatalog, MarketplacePackage, iso_time, utcnow
@@ -35,6 +34,8 @@ def add_catalog(
     name: str, url: str, *, priority: int = 100, ref: str = "main", conn_id: str | None = None, verify: bool = True
 ) -> dict:
     """Register a catalog. With `verify`, its remote and ref are reached first; bad input changes nothing."""
+    from airflow_dagops.repositories.registry import validate_conn_id  # lazy: the catalogs' readers need no registry
+
     name = validate_name(name, what="catalog name")
     url = validate_url((url or "").strip(), allowed_protocols=settings.allowed_protocols())
     ref = validate_ref(ref)

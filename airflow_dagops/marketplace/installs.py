@@ -28,7 +28,7 @@ from airflow_dagops.errors import Conflict, NotFound, RequirementsMissing
 from airflow_dagops.marketplace import manifest, stats
 from airflow_dagops.marketplace.listing import load_package, missing_requirements, packages_by_name
 from airflow_dagops.marketplace.users import user_name
-from airflow_dagops.releases.rollback import live_dags
+from airflow_dagops.releases.history import live_dags
 from airflow_dagops.repositories.registry import add_repository, remove_repository
 from airflow_dagops.safety import validate_name
 from airflow_dagops.statuses import SyncOutcomeStatus
@@ -36,7 +36,6 @@ from airflow_dagops.store.db import session_scope
 from airflow_dagops.store.models import MarketplaceInstall, MarketplacePackage, Repository, iso_time, utcnow
 from airflow_dagops.store.queries import get_row
 from airflow_dagops.store.views import RepositoryInfo, repository_info
-from airflow_dagops.sync.sync import sync_repository
 
 log = logging.getLogger(__name__)
 
@@ -161,6 +160,8 @@ def install(
 
 def sync_install(install_id: int, repository: str, *, trigger: str) -> dict:
     """Validate and publish an installed package now; record whether it went live or was blocked."""
+    from airflow_dagops.sync.sync import sync_repository  # lazy: `marketplace list --installed` validates nothing
+
     outcome = sync_repository(repository, trigger=trigger)
     status = "published" if outcome.status in (SyncOutcomeStatus.PUBLISHED, SyncOutcomeStatus.UNCHANGED) else "blocked"
     if outcome.status == SyncOutcomeStatus.TESTING:

@@ -19,14 +19,15 @@ from __future__ import annotations
 import re
 from dataclasses import asdict, dataclass, field
 from posixpath import normpath
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import jsonschema
-import yaml
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.version import InvalidVersion, Version
 
-from airflow_dagops.repositories.declarative import ConfigInvalid, _index_lines, _label
+from airflow_dagops.errors import ConfigInvalid
+
+if TYPE_CHECKING:
+    import jsonschema
 
 FILE_NAME = "dagops-package.yaml"
 NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,58}$"  # 59: the installed repository is called pkg-<name>
@@ -101,6 +102,13 @@ def version_key(version: str) -> Version:
 
 def parse(text: str, *, source: str = FILE_NAME) -> PackageSpec:
     """Check a package file whole: raise ConfigInvalid listing every problem as `file:line: key: message`."""
+    # Imported here: the catalog's readers (search, versions, `dagops marketplace list`) use this module's version
+    # helpers only, and YAML, the JSON schema validator and the dagops.yaml reader cost them most of a second.
+    import jsonschema
+    import yaml
+
+    from airflow_dagops.repositories.declarative import _index_lines, _label  # lazy: parsing only (see above)
+
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
         data = yaml.safe_load(text)

@@ -7,7 +7,8 @@
 - `golive`: the link swap and its record (dag_id clashes resolved, old releases pruned, deploy log);
 - `pins`: the one rule for pins, applied by `golive` (a pin names the release that stays live);
 - `promotion`: staged rollouts (soak in a stage, promote on good DAG runs); `stages`: their names and rules;
-- `rollback`: rollback, pin, unpin and reading releases; `versions`: deploy of an exact commit, history;
+- `rollback`: rollback, pin and unpin; `versions`: deploy of an exact commit;
+- `history`: reading releases and the deploy log from the store (what faces show; nothing heavy imported);
 - `tests` and `tests_runner`: a repository's own tests as a gate, each module in the sandbox;
 - `environments`: isolated virtual environments per namespace; `diff`: what changed between two releases.
 """

@@ -22,53 +22,26 @@ from sqlalchemy.orm import Session
 from airflow_dagops import paths, settings
 from airflow_dagops.deploy.locks import repository_lock
 from airflow_dagops.deploy.releases import retire_release_dir
-from airflow_dagops.errors import Conflict, NotFound, ValidationFailed
+from airflow_dagops.errors import Conflict, ValidationFailed
 from airflow_dagops.git.mirror import Mirror
 from airflow_dagops.release_manifest import read_manifest
 from airflow_dagops.releases.candidate import RepoSnapshot, export_commit
 from airflow_dagops.releases.gate import GatePurpose, check_tree
 from airflow_dagops.releases.golive import go_live, mark_pruned
+from airflow_dagops.releases.history import get_release, list_releases, live_dags  # noqa: F401 - re-exported
 from airflow_dagops.releases.pins import read_pin
 from airflow_dagops.statuses import ReleaseStatus
 from airflow_dagops.store.db import session_scope
 from airflow_dagops.store.models import DeployEvent, Finding, Release, Repository
 from airflow_dagops.store.queries import (
-    MAX_ID,
     find_release,
     get_row,
     load_repository,
-    newest_first,
     previous_good_release,
 )
-from airflow_dagops.store.views import RepositoryInfo, release_dict, repository_info
+from airflow_dagops.store.views import RepositoryInfo, repository_info
 
 log = logging.getLogger(__name__)
-
-
-def list_releases(name: str, *, limit: int = 50, offset: int = 0) -> tuple[list[dict], int]:
-    with session_scope() as session:
-        repo = load_repository(session, name)
-        releases, total = newest_first(session, Release, repo, limit, offset)
-        return [release_dict(r, repository=name, pinned_id=repo.pinned_release_id) for r in releases], total
-
-
-def get_release(release_id: int) -> dict:
-    with session_scope() as session:
-        release = session.get(Release, release_id) if 0 < release_id <= MAX_ID else None
-        if release is None:
-            raise NotFound(f"no release with id {release_id}")
-        repo = get_row(session, Repository, release.repository_id)
-        return release_dict(release, with_findings=True, repository=repo.name, pinned_id=repo.pinned_release_id)
-
-
-def live_dags(name: str) -> tuple[str, list[dict]]:
-    """The namespace and the DAGs (dag_id, file) of a repository's live release, as validation found them."""
-    with session_scope() as session:
-        repo = load_repository(session, name)
-        live = session.get(Release, repo.live_release_id) if repo.live_release_id else None
-        dags = list((live.validation_summary or {}).get("dags") or []) if live else []
-        hidden = (live.hidden_files or {}) if live else {}  # left out: another repository owns the dag_id
-        return repo.namespace, sorted((d for d in dags if d.get("file") not in hidden), key=lambda d: d["dag_id"])
 
 
 def rollback(name: str, release: int | str | None = None, *, actor: str, pin: bool = False) -> RepositoryInfo:

@@ -18,8 +18,6 @@ import logging
 import re
 from collections.abc import Callable
 
-from sqlalchemy import select
-
 from airflow_dagops import paths, settings
 from airflow_dagops.deploy.locks import repository_lock
 from airflow_dagops.deploy.releases import retire_release_dir
@@ -29,10 +27,11 @@ from airflow_dagops.git.runner import run_git
 from airflow_dagops.releases.candidate import RepoSnapshot, export_and_check
 from airflow_dagops.releases.gate import STAYS_LIVE, GatePurpose, tests_blocked
 from airflow_dagops.releases.golive import go_live, mark_pruned
+from airflow_dagops.releases.history import deploy_log  # noqa: F401 - re-exported
 from airflow_dagops.releases.rollback import pin, rollback, unpin
 from airflow_dagops.safety import validate_ref
 from airflow_dagops.store.db import read_connection, session_scope
-from airflow_dagops.store.models import DeployEvent, Release, iso_time
+from airflow_dagops.store.models import Release
 from airflow_dagops.store.queries import get_row, load_repository
 from airflow_dagops.store.views import RepositoryInfo, repository_info
 from airflow_dagops.validate import Report, validate
@@ -140,37 +139,6 @@ def _resolve(mirror: Mirror, snapshot, version: str):
 def mirror_keep(mirror: Mirror, sha: str) -> None:
     """Keep a ref on a deployed commit, so a later rollback can re-export it even after the branch moved."""
     run_git(["-C", str(mirror.path), "update-ref", f"{VERSION_REFS}/{sha}", sha], timeout=mirror.timeout, check=False)
-
-
-def deploy_log(name: str, limit: int = 20) -> list[dict]:
-    """The deploy events of a repository, newest first: when, from which commit to which, who, and why."""
-    with session_scope() as session:
-        repo = load_repository(session, name)
-        events = session.scalars(
-            select(DeployEvent)
-            .where(DeployEvent.repository_id == repo.id)
-            .order_by(DeployEvent.id.desc())
-            .limit(max(1, limit))
-        ).all()
-        ids = {i for e in events for i in (e.from_release_id, e.to_release_id) if i is not None}
-        commits: dict[int | None, str] = {}
-        if ids:
-            rows = session.execute(select(Release.id, Release.commit_sha).where(Release.id.in_(ids))).tuples().all()
-            commits.update(rows)
-        return [
-            {
-                "id": e.id,
-                "at": iso_time(e.created_at),
-                "from_release_id": e.from_release_id,
-                "to_release_id": e.to_release_id,
-                "from_commit": commits.get(e.from_release_id),
-                "to_commit": commits.get(e.to_release_id),
-                "actor": e.actor,
-                "reason": e.reason,
-                "diff": e.diff,
-            }
-            for e in events
-        ]
 
 
 def run_action(conf: dict, *, actor: str, progress: Progress | None = None) -> dict:

@@ -26,15 +26,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import jsonschema
 import yaml
 
 from airflow_dagops import paths, settings
 from airflow_dagops.errors import ConfigInvalid, DagOpsError, InvalidInput
 from airflow_dagops.git.credentials import attaching, url_origin
 from airflow_dagops.git.mirror import Mirror
-from airflow_dagops.releases import rollback as rollbacks
-from airflow_dagops.releases.rollback import get_release, list_releases, unpin
+from airflow_dagops.releases.history import get_release, list_releases
 from airflow_dagops.repositories import options as repo_options
 from airflow_dagops.repositories.info import list_repositories
 from airflow_dagops.repositories.registry import (
@@ -173,6 +171,8 @@ def parse(text: str, *, source: str = "dagops.yaml") -> Config:
         problems.append((where(path), f"{label}: {message}" if label else message))
 
     _check_keys(data, problem)
+    import jsonschema  # here: `dagops repos export` (a read) writes the file without its schema validator
+
     validator = jsonschema.Draft202012Validator(SCHEMA)
     for error in validator.iter_errors(data):
         if error.validator == "additionalProperties":
@@ -503,11 +503,14 @@ def apply(plan: Plan, *, verify: bool = True) -> list[str]:
             if updates:
                 update_repository(action.name, verify=False, **updates)
             pin = next((c for c in action.changes if c.field == "pin"), None)
-            if pin is not None and pin.new is None:
-                unpin(action.name, actor=ACTOR)
-            elif pin is not None:
-                wanted = action.entry.pin
-                rollbacks.pin(action.name, None if wanted is True else wanted, actor=ACTOR)
+            if pin is not None:
+                from airflow_dagops.releases import rollback as rollbacks  # lazy: the export (a read) needs no gate
+
+                if pin.new is None:
+                    rollbacks.unpin(action.name, actor=ACTOR)
+                else:
+                    wanted = action.entry.pin
+                    rollbacks.pin(action.name, None if wanted is True else wanted, actor=ACTOR)
             done.append(f"changed {action.name}: {', '.join(str(c) for c in action.changes)}")
     for line in done:
         log.info("%s: %s", ACTOR, line)
@@ -538,11 +541,16 @@ def _preflight(plan: Plan) -> None:
 
 
 # -- export -----------------------------------------------------------------------------------------------
-def export() -> str:
-    """The registry as dagops.yaml; applying the result changes nothing."""
-    repos = [_entry(info) for info in sorted(list_repositories(), key=lambda i: i.name)]
+def export_document() -> dict:
+    """The registry as dagops.yaml's document (`repositories:`); applying it changes nothing."""
+    return {"repositories": [_entry(info) for info in sorted(list_repositories(), key=lambda i: i.name)]}
+
+
+def export(document: dict | None = None) -> str:
+    """The registry (or a document `export_document` made) as dagops.yaml's text."""
     header = "# dagops.yaml: exported by `dagops repos export`; apply with `dagops repos apply -f dagops.yaml`\n"
-    return header + yaml.safe_dump({"repositories": repos}, sort_keys=False, allow_unicode=True)
+    document = export_document() if document is None else document
+    return header + yaml.safe_dump(document, sort_keys=False, allow_unicode=True)
 
 
 def _entry(info: RepositoryInfo) -> dict:

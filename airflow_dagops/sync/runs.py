@@ -12,9 +12,7 @@ from sqlalchemy.orm import Session
 
 from airflow_dagops import paths, settings
 from airflow_dagops.airflow import bridge as airflow_bridge
-from airflow_dagops.deploy.locks import repository_lock
 from airflow_dagops.errors import Conflict, DagOpsError, InvalidInput, NotFound
-from airflow_dagops.events import feed as events
 from airflow_dagops.redaction import redact_text
 from airflow_dagops.statuses import SyncRunStatus
 from airflow_dagops.store.db import session_scope
@@ -51,6 +49,8 @@ def finish_run(run_id, status, commit, release_id, error: str | None = None, *, 
         run.error = redact_text(error) if error else None
         run.error_code = code if error else None
         run.ended_at = utcnow()
+    from airflow_dagops.events import feed as events  # lazy: reads that reconcile runs (repos list) need no feed
+
     events.record_sync_run(run_id)
 
 
@@ -66,6 +66,8 @@ def record_run(snapshot, trigger, airflow_run_id, status, commit, release_id, er
         run.error_code = code if error else None
         session.add(run)
         session.flush()
+        from airflow_dagops.events import feed as events  # lazy: reads that reconcile runs (repos list) need no feed
+
         events.record_sync_run(run.id, session=session)
         return run.id
 
@@ -89,6 +91,8 @@ def request_sync(
 
     if trigger not in TRIGGERS:
         raise InvalidInput(f"unknown trigger {trigger!r}; one of {', '.join(TRIGGERS)}")
+    from airflow_dagops.deploy.locks import repository_lock  # lazy: reads that reconcile runs take no lock
+
     # Serialises check-then-insert across threads and processes (the sync itself holds another lock).
     with repository_lock(paths.locks_dir(), f"{name}.requests", timeout=settings.get_int("lock_timeout")):
         with session_scope() as session:
