@@ -283,7 +283,8 @@ def _first_hour(run: MakeRun) -> None:
 
     assert DEMO_DAGS <= run.dag_ids()
     connection = run.get("/api/v2/connections/dagops_airflow_api").json()
-    assert connection["conn_type"] == "http" and connection["host"] == f"http://127.0.0.1:{run.port}"  # make run listens on loopback only
+    # make run's api-server listens on loopback only, and localhost may resolve to ::1 first
+    assert connection["conn_type"] == "http" and connection["host"] == f"http://127.0.0.1:{run.port}"
     found = run.get("/pluginsv2/dagops/api/v1/marketplace/search", q="").json()
     packages = found["items"]
     assert packages and all(p["badge"]["status"] in ("passing", "failing") for p in packages), json.dumps(found)[:2000]
