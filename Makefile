@@ -9,7 +9,7 @@ STAMP := $(VENV)/.dagops-installed
 export PYTHONDONTWRITEBYTECODE :=
 PYTEST_ARGS ?=
 
-.PHONY: run stop test test-slow bench lint audit clean venv
+.PHONY: run stop test test-fast test-slow bench lint audit clean venv
 
 venv: $(STAMP)
 
@@ -27,18 +27,31 @@ run: $(STAMP)
 stop:
 	@$(BIN)/python scripts/make_run.py stop "$${DAGOPS_RUN_HOME:-$(CURDIR)/.airflow}"
 
-# `slow` tests (multi-process deployments, fault injection) run in their own target; CI calls both.
-# Two pytest-xdist workers (most tests wait on git, Airflow and sandboxes, not on the CPU), then the few
-# `serial` tests that time themselves, alone. TEST_WORKERS=0 runs everything in one process.
-# `--dist loadgroup`: the e2e tests sharing one real Airflow (tests/helpers/airflow.py) run on one worker, which
-# starts it once; every other test is spread as with the default `load`.
+# `make test` (what README names and CI runs) is the whole suite in one parallel run, so the workers keep busy while a
+# `slow` test (multi-process deployments, fault injection, the first hour of `make run`) waits minutes on Airflow's
+# scheduler; `make test-fast` leaves the slow ones out, `make test-slow` runs only them. Two pytest-xdist workers (most tests wait on git, Airflow
+# and sandboxes, not on the CPU), then the few `serial` tests that time themselves, alone (only their files are
+# collected: collecting the whole suite takes half a minute). TEST_WORKERS=0 runs everything in one process.
+# `--dist loadgroup`: the tests sharing one real Airflow (tests/helpers/airflow.py) run on one worker, which starts it
+# once; every other test is spread as with the default `load`.
 TEST_WORKERS ?= 2
-test: $(STAMP)
-	$(BIN)/pytest -m 'not slow and not serial' $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadgroup) --durations=20 $(PYTEST_ARGS)
-	$(BIN)/pytest -m 'serial and not slow' $(PYTEST_ARGS) || [ $$? -eq 5 ]
+XDIST = $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadgroup)
+SERIAL_FILES = $$(grep -rlE --include='test_*.py' 'mark\.serial\b' tests)
+define serial_tests
+	files="$(SERIAL_FILES)"; [ -z "$$files" ] || $(BIN)/pytest -m '$(1)' $$files $(PYTEST_ARGS) || [ $$? -eq 5 ]
+endef
+
+test-fast: $(STAMP)
+	$(BIN)/pytest -m 'not slow and not serial' $(XDIST) --durations=20 $(PYTEST_ARGS)
+	$(call serial_tests,serial and not slow)
 
 test-slow: $(STAMP)
-	$(BIN)/pytest -m slow $(PYTEST_ARGS)
+	$(BIN)/pytest -m 'slow and not serial' $(XDIST) --durations=20 $(PYTEST_ARGS)
+	$(call serial_tests,serial and slow)
+
+test: $(STAMP)
+	$(BIN)/pytest -m 'not serial' $(XDIST) --durations=30 $(PYTEST_ARGS)
+	$(call serial_tests,serial)
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.run --output BENCHMARKS.md

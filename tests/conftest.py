@@ -55,6 +55,39 @@ def pytest_sessionfinish(session, exitstatus):
     shutil.rmtree(SESSION_AIRFLOW_HOME, ignore_errors=True)
 
 
+@pytest.hookimpl(trylast=True)  # after pytest-xdist's own hook (it runs on each worker)
+def pytest_collection_modifyitems(config, items):
+    """Under `--dist loadgroup` (`make test`): each `xdist_group` kept on one worker, and the long tests first."""
+    if config.getoption("loadgroup", default=False):
+        _name_xdist_groups(items)
+        _long_tests_first(items)
+
+
+def _name_xdist_groups(items) -> None:
+    """The scheduler reads a test's group from an `@group` suffix of its node id; pytest-xdist 3.8 writes that suffix
+    to `item._nodeid`, which pytest 9.2 no longer reads (its node ids are structured, `item._id`), so every group was
+    silently ignored: each worker started its own shared Airflow (pytest-xdist issue #1386). Write the suffix where
+    pytest reads it."""
+    try:
+        from _pytest.nodeid import NodeId
+    except ImportError:  # pytest < 9.2: xdist's own suffix works
+        return
+    for item in items:
+        marks = item.iter_markers("xdist_group")
+        groups = sorted({str(mark.args[0] if mark.args else mark.kwargs.get("name", "default")) for mark in marks})
+        nodeid = item.nodeid
+        if groups and nodeid.rfind("@") <= nodeid.rfind("]"):  # not suffixed yet (xdist's test for a suffix)
+            item._id = NodeId.parse(f"{nodeid}@{'_'.join(groups)}")
+
+
+def _long_tests_first(items) -> None:
+    """The tests that start real Airflow processes (`e2e`) or take minutes (`slow`) first, the rest in their order.
+    A worker hands out the tests in this order (after the groups, largest first): a long test started last would
+    keep one worker busy while the other has nothing left to do. The sort is stable, so a module whose tests are all
+    marked alike stays together (its module-scoped fixtures are set up once)."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None and item.get_closest_marker("e2e") is None)
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item, call):
     """Expose each phase's report on the test item, so fixtures can print process logs on failure."""

@@ -54,7 +54,8 @@ def test_dagops_sync_in_airflow_publishes_then_republishes(airflow, git_remote):
     wait_for(lambda: "team_hello" in airflow.dag_ids(), timeout=120, what="team_hello in GET /api/v2/dags")
     assert wait_for(lambda: _run_state(airflow, first_run), timeout=60, what="the first run") == "success"
     dag = airflow.api("GET", "dags/team_hello").json()
-    assert dag["fileloc"].endswith("/dags/team/dags/team_hello.py")
+    # Parsed once, by the dagops-releases bundle (publish_mode = bundle, the default), from namespace `team`.
+    assert (dag["bundle_name"], dag["relative_fileloc"]) == ("dagops-releases", "team/dags/team_hello.py")
     # The cluster policy (airflow.policy entry point) tagged it with its namespace and repository.
     assert {"dagops:team", "dagops-repo:team", "test"} <= {tag["name"] for tag in dag["tags"]}
 

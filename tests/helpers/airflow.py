@@ -151,6 +151,8 @@ def airflow_env(home: Path, port: int, extra: dict[str, str] | None = None) -> d
             "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin",
             "AIRFLOW__API_AUTH__JWT_SECRET": "e2e-test-secret-not-for-production",
             "AIRFLOW__DAGOPS__DAGOPS_HOME": str(home / "dagops"),
+            # Bundle folders of this instance's own, not Airflow's default under /tmp that every instance shares.
+            "AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_STORAGE_PATH": str(home / "bundles"),
         }
     )
     # Where this machine cannot run the validation sandbox, tests/conftest.py chose degraded for the suite: the
@@ -181,6 +183,10 @@ def make_instance(home: Path, extra_env: dict[str, str] | None = None) -> Airflo
 # What the shared instance runs with: every user of it must be fine with these.
 SHARED_AIRFLOW_ENV = {
     "AIRFLOW__DAGOPS__SYNC_SCHEDULE": "",  # dagops_sync runs only when a test triggers it: deterministic
+    # Nor do the daily marketplace check and the hourly discovery, which would otherwise start with the instance,
+    # together with dagops_promote and dagops_events, while the first test talks to its single api-server worker.
+    "AIRFLOW__DAGOPS__MARKETPLACE_CHECK_SCHEDULE": "",
+    "AIRFLOW__DAGOPS__DISCOVERY_SCHEDULE": "",
     "AIRFLOW__CORE__PARALLELISM": "4",  # a few LocalExecutor workers are plenty and start faster
     "AIRFLOW__API__WORKERS": "1",  # one api-server process: its memory is measured (tests/api/test_body_limit.py)
 }
