@@ -20,11 +20,11 @@ from airflow_dagops.airflow import namespace_meta
 from airflow_dagops.deploy import live_set
 from airflow_dagops.errors import Conflict, InvalidInput
 from airflow_dagops.releases.promotion import publish_view, take_down_view
-from airflow_dagops.releases.stages import dag_id_suffix, stage_namespace, stage_namespaces
+from airflow_dagops.releases.stages import AB_TESTING_STAGE, dag_id_suffix, stage_namespace, stage_namespaces
 from airflow_dagops.safety import NAME_PATTERN
 from airflow_dagops.store.models import Experiment, Release, Repository
 
-AB = "ab"  # B's "stage": namespace `<namespace>--ab`, dag_ids `<dag_id>__ab`
+AB = AB_TESTING_STAGE  # B's "stage": namespace `<namespace>--ab`, dag_ids `<dag_id>__ab`
 
 
 def b_namespace(repo: Repository) -> str:

@@ -73,8 +73,18 @@ def check_stage_namespaces(session: Session, name: str, namespace: str, promotio
             )
 
 
+AB_TESTING_STAGE = "ab"  # where an A/B experiment publishes its B release (airflow_dagops/experiments/variants.py)
+
+
 def ensure_not_a_stage_namespace(session: Session, namespace: str) -> None:
-    """A new repository may not take the namespace where another repository publishes a stage."""
+    """A new repository may not take the namespace where another repository publishes a stage, nor the one its A/B
+    experiments publish B in (`<namespace>--ab`), reserved whether or not an experiment runs now."""
+    for other in session.scalars(select(Repository.namespace)).all():
+        if namespace == stage_namespace(other, AB_TESTING_STAGE):
+            raise Conflict(
+                f"namespace {namespace!r} is reserved for the A/B experiments of namespace {other!r} "
+                "(docs/experiments.md); choose another namespace (use --namespace)"
+            )
     for repo in repositories_with_promotion(session):
         stage = stage_namespaces(repo).get(namespace)
         if stage is not None:

@@ -19,6 +19,14 @@ def test_a_new_namespace_may_not_be_another_repositorys_stage(dagops_env, git_re
     assert [r.name for r in list_repositories()] == ["team"]
 
 
+def test_a_new_namespace_may_not_be_where_another_repositorys_ab_experiments_publish(dagops_env, git_remote):
+    url = git_remote().url
+    add_repository("team", url)
+    with pytest.raises(Conflict, match="reserved for the A/B experiments of namespace 'team'"):
+        add_repository("other", url, namespace="team--ab")
+    assert [r.name for r in list_repositories()] == ["team"]
+
+
 def test_a_stage_may_not_publish_into_a_registered_namespace(dagops_env, git_remote):
     url = git_remote().url
     add_repository("squatter", url, namespace="team--staging")
