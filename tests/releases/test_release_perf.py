@@ -29,6 +29,8 @@ def _files(dag: str, config: str = "tests: required\n") -> dict[str, str]:
     return {"dags/a.py": dag, ".dagops.yaml": config, "tests/test_perf.py": MEASURING_TESTS}
 
 
+# Three sandboxed pytest runs (minutes); the comparison reads nothing backend-specific, so SQLite only.
+@pytest.mark.parametrize("state_db_url", ["sqlite"], indirect=True)
 def test_a_slower_parse_than_live_blocks_the_release_with_the_numbers(dagops_env, git_remote, monkeypatch):
     # A floor of 1 s: the 2 s sleep counts, the noise of a loaded machine on the quick task does not.
     monkeypatch.setenv("AIRFLOW__DAGOPS__PERF_REGRESSION_FLOOR", "1.0")
