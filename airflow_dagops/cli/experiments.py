@@ -118,7 +118,7 @@ def render(row: dict) -> list[str]:
     lines = [head + (f", winner {row['winner']}" if row["winner"] else "")]
     if row["status"] != "running":
         return [*lines, f"  {row['message']}"]
-    lines.append(f"  split {row['split_description']}; rule {_rule(row['rule'])}")
+    lines.append(f"  split {row['split_description']}; rule {_rule_text(row['rule'])}")
     for variant, facts in row["variants"].items():
         runs = f"{facts.get('success', 0)}/{facts.get('runs', 0)} succeeded" if "runs" in facts else "no runs yet"
         median = facts.get("median_duration_seconds")
@@ -128,7 +128,7 @@ def render(row: dict) -> list[str]:
     return lines
 
 
-def _rule(rule: dict) -> str:
+def _rule_text(rule: dict) -> str:
     auto = "auto-promote" if rule.get("auto_promote") else "promote by hand"
     return f"min_runs {rule['min_runs']}, max_p {rule['max_p']}, {auto}"
 

@@ -354,8 +354,9 @@ class SandboxLimits:
 
 
 def sandbox_environment(home: Path, timeout: float, *, airflow_home: str | None = None) -> dict[str, str]:
-    """The child's environment: the parent's minus anything that reaches the DB or looks like a secret."""
-    env = {name: value for name, value in os.environ.items() if not is_sensitive(name, value)}
+    """The child's environment, built from an allow-list of the parent's (`inherited_environment`) plus the
+    parse-relevant Airflow settings, the sandbox's own home and the import timeout."""
+    env = inherited_environment(os.environ)
     env.update(parse_settings(os.environ))
     env.update(
         {
@@ -369,6 +370,22 @@ def sandbox_environment(home: Path, timeout: float, *, airflow_home: str | None 
         }
     )
     return env
+
+
+# What a child may inherit: the locale, the search path, Airflow's and dagops' own settings. Anything else (the
+# parent's pytest, coverage or CI variables, tool credentials) stays out, so nothing reaches a DAG by accident.
+_INHERITED_NAMES = frozenset({"PATH", "LANG", "LANGUAGE", "TZ", "PYTHONIOENCODING", "PYTHONUTF8", "PYTHONHASHSEED"})
+_INHERITED_PREFIXES = ("LC_", "AIRFLOW__", "DAGOPS_")
+
+
+def inherited_environment(environ: dict[str, str] | os._Environ) -> dict[str, str]:
+    """The parent's variables a sandboxed child keeps: allow-listed by name, and never one that reaches the DB or
+    looks like a secret (`redaction.is_sensitive`)."""
+    return {
+        name: value
+        for name, value in environ.items()
+        if (name in _INHERITED_NAMES or name.startswith(_INHERITED_PREFIXES)) and not is_sensitive(name, value)
+    }
 
 
 def parse_settings(environ: dict[str, str] | os._Environ) -> dict[str, str]:

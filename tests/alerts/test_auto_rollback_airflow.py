@@ -10,6 +10,7 @@ import json
 import pytest
 from sqlalchemy import create_engine, text
 
+from tests.helpers.airflow_procs import parsed_at
 from tests.helpers.servers import start_fake_api, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -83,8 +84,10 @@ def test_a_release_whose_dag_fails_its_runs_is_rolled_back(airflow, git_remote):
         wait_for(lambda: "rollme_job" in airflow.dag_ids(), timeout=120, what="rollme_job in GET /api/v2/dags")
         assert airflow.api("PATCH", "dags/rollme_job", json={"is_paused": False}).status_code == 200
 
-        remote.commit("break the job", {"dags/rollme_job.py": JOB.format(fail=True)})
+        broken = remote.commit("break the job", {"dags/rollme_job.py": JOB.format(fail=True)})
         airflow.run("dagops", "sync", NAME)  # release 2 goes live by itself: the rule may judge it
+        # A run is pinned to the bundle version Airflow last parsed: trigger once the processor has parsed release 2.
+        wait_for(lambda: parsed_at(airflow, "rollme_job", NAME, broken), timeout=120, what="rollme_job at release 2")
         ((first, second),) = _state_db(
             airflow,
             "SELECT MIN(r.id), MAX(r.id) FROM dagops_release r JOIN dagops_repository p ON p.id = r.repository_id"

@@ -108,7 +108,7 @@ class AirflowInstance:
 RETRY_DELAYS = (0.5, 1.0, 2.0, 4.0)  # seconds before each retry of an answer 5xx: 7.5 s at most in all
 
 
-def request_with_retries(method: str, url: str, *, timeout: float = 15, **kwargs) -> requests.Response:
+def request_with_retries(method: str, url: str, *, timeout: float = 90, **kwargs) -> requests.Response:
     """`requests.request`, retried while the answer is 5xx (the last answer is returned as it is)."""
     response = requests.request(method, url, timeout=timeout, **kwargs)
     for delay in RETRY_DELAYS:

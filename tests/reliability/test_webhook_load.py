@@ -23,7 +23,9 @@ from tests.helpers.repos import dag_source
 from tests.webhooks import payloads
 from tests.webhooks.conftest import GLOBAL_SECRET
 
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
+# On a timeout, end the worker (method "thread"): a delivery thread stuck in the DB would otherwise keep the
+# executor, and with it the whole run, waiting.
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(900, method="thread")]
 
 RATE, SECONDS = 200, 10
 REPOS = 10
