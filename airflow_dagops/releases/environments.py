@@ -95,16 +95,24 @@ def _build(target: Path, requirements: list[str], *, wheelhouse: str | None, tim
         return
     requirements_file = target / "dagops-requirements.txt"
     requirements_file.write_text("\n".join(requirements) + "\n")
-    install = [*uv, "pip", "install", "--quiet", "--python", str(_python_in(target)), "-r", str(requirements_file)]
+    # --no-build: a requirement comes from a repository's files, and building a source distribution runs its
+    # setup code here, outside the validation sandbox; a wheel installs without running anything.
+    python = str(_python_in(target))
+    install = [*uv, "pip", "install", "--quiet", "--no-build", "--python", python, "-r", str(requirements_file)]
     if wheelhouse:
         # An offline wheelhouse: nothing is fetched from an index, so a missing wheel fails loudly.
         install += ["--offline", "--no-index", "--find-links", wheelhouse]
-    _run(install, timeout=timeout)
+    try:
+        _run(install, timeout=timeout)
+    except VenvBuildFailed as err:
+        raise VenvBuildFailed(
+            f"{err}\nOnly wheels are installed (a source distribution would run its setup code outside the "
+            "sandbox): publish a wheel of each requirement to your index or the wheelhouse."
+        ) from err
 
 
 def _run(command: list[str], *, timeout: float) -> None:
-    # Not the venv Airflow runs in: uv must only ever touch the environment named by --python.
-    env = {k: v for k, v in os.environ.items() if k != "VIRTUAL_ENV"} | {"UV_NO_PROGRESS": "1"}
+    env = uv_environment(os.environ)
     try:
         done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=env, check=False)
     except subprocess.TimeoutExpired as err:
@@ -112,6 +120,27 @@ def _run(command: list[str], *, timeout: float) -> None:
     if done.returncode != 0:
         message = (done.stderr or done.stdout or "").strip()[-OUTPUT_TAIL:]
         raise VenvBuildFailed(f"uv could not build the environment: {message}")
+
+
+# What uv needs of this process' environment: the search path and locale, where its cache and config live, and how
+# it reaches an index (proxies, certificates, its own UV_/PIP_ settings, which may hold an index's credentials: they
+# are meant for uv). Nothing else (the state DB's URL, Airflow's secrets) reaches it or a package it installs.
+_UV_NAMES = frozenset(
+    {"PATH", "HOME", "LANG", "TZ", "TMPDIR", "SSL_CERT_FILE", "SSL_CERT_DIR", "REQUESTS_CA_BUNDLE", "NETRC"}
+)
+_UV_PREFIXES = ("LC_", "UV_", "PIP_", "XDG_")
+_PROXY_NAMES = frozenset({"HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY"})
+
+
+def uv_environment(environ: dict[str, str] | os._Environ) -> dict[str, str]:
+    """uv's environment, from an allow-list of `environ`. VIRTUAL_ENV is left out: uv must only ever touch the
+    environment named by --python, not the one Airflow runs in."""
+    kept = {
+        name: value
+        for name, value in environ.items()
+        if name in _UV_NAMES or name.upper() in _PROXY_NAMES or name.startswith(_UV_PREFIXES)
+    }
+    return kept | {"UV_NO_PROGRESS": "1"}
 
 
 def uv_command() -> list[str]:

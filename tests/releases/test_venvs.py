@@ -162,3 +162,38 @@ def test_two_namespaces_pinning_different_versions_conflict_unless_isolated(dago
     rules = {f["rule"] for f in outcome.findings}
     assert "dependency-conflict" not in rules and "dependency-version" not in rules
     assert "venv-build-failed" in rules
+
+
+def test_a_source_distribution_is_never_built_outside_the_sandbox(wheelhouse, tmp_path):
+    """Building an sdist runs its setup code in the dagops process' machine, outside the validation sandbox: a
+    requirement only a source distribution satisfies fails the build, and its setup code never ran."""
+    ran = tmp_path / "setup-ran"
+    source = tmp_path / "evilpkg-1.0"
+    source.mkdir()
+    (source / "setup.py").write_text(
+        f"from pathlib import Path\nPath({str(ran)!r}).write_text('ran')\n"
+        "from setuptools import setup\nsetup(name='evilpkg', version='1.0')\n"
+    )
+    (source / "PKG-INFO").write_text("Metadata-Version: 2.1\nName: evilpkg\nVersion: 1.0\n")
+    subprocess.run(
+        ["tar", "-czf", str(wheelhouse / "evilpkg-1.0.tar.gz"), "-C", str(tmp_path), source.name], check=True
+    )
+    with pytest.raises(venvs.VenvBuildFailed) as caught:
+        venvs.ensure_venv("team", ["evilpkg==1.0"])
+    assert "evilpkg" in str(caught.value)
+    assert not ran.exists()
+
+
+def test_uv_gets_no_secret_of_the_dagops_process():
+    environ = {
+        "PATH": "/usr/bin",
+        "HOME": "/home/airflow",
+        "UV_INDEX_URL": "https://pypi.internal/simple",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": "postgresql://airflow:pw@db/airflow",
+        "AIRFLOW__DAGOPS__SQL_ALCHEMY_CONN": "postgresql://dagops:pw@db/dagops",
+        "AWS_SECRET_ACCESS_KEY": "x",
+        "VIRTUAL_ENV": "/opt/airflow/.venv",
+        "https_proxy": "http://proxy:3128",
+    }
+    env = venvs.uv_environment(environ)
+    assert set(env) == {"PATH", "HOME", "UV_INDEX_URL", "https_proxy", "UV_NO_PROGRESS"}
