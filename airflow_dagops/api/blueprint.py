@@ -46,13 +46,12 @@ def _authorize():
     principal = auth.current_principal()
     if principal is None:
         raise ApiError(401, "unauthenticated", "sign in to Airflow, or send Authorization: Bearer <token>")
-    action = ACTION_OF_ENDPOINT.get(request.endpoint) or ("read" if request.method in ("GET", "HEAD") else "write")
-    if not auth.is_allowed(principal, action):
-        raise ApiError(403, "forbidden", f"your Airflow role does not allow this ({action}); see docs/api.md")
-    if request.method not in ("GET", "HEAD") and not auth.csrf_ok(principal):
+    g.dagops_principal = principal  # who asks: the checks below and the routes read it
+    writes = request.method not in ("GET", "HEAD")
+    require_right(ACTION_OF_ENDPOINT.get(request.endpoint) or ("write" if writes else "read"))
+    if writes and not auth.csrf_ok(principal):
         message = f"missing or wrong {auth.CSRF_HEADER} header for a cookie-authenticated request"
         raise ApiError(403, "csrf_failed", message)
-    g.dagops_principal = principal
     return None
 
 
@@ -88,6 +87,15 @@ def actor_name() -> str:
     return g.dagops_principal.name
 
 
+def require_right(action: str, message: str | None = None) -> None:
+    """403 `forbidden` unless the caller's Airflow role allows `action` (api/auth.py's actions), with `message`
+    saying why this request needs it (by default, which action it is)."""
+    if not auth.is_allowed(g.dagops_principal, action):
+        raise ApiError(
+            403, "forbidden", message or f"your Airflow role does not allow this ({action}); see docs/api.md"
+        )
+
+
 def _require_option_rights(body: dict, *, repository: str | None = None) -> None:
     """Some options need more than the right to edit DAGs (`needs` in repositories/options.py):
 
@@ -95,16 +103,15 @@ def _require_option_rights(body: dict, *, repository: str | None = None) -> None
       Airflow's connections (else a DAG editor could send a token to their server);
     - an isolated environment installs whatever the repository declares, with uv, on the machine that syncs it:
       only an admin may turn it on (turning it off, or re-sending the value it has, needs nothing more)."""
-    if repo_options.set_needing("connections", body) and not auth.is_allowed(g.dagops_principal, "connections"):
-        raise ApiError(403, "forbidden", "choosing a connection needs Airflow's connection read permission")
+    if repo_options.set_needing("connections", body):
+        require_right("connections", "choosing a connection needs Airflow's connection read permission")
     admin_only = repo_options.set_needing("admin", body)
     if admin_only and repository is not None:
         current = repo_info.get_repository(repository)
         admin_only = [key for key in admin_only if body[key] != getattr(current, key)]
-    if admin_only and not auth.is_allowed(g.dagops_principal, "admin"):
-        raise ApiError(
-            403,
-            "forbidden",
+    if admin_only:
+        require_right(
+            "admin",
             f"through the API only Airflow admins may set {', '.join(admin_only)} (the dagops CLI and dagops.yaml "
             "may); nothing was changed",
         )
@@ -114,13 +121,11 @@ def require_connection_use(what: str) -> None:
     """Acting on a Git host with a connection's token beyond fetching (creating its webhook, registering a discovered
     repository with the source's connection) needs, on top of DAG edit, the right that choosing the connection needs:
     a DAG editor alone cannot spend an admin-scoped token."""
-    if not auth.is_allowed(g.dagops_principal, "connections"):
-        raise ApiError(
-            403,
-            "forbidden",
-            f"{what} acts with an Airflow connection's token: it needs Airflow's connection read permission (as "
-            "choosing a connection does); nothing was changed",
-        )
+    require_right(
+        "connections",
+        f"{what} acts with an Airflow connection's token: it needs Airflow's connection read permission (as "
+        "choosing a connection does); nothing was changed",
+    )
 
 
 def _require_connection_access_for_url(name: str, body: dict) -> None:
@@ -133,13 +138,11 @@ def _require_connection_access_for_url(name: str, body: dict) -> None:
     info = repo_info.get_repository(name)
     conn_after = body["conn_id"] if "conn_id" in body else info.conn_id
     if conn_after and safety.display_url(body["url"].strip()) != info.url:
-        if not auth.is_allowed(g.dagops_principal, "connections"):
-            raise ApiError(
-                403,
-                "forbidden",
-                f"changing the URL of {name!r}, which uses connection {conn_after!r}, needs Airflow's connection "
-                "read permission, as choosing the connection does; nothing was changed",
-            )
+        require_right(
+            "connections",
+            f"changing the URL of {name!r}, which uses connection {conn_after!r}, needs Airflow's connection read "
+            "permission, as choosing the connection does; nothing was changed",
+        )
 
 
 def _require_file_url_rights(body: dict, *, repository: str | None = None) -> None:

@@ -24,11 +24,11 @@ from airflow_dagops.api.errors import ApiError
 from airflow_dagops.api.openapi import (
     NAME_PARAM,
     NULLABLE_STRING,
-    WRITE_ERRORS,
     json_content,
     operation,
     register,
     schema_ref,
+    write_operation,
 )
 from airflow_dagops.credentials import access, connections, deploy_keys, rotation
 from airflow_dagops.errors import RotationFailed
@@ -228,22 +228,20 @@ _PATH = "/repositories/{name}/credentials"
 register(
     paths={
         "/connections": {
-            "post": operation(
+            "post": write_operation(
                 "create_connection",
                 "Create an Airflow connection of type git: a token, or a generated SSH deploy key",
                 json_content(schema_ref("ConnectionCreated"), "Created (for a key: its public half)"),
-                errors=WRITE_ERRORS,
                 body="ConnectionCreate",
                 status="201",
+                params=(),
             )
         },
         f"{_PATH}/test": {
-            "post": operation(
+            "post": write_operation(
                 "credentials_test",
                 "Test access: git ls-remote of the repository's ref with its connection",
                 json_content(schema_ref("AccessResult"), "The verdict (ok or the kind of failure, with a hint)"),
-                errors=WRITE_ERRORS,
-                params=[NAME_PARAM],
                 body="CredentialsTestRequest",
             )
         },
@@ -256,23 +254,19 @@ register(
             )
         },
         f"{_PATH}/rotate": {
-            "post": operation(
+            "post": write_operation(
                 "credentials_rotate",
                 "SSH: put a new key pair in a new connection; add its public key as deploy key, then confirm",
                 json_content(schema_ref("PendingRotation"), "Created: the pending connection and its public key"),
-                errors=WRITE_ERRORS,
-                params=[NAME_PARAM],
                 body="Empty",
                 status="201",
             )
         },
         f"{_PATH}/rotate/confirm": {
-            "post": operation(
+            "post": write_operation(
                 "credentials_rotate_confirm",
                 "Verify access with the pending connection, then switch the repository to it (or abort)",
                 json_content(schema_ref("RotationOutcome")),
-                errors=WRITE_ERRORS,
-                params=[NAME_PARAM],
                 body="RotationConfirm",
             )
         },

@@ -15,7 +15,14 @@ from __future__ import annotations
 from flask import jsonify
 
 from airflow_dagops.api.blueprint import api_blueprint, read_body, require_connection_use
-from airflow_dagops.api.openapi import NAME_PARAM, NULLABLE_STRING, WRITE_ERRORS, json_content, operation, register
+from airflow_dagops.api.openapi import (
+    GIT_HOST_ERRORS,
+    NULLABLE_STRING,
+    json_content,
+    operation,
+    register,
+    write_operation,
+)
 from airflow_dagops.api.openapi import schema_ref as ref
 from airflow_dagops.discovery import service as discovery
 from airflow_dagops.statuses import DiscoveryStatus
@@ -123,33 +130,30 @@ register(
             )
         },
         "/discovery/scan": {
-            "post": operation(
+            "post": write_operation(
                 "scan_discovery",
                 "Scan the organizations for repositories matching their rules now; with apply, register the proposed "
                 "ones",
                 json_content(ref("Discovery")),
-                errors={**WRITE_ERRORS, "502": json_content(ref("Error"), "The Git host's API did not answer")},
+                errors=GIT_HOST_ERRORS,
                 body="DiscoveryScanRequest",
+                params=(),
             )
         },
         "/discovery/repositories/{name}/register": {
-            "post": operation(
+            "post": write_operation(
                 "register_discovered",
                 "Register one proposed match as a dagops repository (its derived name, default branch, the source's "
                 "connection)",
                 json_content(ref("DiscoveryRegistration")),
-                errors=WRITE_ERRORS,
-                params=[NAME_PARAM],
                 body="DiscoveryRegisterRequest",
             )
         },
         "/discovery/repositories/{name}/ignore": {
-            "post": operation(
+            "post": write_operation(
                 "ignore_discovered",
                 "Stop proposing a match (or, with ignored false, propose it again)",
                 json_content(ref("DiscoveredRepository")),
-                errors=WRITE_ERRORS,
-                params=[NAME_PARAM],
                 body="DiscoveryIgnoreRequest",
             )
         },

@@ -23,10 +23,10 @@ from airflow_dagops.api.openapi import (
     NULLABLE_STRING,
     RELEASE_REF,
     TIME,
-    WRITE_ERRORS,
     json_content,
     operation,
     register,
+    write_operation,
 )
 from airflow_dagops.api.openapi import schema_ref as ref
 from airflow_dagops.experiments import service
@@ -181,33 +181,27 @@ register(
         },
         "/repositories/{name}/experiments": {
             "get": operation("repository_experiments", "A repository's A/B experiments", _LIST, params=[NAME_PARAM]),
-            "post": operation(
+            "post": write_operation(
                 "start_experiment",
                 "Run a candidate release of a DAG beside prod's on a split of its scheduled runs",
                 json_content(ref("Experiment"), "Created"),
-                errors=WRITE_ERRORS,
-                params=[NAME_PARAM],
                 body="ExperimentStart",
                 status="201",
             ),
         },
         "/repositories/{name}/experiments/promote": {
-            "post": operation(
+            "post": write_operation(
                 "promote_experiment",
                 "End the running experiment with its winner: B goes live in prod, or prod keeps A",
                 json_content(ref("Experiment")),
-                errors=WRITE_ERRORS,
-                params=[NAME_PARAM],
                 body="ExperimentPromote",
             )
         },
         "/repositories/{name}/experiments/stop": {
-            "post": operation(
+            "post": write_operation(
                 "stop_experiment",
                 "End the running experiment without a winner (prod keeps A)",
                 json_content(ref("Experiment")),
-                errors=WRITE_ERRORS,
-                params=[NAME_PARAM],
                 body="ExperimentStop",
             )
         },

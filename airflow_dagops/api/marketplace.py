@@ -26,13 +26,20 @@ from __future__ import annotations
 
 import logging
 
-from flask import g, jsonify, request, url_for
+from flask import jsonify, request, url_for
 
 from airflow_dagops.airflow import bridge as airflow_bridge
-from airflow_dagops.api import auth
-from airflow_dagops.api.blueprint import actor_name, api_blueprint, read_body
+from airflow_dagops.api.blueprint import actor_name, api_blueprint, read_body, require_right
 from airflow_dagops.api.errors import ApiError
-from airflow_dagops.api.openapi import NAME, NULLABLE_STRING, WRITE_ERRORS, json_content, operation, register
+from airflow_dagops.api.openapi import (
+    AIRFLOW_RUN_ERRORS,
+    NAME,
+    NULLABLE_STRING,
+    json_content,
+    operation,
+    register,
+    write_operation,
+)
 from airflow_dagops.api.openapi import schema_ref as ref
 from airflow_dagops.marketplace import catalogs, installs, listing, ratings
 from airflow_dagops.sync.runs import request_sync
@@ -108,9 +115,7 @@ def marketplace_install(name: str):
 
 @api_blueprint.delete(f"{BASE}/packages/<name>/install")
 def marketplace_uninstall(name: str):
-    # Uninstalling removes a repository and its DAGs: the permission of DELETE /repositories/{name}.
-    if not auth.is_allowed(g.dagops_principal, "delete"):
-        raise ApiError(403, "forbidden", "your Airflow role does not allow this (delete); see docs/api.md")
+    require_right("delete")  # it removes a repository and its DAGs: the permission of DELETE /repositories/{name}
     return jsonify({"message": installs.uninstall(name, actor=actor_name())})
 
 
@@ -384,7 +389,6 @@ def _items(schema: dict) -> dict:
 
 
 _PACKAGE = [PACKAGE_NAME]
-_WRITE_OR_503 = {**WRITE_ERRORS, "503": {"$ref": "#/components/responses/AirflowUnavailable"}}
 register(
     paths={
         "/marketplace/search": {
@@ -418,20 +422,19 @@ register(
             )
         },
         "/marketplace/packages/{name}/install": {
-            "post": operation(
+            "post": write_operation(
                 "marketplace_install",
                 "Install a package as a pinned repository and trigger its dagops_sync run (validated there)",
                 json_content(ref("MarketplaceInstallAccepted"), "Accepted: registered; the Airflow run was created"),
-                errors=_WRITE_OR_503,
+                errors=AIRFLOW_RUN_ERRORS,
                 params=_PACKAGE,
                 body="MarketplaceInstall",
                 status="202",
             ),
-            "delete": operation(
+            "delete": write_operation(
                 "marketplace_uninstall",
                 "Uninstall a package: its repository and DAGs are removed",
                 json_content(ref("Message")),
-                errors=WRITE_ERRORS,
                 params=_PACKAGE,
             ),
         },
@@ -456,32 +459,29 @@ register(
             )
         },
         "/marketplace/packages/{name}/unpause": {
-            "post": operation(
+            "post": write_operation(
                 "marketplace_unpause",
                 "Unpause the installed package's paused DAGs (Airflow creates new DAGs paused)",
                 json_content(ref("MarketplaceUnpaused")),
-                errors=WRITE_ERRORS,
                 params=_PACKAGE,
                 body="Empty",
             )
         },
         "/marketplace/packages/{name}/ratings": {
-            "post": operation(
+            "post": write_operation(
                 "marketplace_rate",
                 "Rate a package 1 to 5 stars as the signed-in user (rating again replaces it)",
                 json_content({"type": "object"}, "Recorded"),
-                errors=WRITE_ERRORS,
                 params=_PACKAGE,
                 body="MarketplaceRating",
                 status="201",
             )
         },
         "/marketplace/packages/{name}/reviews": {
-            "post": operation(
+            "post": write_operation(
                 "marketplace_review",
                 "Review a package in plain text as the signed-in user",
                 json_content(ref("MarketplaceReviewRecord"), "Recorded"),
-                errors=WRITE_ERRORS,
                 params=_PACKAGE,
                 body="MarketplaceReview",
                 status="201",

@@ -203,6 +203,10 @@ WRITE_ERRORS = {
     "409": {"$ref": "#/components/responses/Conflict"},
     "413": {"$ref": "#/components/responses/TooLarge"},
 }
+# A write that asks Airflow for a run (a sync, a deploy) answers 503 when Airflow cannot take it.
+AIRFLOW_RUN_ERRORS = {**WRITE_ERRORS, "503": {"$ref": "#/components/responses/AirflowUnavailable"}}
+# A write that calls a Git host's API (webhook registration, discovery's scan) answers 502 when the host fails it.
+GIT_HOST_ERRORS = {**WRITE_ERRORS, "502": _json(_ref("Error"), "The Git host's API refused or did not answer")}
 NAME_PARAM = {"name": "name", "in": "path", "required": True, "schema": NAME}
 ID_PARAM = {"name": "id", "in": "path", "required": True, "schema": {"type": "integer", "minimum": 1}}
 PAGING = [
@@ -223,6 +227,21 @@ def _op(op_id: str, summary: str, ok: dict, *, errors=ERRORS, params=(), body: s
     return operation
 
 
+def _write(
+    op_id: str,
+    summary: str,
+    ok: dict,
+    *,
+    body: str | None = None,
+    status="200",
+    params=(NAME_PARAM,),
+    errors=WRITE_ERRORS,
+):
+    """An operation that changes something, most often one repository's (its `name` in the path): besides the read
+    errors it may answer 409 (the current state refuses it) and 413 (a body too large)."""
+    return _op(op_id, summary, ok, errors=errors, params=params, body=body, status=status)
+
+
 def _paths() -> dict:
     repo = [NAME_PARAM]
     return {
@@ -239,45 +258,39 @@ def _paths() -> dict:
         },
         "/repositories": {
             "get": _op("list_repositories", "List repositories", _json(_page("Repository")), params=PAGING),
-            "post": _op(
+            "post": _write(
                 "create_repository",
                 "Register a repository",
                 _json(_ref("Repository"), "Created"),
-                errors=WRITE_ERRORS,
                 body="RepositoryCreate",
                 status="201",
+                params=(),
             ),
         },
         "/repositories/{name}": {
             "get": _op("get_repository", "One repository", _json(_ref("Repository")), params=repo),
-            "patch": _op(
+            "patch": _write(
                 "update_repository",
                 "Change a repository's settings",
                 _json(_ref("Repository")),
-                errors=WRITE_ERRORS,
-                params=repo,
                 body="RepositoryUpdate",
             ),
-            "delete": _op(
+            "delete": _write(
                 "delete_repository",
                 "Unregister a repository",
                 _json(_ref("Message")),
-                errors=WRITE_ERRORS,
                 params=[*repo, {"name": "keep_dags", "in": "query", "schema": {"type": "boolean", "default": False}}],
             ),
         },
         "/repositories/{name}/sync": {
-            "post": {
-                **_op(
-                    "sync_repository",
-                    "Trigger a dagops_sync run in Airflow for this repository",
-                    _json(_ref("SyncRun"), "Accepted: the Airflow run was created"),
-                    errors={**WRITE_ERRORS, "503": {"$ref": "#/components/responses/AirflowUnavailable"}},
-                    params=repo,
-                    body="SyncRequest",
-                    status="202",
-                )
-            }
+            "post": _write(
+                "sync_repository",
+                "Trigger a dagops_sync run in Airflow for this repository",
+                _json(_ref("SyncRun"), "Accepted: the Airflow run was created"),
+                errors=AIRFLOW_RUN_ERRORS,
+                body="SyncRequest",
+                status="202",
+            )
         },
         "/repositories/{name}/syncs": {
             "get": _op("list_syncs", "Sync history, newest first", _json(_page("SyncRun")), params=[*repo, *PAGING])
@@ -290,34 +303,15 @@ def _paths() -> dict:
             "get": _op("get_release", "One release with its findings", _json(_ref("Release")), params=[ID_PARAM])
         },
         "/repositories/{name}/rollback": {
-            "post": _op(
-                "rollback",
-                "Make an earlier release live",
-                _json(_ref("Repository")),
-                errors=WRITE_ERRORS,
-                params=repo,
-                body="RollbackRequest",
+            "post": _write(
+                "rollback", "Make an earlier release live", _json(_ref("Repository")), body="RollbackRequest"
             )
         },
         "/repositories/{name}/pin": {
-            "post": _op(
-                "pin",
-                "Stay on the live (or given) release",
-                _json(_ref("Repository")),
-                errors=WRITE_ERRORS,
-                params=repo,
-                body="PinRequest",
-            )
+            "post": _write("pin", "Stay on the live (or given) release", _json(_ref("Repository")), body="PinRequest")
         },
         "/repositories/{name}/unpin": {
-            "post": _op(
-                "unpin",
-                "Follow the branch again",
-                _json(_ref("Repository")),
-                errors=WRITE_ERRORS,
-                params=repo,
-                body="Empty",
-            )
+            "post": _write("unpin", "Follow the branch again", _json(_ref("Repository")), body="Empty")
         },
         "/repositories/{name}/dags": {
             "get": _op(
@@ -363,7 +357,7 @@ def register(*, paths: dict, schemas: dict | None = None) -> None:
     document.cache_clear()
 
 
-operation, json_content, schema_ref = _op, _json, _ref  # public names for those modules
+operation, write_operation, json_content, schema_ref = _op, _write, _json, _ref  # public names for those modules
 
 
 def _merged(base: dict, extra: dict) -> dict:

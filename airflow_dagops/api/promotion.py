@@ -12,7 +12,7 @@ from __future__ import annotations
 from flask import jsonify
 
 from airflow_dagops.api.blueprint import actor_name, api_blueprint, read_body
-from airflow_dagops.api.openapi import NAME_PARAM, NULLABLE_STRING, WRITE_ERRORS, json_content, operation, register
+from airflow_dagops.api.openapi import NAME_PARAM, NULLABLE_STRING, json_content, operation, register, write_operation
 from airflow_dagops.api.openapi import schema_ref as ref
 from airflow_dagops.releases import promotion
 from airflow_dagops.statuses import PromotionStatus
@@ -91,12 +91,10 @@ register(
             )
         },
         "/repositories/{name}/promote": {
-            "post": operation(
+            "post": write_operation(
                 "promote",
                 "Move the release waiting in a stage one stage on now (force: over a failed run)",
                 json_content(ref("PromotionRecord")),
-                errors=WRITE_ERRORS,
-                params=[NAME_PARAM],
                 body="PromoteRequest",
             )
         },

@@ -18,7 +18,7 @@ from flask import jsonify
 
 from airflow_dagops import settings
 from airflow_dagops.api.blueprint import MAX_BODY, actor_name, api_blueprint, read_body
-from airflow_dagops.api.openapi import NAME_PARAM, NULLABLE_STRING, WRITE_ERRORS, json_content, operation, register
+from airflow_dagops.api.openapi import NAME_PARAM, NULLABLE_STRING, json_content, operation, register, write_operation
 from airflow_dagops.api.openapi import schema_ref as ref
 from airflow_dagops.proposals import service as proposals
 
@@ -98,13 +98,11 @@ SCHEMAS = {
 register(
     paths={
         "/repositories/{name}/proposals": {
-            "post": operation(
+            "post": write_operation(
                 "create_proposal",
                 "Propose files: validated against the live release, pushed as branch dagops/proposal-<id>, and "
                 "opened as a pull/merge request on GitHub, GitLab or Gitea; refused with the findings otherwise",
                 json_content(ref("Proposal"), "Created: the branch is pushed"),
-                errors=WRITE_ERRORS,
-                params=[NAME_PARAM],
                 body="ProposalRequest",
                 status="201",
             ),

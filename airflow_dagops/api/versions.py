@@ -17,7 +17,15 @@ from flask import jsonify, request
 from airflow_dagops.airflow import bridge as airflow_bridge
 from airflow_dagops.api.blueprint import actor_name, api_blueprint, read_body
 from airflow_dagops.api.errors import ApiError
-from airflow_dagops.api.openapi import NAME_PARAM, WRITE_ERRORS, json_content, operation, register, schema_ref
+from airflow_dagops.api.openapi import (
+    AIRFLOW_RUN_ERRORS,
+    NAME_PARAM,
+    json_content,
+    operation,
+    register,
+    schema_ref,
+    write_operation,
+)
 from airflow_dagops.errors import InvalidInput, NotFound
 from airflow_dagops.releases import diff as diff_module
 from airflow_dagops.repositories.info import get_repository
@@ -127,17 +135,15 @@ _RELEASE_QUERY = {"type": "string", "minLength": 1, "maxLength": 64}
 register(
     paths={
         "/repositories/{name}/deploy": {
-            "post": operation(
+            "post": write_operation(
                 "deploy_version",
                 "Deploy a commit or tag through a dagops_deploy run (validated first, then pinned); "
                 "with dry_run, only the diff",
                 json_content(schema_ref("DeployAccepted"), "Accepted: the Airflow run was created"),
                 errors={
                     "200": json_content(schema_ref("ReleaseDiff"), "dry_run: what the deploy would change"),
-                    **WRITE_ERRORS,
-                    "503": {"$ref": "#/components/responses/AirflowUnavailable"},
+                    **AIRFLOW_RUN_ERRORS,
                 },
-                params=[NAME_PARAM],
                 body="DeployRequest",
                 status="202",
             )

@@ -17,7 +17,15 @@ from flask import jsonify, request
 
 from airflow_dagops.api.blueprint import api_blueprint, read_body, require_connection_use
 from airflow_dagops.api.errors import ApiError
-from airflow_dagops.api.openapi import NAME_PARAM, NULLABLE_STRING, WRITE_ERRORS, json_content, operation, register
+from airflow_dagops.api.openapi import (
+    GIT_HOST_ERRORS,
+    NAME_PARAM,
+    NULLABLE_STRING,
+    json_content,
+    operation,
+    register,
+    write_operation,
+)
 from airflow_dagops.api.openapi import schema_ref as ref
 from airflow_dagops.webhooks import registration
 
@@ -127,24 +135,22 @@ SCHEMAS = {
         },
     },
 }
-_HOST_ERRORS = {**WRITE_ERRORS, "502": json_content(ref("Error"), "The Git host's API refused or did not answer")}
 register(
     paths={
         "/repositories/{name}/webhook/registration": {
-            "post": operation(
+            "post": write_operation(
                 "register_webhook",
                 "Create dagops' webhook on GitHub, GitLab or Gitea with the repository's connection token, or update "
                 "the one with the same payload URL (idempotent); the secret is never returned",
                 json_content(ref("WebhookRegistration")),
-                errors=_HOST_ERRORS,
-                params=[NAME_PARAM],
+                errors=GIT_HOST_ERRORS,
                 body="WebhookRegistrationRequest",
             ),
-            "delete": operation(
+            "delete": write_operation(
                 "unregister_webhook",
                 "Delete every webhook with dagops' payload URL from the repository on its Git host",
                 json_content(ref("WebhookUnregistration")),
-                errors=_HOST_ERRORS,
+                errors=GIT_HOST_ERRORS,
                 params=[NAME_PARAM, _PROVIDER_PARAM],
             ),
         },
@@ -154,7 +160,7 @@ register(
                 "dagops' webhook on the Git host and its last deliveries with the status dagops answered (GitHub, "
                 "GitLab 17+; Gitea's API lists none: `unavailable_reason` says so)",
                 json_content(ref("WebhookDeliveries")),
-                errors=_HOST_ERRORS,
+                errors=GIT_HOST_ERRORS,
                 params=[NAME_PARAM, _PROVIDER_PARAM, _LIMIT_PARAM],
             )
         },

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, quote, unquote, urlsplit
@@ -283,15 +284,21 @@ class FakeGitHost:
         }
 
 
-def start_git_host(provider: str) -> FakeGitHost:
-    fake = FakeGitHost(provider)
+def serve_json(
+    handle: Callable[[str, str, dict, object], Answer],
+    *,
+    methods: tuple[str, ...] = ("GET", "POST", "PATCH", "PUT", "DELETE"),
+) -> ThreadingHTTPServer:
+    """A loopback JSON API in a thread: each request of one of `methods` is `handle(method, path, headers, body)`
+    (body: the parsed JSON, None when empty), which answers (status, JSON or None, headers). Other methods get
+    http.server's 501. Every fake Git host API is served this way (servers.py's recording fakes too)."""
 
     class Handler(BaseHTTPRequestHandler):
         def _serve(self):
             length = int(self.headers.get("Content-Length") or 0)
             raw = self.rfile.read(length) if length else b""
             body = json.loads(raw) if raw else None
-            status, answer, headers = fake.handle(self.command, self.path, dict(self.headers), body)
+            status, answer, headers = handle(self.command, self.path, dict(self.headers), body)
             data = b"" if answer is None else json.dumps(answer).encode()
             self.send_response(status)
             self.send_header("Content-Type", "application/json")
@@ -301,13 +308,19 @@ def start_git_host(provider: str) -> FakeGitHost:
             self.end_headers()
             self.wfile.write(data)
 
-        do_GET = do_POST = do_PATCH = do_PUT = do_DELETE = _serve  # noqa: N815 - http.server's naming
-
         def log_message(self, *args):  # keep test output quiet
             pass
 
-    fake.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=fake.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+    for method in methods:
+        setattr(Handler, f"do_{method}", Handler._serve)
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+    return server
+
+
+def start_git_host(provider: str) -> FakeGitHost:
+    fake = FakeGitHost(provider)
+    fake.server = serve_json(fake.handle)
     return fake
 
 

@@ -18,7 +18,6 @@ import base64
 import functools
 import getpass
 import hmac
-import json
 import os
 import socket
 import struct
@@ -28,7 +27,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
-from http.server import BaseHTTPRequestHandler, SimpleHTTPRequestHandler, ThreadingHTTPServer
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from socketserver import ThreadingMixIn
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
@@ -37,6 +36,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from tests.helpers.git_hosts import serve_json
 from tests.helpers.programs import skip_unless_program
 from tests.helpers.repos import make_bare_repo  # noqa: F401 - re-exported: servers serve bare repositories
 
@@ -419,83 +419,75 @@ class Call:
 
 
 @dataclass
-class FakeProviderApi:
-    """Answers every POST with `status` (201 by default) and records it."""
+class _PostRecorder:
+    """A Git host API that records every POST and answers it with `status`, nothing more: no tokens, no state (for
+    those, tests/helpers/git_hosts.py's `FakeGitHost`; its `serve_json` serves both). What a call is recorded as
+    and what it answers is the subclass's."""
 
-    server: ThreadingHTTPServer
-    calls: list[Call] = field(default_factory=list)
+    calls: list = field(default_factory=list)
     status: int = 201
+    server: ThreadingHTTPServer | None = None
 
     @property
     def url(self) -> str:
+        assert self.server is not None
         return f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def start(self) -> None:
+        self.server = serve_json(self._handle, methods=("POST",))
+
+    def _handle(self, method: str, path: str, headers: dict, body) -> tuple[int, dict, dict]:
+        self.record(path, headers, {} if body is None else body)
+        return self.status, self.answer(path), {}
+
+    def record(self, path: str, headers: dict, body) -> None:
+        raise NotImplementedError
+
+    def answer(self, path: str) -> dict:
+        raise NotImplementedError
+
+
+class FakeProviderApi(_PostRecorder):
+    """A commit-status API (and an alert receiver): every POST recorded as a `Call`, answered with its number."""
+
+    calls: list[Call]
+
+    def record(self, path: str, headers: dict, body) -> None:
+        self.calls.append(Call("POST", path, headers, body))
+
+    def answer(self, path: str) -> dict:
+        return {"id": len(self.calls)} if self.status < 300 else {"message": "Bad credentials"}
 
 
 def start_fake_api() -> FakeProviderApi:
-    fake: FakeProviderApi
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self):  # noqa: N802 - http.server's naming
-            length = int(self.headers.get("Content-Length") or 0)
-            raw = self.rfile.read(length)
-            fake.calls.append(Call("POST", self.path, dict(self.headers), json.loads(raw or b"{}")))
-            answer = json.dumps({"id": len(fake.calls)} if fake.status < 300 else {"message": "Bad credentials"})
-            self.send_response(fake.status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(answer)))
-            self.end_headers()
-            self.wfile.write(answer.encode())
-
-        def log_message(self, *args):  # keep test output quiet
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    fake = FakeProviderApi(server)
-    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+    fake = FakeProviderApi()
+    fake.start()
     return fake
 
 
-@dataclass
-class FakeHost:
+class FakeHost(_PostRecorder):
     """Answers POST .../pulls (GitHub, Gitea) and .../merge_requests (GitLab) with 201 and a link."""
 
-    server: ThreadingHTTPServer
-    calls: list[dict] = field(default_factory=list)
-    status: int = 201
+    calls: list[dict]
 
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}"
+    def record(self, path: str, headers: dict, body) -> None:
+        self.calls.append({"path": path, "headers": headers, "body": body})
+
+    def answer(self, path: str) -> dict:
+        number = len(self.calls)
+        if self.status >= 300:
+            return {"message": "Validation Failed"}
+        if "merge_requests" in path:
+            return {"iid": number, "web_url": f"https://gitlab.example.com/mr/{number}"}
+        return {"number": number, "html_url": f"https://git.example.com/pull/{number}"}
 
 
 @pytest.fixture
 def fake_host():
     """A fake GitHub/GitLab/Gitea API (see `FakeHost`), one per test."""
-    fake: FakeHost
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self):  # noqa: N802 - http.server's naming
-            body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"{}")
-            fake.calls.append({"path": self.path, "headers": dict(self.headers), "body": body})
-            number = len(fake.calls)
-            answer = {"number": number, "html_url": f"https://git.example.com/pull/{number}"}
-            if "merge_requests" in self.path:
-                answer = {"iid": number, "web_url": f"https://gitlab.example.com/mr/{number}"}
-            if fake.status >= 300:
-                answer = {"message": "Validation Failed"}
-            raw = json.dumps(answer).encode()
-            self.send_response(fake.status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(raw)))
-            self.end_headers()
-            self.wfile.write(raw)
-
-        def log_message(self, *args):
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    fake = FakeHost(server)
-    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+    fake = FakeHost()
+    fake.start()
     yield fake
-    server.shutdown()
-    server.server_close()
+    assert fake.server is not None
+    fake.server.shutdown()
+    fake.server.server_close()
