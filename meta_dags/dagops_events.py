@@ -3,9 +3,11 @@
 Scheduled every `[dagops] events_interval` seconds (default 300): reads the finished runs of the DAGs of every
 live release that ended since the last run, from Airflow's REST API (connection `[dagops] airflow_api_conn_id`,
 as promotion checks use), and records one `dag_run` event per run (dag_id, run_id, state, repository,
-namespace). Nothing published: no API call at all. The feed is read with `GET .../api/v1/events` or
-`dagops events --follow`. Then a repository's `auto_rollback` rule judges its live release by its first runs
-(airflow_dagops/releases/auto_rollback.py): a release that fails too many is rolled back, pinned and alerted.
+namespace). Both variants' DAGs of an A/B experiment are read too: each run is recorded against the release its
+variant runs, and the copy of a date the experiment's gate skipped as `skipped` (docs/experiments.md). Nothing
+published: no API call at all. The feed is read with `GET .../api/v1/events` or `dagops events --follow`. Then a
+repository's `auto_rollback` rule judges its live release by its first runs (airflow_dagops/releases/
+auto_rollback.py): a release that fails too many is rolled back, pinned and alerted.
 
 Without that connection the task skips, and its log names the connection and the command that creates it
 (`dagops init` creates it for a local Airflow with SimpleAuthManager, as `make run` has). An API that does not
@@ -48,11 +50,12 @@ def dagops_events():
         except DagOpsError as error:  # no connection: skip with how to create it; API down: retry
             raise task_error(error) from None
         print(f"recorded {recorded} DAG run outcome(s)")
-        if recorded:  # judge the live releases by their first runs (docs/operations.md, auto-rollback)
-            from airflow_dagops.releases.auto_rollback import evaluate
+        # Judge the live releases by their first runs (docs/operations.md, auto-rollback) even when this run recorded
+        # nothing new: an experiment check (dagops_promote) may have collected them since the last judgement.
+        from airflow_dagops.releases.auto_rollback import evaluate
 
-            for done in evaluate():
-                print(f"auto_rollback: {done}")
+        for done in evaluate():
+            print(f"auto_rollback: {done}")
         return recorded
 
     collect_dag_runs()

@@ -2,7 +2,7 @@
 
 Every sync, validation, publish, rollback, deploy, promotion and proposal is recorded here as one row
 (time, kind, repository, release, actor, outcome, a one-line summary, a small JSON detail), and so are the
-outcomes of DAG runs of published DAGs (the `dagops_events` system DAG, airflow_dagops/dag_run_events.py).
+outcomes of DAG runs of published DAGs (the `dagops_events` system DAG, events/dag_runs.py).
 The row id is the cursor: readers page with `after=<last id>` and never miss or repeat an event.
 
 Two rules shape this module:
@@ -73,7 +73,35 @@ def record(
         log.error("not recording an event of unknown kind %r", kind)
         return
     install_log_redaction()  # what this module logs (a failed insert's traceback) is redacted too
-    row = {
+    row = _row(kind, repository, release_id, actor, outcome, summary, detail)
+    if session is not None:
+        _after_commit(session, lambda: _insert(row))
+    else:
+        _insert(row)
+
+
+def add_now(
+    session: Session,
+    kind: str,
+    *,
+    repository: str | None,
+    release_id: int | None,
+    actor: str,
+    outcome: str,
+    summary: str,
+    detail: dict | None = None,
+) -> None:
+    """Add one event to `session`'s transaction, to commit with it or not at all: for a writer whose own record
+    says what it has recorded (the DAG run collector's cursor), so the two never disagree. Unlike `record`, a
+    failure is the caller's."""
+    if kind not in KINDS:
+        raise ValueError(f"unknown event kind {kind!r}")
+    session.add(Event(**_row(kind, repository, release_id, actor, outcome, summary, detail)))
+
+
+def _row(kind: str, repository, release_id, actor, outcome, summary, detail) -> dict:
+    """An event's columns, scrubbed of secrets and cut to the columns' sizes."""
+    return {
         "kind": kind,
         "repository": repository,
         "release_id": release_id,
@@ -82,10 +110,6 @@ def record(
         "summary": _one_line(scrub(str(summary)))[:MAX_SUMMARY],
         "detail": scrub_value(detail) if detail else None,
     }
-    if session is not None:
-        _after_commit(session, lambda: _insert(row))
-    else:
-        _insert(row)
 
 
 def record_sync_run(run_id: int, *, session: Session | None = None) -> None:

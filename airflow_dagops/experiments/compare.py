@@ -1,5 +1,9 @@
 """An experiment's runs per variant: the assignments the gates recorded (`dagops_experiment_run`), joined with the
-DAG run outcomes Airflow's REST API reports (a RunSource: airflow/rest_client.py), then judged (stats.py).
+outcomes of both variants' DAG runs that the event feed recorded (`dag_run` events, events/dag_runs.py; the check
+collects them from Airflow's REST API first), then judged (stats.py).
+
+The feed is the one record of how runs went: release health (alerts/release_health.py) reads the same events, and
+the collector records the copy of a date that the gate skipped as `skipped`, so neither counts a date twice.
 
 A variant is credited with the scheduled runs it owned, found by its own run id: the other variant's run of the same
 logical date skipped every task, and Airflow calls that run a success too, so it never counts. Runs of other types
@@ -16,10 +20,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from airflow_dagops.airflow.experiment_gate import SPLIT
-from airflow_dagops.airflow.rest_client import RunOutcome, RunSource
+from airflow_dagops.airflow.rest_client import RunOutcome
+from airflow_dagops.events.feed import parse_time
 from airflow_dagops.experiments.stats import VariantRuns, Verdict, judge
 from airflow_dagops.experiments.variants import dag_ids
-from airflow_dagops.store.models import Experiment, ExperimentRun, aware
+from airflow_dagops.store.models import Event, Experiment, ExperimentRun, aware
 
 
 @dataclass(frozen=True)
@@ -63,11 +68,36 @@ def owned_runs(session: Session, experiment_id: int) -> list[Owned]:
     ]
 
 
-def compare(experiment: Experiment, owned: list[Owned], source: RunSource) -> Comparison:
-    """Ask the source for both variants' runs since the experiment started, and judge them."""
-    names = dag_ids(experiment.dag_id)
-    outcomes = source.runs([names["A"], names["B"]], aware(experiment.started_at))
-    return tally(experiment, owned, outcomes)
+def compare(session: Session, experiment: Experiment) -> Comparison:
+    """Judge the runs each variant owned, as the event feed recorded them."""
+    return tally(experiment, owned_runs(session, experiment.id), recorded_outcomes(session, experiment))
+
+
+def recorded_outcomes(session: Session, experiment: Experiment) -> list[RunOutcome]:
+    """Both variants' finished runs in the feed, the newest record of each run (a run cleared and run again is
+    recorded again)."""
+    releases = [release for release in (experiment.release_a_id, experiment.release_b_id) if release is not None]
+    events = session.scalars(
+        select(Event)
+        .where(
+            Event.kind == "dag_run",
+            Event.release_id.in_(releases),
+            Event.detail["experiment_id"].as_integer() == experiment.id,
+        )
+        .order_by(Event.id)
+    )
+    newest: dict[tuple[str, str], RunOutcome] = {}
+    for event in events:
+        detail = event.detail or {}
+        run = RunOutcome(
+            dag_id=detail["dag_id"],
+            run_id=detail["run_id"],
+            state=event.outcome,
+            ended_at=parse_time(detail.get("end_date")),
+            started_at=parse_time(detail.get("start_date")),
+        )
+        newest[(run.dag_id, run.run_id)] = run
+    return list(newest.values())
 
 
 def tally(experiment: Experiment, owned: list[Owned], outcomes: list[RunOutcome]) -> Comparison:

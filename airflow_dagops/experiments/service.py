@@ -3,9 +3,10 @@ and read. Faces (cli/experiments.py, api/experiments.py, the dagops_promote syst
 
     start   A = prod's live release, B = a candidate that passed validation (default: the one waiting in a
             promotion stage); B goes up as `<dag_id>__ab` in `<namespace>--ab`; status running
-    check   (dagops_promote, every few minutes) for each running experiment: prod changed under it -> aborted;
-            else compare the variants' runs (compare.py) and store the verdict; with `auto_promote`, a decided
-            verdict ends it: B won -> B goes live in prod (promoted), A won -> prod keeps A (kept)
+    check   (dagops_promote, every few minutes) collect the DAG runs that ended into the event feed
+            (events/dag_runs.py), then for each running experiment: prod changed under it -> aborted; else compare
+            the variants' recorded runs (compare.py) and store the verdict; with `auto_promote`, a decided verdict
+            ends it: B won -> B goes live in prod (promoted), A won -> prod keeps A (kept)
     promote by hand: the given winner, or the verdict's; B goes live through `go_live` like any release
     stop    no winner: B is taken down, prod keeps A (stopped)
 
@@ -23,9 +24,9 @@ from sqlalchemy.orm import Session
 
 from airflow_dagops import paths, settings
 from airflow_dagops.airflow.experiment_gate import VARIANTS, Split
-from airflow_dagops.airflow.rest_client import RunSource
 from airflow_dagops.deploy.locks import repository_lock
 from airflow_dagops.errors import Conflict, DagOpsError, InvalidInput, NotFound
+from airflow_dagops.events import dag_runs
 from airflow_dagops.events import feed as events
 from airflow_dagops.experiments import compare as comparing
 from airflow_dagops.experiments import variants
@@ -71,6 +72,8 @@ def start(
                 assigned=0,
                 actor=actor,
                 started_at=utcnow(),
+                # Where both variants run in Airflow: the event collector, below this package, reads it.
+                detail={"variants": variants.airflow_names(repo, dag_id)},
             )
             session.add(experiment)
             session.flush()
@@ -141,10 +144,14 @@ def _candidate(session: Session, repo: Repository, release: int | str | None) ->
 
 # -- check -------------------------------------------------------------------------------------------------------
 def check(
-    source_factory: Callable[[], RunSource], names: Iterable[str] | None = None, *, actor: str = "dagops_promote"
+    source_factory: Callable[[], dag_runs.FinishedRuns],
+    names: Iterable[str] | None = None,
+    *,
+    actor: str = "dagops_promote",
 ) -> list[dict]:
-    """Judge every running experiment (or those of `names`) and act on the rule. The source is only made when an
-    experiment runs, so installations without experiments need no Airflow API connection."""
+    """Collect the DAG runs that ended into the event feed, then judge every running experiment (or those of
+    `names`) from it and act on the rule. The source is only made when an experiment runs, so installations without
+    experiments need no Airflow API connection."""
     reconcile()
     wanted = set(names) if names else None
     with session_scope() as session:
@@ -158,21 +165,22 @@ def check(
     if not due:
         return []
     source = source_factory()
+    try:
+        dag_runs.collect(lambda: source)
+    except DagOpsError as error:  # Airflow's API down: no verdict from runs that may not all be recorded
+        log.warning("experiment check: cannot collect DAG runs: %s", error)
+        return [{"id": i, "repository": name, "status": "error", "message": str(error)} for i, name in due]
     results = []
     for experiment_id, name in due:
         try:
-            results.append(_check_one(experiment_id, name, source, actor))
-        except DagOpsError as error:  # one repository's trouble (lock, API) must not stop the others
+            results.append(_check_one(experiment_id, name, actor))
+        except DagOpsError as error:  # one repository's trouble (its lock) must not stop the others
             log.warning("experiment check of %s: %s", name, error)
             results.append({"id": experiment_id, "repository": name, "status": "error", "message": str(error)})
     return results
 
 
-def _check_one(experiment_id: int, name: str, source: RunSource, actor: str) -> dict:
-    with session_scope() as session:
-        experiment = get_row(session, Experiment, experiment_id)
-        owned = comparing.owned_runs(session, experiment_id)
-    comparison = comparing.compare(experiment, owned, source)  # outside the lock: an HTTP call
+def _check_one(experiment_id: int, name: str, actor: str) -> dict:
     with repository_lock(paths.locks_dir(), name, timeout=settings.get_int("lock_timeout")):
         with session_scope() as session:
             experiment = get_row(session, Experiment, experiment_id)
@@ -183,6 +191,7 @@ def _check_one(experiment_id: int, name: str, source: RunSource, actor: str) -> 
             if changed:
                 _end(session, repo, experiment, ExperimentStatus.ABORTED, actor=actor, why=changed)
                 return describe(session, experiment)
+            comparison = comparing.compare(session, experiment)
             experiment.verdict = comparison.to_dict()
             winner = comparison.verdict.winner
             if experiment.rule.get("auto_promote") and winner:
@@ -324,6 +333,7 @@ def describe(session: Session, experiment: Experiment) -> dict:
         for variant, release_id in (("A", experiment.release_a_id), ("B", experiment.release_b_id))
     }
     comparison = experiment.verdict or {}
+    names = variants.airflow_names(repo, experiment.dag_id)
     return {
         "id": experiment.id,
         "repository": repo.name,
@@ -335,8 +345,7 @@ def describe(session: Session, experiment: Experiment) -> dict:
         "rule": experiment.rule,
         "variants": {
             variant: {
-                "dag_id": variants.dag_ids(experiment.dag_id)[variant],
-                "namespace": repo.namespace if variant == "A" else variants.b_namespace(repo),
+                **names[variant],
                 "release_id": release.id if release else None,
                 "commit": release.commit_sha if release else None,
                 **(comparison.get("variants") or {}).get(variant, {}),

@@ -40,6 +40,15 @@ def dag_ids(dag_id: str) -> dict[str, str]:
     return {"A": dag_id, "B": b_dag_id(dag_id)}
 
 
+def airflow_names(repo: Repository, dag_id: str) -> dict[str, dict[str, str]]:
+    """Each variant's dag_id and namespace in Airflow."""
+    ids = dag_ids(dag_id)
+    return {
+        "A": {"dag_id": ids["A"], "namespace": repo.namespace},
+        "B": {"dag_id": ids["B"], "namespace": b_namespace(repo)},
+    }
+
+
 def check_b_namespace(repo: Repository, others: list[Repository]) -> None:
     """`<namespace>--ab` must be a valid name that no repository uses (as its namespace or a promotion stage's,
     this repository's own stages included) and not a folder dagops does not manage."""

@@ -1,5 +1,6 @@
 """Fixtures of the A/B experiment tests: a repository whose prod release and candidate both define the DAG `report`
-(@daily) beside `other` (@hourly), a fake source of DAG run outcomes, and gates asked as Airflow's tasks would."""
+(@daily) beside `other` (@hourly), a fake of Airflow's list of finished DAG runs, and gates asked as Airflow's tasks
+would."""
 
 from __future__ import annotations
 
@@ -8,12 +9,12 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from airflow_dagops.airflow import experiment_gate
-from airflow_dagops.airflow.rest_client import RunOutcome, RunSource
 from airflow_dagops.releases import promotion
 from airflow_dagops.repositories.registry import add_repository
 from airflow_dagops.store.db import session_scope
 from airflow_dagops.store.models import Release
 from airflow_dagops.sync.sync import sync_repository
+from tests.events.conftest import airflow_run
 
 DAG = """from airflow.sdk import dag, task
 import pendulum
@@ -36,20 +37,28 @@ def dag_file(dag_id: str, *, schedule: str = "@daily", version: str = "1") -> st
     return DAG.format(dag_id=dag_id, schedule=schedule, version=version)
 
 
-class FakeRuns(RunSource):
-    """DAG run outcomes the test hands out; like Airflow's API, only finished runs started since `since`."""
+class FakeRuns:
+    """Finished DAG runs as Airflow's REST API lists them to the event collector (events/dag_runs.py): the test adds
+    them, the collector reads those that ended after its cursor."""
 
     def __init__(self):
-        self.outcomes: list[RunOutcome] = []
+        self.runs: list[dict] = []
         self.asked: list[list[str]] = []
 
     def add(self, dag_id: str, run_id: str, state: str = "success", seconds: float = 60.0) -> None:
-        start = datetime.now(timezone.utc) + timedelta(minutes=len(self.outcomes))
-        self.outcomes.append(RunOutcome(dag_id, run_id, state, start + timedelta(seconds=seconds), start))
+        ended = datetime.now(timezone.utc) + timedelta(minutes=len(self.runs), seconds=seconds)
+        self.runs.append(airflow_run(dag_id, run_id, state, ended, seconds=seconds))
 
-    def runs(self, dag_ids, since):
+    def finished_runs(self, dag_ids, *, end_date_gt):
         self.asked.append(list(dag_ids))
-        return [o for o in self.outcomes if o.dag_id in dag_ids and o.started_at >= since]
+        return [r for r in self.runs if r["dag_id"] in dag_ids and _ended(r) > end_date_gt]
+
+    def tagged_dags(self, tag):
+        return []
+
+
+def _ended(run: dict) -> datetime:
+    return datetime.fromisoformat(run["end_date"].replace("Z", "+00:00"))
 
 
 @pytest.fixture

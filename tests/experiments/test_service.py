@@ -10,7 +10,7 @@ import pytest
 from airflow_dagops import paths
 from airflow_dagops.airflow import namespace_meta
 from airflow_dagops.deploy.publish import current_target
-from airflow_dagops.errors import Conflict, InvalidInput, NotFound
+from airflow_dagops.errors import AirflowApiUnavailable, Conflict, InvalidInput, NotFound
 from airflow_dagops.experiments import service
 from airflow_dagops.releases import promotion
 from airflow_dagops.releases.rollback import pin, rollback
@@ -18,7 +18,7 @@ from airflow_dagops.repositories.info import get_repository
 from airflow_dagops.store.db import session_scope
 from airflow_dagops.store.models import DeployEvent, Event, Experiment, ExperimentRun, Release
 from airflow_dagops.sync.sync import sync_repository
-from tests.experiments.conftest import ask, dag_file, split_runs
+from tests.experiments.conftest import FakeRuns, ask, dag_file, split_runs
 
 
 def _start(**kwargs):
@@ -80,7 +80,7 @@ def test_alternate_split_and_a_verdict_that_waits_for_a_person(dagops_env, candi
     _feed(runs, started["id"], owners, failed_of="A")  # every run A owns fails, every run B owns succeeds
 
     (checked,) = service.check(lambda: runs)
-    assert runs.asked == [["report", "report__ab"]]
+    assert runs.asked == [["other", "report", "report__ab"]]  # prod's DAGs and the candidate's copy
     assert checked["status"] == "running"  # auto_promote is off: a person decides
     assert (checked["variants"]["A"]["runs"], checked["variants"]["A"]["failed"]) == (4, 4)
     assert (checked["variants"]["B"]["runs"], checked["variants"]["B"]["success"]) == (4, 4)
@@ -135,6 +135,19 @@ def test_durations_decide_when_success_rates_do_not_differ(dagops_env, candidate
     verdict = checked["verdict"]
     assert (verdict["winner"], verdict["basis"]) == ("B", "duration")
     assert checked["variants"]["A"]["median_duration_seconds"] > checked["variants"]["B"]["median_duration_seconds"]
+
+
+def test_a_check_that_cannot_read_airflow_says_so_and_judges_nothing(dagops_env, candidate):
+    _start()
+
+    class AirflowDown(FakeRuns):
+        def finished_runs(self, dag_ids, *, end_date_gt):
+            raise AirflowApiUnavailable("cannot reach Airflow's API at http://airflow:8080")
+
+    (checked,) = service.check(AirflowDown)
+    assert checked["status"] == "error" and "cannot reach Airflow's API" in checked["message"]
+    (shown,) = service.status("team")
+    assert shown["status"] == "running" and shown["verdict"] is None
 
 
 def test_runs_not_finished_or_not_started_are_counted_apart(dagops_env, candidate, runs):
