@@ -27,13 +27,26 @@ class BundleBaseline:
     def __init__(self, name: str, repo: SourceRepo):
         from airflow.providers.git.bundles.git import GitDagBundle
 
-        conn_id = f"bench_git_{name}"
-        os.environ[f"AIRFLOW_CONN_{conn_id.upper()}"] = json.dumps({"conn_type": "git", "host": repo.url})
-        self.bundle = GitDagBundle(name=name, git_conn_id=conn_id, tracking_ref="main", refresh_interval=0)
+        self.name, self.conn_id = name, f"bench_git_{name}"
+        os.environ[f"AIRFLOW_CONN_{self.conn_id.upper()}"] = json.dumps({"conn_type": "git", "host": repo.url})
+        self.bundle = GitDagBundle(name=name, git_conn_id=self.conn_id, tracking_ref="main", refresh_interval=0)
         self.bundle.initialize()
 
     def refresh(self) -> None:
+        """The dag-processor's side: fetch the new commit and check it out in the tracking clone."""
         self.bundle.refresh()
+
+    def worker_checkout(self, version: str) -> Path:
+        """A worker's side, before it runs a task of `version`: `GitDagBundle(version=...).initialize()`, a clone of
+        the bundle's bare repository (on this machine: the dag-processor's, already fetched) and a checkout of that
+        commit. A worker on another machine would fetch its bare repository from the remote first."""
+        from airflow.providers.git.bundles.git import GitDagBundle
+
+        bundle = GitDagBundle(
+            name=self.name, git_conn_id=self.conn_id, tracking_ref="main", version=version, refresh_interval=0
+        )
+        bundle.initialize()
+        return bundle.path
 
     def version(self) -> str:
         version = self.bundle.get_current_version()

@@ -169,7 +169,7 @@ def measure_one_file_change(big: BigRepo, work: Path, reps: int) -> Measurement:
     from airflow_dagops import paths
 
     engine = Samples("dagops `sync_repository` (1-file change → new release, published)")
-    bundle = Samples("GitDagBundle.refresh() (same 1-file change)")
+    bundle = Samples("GitDagBundle.refresh() (same 1-file change; the dag-processor's side only)")
     naive = Samples("`git clone --depth 1` + `cp -r dags` (seed's Method 1)")
     shared: list[tuple[int, int]] = []
     clock = PhaseClock()
@@ -208,6 +208,10 @@ def measure_one_file_change(big: BigRepo, work: Path, reps: int) -> Measurement:
             speedup_goal("≥ 5× faster than clone + cp", engine, naive, 5.0),
         ],
         [
+            "When the timer stops, dagops' new release is live for every process that reads the dags folder "
+            "(symlinks mode: a shared volume, so workers have nothing left to do). GitDagBundle.refresh() is the "
+            "dag-processor's side only: a worker running a task of the new commit also makes a version checkout of "
+            "its own (`GitDagBundle(version=…).initialize()`), not timed here; (l) times it, next to bundle mode.",
             _copy_note(measured, shared),
             clock.note(),
             cpu_note(engine, [bundle, naive]),

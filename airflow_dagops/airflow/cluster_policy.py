@@ -39,9 +39,7 @@ def dag_policy(dag) -> None:
         dag.tags = set(tags)
     else:
         dag.tags.update(tags)
-    # A folder of the dagops-releases bundle carries the namespace's settings as they were in its version (on a
-    # dag-processor or worker without dagops_home, the only place they are); the dags folder reads the live ones.
-    meta = (snapshot if snapshot is not None else namespace_meta.read(namespace)) or {}
+    meta = _settings(namespace, snapshot)
     experiment = experiment_gate.experiment_of(meta, dag.dag_id)
     if experiment is None and meta.get("only_experiment_dags"):
         # The candidate's namespace of an A/B experiment holds its whole release: only the experiment's DAG runs.
@@ -61,6 +59,19 @@ def published_by(fileloc: str | None) -> tuple[str, str] | None:
     """(namespace, repository) when `fileloc` lies in a namespace dagops publishes, else None."""
     found = _namespace_of(fileloc)
     return (found[0], found[1]) if found else None
+
+
+def namespace_settings(fileloc: str | None) -> tuple[str, dict] | None:
+    """(namespace, the settings the policy applies to its DAGs) when `fileloc` lies in a namespace dagops
+    publishes, else None."""
+    found = _namespace_of(fileloc)
+    return (found[0], _settings(found[0], found[2])) if found else None
+
+
+def _settings(namespace: str, snapshot: dict | None) -> dict:
+    """A folder of the dagops-releases bundle carries the namespace's settings as they were in its version (on a
+    dag-processor or worker without dagops_home, the only place they are); the dags folder reads the live ones."""
+    return (snapshot if snapshot is not None else namespace_meta.read(namespace)) or {}
 
 
 def _namespace_of(fileloc: str | None) -> tuple[str, str, dict | None] | None:

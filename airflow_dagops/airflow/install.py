@@ -37,13 +37,26 @@ def init(*, add_bundle: bool = True, api_connection: bool = True) -> list[str]:
 
 
 def parsing_advice() -> list[str]:
-    """Say how long Airflow will take to notice a new namespace, and how to make it quicker."""
+    """Say how long Airflow will take to notice a new release, and how to make it quicker."""
     from airflow.configuration import conf
 
-    refresh = conf.getint("dag_processor", "refresh_interval", fallback=300)
-    if refresh > 60:
-        return [
-            f"note: Airflow looks for new DAG files every {refresh}s ([dag_processor] refresh_interval); "
-            "set it to 10-30 for new DAGs to appear quickly"
-        ]
-    return [f"Airflow looks for new DAG files every {refresh}s"]
+    if paths.publish_mode() == "bundle":  # the dagops-releases bundle refreshes every second, once Airflow checks
+        option, default, quick, does, advice = (
+            "bundle_refresh_check_interval",
+            5,
+            1,
+            "checks its DAG bundles for new releases",
+            "1 for new releases to be parsed within a second of going live",
+        )
+    else:
+        option, default, quick, does, advice = (
+            "refresh_interval",
+            300,
+            60,
+            "looks for new DAG files",
+            "10-30 for new DAGs to appear quickly",
+        )
+    seconds = conf.getint("dag_processor", option, fallback=default)
+    if seconds > quick:
+        return [f"note: Airflow {does} every {seconds}s ([dag_processor] {option}); set it to {advice}"]
+    return [f"Airflow {does} every {seconds}s"]

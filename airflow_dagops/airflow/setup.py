@@ -54,9 +54,10 @@ RELEASES_BUNDLE_CLASSPATH = "airflow_dagops.bundle.releases_bundle.DagopsRelease
 
 
 def releases_bundle(existing: dict | None = None) -> dict:
-    """The dagops-releases bundle's entry. Its refresh reads one link per namespace, so it can run every few
-    seconds (a new release is parsed that much sooner); kwargs an operator set are kept."""
-    kwargs = {"refresh_interval": 5, **((existing or {}).get("kwargs") or {})}
+    """The dagops-releases bundle's entry. Its refresh is one query of the state DB, so it runs every second (a
+    new release reaches the dag-processor that much sooner; Airflow checks bundles every `[dag_processor]
+    bundle_refresh_check_interval`, docs/deployment.md); kwargs an operator set are kept."""
+    kwargs = {"refresh_interval": 1, **((existing or {}).get("kwargs") or {})}
     return {"name": paths.RELEASES_BUNDLE, "classpath": RELEASES_BUNDLE_CLASSPATH, "kwargs": kwargs}
 
 

@@ -7,7 +7,9 @@ events/feed.py `record_sync_run`, the one place every face's syncs pass):
    commit: a forced re-sync of the same commit announces nothing new.
 2. The repository's health is judged again (health/service.py) and kept in its alert state; entering `failing`
    sends a `failing` alert, a failing repository that is ok again a `recovered` one. One message per change
-   (alerts/state.py claims each change by compare-and-set).
+   (alerts/state.py claims each change by compare-and-set). Only for a repository whose alerts hear of `failing` or
+   `recovered`: for any other, no one would be told, and judging costs every sync a few queries. Its alert state
+   keeps the health last judged while someone listened, which the next judgement compares with.
 
 Nothing here fails a sync: every error is logged, and a notifier's error is kept in the alert state
 (`GET .../repositories/{name}/alerts`).
@@ -19,6 +21,7 @@ import logging
 from dataclasses import dataclass
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from airflow_dagops.airflow.connections import find_connection
 from airflow_dagops.alerts import state
@@ -26,7 +29,7 @@ from airflow_dagops.alerts.rules import wants
 from airflow_dagops.alerts.send import Alert, send
 from airflow_dagops.errors import DagOpsError, ReportError
 from airflow_dagops.git import host_api
-from airflow_dagops.health.service import repository_health
+from airflow_dagops.health.service import HealthRules, RepositoryHealth, judge
 from airflow_dagops.redaction import redact_text
 from airflow_dagops.statuses import AlertEvent, CheckStatus, HealthState, SyncRunStatus
 from airflow_dagops.store.db import session_scope
@@ -39,6 +42,7 @@ log = logging.getLogger(__name__)
 VALIDATION_CODES = ("validation_failed", "tests_failed")
 FIRST_ERRORS = 5
 REPOSITORY_PAGE = "/pluginsv2/dagops/repositories"
+HEALTH_EVENTS = (AlertEvent.FAILING, AlertEvent.RECOVERED)  # what a change of health announces
 
 
 @dataclass(frozen=True)
@@ -53,6 +57,15 @@ class _Run:
     error: str | None
     error_code: str | None
     release_id: int | None
+    judged: _Judged
+
+
+@dataclass(frozen=True)
+class _Judged:
+    """A repository's health judged now, next to what its alert state keeps, read in one transaction."""
+
+    health: RepositoryHealth | None  # None: not judged (no one listens), or the settings cannot be read (logged)
+    kept: str | None  # None: the repository has no alert state yet
 
 
 def after_sync(run_id: int) -> None:
@@ -63,7 +76,7 @@ def after_sync(run_id: int) -> None:
             return
         if run.status == SyncRunStatus.FAILED and run.error_code in VALIDATION_CODES and run.commit:
             _commit_failed(run)
-        _health_changed(run.repository_id, run.repository, run.rules)
+        _health_changed(run.repository_id, run.repository, run.rules, run.judged)
     except Exception:  # alerts are about the work, never a reason for it to fail
         log.exception("alerts after sync run %s failed", run_id)
 
@@ -72,11 +85,13 @@ def check_health(name: str) -> AlertEvent | None:
     """Judge one repository's health again and announce a change (after a pin, an unpin, a rollback...)."""
     with session_scope() as session:
         repo = load_repository(session, name)
-        repo_id, rules = repo.id, repo.alerts
-    return _health_changed(repo_id, name, rules)
+        repo_id, rules, judged = repo.id, repo.alerts, _judge(session, repo)
+    return _health_changed(repo_id, name, rules, judged)
 
 
 def _read_run(run_id: int) -> _Run | None:
+    """The run, its repository and, when its alerts hear of it, the repository's health: one transaction, on every
+    sync."""
     with session_scope() as session:
         run = session.get(SyncRun, run_id)
         repo = session.get(Repository, run.repository_id) if run is not None else None
@@ -93,16 +108,26 @@ def _read_run(run_id: int) -> _Run | None:
             error=run.error,
             error_code=run.error_code,
             release_id=run.release_id,
+            judged=_judge(session, repo),
         )
 
 
 # -- health --------------------------------------------------------------------------------------------------------
-def _health_changed(repo_id: int, name: str, rules: dict | None) -> AlertEvent | None:
+def _judge(session: Session, repo: Repository) -> _Judged:
+    if not any(wants(repo.alerts, event) for event in HEALTH_EVENTS):
+        return _Judged(None, None)  # no one hears of a change of health: nothing to judge
     try:
-        health = repository_health(name)
+        health = judge(session, repo, HealthRules.from_settings())
     except DagOpsError as err:  # health settings that cannot be read: `dagops status` says so
-        log.warning("no health alert for %s: %s", name, err)
-        return None
+        log.warning("no health alert for %s: %s", repo.name, err)
+        health = None
+    return _Judged(health, state.kept_health(session, repo.id))
+
+
+def _health_changed(repo_id: int, name: str, rules: dict | None, judged: _Judged) -> AlertEvent | None:
+    health = judged.health
+    if health is None or state.keeps(judged.kept, health.state):
+        return None  # nothing to keep or announce: no write, on most syncs
     event = state.claim_health(repo_id, health.state)
     if event is None:
         return None

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from sqlalchemy import CursorResult, or_, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import InstrumentedAttribute
+from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from airflow_dagops.statuses import AlertEvent, HealthState
 from airflow_dagops.store.db import session_scope
@@ -32,6 +32,17 @@ def transition(old: str, new: HealthState) -> tuple[str, AlertEvent | None]:
         if new == HealthState.STALE:
             return old, None  # not recovered yet
     return new.value, None
+
+
+def kept_health(session: Session, repository_id: int) -> str | None:
+    """The health the repository's alert state keeps; None when it has no row yet."""
+    return session.scalar(select(AlertState.health).where(AlertState.repository_id == repository_id))
+
+
+def keeps(kept: str | None, new: HealthState) -> bool:
+    """Whether judging `new` would leave the kept health as it is (and so announce nothing): a read that says so
+    spares the compare-and-set its transactions. A missing row is never kept: `claim_health` creates it."""
+    return kept is not None and transition(kept, new)[0] == kept
 
 
 def claim_health(repository_id: int, new: HealthState) -> AlertEvent | None:

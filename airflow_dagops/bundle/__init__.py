@@ -15,6 +15,9 @@ through `DagopsReleasesBundle` (releases_bundle.py), a versioned DAG bundle regi
 - materialize.py: folders of a version or of one namespace, atomically (temp folder + rename), from this
   machine's release folders (hard links) or from git (the commit from a mirror, fetched with the repository's
   connection when missing).
+- cleanup.py: old versions go the way Airflow's own go, never while a run uses one: version folders by Airflow's
+  BundleUsageTrackingManager, what killed builds left by the bundle, and the state DB's rows of versions Airflow's
+  metadata DB no longer names by the dag-processor's refresh.
 - view_url.py: links from a version to the commits on the Git host.
 - migrate.py: `dagops bundle migrate --to bundle|symlinks`.
 """

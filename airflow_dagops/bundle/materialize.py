@@ -17,6 +17,11 @@ without dagops_home has no other place to read them (a promotion stage's dag_id 
 
 Everything is built in a temp folder next to the final one and renamed into place: a folder with the version's
 name is always complete. Callers hold the bundle's lock, so two tasks on one machine build a version once.
+
+A namespace with an isolated environment (`isolated_env`) needs it on the machine that runs its tasks: the
+namespace's settings in the version record the requirements it was built from, and `provide_environments` builds
+it from them into this machine's dagops_home (releases/environments.py), where `namespace_python` looks for it. On
+a machine that shares the publishers' dagops_home it is already there: one `stat`.
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ from airflow_dagops.errors import DagOpsError, NotFound
 from airflow_dagops.git.mirror import Mirror
 from airflow_dagops.git.runner import run_git
 from airflow_dagops.release_manifest import read_manifest
+from airflow_dagops.releases import environments
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +59,26 @@ def build_version(manifest: dict, dest: Path, *, mirrors_dir: Path) -> None:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def provide_environments(version_dir: Path) -> list[str]:
+    """Build on this machine the isolated environment of each namespace of a version folder that records one
+    (reused when it exists); returns the namespaces whose environment could not be built. A failure is logged,
+    not raised: the version's other namespaces run their tasks all the same, and a task of that namespace fails
+    on its missing interpreter, after the reason in this log."""
+    failed = []
+    snapshots = version_dir / namespace_meta.SNAPSHOT_DIR
+    for namespace in sorted(p.stem for p in snapshots.glob("*.json")) if snapshots.is_dir() else []:
+        meta = namespace_meta.read_snapshot(version_dir, namespace) or {}
+        try:
+            built = environments.ensure_recorded(namespace, meta)
+        except DagOpsError as err:
+            log.error("bundle: the isolated environment of %s could not be built on this machine: %s", namespace, err)
+            failed.append(namespace)
+            continue
+        if built is not None and not built.reused:
+            log.info("bundle: built the isolated environment of %s in %.1fs", namespace, built.seconds)
+    return failed
 
 
 def materialize_namespace(entry: dict, dest: Path, *, mirrors_dir: Path) -> str:

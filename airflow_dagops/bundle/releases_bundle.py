@@ -15,8 +15,10 @@ needs the state DB and the Git hosts, not the publishers' volume. Adding a repos
 no restart, no configuration change.
 
 On a worker (`version` given), `path` is `<versions_dir>/<version>`, built on first use by `initialize()` from
-the version's manifest in the state DB (materialize.py) and kept while DAG runs use it: Airflow's own
-BundleUsageTrackingManager removes version folders the way it removes GitDagBundle's.
+the version's manifest in the state DB (materialize.py), with the isolated environments its namespaces record
+(built into this machine's dagops_home when missing), and kept while DAG runs use it: Airflow's own
+BundleUsageTrackingManager removes version folders the way it removes GitDagBundle's (cleanup.py says what else
+goes, and when: the state DB's rows of versions Airflow no longer names, from the dag-processor's refresh).
 
 `view_url_template()` leads to the dagops API's page of a version, which links each namespace's commit on its
 Git host (view_url.py): one bundle spans many repositories, so no single Git host URL fits every version.
@@ -24,17 +26,24 @@ Git host (view_url.py): one bundle spans many repositories, so no single Git hos
 
 from __future__ import annotations
 
+import functools
 import logging
+import math
 import os
 import shutil
+import time
+from datetime import timedelta
 from pathlib import Path
 
+from airflow.configuration import conf
 from airflow.dag_processing.bundles.base import BaseDagBundle, BundleVersion
 
 from airflow_dagops import settings
 from airflow_dagops.airflow import namespace_meta
+from airflow_dagops.airflow.bundle_usage import versions_in_use
 from airflow_dagops.bundle import manifest as live_sets
-from airflow_dagops.bundle.materialize import build_version, tracked_folder
+from airflow_dagops.bundle.cleanup import forget_unused_versions, remove_unfinished_builds
+from airflow_dagops.bundle.materialize import build_version, provide_environments, tracked_folder
 from airflow_dagops.bundle.view_url import version_page_template
 from airflow_dagops.errors import DagOpsError, NotFound
 from airflow_dagops.store import bundle_versions
@@ -55,6 +64,7 @@ class DagopsReleasesBundle(BaseDagBundle):
         self._current: str | None = None
         self._entries: dict[str, dict] = {}
         self._targets: dict[str, Path] = {}  # namespace -> the folder its tracking link leads to
+        self._last_cleanup = -math.inf  # monotonic time of the last cleanup of unused versions: none yet
 
     @property
     def path(self) -> Path:
@@ -63,6 +73,8 @@ class DagopsReleasesBundle(BaseDagBundle):
     def initialize(self) -> None:
         if self.version:
             self._materialize()
+            # Every time, not only when the folder is built: an environment pruned since is built again.
+            provide_environments(self.path)
         else:
             self.refresh()
         super().initialize()
@@ -78,25 +90,43 @@ class DagopsReleasesBundle(BaseDagBundle):
         if self.version:
             raise DagOpsError("a versioned dagops-releases bundle is never refreshed: its version is fixed")
         with self.lock():
-            entries = live_sets.read_live_set()
-            version = live_sets.version_of(entries)
-            if version == self._current:
-                return
-            # Every folder first: a commit that cannot be fetched leaves the previous version serving, whole.
-            targets = {ns: self._folder_of(ns, entry) for ns, entry in entries.items()}
-            changed = live_sets.changed(self._previous_entries(), entries)
-            # Recorded before Airflow sees the id, so every DAG version and run that names it can be rebuilt.
-            created = bundle_versions.record(version, {"namespaces": entries, "changed": changed})
-            self._track(entries, targets)
-            log.info(
-                "bundle %s: version %s (%s)%s",
-                self.name,
-                version,
-                live_sets.describe(entries),
-                "" if created else ", seen before",
-            )
-            self._prune_builds(keep={*targets.values(), *self._targets.values()})
-            self._current, self._entries, self._targets = version, entries, targets
+            self._follow_live_set()
+        self._forget_unused_versions()
+
+    def _follow_live_set(self) -> None:
+        """Make the live set in the state DB this bundle's current version, if it is not already."""
+        entries = live_sets.read_live_set()
+        version = live_sets.version_of(entries)
+        if version == self._current:
+            return
+        # Every folder first: a commit that cannot be fetched leaves the previous version serving, whole.
+        targets = {ns: self._folder_of(ns, entry) for ns, entry in entries.items()}
+        changed = live_sets.changed(self._previous_entries(), entries)
+        # Recorded before Airflow sees the id, so every DAG version and run that names it can be rebuilt.
+        created = bundle_versions.record(version, {"namespaces": entries, "changed": changed})
+        self._track(entries, targets)
+        log.info(
+            "bundle %s: version %s (%s)%s",
+            self.name,
+            version,
+            live_sets.describe(entries),
+            "" if created else ", seen before",
+        )
+        self._prune_builds(keep={*targets.values(), *self._targets.values()})
+        self._current, self._entries, self._targets = version, entries, targets
+
+    def _forget_unused_versions(self) -> None:
+        """Every `[dag_processor] stale_bundle_cleanup_interval`, as Airflow removes stale version folders: the
+        rows of versions Airflow no longer names (cleanup.py). Failures are logged, never raised."""
+        interval = conf.getint("dag_processor", "stale_bundle_cleanup_interval", fallback=1800)
+        if interval <= 0 or time.monotonic() - self._last_cleanup < interval:
+            return
+        self._last_cleanup = time.monotonic()
+        keep_for = timedelta(seconds=conf.getint("dag_processor", "stale_bundle_cleanup_age_threshold", fallback=21600))
+        try:
+            forget_unused_versions(functools.partial(versions_in_use, self.name), keep_for=keep_for)
+        except Exception as err:  # the state DB unreachable, say: the next round tries again
+            log.warning("bundle %s: could not forget unused versions: %s", self.name, err)
 
     def _folder_of(self, namespace: str, entry: dict) -> Path:
         return tracked_folder(namespace, entry, builds_dir=self.builds_dir, mirrors_dir=self.mirrors_dir)
@@ -150,6 +180,7 @@ class DagopsReleasesBundle(BaseDagBundle):
         with self.lock():
             if self.path.is_dir():
                 return
+            remove_unfinished_builds(self.versions_dir)
             manifest = bundle_versions.load(self.version)
             if manifest is None:
                 raise NotFound(

@@ -155,7 +155,7 @@ def live_pairs(session: Session, exclude_id: int | None = None) -> list[tuple[Re
     query = select(Repository, Release).join(Release, Release.id == Repository.live_release_id)
     if exclude_id is not None:
         query = query.where(Repository.id != exclude_id)
-    return [(repo, release) for repo, release in session.execute(query).tuples()]
+    return [(repo, release) for repo, release in session.execute(query)]
 
 
 def claimant(repo: Repository, release: Release) -> Claimant:

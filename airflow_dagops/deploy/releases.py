@@ -97,6 +97,7 @@ def _write_tree(mirror, sha, subdir, root: str, base: Path | None, max_size: int
     base_manifest = (read_manifest(base) if base else None) or {}
     base_files, base_sizes = base_manifest.get("files", {}), base_manifest.get("sizes", {})
     base_root = str(base) if base else ""
+    base_links = SymlinksIn(base_root)
     files: dict[str, str] = {}
     sizes: dict[str, int] = {}
     skipped: list[dict] = []
@@ -114,7 +115,7 @@ def _write_tree(mirror, sha, subdir, root: str, base: Path | None, max_size: int
             made_dirs.add(parent)
         if entry.is_symlink:
             continue
-        if base_files.get(path) == entry.blob and path in base_sizes and not os.path.islink(base_slash + path):
+        if base_files.get(path) == entry.blob and path in base_sizes and not base_links.contains(path):
             # Not a link of the base: hard-linking it would recreate a symlink this tree never judged.
             if _link(base_slash + path, root_slash + path):
                 files[path], sizes[path] = entry.blob, base_sizes[path]
@@ -143,6 +144,29 @@ def _write_tree(mirror, sha, subdir, root: str, base: Path | None, max_size: int
         "exported_at": datetime.now(timezone.utc).isoformat(),
     }
     return manifest, len(files) - written, written
+
+
+class SymlinksIn:
+    """Which paths of a folder tree are symlinks, read one folder listing at a time: the d_type a folder listing
+    carries answers `os.path.islink` for every entry of it, without an lstat per file."""
+
+    def __init__(self, root: str):
+        self.root = root
+        self._folders: dict[str, frozenset[str]] = {}  # folder -> names of its entries that are symlinks
+
+    def contains(self, path: str) -> bool:
+        folder, name = posixpath.split(path)
+        links = self._folders.get(folder)
+        if links is None:
+            links = self._folders[folder] = self._list(folder)
+        return name in links
+
+    def _list(self, folder: str) -> frozenset[str]:
+        try:
+            with os.scandir(posixpath.join(self.root, folder)) as entries:
+                return frozenset(entry.name for entry in entries if entry.is_symlink())
+        except OSError:  # no such folder: nothing there is a link (and hard-linking from it fails by itself)
+            return frozenset()
 
 
 def _exportable(listing: list[TreeEntry], skipped: list[dict]) -> list[TreeEntry]:

@@ -6,8 +6,13 @@ package source. An environment is reused for as long as that key stays the same,
 no requirement costs one `stat`. Nothing is ever installed into Airflow's own environment.
 
 DAGs run their heavy code there with `@task.external_python(python=namespace_python(__file__))` or
-`ExternalPythonOperator`; `namespace_python` reads the path from the namespace's meta file (written by
-services when a release goes live), so it works at parse time in the dag-processor and in the worker.
+`ExternalPythonOperator`. When a release goes live, the namespace's meta (airflow/namespace_meta.py) records the
+environment: the interpreter the publisher built and the requirements it was built from (`environment_meta`).
+`namespace_python` turns that into this machine's interpreter, so it works at parse time in the dag-processor and
+on a worker. A worker whose dagops_home is its own (publish_mode = bundle, no shared volume) has no such
+environment until the dagops-releases bundle builds it there from the recorded requirements, when it initializes
+a version (`ensure_recorded`, called from bundle/materialize.py): the same key, the same folder layout, so
+`namespace_python` finds it.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,6 +32,7 @@ from airflow_dagops import settings
 from airflow_dagops.airflow import namespace_meta
 from airflow_dagops.deploy.locks import repository_lock
 from airflow_dagops.errors import VenvBuildFailed
+from airflow_dagops.validate.declarations import requirements_from_summary
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +65,41 @@ def venv_key(requirements: list[str], *, wheelhouse: str | None) -> str:
 
 def venvs_dir(namespace: str) -> Path:
     return settings.dagops_home() / "venvs" / namespace
+
+
+def requirements_of(summary: Mapping | None) -> list[str]:
+    """The requirements an environment is built from: those a release's validation summary declares."""
+    return [str(r.requirement) for r in requirements_from_summary(summary)]
+
+
+def environment_meta(summary: Mapping | None) -> dict:
+    """What a namespace's meta records of its release's isolated environment (nothing without one): the
+    interpreter the publisher built, and the requirements it was built from, so that any machine can build the
+    same environment (`ensure_recorded`) and find it (`namespace_python`)."""
+    venv = (summary or {}).get("venv")
+    if not venv:
+        return {}
+    return {"python": venv["python"], "venv_requirements": requirements_of(summary)}
+
+
+def local_python(namespace: str, meta: Mapping) -> str | None:
+    """This machine's interpreter of the environment `meta` records: the one its requirements key under this
+    process's dagops_home (on the publisher, the path it recorded). Meta recorded before requirements were only
+    has the publisher's path."""
+    requirements = meta.get("venv_requirements")
+    if requirements is None:
+        return meta.get("python")
+    key = venv_key(requirements, wheelhouse=settings.get("wheelhouse") or None)
+    return str(_python_in(venvs_dir(namespace) / key))
+
+
+def ensure_recorded(namespace: str, meta: Mapping) -> VenvResult | None:
+    """The environment `meta` records, built on this machine when it has none (a worker with a dagops_home of its
+    own); None when the namespace has no recorded environment. Raises VenvBuildFailed as `ensure_venv` does."""
+    requirements = meta.get("venv_requirements")
+    if requirements is None:
+        return None
+    return ensure_venv(namespace, list(requirements))
 
 
 def ensure_venv(namespace: str, requirements: list[str], *, timeout: float | None = None) -> VenvResult:
@@ -188,27 +230,32 @@ def namespace_python(dag_file: str) -> str:
     validation sandbox, where the file sits in a release folder): without an environment it returns a path
     that does not exist and says why, so the task fails at run time with that reason in its name."""
 
-    namespace = _namespace_of(Path(dag_file))
-    if namespace is None:
+    found = _namespace_of(Path(dag_file))
+    if found is None:
         return f"/dagops-isolated-env/not-in-a-dagops-namespace/{Path(dag_file).name}"
-    python = (namespace_meta.read(namespace) or {}).get("python")
+    namespace, meta = found
+    python = local_python(namespace, meta)
     return python or f"/dagops-isolated-env/{namespace}/isolated_env-is-not-enabled-for-this-repository"
 
 
-def _namespace_of(path: Path) -> str | None:
+def _namespace_of(path: Path) -> tuple[str, Mapping] | None:
+    """(namespace, its meta) of a published file: the live meta for the dags folder and a release folder, the
+    meta of the version for a folder of the dagops-releases bundle (a run keeps the environment it started on)."""
     try:
         relative = path.relative_to(settings.dags_folder())
-        return relative.parts[0] if len(relative.parts) >= 2 else None
+        if len(relative.parts) < 2:
+            return None
+        return relative.parts[0], namespace_meta.read(relative.parts[0]) or {}
     except ValueError:
         pass
     # A folder of the dagops-releases bundle (publish_mode = bundle): its tracking folder or a version folder.
-    from airflow_dagops.airflow.cluster_policy import published_by  # lazy: loads Airflow, only at DAG parse time
+    from airflow_dagops.airflow.cluster_policy import namespace_settings  # lazy: loads Airflow, only at parse time
 
-    published = published_by(str(path))
+    published = namespace_settings(str(path))
     if published is not None:
-        return published[0]
+        return published
     parts = path.parts  # a release folder: <dagops_home>/releases/<namespace>/<sha>/...
     for index in range(len(parts) - 3, -1, -1):
         if parts[index] == "releases":
-            return parts[index + 1]
+            return parts[index + 1], namespace_meta.read(parts[index + 1]) or {}
     return None

@@ -50,7 +50,6 @@ from packaging.utils import (
     parse_wheel_filename,
 )
 from sqlalchemy import select
-from sqlalchemy.orm import Session
 
 from airflow_dagops import settings
 from airflow_dagops.deploy import conflicts
@@ -126,11 +125,46 @@ def check_tree(
     progress = progress or _quiet
     progress("validating")
     report = validator(tree, extra_findings=list(extra_findings), dag_owners={})
-    report = gate_dag_id_conflicts(repository_id, report)
+    # Read once, after validation (which may take minutes): steps 2, 4 and 5 judge the tree against it.
+    neighbours = Neighbours.read(repository_id) if repository_id is not None else None
+    report = gate_dag_id_conflicts(neighbours, report)
     report = apply_gate(tree, report)
-    report = gate_dependency_conflicts(repository_id, namespace, report, tell_others=purpose.goes_live)
-    report = provide_isolated_env(repository_id, namespace, report, progress, build=purpose.goes_live)
+    report = gate_dependency_conflicts(neighbours, namespace, report, tell_others=purpose.goes_live)
+    report = provide_isolated_env(neighbours, namespace, report, progress, build=purpose.goes_live)
     return gate_tests(tree, report, purpose, progress, repository_id=repository_id)
+
+
+@dataclass(frozen=True)
+class Neighbours:
+    """The repository's own settings and what the other live releases claim and require: everything steps 2, 4
+    and 5 read from the state DB, in one transaction (a sync used to open three)."""
+
+    namespace: str
+    rank: tuple[int, str]  # (priority, name): who wins a dag_id clash
+    on_conflict: str
+    isolated_env: bool
+    claimants: list[conflicts.Claimant]  # every other live release, for its dag_ids
+    # namespace -> (live release id, its declared requirements), for the other live releases in Airflow's own
+    # environment (repositories with `isolated_env` take no part in dependency conflicts)
+    shared_env: dict[str, tuple[int, list[DeclaredRequirement]]]
+
+    @classmethod
+    def read(cls, repository_id: int) -> Neighbours:
+        with session_scope() as session:
+            repo = get_row(session, Repository, repository_id)
+            pairs = live_pairs(session, exclude_id=repository_id)
+            return cls(
+                namespace=repo.namespace,
+                rank=(repo.priority, repo.name),
+                on_conflict=repo.on_conflict or DEFAULT_ON_CONFLICT,
+                isolated_env=bool(repo.isolated_env),
+                claimants=[claimant(other, release) for other, release in pairs],
+                shared_env={
+                    other.namespace: (release.id, requirements_from_summary(release.validation_summary))
+                    for other, release in pairs
+                    if not other.isolated_env
+                },
+            )
 
 
 def _quiet(_step: str) -> None:
@@ -138,104 +172,94 @@ def _quiet(_step: str) -> None:
 
 
 # -- 2. dag_id conflicts ---------------------------------------------------------------------------------------
-def gate_dag_id_conflicts(repository_id: int | None, report: Report) -> Report:
+def gate_dag_id_conflicts(neighbours: Neighbours | None, report: Report) -> Report:
     """The validation report with this repository's dag_id clashes judged by priority and its on_conflict
     (airflow_dagops/deploy/conflicts.py). A tree of no repository has no priority to judge by."""
-    if repository_id is None:
+    if neighbours is None:
         return report
-    with session_scope() as session:
-        above, below = _claims_around(session, repository_id)
-        on_conflict = get_row(session, Repository, repository_id).on_conflict or DEFAULT_ON_CONFLICT
-    return conflicts.gate(report, above, below, on_conflict)
+    above, below = _claims_around(neighbours)
+    return conflicts.gate(report, above, below, neighbours.on_conflict)
 
 
-def _claims_around(session: Session, repository_id: int) -> tuple[dict, dict]:
+def _claims_around(neighbours: Neighbours) -> tuple[dict, dict]:
     """What the other live repositories claim, split by rank: (dag_id -> the owning claim above this
     repository, dag_id -> the claims of the repositories below it that it would shadow)."""
-    repo = get_row(session, Repository, repository_id)
-    others = [claimant(r, rel) for r, rel in live_pairs(session, exclude_id=repository_id)]
-    mine = (repo.priority, repo.name)
+    mine = neighbours.rank
     below: dict[str, list[conflicts.Claim]] = {}
-    for other in others:
+    for other in neighbours.claimants:
         if other.rank > mine:
             for dag_id, file in other.dags:
                 below.setdefault(dag_id, []).append(
                     conflicts.Claim(other.repository, other.namespace, other.priority, file)
                 )
-    return conflicts.owners_above(others, mine), below
+    return conflicts.owners_above(neighbours.claimants, mine), below
 
 
 # -- 4. dependency conflicts -------------------------------------------------------------------------------------
 def gate_dependency_conflicts(
-    repository_id: int | None, namespace: str | None, report: Report, *, tell_others: bool = True
+    neighbours: Neighbours | None, namespace: str | None, report: Report, *, tell_others: bool = True
 ) -> Report:
     """Namespaces that share Airflow's environment must agree on library versions: a tree that pins a version
     another live namespace excludes is blocked. With `tell_others` (a release about to go live) that namespace's
     live release gets a warning too; a check only asks. Repositories with `isolated_env` take no part."""
-    if repository_id is None:
+    if neighbours is None or neighbours.isolated_env:
         return report
-    with session_scope() as session:
-        repo = get_row(session, Repository, repository_id)
-        if repo.isolated_env:
-            return report
-        namespace = namespace or repo.namespace  # every caller with a repository passes its namespace
-        others = _shared_environment_requirements(session, repository_id)
-        mine = requirements_from_summary(report.summary())
-        found = conflicts_for(namespace, mine, {ns: reqs for ns, (_id, reqs) in others.items()})
-        if isinstance(report.config, ValidationConfig):
-            found = report.config.apply(found)  # the repository's severity overrides hold here too
-        if tell_others:
-            _tell_others(session, namespace, mine, others)
+    namespace = namespace or neighbours.namespace  # every caller with a repository passes its namespace
+    others = neighbours.shared_env
+    mine = requirements_from_summary(report.summary())
+    found = conflicts_for(namespace, mine, {ns: reqs for ns, (_id, reqs) in others.items()})
+    if isinstance(report.config, ValidationConfig):
+        found = report.config.apply(found)  # the repository's severity overrides hold here too
+    if tell_others:
+        _tell_others(namespace, mine, others)
     return replace(report, findings=[*report.findings, *found]) if found else report
 
 
-def _shared_environment_requirements(session: Session, repository_id: int) -> dict:
-    """namespace -> (live release id, its declared requirements), for every other live repository that runs in
-    Airflow's own environment."""
-    return {
-        repo.namespace: (release.id, requirements_from_summary(release.validation_summary))
-        for repo, release in live_pairs(session, exclude_id=repository_id)
-        if not repo.isolated_env
+def _tell_others(namespace: str, mine: list[DeclaredRequirement], others: dict) -> None:
+    """The other side of a conflict: a warning on its live release, naming the release that was held back. A
+    transaction only when there is something to tell."""
+    told = {
+        release_id: conflicts_for(other, requirements, {namespace: mine})
+        for other, (release_id, requirements) in others.items()
     }
-
-
-def _tell_others(session: Session, namespace: str, mine: list[DeclaredRequirement], others: dict) -> None:
-    """The other side of a conflict: a warning on its live release, naming the release that was held back."""
-    for other, (release_id, requirements) in others.items():
-        known = set(session.scalars(select(Finding.message).where(Finding.release_id == release_id)))
-        for theirs in conflicts_for(other, requirements, {namespace: mine}):
-            message = f"{theirs.message} (a new release of {namespace} was checked against it)"
-            if message in known:
-                continue
-            known.add(message)
-            session.add(
-                Finding(
-                    release_id=release_id,
-                    rule=theirs.rule,
-                    severity="warning",
-                    file=theirs.file,
-                    line=theirs.line,
-                    message=message,
-                    hint=theirs.hint,
+    told = {release_id: found for release_id, found in told.items() if found}
+    if not told:
+        return
+    with session_scope() as session:
+        for release_id, found in told.items():
+            known = set(session.scalars(select(Finding.message).where(Finding.release_id == release_id)))
+            for theirs in found:
+                message = f"{theirs.message} (a new release of {namespace} was checked against it)"
+                if message in known:
+                    continue
+                known.add(message)
+                session.add(
+                    Finding(
+                        release_id=release_id,
+                        rule=theirs.rule,
+                        severity="warning",
+                        file=theirs.file,
+                        line=theirs.line,
+                        message=message,
+                        hint=theirs.hint,
+                    )
                 )
-            )
 
 
 # -- 5. isolated environment -------------------------------------------------------------------------------------
 def provide_isolated_env(
-    repository_id: int | None, namespace: str | None, report: Report, progress: Progress, *, build: bool = True
+    neighbours: Neighbours | None, namespace: str | None, report: Report, progress: Progress, *, build: bool = True
 ) -> Report:
     """For a repository with `isolated_env`: its namespace's virtual environment replaces the checks against
     Airflow's own environment. `build`: build (or reuse) it from the declared requirements, and a failed build
     blocks the release with uv's message; else only say what can be known without building (`_preview_env`)."""
-    isolated = _isolated_namespace(repository_id) if repository_id is not None else None
-    if isolated is None:
+    if neighbours is None or not neighbours.isolated_env:
         return report
-    namespace = namespace or isolated  # every caller with a repository passes its namespace
+    namespace = namespace or neighbours.namespace  # every caller with a repository passes its namespace
     report = replace(report, findings=[f for f in report.findings if f.rule not in ENVIRONMENT_RULES])
     if not report.passed:
         return report  # no environment for a tree that cannot go live anyway
-    requirements = [str(r.requirement) for r in requirements_from_summary(report.summary())]
+    requirements = venvs.requirements_of(report.summary())
     if not build:
         return _preview_env(namespace, requirements, report)
     progress(f"preparing the isolated environment ({len(requirements)} requirements)")
@@ -249,13 +273,6 @@ def provide_isolated_env(
     report = replace(report, findings=[*report.findings, ready])
     report.stats["venv"] = {"python": str(built.python), "key": built.path.name, "reused": built.reused}
     return report
-
-
-def _isolated_namespace(repository_id: int) -> str | None:
-    """The repository's namespace when it has `isolated_env`, else None."""
-    with session_scope() as session:
-        repo = get_row(session, Repository, repository_id)
-        return repo.namespace if repo.isolated_env else None
 
 
 def _preview_env(namespace: str, requirements: list[str], report: Report) -> Report:

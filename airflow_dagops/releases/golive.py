@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from airflow_dagops import paths, settings
@@ -19,6 +19,7 @@ from airflow_dagops.deploy.conflicts import CONFLICTS_LOCK, apply_hidden, live_p
 from airflow_dagops.deploy.locks import repository_lock
 from airflow_dagops.deploy.publish import publish
 from airflow_dagops.events import feed as events
+from airflow_dagops.releases import environments as venvs
 from airflow_dagops.releases.diff import diff_releases
 from airflow_dagops.releases.pins import apply_pin_rule
 from airflow_dagops.statuses import ReleaseStatus
@@ -59,9 +60,8 @@ def write_namespace_meta(repo: Repository, release: Release | None = None) -> No
     environment for `venvs.namespace_python` (airflow_dagops/namespace_meta.py)."""
     meta = {"repository": repo.name, "access_control": repo.access_control}
     release = release or (repo.live_release if repo.live_release_id else None)
-    venv = (release.validation_summary or {}).get("venv") if release is not None and repo.isolated_env else None
-    if venv:
-        meta["python"] = venv["python"]
+    if release is not None and repo.isolated_env:
+        meta.update(venvs.environment_meta(release.validation_summary))
     namespace_meta.write(repo.namespace, meta)
 
 
@@ -98,12 +98,14 @@ def mark_pruned(session: Session, repo: Repository) -> list[Path]:
     retire once the transaction is committed."""
     keep = max(1, settings.get_int("releases_to_keep"))
     protected = {repo.live_release_id, repo.pinned_release_id}
-    on_disk = session.scalars(
-        select(Release)
+    # Ids and folders only: a release's row carries its validation summary (every DAG), which pruning never reads.
+    on_disk = session.execute(
+        select(Release.id, Release.path)
         .where(Release.repository_id == repo.id, Release.pruned_at.is_(None))
         .order_by(Release.created_at.desc(), Release.id.desc())
     ).all()
-    doomed = [r for r in on_disk[keep:] if r.id not in protected]
-    for release in doomed:
-        release.pruned_at = utcnow()
-    return [Path(r.path) for r in doomed]
+    doomed = [(release_id, path) for release_id, path in on_disk[keep:] if release_id not in protected]
+    if doomed:
+        ids = [release_id for release_id, _path in doomed]
+        session.execute(update(Release).where(Release.id.in_(ids)).values(pruned_at=utcnow()))
+    return [Path(path) for _id, path in doomed]

@@ -35,26 +35,21 @@ def publish_checked(name: str, release_id: int, run_id: int, *, actor: str, reas
     staged = promotion.stage_new_release(name, release_id, run_id, actor=actor)
     if staged is not None:
         return Rollout(staged)
-    held = _publish_and_record(name, release_id, run_id, actor=actor, reason=reason)
-    if held is not None:
-        return Rollout(held, held_by_pin=True)
-    with session_scope() as session:
-        commit = get_row(session, Release, release_id).commit_sha
-    return Rollout(f"{name}: published {commit[:12]}")
+    return _publish_and_record(name, release_id, run_id, actor=actor, reason=reason)
 
 
-def _publish_and_record(name: str, release_id: int, run_id: int, *, actor: str, reason: str) -> str | None:
+def _publish_and_record(name: str, release_id: int, run_id: int, *, actor: str, reason: str) -> Rollout:
     """Swap the namespace link, then record it all in one transaction: the release is live, the commit
     seen, old releases pruned, the run finished. The link is the truth Airflow reads; should the
-    process die before the commit, the next sync adopts the link (see `_recover`). Returns why nothing was
-    published when a pin holds the release back (a pin set while it was being checked)."""
+    process die before the commit, the next sync adopts the link (see `_recover`). A pin set while the release
+    was being checked holds it back: then nothing is published, and the rollout says why."""
     with session_scope() as session:
         repo = load_repository(session, name)
         release = get_row(session, Release, release_id)
         held = held_by_pin(repo, release)
         if held is not None:
             _hold(session, repo, release, run_id)
-            return held
+            return Rollout(held, held_by_pin=True)
         go_live(session, repo, release, actor=actor, reason=reason)
         repo.last_seen_commit = release.commit_sha
         doomed = mark_pruned(session, repo)
@@ -69,7 +64,7 @@ def _publish_and_record(name: str, release_id: int, run_id: int, *, actor: str, 
     # Only after the commit, so no row ever claims a folder that is gone.
     for path in doomed:
         retire_release_dir(path)
-    return None
+    return Rollout(f"{name}: published {release.commit_sha[:12]}")
 
 
 def _hold(session: Session, repo: Repository, release: Release, run_id: int) -> None:

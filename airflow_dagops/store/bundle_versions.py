@@ -6,6 +6,8 @@ gets the same id, and a second dag-processor recording it changes nothing but `c
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from sqlalchemy import select
 
 from airflow_dagops.store.db import read_connection, session_scope
@@ -38,6 +40,15 @@ def current() -> tuple[str, dict] | None:
             select(BundleVersion.version, BundleVersion.manifest).order_by(BundleVersion.current_since.desc()).limit(1)
         ).first()
     return (row[0], row[1]) if row else None
+
+
+def not_current_since(cutoff: datetime) -> list[str]:
+    """The versions no dag-processor has made current since `cutoff`, the current one left out whatever its age
+    (candidates for airflow_dagops/bundle/cleanup.py)."""
+    newest = current()
+    with read_connection() as connection:
+        rows = connection.scalars(select(BundleVersion.version).where(BundleVersion.current_since < cutoff)).all()
+    return [version for version in rows if newest is None or version != newest[0]]
 
 
 def forget(versions: list[str]) -> int:

@@ -216,9 +216,9 @@ def _recover(session: Session, repo: Repository) -> None:
     target = current_target(paths.namespace_link(repo.namespace))
     if target is None:
         return
-    live = session.get(Release, repo.live_release_id) if repo.live_release_id else None
-    if live is not None and Path(live.path) == target:
+    if repo.live_release_id and Path(_release_path(session, repo.live_release_id)) == target:
         return
+    live = session.get(Release, repo.live_release_id) if repo.live_release_id else None
     adopted = session.scalar(select(Release).where(Release.repository_id == repo.id, Release.path == str(target)))
     if adopted is not None and read_manifest(target) is not None:
         log.warning(
@@ -231,6 +231,12 @@ def _recover(session: Session, repo: Repository) -> None:
         adopted.status = ReleaseStatus.LIVE
         repo.live_release_id = adopted.id
         live_set.record(session, repo.namespace, repository_id=repo.id, release_id=adopted.id, release_dir=target)
+
+
+def _release_path(session: Session, release_id: int) -> str:
+    """A release's folder alone: every sync reads the live one's, and its whole row (the validation summary lists
+    every DAG) is only needed when the link says otherwise."""
+    return session.scalar(select(Release.path).where(Release.id == release_id)) or ""
 
 
 def _keep_pinned(snapshot: RepoSnapshot, trigger, airflow_run_id) -> SyncOutcome:

@@ -101,3 +101,24 @@ def test_a_paused_repository_is_silenced(dagops_env, git_remote, receiver, tmp_p
     update_repository("team", url=remote.url, verify=False)
     assert sync_repository("team").ok
     assert _events(receiver) == ["failing"]
+
+
+def test_health_is_judged_only_for_alerts_that_hear_of_it(dagops_env, git_remote, receiver, tmp_path):
+    """A repository without failing/recovered listeners is not judged after its syncs (nobody would be told); once
+    such alerts are set, the next sync's judgement announces the failure that is going on."""
+    remote = git_remote()
+    add_repository("team", remote.url)
+    assert sync_repository("team").ok
+    update_repository("team", url=f"file://{tmp_path / 'gone'}", verify=False)
+    for _ in range(3):
+        assert not sync_repository("team").ok
+    assert state.read_state(1) is None  # never judged: no alert state was kept
+
+    update_repository("team", alerts={"events": ["validation_failed"], **WEBHOOK_ALERTS})
+    assert not sync_repository("team").ok
+    assert state.read_state(1) is None and _events(receiver) == []  # its alerts hear of no change of health
+
+    update_repository("team", alerts=WEBHOOK_ALERTS)
+    assert not sync_repository("team").ok
+    assert _events(receiver) == ["failing"]
+    assert state.read_state(1)["health"] == HealthState.FAILING

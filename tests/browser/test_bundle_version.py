@@ -1,18 +1,18 @@
-"""Real browser, real Airflow with `[dagops] publish_mode = bundle`: Airflow's own UI (the DAG's Code tab) shows the
-dagops-releases bundle version a DAG was parsed at, and its link leads, through the dagops API, to the commit on
-GitHub.
+"""Real browser, real Airflow with `[dagops] publish_mode = bundle` (the default, so the shared instance of
+tests/helpers/airflow.py): Airflow's own UI (the DAG's Code tab) shows the dagops-releases bundle version a DAG was
+parsed at, and its link leads, through the dagops API, to the commit on GitHub.
 
 The repository is registered with its GitHub URL. This machine has no internet, so git fetches that URL from a
-local repository (`url.<local>.insteadOf`, the way a Git mirror or proxy is configured: the URL dagops stores, and
-links from, is GitHub's). The browser follows the link signed in with Airflow's own cookie, and the test checks the
-address the redirect sends it to (github.com itself is out of reach).
+local repository (`url.<local>.insteadOf` in a git config of the test's own, the way a Git mirror or proxy is
+configured: the URL dagops stores, and links from, is GitHub's). Only `dagops repos add` and `dagops sync`, run by
+the test, reach the remote; the dag-processor serves the release folder the sync made. The browser follows the link
+signed in with Airflow's own cookie, and the test checks the address the redirect sends it to (github.com itself is
+out of reach).
 
 With DAGOPS_UPDATE_SCREENSHOTS=1 the Code tab is saved to docs/screenshots/bundle-version.png.
 """
 
 from __future__ import annotations
-
-from pathlib import Path
 
 import pytest
 import requests
@@ -20,8 +20,6 @@ from playwright.sync_api import Page, expect
 
 from tests.browser.test_dag_repositories_page import log_in
 from tests.browser.test_first_hour import docs_screenshot
-from tests.helpers.airflow import make_instance
-from tests.helpers.airflow_procs import bundle_mode_env, running
 from tests.helpers.programs import requires_program
 from tests.helpers.repos import dag_source
 from tests.helpers.servers import wait_for
@@ -33,26 +31,15 @@ DAG_ID = "bundle_view"
 GITHUB_URL = "https://github.com/acme/bundle-dags.git"
 
 
-@pytest.fixture(scope="module")
-def airflow(tmp_path_factory):
-    """An Airflow of this module's own (the shared one publishes with symlinks): bundle mode, and a git config of
-    its own in which the test maps the GitHub URL onto a local repository."""
-    root = tmp_path_factory.mktemp("bundle-version")
-    gitconfig = root / "gitconfig"
-    gitconfig.write_text("")
-    home = root / "airflow"
-    instance = make_instance(
-        home,
-        {
-            **bundle_mode_env(home),
-            "AIRFLOW__DAGOPS__SYNC_SCHEDULE": "",
-            "AIRFLOW__CORE__PARALLELISM": "4",
-            "AIRFLOW__API__WORKERS": "1",
-            "GIT_CONFIG_GLOBAL": str(gitconfig),
-        },
-    )
-    with running(instance, "api-server", "scheduler", "dag-processor") as started:
-        yield started
+@pytest.fixture
+def airflow(real_airflow):
+    """The shared Airflow (tests/conftest.py's browser fixtures print its logs on failure); this test's repository
+    is removed afterwards, as the other browser tests expect."""
+    yield real_airflow
+    try:
+        real_airflow.run("dagops", "repos", "remove", NAME)
+    except RuntimeError as error:  # never registered (the test failed early): nothing to remove
+        print(error)
 
 
 def newest_dag_version(airflow) -> dict | None:
@@ -61,11 +48,15 @@ def newest_dag_version(airflow) -> dict | None:
     return max(versions, key=lambda v: v["version_number"], default=None)
 
 
-def test_airflows_ui_shows_the_bundle_version_and_links_to_the_commit(airflow, git_remote, page: Page, screenshots):
+def test_airflows_ui_shows_the_bundle_version_and_links_to_the_commit(
+    airflow, git_remote, page: Page, screenshots, tmp_path
+):
     remote = git_remote({"dags/bundle_view.py": dag_source(DAG_ID)}, name=NAME)
-    Path(airflow.env["GIT_CONFIG_GLOBAL"]).write_text(f'[url "{remote.url}"]\n\tinsteadOf = {GITHUB_URL}\n')
-    airflow.run("dagops", "repos", "add", NAME, GITHUB_URL, "--namespace", NAME)
-    airflow.run("dagops", "sync", NAME)
+    gitconfig = tmp_path / "gitconfig"
+    gitconfig.write_text(f'[url "{remote.url}"]\n\tinsteadOf = {GITHUB_URL}\n')
+    github_here = {"GIT_CONFIG_GLOBAL": str(gitconfig)}
+    airflow.run("dagops", "repos", "add", NAME, GITHUB_URL, "--namespace", NAME, env=github_here)
+    airflow.run("dagops", "sync", NAME, env=github_here)
     commit = remote.head()
     dag_version = wait_for(lambda: newest_dag_version(airflow), timeout=180, what=f"{DAG_ID} parsed")
     version = dag_version["bundle_version"]

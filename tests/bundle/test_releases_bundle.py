@@ -13,15 +13,19 @@ from airflow_dagops import paths
 from airflow_dagops.airflow import cluster_policy, namespace_meta
 from airflow_dagops.bundle import manifest as live_sets
 from airflow_dagops.bundle.manifest import read_live_set
+from airflow_dagops.bundle.materialize import provide_environments
 from airflow_dagops.bundle.releases_bundle import DagopsReleasesBundle
 from airflow_dagops.deploy import dags_folder
 from airflow_dagops.release_manifest import read_manifest
+from airflow_dagops.releases.environments import namespace_python
 from airflow_dagops.releases.rollback import rollback
 from airflow_dagops.repositories.registry import add_repository, remove_repository, update_repository
 from airflow_dagops.store import bundle_versions
 from airflow_dagops.sync.sync import sync_repository
+from benchmarks.venv_reuse import write_wheel  # the benchmark builds its wheelhouse the same way
 from tests.helpers.parsing import parsed_dags
 from tests.helpers.repos import dag_source
+from tests.releases.test_venvs import ISOLATED_DAG, _imports  # the isolated DAG of the venv tests, and its check
 
 
 @pytest.fixture
@@ -238,17 +242,58 @@ def test_an_unknown_version_says_what_to_check(bundle_env):
         bundle("feedbeef").initialize()
 
 
-def test_an_isolated_environment_is_found_from_the_bundles_folders(bundle_env, git_remote):
+def test_a_worker_with_its_own_dagops_home_builds_the_isolated_environment_of_its_version(
+    bundle_env, git_remote, tmp_path, monkeypatch
+):
     """`namespace_python(__file__)` runs while a DAG file is parsed: from the tracking folder in the dag-processor,
-    from a version folder on a worker. Both name the namespace's environment."""
-    from airflow_dagops.releases.environments import namespace_python
-
-    add_repository("team", git_remote({"dags/team_a.py": dag_source("team_a")}).url, verify=False)
-    sync_repository("team", trigger="cli")
-    namespace_meta.write("team", {"repository": "team", "python": "/venvs/team/abc/bin/python"})
+    from a version folder on a worker. Each names the environment of the folder's version; a worker whose
+    dagops_home is its own builds it there when it initializes the version (no shared volume, no Celery here)."""
+    wheelhouse = tmp_path / "wheelhouse"
+    wheelhouse.mkdir()
+    write_wheel(wheelhouse, "tinypkg", "1.0")
+    monkeypatch.setenv("AIRFLOW__DAGOPS__WHEELHOUSE", str(wheelhouse))
+    remote = git_remote({"dags/isolated.py": ISOLATED_DAG})
+    add_repository("team", remote.url, verify=False, isolated_env=True)
+    assert sync_repository("team", trigger="cli").status == "published"
+    first_python = namespace_meta.read("team")["python"]
     processor = bundle()
     processor.initialize()
-    worker = bundle(processor.get_current_version().version)
+    first = processor.get_current_version().version
+    assert namespace_python(str(processor.path / "team" / "dags" / "isolated.py")) == first_python
+
+    # New requirements, a new environment: a run of the first version keeps the first one.
+    remote.commit("any 1.x", {"dags/isolated.py": ISOLATED_DAG.replace("tinypkg==1.0", "tinypkg>=1.0,<2")})
+    assert sync_repository("team", trigger="cli").status == "published"
+    processor.refresh()
+    assert namespace_python(str(processor.path / "team" / "dags" / "isolated.py")) != first_python
+    pinned = bundle(first)
+    pinned.initialize()
+    assert namespace_python(str(pinned.path / "team" / "dags" / "isolated.py")) == first_python
+
+    # Another machine: its own dagops_home (no environments) and bundle storage; the state DB and the Git remote
+    # are shared, and the same wheelhouse is configured.
+    monkeypatch.setenv("AIRFLOW__DAGOPS__DAGOPS_HOME", str(tmp_path / "worker-home"))
+    monkeypatch.setenv("AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_STORAGE_PATH", str(tmp_path / "worker-storage"))
+    worker = bundle(first)
     worker.initialize()
-    for root in (processor.path, worker.path):
-        assert namespace_python(str(root / "team" / "dags" / "team_a.py")) == "/venvs/team/abc/bin/python"
+    python = namespace_python(str(worker.path / "team" / "dags" / "isolated.py"))
+    assert python.startswith(str(tmp_path / "worker-home" / "venvs" / "team"))
+    assert _imports(Path(python), "tinypkg") == "1.0"
+
+    # A later task of the version finds it; one pruned meanwhile is built again.
+    shutil.rmtree(Path(python).parent.parent)
+    bundle(first).initialize()
+    assert _imports(Path(python), "tinypkg") == "1.0"
+
+
+def test_an_environment_that_cannot_be_built_on_a_worker_leaves_the_other_namespaces_running(
+    bundle_env, tmp_path, monkeypatch
+):
+    """A requirement this machine cannot install (another wheelhouse, no index) is logged; the version's folder
+    is still usable, and a task of that namespace fails on its missing interpreter."""
+    version_dir = tmp_path / "version"
+    namespace_meta.write_snapshot(version_dir, "team", {"repository": "team", "venv_requirements": ["nosuchpkg==9"]})
+    namespace_meta.write_snapshot(version_dir, "plain", {"repository": "plain"})
+    (tmp_path / "empty-wheelhouse").mkdir()
+    monkeypatch.setenv("AIRFLOW__DAGOPS__WHEELHOUSE", str(tmp_path / "empty-wheelhouse"))
+    assert provide_environments(version_dir) == ["team"]

@@ -5,9 +5,11 @@ names that release."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
-from tests.helpers.airflow import make_instance
+from tests.helpers.airflow import BIN, make_instance
 from tests.helpers.airflow_procs import bundle_manifest, bundle_mode_env, running
 from tests.helpers.airflow_procs import dag_versions as versions_of
 from tests.helpers.servers import wait_for
@@ -149,3 +151,17 @@ def test_a_run_keeps_its_release_through_a_publish_and_a_rollback(airflow, git_r
     assert newest["bundle_url"] == (
         f"{airflow.url}/pluginsv2/dagops/api/v1/bundle/versions/{newest['bundle_version']}"
     ), newest
+
+    # Airflow's metadata DB names the versions its runs ran on: the state DB keeps their rows (bundle/cleanup.py).
+    used = {run["bundle_version"], rolled["bundle_version"]}
+    assert versions_in_use(airflow, [*used, "0" * 20]) == used
+
+
+def versions_in_use(airflow, versions: list[str]) -> set[str]:
+    """What airflow/bundle_usage.py answers in a process of the instance (one with its metadata DB)."""
+    code = (
+        "import json, sys; from airflow_dagops.airflow.bundle_usage import versions_in_use; "
+        "print(json.dumps(sorted(versions_in_use('dagops-releases', sys.argv[1:]))))"
+    )
+    output = airflow.run(str(BIN / "python"), "-c", code, *versions).stdout
+    return set(json.loads(output.strip().splitlines()[-1]))
