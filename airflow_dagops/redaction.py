@@ -16,18 +16,27 @@ The secret values are
   in a connection URI) and the secret-looking fields of a JSON value (a connection's password and extras).
 
 Short and boring values (`true`, digits, paths) are left alone, so that ordinary words are never masked.
+
+Airflow's settings need Airflow's config, and importing it costs a command-line read about two seconds (issue 19,
+"Fast CLI"). Where Airflow is not loaded yet, a text is first checked against every value that could hold such a
+secret, read plainly from the environment (`AIRFLOW__*`) and airflow.cfg: a text that holds none of them (nor a
+part of one) holds no secret of Airflow's settings, and the environment's secrets suffice. Only a text that does,
+or a config with `_cmd`/`_secret` indirections (whose values only Airflow resolves), loads Airflow's config.
 """
 
 from __future__ import annotations
 
+import configparser
 import json
 import logging
 import os
 import re
+import sys
 from collections.abc import Iterable, Iterator
 from dataclasses import replace
 from urllib.parse import parse_qsl, quote, quote_plus, unquote, urlsplit
 
+from airflow_dagops import settings
 from airflow_dagops.safety import redact
 
 MASK = "***"
@@ -42,7 +51,8 @@ _SETTING = re.compile(r"^AIRFLOW__(?P<section>[A-Z0-9_]+?)__(?P<key>[A-Z0-9_]+)$
 _SECRET_KEY_WORDS = ("PASSWORD", "PASSWD", "SECRET", "TOKEN", "CREDENTIAL", "PRIVATE", "APIKEY", "DSN")
 _BORING = re.compile(r"^(true|false|none|null|yes|no|on|off|[\d.,:_ -]+|~?\.{0,2}/[\w./-]*)$", re.IGNORECASE)
 
-_cache: tuple[int, frozenset[str], re.Pattern[str] | None] | None = None
+_cache: dict[bool, tuple[int, frozenset[str], re.Pattern[str] | None]] = {}  # by "with Airflow's settings"
+_candidates: tuple[int, frozenset[str] | None] | None = None  # see _config_may_hold_secret
 
 
 # -- what is secret --------------------------------------------------------------------------------------------
@@ -84,17 +94,64 @@ def is_sensitive(name: str, value: str) -> bool:
 
 def secret_values() -> frozenset[str]:
     """Every secret value known to this process (see the module docstring); cached per environment."""
-    return _known()[1]
+    return _known(with_config=True)[1]
 
 
-def _known() -> tuple[int, frozenset[str], re.Pattern[str] | None]:
+def _known(*, with_config: bool) -> tuple[int, frozenset[str], re.Pattern[str] | None]:
     # Keyed by the environment so a changed variable is seen; rebuilding costs a config read, a lookup does not.
-    global _cache
     key = _environment_key()
-    if _cache is None or _cache[0] != key:
-        values = frozenset(v for raw in _raw_secrets() for v in _forms(raw) if _worth_masking(v))
-        _cache = (key, values, _pattern(values))
-    return _cache
+    cached = _cache.get(with_config)
+    if cached is None or cached[0] != key:
+        raw_secrets = _raw_secrets(_airflow_conf() if with_config else None)
+        values = frozenset(v for raw in raw_secrets for v in _forms(raw) if _worth_masking(v))
+        cached = _cache[with_config] = (key, values, _pattern(values))
+    return cached
+
+
+def _config_may_hold_secret(text: str) -> bool:
+    """Whether Airflow's config must be asked for its secret settings before `text` is shown: it is loaded already
+    (asking costs nothing), or `text` holds a value, or part of one, that a setting holds in the environment or in
+    airflow.cfg (see the module docstring)."""
+    if "airflow.configuration" in sys.modules:
+        return True
+    candidates = _config_values()
+    return candidates is None or any(form in text for form in candidates)
+
+
+def _config_values() -> frozenset[str] | None:
+    """The forms of every value of Airflow's settings in the environment and in airflow.cfg; None where only Airflow
+    can say (a `_cmd`/`_secret` indirection, a file it cannot read). Cached per environment and file version."""
+    global _candidates
+    path = settings.airflow_config_file()
+    try:
+        stat = path.stat()
+        version: tuple = (stat.st_mtime_ns, stat.st_size)
+    except FileNotFoundError:
+        version = ()
+    except OSError:
+        return None
+    key = hash((_environment_key(), str(path), version))
+    if _candidates is None or _candidates[0] != key:
+        _candidates = (key, _read_config_values(path if version else None))
+    return _candidates[1]
+
+
+def _read_config_values(path) -> frozenset[str] | None:
+    settings_in_env = {name: value for name, value in os.environ.items() if _SETTING.match(name.upper())}
+    names, values = [name.lower() for name in settings_in_env], list(settings_in_env.values())
+    if path is not None:
+        parser = configparser.ConfigParser(interpolation=None)
+        try:
+            parser.read(path)
+        except (configparser.Error, OSError, UnicodeDecodeError):
+            return None
+        for section in parser.sections():
+            names += parser.options(section)
+            values += [parser.get(section, option) for option in parser.options(section)]
+    if any(name.endswith(("_cmd", "_secret")) for name in names):
+        return None
+    raw = {form for value in values for form in (value, settings.expand_env_var(value))}
+    return frozenset(form for value in raw for form in _forms(value) if _worth_masking(form))
 
 
 def _environment_key() -> int:
@@ -104,8 +161,7 @@ def _environment_key() -> int:
     return hash(tuple(raw.items())) if isinstance(raw, dict) else hash(frozenset(os.environ.items()))
 
 
-def _raw_secrets() -> Iterator[str]:
-    conf = _airflow_conf()
+def _raw_secrets(conf) -> Iterator[str]:
     sensitive = {(s.lower(), k.lower()) for s, k in getattr(conf, "sensitive_config_values", ())}
     for name, value in os.environ.items():
         if _is_secret_variable(name, value, sensitive):
@@ -229,7 +285,7 @@ def redact_text(text: str, extra: Iterable[str] = ()) -> str:
     """`text` with every secret value (and each of `extra`) replaced by ***, and URL userinfo hidden."""
     if not text:
         return text
-    pattern = _known()[2]
+    pattern = _known(with_config=_config_may_hold_secret(text))[2]
     if pattern is not None:
         text = pattern.sub(MASK, text)
     extra_pattern = _pattern(e for e in extra if e)

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import subprocess
+import sys
 import uuid
 from pathlib import Path
 
@@ -69,6 +72,39 @@ def test_a_changed_environment_and_airflow_sensitive_settings_are_seen(monkeypat
         assert "cfg-only-secret-42" in secret_values()
     finally:
         conf.set("api", "secret_key", before or "")
+
+
+_PROBE = """
+import sys
+from airflow_dagops.redaction import redact_text
+for text in sys.argv[1:]:
+    print(redact_text(text), "airflow.configuration" in sys.modules)
+"""
+
+
+def _redacted_in_a_new_process(env: dict[str, str], *texts: str) -> list[tuple[str, bool]]:
+    """Each text redacted by a process that has not loaded Airflow, and whether it had loaded it by then."""
+    done = subprocess.run(
+        [sys.executable, "-c", _PROBE, *texts], env=env, capture_output=True, text=True, timeout=120, check=True
+    )
+    return [(line.rsplit(" ", 1)[0], line.endswith("True")) for line in done.stdout.splitlines()]
+
+
+def test_airflow_is_loaded_only_for_a_text_that_holds_a_value_of_its_settings(tmp_path):
+    """A command's error message is redacted without Airflow's two-second import unless it holds a value of
+    Airflow's settings; one that does is masked as before, from airflow.cfg as from the environment."""
+    home = tmp_path / "airflow-home"
+    home.mkdir()
+    (home / "airflow.cfg").write_text("[api]\nsecret_key = cfg-file-secret-9137\n[core]\nload_examples = False\n")
+    env = {**os.environ, "AIRFLOW_HOME": str(home), "AIRFLOW__SECRETS__BACKEND_KWARGS": '{"token": "kw-tok-5521"}'}
+    env.pop("AIRFLOW_CONFIG", None)
+    plain, from_file, from_env = _redacted_in_a_new_process(
+        env, "no repository named 'nope'", "bad key cfg-file-secret-9137", 'kwargs {"token": "kw-tok-5521"}'
+    )
+    assert plain == ("no repository named 'nope'", False)
+    assert from_file == (f"bad key {MASK}", True) and MASK in from_env[0] and "kw-tok-5521" not in from_env[0]
+    (home / "airflow.cfg").write_text("[api]\nsecret_key_cmd = echo from-a-command\n")
+    assert _redacted_in_a_new_process(env, "no repository named 'nope'") == [("no repository named 'nope'", True)]
 
 
 def test_short_and_boring_values_are_not_masked(monkeypatch):

@@ -18,16 +18,16 @@ import contextlib
 import json
 import logging
 import os
+import sqlite3
 import sys
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from sqlalchemy import select
-
 from airflow_dagops import settings
 from airflow_dagops.errors import DagOpsError
+from airflow_dagops.store import reads
 
 log = logging.getLogger(__name__)
 
@@ -106,6 +106,9 @@ def _env_connection_has_password(value: str) -> bool | None:
 
 def _metadata_row_has_password(url: str, conn_id: str) -> bool | None:
     """The `connection` row Airflow's MetastoreBackend reads (no team): whether its password is set."""
+    path = reads.sqlite_path(url)
+    if path is not None:  # Airflow's default metadata DB: read with Python's sqlite3, as dagops reads its own
+        return _sqlite_row_has_password(path, conn_id)
     from sqlalchemy import create_engine, inspect, text
     from sqlalchemy.engine import make_url
 
@@ -125,6 +128,22 @@ def _metadata_row_has_password(url: str, conn_id: str) -> bool | None:
         finally:
             engine.dispose()
     except Exception as err:  # unreachable, another schema, a driver missing: Airflow's own lookup answers
+        log.debug("metadata DB not read directly for %s: %s", conn_id, type(err).__name__)
+        return None
+    return bool(row and row[0])
+
+
+def _sqlite_row_has_password(path: Path, conn_id: str) -> bool | None:
+    if not path.is_file():
+        return False  # no DB, no row (Airflow's lookup fails there; connecting would create an empty file)
+    try:
+        with contextlib.closing(sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=30)) as db:
+            tables = db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'connection'")
+            if tables.fetchone() is None:
+                return False  # a DB Airflow never migrated holds no connection (its own lookup fails there)
+            query = "SELECT password FROM connection WHERE conn_id = ? AND team_name IS NULL"
+            row = db.execute(query, (conn_id,)).fetchone()
+    except sqlite3.Error as err:  # locked, another schema: Airflow's own lookup answers
         log.debug("metadata DB not read directly for %s: %s", conn_id, type(err).__name__)
         return None
     return bool(row and row[0])
@@ -192,6 +211,7 @@ def add_connection(*, doing: str, **fields) -> None:
 def stored_conn_ids(conn_ids: list[str]) -> set[str]:
     """Those of `conn_ids` that are rows of the metadata DB: to pick a new id that is free."""
     from airflow.models.connection import Connection
+    from sqlalchemy import select
 
     with metadata_session("look up connection ids") as session:
         return set(session.scalars(select(Connection.conn_id).where(Connection.conn_id.in_(conn_ids))))
@@ -200,6 +220,7 @@ def stored_conn_ids(conn_ids: list[str]) -> set[str]:
 def delete_connection(conn_id: str) -> None:
     """Delete the row of `conn_id` from the metadata DB (nothing when there is none)."""
     from airflow.models.connection import Connection
+    from sqlalchemy import select
 
     with metadata_session(f"delete connection {conn_id!r}") as session:
         connection = session.scalar(select(Connection).where(Connection.conn_id == conn_id))
@@ -210,6 +231,7 @@ def delete_connection(conn_id: str) -> None:
 def description_of(conn_id: str) -> str | None:
     """The description of `conn_id`'s row in the metadata DB (None without a row or a description)."""
     from airflow.models.connection import Connection
+    from sqlalchemy import select
 
     with metadata_session("read a connection's description") as session:
         return session.scalar(select(Connection.description).where(Connection.conn_id == conn_id))
@@ -218,6 +240,7 @@ def description_of(conn_id: str) -> str | None:
 def describe_connection(conn_id: str, description: str) -> None:
     """Set the description of `conn_id`'s row in the metadata DB."""
     from airflow.models.connection import Connection
+    from sqlalchemy import select
 
     with metadata_session("describe the connection") as session:
         connection = session.scalar(select(Connection).where(Connection.conn_id == conn_id))
@@ -228,6 +251,7 @@ def describe_connection(conn_id: str, description: str) -> None:
 def conn_ids_described(prefix: str) -> list[str]:
     """The rows of the metadata DB whose description starts with `prefix` (dagops' own markers)."""
     from airflow.models.connection import Connection
+    from sqlalchemy import select
 
     with metadata_session("look for connections") as session:
         return list(session.scalars(select(Connection.conn_id).where(Connection.description.like(prefix + "%"))))

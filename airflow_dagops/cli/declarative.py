@@ -58,13 +58,13 @@ def register(repos_app: typer.Typer) -> None:
         ] = False,
     ) -> None:
         """Write the current registry as dagops.yaml (apply it elsewhere, or keep it in Git)."""
-        from airflow_dagops.repositories import declarative  # lazy: `repos list` needs no YAML schema or git
+        from airflow_dagops.repositories import export as exporting  # lazy: `repos list` needs no YAML
 
-        document = declarative.export_document()
+        document = exporting.export_document()
         if as_json and output is None:
             print_json(document)  # JSON is YAML too: `repos apply -f` reads it as it is
             return
-        text = declarative.export(document)
+        text = exporting.export(document)
         if output is None:
             typer.echo(text, nl=False)
             return

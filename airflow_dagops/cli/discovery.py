@@ -40,18 +40,14 @@ def register(parent: typer.Typer) -> None:
     ):
         """Find repositories in GitHub organizations, GitLab groups and Gitea organizations that match a rule
         (topic, name pattern, a file that must exist); propose them, or register them with --apply."""
+        if list_only and not (ignore or unignore):
+            _list(source, as_json)
+            return
         from airflow_dagops.discovery import service as discovery  # lazy: CLI start-up (HTTP client, registry)
 
         if ignore or unignore:
             row = discovery.ignore(ignore or unignore or "", ignored=bool(ignore))
             _answer(as_json, row, [f"{row['full_name']}: {row['status']}"])
-            return
-        if list_only:
-            answer = {"sources": discovery.list_sources(), "repositories": discovery.list_discovered(source)}
-            _answer(as_json, answer, None)
-            if not as_json:
-                _print_sources(answer["sources"])
-                _print_matches(answer["repositories"])
             return
         if not discovery.configured():
             _answer(as_json, {"configured": False, "sources": [], "repositories": []}, [NO_SOURCE])
@@ -105,6 +101,17 @@ def _source_lines(result: dict) -> list[str]:
         else:
             lines.append(f"  not registered {outcome['name']}: {outcome['reason']}")
     return lines
+
+
+def _list(source: str | None, as_json: bool) -> None:
+    """`--list`: what the sources found so far, from the state DB only (no Git host is asked)."""
+    from airflow_dagops.discovery import listing  # lazy: CLI start-up (state DB only)
+
+    answer = {"sources": listing.list_sources(), "repositories": listing.list_discovered(source)}
+    _answer(as_json, answer, None)
+    if not as_json:
+        _print_sources(answer["sources"])
+        _print_matches(answer["repositories"])
 
 
 def _print_sources(sources: list[dict]) -> None:

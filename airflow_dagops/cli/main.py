@@ -3,8 +3,9 @@
 A command's modules load when it runs, not before: the command groups in their own modules are listed in
 `LAZY` (their names and one-line help, which `dagops --help` shows) and imported by `LazyGroup` only when one
 of their commands is invoked or asked for its help; the commands here import their services inside. So a read
-such as `dagops repos list` loads the state DB's models and what it prints, never Airflow or the validation
-tools (tests/cli/test_fast_reads.py holds it to that; BENCHMARKS.md times it).
+such as `dagops repos list` loads what queries the state DB (store/reads.py: Python's sqlite3 on SQLite, no ORM)
+and what it prints, never Airflow or the validation tools (tests/cli/test_fast_reads.py holds it to that;
+BENCHMARKS.md (j) times it).
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ from typing import Annotated
 import typer
 
 from airflow_dagops.cli.common import JsonOption, command, err, out, print_json, print_rows, say
-from airflow_dagops.marketplace.ratings import REVIEW_MAX
+from airflow_dagops.marketplace.users import REVIEW_MAX
 
 # Each command imports the use case it calls: the reads (search, list, info, catalogs list) need the state DB
 # only, while installing, publishing and refreshing load git, YAML and the package schema.
@@ -117,9 +117,11 @@ def list_packages(
         else:
             _print_packages(results)
         return
-    from airflow_dagops.marketplace import installs  # lazy: CLI start-up (the registry, git)
+    rows = listing.list_installed()  # None when an install lost its repository: installs.py records that
+    if rows is None:
+        from airflow_dagops.marketplace import installs  # lazy: CLI start-up (the registry, git)
 
-    rows = installs.list_installed()
+        rows = installs.list_installed()
     if as_json:
         print_json(rows)
         return
@@ -356,9 +358,9 @@ def catalogs_add(
 @command(catalogs_app, "list")
 def catalogs_list(as_json: JsonOption = False):
     """The catalogs, by priority."""
-    from airflow_dagops.marketplace import catalogs  # lazy: CLI start-up
+    from airflow_dagops.marketplace import listing  # lazy: CLI start-up (state DB only)
 
-    rows = catalogs.list_catalogs()
+    rows = listing.list_catalogs()
     if as_json:
         print_json(rows)
         return

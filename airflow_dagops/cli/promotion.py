@@ -1,6 +1,7 @@
 """`dagops promote / promotion`: move a release through its repository's promotion stages, and see where it is.
 
-Top-level commands (registered on the main app by `register`), thin over airflow_dagops/promotion.py.
+Top-level commands (registered on the main app by `register`), thin over releases/promotion.py (moving releases)
+and releases/promotion_status.py (where they stand, read without the ORM).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from typing import Annotated
 import typer
 
 from airflow_dagops.cli.common import JsonOption, command, print_json, say
-from airflow_dagops.releases import promotion
+from airflow_dagops.releases import promotion_status as standing
 from airflow_dagops.statuses import PromotionStatus
 
 RepoArgument = Annotated[str, typer.Argument(help="The repository's name (see `dagops repos list`).")]
@@ -33,6 +34,8 @@ def register(app: typer.Typer) -> None:
         as_json: JsonOption = False,
     ):
         """Move the release waiting in a promotion stage one stage on now (to prod from the last one)."""
+        from airflow_dagops.releases import promotion  # lazy: CLI start-up (publishing, the ORM)
+
         result = promotion.promote(repository, actor=f"cli:{getpass.getuser()}", force=force)
         if as_json:
             print_json(result)
@@ -51,9 +54,10 @@ def register(app: typer.Typer) -> None:
         """Where a repository's releases stand in its promotion stages: live in each, soaking, blocked."""
         if check:
             from airflow_dagops.airflow.rest_client import AirflowApiRunSource  # lazy: CLI start-up (HTTP client)
+            from airflow_dagops.releases import promotion  # lazy: CLI start-up (publishing, the ORM)
 
             promotion.check(AirflowApiRunSource.from_connection, [repository], actor=f"cli:{getpass.getuser()}")
-        data = promotion.status(repository)
+        data = standing.status(repository)
         if as_json:
             print_json(data)
             return

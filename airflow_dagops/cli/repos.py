@@ -2,7 +2,8 @@
 
 Thin over repositories/ (registry, info, declarative). Every repository option is a flag of `repos add` and
 `repos update`, derived from its one description in repositories/options.py. The use cases are imported inside
-the commands: `dagops repos list` loads the state DB's models and nothing it does not use.
+the commands: `dagops repos list` reads the state DB without the ORM (store/reads.py) and loads nothing it does
+not use.
 """
 
 from __future__ import annotations
@@ -12,10 +13,18 @@ import inspect
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.markup import escape
 
 from airflow_dagops.cli import declarative as cli_declarative
-from airflow_dagops.cli.common import JsonOption, command, key_values, print_json, print_rows, reconcile_sync_runs, say
+from airflow_dagops.cli.common import (
+    JsonOption,
+    command,
+    escape_markup,
+    key_values,
+    print_json,
+    print_rows,
+    reconcile_sync_runs,
+    say,
+)
 from airflow_dagops.errors import InvalidInput
 from airflow_dagops.repositories import options as repo_options
 from airflow_dagops.repositories.options import RepositoryOption
@@ -35,7 +44,7 @@ def register(parent: typer.Typer) -> None:
 # -- repository options as flags: one per option of repositories/options.py, derived from its description ----
 def _option_help(option: RepositoryOption) -> str:
     """The description's help, then its text form; escaped, as typer reads rich markup ('[dagops] ...')."""
-    return escape(f"{option.help} {option.text_hint}".strip())
+    return escape_markup(f"{option.help} {option.text_hint}".strip())
 
 
 def _flag_parameter(option: RepositoryOption, *, adding: bool) -> inspect.Parameter:
@@ -136,7 +145,7 @@ def repos_update(name: RepoName, verify: VerifyOption = True, as_json: JsonOptio
 @command(repos_app, "list")
 def repos_list(as_json: JsonOption = False):
     """List registered repositories with their status, live commit and last sync."""
-    from airflow_dagops.repositories.info import list_repositories  # lazy: CLI start-up (state DB)
+    from airflow_dagops.store.reads import list_repositories  # lazy: CLI start-up (state DB)
 
     reconcile_sync_runs()
     repos = list_repositories()
@@ -183,7 +192,7 @@ def _when(iso: str | None) -> str:
 @command(repos_app, "show")
 def repos_show(name: str, as_json: JsonOption = False):
     """Show one repository: settings, status, live release, recent syncs, releases and their findings."""
-    from airflow_dagops.repositories.info import get_repository, repository_history  # lazy: CLI start-up
+    from airflow_dagops.store.reads import get_repository, repository_history  # lazy: CLI start-up (state DB)
 
     reconcile_sync_runs(name)
     info = get_repository(name)

@@ -10,10 +10,7 @@ import typer
 
 from airflow_dagops.cli.common import JsonOption, command, err, print_json, say
 from airflow_dagops.errors import InvalidInput
-from airflow_dagops.releases.history import get_release
-from airflow_dagops.repositories.info import get_repository
-from airflow_dagops.store.db import session_scope
-from airflow_dagops.store.queries import find_release, load_repository
+from airflow_dagops.store import reads
 from airflow_dagops.wording import plural
 
 RepoArgument = Annotated[str, typer.Argument(help="The repository's name (see `dagops repos list`).")]
@@ -25,7 +22,7 @@ ReleaseOption = Annotated[
 def _release_of(repository: str, release: str | None) -> str:
     if release:
         return release
-    live = get_repository(repository).live_release_id
+    live = reads.get_repository(repository).live_release_id
     if live is None:
         raise InvalidInput(f"{repository} has nothing live; give --release")
     return str(live)
@@ -66,7 +63,7 @@ def register(app: typer.Typer) -> None:
         as_json: JsonOption = False,
     ):
         """The stored test results of a release: counts, and each failing test with its message."""
-        found = get_release(_release_id(repository, _release_of(repository, release)))
+        found = reads.get_release(reads.find_release(repository, _release_of(repository, release)).id)
         results = found.get("tests")
         if as_json:
             print_json(results)
@@ -89,9 +86,3 @@ def register(app: typer.Typer) -> None:
                 target = junit_dir / (module.replace("/", "__").removesuffix(".py") + ".xml")
                 target.write_text(xml)
             say(f"JUnit XML written to {junit_dir}")
-
-
-def _release_id(repository: str, ref: str) -> int:
-
-    with session_scope() as session:
-        return find_release(session, load_repository(session, repository), ref).id

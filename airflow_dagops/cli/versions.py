@@ -1,7 +1,8 @@
 """`dagops versions / rollback / pin / unpin / deploy`: every release of a repository, and moving between them.
 
-Top-level commands (registered on the main app by `register`), thin over releases/. `versions` and `diff` read
-the store (releases/history.py, releases/diff.py); the commands that move releases import what moves them.
+Top-level commands (registered on the main app by `register`), thin over releases/. `versions` reads the store
+without the ORM (store/reads.py), `diff` through releases/diff.py; the commands that move releases import what
+moves them.
 """
 
 from __future__ import annotations
@@ -13,10 +14,8 @@ import typer
 
 from airflow_dagops.cli.common import JsonOption, command, err, print_json, say
 from airflow_dagops.errors import InvalidInput, NotFound
-from airflow_dagops.releases import diff as diff_module
-from airflow_dagops.releases import history
-from airflow_dagops.repositories.info import get_repository
 from airflow_dagops.statuses import ReleaseStatus
+from airflow_dagops.store import reads
 from airflow_dagops.store.views import RepositoryInfo
 from airflow_dagops.wording import plural
 
@@ -49,6 +48,8 @@ def _print_diff(result: dict, as_json: bool = False) -> None:
     if as_json:
         print_json(result)
         return
+    from airflow_dagops.releases import diff as diff_module  # lazy: CLI start-up (the ORM)
+
     for line in diff_module.describe_release_diff(result):
         say(line)
 
@@ -63,9 +64,9 @@ def register(app: typer.Typer) -> None:
         limit: Annotated[int, typer.Option("--limit", "-n", min=1, help="How many releases and events.")] = 20,
     ):
         """Every release of a repository, newest first, and its deploy log."""
-        releases, total = history.list_releases(repository, limit=limit)
-        log = history.deploy_log(repository, limit)
-        info = get_repository(repository)  # live and pinned as every face shows them (store/views.py)
+        releases, total = reads.list_releases(repository, limit=limit)
+        log = reads.deploy_log(repository, limit)
+        info = reads.get_repository(repository)  # live and pinned as every face shows them (store/views.py)
         if as_json:
             where = {"live_release_id": info.live_release_id, "pinned_release_id": info.pinned_release_id}
             print_json({"releases": releases, "total": total, "deploy_log": log, **where})
@@ -105,6 +106,7 @@ def register(app: typer.Typer) -> None:
         as_json: JsonOption = False,
     ):
         """Put an earlier release that passed validation back live (re-exported if it was pruned)."""
+        from airflow_dagops.releases import diff as diff_module  # lazy: CLI start-up (the ORM)
         from airflow_dagops.releases import rollback as rollbacks  # lazy: CLI start-up (git, the gate)
 
         if dry_run:
@@ -161,6 +163,7 @@ def register(app: typer.Typer) -> None:
         as_json: JsonOption = False,
     ):
         """Validate one commit or tag and, if it passes, publish it and pin the repository to it."""
+        from airflow_dagops.releases import diff as diff_module  # lazy: CLI start-up (the ORM)
         from airflow_dagops.releases import versions as versions_service  # lazy: CLI start-up (git, the gate)
 
         if dry_run:
@@ -196,4 +199,6 @@ def register(app: typer.Typer) -> None:
         as_json: JsonOption = False,
     ):
         """What changed between two releases: DAGs and tasks added/removed, schedule, owners, retries, tags."""
+        from airflow_dagops.releases import diff as diff_module  # lazy: CLI start-up (the ORM)
+
         _print_diff(diff_module.release_diff(repository, from_release, to_release), as_json)

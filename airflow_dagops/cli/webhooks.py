@@ -14,7 +14,7 @@ import typer
 from airflow_dagops.cli import webhook_registration
 from airflow_dagops.cli.common import JsonOption, command, print_json, say
 from airflow_dagops.webhooks import PROVIDERS
-from airflow_dagops.webhooks import service as webhook_service
+from airflow_dagops.webhooks import setup as webhook_setup
 
 app = typer.Typer(help="Webhooks from GitHub, GitLab, Gitea and Bitbucket (docs/webhooks.md).", no_args_is_help=True)
 
@@ -47,7 +47,7 @@ def show(
     as_json: JsonOption = False,
 ):
     """Print the webhook URL, content type, events to select and the secret's connection id (never the secret)."""
-    info = webhook_service.setup(name, provider=provider)
+    info = webhook_setup.setup(name, provider=provider)
     if as_json:
         print_json(info)
         return

@@ -28,6 +28,9 @@ from sqlalchemy import delete, select
 
 from airflow_dagops.airflow.connections import find_connection
 from airflow_dagops.discovery import hosts
+from airflow_dagops.discovery.listing import discovered_dict as _discovered_dict
+from airflow_dagops.discovery.listing import list_discovered as list_discovered  # read without the ORM
+from airflow_dagops.discovery.listing import list_sources as list_sources  # read without the ORM
 from airflow_dagops.discovery.rules import PREFIX_PATTERN, Rule, derive_name
 from airflow_dagops.errors import (
     ConfigInvalid,
@@ -37,19 +40,17 @@ from airflow_dagops.errors import (
     NotFound,
 )
 from airflow_dagops.git.credentials import attached_origin, check_credential_host, url_origin
-from airflow_dagops.git.host_api import HostClient, default_api
+from airflow_dagops.git.host_api import PROVIDERS, HostClient, default_api, provider_of
 from airflow_dagops.git.urls import host_of, normalize_repo_url, path_of
 from airflow_dagops.repositories.registry import add_repository
 from airflow_dagops.safety import display_url, validate_conn_id, validate_name
 from airflow_dagops.statuses import DiscoveryStatus
 from airflow_dagops.store.db import session_scope
-from airflow_dagops.store.models import DiscoveredRepository, DiscoverySource, Repository, iso_time, utcnow
+from airflow_dagops.store.models import DiscoveredRepository, DiscoverySource, Repository, utcnow
 
 log = logging.getLogger(__name__)
 
-PROVIDERS = ("github", "gitlab", "gitea")
 SOURCE_KEYS = ("name", "url", "provider", "conn_id", "rule", "register", "namespace_prefix")
-_KNOWN_HOSTS = {"github.com": "github", "gitlab.com": "gitlab", "gitea.com": "gitea", "codeberg.org": "gitea"}
 
 
 @dataclass(frozen=True)
@@ -84,7 +85,7 @@ def clean_source(spec: dict) -> Source:
             "https://gitlab.example.com/group/subgroup, https://gitea.example.com/org)"
         )
     url = url.rstrip("/")
-    provider = spec.get("provider") or _guess_provider(url)
+    provider = spec.get("provider") or provider_of(url)  # the host's name tells, as for every Git host call
     if provider not in PROVIDERS:
         raise InvalidInput(f"provider: one of {', '.join(PROVIDERS)} (cannot be told from {display_url(url)})")
     if provider != "gitlab" and "/" in (path_of(url) or ""):
@@ -98,13 +99,6 @@ def clean_source(spec: dict) -> Source:
         raise InvalidInput("namespace_prefix: up to 30 lower-case letters, digits, '-' or '_' (e.g. 'team-')")
     rule = Rule.from_dict(spec.get("rule"))
     return Source(name, provider, url, conn_id, attached_origin(conn_id, url), rule, register, prefix)
-
-
-def _guess_provider(url: str) -> str | None:
-    host = host_of(url) or ""
-    if host in _KNOWN_HOSTS:
-        return _KNOWN_HOSTS[host]
-    return next((word for word in PROVIDERS if word in host), "gitea" if "forgejo" in host else None)
 
 
 def configure(specs: list[dict], *, source: str = "dagops.yaml") -> list[str]:
@@ -159,25 +153,6 @@ def configure(specs: list[dict], *, source: str = "dagops.yaml") -> list[str]:
 def configured() -> bool:
     with session_scope() as session:
         return session.scalar(select(DiscoverySource.id).limit(1)) is not None
-
-
-def list_sources() -> list[dict]:
-    with session_scope() as session:
-        return [_source_dict(row) for row in session.scalars(select(DiscoverySource).order_by(DiscoverySource.name))]
-
-
-def _source_dict(row: DiscoverySource) -> dict:
-    return {
-        "name": row.name,
-        "provider": row.provider,
-        "url": display_url(row.url),
-        "conn_id": row.conn_id,
-        "rule": row.rule,
-        "register": row.register,
-        "namespace_prefix": row.namespace_prefix,
-        "last_scanned_at": iso_time(row.last_scanned_at),
-        "last_error": row.last_error,
-    }
 
 
 def _load_sources(name: str | None) -> list[Source]:
@@ -432,28 +407,3 @@ def ignore(name: str, *, ignored: bool = True) -> dict:
             row.status = DiscoveryStatus.REGISTERED if row.repository else DiscoveryStatus.PROPOSED
             row.reason = None
         return _discovered_dict(row)
-
-
-def list_discovered(source: str | None = None) -> list[dict]:
-    with session_scope() as session:
-        query = select(DiscoveredRepository).order_by(DiscoveredRepository.source, DiscoveredRepository.full_name)
-        if source is not None:
-            query = query.where(DiscoveredRepository.source == source)
-        return [_discovered_dict(row) for row in session.scalars(query)]
-
-
-def _discovered_dict(row: DiscoveredRepository) -> dict:
-    return {
-        "source": row.source,
-        "full_name": row.full_name,
-        "name": row.name or None,
-        "url": display_url(row.url),
-        "ref": row.ref,
-        "topics": row.topics or [],
-        "status": row.status,
-        "reason": row.reason,
-        "repository": row.repository,
-        "first_seen_at": iso_time(row.first_seen_at),
-        "last_seen_at": iso_time(row.last_seen_at),
-        "removed_at": iso_time(row.removed_at),
-    }

@@ -43,6 +43,7 @@ from airflow_dagops.airflow.connections import get_connection
 from airflow_dagops.errors import HostApiError, HostPermissionDenied, NotFound, ReportError
 from airflow_dagops.git.credentials import CredentialHostRefused, check_credential_host
 from airflow_dagops.git.urls import host_of, normalize_repo_url, path_of
+from airflow_dagops.git.urls import provider_of_host as provider_of_host  # which host: a URL's business
 from airflow_dagops.safety import redact
 from airflow_dagops.statuses import CheckStatus
 from airflow_dagops.store.models import Repository
@@ -51,30 +52,6 @@ log = logging.getLogger(__name__)
 
 # -- which host -----------------------------------------------------------------------------------------------------
 PROVIDERS = ("github", "gitlab", "gitea")  # the hosts whose REST APIs dagops calls
-_PUBLIC_HOSTS = {
-    "github.com": "github",
-    "gitlab.com": "gitlab",
-    "gitea.com": "gitea",
-    "codeberg.org": "gitea",
-    "bitbucket.org": "bitbucket",
-}
-# A self-hosted server is told by a word in its name; the first word found wins.
-_NAME_WORDS = (
-    ("gitlab", "gitlab"),
-    ("gitea", "gitea"),
-    ("forgejo", "gitea"),
-    ("bitbucket", "bitbucket"),
-    ("github", "github"),
-)
-
-
-def provider_of_host(host: str | None) -> str | None:
-    """github / gitlab / gitea / bitbucket from a host name; None for a local path or a name that says nothing."""
-    if not host:
-        return None
-    if host in _PUBLIC_HOSTS:
-        return _PUBLIC_HOSTS[host]
-    return next((provider for word, provider in _NAME_WORDS if word in host), None)
 
 
 def provider_of(url: str, extra: dict | None = None, *, among: tuple[str, ...] = PROVIDERS) -> str | None:

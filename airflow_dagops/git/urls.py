@@ -79,3 +79,30 @@ def path_of(url: str) -> str | None:
     else:
         return None
     return _strip(path) or None
+
+
+# -- which Git host -------------------------------------------------------------------------------------------------
+_PUBLIC_HOSTS = {
+    "github.com": "github",
+    "gitlab.com": "gitlab",
+    "gitea.com": "gitea",
+    "codeberg.org": "gitea",
+    "bitbucket.org": "bitbucket",
+}
+# A self-hosted server is told by a word in its name; the first word found wins.
+_NAME_WORDS = (
+    ("gitlab", "gitlab"),
+    ("gitea", "gitea"),
+    ("forgejo", "gitea"),
+    ("bitbucket", "bitbucket"),
+    ("github", "github"),
+)
+
+
+def provider_of_host(host: str | None) -> str | None:
+    """github / gitlab / gitea / bitbucket from a host name; None for a local path or a name that says nothing."""
+    if not host:
+        return None
+    if host in _PUBLIC_HOSTS:
+        return _PUBLIC_HOSTS[host]
+    return next((provider for word, provider in _NAME_WORDS if word in host), None)

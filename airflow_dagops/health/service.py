@@ -30,22 +30,28 @@ import logging
 import math
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-
-from sqlalchemy import and_, func, or_, select
-from sqlalchemy.orm import Session
+from typing import TYPE_CHECKING, Any
 
 from airflow_dagops import settings
 from airflow_dagops.errors import DagOpsError, InvalidInput
 from airflow_dagops.health.reasons import REACHED_CODES, failure_reason
 from airflow_dagops.statuses import FailureReason, HealthState, OverallHealth, SyncRunStatus
-from airflow_dagops.store.db import session_scope
-from airflow_dagops.store.models import DeployEvent, Release, Repository, SyncRun, aware, iso_time, utcnow
-from airflow_dagops.store.queries import load_repository
+from airflow_dagops.store import reads
+from airflow_dagops.store.reads import Reader, one_of
+from airflow_dagops.store.values import aware, iso_time, utcnow
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
 
 log = logging.getLogger(__name__)
 
 GOOD = (SyncRunStatus.SUCCESS, SyncRunStatus.UNCHANGED)
 BAD = (SyncRunStatus.FAILED, SyncRunStatus.REJECTED)
+# The state DB is read without the ORM (store/reads.py): `dagops status` is a new process each time.
+_GOOD, _GOOD_PARAMS = one_of("good", GOOD)
+_BAD, _BAD_PARAMS = one_of("bad", BAD)
+_REACHED, _REACHED_PARAMS = one_of("reached", REACHED_CODES)
+_REACHED_STATUS, _REACHED_STATUS_PARAMS = one_of("seen", (*GOOD, SyncRunStatus.REJECTED))
 DEFAULT_SCHEDULE_PERIOD = 60  # seconds: the default sync_schedule, `* * * * *`
 
 
@@ -148,9 +154,9 @@ class HealthReport:
 def health_report(*, now: datetime | None = None, rules: HealthRules | None = None) -> HealthReport:
     """The health of every registered repository, by priority then name (as `dagops repos list`)."""
     rules = rules or HealthRules.from_settings()
-    with session_scope() as session:
-        repos = session.scalars(select(Repository).order_by(Repository.priority, Repository.name)).all()
-        return HealthReport([judge(session, repo, rules, now=now) for repo in repos])
+    with reads.reading() as reader:
+        repos = reader.rows("dagops_repository", "ORDER BY priority, name")
+        return HealthReport([judge(reader, repo, rules, now=now) for repo in repos])
 
 
 def health_of(names: list[str], *, now: datetime | None = None) -> dict[str, dict]:
@@ -161,9 +167,10 @@ def health_of(names: list[str], *, now: datetime | None = None) -> dict[str, dic
         return {}
     try:
         rules = HealthRules.from_settings()
-        with session_scope() as session:
-            repos = session.scalars(select(Repository).where(Repository.name.in_(names))).all()
-            return {repo.name: judge(session, repo, rules, now=now).to_dict() for repo in repos}
+        named, params = one_of("name", names)
+        with reads.reading() as reader:
+            repos = reader.rows("dagops_repository", f"WHERE name {named}", **params)
+            return {repo.name: judge(reader, repo, rules, now=now).to_dict() for repo in repos}
     except DagOpsError as err:
         log.warning("no repository health in this answer: %s", err)
         return {}
@@ -171,14 +178,16 @@ def health_of(names: list[str], *, now: datetime | None = None) -> dict[str, dic
 
 def repository_health(name: str, *, now: datetime | None = None, rules: HealthRules | None = None) -> RepositoryHealth:
     rules = rules or HealthRules.from_settings()
-    with session_scope() as session:
-        return judge(session, load_repository(session, name), rules, now=now)
+    with reads.reading() as reader:
+        return judge(reader, reads.repository_row(reader, name), rules, now=now)
 
 
-def judge(session: Session, repo: Repository, rules: HealthRules, *, now: datetime | None = None) -> RepositoryHealth:
-    """One repository's health (the module docstring says how)."""
+def judge(source: Reader | Session, repo: Any, rules: HealthRules, *, now: datetime | None = None) -> RepositoryHealth:
+    """One repository's health (the module docstring says how), from its row (`dagops_repository`), read through a
+    Reader or in an ORM session's transaction."""
     now = now or utcnow()
-    history = _History.read(session, repo)
+    reader = source if isinstance(source, Reader) else reads.core_reader(source)
+    history = _History.read(reader, repo)
     interval = max(repo.poll_interval or rules.default_poll_interval, rules.schedule_period)
     stale_after = math.ceil(interval * rules.stale_factor)
     last_success = history.last_success(repo.last_checked_at)
@@ -197,10 +206,10 @@ def judge(session: Session, repo: Repository, rules: HealthRules, *, now: dateti
         health.state, health.reason, health.since = HealthState.PAUSED, "disabled", aware(repo.updated_at)
         health.message = f"disabled: scheduled checks do not sync it (`dagops repos update {repo.name} --enabled`)"
     elif repo.pinned_release_id:
-        pinned = session.get(Release, repo.pinned_release_id)
-        at = session.scalar(select(func.max(DeployEvent.created_at)).where(DeployEvent.repository_id == repo.id))
+        pinned = reader.first("dagops_release", "WHERE id = :id", id=repo.pinned_release_id)
+        newest = reader.first("dagops_deploy_event", "WHERE repository_id = :id ORDER BY created_at DESC", id=repo.id)
         health.state, health.reason = HealthState.PAUSED, "pinned"
-        health.since = aware(at or repo.updated_at)
+        health.since = aware(newest.created_at if newest is not None else repo.updated_at)
         commit = pinned.commit_sha[:12] if pinned is not None else "a release"
         health.message = f"pinned to {commit}: new commits are not followed (`dagops unpin {repo.name}`)"
     elif history.streak >= rules.failing_after:
@@ -231,7 +240,7 @@ def judge(session: Session, repo: Repository, rules: HealthRules, *, now: dateti
 class _History:
     """What the health of one repository needs from its sync runs, in a few aggregate queries."""
 
-    session: Session
+    reader: Reader
     repo_id: int
     last_good_id: int | None
     streak: int  # failed or rejected runs after the last good one
@@ -239,44 +248,53 @@ class _History:
     reached_end: datetime | None
     not_reached_start: datetime | None  # the first run after it that could not read the remote
     newest_failed_error: str | None = None
-    newest_failed: SyncRun | None = None
+    newest_failed: Any | None = None  # a `dagops_sync_run` row
 
     @classmethod
-    def read(cls, session: Session, repo: Repository) -> _History:
-        runs = select(SyncRun).where(SyncRun.repository_id == repo.id)
-        last_good_id = session.scalar(
-            select(func.max(SyncRun.id)).where(SyncRun.repository_id == repo.id, SyncRun.status.in_(GOOD))
+    def read(cls, reader: Reader, repo: Any) -> _History:
+        last_good_id = reader.scalar(
+            f"SELECT MAX(id) FROM dagops_sync_run WHERE repository_id = :id AND status {_GOOD}",  # noqa: S608
+            id=repo.id,
+            **_GOOD_PARAMS,
         )
-        after_good = SyncRun.id > (last_good_id or 0)
-        streak = session.scalar(
-            select(func.count())
-            .select_from(SyncRun)
-            .where(SyncRun.repository_id == repo.id, SyncRun.status.in_(BAD), after_good)
+        streak = reader.scalar(
+            f"SELECT COUNT(*) FROM dagops_sync_run WHERE repository_id = :id AND status {_BAD} AND id > :after",  # noqa: S608
+            id=repo.id,
+            after=last_good_id or 0,
+            **_BAD_PARAMS,
         )
-        reached = or_(
-            SyncRun.status.in_((*GOOD, SyncRunStatus.REJECTED)),
-            and_(SyncRun.status == SyncRunStatus.FAILED, SyncRun.error_code.in_(REACHED_CODES)),
+        reached = f"status {_REACHED_STATUS} OR (status = :failed AND error_code {_REACHED})"
+        reached_run = reader.first(
+            "dagops_sync_run",
+            f"WHERE repository_id = :id AND ({reached}) ORDER BY id DESC",
+            id=repo.id,
+            failed=SyncRunStatus.FAILED.value,
+            **_REACHED_STATUS_PARAMS,
+            **_REACHED_PARAMS,
         )
-        reached_run = session.scalar(runs.where(reached).order_by(SyncRun.id.desc()).limit(1))
-        not_reached_start = session.scalar(
-            select(func.min(SyncRun.started_at)).where(
-                SyncRun.repository_id == repo.id,
-                SyncRun.status == SyncRunStatus.FAILED,
-                or_(SyncRun.error_code.is_(None), SyncRun.error_code.not_in(REACHED_CODES)),
-                SyncRun.id > (reached_run.id if reached_run else 0),
-            )
+        not_reached = reader.first(
+            "dagops_sync_run",
+            f"WHERE repository_id = :id AND status = :failed AND (error_code IS NULL OR error_code NOT {_REACHED}) "
+            "AND id > :after ORDER BY started_at",
+            id=repo.id,
+            failed=SyncRunStatus.FAILED.value,
+            after=reached_run.id if reached_run else 0,
+            **_REACHED_PARAMS,
         )
-        newest_failed = session.scalar(
-            runs.where(SyncRun.status == SyncRunStatus.FAILED).order_by(SyncRun.id.desc()).limit(1)
+        newest_failed = reader.first(
+            "dagops_sync_run",
+            "WHERE repository_id = :id AND status = :failed ORDER BY id DESC",
+            id=repo.id,
+            failed=SyncRunStatus.FAILED.value,
         )
         return cls(
-            session=session,
+            reader=reader,
             repo_id=repo.id,
             last_good_id=last_good_id,
             streak=streak or 0,
             reached_id=reached_run.id if reached_run else None,
             reached_end=_end(reached_run) if reached_run else None,
-            not_reached_start=aware(not_reached_start) if not_reached_start else None,
+            not_reached_start=aware(not_reached.started_at) if not_reached else None,
             newest_failed_error=newest_failed.error if newest_failed else None,
             newest_failed=newest_failed,
         )
@@ -309,38 +327,37 @@ class _History:
 
     def crossed(self, rules: HealthRules) -> datetime | None:
         """When the streak reached the threshold: the end of its `failing_after`-th run."""
-        run = self.session.scalar(
-            select(SyncRun)
-            .where(
-                SyncRun.repository_id == self.repo_id,
-                SyncRun.status.in_(BAD),
-                SyncRun.id > (self.last_good_id or 0),
-            )
-            .order_by(SyncRun.id)
-            .offset(rules.failing_after - 1)
-            .limit(1)
+        runs = self.reader.rows(
+            "dagops_sync_run",
+            f"WHERE repository_id = :id AND status {_BAD} AND id > :after ORDER BY id LIMIT 1 OFFSET :skip",
+            id=self.repo_id,
+            after=self.last_good_id or 0,
+            skip=rules.failing_after - 1,
+            **_BAD_PARAMS,
         )
-        return _end(run) if run is not None else None
+        return _end(runs[0]) if runs else None
 
     def good_since(self) -> datetime | None:
         """The end of the first good run after the newest failure before the last good run."""
         if self.last_good_id is None:
             return None
-        failure_before = self.session.scalar(
-            select(func.max(SyncRun.id)).where(
-                SyncRun.repository_id == self.repo_id, SyncRun.status.in_(BAD), SyncRun.id < self.last_good_id
-            )
+        failure_before = self.reader.scalar(
+            f"SELECT MAX(id) FROM dagops_sync_run WHERE repository_id = :id AND status {_BAD} AND id < :good",  # noqa: S608
+            id=self.repo_id,
+            good=self.last_good_id,
+            **_BAD_PARAMS,
         )
         if failure_before is None:
             return None
-        first_good = self.session.scalar(
-            select(SyncRun)
-            .where(SyncRun.repository_id == self.repo_id, SyncRun.status.in_(GOOD), SyncRun.id > failure_before)
-            .order_by(SyncRun.id)
-            .limit(1)
+        first_good = self.reader.first(
+            "dagops_sync_run",
+            f"WHERE repository_id = :id AND status {_GOOD} AND id > :failure ORDER BY id",
+            id=self.repo_id,
+            failure=failure_before,
+            **_GOOD_PARAMS,
         )
         return _end(first_good) if first_good is not None else None
 
 
-def _end(run: SyncRun) -> datetime:
+def _end(run: Any) -> datetime:
     return aware(run.ended_at or run.started_at)

@@ -15,7 +15,7 @@ from sqlalchemy import and_, case, func, or_, select
 from sqlalchemy.orm import Session
 
 from airflow_dagops.health.reasons import failure_reason
-from airflow_dagops.health.service import HealthReport, HealthRules, judge
+from airflow_dagops.health.service import HealthReport, HealthRules, health_report
 from airflow_dagops.metrics import WEBHOOK_WINDOW
 from airflow_dagops.statuses import HealthState, SyncRunStatus
 from airflow_dagops.store.db import session_scope
@@ -90,10 +90,9 @@ class History:
 
 def snapshot(*, now: datetime | None = None, rules: HealthRules | None = None) -> Snapshot:
     now = now or utcnow()
-    rules = rules or HealthRules.from_settings()
+    report = health_report(now=now, rules=rules)
     with session_scope() as session:
         repos = session.scalars(select(Repository).order_by(Repository.priority, Repository.name)).all()
-        report = HealthReport([judge(session, repo, rules, now=now) for repo in repos])
         pending = session.scalar(
             select(func.count()).select_from(SyncRun).where(SyncRun.status.in_(SyncRunStatus.active()))
         )

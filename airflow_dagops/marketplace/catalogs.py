@@ -14,16 +14,17 @@ import logging
 import shutil
 from pathlib import Path
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from airflow_dagops import settings
 from airflow_dagops.errors import Conflict, DagOpsError, InvalidInput, NotFound
 from airflow_dagops.git.credentials import attached_origin, attaching
 from airflow_dagops.marketplace import catalog_reader as catalog_git
+from airflow_dagops.marketplace import listing
 from airflow_dagops.safety import display_url, redact, validate_name, validate_ref, validate_url
 from airflow_dagops.store.db import session_scope
-from airflow_dagops.store.models import MarketplaceBadge, MarketplaceCatalog, MarketplacePackage, iso_time, utcnow
+from airflow_dagops.store.models import MarketplaceBadge, MarketplaceCatalog, MarketplacePackage, utcnow
 from airflow_dagops.store.queries import get_row
 from airflow_dagops.wording import plural
 
@@ -68,16 +69,8 @@ def _ensure_new_catalog(session: Session, name: str) -> None:
         raise Conflict(f"a catalog named {name!r} is already registered; remove it first or pick another name")
 
 
-def list_catalogs() -> list[dict]:
-    with session_scope() as session:
-        counts = dict(
-            session.execute(
-                select(MarketplacePackage.catalog_id, func.count(func.distinct(MarketplacePackage.name))).group_by(
-                    MarketplacePackage.catalog_id
-                )
-            ).all()
-        )
-        return [_catalog_dict(row, counts.get(row.id, 0)) for row in catalog_rows(session)]
+list_catalogs = listing.list_catalogs  # read without the ORM (store/reads.py)
+_catalog_dict = listing.catalog_dict
 
 
 def remove_catalog(name: str) -> str:
@@ -172,18 +165,3 @@ def _mirror_path(name: str) -> Path:
 def catalog_mirror(name: str, url: str, conn_id: str | None) -> catalog_git.CatalogMirror:
     """The catalog's bare mirror under `<dagops_home>/catalogs`, fetched with the catalog's connection."""
     return catalog_git.CatalogMirror(path=_mirror_path(name), url=url, conn_id=conn_id)
-
-
-def _catalog_dict(row: MarketplaceCatalog, packages: int) -> dict:
-    return {
-        "name": row.name,
-        "url": display_url(row.url),
-        "ref": row.ref,
-        "priority": row.priority,
-        "conn_id": row.conn_id,
-        "packages": packages,
-        "last_commit": row.last_commit,
-        "last_refreshed_at": iso_time(row.last_refreshed_at),
-        "last_error": row.last_error,
-        "problems": list(row.problems or []),
-    }

@@ -25,7 +25,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from airflow_dagops.errors import Conflict, NotFound, RequirementsMissing
-from airflow_dagops.marketplace import manifest, stats
+from airflow_dagops.marketplace import listing, stats
 from airflow_dagops.marketplace.listing import load_package, missing_requirements, packages_by_name
 from airflow_dagops.marketplace.users import user_name
 from airflow_dagops.releases.history import live_dags
@@ -33,9 +33,9 @@ from airflow_dagops.repositories.registry import add_repository, remove_reposito
 from airflow_dagops.safety import validate_name
 from airflow_dagops.statuses import SyncOutcomeStatus
 from airflow_dagops.store.db import session_scope
-from airflow_dagops.store.models import MarketplaceInstall, MarketplacePackage, Repository, iso_time, utcnow
+from airflow_dagops.store.models import MarketplaceInstall, MarketplacePackage, Repository, utcnow
 from airflow_dagops.store.queries import get_row
-from airflow_dagops.store.views import RepositoryInfo, repository_info
+from airflow_dagops.store.views import repository_info
 
 log = logging.getLogger(__name__)
 
@@ -229,7 +229,11 @@ def uninstall(name: str, *, actor: str) -> str:
 
 
 def list_installed() -> list[dict]:
-    """The installed packages: version, namespace, repository status, and whether a newer version is released."""
+    """The installed packages: version, namespace, repository status, and whether a newer version is released. An
+    install whose repository is gone (removed by hand) is recorded as removed here, and left out."""
+    found = listing.list_installed()  # without the ORM, when no install lost its repository
+    if found is not None:
+        return found
     with session_scope() as session:
         packages = packages_by_name(session)
         installs = session.scalars(
@@ -243,38 +247,8 @@ def list_installed() -> list[dict]:
             if repo is None:
                 active.removed_at = utcnow()
                 continue
-            info = repository_info(session, repo)
-            package = packages.get(active.package)
-            latest = package.current.version if package else None
-            result.append(
-                {
-                    "package": active.package,
-                    "version": active.version,
-                    "catalog": active.catalog,
-                    "namespace": active.namespace,
-                    "repository": active.repository,
-                    "status": _install_status(active.status, info),
-                    "repository_status": info.status,
-                    "live_commit": info.live_commit,
-                    "installed_by": active.actor,
-                    "installed_at": iso_time(active.created_at),
-                    "latest_version": latest,
-                    "update_available": bool(
-                        latest and manifest.version_key(latest) > manifest.version_key(active.version)
-                    ),
-                }
-            )
+            result.append(listing.install_dict(active, repository_info(session, repo), packages.get(active.package)))
         return result
-
-
-def _install_status(recorded: str, info: RepositoryInfo) -> str:
-    """An install registered without a sync (the REST face) is settled later by dagops_sync: read the outcome
-    from its repository."""
-    if recorded != "registered":
-        return recorded
-    if info.live_commit:
-        return "published"
-    return "blocked" if info.status == "failed" else "registered"
 
 
 # -- paused DAGs ----------------------------------------------------------------------------------------------------

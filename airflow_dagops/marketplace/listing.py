@@ -1,36 +1,34 @@
 """Browsing the marketplace: search and a package's page (info, versions, README, reviews, ratings, badge).
 
 Several catalogs may carry the same package name: the catalog with the lower priority number provides THE
-package, the others show in its info as `other_catalogs`. `packages_by_name` makes that choice for every use
-case (installs, updates, ratings read packages through it too).
+package, the others show in its info as `other_catalogs`. `packages_from` makes that choice for every use
+case (installs, updates, ratings read packages through it too, from ORM rows).
+
+Search and a package's page read the state DB without the ORM (store/reads.py): `dagops marketplace search/list/
+info` are new processes each time, and SQLAlchemy's import alone would be most of their time (issue 19).
 """
 
 from __future__ import annotations
 
-import importlib.metadata
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass
-
-from packaging.requirements import Requirement
-from packaging.utils import canonicalize_name
-from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from typing import TYPE_CHECKING, Any
 
 from airflow_dagops.errors import InvalidInput, NotFound
 from airflow_dagops.marketplace import manifest
 from airflow_dagops.marketplace import search as ranking
 from airflow_dagops.marketplace import stats as stats_module
-from airflow_dagops.marketplace.catalogs import catalog_rows
-from airflow_dagops.store.db import session_scope
-from airflow_dagops.store.models import (
-    MarketplaceBadge,
-    MarketplaceCatalog,
-    MarketplaceInstall,
-    MarketplacePackage,
-    MarketplaceRating,
-    MarketplaceReview,
-    iso_time,
-)
+from airflow_dagops.safety import display_url
+from airflow_dagops.store import reads
+from airflow_dagops.store.values import iso_time
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+    from airflow_dagops.store.models import MarketplaceBadge, MarketplaceCatalog, MarketplacePackage
+    from airflow_dagops.store.reads import Reader
+    from airflow_dagops.store.views import RepositoryInfo
 
 
 @dataclass
@@ -69,11 +67,29 @@ def current_version(versions: list[MarketplacePackage]) -> MarketplacePackage:
 
 
 def packages_by_name(session: Session) -> dict[str, Package]:
+    """Every package name, with the catalog that provides it, as ORM rows (for the use cases that change them)."""
+    from sqlalchemy import select
+
+    from airflow_dagops.store.models import MarketplaceCatalog, MarketplacePackage  # lazy: reads go without the ORM
+
+    catalogs = session.scalars(
+        select(MarketplaceCatalog).order_by(MarketplaceCatalog.priority, MarketplaceCatalog.name)
+    )
+    return packages_from(session.scalars(select(MarketplacePackage)), list(catalogs))
+
+
+def _read_packages(reader: Reader) -> dict[str, Package]:
+    """`packages_by_name` without the ORM."""
+    catalogs = reader.rows("dagops_marketplace_catalog", "ORDER BY priority, name")
+    return packages_from(reader.rows("dagops_marketplace_package"), catalogs)
+
+
+def packages_from(rows: Iterable[MarketplacePackage], catalog_rows: list[MarketplaceCatalog]) -> dict[str, Package]:
     """Every package name, with the catalog that provides it (lowest priority number, then catalog name)."""
     by_name: dict[str, dict[int, list[MarketplacePackage]]] = {}
-    for row in session.scalars(select(MarketplacePackage)):
+    for row in rows:
         by_name.setdefault(row.name, {}).setdefault(row.catalog_id, []).append(row)
-    catalogs = {c.id: c for c in catalog_rows(session)}
+    catalogs = {c.id: c for c in catalog_rows}
     packages = {}
     for name, per_catalog in by_name.items():
         ordered = sorted(per_catalog, key=lambda cid: (catalogs[cid].priority, catalogs[cid].name))
@@ -89,7 +105,11 @@ def packages_by_name(session: Session) -> dict[str, Package]:
 
 def load_package(session: Session, name: str) -> Package:
     """The package named `name` as the catalogs provide it, or NotFound."""
-    package = packages_by_name(session).get((name or "").strip())
+    return _named(packages_by_name(session), name)
+
+
+def _named(packages: dict[str, Package], name: str) -> Package:
+    package = packages.get((name or "").strip())
     if package is None:
         raise NotFound(
             f"no package named {name!r} in the catalogs; try `dagops marketplace search` "
@@ -115,8 +135,8 @@ def search(query: str, *, limit: int = 20, sort: str = "relevance", order: str |
         raise InvalidInput(f"order must be one of {', '.join(ORDERS)}, with a sort other than relevance; got {order!r}")
     if len(query or "") > 200:
         raise InvalidInput("a search query has at most 200 characters")
-    with session_scope() as session:
-        packages = packages_by_name(session)
+    with reads.reading() as reader:
+        packages = _read_packages(reader)
         docs = {
             name: ranking.Document(
                 name=name,
@@ -127,7 +147,7 @@ def search(query: str, *, limit: int = 20, sort: str = "relevance", order: str |
             for name, p in packages.items()
         }
         ranked = ranking.rank(query or "", list(docs.values()), limit=limit if sort == "relevance" else len(docs) or 1)
-        stats = _Stats.read(session)
+        stats = _Stats.read(reader)
         results = [{**_summary(packages[doc.name], stats), "score": round(value, 2)} for doc, value in ranked]
     if sort != "relevance":
         # Stable in both directions (reverse=True keeps equal items in their order): ties keep the relevance order.
@@ -147,19 +167,15 @@ _NATURAL_ORDER = {"downloads": "desc", "installs": "desc", "rating": "desc", "na
 
 def package_info(name: str) -> dict:
     """Everything about one package: the search fields, its files, versions, README, reviews and ratings."""
-    with session_scope() as session:
-        package = load_package(session, name)
-        stats = _Stats.read(session)
+    with reads.reading() as reader:
+        package = _named(_read_packages(reader), name)
+        stats = _Stats.read(reader)
         meta = package.current.meta
-        reviews = session.scalars(
-            select(MarketplaceReview)
-            .where(MarketplaceReview.package == package.name)
-            .order_by(MarketplaceReview.created_at.desc(), MarketplaceReview.id.desc())
-        ).all()
-        stars = Counter(
-            session.scalars(select(MarketplaceRating.stars).where(MarketplaceRating.package == package.name)).all()
-        )
-        download_counts = stats_module.per_version(session, package.name)
+        newest = "WHERE package = :package ORDER BY created_at DESC, id DESC"
+        reviews = reader.rows("dagops_marketplace_review", newest, package=package.name)
+        ratings = "SELECT stars FROM dagops_marketplace_rating WHERE package = :package"
+        stars = Counter(row[0] for row in reader.tuples(ratings, package=package.name))
+        download_counts = stats_module.per_version(reader, package.name)
         return {
             **_summary(package, stats),
             "description": meta.get("description") or "",
@@ -201,31 +217,23 @@ class _Stats:
     downloads: dict[str, dict]  # package -> installs, updates, uninstalls, downloads (marketplace/stats.py)
 
     @classmethod
-    def read(cls, session: Session) -> _Stats:
+    def read(cls, reader: Reader) -> _Stats:
         ratings = {
-            package: (float(avg), count)
-            for package, avg, count in session.execute(
-                select(MarketplaceRating.package, func.avg(MarketplaceRating.stars), func.count()).group_by(
-                    MarketplaceRating.package
-                )
-            ).tuples()
+            package: (float(average), count)
+            for package, average, count in reader.tuples(
+                "SELECT package, AVG(stars), COUNT(*) FROM dagops_marketplace_rating GROUP BY package"
+            )
         }
         installs = dict(
-            session.execute(
-                select(MarketplaceInstall.package, func.count())
-                .where(MarketplaceInstall.status != "blocked")
-                .group_by(MarketplaceInstall.package)
-            ).all()
+            reader.tuples(
+                "SELECT package, COUNT(*) FROM dagops_marketplace_install WHERE status != 'blocked' GROUP BY package"
+            )
         )
         namespaces = dict(
-            session.execute(
-                select(MarketplaceInstall.package, MarketplaceInstall.namespace).where(
-                    MarketplaceInstall.removed_at.is_(None)
-                )
-            ).all()
+            reader.tuples("SELECT package, namespace FROM dagops_marketplace_install WHERE removed_at IS NULL")
         )
-        badges = {(b.catalog, b.package): b for b in session.scalars(select(MarketplaceBadge))}
-        return cls(ratings, installs, namespaces, badges, stats_module.per_package(session))
+        badges = {(b.catalog, b.package): b for b in reader.rows("dagops_marketplace_badge")}
+        return cls(ratings, installs, namespaces, badges, stats_module.per_package(reader))
 
 
 def _summary(package: Package, stats: _Stats) -> dict:
@@ -243,6 +251,74 @@ def _summary(package: Package, stats: _Stats) -> dict:
         "downloads": stats_module.totals_of(stats.downloads, package.name),
         "badge": badge_dict(stats.badges.get((package.catalog.name, package.name))),
         "installed_namespace": stats.namespaces.get(package.name),
+    }
+
+
+def list_installed() -> list[dict] | None:
+    """The installed packages (installs.py `list_installed`), read without the ORM; None when an install's repository
+    is gone: installs.py records that, and answers."""
+    with reads.reading() as reader:
+        packages = _read_packages(reader)
+        result = []
+        for active in reader.rows("dagops_marketplace_install", "WHERE removed_at IS NULL ORDER BY package"):
+            repo = reader.first("dagops_repository", "WHERE name = :name", name=active.repository)
+            if repo is None:
+                return None
+            result.append(install_dict(active, reads.repository_info(reader, repo), packages.get(active.package)))
+        return result
+
+
+def install_dict(active: Any, info: RepositoryInfo, package: Package | None) -> dict:
+    """An install as the faces show it (an install row, ORM or plain; its repository; the package it came from)."""
+    latest = package.current.version if package else None
+    return {
+        "package": active.package,
+        "version": active.version,
+        "catalog": active.catalog,
+        "namespace": active.namespace,
+        "repository": active.repository,
+        "status": _install_status(active.status, info),
+        "repository_status": info.status,
+        "live_commit": info.live_commit,
+        "installed_by": active.actor,
+        "installed_at": iso_time(active.created_at),
+        "latest_version": latest,
+        "update_available": bool(latest and manifest.version_key(latest) > manifest.version_key(active.version)),
+    }
+
+
+def _install_status(recorded: str, info: RepositoryInfo) -> str:
+    """An install registered without a sync (the REST face) is settled later by dagops_sync: read the outcome
+    from its repository."""
+    if recorded != "registered":
+        return recorded
+    if info.live_commit:
+        return "published"
+    return "blocked" if info.status == "failed" else "registered"
+
+
+def list_catalogs() -> list[dict]:
+    """The catalogs, by priority, with how many packages each provides."""
+    with reads.reading() as reader:
+        counts = dict(
+            reader.tuples("SELECT catalog_id, COUNT(DISTINCT name) FROM dagops_marketplace_package GROUP BY catalog_id")
+        )
+        catalogs = reader.rows("dagops_marketplace_catalog", "ORDER BY priority, name")
+        return [catalog_dict(row, counts.get(row.id, 0)) for row in catalogs]
+
+
+def catalog_dict(row: MarketplaceCatalog, packages: int) -> dict:
+    return {
+        "name": row.name,
+        "url": display_url(row.url),
+        "ref": row.ref,
+        "priority": row.priority,
+        "conn_id": row.conn_id,
+        "packages": packages,
+        "last_commit": row.last_commit,
+        "last_refreshed_at": iso_time(row.last_refreshed_at),
+        "last_error": row.last_error,
+        "problems": list(row.problems or []),
     }
 
 
@@ -264,6 +340,12 @@ def badge_dict(badge: MarketplaceBadge | None) -> dict:
 
 def missing_requirements(requirements: list[str]) -> list[str]:
     """The requirements (provider or package distributions) the Airflow environment does not satisfy."""
+    # Here, not at the top: a package's page asks; search and lists do not (their start-up, issue 19).
+    import importlib.metadata
+
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+
     missing = []
     for text in requirements:
         try:

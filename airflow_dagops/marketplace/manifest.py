@@ -21,7 +21,6 @@ from dataclasses import asdict, dataclass, field
 from posixpath import normpath
 from typing import TYPE_CHECKING, Any
 
-from packaging.requirements import InvalidRequirement, Requirement
 from packaging.version import InvalidVersion, Version
 
 from airflow_dagops.errors import ConfigInvalid
@@ -155,6 +154,8 @@ def _schema_message(error: jsonschema.ValidationError) -> str:
 
 def _check_values(data: dict, problem) -> None:
     """What the schema cannot say: versions, requirements and paths that stay inside the package folder."""
+    from packaging.requirements import InvalidRequirement, Requirement  # parsing only: the readers need versions
+
     try:
         Version(data["version"])
     except InvalidVersion:

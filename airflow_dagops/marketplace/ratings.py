@@ -9,11 +9,10 @@ from sqlalchemy import func, select
 
 from airflow_dagops.errors import InvalidInput
 from airflow_dagops.marketplace.listing import load_package
+from airflow_dagops.marketplace.users import REVIEW_MAX as REVIEW_MAX
 from airflow_dagops.marketplace.users import user_name
 from airflow_dagops.store.db import session_scope
 from airflow_dagops.store.models import MarketplaceRating, MarketplaceReview, iso_time, utcnow
-
-REVIEW_MAX = 2000
 
 
 def rate(name: str, stars, *, author: str) -> dict:

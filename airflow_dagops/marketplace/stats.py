@@ -9,10 +9,12 @@ checked; what went live is `installs` in the search results (MarketplaceInstall 
 
 from __future__ import annotations
 
-from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from typing import TYPE_CHECKING
 
-from airflow_dagops.store.models import MarketplaceEvent
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+    from airflow_dagops.store.reads import Reader
 
 KINDS = ("install", "update", "uninstall")
 _PLURAL = {"install": "installs", "update": "updates", "uninstall": "uninstalls"}
@@ -29,6 +31,8 @@ def record(
     repository: str | None = None,
 ) -> None:
     """Count one install, update or uninstall, in the caller's transaction (so it is counted iff it happened)."""
+    from airflow_dagops.store.models import MarketplaceEvent  # lazy: the counts below are read without the ORM
+
     if kind not in KINDS:
         raise ValueError(f"unknown marketplace event {kind!r}; one of {', '.join(KINDS)}")
     session.add(
@@ -46,30 +50,28 @@ def per_version_empty() -> dict:
 _empty = per_version_empty
 
 
-def per_package(session: Session) -> dict[str, dict]:
+_EVENTS = "dagops_marketplace_event"
+
+
+def per_package(reader: Reader) -> dict[str, dict]:
     """{package: {installs, updates, uninstalls, downloads}} for every package with an event."""
-    counts: dict[str, dict] = {}
-    query = select(MarketplaceEvent.package, MarketplaceEvent.kind, func.count()).group_by(
-        MarketplaceEvent.package, MarketplaceEvent.kind
+    return _counted(
+        reader.tuples("SELECT package, kind, COUNT(*) FROM dagops_marketplace_event GROUP BY package, kind")
     )
-    for package, kind, count in session.execute(query).tuples():
-        entry = counts.setdefault(package, _empty())
-        entry[_PLURAL[kind]] = count
-    for entry in counts.values():
-        entry["downloads"] = entry["installs"] + entry["updates"]
-    return counts
 
 
-def per_version(session: Session, package: str) -> dict[str, dict]:
+def per_version(reader: Reader, package: str) -> dict[str, dict]:
     """{version: {installs, updates, uninstalls, downloads}} of one package."""
-    counts: dict[str, dict] = {}
     query = (
-        select(MarketplaceEvent.version, MarketplaceEvent.kind, func.count())
-        .where(MarketplaceEvent.package == package)
-        .group_by(MarketplaceEvent.version, MarketplaceEvent.kind)
+        "SELECT version, kind, COUNT(*) FROM dagops_marketplace_event WHERE package = :package GROUP BY version, kind"
     )
-    for version, kind, count in session.execute(query).tuples():
-        entry = counts.setdefault(version, _empty())
+    return _counted(reader.tuples(query, package=package))
+
+
+def _counted(rows: list[tuple]) -> dict[str, dict]:
+    counts: dict[str, dict] = {}
+    for key, kind, count in rows:
+        entry = counts.setdefault(key, _empty())
         entry[_PLURAL[kind]] = count
     for entry in counts.values():
         entry["downloads"] = entry["installs"] + entry["updates"]

@@ -8,6 +8,7 @@ from __future__ import annotations
 from airflow_dagops.errors import InvalidInput
 
 AUTHOR_MAX = 250
+REVIEW_MAX = 2000  # characters of a review's text (ratings.py checks it; the faces say it in their help)
 
 
 def user_name(value, *, what: str = "author") -> str:

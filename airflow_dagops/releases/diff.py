@@ -7,12 +7,13 @@ Shown by `dagops diff`, and by `dagops rollback/deploy --dry-run` before anythin
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow_dagops.errors import Conflict
-from airflow_dagops.store.db import session_scope
-from airflow_dagops.store.models import Release
-from airflow_dagops.store.queries import find_release, load_repository, previous_good_release
+from airflow_dagops.store import reads
+
+if TYPE_CHECKING:
+    from airflow_dagops.store.models import Release
 
 # Scalar attributes compared as [old, new]; tags are compared as sets.
 SCALARS = ("schedule", "owners", "retries")
@@ -126,16 +127,16 @@ def diff_releases(old: Release | None, new: Release) -> dict[str, Any]:
 
 def release_diff(name: str, from_release: int | str, to_release: int | str) -> dict[str, Any]:
     """The structural diff between two releases of repository `name` (ids or commit shas)."""
-    with session_scope() as session:
-        repo = load_repository(session, name)
-        old = find_release(session, repo, from_release)
-        new = find_release(session, repo, to_release)
-        return diff_releases(old, new)
+    return diff_releases(reads.find_release(name, from_release), reads.find_release(name, to_release))
 
 
 def live_diff(name: str, target: int | str | None, *, rollback: bool = True) -> dict[str, Any]:
     """The diff from the live release to `target` (a release id or sha; for a rollback, None means the release
     `dagops rollback` would pick). Changes nothing."""
+    from airflow_dagops.store.db import session_scope  # lazy: `dagops diff` reads without the ORM (store/reads.py)
+    from airflow_dagops.store.models import Release  # lazy: as above
+    from airflow_dagops.store.queries import find_release, load_repository, previous_good_release  # lazy: as above
+
     with session_scope() as session:
         repo = load_repository(session, name)
         if target is not None:

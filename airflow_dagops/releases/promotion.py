@@ -36,6 +36,11 @@ from airflow_dagops.errors import Conflict, DagOpsError, NotFound
 from airflow_dagops.events import feed as events
 from airflow_dagops.release_manifest import read_manifest
 from airflow_dagops.releases.golive import go_live
+from airflow_dagops.releases.promotion_status import HISTORY as HISTORY
+from airflow_dagops.releases.promotion_status import OPEN, blocked_reason, status_dict
+from airflow_dagops.releases.promotion_status import failure as _failure
+from airflow_dagops.releases.promotion_status import in_words as _in_words
+from airflow_dagops.releases.promotion_status import status as status  # reads without the ORM
 from airflow_dagops.releases.stages import (
     check_stage_namespaces,
     dag_id_suffix,
@@ -45,6 +50,7 @@ from airflow_dagops.releases.stages import (
     staged_dag_ids,
 )
 from airflow_dagops.statuses import PromotionStatus, SyncRunStatus
+from airflow_dagops.store import reads
 from airflow_dagops.store.db import session_scope
 from airflow_dagops.store.models import Promotion, Release, Repository, SyncRun, iso_time, utcnow
 from airflow_dagops.store.queries import get_row, load_repository
@@ -53,9 +59,6 @@ if TYPE_CHECKING:  # only the types: `dagops promotion` shows a status without l
     from airflow_dagops.airflow.rest_client import RunOutcome, RunSource
 
 log = logging.getLogger(__name__)
-
-OPEN = PromotionStatus.waiting()  # a promotion still waiting for something; at most one per repository
-HISTORY = 10
 
 
 # -- sync: a validated release enters the first stage ----------------------------------------------------------
@@ -355,14 +358,6 @@ def promote(name: str, *, actor: str, force: bool = False) -> dict:
             return _status_dict(session, promotion)
 
 
-def blocked_reason(repo: Repository, promotion: Promotion) -> str:
-    failure = _failure(promotion)
-    return (
-        f"promotion of {repo.name!r} release {promotion.release_id} is blocked: run {failure['failed_run_id']} of "
-        f"{failure['failed_dag_id']} failed in stage {promotion.stage}"
-    )
-
-
 def _config(repo: Repository) -> dict:
     """The promotion settings of a repository the caller knows to have stages (they may have gone since)."""
     if not repo.promotion:
@@ -370,95 +365,9 @@ def _config(repo: Repository) -> dict:
     return repo.promotion
 
 
-def _failure(promotion: Promotion) -> dict:
-    detail = promotion.detail or {}
-    return {key: detail.get(key) for key in ("failed_dag_id", "failed_run_id")}
-
-
-# -- reading ---------------------------------------------------------------------------------------------------
-def status(name: str) -> dict:
-    """The repository's stages, what is live in each, the open promotion and recent history."""
-    with session_scope() as session:
-        repo = load_repository(session, name)
-        config = repo.promotion or {}
-        promotions = session.scalars(
-            select(Promotion).where(Promotion.repository_id == repo.id).order_by(Promotion.id.desc()).limit(HISTORY)
-        ).all()
-        current = next((p for p in promotions if p.status in OPEN), None)
-        return {
-            "repository": repo.name,
-            "stages": _stages_live(session, repo),
-            "soak_runs": config.get("soak_runs"),
-            "current": _status_dict(session, current) if current else None,
-            "history": [_status_dict(session, p) for p in promotions],
-        }
-
-
-def _stages_live(session: Session, repo: Repository) -> list[dict]:
-    stages = (repo.promotion or {}).get("stages") or []
-    rows = []
-    for index, stage in enumerate(stages):
-        last = index == len(stages) - 1
-        namespace = repo.namespace if last else stage_namespace(repo.namespace, stage)
-        if last:
-            release = session.get(Release, repo.live_release_id) if repo.live_release_id else None
-        else:
-            target = current_target(paths.namespace_link(namespace))
-            # A stage view is named after its release's commit (see _stage_view).
-            release = (
-                session.scalar(
-                    select(Release).where(Release.repository_id == repo.id, Release.commit_sha == target.name)
-                )
-                if target
-                else None
-            )
-        rows.append(
-            {
-                "stage": stage,
-                "namespace": namespace,
-                "dag_id_suffix": None if last else dag_id_suffix(stage),
-                "release_id": release.id if release else None,
-                "commit": release.commit_sha if release else None,
-            }
-        )
-    return rows
-
-
 def _status_dict(session: Session, promotion: Promotion) -> dict:
-    release = session.get(Release, promotion.release_id) if promotion.release_id else None
-    repo = get_row(session, Repository, promotion.repository_id)
-    config = repo.promotion or {}
-    data = {
-        "id": promotion.id,
-        "repository": repo.name,
-        "release_id": promotion.release_id,
-        "commit": release.commit_sha if release else None,
-        "stage": promotion.stage,
-        "status": promotion.status,
-        "successes": promotion.successes,
-        "soak_runs": config.get("soak_runs"),
-        "started_at": iso_time(promotion.started_at),
-        "updated_at": iso_time(promotion.updated_at),
-        "detail": promotion.detail or {},
-        "message": _in_words(repo, promotion),
-    }
-    return data
-
-
-def _in_words(repo: Repository, promotion: Promotion) -> str:
-    if promotion.status == PromotionStatus.BLOCKED:
-        return f"{blocked_reason(repo, promotion)}; override with `dagops promote {repo.name} --force`"
-    if promotion.status == PromotionStatus.PROMOTED:
-        return f"release {promotion.release_id} was promoted to {promotion.stage} (prod)"
-    if promotion.status == PromotionStatus.SUPERSEDED:
-        return f"release {promotion.release_id} was superseded by a newer release"
-    soak = (repo.promotion or {}).get("soak_runs") or 0
-    if not soak:
-        return f"release {promotion.release_id} is live in {promotion.stage}; promote it by hand (`dagops promote`)"
-    return (
-        f"release {promotion.release_id} is soaking in {promotion.stage}: "
-        f"{promotion.successes} of {soak} successful runs, no failure"
-    )
+    """The promotion as `status` shows it, read in the session's transaction (after the change it made)."""
+    return status_dict(reads.core_reader(session), get_row(session, Repository, promotion.repository_id), promotion)
 
 
 # -- housekeeping ----------------------------------------------------------------------------------------------

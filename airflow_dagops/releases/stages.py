@@ -5,13 +5,16 @@ promotion.py (the rollout itself) because the registry checks them on every add 
 
 from __future__ import annotations
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session
+from typing import TYPE_CHECKING, Any
 
 from airflow_dagops import paths
 from airflow_dagops.errors import Conflict, InvalidInput
 from airflow_dagops.safety import NAME_PATTERN
-from airflow_dagops.store.models import Release, Repository
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+    from airflow_dagops.store.models import Release, Repository
 
 STAGE_SEPARATOR = "--"
 
@@ -31,7 +34,7 @@ def early_stages(promotion: dict | None) -> list[str]:
     return list(promotion["stages"][:-1]) if promotion else []
 
 
-def stage_namespaces(repo: Repository) -> dict[str, str]:
+def stage_namespaces(repo: Repository | Any) -> dict[str, str]:
     """stage namespace -> stage, for a repository's early stages."""
     return {stage_namespace(repo.namespace, stage): stage for stage in early_stages(repo.promotion)}
 
@@ -46,6 +49,10 @@ def staged_dag_ids(release: Release, stage: str) -> list[str]:
 def check_stage_namespaces(session: Session, name: str, namespace: str, promotion: dict | None) -> None:
     """A repository's stage namespaces must be valid names that no other repository uses, as its own
     namespace or as one of its stages, and must not be folders dagops does not manage."""
+    from sqlalchemy import select
+
+    from airflow_dagops.store.models import Repository  # lazy: `dagops promotion` reads stages without the ORM
+
     others = session.scalars(select(Repository).where(Repository.name != name)).all()
     for stage in early_stages(promotion):
         wanted = stage_namespace(namespace, stage)
@@ -79,6 +86,10 @@ AB_TESTING_STAGE = "ab"  # where an A/B experiment publishes its B release (airf
 def ensure_not_a_stage_namespace(session: Session, namespace: str) -> None:
     """A new repository may not take the namespace where another repository publishes a stage, nor the one its A/B
     experiments publish B in (`<namespace>--ab`), reserved whether or not an experiment runs now."""
+    from sqlalchemy import select
+
+    from airflow_dagops.store.models import Repository  # lazy: `dagops promotion` reads stages without the ORM
+
     for other in session.scalars(select(Repository.namespace)).all():
         if namespace == stage_namespace(other, AB_TESTING_STAGE):
             raise Conflict(
@@ -95,4 +106,8 @@ def ensure_not_a_stage_namespace(session: Session, namespace: str) -> None:
 
 
 def repositories_with_promotion(session: Session) -> list[Repository]:
+    from sqlalchemy import select
+
+    from airflow_dagops.store.models import Repository  # lazy: `dagops promotion` reads stages without the ORM
+
     return [repo for repo in session.scalars(select(Repository)).all() if repo.promotion]

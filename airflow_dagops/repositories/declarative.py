@@ -33,6 +33,7 @@ from airflow_dagops.errors import ConfigInvalid, DagOpsError, InvalidInput
 from airflow_dagops.git.credentials import attaching, url_origin
 from airflow_dagops.git.mirror import Mirror
 from airflow_dagops.releases.history import get_release, list_releases
+from airflow_dagops.repositories import export as exporting
 from airflow_dagops.repositories import options as repo_options
 from airflow_dagops.repositories.info import list_repositories
 from airflow_dagops.repositories.registry import (
@@ -541,29 +542,6 @@ def _preflight(plan: Plan) -> None:
 
 
 # -- export -----------------------------------------------------------------------------------------------
-def export_document() -> dict:
-    """The registry as dagops.yaml's document (`repositories:`); applying it changes nothing."""
-    return {"repositories": [_entry(info) for info in sorted(list_repositories(), key=lambda i: i.name)]}
-
-
-def export(document: dict | None = None) -> str:
-    """The registry (or a document `export_document` made) as dagops.yaml's text."""
-    header = "# dagops.yaml: exported by `dagops repos export`; apply with `dagops repos apply -f dagops.yaml`\n"
-    document = export_document() if document is None else document
-    return header + yaml.safe_dump(document, sort_keys=False, allow_unicode=True)
-
-
-def _entry(info: RepositoryInfo) -> dict:
-    """One repository as a file entry: where it comes from always, every other option when not its default
-    (a poll interval when not [dagops] default_poll_interval), and its pin."""
-    entry: dict[str, Any] = {"name": info.name, "url": info.url, "branch": info.ref, "namespace": info.namespace}
-    entry["priority"] = info.priority
-    defaults = {o.name: o.default for o in repo_options.OPTIONS}
-    defaults["poll_interval"] = settings.get_int("default_poll_interval")
-    for option in repo_options.OPTIONS:
-        value = getattr(info, option.name)
-        if option.name not in entry and option.name != "ref" and value not in (defaults[option.name], None, {}):
-            entry[option.name] = value
-    if info.pinned_release_id:
-        entry["pin"] = get_release(info.pinned_release_id)["commit"]
-    return entry
+# The export reads only the store (repositories/export.py, without the ORM): `dagops repos export` stays a fast read.
+export_document = exporting.export_document
+export = exporting.export

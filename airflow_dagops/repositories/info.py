@@ -6,60 +6,18 @@ from __future__ import annotations
 
 import logging
 
-from sqlalchemy import func, select
-
 from airflow_dagops import __version__, settings
 from airflow_dagops.safety import redact
-from airflow_dagops.store.db import read_connection, session_scope
-from airflow_dagops.store.models import DeployEvent, Release, Repository, SyncRun, iso_time
-from airflow_dagops.store.queries import load_repository
-from airflow_dagops.store.views import RepositoryInfo, release_dict, repository_info, sync_run_dict
+from airflow_dagops.store import reads
 from airflow_dagops.validate import sandbox_host
 
 log = logging.getLogger(__name__)
 
 
-def list_repositories() -> list[RepositoryInfo]:
-    with session_scope() as session:
-        repos = session.scalars(select(Repository).order_by(Repository.priority, Repository.name)).all()
-        return [repository_info(session, repo) for repo in repos]
-
-
-def get_repository(name: str) -> RepositoryInfo:
-    with session_scope() as session:
-        return repository_info(session, load_repository(session, name))
-
-
-def repository_history(name: str, *, limit: int = 10) -> dict:
-    """Recent sync runs, releases (with findings) and deploy events of one repository."""
-    with session_scope() as session:
-        repo = load_repository(session, name)
-        runs = session.scalars(
-            select(SyncRun).where(SyncRun.repository_id == repo.id).order_by(SyncRun.id.desc()).limit(limit)
-        ).all()
-        releases = session.scalars(
-            select(Release).where(Release.repository_id == repo.id).order_by(Release.id.desc()).limit(limit)
-        ).all()
-        events = session.scalars(
-            select(DeployEvent).where(DeployEvent.repository_id == repo.id).order_by(DeployEvent.id.desc()).limit(limit)
-        ).all()
-        return {
-            "sync_runs": [sync_run_dict(run) for run in runs],
-            "releases": [
-                release_dict(release, with_findings=True, pinned_id=repo.pinned_release_id) for release in releases
-            ],
-            "deploy_events": [
-                {
-                    "id": e.id,
-                    "from_release_id": e.from_release_id,
-                    "to_release_id": e.to_release_id,
-                    "actor": e.actor,
-                    "reason": e.reason,
-                    "created_at": iso_time(e.created_at),
-                }
-                for e in events
-            ],
-        }
+# The read model without the ORM (store/reads.py): the same answers for every face, and a CLI read loads no SQLAlchemy.
+list_repositories = reads.list_repositories
+get_repository = reads.get_repository
+repository_history = reads.repository_history
 
 
 def health() -> dict:
@@ -67,8 +25,8 @@ def health() -> dict:
 
     checks = {}
     try:
-        with read_connection() as connection:
-            connection.execute(select(func.count()).select_from(Repository))
+        with reads.reading() as reader:
+            reader.scalar("SELECT COUNT(*) FROM dagops_repository")
         checks["state_db"] = "ok"
     except Exception as err:  # health must answer, whatever the failure
         log.warning("health: the state DB does not answer: %s", redact(str(err)))

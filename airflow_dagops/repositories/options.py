@@ -27,7 +27,7 @@ from airflow_dagops.safety import (
     validate_subdir,
     validate_url,
 )
-from airflow_dagops.store.models import DEFAULT_ON_CONFLICT, ON_CONFLICT
+from airflow_dagops.store.values import DEFAULT_ON_CONFLICT, ON_CONFLICT
 
 # skip_files: the release goes live without the files whose dag_ids a higher-priority repository owns.
 # block: such a release does not go live at all.

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import functools
 import logging
-import re
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -16,16 +14,15 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from airflow_dagops import settings
-from airflow_dagops.errors import DagOpsError, StateDBUnavailable
+from airflow_dagops.errors import DagOpsError
 from airflow_dagops.safety import redact
+from airflow_dagops.store.schema import MIGRATIONS_DIR, VERSION_TABLE, unavailable
+from airflow_dagops.store.schema import checked_urls as _schema_checked
+from airflow_dagops.store.schema import head_from_files as _head_from_files
 
 log = logging.getLogger(__name__)
 
-MIGRATIONS_DIR = Path(__file__).parent / "migrations"
-VERSION_TABLE = "dagops_alembic_version"
-
 _engines: dict[str, Engine] = {}
-_schema_checked: set[str] = set()
 _lock = threading.Lock()
 
 
@@ -139,24 +136,6 @@ def _stored_revision(url: str) -> str | None:
     return rows[0] if len(rows) == 1 else None
 
 
-_REVISION_LINE = re.compile(r"""^(revision|down_revision) = (?:"(\w+)"|None)$""", re.MULTILINE)
-
-
-@functools.cache
-def _head_from_files() -> str | None:
-    """The newest revision read from the migration files' `revision = "..."` lines without alembic; None where
-    that reading is not certain (a merge, a file in another form): then alembic decides."""
-    revisions, parents = set(), set()
-    for path in (MIGRATIONS_DIR / "versions").glob("*.py"):
-        found = {key: value for key, value in _REVISION_LINE.findall(path.read_text())}
-        if set(found) != {"revision", "down_revision"} or not found["revision"]:
-            return None
-        revisions.add(found["revision"])
-        parents.add(found["down_revision"])
-    heads = revisions - parents
-    return heads.pop() if len(heads) == 1 else None
-
-
 @contextmanager
 def read_connection(url: str | None = None) -> Iterator[Connection]:
     """A plain connection for hot read-only paths (a poll), without the ORM session's bookkeeping."""
@@ -200,13 +179,9 @@ def _rollback_quietly(session: Session) -> None:
 
 @contextmanager
 def _state_db_errors(url: str) -> Iterator[None]:
-    """A lost or refused connection (a restarting server, a network cut) becomes an error a user can act on;
-    the transaction it interrupted was rolled back by the server, so nothing is half written."""
+    """A lost or refused connection (a restarting server, a network cut) becomes an error a user can act on
+    (schema.unavailable)."""
     try:
         yield
     except OperationalError as err:
-        reason = str(err.orig).strip().splitlines()[0] if err.orig else type(err).__name__
-        raise StateDBUnavailable(
-            f"the dagops state DB at {redact(url)} failed: {redact(reason)}. Nothing was half written; "
-            "try again once it answers (see [dagops] sql_alchemy_conn)."
-        ) from err
+        raise unavailable(url, str(err.orig).strip().splitlines()[0] if err.orig else type(err).__name__) from err

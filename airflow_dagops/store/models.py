@@ -7,7 +7,7 @@ declaration with no behaviour to split out.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime
 
 from sqlalchemy import JSON, Boolean, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -21,27 +21,15 @@ from airflow_dagops.statuses import (
     SyncRunStatus,
 )
 
+# Plain values, defined in values.py (no SQLAlchemy there, for the reads of store/reads.py); kept importable from here.
+from airflow_dagops.store.values import DEFAULT_ON_CONFLICT as DEFAULT_ON_CONFLICT
+from airflow_dagops.store.values import ON_CONFLICT as ON_CONFLICT
+from airflow_dagops.store.values import aware as aware
+from airflow_dagops.store.values import iso_time as iso_time
+from airflow_dagops.store.values import utcnow as utcnow
+
 # A status column names its enum in `info["enum"]` (airflow_dagops/statuses.py): the values it may hold. The DB
 # column stays a plain string, so adding a status needs no migration; tests/test_statuses.py keeps them in step.
-
-
-# What a repository does when its dag_ids clash with another's (`on_conflict`; NULL in the DB means the default):
-# skip_files: the release goes live without the files whose dag_ids a higher-priority repository owns;
-# block: the release does not go live at all (deploy/conflicts.py).
-ON_CONFLICT = ("skip_files", "block")
-DEFAULT_ON_CONFLICT = "skip_files"
-
-
-def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
-
-
-def iso_time(value: datetime | None) -> str | None:
-    return aware(value).isoformat() if value is not None else None
-
-
-def aware(value: datetime) -> datetime:
-    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
 
 
 class Base(DeclarativeBase):

@@ -8,9 +8,10 @@ from typing import TypeVar
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from airflow_dagops.errors import Conflict, InvalidInput, NotFound
+from airflow_dagops.errors import Conflict, NotFound
 from airflow_dagops.statuses import ReleaseStatus
 from airflow_dagops.store.models import Base, DeployEvent, Release, Repository
+from airflow_dagops.store.reads import MAX_ID, only_match, release_ref
 
 log = logging.getLogger(__name__)
 
@@ -34,24 +35,15 @@ def newest_first(session: Session, model, repo: Repository, limit: int, offset: 
     return rows, total or 0
 
 
-MAX_ID = 2**31 - 1  # ids are 32-bit integers in every supported database
-
-
 def find_release(session: Session, repo: Repository, ref: int | str) -> Release:
     """A release of this repository by id, or by commit sha (7 or more hex digits)."""
     query = select(Release).where(Release.repository_id == repo.id)
-    text_ref = str(ref).strip().lower()
-    if isinstance(ref, int) or (text_ref.isdigit() and len(text_ref) < 7):
-        found = session.scalars(query.where(Release.id == int(text_ref))).all() if 0 < int(text_ref) <= MAX_ID else []
-    elif len(text_ref) >= 7 and all(c in "0123456789abcdef" for c in text_ref):
-        found = session.scalars(query.where(Release.commit_sha.startswith(text_ref))).all()
+    kind, value = release_ref(ref)
+    if kind == "sha":
+        found = session.scalars(query.where(Release.commit_sha.startswith(str(value)))).all()
     else:
-        raise InvalidInput(f"{ref!r} is neither a release id nor a commit sha (7+ hex digits)")
-    if not found:
-        raise NotFound(f"repository {repo.name!r} has no release {ref!r}; see its releases list")
-    if len(found) > 1:
-        raise InvalidInput(f"{ref!r} matches {len(found)} releases; give more digits of the commit sha")
-    return found[0]
+        found = session.scalars(query.where(Release.id == int(value))).all() if 0 < int(value) <= MAX_ID else []
+    return only_match(list(found), repo.name, ref)
 
 
 def previous_good_release(session: Session, repo: Repository) -> Release:

@@ -1,23 +1,27 @@
 """What faces are shown about repositories, sync runs and releases, read from the state DB: the read model.
 
 Every use case that answers with a repository (registry changes, rollback, pin, deploy) builds its answer here,
-so the REST API, the CLI and the page show the same fields and the same status words.
+so the REST API, the CLI and the page show the same fields and the same status words. The shaping takes rows as
+they are read, ORM objects or store/reads.py's plain records alike, and loads no SQLAlchemy: the CLI's reads use
+it without the ORM (issue 19); only `repository_info`, which queries through a session, imports it.
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
-
-from sqlalchemy import select
-from sqlalchemy.orm import Session
+from typing import TYPE_CHECKING, Any
 
 from airflow_dagops import settings
 from airflow_dagops.release_manifest import read_manifest
 from airflow_dagops.safety import display_url
 from airflow_dagops.statuses import RepositoryStatus, SyncRunStatus
-from airflow_dagops.store.models import DEFAULT_ON_CONFLICT, Release, Repository, SyncRun, aware, iso_time
+from airflow_dagops.store.values import DEFAULT_ON_CONFLICT, aware, iso_time
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+    from airflow_dagops.store.models import Release, Repository, SyncRun
 
 
 # -- values handed to faces ------------------------------------------------------------------------
@@ -59,13 +63,43 @@ class RepositoryInfo:
 
 
 def repository_info(session: Session, repo: Repository) -> RepositoryInfo:
+    from sqlalchemy import select
+
+    from airflow_dagops.store.models import Release, SyncRun  # lazy: the shaping below serves reads without the ORM
+
     live = session.get(Release, repo.live_release_id) if repo.live_release_id else None
     last = session.scalar(select(SyncRun).where(SyncRun.repository_id == repo.id).order_by(SyncRun.id.desc()))
+    return shape_repository_info(repo, live=live, last=last, reason=_reason_run(session, last))
+
+
+def _reason_run(session: Session, last: SyncRun | None) -> SyncRun | None:
+    """The run that explains the repository's state: for a 'rejected' run (the head commit was already
+    refused), the failed run that refused it, so a retry does not hide the failure."""
+    from sqlalchemy import select
+
+    from airflow_dagops.store.models import SyncRun  # lazy: the shaping below serves reads without the ORM
+
+    if last is None or last.status != SyncRunStatus.REJECTED:
+        return last
+    failed = session.scalar(
+        select(SyncRun)
+        .where(SyncRun.repository_id == last.repository_id, SyncRun.status == SyncRunStatus.FAILED)
+        .where(SyncRun.commit_sha == last.commit_sha)
+        .order_by(SyncRun.id.desc())
+    )
+    return failed or last
+
+
+def shape_repository_info(
+    repo: Repository, *, live: Release | None, last: SyncRun | None, reason: SyncRun | None
+) -> RepositoryInfo:
+    """What faces show about `repo`, from its rows: its live release, its last sync run and the run that explains
+    its state (`last`, or for a 'rejected' one the failed run that refused the same commit)."""
     dag_files = 0
     if live is not None:
         manifest = read_manifest(Path(live.path)) or {}
         dag_files = sum(1 for path in manifest.get("files", {}) if path.endswith(".py"))
-    status, status_message = _status_of(repo, live, _reason_run(session, last))
+    status, status_message = _status_of(repo, live, reason)
     return RepositoryInfo(
         name=repo.name,
         url=display_url(repo.url),
@@ -123,20 +157,6 @@ def _in_words(run: SyncRun) -> str | None:
     if error.startswith("Validation failed:"):
         return ":".join(error.split(":")[:2])  # drop the list of findings after the counts
     return error.splitlines()[0][:200]
-
-
-def _reason_run(session: Session, last: SyncRun | None) -> SyncRun | None:
-    """The run that explains the repository's state: for a 'rejected' run (the head commit was already
-    refused), the failed run that refused it, so a retry does not hide the failure."""
-    if last is None or last.status != SyncRunStatus.REJECTED:
-        return last
-    failed = session.scalar(
-        select(SyncRun)
-        .where(SyncRun.repository_id == last.repository_id, SyncRun.status == SyncRunStatus.FAILED)
-        .where(SyncRun.commit_sha == last.commit_sha)
-        .order_by(SyncRun.id.desc())
-    )
-    return failed or last
 
 
 def _status_of(repo: Repository, live: Release | None, last: SyncRun | None) -> tuple[RepositoryStatus, str | None]:

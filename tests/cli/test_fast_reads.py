@@ -17,7 +17,7 @@ import typer
 
 from airflow_dagops.cli import main as cli_main
 from airflow_dagops.repositories.registry import add_repository
-from airflow_dagops.store import db
+from airflow_dagops.store import db, reads, schema
 from airflow_dagops.sync.sync import sync_repository
 
 # Modules a read must not load: Airflow (about two seconds), the schema migrations, the tools of validation,
@@ -45,6 +45,26 @@ READS = [
     (["--help"], "Usage"),
 ]
 NEEDS = {("repos", "export"): {"yaml"}}  # what a read writes needs: dagops.yaml is YAML
+# The reads that query the state DB through store/reads.py: on SQLite (Python's sqlite3) they load no SQLAlchemy at
+# all, and writing to a pipe they load no rich either (cli/common.py `Output`). `--help` is laid out by rich.
+WITHOUT_ORM = [
+    ["repos", "list"],
+    ["repos", "list", "--json"],
+    ["repos", "show", "team"],
+    ["status"],
+    ["versions", "team"],
+    ["diff", "team", "1", "1", "--json"],
+    ["tests", "team", "--json"],
+    ["marketplace", "search", "etl"],
+    ["marketplace", "list"],
+    ["marketplace", "list", "--installed"],
+    ["marketplace", "catalogs", "list"],
+    ["discover", "--list"],
+    ["webhooks", "show", "team"],
+    ["repos", "export"],
+    ["promotion", "team"],
+    ["--help"],
+]
 
 
 @pytest.fixture
@@ -77,6 +97,23 @@ def test_a_read_imports_no_airflow_and_no_heavy_tool(installation, args, shown):
     assert sorted(m for m in modules if m.split(".")[0] in heavy) == []
 
 
+@pytest.mark.parametrize("args", WITHOUT_ORM, ids=" ".join)
+def test_a_read_of_a_sqlite_state_db_loads_no_sqlalchemy(installation, args):
+    if reads.sqlite_path(installation.db_url) is None:
+        pytest.skip("other databases are read through SQLAlchemy Core")
+    done, modules = _imported(args, installation.env())
+    assert done.returncode in (0, 1), done.stderr[-3000:]
+    unwanted = {"sqlalchemy"} | ({"rich"} if args != ["--help"] else set())
+    assert sorted(m for m in modules if m.split(".")[0] in unwanted) == []
+
+
+def test_an_error_of_a_read_loads_no_airflow(installation):
+    """The error message is redacted without Airflow's config when it holds none of its values (redaction.py)."""
+    done, modules = _imported(["repos", "show", "nope"], installation.env())
+    assert done.returncode == 1 and "no repository named 'nope'" in done.stderr
+    assert not any(m.split(".")[0] in ("airflow", "sqlalchemy") for m in modules)
+
+
 def test_help_lists_the_lazy_commands_by_their_own_help():
     """`dagops --help` shows LAZY's one-line help without importing the modules; it must be their real help."""
     group = typer.main.get_command(cli_main.app)
@@ -87,7 +124,7 @@ def test_help_lists_the_lazy_commands_by_their_own_help():
 
 
 def test_the_schema_check_reads_the_head_revision_without_alembic():
-    assert db._head_from_files() == db.head_revision()
+    assert schema.head_from_files() == db.head_revision()
 
 
 def test_a_typo_still_suggests_a_lazy_command(cli):

@@ -6,6 +6,7 @@ terminal), where rich assumes 80 columns; COLUMNS=80 says so explicitly.
 
 from __future__ import annotations
 
+import io
 import json
 
 import pytest
@@ -64,10 +65,7 @@ def test_name_branch_and_url_come_out_whole(cli, long_names, args):
 
 
 def test_repos_list_is_a_table_where_it_fits(cli, long_names, monkeypatch):
-    monkeypatch.setenv("COLUMNS", "1000")
-    # The console read COLUMNS when first imported (by an earlier test in this worker, at 80): widen it as a
-    # fresh `dagops` process at 1000 columns would be.
-    monkeypatch.setattr(common.out, "width", 1000)
+    monkeypatch.setenv("COLUMNS", "1000")  # read at every print, as a fresh `dagops` process would
     header = cli("repos", "list").stdout.splitlines()[0].split()
     assert header[:4] == ["name", "namespace", "url", "ref"]
 
@@ -139,3 +137,49 @@ def test_counts_are_in_words(cli, tmp_path):
 )
 def test_plural(count, noun, words):
     assert plural(count, noun) == words
+
+
+# -- plain output without rich (cli/common.py `Output`): what rich would have written where no terminal reads ------
+LINES = ["plain", "a\tb\tc", "trailing   ", "bell\x07 and return\r", "[bold]not markup[/bold]", "wide 日本語", ""]
+
+
+def test_plain_lines_are_what_rich_writes_without_a_terminal(capsys):
+    from rich.console import Console
+
+    for text in LINES:
+        common.say(text, "red")
+        plain = capsys.readouterr().out
+        rich_console = Console(file=io.StringIO(), highlight=False, width=80)
+        rich_console.print(text, style="red", markup=False, soft_wrap=True)
+        assert plain == rich_console.file.getvalue(), text
+
+
+def test_table_width_is_the_width_rich_lays_the_table_out_in():
+    from rich.measure import Measurement
+
+    console = common.out.console
+    cases = [
+        (["name", "url"], [["a", None], ["a longer cell", "x" * 40]]),
+        (["h"], [["日本語 wide"]]),
+        (["one", "two", "three"], [["", "z", "1"], ["é", "combining é", "2"]]),
+    ]
+    for headers, rows in cases:
+        laid_out = Measurement.get(console, console.options.update_width(10**6), common.table(headers, rows))
+        assert common.table_width(headers, rows) == laid_out.maximum, headers
+
+
+def test_help_text_is_escaped_as_rich_escapes_it():
+    from rich.markup import escape
+
+    for text in ["[dagops] sync_schedule", "a \\[b] c", "ends with \\", "ends with \\\\", "[/x] [#f] [@a] [A]"]:
+        assert common.escape_markup(text) == escape(text), text
+
+
+def test_a_table_that_fits_is_printed_as_rich_prints_it(capsys):
+    from rich.console import Console
+
+    headers, rows = ["package", "version", "installs"], [["postgres_backup_to_s3", "1.2.0", 3], ["x", None, ""]]
+    common.print_rows(headers, rows)
+    rich_console = Console(file=io.StringIO(), highlight=False, width=80)
+    rich_console.print(common.table(headers, rows))
+    assert capsys.readouterr().out == rich_console.file.getvalue()

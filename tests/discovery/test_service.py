@@ -193,6 +193,19 @@ def test_sources_are_checked_before_anything_is_stored(dagops_env):
     assert discovery.list_sources() == []
 
 
+@pytest.mark.parametrize(
+    ("url", "provider"),
+    [
+        ("https://github.com/acme", "github"),
+        ("https://codeberg.org/acme", "gitea"),
+        ("https://gitlab.acme.com/data/platform", "gitlab"),
+        ("https://forgejo.acme.com/acme", "gitea"),
+    ],
+)
+def test_a_sources_provider_is_told_from_its_host_as_every_git_host_call_tells_it(url, provider):
+    assert discovery.clean_source(source("github", provider=None, url=url)).provider == provider
+
+
 def test_configure_adds_changes_and_removes_sources(dagops_env):
     assert discovery.configure([source("github"), source("gitlab")]) == [
         "added discovery source github-org (https://github.example.com/acme: topic airflow-dags)",
