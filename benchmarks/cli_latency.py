@@ -168,9 +168,9 @@ def _notes(rows: list[Samples], cpu: dict[str, list[float]], loads: tuple[float,
         "configuration and every command group. No read imports Airflow, pydantic, YAML, the package schema or "
         "an HTTP client now (`webhooks show` reads whether the webhook secret's connection exists from the "
         "environment or Airflow's metadata DB directly, unless a custom secrets backend is configured), and on a "
-        "SQLite state DB every read but `events` queries it with Python's sqlite3 (store/reads.py) and writes plain "
-        "text to a pipe, importing neither SQLAlchemy nor rich: tests/cli/test_fast_reads.py checks both in a "
-        "subprocess. `events` still reads the feed through the ORM (events/feed.py).",
+        "SQLite state DB every read (the event feed too) queries it with Python's sqlite3 (store/reads.py) and writes "
+        "plain text to a pipe, importing neither SQLAlchemy nor rich: tests/cli/test_fast_reads.py checks both in a "
+        "subprocess.",
     ]
 
 

@@ -1,7 +1,9 @@
 """`dagops events`: the event feed in a shell, as JSON lines (one object per event, README.md and
 docs/automation.md) or readable lines with `--text`; `--follow` keeps polling with the cursor.
 
-Thin over airflow_dagops/events/feed.py (the service `GET .../api/v1/events` calls too). Registered on the main app.
+Thin over store/reads.py's `list_events` (events/feed.py re-exports it for `GET .../api/v1/events` and MCP):
+without the ORM, so on a SQLite state DB the command and every `--follow` poll load no SQLAlchemy.
+Registered on the main app.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import typer
 
 from airflow_dagops.cli.common import command, say
 from airflow_dagops.errors import InvalidInput
-from airflow_dagops.events import feed as events
+from airflow_dagops.store import reads
 
 PAGE = 500
 
@@ -29,7 +31,7 @@ def register(app: typer.Typer) -> None:
         kind: Annotated[
             list[str] | None,
             typer.Option(
-                "--kind", "-k", help=f"Only these kinds (repeat or comma-separate): {', '.join(events.KINDS)}."
+                "--kind", "-k", help=f"Only these kinds (repeat or comma-separate): {', '.join(reads.EVENT_KINDS)}."
             ),
         ] = None,
         since: Annotated[str | None, typer.Option(help="Only events at or after this ISO 8601 time.")] = None,
@@ -52,7 +54,7 @@ def register(app: typer.Typer) -> None:
             raise InvalidInput("give --json or --text, not both")
         as_json = not as_text
         kinds = [k for value in kind or [] for k in value.split(",")]
-        events.parse_time(since, "since")  # a bad time fails before anything is printed
+        reads.parse_time(since, "since")  # a bad time fails before anything is printed
         polls = 0
         while True:
             cursor = _print_runs(repository, cursor) if runs else _print_new(repository, kinds, since, cursor, as_json)
@@ -65,7 +67,7 @@ def register(app: typer.Typer) -> None:
 def _print_new(repository, kinds, since, cursor, as_json) -> int | None:
     """Print every event after `cursor`, page by page; returns the new cursor (the last id printed)."""
     while True:
-        page = events.list_events(repository=repository, kinds=kinds, since=since, after=cursor, limit=PAGE)
+        page = reads.list_events(repository=repository, kinds=kinds, since=since, after=cursor, limit=PAGE)
         for event in page["events"]:
             _print(event, as_json)
             cursor = event["id"]

@@ -3,7 +3,8 @@
 Every sync, validation, publish, rollback, deploy, promotion and proposal is recorded here as one row
 (time, kind, repository, release, actor, outcome, a one-line summary, a small JSON detail), and so are the
 outcomes of DAG runs of published DAGs (the `dagops_events` system DAG, events/dag_runs.py).
-The row id is the cursor: readers page with `after=<last id>` and never miss or repeat an event.
+The row id is the cursor: readers page with `after=<last id>` and never miss or repeat an event. The feed is read
+without the ORM (store/reads.py `list_events`, `recent_events`, re-exported below).
 
 Two rules shape this module:
 - Recording never breaks what it records. `record` logs a failed insert and returns; a hook inside a
@@ -18,28 +19,27 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable, Iterable
-from datetime import datetime, timezone
+from collections.abc import Callable
 
 from sqlalchemy import event as sa_event
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from airflow_dagops.alerts import service as alerts
-from airflow_dagops.errors import InvalidInput, NotFound
 from airflow_dagops.health import observe
 from airflow_dagops.redaction import install_log_redaction, redact_text
 from airflow_dagops.statuses import PromotionStatus
+from airflow_dagops.store import reads
 from airflow_dagops.store.db import session_scope
 from airflow_dagops.store.models import Event, Repository, SyncRun
 from airflow_dagops.wording import plural
 
 log = logging.getLogger(__name__)
 
-KINDS = ("sync", "validation", "publish", "rollback", "deploy", "promotion", "proposal", "dag_run", "experiment")
-MAX_LIMIT = 1000
+KINDS = reads.EVENT_KINDS
+MAX_LIMIT = reads.MAX_EVENTS
 MAX_SUMMARY = 1000
-MAX_ID = 2**31 - 1
+MAX_ID = reads.MAX_ID
 _PENDING = "dagops_pending_events"
 
 # Words that carry a secret even without a URL around them; the secret part is replaced by ***.
@@ -306,85 +306,8 @@ def _one_line(text: str) -> str:
 
 
 # -- read ------------------------------------------------------------------------------------------------------
-def list_events(
-    *,
-    repository: str | None = None,
-    kinds: Iterable[str] | None = None,
-    since: datetime | str | None = None,
-    until: datetime | str | None = None,
-    after: int | None = None,
-    limit: int = 100,
-) -> dict:
-    """Events oldest first, after the cursor `after`; `next_cursor` is set when more events follow."""
-    kinds = _kinds(kinds)
-    since, until = parse_time(since, "since"), parse_time(until, "until")
-    if not 1 <= int(limit) <= MAX_LIMIT:
-        raise InvalidInput(f"limit must be from 1 to {MAX_LIMIT}")
-    if after is not None and not 0 <= int(after) <= MAX_ID:
-        raise InvalidInput("cursor must be a non-negative event id")
-    query = select(Event).order_by(Event.id).limit(int(limit) + 1)
-    if repository:
-        query = query.where(Event.repository == repository)
-    if kinds:
-        query = query.where(Event.kind.in_(kinds))
-    if since is not None:
-        query = query.where(Event.created_at >= since)
-    if until is not None:
-        query = query.where(Event.created_at < until)
-    if after is not None:
-        query = query.where(Event.id > int(after))
-    with session_scope() as session:
-        rows = session.scalars(query).all()
-        page = [event_dict(row) for row in rows[: int(limit)]]
-    more = len(rows) > int(limit)
-    return {"events": page, "next_cursor": page[-1]["id"] if more else None}
-
-
-def recent_events(repository: str, *, limit: int = 30) -> list[dict]:
-    """A registered repository's newest events, newest first (the page's feed; readers that poll page with
-    `list_events`)."""
-    if not 1 <= int(limit) <= MAX_LIMIT:
-        raise InvalidInput(f"limit must be from 1 to {MAX_LIMIT}")
-    with session_scope() as session:
-        if session.scalar(select(Repository.id).where(Repository.name == repository)) is None:
-            raise NotFound(f"no repository named {repository!r} is registered; see `dagops repos list`")
-        rows = session.scalars(
-            select(Event).where(Event.repository == repository).order_by(Event.id.desc()).limit(int(limit))
-        ).all()
-        return [event_dict(row) for row in rows]
-
-
-def _kinds(kinds: Iterable[str] | None) -> list[str]:
-    wanted = [k.strip() for k in (kinds or []) if k and k.strip()]
-    unknown = sorted(set(wanted) - set(KINDS))
-    if unknown:
-        raise InvalidInput(f"unknown event kind {', '.join(unknown)}; one of {', '.join(KINDS)}")
-    return wanted
-
-
-def parse_time(value: datetime | str | None, what: str = "time") -> datetime | None:
-    """An ISO 8601 time (a naive one is UTC); None stays None."""
-    if value is None or value == "":
-        return None
-    if isinstance(value, str):
-        try:
-            value = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
-        except ValueError as err:
-            raise InvalidInput(f"{what} must be an ISO 8601 time such as 2026-11-28T10:00:00Z, got {value!r}") from err
-    # Stored times are UTC (SQLite keeps no zone): compare in UTC.
-    return value.astimezone(timezone.utc) if value.tzinfo else value.replace(tzinfo=timezone.utc)
-
-
-def event_dict(row: Event) -> dict:
-    created = row.created_at if row.created_at.tzinfo else row.created_at.replace(tzinfo=timezone.utc)
-    return {
-        "id": row.id,
-        "created_at": created.isoformat(),
-        "kind": row.kind,
-        "repository": row.repository,
-        "release_id": row.release_id,
-        "actor": row.actor,
-        "outcome": row.outcome,
-        "summary": row.summary,
-        "detail": row.detail or {},
-    }
+# Without the ORM (store/reads.py): one implementation for every face, and `dagops events` loads no SQLAlchemy.
+list_events = reads.list_events
+recent_events = reads.recent_events
+event_dict = reads.event_dict
+parse_time = reads.parse_time

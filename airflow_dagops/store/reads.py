@@ -18,7 +18,7 @@ import json
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
@@ -78,6 +78,13 @@ class Reader:
     def scalar(self, sql: str, **params: Any) -> Any:
         found = self.tuples(sql, **params)
         return found[0][0] if found else None
+
+    def time(self, value: datetime) -> Any:
+        """A time as a parameter compared with a time column: on SQLite the text SQLAlchemy stores there (UTC, no
+        zone, six digits of microseconds; sqlite3 would write another form), elsewhere the time itself."""
+        if not self._declared_types:
+            return value
+        return value.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f")
 
     def _decoders_of(self, table: str) -> dict[str, Callable[[Any], Any]]:
         if not self._declared_types:
@@ -350,3 +357,112 @@ def find_release(name: str, ref: int | str) -> Any:
             where, param = "id = :ref", int(value) if 0 < int(value) <= MAX_ID else 0  # no row has id 0
         found = reader.rows("dagops_release", f"WHERE repository_id = :id AND {where}", id=repo.id, ref=param)
         return only_match(found, name, ref)
+
+
+# -- the event feed (events/feed.py records it; every face lists it through these) ----------------------------------
+EVENT_KINDS = ("sync", "validation", "publish", "rollback", "deploy", "promotion", "proposal", "dag_run", "experiment")
+MAX_EVENTS = 1000  # the largest page
+
+
+def list_events(
+    *,
+    repository: str | None = None,
+    kinds: Iterable[str] | None = None,
+    since: datetime | str | None = None,
+    until: datetime | str | None = None,
+    after: int | None = None,
+    limit: int = 100,
+) -> dict:
+    """Events oldest first, after the cursor `after`; `next_cursor` is set when more events follow."""
+    wanted = _event_kinds(kinds)
+    since, until = parse_time(since, "since"), parse_time(until, "until")
+    limit = _page_size(limit)
+    if after is not None and not 0 <= int(after) <= MAX_ID:
+        raise InvalidInput("cursor must be a non-negative event id")
+    with reading() as reader:
+        where, params = _event_filters(reader, repository, wanted, since, until, after)
+        rows = reader.rows("dagops_event", f"{where} ORDER BY id LIMIT :limit", limit=limit + 1, **params)
+    page = [event_dict(row) for row in rows[:limit]]
+    return {"events": page, "next_cursor": page[-1]["id"] if len(rows) > limit else None}
+
+
+def recent_events(repository: str, *, limit: int = 30) -> list[dict]:
+    """A registered repository's newest events, newest first (the page's feed; readers that poll page with
+    `list_events`)."""
+    limit = _page_size(limit)
+    with reading() as reader:
+        repository_row(reader, repository)  # NotFound for a name nobody registered
+        newest = "WHERE repository = :name ORDER BY id DESC LIMIT :limit"
+        return [event_dict(row) for row in reader.rows("dagops_event", newest, name=repository, limit=limit)]
+
+
+def event_dict(row: Any) -> dict:
+    """An event as every face shows it (a `dagops_event` row, ORM or plain)."""
+    return {
+        "id": row.id,
+        "created_at": iso_time(row.created_at),
+        "kind": row.kind,
+        "repository": row.repository,
+        "release_id": row.release_id,
+        "actor": row.actor,
+        "outcome": row.outcome,
+        "summary": row.summary,
+        "detail": row.detail or {},
+    }
+
+
+def parse_time(value: datetime | str | None, what: str = "time") -> datetime | None:
+    """An ISO 8601 time (a naive one is UTC); None stays None."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+        except ValueError as err:
+            raise InvalidInput(f"{what} must be an ISO 8601 time such as 2026-11-28T10:00:00Z, got {value!r}") from err
+    # Stored times are UTC (SQLite keeps no zone): compare in UTC.
+    return value.astimezone(timezone.utc) if value.tzinfo else value.replace(tzinfo=timezone.utc)
+
+
+def _event_filters(
+    reader: Reader,
+    repository: str | None,
+    kinds: list[str],
+    since: datetime | None,
+    until: datetime | None,
+    after: int | None,
+) -> tuple[str, dict[str, Any]]:
+    """The WHERE clause of a feed query, and its parameters."""
+    conditions: list[str] = []
+    params: dict[str, Any] = {}
+    if repository:
+        conditions.append("repository = :repository")
+        params["repository"] = repository
+    if kinds:
+        among, kind_params = one_of("kind", kinds)
+        conditions.append(f"kind {among}")
+        params.update(kind_params)
+    if since is not None:
+        conditions.append("created_at >= :since")
+        params["since"] = reader.time(since)
+    if until is not None:
+        conditions.append("created_at < :until")
+        params["until"] = reader.time(until)
+    if after is not None:
+        conditions.append("id > :after")
+        params["after"] = int(after)
+    return (f"WHERE {' AND '.join(conditions)}" if conditions else ""), params
+
+
+def _event_kinds(kinds: Iterable[str] | None) -> list[str]:
+    wanted = [k.strip() for k in (kinds or []) if k and k.strip()]
+    unknown = sorted(set(wanted) - set(EVENT_KINDS))
+    if unknown:
+        raise InvalidInput(f"unknown event kind {', '.join(unknown)}; one of {', '.join(EVENT_KINDS)}")
+    return wanted
+
+
+def _page_size(limit: int) -> int:
+    if not 1 <= int(limit) <= MAX_EVENTS:
+        raise InvalidInput(f"limit must be from 1 to {MAX_EVENTS}")
+    return int(limit)

@@ -1,5 +1,5 @@
-"""store/reads.py answers as the ORM does: the same RepositoryInfo, history, releases and deploy log, on every
-backend (SQLite through Python's sqlite3, PostgreSQL through SQLAlchemy Core), for repositories in every state."""
+"""store/reads.py answers as the ORM does: the same RepositoryInfo, history, releases, deploy log and event feed, on
+every backend (SQLite through Python's sqlite3, PostgreSQL through SQLAlchemy Core), for repositories in every state."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from airflow_dagops.errors import InvalidInput, NotFound
 from airflow_dagops.statuses import ReleaseStatus, SyncRunStatus
 from airflow_dagops.store import reads
 from airflow_dagops.store.db import session_scope
-from airflow_dagops.store.models import Base, DeployEvent, Finding, Release, Repository, SyncRun
+from airflow_dagops.store.models import Base, DeployEvent, Event, Finding, Release, Repository, SyncRun
 from airflow_dagops.store.views import release_dict, repository_info, sync_run_dict
 
 T0 = datetime(2026, 1, 2, 3, 4, 5, 123456, tzinfo=timezone.utc)
@@ -119,6 +119,76 @@ def test_open_sync_runs_are_seen(store):
         repo = session.scalar(select(Repository).where(Repository.name == "refused"))
         session.add(SyncRun(repository_id=repo.id, trigger="webhook", status=SyncRunStatus.QUEUED, airflow_run_id="r1"))
     assert reads.has_open_sync_runs() and reads.has_open_sync_runs("refused") and not reads.has_open_sync_runs("live")
+
+
+# -- the event feed: the ORM query events/feed.py ran before, against reads.list_events ------------------------------
+WHOLE_MINUTE = T0.replace(microsecond=0) + timedelta(minutes=1)  # a time sqlite3 would write without microseconds
+
+
+def _orm_feed(*, repository=None, kinds=(), since=None, until=None, after=None) -> list[dict]:
+    query = select(Event).order_by(Event.id)
+    if repository:
+        query = query.where(Event.repository == repository)
+    if kinds:
+        query = query.where(Event.kind.in_(kinds))
+    if since is not None:
+        query = query.where(Event.created_at >= since)
+    if until is not None:
+        query = query.where(Event.created_at < until)
+    if after is not None:
+        query = query.where(Event.id > after)
+    with session_scope() as session:
+        return [reads.event_dict(row) for row in session.scalars(query)]
+
+
+@pytest.fixture
+def feed(store):
+    """Four events: JSON details full, empty and NULL, a repository-less one, and times on the filters' bounds."""
+    with session_scope() as session:
+        session.add_all(
+            [
+                Event(created_at=T0, kind="sync", repository="live", release_id=1, actor="cli", outcome="success",
+                      summary="s", detail={"commit": SHA_A, "errors": [{"line": 1}, None]}),
+                Event(created_at=WHOLE_MINUTE, kind="publish", repository="live", actor="a", outcome="success",
+                      summary="p"),
+                Event(created_at=T0 + timedelta(hours=1), kind="dag_run", repository=None, actor="dagops",
+                      outcome="failed", summary="r", detail={}),
+                Event(created_at=T0 + timedelta(hours=2), kind="sync", repository="refused", actor="b",
+                      outcome="failed", summary="f"),
+            ]
+        )  # fmt: skip
+    return [event["id"] for event in _orm_feed()]
+
+
+@pytest.mark.parametrize(
+    "filters,count",
+    [
+        ({}, 4),
+        ({"repository": "live"}, 2),
+        ({"kinds": ["sync", "dag_run"]}, 3),
+        ({"since": T0}, 4),  # the bound itself is in, to the microsecond
+        ({"since": T0 + timedelta(microseconds=1)}, 3),
+        ({"since": WHOLE_MINUTE}, 3),
+        ({"until": WHOLE_MINUTE}, 1),  # the bound itself is out
+        ({"until": T0 + timedelta(hours=1), "repository": "live", "kinds": ["publish"]}, 1),
+    ],
+    ids=repr,
+)
+def test_the_event_feed_reads_as_the_orm_reads_it(feed, filters, count):
+    expected = _orm_feed(**filters)
+    assert len(expected) == count
+    assert reads.list_events(**filters) == {"events": expected, "next_cursor": None}
+
+
+def test_the_event_feed_pages_and_a_repository_reads_its_newest_first(feed):
+    first, second = reads.list_events(limit=2), reads.list_events(after=feed[1], limit=2)
+    assert first == {"events": _orm_feed()[:2], "next_cursor": feed[1]}
+    assert second == {"events": _orm_feed(after=feed[1]), "next_cursor": None}
+    assert first["events"][0]["detail"]["errors"] == [{"line": 1}, None] and first["events"][1]["detail"] == {}
+    assert first["events"][0]["created_at"] == T0.isoformat()
+    assert reads.recent_events("live", limit=1) == _orm_feed(repository="live")[::-1][:1]
+    with pytest.raises(NotFound, match="no repository named 'nope'"):
+        reads.recent_events("nope")
 
 
 def test_every_decoded_column_is_declared_as_sqlite_reads_it(dagops_env):
