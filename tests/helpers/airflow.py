@@ -45,8 +45,10 @@ class AirflowInstance:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def run(self, *args: str, timeout: float = 180) -> subprocess.CompletedProcess:
-        result = subprocess.run(list(args), env=self.env, capture_output=True, text=True, timeout=timeout)
+    def run(self, *args: str, timeout: float = 180, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+        """A command in this instance's environment (plus `env`: a test's own additions, e.g. a git config)."""
+        full_env = {**self.env, **(env or {})}
+        result = subprocess.run(list(args), env=full_env, capture_output=True, text=True, timeout=timeout)
         if result.returncode != 0:
             raise RuntimeError(f"{' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
         return result
