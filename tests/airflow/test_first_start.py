@@ -23,6 +23,7 @@ from airflow_dagops.errors import (
     ValidationFailed,
 )
 from tests.helpers.airflow import BIN
+from tests.helpers.web import SIMPLE
 
 
 def _run(env: dict[str, str], *args: str) -> str:
@@ -36,6 +37,8 @@ def fresh_airflow(dagops_env, tmp_path) -> dict[str, str]:
     """A new Airflow home with its metadata DB and no airflow.cfg of dagops' making, as before a first `make run`."""
     env = {k: v for k, v in dagops_env.env().items() if k != "AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST"}
     env.update({"AIRFLOW__CORE__LOAD_EXAMPLES": "False", "AIRFLOW__API__PORT": "18080"})
+    # Airflow's default auth manager, as a first `make run` has, whatever an earlier test of this worker chose.
+    env["AIRFLOW__CORE__AUTH_MANAGER"] = SIMPLE
     _run(env, str(BIN / "airflow"), "db", "migrate")
     return env
 

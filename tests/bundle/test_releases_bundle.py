@@ -102,7 +102,9 @@ def test_a_worker_builds_the_version_of_its_run_not_the_live_one(bundle_env, git
     assert cluster_policy.published_by(str(built)) == ("team", "team")
 
 
-def test_a_worker_without_the_release_folders_exports_the_commit_from_git(bundle_env, git_remote, tmp_path):
+def test_a_worker_without_the_release_folders_exports_the_commit_from_git(
+    bundle_env, git_remote, tmp_path, monkeypatch
+):
     remote = git_remote({"dags/team_a.py": dag_source("team_a"), "helpers/util.py": "X = 1\n"})
     add_repository("team", remote.url, verify=False)
     sync_repository("team", trigger="cli")
@@ -116,7 +118,7 @@ def test_a_worker_without_the_release_folders_exports_the_commit_from_git(bundle
     # DB and the Git remote are shared.
     shutil.rmtree(bundle_env.dagops_home / "releases")
     shutil.rmtree(bundle_env.dagops_home / "mirrors")
-    os.environ["AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_STORAGE_PATH"] = str(tmp_path / "other-machine")
+    monkeypatch.setenv("AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_STORAGE_PATH", str(tmp_path / "other-machine"))
     worker = bundle(version)
     worker.initialize()
     assert worker.path == tmp_path / "other-machine" / paths.RELEASES_BUNDLE / "versions" / version

@@ -75,30 +75,34 @@ def _create_fab_users(app) -> None:
 def _session_app():
     """Built once per test session, even when other test folders re-export the fixture below."""
     _prepare_metadata_db()
+    # FAB only while the app is built: the setting stays out of os.environ afterwards, or every later test of this
+    # worker (and each Airflow or `dagops` process it starts) would run under FAB instead of the default manager.
+    saved = os.environ.get("AIRFLOW__CORE__AUTH_MANAGER")
     os.environ["AIRFLOW__CORE__AUTH_MANAGER"] = FAB
-    from airflow import settings
-    from airflow.api_fastapi.app import init_auth_manager
+    try:
+        from airflow import settings
+        from airflow.api_fastapi.app import init_auth_manager
 
-    assert str(SESSION_AIRFLOW_HOME) in settings.SQL_ALCHEMY_CONN, settings.SQL_ALCHEMY_CONN
-    init_auth_manager()
-    from airflow.providers.fab.www.app import create_app
+        assert str(SESSION_AIRFLOW_HOME) in settings.SQL_ALCHEMY_CONN, settings.SQL_ALCHEMY_CONN
+        init_auth_manager()
+        from airflow.providers.fab.www.app import create_app
 
-    app = create_app(enable_plugins=True)
-    app.config["TESTING"] = True
-    with app.app_context():
-        _create_fab_users(app)
+        app = create_app(enable_plugins=True)
+        app.config["TESTING"] = True
+        with app.app_context():
+            _create_fab_users(app)
+    finally:
+        if saved is None:
+            os.environ.pop("AIRFLOW__CORE__AUTH_MANAGER", None)
+        else:
+            os.environ["AIRFLOW__CORE__AUTH_MANAGER"] = saved
     return app
 
 
 @pytest.fixture(scope="session")
 def flask_app():
     """The /pluginsv2 Flask app, exactly as the api-server builds it, with the dagops plugin loaded."""
-    saved = os.environ.get("AIRFLOW__CORE__AUTH_MANAGER")
-    yield _session_app()
-    if saved is None:
-        os.environ.pop("AIRFLOW__CORE__AUTH_MANAGER", None)
-    else:
-        os.environ["AIRFLOW__CORE__AUTH_MANAGER"] = saved
+    return _session_app()
 
 
 @dataclass
