@@ -4,16 +4,16 @@ caller's, never followed by a login with the connection's name and password. A l
 
 from __future__ import annotations
 
-import json
 import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 
 import pytest
 
 from airflow_dagops.airflow.dag_runs_api import DagRunsApi
 from airflow_dagops.airflow.rest_client import AirflowApiRunSource
 from airflow_dagops.errors import Forbidden
+from tests.helpers.git_hosts import JsonAnswers
 
 CALLER_JWT = "caller.jwt.token"  # noqa: S105 - a fake token
 
@@ -24,15 +24,7 @@ def airflow_api() -> Iterator[tuple[str, list[tuple[str, str, str]]]]:
     JWT only; `/auth/token` would log anyone in as `conn.jwt`."""
     seen: list[tuple[str, str, str]] = []
 
-    class Handler(BaseHTTPRequestHandler):
-        def _answer(self, status: int, body: dict) -> None:
-            raw = json.dumps(body).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(raw)))
-            self.end_headers()
-            self.wfile.write(raw)
-
+    class Handler(JsonAnswers):
         def do_GET(self):  # noqa: N802 - http.server's naming
             seen.append(("GET", self.path, self.headers.get("Authorization", "")))
             if self.headers.get("Authorization") != f"Bearer {CALLER_JWT}":
@@ -44,9 +36,6 @@ def airflow_api() -> Iterator[tuple[str, list[tuple[str, str, str]]]]:
         def do_POST(self):  # noqa: N802 - http.server's naming
             seen.append(("POST", self.path, self.headers.get("Authorization", "")))
             return self._answer(201, {"access_token": "conn.jwt"})
-
-        def log_message(self, *args):  # keep test output quiet
-            pass
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()

@@ -14,9 +14,10 @@ import pytest
 
 import airflow_dagops.api.events  # noqa: F401  (routes on the blueprint before the app is built)
 from airflow_dagops.airflow.rest_client import AirflowApiRunSource
+from tests.helpers.git_hosts import JsonAnswers
 
 
-class FakeAirflow(http.server.BaseHTTPRequestHandler):
+class FakeAirflow(JsonAnswers):
     runs: list[dict] = []
     tags: dict[str, list[str]] = {}
     requests: list[tuple[str, str, dict]] = []
@@ -46,17 +47,6 @@ class FakeAirflow(http.server.BaseHTTPRequestHandler):
             return self._answer(404, {"detail": "Not Found"})
         tag = parse_qs(url.query)["tags"][0]
         return self._answer(200, {"dags": [{"dag_id": d} for d in self.tags.get(tag, [])]})
-
-    def _answer(self, status: int, data: dict):
-        raw = json.dumps(data).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(raw)))
-        self.end_headers()
-        self.wfile.write(raw)
-
-    def log_message(self, *args):
-        pass
 
 
 @pytest.fixture

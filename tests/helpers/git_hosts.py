@@ -284,6 +284,21 @@ class FakeGitHost:
         }
 
 
+class JsonAnswers(BaseHTTPRequestHandler):
+    """A fake API's request handler: `_answer(status, data)` writes a JSON answer; no access log."""
+
+    def _answer(self, status: int, data: dict) -> None:
+        raw = json.dumps(data).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(raw)))
+        self.end_headers()
+        self.wfile.write(raw)
+
+    def log_message(self, *args):  # keep test output quiet
+        pass
+
+
 def serve_json(
     handle: Callable[[str, str, dict, object], Answer],
     *,

@@ -11,11 +11,12 @@ import pytest
 
 from airflow_dagops.airflow.rest_client import AirflowApiRunSource, AirflowApiUnavailable, RunOutcome, base_url_of
 from airflow_dagops.errors import ConnectionMissing
+from tests.helpers.git_hosts import JsonAnswers
 
 SINCE = datetime(2026, 11, 28, 1, 0, tzinfo=timezone.utc)
 
 
-class FakeAirflow(http.server.BaseHTTPRequestHandler):
+class FakeAirflow(JsonAnswers):
     runs: list[dict] = []
     requests: list[tuple[str, dict, str | None]] = []
     tokens_issued = 0
@@ -44,17 +45,6 @@ class FakeAirflow(http.server.BaseHTTPRequestHandler):
         ]
         page = matching[body["page_offset"] : body["page_offset"] + body["page_limit"]]
         return self._answer(200, {"dag_runs": page, "total_entries": len(matching)})
-
-    def _answer(self, status: int, data: dict):
-        raw = json.dumps(data).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(raw)))
-        self.end_headers()
-        self.wfile.write(raw)
-
-    def log_message(self, *args):
-        pass
 
 
 def _run(dag_id, run_id, state, start="2026-11-28T02:00:00+00:00", end="2026-11-28T02:05:00Z"):
