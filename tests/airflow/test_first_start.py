@@ -22,7 +22,7 @@ from airflow_dagops.errors import (
     StateDBUnavailable,
     ValidationFailed,
 )
-from tests.helpers.airflow import BIN
+from tests.helpers.airflow import BIN, migrate_metadata_db
 from tests.helpers.web import SIMPLE
 
 
@@ -39,7 +39,7 @@ def fresh_airflow(dagops_env, tmp_path) -> dict[str, str]:
     env.update({"AIRFLOW__CORE__LOAD_EXAMPLES": "False", "AIRFLOW__API__PORT": "18080"})
     # Airflow's default auth manager, as a first `make run` has, whatever an earlier test of this worker chose.
     env["AIRFLOW__CORE__AUTH_MANAGER"] = SIMPLE
-    _run(env, str(BIN / "airflow"), "db", "migrate")
+    migrate_metadata_db(env, lambda *args: _run(env, *args))
     return env
 
 

@@ -13,10 +13,12 @@ from __future__ import annotations
 import json
 import os
 import shlex
+import shutil
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -177,9 +179,38 @@ def make_instance(home: Path, extra_env: dict[str, str] | None = None) -> Airflo
     port = free_port()
     (home / "simple_auth_manager_passwords.json.generated").write_text(json.dumps({"admin": "admin"}))
     instance = AirflowInstance(home, port, airflow_env(home, port, extra_env))
-    instance.run(str(BIN / "airflow"), "db", "migrate")
+    migrate_metadata_db(instance.env, instance.run)
     instance.run(str(BIN / "dagops"), "init")
     return instance
+
+
+# `airflow db migrate` of a new SQLite metadata DB costs 5-6 s of CPU; the tests make a dozen such homes. The first
+# migration of a test process (an xdist worker) keeps its DB file as a template, later homes get a copy: the same
+# file Airflow would have written, as long as what shapes it is the same (the auth manager decides whether the FAB
+# tables exist, so it names the template). Migrations themselves are Airflow's to test.
+_MIGRATED_SQLITE_TEMPLATES: dict[str, Path] = {}
+
+
+def migrate_metadata_db(env: dict[str, str], run: Callable[..., object]) -> None:
+    """`airflow db migrate` in the home of `env` (`run` runs a command there), or a copy of a DB it migrated."""
+    target = _default_sqlite_db(env)
+    key = env.get("AIRFLOW__CORE__AUTH_MANAGER", "")
+    template = _MIGRATED_SQLITE_TEMPLATES.get(key)
+    if target is not None and template is not None and not target.exists():
+        shutil.copyfile(template, target)
+        return
+    run(str(BIN / "airflow"), "db", "migrate")
+    if target is not None and key not in _MIGRATED_SQLITE_TEMPLATES:
+        kept = Path(tempfile.mkdtemp(prefix="dagops-tests-airflow-db-")) / "airflow.db"
+        shutil.copyfile(target, kept)  # the migrating process has exited: its WAL is checkpointed into the file
+        _MIGRATED_SQLITE_TEMPLATES[key] = kept
+
+
+def _default_sqlite_db(env: dict[str, str]) -> Path | None:
+    """The SQLite file Airflow uses by default in this home, or None when the metadata DB is configured."""
+    if env.get("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN") or env.get("AIRFLOW__DATABASE__LOAD_DEFAULT_CONNECTIONS"):
+        return None
+    return Path(env["AIRFLOW_HOME"]) / "airflow.db"
 
 
 # What the shared instance runs with: every user of it must be fine with these.
