@@ -174,6 +174,7 @@ def test_the_dagops_deploy_actions_apply_the_rule(team):
     assert_live_and_pinned("team", second)
 
 
+@pytest.mark.fresh_state_db  # it downgrades the schema
 def test_the_migration_moves_a_stale_pin_to_the_live_release(team, state_db_url):
     """Repositories left pinned to another release than the live one (by the rollback before the rule) are
     repaired on upgrade: the pin moves to what Airflow runs."""
