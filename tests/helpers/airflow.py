@@ -231,6 +231,7 @@ def real_airflow(tmp_path_factory):
     per worker and shared by the e2e tests (each uses its own repository names). `processes[0]` is the
     api-server. A test that fails should print `real_airflow.logs()`."""
     instance = make_instance(tmp_path_factory.mktemp("real-airflow") / "airflow", SHARED_AIRFLOW_ENV)
+    _shared.instance = instance
     try:
         instance.start("api-server", "scheduler", "dag-processor")
         yield instance
@@ -238,23 +239,35 @@ def real_airflow(tmp_path_factory):
         print(instance.logs())
         raise
     finally:
+        _shared.instance = None
         instance.stop()
 
 
-def pytest_configure(config):
-    config.addinivalue_line(
-        "markers", "real_airflow_first: among the tests sharing `real_airflow`, run this one before the others"
-    )
+# An idle Airflow (api-server, scheduler, a dag-processor re-parsing its files) costs ~14 s of CPU a minute on this
+# machine. Its users run first and together on one worker (the group below), then that worker runs other tests for
+# the rest of the session: the instance stops once the last of its users in this process is done, not at the end.
+@dataclass
+class _SharedInstance:
+    instance: AirflowInstance | None = None
+    users_left: int = 0
 
 
-@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
-def pytest_collection_modifyitems(config, items):
-    """The tests sharing `real_airflow` go to one xdist worker (with `--dist loadgroup`), so it starts once; the
-    ones marked `real_airflow_first` run first among them (they count everything in the instance)."""
-    positions = [i for i, item in enumerate(items) if "real_airflow" in getattr(item, "fixturenames", ())]
-    users = [items[i] for i in positions]
-    for item in users:
-        item.add_marker(pytest.mark.xdist_group("real_airflow"))
-    ordered = sorted(users, key=lambda item: item.get_closest_marker("real_airflow_first") is None)
-    for position, item in zip(positions, ordered, strict=True):
-        items[position] = item
+_shared = _SharedInstance()
+
+
+def _uses_shared_airflow(item) -> bool:
+    return "real_airflow" in getattr(item, "fixturenames", ())
+
+
+def pytest_collection_finish(session):
+    """How many tests of this process use the shared instance (all of them, where xdist groups them)."""
+    _shared.users_left = sum(_uses_shared_airflow(item) for item in session.items)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_runtest_teardown(item, nextitem):
+    if not _uses_shared_airflow(item):
+        return
+    _shared.users_left -= 1
+    if _shared.users_left <= 0 and _shared.instance is not None:
+        _shared.instance.stop()  # the fixture's own stop at the session's end then finds nothing left to stop
