@@ -29,13 +29,14 @@ stop:
 
 # `make test` (what README names and CI runs) is the whole suite in one parallel run, so the workers keep busy while
 # a `slow` test (multi-process deployments, fault injection, the first hour of `make run`) waits minutes on Airflow's
-# scheduler; `make test-fast` leaves the slow ones out, `make test-slow` runs only them. Two pytest-xdist workers (the
-# Airflow processes of the e2e tests take the rest of the 2 cores), then the `serial` tests that time themselves,
-# alone; only their files are collected, and none at all when no test is marked `serial`. TEST_WORKERS=0 runs
+# scheduler; `make test-fast` leaves the slow ones out, `make test-slow` runs only them. Three pytest-xdist workers
+# on 2 cores: the tests sharing one real Airflow (a quarter of the run) mostly wait on its processes, and two workers
+# keep the CPUs busy meanwhile (with two, they were half idle for that part); then the `serial` tests that time
+# themselves, alone; only their files are collected, and none at all when no test is marked `serial`. TEST_WORKERS=0 runs
 # everything in one process. `--dist loadgroup`: the tests sharing one real Airflow (tests/helpers/airflow.py) run on
 # one worker, which starts it once; every other test is spread as with the default `load`, the `e2e` and `slow` ones
 # first (tests/conftest.py).
-TEST_WORKERS ?= 2
+TEST_WORKERS ?= 3
 XDIST = $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadgroup)
 SERIAL_FILES = $$(grep -rlE --include='test_*.py' 'mark\.serial\b' tests)
 define serial_tests

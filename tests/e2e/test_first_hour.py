@@ -157,7 +157,29 @@ def processes_of(run: MakeRun) -> list[str]:
 
 def stop_with_ctrl_c(run: MakeRun) -> None:
     os.killpg(run.process.pid, signal.SIGINT)
-    run.process.wait(timeout=120)
+    try:
+        run.process.wait(timeout=120)
+    except subprocess.TimeoutExpired:
+        # Seen twice under a loaded CI run, never alone: say what run.sh was doing, for the next one to read.
+        raise AssertionError(f"run.sh still runs 120 s after Ctrl-C:\n{_state_of(run.process.pid)}") from None
+
+
+def _state_of(pid: int) -> str:
+    """run.sh's state, signal masks and children, from /proc."""
+    lines = []
+    for entry in [Path(f"/proc/{pid}"), *Path("/proc").glob("[0-9]*")]:
+        try:
+            status = (entry / "status").read_text()
+            if entry.name != str(pid) and f"PPid:\t{pid}\n" not in status:
+                continue
+            wanted = ("Name", "State", "PPid", "SigBlk", "SigIgn", "SigCgt")
+            fields = [line for line in status.splitlines() if line.split(":")[0] in wanted]
+            wchan = (entry / "wchan").read_text()
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ")[:200].decode(errors="replace")
+            lines.append(f"{entry.name} wchan={wchan} {' '.join(fields)} {cmdline}")
+        except OSError:
+            continue
+    return "\n".join(lines)
 
 
 @pytest.fixture
