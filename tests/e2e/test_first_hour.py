@@ -167,10 +167,11 @@ def stop_with_ctrl_c(run: MakeRun) -> None:
 def _state_of(pid: int) -> str:
     """run.sh's state, signal masks and children, from /proc."""
     lines = []
-    for entry in [Path(f"/proc/{pid}"), *Path("/proc").glob("[0-9]*")]:
+    children = [entry for entry in Path("/proc").glob("[0-9]*") if entry.name != str(pid)]
+    for entry in [Path(f"/proc/{pid}"), *children]:
         try:
             status = (entry / "status").read_text()
-            if entry.name != str(pid) and f"PPid:\t{pid}\n" not in status:
+            if entry in children and f"PPid:\t{pid}\n" not in status:
                 continue
             wanted = ("Name", "State", "PPid", "SigBlk", "SigIgn", "SigCgt")
             fields = [line for line in status.splitlines() if line.split(":")[0] in wanted]
