@@ -173,7 +173,9 @@ def _measure(work: Path, reps: int) -> Measurement:
         [
             _both_sides_note(subject, git_bundle, git_worker),
             "The subject's extra cost over symlinks mode is the last two breakdown rows; the first is the same sync "
-            "as (b).",
+            "as (b). Beside GitDagBundle.refresh() (two fetches and a checkout that rewrites one file), the subject "
+            "does file-system work of its own: 1000 hard links and about 17 new folders per commit (the release "
+            "folder, then the worker's version folder), and a `git ls-remote` before its one fetch.",
             f"Load average (1 min) when the run started: {load_before:.1f}; when it ended: {os.getloadavg()[0]:.1f} "
             f"(on {os.cpu_count()} CPUs). Other work on the machine slows every subject; the interleaving keeps the "
             "ratios comparable, not the absolute times.",

@@ -98,7 +98,9 @@ class PhaseClock:
     """A `progress=` callback that timestamps the engine's named steps, to show where a sync spends its time.
 
     the sync reports "checking remote", "fetching", "exporting", "validating" and "publishing";
-    each phase runs from its step's report to the next one (the last one to the end of the call).
+    each phase runs from its step's report to the next one (the last one to the end of the call). The sync records
+    its run while git fetches, so "checking remote" holds the lock and that record, and "fetching" what is left of
+    the fetch.
     """
 
     def __init__(self):
@@ -119,7 +121,8 @@ class PhaseClock:
     def note(self) -> str:
         parts = [f"{step} {statistics.median(ms):.1f}" for step, ms in self.phases.items()]
         return (
-            "Where the engine's time goes (median ms per step, from its `progress` reports): " + ", ".join(parts) + "."
+            "Where the engine's time goes (median ms per step, from its `progress` reports; the run is recorded while "
+            "git fetches, within 'checking remote'): " + ", ".join(parts) + "."
         )
 
 

@@ -98,14 +98,20 @@ def _read_cached(path: Path) -> dict | None:
 SNAPSHOT_DIR = ".dagops/namespaces"
 
 
-def write_snapshot(root: Path, namespace: str, meta: dict | None) -> None:
+def write_snapshot(root: Path, namespace: str, meta: dict | None, *, unread: bool = False) -> None:
+    """`unread`: `root` is a folder no one reads yet (a bundle version being built, renamed into place whole), so
+    the file is written in place, without a temp file and a rename."""
     path = root / SNAPSHOT_DIR / f"{namespace}.json"
     if meta is None:
         path.unlink(missing_ok=True)
         return
     path.parent.mkdir(parents=True, exist_ok=True)
+    text = json.dumps(meta, sort_keys=True)
+    if unread:
+        path.write_text(text)
+        return
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(meta, sort_keys=True))
+    tmp.write_text(text)
     os.replace(tmp, path)
 
 

@@ -33,7 +33,7 @@ from pathlib import Path
 
 from airflow_dagops import paths, settings
 from airflow_dagops.airflow import namespace_meta
-from airflow_dagops.deploy.releases import TMP_PREFIX, export_release
+from airflow_dagops.deploy.releases import TMP_PREFIX, export_release, link_tree
 from airflow_dagops.errors import DagOpsError, NotFound
 from airflow_dagops.git.mirror import Mirror
 from airflow_dagops.git.runner import run_git
@@ -54,7 +54,7 @@ def build_version(manifest: dict, dest: Path, *, mirrors_dir: Path) -> None:
     try:
         for namespace, entry in sorted((manifest.get("namespaces") or {}).items()):
             materialize_namespace(entry, tmp / namespace, mirrors_dir=mirrors_dir)
-            namespace_meta.write_snapshot(tmp, namespace, entry.get("meta"))
+            namespace_meta.write_snapshot(tmp, namespace, entry.get("meta"), unread=True)
         os.rename(tmp, dest)  # atomic: the version's name only ever holds a complete folder
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -85,12 +85,12 @@ def materialize_namespace(entry: dict, dest: Path, *, mirrors_dir: Path) -> str:
     """One namespace's files at `dest`; returns where they came from ("release folder" or "git")."""
     local = local_release(entry)
     if local is not None:
-        shutil.copytree(local, dest, symlinks=True, copy_function=_link_or_copy)
+        link_tree(local, dest)
         source = "release folder"
     else:
         export_commit(entry, dest, mirrors_dir=mirrors_dir)
         source = "git"
-    _replace_file(dest / ".airflowignore", entry.get("airflowignore"))
+    _follow_airflowignore(dest, entry)
     log.info("bundle: %s@%s from its %s", entry["repository"], entry["commit"][:12], source)
     return source
 
@@ -108,8 +108,7 @@ def tracked_folder(namespace: str, entry: dict, *, builds_dir: Path, mirrors_dir
         dest.parent.mkdir(parents=True, exist_ok=True)
         export_commit(entry, dest, mirrors_dir=mirrors_dir)  # through a temp folder and a rename
         log.info("bundle: %s@%s built from git for namespace %s", entry["repository"], entry["commit"][:12], namespace)
-    if _read_text(dest / ".airflowignore") != entry.get("airflowignore"):
-        _replace_file(dest / ".airflowignore", entry.get("airflowignore"))
+    _follow_airflowignore(dest, entry)
     return dest
 
 
@@ -179,6 +178,13 @@ def has_commit(mirror: Path, commit: str) -> bool:
     return result.returncode == 0
 
 
+def _follow_airflowignore(folder: Path, entry: dict) -> None:
+    """The folder's `.airflowignore` is the entry's: the release's as it was live, unless a dag_id clash settled
+    since changed it. Usually it is already (a hard link of the release's file): then nothing is written."""
+    if _read_text(folder / ".airflowignore") != entry.get("airflowignore"):
+        _replace_file(folder / ".airflowignore", entry.get("airflowignore"))
+
+
 def _replace_file(path: Path, text: str | None) -> None:
     """Write (or remove) a file by replacing it: in a hard-linked copy, writing in place would change the
     release folder's file too."""
@@ -195,10 +201,3 @@ def _read_text(path: Path) -> str | None:
         return path.read_text(errors="replace")
     except (FileNotFoundError, NotADirectoryError):
         return None
-
-
-def _link_or_copy(source: str, target: str) -> None:
-    try:
-        os.link(source, target)
-    except OSError:  # another file system, or hard links not allowed: a copy does too
-        shutil.copy2(source, target)

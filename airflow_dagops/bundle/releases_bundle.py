@@ -144,11 +144,13 @@ class DagopsReleasesBundle(BaseDagBundle):
 
     def _track(self, entries: dict[str, dict], targets: dict[str, Path]) -> None:
         """Point the tracking folder's namespace links at their folders: each namespace's settings snapshot first
-        (the cluster policy reads it when it parses), then one atomic rename per link that changed; links of
-        namespaces that left are removed."""
+        (the cluster policy reads it when it parses; written when it changed since this process's last version),
+        then one atomic rename per link that changed; links of namespaces that left are removed."""
         self.tracking_dir.mkdir(parents=True, exist_ok=True)
         for namespace, target in targets.items():
-            namespace_meta.write_snapshot(self.tracking_dir, namespace, entries[namespace].get("meta"))
+            meta = entries[namespace].get("meta")
+            if namespace not in self._entries or self._entries[namespace].get("meta") != meta:
+                namespace_meta.write_snapshot(self.tracking_dir, namespace, meta)
             link = self.tracking_dir / namespace
             if link.is_symlink() and os.readlink(link) == str(target):
                 continue

@@ -4,6 +4,11 @@ A release folder `<releases>/<namespace>/<sha>/` is written under a temporary na
 place when complete, so a folder with the final name is always whole (a killed export leaves only a
 `.tmp-*` folder that the next sync removes). Files whose blob is unchanged since the base release are
 hard links to it: publishing a 1-file change costs one blob, not a copy of the repository.
+
+Both trees are reached through folder descriptors (`FolderWriter`, `FolderReader`): each link or write names a
+path relative to the release root, so the kernel walks two or three names instead of every name of an absolute
+path, once per file. `link_tree` copies a whole release the same way (a bundle version's folder, a promotion
+stage's view): hard links, each folder made once.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ import logging
 import os
 import posixpath
 import shutil
+import stat
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -96,45 +102,28 @@ def _write_tree(mirror, sha, subdir, root: str, base: Path | None, max_size: int
     the export ever goes through one."""
     base_manifest = (read_manifest(base) if base else None) or {}
     base_files, base_sizes = base_manifest.get("files", {}), base_manifest.get("sizes", {})
-    base_root = str(base) if base else ""
-    base_links = SymlinksIn(base_root)
     files: dict[str, str] = {}
     sizes: dict[str, int] = {}
     skipped: list[dict] = []
     entries = _exportable(mirror.list_tree(sha, subdir), skipped)
     links = _judge_links(mirror, entries, skipped)
-    to_write: dict[str, list[TreeEntry]] = {}
-    made_dirs: set[str] = {""}
-    total = 0
-    root_slash, base_slash = root + "/", base_root + "/"
-    for entry in entries:
-        path = entry.path
-        parent = posixpath.dirname(path)
-        if parent not in made_dirs:
-            os.makedirs(root_slash + parent, exist_ok=True)
-            made_dirs.add(parent)
-        if entry.is_symlink:
-            continue
-        if base_files.get(path) == entry.blob and path in base_sizes and not base_links.contains(path):
-            # Not a link of the base: hard-linking it would recreate a symlink this tree never judged.
-            if _link(base_slash + path, root_slash + path):
-                files[path], sizes[path] = entry.blob, base_sizes[path]
-                total += base_sizes[path]
-                continue
-        to_write.setdefault(entry.blob, []).append(entry)
-    _check_size(total, max_size, sha)
-
-    written = 0
-    for blob, data in mirror.iter_blobs(list(to_write)):
-        for entry in to_write[blob]:
-            total += len(data)
-            _check_size(total, max_size, sha)  # before writing: a huge commit never fills the disk
-            _write_file(os.path.join(root, entry.path), data, entry.is_executable)
-            written += 1
-            files[entry.path], sizes[entry.path] = entry.blob, len(data)
-    for entry, target in links:
-        os.symlink(target, os.path.join(root, entry.path))
-        files[entry.path], sizes[entry.path] = entry.blob, len(os.fsencode(target))
+    with FolderWriter(root) as out:
+        linked, to_write = _link_unchanged(out, entries, base if base_files else None, base_files, base_sizes)
+        files.update((path, base_files[path]) for path in linked)
+        sizes.update((path, base_sizes[path]) for path in linked)
+        total = sum(sizes.values())
+        _check_size(total, max_size, sha)
+        written = 0
+        for blob, data in mirror.iter_blobs(list(to_write)):
+            for entry in to_write[blob]:
+                total += len(data)
+                _check_size(total, max_size, sha)  # before writing: a huge commit never fills the disk
+                out.write(entry.path, data, entry.is_executable)
+                written += 1
+                files[entry.path], sizes[entry.path] = entry.blob, len(data)
+        for entry, target in links:
+            out.symlink(target, entry.path)
+            files[entry.path], sizes[entry.path] = entry.blob, len(os.fsencode(target))
     manifest = {
         "commit": sha,
         "subdir": subdir,
@@ -144,6 +133,154 @@ def _write_tree(mirror, sha, subdir, root: str, base: Path | None, max_size: int
         "exported_at": datetime.now(timezone.utc).isoformat(),
     }
     return manifest, len(files) - written, written
+
+
+def _link_unchanged(
+    out: FolderWriter, entries: list[TreeEntry], base: Path | None, base_files: dict, base_sizes: dict
+) -> tuple[list[str], dict[str, list[TreeEntry]]]:
+    """Make every folder of the tree, and hard-link each file whose blob the base release holds at the same path;
+    returns (the paths linked, the files left to write: blob -> entries)."""
+    linked: list[str] = []
+    to_write: dict[str, list[TreeEntry]] = {}
+    with FolderReader(base) as source:
+        base_links = SymlinksIn(str(base) if base else "")
+        for entry in entries:
+            path = entry.path
+            out.make_parents(path)
+            if entry.is_symlink:
+                continue
+            if (
+                base_files.get(path) == entry.blob
+                and path in base_sizes
+                # Not a link of the base: hard-linking it would recreate a symlink this tree never judged.
+                and not base_links.contains(path)
+                and out.link(source, path)
+            ):
+                linked.append(path)
+                continue
+            to_write.setdefault(entry.blob, []).append(entry)
+    return linked, to_write
+
+
+class FolderReader:
+    """A folder read through its descriptor (None: no folder, every link from it fails and the blob is written)."""
+
+    def __init__(self, root: Path | None):
+        self.root = root
+        self.fd: int | None = None
+
+    def __enter__(self) -> FolderReader:
+        if self.root is not None:
+            try:
+                self.fd = _open_folder(str(self.root))
+            except OSError:  # pruned meanwhile: the whole tree is written from the mirror
+                self.fd = None
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.fd is not None:
+            os.close(self.fd)
+
+
+class FolderWriter:
+    """A new folder filled through its descriptor, with paths relative to it; each subfolder is made once. Names
+    come from a tree `_exportable` checked (no `..`, no empty or `.` part), and no symlink exists in the folder
+    before the last step, so no path walked here leaves it."""
+
+    def __init__(self, root: str):
+        self.root = root
+        self.fd = -1
+        self._made: set[str] = {""}
+
+    def __enter__(self) -> FolderWriter:
+        self.fd = _open_folder(self.root)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        os.close(self.fd)
+
+    def make_parents(self, path: str) -> None:
+        folder = path.rpartition("/")[0]
+        if folder not in self._made:
+            self._make(folder)
+
+    def _make(self, folder: str) -> None:
+        parent = folder.rpartition("/")[0]
+        if parent not in self._made:
+            self._make(parent)
+        os.mkdir(folder, dir_fd=self.fd)
+        self._made.add(folder)
+
+    def link(self, source: FolderReader, path: str) -> bool:
+        """Hard-link `path` of `source` here; False when it cannot be (base pruned meanwhile, another file
+        system): the caller writes the blob instead."""
+        if source.fd is None:
+            return False
+        try:
+            os.link(path, path, src_dir_fd=source.fd, dst_dir_fd=self.fd, follow_symlinks=False)
+        except OSError:
+            return False
+        return True
+
+    def write(self, path: str, data: bytes, executable: bool) -> None:
+        # Read-only: a release is immutable, and hard links share one inode between releases.
+        fd = os.open(
+            path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o555 if executable else 0o444, dir_fd=self.fd
+        )
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+
+    def symlink(self, target: str, path: str) -> None:
+        os.symlink(target, path, dir_fd=self.fd)
+
+
+def link_tree(source: Path, dest: Path) -> None:
+    """Make `dest` (which must not exist) a copy of the folder tree `source` made of hard links: each folder made
+    once with its mode, each file a link to the same inode (a copy where the file system refuses a link), each
+    symlink made again with the same target (a release's links were judged when it was exported). What
+    `shutil.copytree(symlinks=True)` with `os.link` makes, without a stat and a copystat per entry."""
+    source_fd = _open_folder(str(source))
+    try:
+        os.mkdir(dest)
+        os.chmod(dest, stat.S_IMODE(os.fstat(source_fd).st_mode))
+        with FolderWriter(str(dest)) as writer:
+            _link_folder(source_fd, writer.fd, str(source), str(dest))
+    finally:
+        os.close(source_fd)
+
+
+def _link_folder(source_fd: int, dest_fd: int, source: str, dest: str) -> None:
+    with os.scandir(source_fd) as listing:
+        entries = list(listing)
+    for entry in entries:
+        name = entry.name
+        if entry.is_dir(follow_symlinks=False):
+            os.mkdir(name, dir_fd=dest_fd)
+            os.chmod(name, stat.S_IMODE(entry.stat(follow_symlinks=False).st_mode), dir_fd=dest_fd)
+            child_source = _open_folder(name, source_fd)
+            try:
+                child_dest = _open_folder(name, dest_fd)
+                try:
+                    _link_folder(child_source, child_dest, f"{source}/{name}", f"{dest}/{name}")
+                finally:
+                    os.close(child_dest)
+            finally:
+                os.close(child_source)
+        elif entry.is_symlink():
+            os.symlink(os.readlink(name, dir_fd=source_fd), name, dir_fd=dest_fd)
+        else:
+            try:
+                os.link(name, name, src_dir_fd=source_fd, dst_dir_fd=dest_fd, follow_symlinks=False)
+            except OSError:  # another file system, or hard links not allowed: a copy does too
+                shutil.copy2(f"{source}/{name}", f"{dest}/{name}", follow_symlinks=False)
+
+
+def _open_folder(path: str, parent_fd: int | None = None) -> int:
+    """A descriptor of the folder `path`; relative to `parent_fd` when given, and then never a symlink's target
+    (the entry was listed as a folder a moment before)."""
+    if parent_fd is None:
+        return os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    return os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=parent_fd)
 
 
 class SymlinksIn:
@@ -183,7 +320,7 @@ def _exportable(listing: list[TreeEntry], skipped: list[dict]) -> list[TreeEntry
             continue
         seen.add(entry.path)
         entries.append(entry)
-    folders = _with_ancestors({posixpath.dirname(e.path) for e in entries})
+    folders = _with_ancestors({e.path.rpartition("/")[0] for e in entries})  # normal paths: their dirname
     kept = []
     for entry in entries:
         if entry.path in folders:
@@ -251,21 +388,6 @@ def _skip_reason(entry: TreeEntry) -> str | None:
         # written through (into a file hard-linked with older releases, or wherever the link leads).
         return "name reserved for dagops' own files"
     return None
-
-
-def _link(source: str, target: str) -> bool:
-    try:
-        os.link(source, target, follow_symlinks=False)
-        return True
-    except OSError:  # base pruned meanwhile, or another file system: fall back to writing the blob
-        return False
-
-
-def _write_file(path: str, data: bytes, executable: bool) -> None:
-    # Read-only: a release is immutable, and hard links share one inode between releases.
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o555 if executable else 0o444)
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(data)
 
 
 def _skipped_findings(manifest: dict) -> list[Finding]:

@@ -19,7 +19,9 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 from sqlalchemy import event as sa_event
 from sqlalchemy import select
@@ -41,6 +43,7 @@ MAX_LIMIT = reads.MAX_EVENTS
 MAX_SUMMARY = 1000
 MAX_ID = reads.MAX_ID
 _PENDING = "dagops_pending_events"
+_batch = threading.local()  # `rows`: events recorded while a committed transaction's hooks run (_write_pending)
 
 # Words that carry a secret even without a URL around them; the secret part is replaced by ***.
 _SECRET_PATTERNS = (
@@ -265,20 +268,48 @@ def _after_commit(session: Session, write: Callable[[], None]) -> None:
 
 
 def _write_pending(session: Session) -> None:
-    for write in session.info.pop(_PENDING, []):
-        write()
+    # The events of one transaction (a publish, its sync run) and those its hooks record go in one insert.
+    with _one_insert():
+        for write in session.info.pop(_PENDING, []):
+            write()
 
 
 def _drop_pending(session: Session) -> None:
     session.info.pop(_PENDING, None)
 
 
+@contextmanager
+def _one_insert() -> Iterator[None]:
+    """Collect the rows `_insert` is given in the block and insert them together at its end (in one transaction,
+    in the order they were recorded). Nested blocks add to the outermost one."""
+    if getattr(_batch, "rows", None) is not None:
+        yield
+        return
+    _batch.rows = []
+    try:
+        yield
+    finally:
+        rows, _batch.rows = _batch.rows, None
+        _insert_rows(rows)
+
+
 def _insert(row: dict) -> None:
+    rows = getattr(_batch, "rows", None)
+    if rows is not None:
+        rows.append(row)
+    else:
+        _insert_rows([row])
+
+
+def _insert_rows(rows: list[dict]) -> None:
+    if not rows:
+        return
     try:
         with session_scope() as session:
-            session.add(Event(**row))
+            session.add_all([Event(**row) for row in rows])
     except Exception:  # the feed is a record of the work, never a reason for the work to fail
-        log.exception("could not record a %s event of %s", row["kind"], row["repository"])
+        what = ", ".join(f"a {row['kind']} event of {row['repository']}" for row in rows)
+        log.exception("could not record %s", what)
 
 
 # -- redaction -------------------------------------------------------------------------------------------------

@@ -107,6 +107,12 @@ class Mirror:
         # `git log`; anything else (a packed ref or commit, a tag, another encoding) is git's to answer.
         return self._loose_commit_info(TRACKED_REF) or self.commit_info(TRACKED_REF)
 
+    def fetch_in_background(self, full_ref: str) -> PendingFetch:
+        """`fetch` in a thread of its own: git works in its processes while the caller does something else (a sync
+        records its run meanwhile). The caller must call `result()`, which returns or raises what `fetch` would, or
+        `wait()`."""
+        return PendingFetch(self, full_ref)
+
     def _fetch_once(self, full_ref: str) -> None:
         refspec = f"+{full_ref}:{TRACKED_REF}" if not SHA_PATTERN.match(full_ref) else full_ref
         self._fetch_refspec(refspec)
@@ -326,6 +332,34 @@ class Mirror:
             writer.join()
             stderr.close()
             process.wait()
+
+
+class PendingFetch:
+    """A `Mirror.fetch` under way in a thread (`Mirror.fetch_in_background`)."""
+
+    def __init__(self, mirror: Mirror, full_ref: str):
+        self._commit: CommitInfo | None = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, args=(mirror, full_ref), name=f"fetch {mirror.path.name}")
+        self._thread.start()
+
+    def _run(self, mirror: Mirror, full_ref: str) -> None:
+        try:
+            self._commit = mirror.fetch(full_ref)
+        except BaseException as err:  # handed to the caller by result()
+            self._error = err
+
+    def wait(self) -> None:
+        """Until git is done, whatever its outcome (for a caller that gives up on it)."""
+        self._thread.join()
+
+    def result(self) -> CommitInfo:
+        """The fetched commit, once git is done; the fetch's error if it failed."""
+        self.wait()
+        if self._error is not None:
+            raise self._error
+        assert self._commit is not None  # mypy: no error means fetch returned
+        return self._commit
 
 
 def _feed(stream, blobs: Iterable[str]) -> None:

@@ -31,7 +31,7 @@ from airflow_dagops.airflow import namespace_meta
 from airflow_dagops.deploy import live_set
 from airflow_dagops.deploy.locks import repository_lock
 from airflow_dagops.deploy.publish import current_target, publish, unpublish
-from airflow_dagops.deploy.releases import retire_release_dir
+from airflow_dagops.deploy.releases import link_tree, retire_release_dir
 from airflow_dagops.errors import Conflict, DagOpsError, NotFound
 from airflow_dagops.events import feed as events
 from airflow_dagops.release_manifest import read_manifest
@@ -62,51 +62,50 @@ log = logging.getLogger(__name__)
 
 
 # -- sync: a validated release enters the first stage ----------------------------------------------------------
-def stage_new_release(name: str, release_id: int, run_id: int, *, actor: str) -> str | None:
-    """Called by a sync (_sync_locked) once a release passed validation. Without promotion stages
-    returns None (the sync publishes to prod itself); else puts the release live in the first stage, starts
-    its promotion (superseding an open one), finishes the sync run and returns what happened in words."""
-    with session_scope() as session:
-        repo = load_repository(session, name)
-        if not repo.promotion:
-            return None
-        release = get_row(session, Release, release_id)
-        stage = repo.promotion["stages"][0]
-        # Again at publish time: a repository registered since may have taken the stage's namespace.
-        check_stage_namespaces(session, repo.name, repo.namespace, repo.promotion)
-        _go_live_in_stage(session, repo, release, stage)
-        superseded = _supersede_open(session, repo, release)
-        now = utcnow()
-        session.add(
-            Promotion(
-                repository_id=repo.id,
-                release_id=release.id,
-                stage=stage,
-                status=PromotionStatus.SOAKING,
-                started_at=now,
-                updated_at=now,
-                successes=0,
-                detail={"stages": [_step(stage, actor, now)]},
-            )
+def stage_new_release(session: Session, repo: Repository, release: Release, run_id: int, *, actor: str) -> str | None:
+    """Called by a sync (releases/rollout.py, in the transaction that would publish) once a release passed
+    validation. Without promotion stages returns None (the sync publishes to prod itself); else puts the release
+    live in the first stage, starts its promotion (superseding an open one), finishes the sync run and returns what
+    happened in words."""
+    if not repo.promotion:
+        return None
+    name = repo.name
+    stage = repo.promotion["stages"][0]
+    # Again at publish time: a repository registered since may have taken the stage's namespace.
+    check_stage_namespaces(session, repo.name, repo.namespace, repo.promotion)
+    _go_live_in_stage(session, repo, release, stage)
+    superseded = _supersede_open(session, repo, release)
+    now = utcnow()
+    session.add(
+        Promotion(
+            repository_id=repo.id,
+            release_id=release.id,
+            stage=stage,
+            status=PromotionStatus.SOAKING,
+            started_at=now,
+            updated_at=now,
+            successes=0,
+            detail={"stages": [_step(stage, actor, now)]},
         )
-        repo.last_seen_commit = release.commit_sha
-        run = get_row(session, SyncRun, run_id)
-        run.status, run.commit_sha, run.release_id, run.ended_at = (
-            SyncRunStatus.SUCCESS,
-            release.commit_sha,
-            release.id,
-            now,
-        )
-        soak = repo.promotion["soak_runs"]
-        next_stage = repo.promotion["stages"][1]
-        how = f"after {soak} successful DAG runs there" if soak else "by hand (`dagops promote`)"
-        events.record_sync_run(run_id, session=session)
-        events.record_staged(session, name, release, stage, actor=actor)
-        note = f"; superseded the promotion of release {superseded}" if superseded else ""
-        return (
-            f"{name}: {release.commit_sha[:12]} is live in stage {stage} ({stage_namespace(repo.namespace, stage)}), "
-            f"goes to {next_stage} {how}; prod keeps its release{note}"
-        )
+    )
+    repo.last_seen_commit = release.commit_sha
+    run = get_row(session, SyncRun, run_id)
+    run.status, run.commit_sha, run.release_id, run.ended_at = (
+        SyncRunStatus.SUCCESS,
+        release.commit_sha,
+        release.id,
+        now,
+    )
+    soak = repo.promotion["soak_runs"]
+    next_stage = repo.promotion["stages"][1]
+    how = f"after {soak} successful DAG runs there" if soak else "by hand (`dagops promote`)"
+    events.record_sync_run(run_id, session=session)
+    events.record_staged(session, name, release, stage, actor=actor)
+    note = f"; superseded the promotion of release {superseded}" if superseded else ""
+    return (
+        f"{name}: {release.commit_sha[:12]} is live in stage {stage} ({stage_namespace(repo.namespace, stage)}), "
+        f"goes to {next_stage} {how}; prod keeps its release{note}"
+    )
 
 
 def describe_staged(repository_id: int, commit: str) -> str | None:
@@ -171,16 +170,9 @@ def _stage_view(release_dir: Path, view: Path) -> Path:
     view.parent.mkdir(parents=True, exist_ok=True)
     temp = view.with_name(f".{view.name}.tmp-{os.getpid()}")
     shutil.rmtree(temp, ignore_errors=True)
-    shutil.copytree(release_dir, temp, symlinks=True, copy_function=_link_or_copy)
+    link_tree(release_dir, temp)
     os.rename(temp, view)
     return view
-
-
-def _link_or_copy(source: str, target: str) -> None:
-    try:
-        os.link(source, target)
-    except OSError:  # another file system, or hard links not allowed: a copy does too
-        shutil.copy2(source, target)
 
 
 def require_on_disk(release: Release) -> None:

@@ -31,21 +31,18 @@ class Rollout:
 
 def publish_checked(name: str, release_id: int, run_id: int, *, actor: str, reason: str) -> Rollout:
     """Put a release that passed every check live: in its first promotion stage when the repository has
-    stages (prod stays as it is), else in its namespace, unless the repository is pinned to another release."""
-    staged = promotion.stage_new_release(name, release_id, run_id, actor=actor)
-    if staged is not None:
-        return Rollout(staged)
-    return _publish_and_record(name, release_id, run_id, actor=actor, reason=reason)
+    stages (prod stays as it is), else in its namespace, unless the repository is pinned to another release.
 
-
-def _publish_and_record(name: str, release_id: int, run_id: int, *, actor: str, reason: str) -> Rollout:
-    """Swap the namespace link, then record it all in one transaction: the release is live, the commit
+    Swap the namespace link, then record it all in one transaction: the release is live, the commit
     seen, old releases pruned, the run finished. The link is the truth Airflow reads; should the
     process die before the commit, the next sync adopts the link (see `_recover`). A pin set while the release
     was being checked holds it back: then nothing is published, and the rollout says why."""
     with session_scope() as session:
         repo = load_repository(session, name)
         release = get_row(session, Release, release_id)
+        staged = promotion.stage_new_release(session, repo, release, run_id, actor=actor)
+        if staged is not None:
+            return Rollout(staged)
         held = held_by_pin(repo, release)
         if held is not None:
             _hold(session, repo, release, run_id)

@@ -103,11 +103,26 @@ def sync_repository(
 def _sync_locked(
     name, full_ref, trigger, airflow_run_id, force, progress, validator, mirror, defer_tests=False
 ) -> SyncOutcome:
+    # git fetches in its own processes while this one records the run: neither waits for the other. Never into a
+    # dagops_home laid out wrong: the layout check refuses it, as the run's error.
+    fetching = mirror.fetch_in_background(full_ref) if _laid_out() else None
+    try:
+        return _fetch_and_publish(
+            name, full_ref, trigger, airflow_run_id, force, progress, validator, mirror, defer_tests, fetching=fetching
+        )
+    finally:
+        if fetching is not None:
+            fetching.wait()  # whatever happened, no git is left writing the mirror once the lock is released
+
+
+def _fetch_and_publish(
+    name, full_ref, trigger, airflow_run_id, force, progress, validator, mirror, defer_tests, *, fetching
+) -> SyncOutcome:
     run_id, snapshot = start_run(name, trigger, airflow_run_id)
     try:
         paths.check_layout()
         progress("fetching")
-        info = mirror.fetch(full_ref)
+        info = fetching.result() if fetching is not None else mirror.fetch(full_ref)
         commit = info.sha
         if not force and commit == snapshot.last_seen_commit and snapshot.link_healthy():
             # Another sync processed this commit while we waited for the lock.
@@ -153,6 +168,14 @@ def _sync_locked(
         error = redact_text(f"unexpected error: {type(err).__name__}: {err}")
         finish_run(run_id, SyncRunStatus.FAILED, None, None, error, code="unexpected")
         raise
+
+
+def _laid_out() -> bool:
+    try:
+        paths.check_layout()
+    except DagOpsError:
+        return False
+    return True
 
 
 def _refusal(report: Report) -> tuple[str, str, str]:

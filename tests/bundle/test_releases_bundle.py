@@ -187,6 +187,24 @@ def test_a_settings_change_reaches_the_live_set(bundle_env, git_remote):
     assert live_sets.version_of(read_live_set()) != before  # DAGs are parsed again, with the new settings
 
 
+def test_the_dag_processor_writes_a_namespaces_settings_snapshot_only_when_they_change(bundle_env, git_remote):
+    remote = git_remote({"dags/team_a.py": dag_source("team_a")})
+    add_repository("team", remote.url, verify=False)
+    sync_repository("team", trigger="cli")
+    processor = bundle()
+    processor.initialize()
+    snapshot = processor.tracking_dir / namespace_meta.SNAPSHOT_DIR / "team.json"
+    written = snapshot.stat().st_ino
+    remote.commit("second", {"dags/team_a.py": dag_source("team_a").replace('"team_a"', '"team_a_v2"', 1)})
+    sync_repository("team", trigger="cli")
+    processor.refresh()
+    assert "team_a_v2" in (processor.path / "team" / "dags" / "team_a.py").read_text()
+    assert snapshot.stat().st_ino == written  # a new commit, the same settings: the file is left alone
+    update_repository("team", access_control={"data-eng": ["can_read"]})
+    processor.refresh()
+    assert namespace_meta.read_snapshot(processor.tracking_dir, "team")["access_control"] == {"data-eng": ["can_read"]}
+
+
 def test_a_dag_processor_without_the_publishers_volume_builds_each_commit_from_git(
     bundle_env, git_remote, tmp_path, monkeypatch
 ):

@@ -5,7 +5,13 @@ import os
 import pytest
 
 from airflow_dagops.deploy.publish import current_target, publish
-from airflow_dagops.deploy.releases import MANIFEST_NAME, clean_temporary_exports, export_release, read_manifest
+from airflow_dagops.deploy.releases import (
+    MANIFEST_NAME,
+    clean_temporary_exports,
+    export_release,
+    link_tree,
+    read_manifest,
+)
 from airflow_dagops.errors import Conflict, InvalidInput
 from airflow_dagops.git.mirror import Mirror
 
@@ -99,6 +105,41 @@ def test_size_limit_refuses_before_writing_anything(tmp_path, git_remote, fetche
     with pytest.raises(InvalidInput, match="max_repo_size"):
         _export(mirror, sha, tmp_path / "rel" / sha, max_size=1024)
     assert not (tmp_path / "rel").exists() or not any((tmp_path / "rel").iterdir())
+
+
+def test_an_export_whose_base_release_is_gone_writes_every_file(tmp_path, git_remote, fetched):
+    remote = git_remote({"dags/a.py": "a = 1\n", "dags/b.py": "b = 1\n"})
+    mirror, first = fetched(remote)
+    base = _export(mirror, first, tmp_path / "rel" / first).path
+    remote.commit("b changes", {"dags/b.py": "b = 2\n"})
+    mirror, second = fetched(remote)
+    base.rename(tmp_path / "pruned")  # pruned since it was live
+    result = _export(mirror, second, tmp_path / "rel" / second, base=tmp_path / "rel" / first)
+    assert (result.linked, result.written) == (0, 2)
+    assert (result.path / "dags/a.py").read_text() == "a = 1\n"
+
+
+def test_a_linked_copy_keeps_modes_and_links_as_they_are(tmp_path):
+    source = tmp_path / "release"
+    (source / "dags" / "team").mkdir(parents=True)
+    (source / "dags" / "team" / "a.py").write_text("a = 1\n")
+    (source / "dags" / "team" / "a.py").chmod(0o444)
+    (source / "run.sh").write_text("#!/bin/sh\n")
+    (source / "run.sh").chmod(0o555)
+    os.symlink("team/a.py", source / "dags" / "alias.py")
+    os.symlink("../../elsewhere", source / "dags" / "dangling")  # copied as it is, never followed
+    (source / "dags").chmod(0o750)
+    copy = tmp_path / "version" / "ns"
+    copy.parent.mkdir()
+    link_tree(source, copy)
+    assert (copy / "dags" / "team" / "a.py").stat().st_ino == (source / "dags" / "team" / "a.py").stat().st_ino
+    assert oct((copy / "run.sh").stat().st_mode & 0o777) == "0o555" and os.access(copy / "run.sh", os.X_OK)
+    assert oct((copy / "dags").stat().st_mode & 0o777) == "0o750"
+    assert os.readlink(copy / "dags" / "alias.py") == "team/a.py"
+    assert os.readlink(copy / "dags" / "dangling") == "../../elsewhere"
+    assert sorted(p.name for p in copy.rglob("*")) == sorted(p.name for p in source.rglob("*"))
+    with pytest.raises(FileExistsError):
+        link_tree(source, copy)  # never into a folder that exists
 
 
 def test_leftovers_of_killed_exports_are_cleaned(tmp_path):

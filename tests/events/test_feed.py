@@ -84,6 +84,27 @@ def test_a_rolled_back_transaction_leaves_no_event(dagops_env):
     assert [e["summary"] for e in _all()] == ["kept"]
 
 
+def test_the_events_of_one_transaction_are_written_together_once_it_commits(dagops_env):
+    from sqlalchemy import event as sa_event
+    from sqlalchemy.engine import Engine
+
+    commits: list[object] = []
+
+    def count(connection) -> None:
+        commits.append(connection)
+
+    sa_event.listen(Engine, "commit", count)
+    try:
+        with session_scope() as session:
+            session.add(Repository(name="x", url="file:///x", ref="main", namespace="x"))
+            events.record("publish", repository="x", actor="t", outcome="success", summary="first", session=session)
+            events.record("sync", repository="x", actor="t", outcome="success", summary="second", session=session)
+    finally:
+        sa_event.remove(Engine, "commit", count)
+    assert len(commits) == 2  # the work's own transaction, then one for both of its events
+    assert [e["summary"] for e in _all()] == ["first", "second"]  # in the order they were recorded
+
+
 def test_recording_never_raises_into_the_caller(dagops_env, monkeypatch, caplog):
     monkeypatch.setenv("AIRFLOW__DAGOPS__SQL_ALCHEMY_CONN", "sqlite:////proc/no-such-dir/state.db")
     events.record("sync", repository="x", actor="t", outcome="failed", summary="lost")  # no exception

@@ -66,6 +66,20 @@ def test_fetch_follows_a_force_pushed_branch(git_remote, mirror_factory):
     assert {e.path for e in mirror.list_tree(rewritten)} == {"dags/hello.py", "dags/b.py"}
 
 
+def test_a_fetch_in_the_background_answers_as_a_fetch(git_remote, mirror_factory):
+    remote = git_remote()
+    mirror = mirror_factory(remote.url)
+    pending = mirror.fetch_in_background("refs/heads/main")
+    assert pending.result().sha == remote.head()
+    assert pending.result().sha == remote.head()  # asked again: the same answer, no second fetch
+    with pytest.raises(RefNotFound):
+        mirror.fetch_in_background("refs/heads/nope").result()
+    given_up = mirror.fetch_in_background("refs/heads/nope")
+    given_up.wait()  # a caller that gives up on it waits for git without its error raised, which is kept
+    with pytest.raises(RefNotFound):
+        given_up.result()
+
+
 def test_a_corrupt_mirror_is_removed_and_fetched_again(git_remote, mirror_factory):
     remote = git_remote()
     mirror = mirror_factory(remote.url)

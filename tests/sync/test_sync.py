@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
 
 import pytest
@@ -179,6 +180,22 @@ def test_a_dagops_home_inside_the_dags_folder_is_refused_before_publishing(dagop
     outcome = sync_repository("team")
     assert outcome.status == "failed" and "inside the dags folder" in outcome.message
     assert not (dagops_env.dags_folder / "team").exists()
+    assert not (dagops_env.dags_folder / "dagops" / "mirrors").exists()  # not even fetched there
+
+
+def test_a_run_that_cannot_be_recorded_leaves_no_fetch_behind(dagops_env, git_remote, monkeypatch):
+    from airflow_dagops.errors import StateDBUnavailable
+    from airflow_dagops.sync import sync as sync_module
+
+    def state_db_gone(*_args):
+        raise StateDBUnavailable("the state DB went away")
+
+    add_repository("team", git_remote().url)
+    with monkeypatch.context() as patched, pytest.raises(StateDBUnavailable):
+        patched.setattr(sync_module, "start_run", state_db_gone)
+        sync_repository("team")
+    assert not [t for t in threading.enumerate() if t.name.startswith("fetch ")]  # git was waited for
+    assert sync_repository("team").status == "published"  # and the lock was released
 
 
 def test_a_held_lock_blocks_only_its_own_repository(dagops_env, git_remote, monkeypatch):
