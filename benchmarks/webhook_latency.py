@@ -6,8 +6,9 @@ publish mode (`bundle`, set explicitly). The periodic dagops_sync schedule is of
 webhook. For each push: commit a change, start the timer, POST a signed GitHub push delivery to
 `/pluginsv2/dagops/api/v1/webhooks/github`, and read the instance's dagops state DB every 20 ms until the live set
 names the pushed commit (the release is live: what the dagops-releases bundle serves from its next refresh), then
-until the dag-processor's bundle version holds it. The dagops_sync run's and its tasks' timestamps, read from
-Airflow's REST API afterwards, show where the time goes.
+until the dag-processor's bundle version holds it. The dagops_sync run's and its syncing task's timestamps, read
+from Airflow's REST API afterwards, and the step lines of that task's log ("hooked: validating") show where the
+time goes.
 """
 
 from __future__ import annotations
@@ -89,8 +90,9 @@ def measure_webhook_latency(work: Path, reps: int, progress: Callable[[str], Non
         "`/pluginsv2/dagops/api/v1/webhooks/github`, and the instance's dagops state DB is read every 20 ms until "
         "the live set names the pushed commit (the release is live), then until the dag-processor's "
         "dagops-releases bundle version holds it. Validation is on (the real dagops_sync task). The other "
-        "breakdown rows are read from the run's and tasks' timestamps in Airflow's REST API (same clock, same "
-        "machine).",
+        "breakdown rows are read from the run's and the syncing task's timestamps in Airflow's REST API and from "
+        "the step lines of that task's log (same clock, same machine). A run that names its repository syncs it "
+        "in its first task, `sense` (meta_dags/dagops_sync.py).",
         [
             *rows,
             Stated(
@@ -134,9 +136,16 @@ def _time_pushes(instance, repo: SourceRepo, reps: int, progress) -> list[Sample
     )
     answered = Samples("webhook sent → 202 answer (verify, dedupe, queue the Airflow run)", role="breakdown")
     run_started = Samples("webhook sent → the scheduler starts the dagops_sync run", role="breakdown")
-    sense = Samples("webhook sent → `sense` task ended (task 1 of 2)", role="breakdown")
-    sync_started = Samples("webhook sent → `sync` task started (task 2 of 2)", role="breakdown")
-    sync_task = Samples("`sync` task start → end (fetch, export, validate, publish, task exit)", role="breakdown")
+    sync_started = Samples("webhook sent → the task that syncs the repository started", role="breakdown")
+    before_gate = Samples(
+        "that task: start → validation starts (task start-up, ls-remote, lock, fetch, export)", role="breakdown"
+    )
+    gate = Samples(
+        "that task: validation start → publishing starts (the gate: the changed file imported in a fresh sandbox, "
+        "the other checks)",
+        role="breakdown",
+    )
+    sync_task = Samples("that task: start → end (fetch, export, validate, publish, task exit)", role="breakdown")
     for i in range(1, reps + 1):
         sha = repo.commit({dag_path(0): dag_source("hooked_0000", 0, revision=i)}, f"revision {i}")
         wall_start, start = datetime.now(timezone.utc), time.perf_counter()
@@ -147,17 +156,47 @@ def _time_pushes(instance, repo: SourceRepo, reps: int, progress) -> list[Sample
         served.ms.append(seen["served"])
         run_id = answer["runs"][0]["airflow_run_id"]
         run = _wait_run_end(instance, run_id)
-        tasks = {t["task_id"]: t for t in _task_instances(instance, run_id)}
+        task = _syncing_task(_task_instances(instance, run_id))
         since = _since(wall_start)
         run_started.ms.append(since(run["start_date"]))
-        sense.ms.append(since(tasks["sense"]["end_date"]))
-        sync_started.ms.append(since(tasks["sync"]["start_date"]))
-        sync_task.ms.append(since(tasks["sync"]["end_date"]) - since(tasks["sync"]["start_date"]))
+        sync_started.ms.append(since(task["start_date"]))
+        sync_task.ms.append(since(task["end_date"]) - since(task["start_date"]))
+        steps = _progress_times(instance, task)
+        if "validating" in steps and "publishing" in steps:
+            before_gate.ms.append(since(steps["validating"]) - since(task["start_date"]))
+            gate.ms.append(since(steps["publishing"]) - since(steps["validating"]))
         progress(
             f"(g) {i}/{reps}: {sha[:12]} live {published.ms[-1] / 1000:.1f} s, in the bundle "
-            f"{served.ms[-1] / 1000:.1f} s after the webhook"
+            f"{served.ms[-1] / 1000:.1f} s after the webhook (synced by its `{task['task_id']}` task)"
         )
-    return [published, answered, run_started, sense, sync_started, sync_task, served]
+    return [published, answered, run_started, sync_started, before_gate, gate, sync_task, served]
+
+
+def _syncing_task(task_instances: list[dict]) -> dict:
+    """The task instance that synced the repository: a mapped `sync` task where one ran, else `sense` (a run that
+    names its repository syncs it there, meta_dags/dagops_sync.py)."""
+    ran = [t for t in task_instances if t["task_id"] == "sync" and t["state"] == "success"]
+    return ran[0] if ran else next(t for t in task_instances if t["task_id"] == "sense")
+
+
+def _progress_times(instance, task: dict) -> dict[str, str]:
+    """When the task printed each sync step ("REPO: validating"), from its log file: step -> ISO timestamp."""
+    folder = instance.home / "logs" / f"dag_id={task['dag_id']}" / f"run_id={task['dag_run_id']}"
+    folder = folder / f"task_id={task['task_id']}"
+    if task["map_index"] >= 0:
+        folder = folder / f"map_index={task['map_index']}"
+    steps: dict[str, str] = {}
+    for path in sorted(folder.glob("attempt=*.log")):
+        for line in path.read_text(errors="replace").splitlines():
+            try:
+                record = json.loads(line)
+            except ValueError:
+                continue
+            prefix = f"{REPO_NAME}: "
+            event = str(record.get("event", ""))
+            if event.startswith(prefix) and "timestamp" in record:
+                steps.setdefault(event[len(prefix) :], record["timestamp"])
+    return steps
 
 
 def _deliver(instance, repo: SourceRepo) -> dict:

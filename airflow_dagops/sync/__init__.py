@@ -1,11 +1,13 @@
 """What happens on a sync, step by step (the git-sync manner; each step is a small function in `sync.py`):
 
 1. sense (`sense.py`, the dagops_sync DAG's first task): a cheap `git ls-remote` of every due repository,
-   concurrently in one process; only changed ones get a sync task.
+   concurrently in one process; only changed ones get a sync task. A run that names its repository (a webhook,
+   "Sync Now") skips this step: its first task runs the steps below itself (meta_dags/dagops_sync.py).
 2. sync (`sync.py`, `sync_repository`): check the remote again without a lock; if nothing changed, stop.
 3. take the repository lock (deploy/locks.py), record a sync run (`runs.py`) and repair what a killed sync
    left behind (temp exports, a DB that lags behind the namespace link).
-4. fetch into the repository's bare mirror (git/mirror.py), with its Airflow Connection's credentials.
+4. fetch into the repository's bare mirror (git/mirror.py), with its Airflow Connection's credentials; git
+   fetches in a thread while step 3 records the run, and the lock is held until it is done.
 5. export the commit into an immutable release folder, hard-linking unchanged files from the live release
    (releases/candidate.py, deploy/releases.py).
 6. the release gate (releases/gate.py): validate in the OS sandbox (validate/), dag_id clashes with other

@@ -5,9 +5,10 @@ Every process that imports a repository's DAG code runs inside one `bwrap` sandb
 * its own PID, network, IPC and UTS namespaces (no view of the host's processes, no network: only a loopback
   device nobody listens on), a new session (no terminal to inject into), killed with its parent;
 * a file system built from nothing: read-only binds of the Python install, the virtual environment's
-  site-packages, the `airflow_dagops` package and the release (at `/dagops/release`), a few harmless files of
-  `/etc`, a fresh `/dev` and `/proc`, a private `/tmp`; no `AIRFLOW_HOME`, no `dagops_home`, no airflow.cfg,
-  no metadata DB, no home folder;
+  site-packages, the `airflow_dagops` package and the release (at `/dagops/release`; a sandbox started before its
+  release exists binds the namespace's releases, of which its zygote keeps that one alone before any DAG code runs),
+  a few harmless files of `/etc`, a fresh `/dev` and `/proc`, a private `/tmp`; no `AIRFLOW_HOME`, no
+  `dagops_home`, no airflow.cfg, no metadata DB, no home folder;
 * a clean environment built from an allow-list (nothing inherited by accident).
 
 Inside, the zygote keeps just the capabilities it needs to give every *generation* (the process that loads DAG
@@ -44,6 +45,9 @@ from airflow_dagops.errors import SandboxUnavailable
 log = logging.getLogger(__name__)
 
 RELEASE_MOUNT = "/dagops/release"
+# A sandbox started before its release is exported binds the folder of the namespace's releases here; the zygote
+# binds the one release onto RELEASE_MOUNT and unmounts this before any generation exists (sandbox_isolation.py).
+RELEASES_MOUNT = "/dagops/releases"
 WORK_MOUNT = "/dagops/work"  # the sandbox's logs, shared with the validator (read-write, private to this run)
 AIRFLOW_HOME_MOUNT = "/dagops/airflow"  # a tmpfs: the zygote's scratch AIRFLOW_HOME (airflow.cfg, scratch DB)
 HOME_MOUNT = "/dagops/home"
@@ -279,9 +283,17 @@ def bwrap_command(
     extra_paths: Sequence[str] = (),
     capabilities: tuple[str, ...] = ZYGOTE_CAPABILITIES,
     chdir: str = "/tmp",  # noqa: S108 - the sandbox's own /tmp
+    release_to_come: bool = False,
 ) -> list[str]:
-    """The full bwrap command line running `argv` in the sandbox described in this module's docstring."""
+    """The full bwrap command line running `argv` in the sandbox described in this module's docstring.
+
+    `release_to_come`: `root` is the folder the release will be exported into, bound whole at RELEASES_MOUNT, with an
+    empty RELEASE_MOUNT for the zygote to bind the release onto once it exists."""
     assert support.bwrap is not None
+    if release_to_come:
+        release = ["--ro-bind", str(root), RELEASES_MOUNT, "--perms", "0755", "--dir", RELEASE_MOUNT]
+    else:
+        release = release_binds(root)
     return [
         support.bwrap,
         *namespace_flags(support.as_root, capabilities),
@@ -306,7 +318,7 @@ def bwrap_command(
         "0755",
         "--dir",
         HOME_MOUNT,
-        *release_binds(root),
+        *release,
         "--bind",
         str(workdir),
         WORK_MOUNT,

@@ -22,6 +22,7 @@ import signal
 CLONE_NEWNS = 0x00020000
 CLONE_NEWPID = 0x20000000
 MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_REC, MS_PRIVATE = 2, 4, 8, 16384, 1 << 18
+MS_RDONLY, MS_REMOUNT, MS_BIND, MNT_DETACH = 1, 32, 4096, 2
 PR_SET_PDEATHSIG, PR_SET_DUMPABLE, PR_CAPBSET_DROP, PR_SET_SECUREBITS, PR_SET_NO_NEW_PRIVS = 1, 4, 24, 28, 38
 # SECBIT_NOROOT | SECBIT_NO_SETUID_FIXUP | SECBIT_KEEP_CAPS off, each locked: uid 0 (in a user namespace) never
 # regains capabilities through exec, and nothing can change these bits again.
@@ -59,6 +60,24 @@ def private_proc_and_tmp() -> None:
     # Not on /tmp itself: the Python install may be bound under it (a CI clone in /tmp); see sandbox_host.
     scratch = SCRATCH_MOUNT.encode()
     _check(_libc.mount(b"tmpfs", scratch, b"tmpfs", MS_NOSUID | MS_NODEV, f"mode=1777,{TMP_SIZE}".encode()), "tmp")
+
+
+def show_only_release(releases: str, name: str, release: str) -> None:
+    """In the zygote of a sandbox started before its release existed (`structure.Sandbox` in early mode): bind the
+    release `name` of the folder of releases mounted at `releases` onto `release`, read-only, then unmount that folder,
+    so neither the zygote nor any generation forked after it sees another release. Any failure raises: the parent
+    then starts a sandbox the usual way."""
+    if not name or "/" in name or name in (".", ".."):
+        raise IsolationError(errno.EINVAL, f"not a release folder name: {name!r}")
+    source = os.path.join(releases, name)
+    if os.path.islink(source) or not os.path.isdir(source):
+        raise IsolationError(errno.ENOENT, f"no release folder {name!r}")
+    _check(_libc.mount(source.encode(), release.encode(), None, MS_BIND, None), "bind the release")
+    flags = MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV
+    _check(_libc.mount(None, release.encode(), None, flags, None), "make the release read-only")
+    _check(_libc.umount2(releases.encode(), MNT_DETACH), "unmount the other releases")
+    if os.listdir(releases):
+        raise IsolationError(errno.EBUSY, "the other releases are still visible")
 
 
 def set_process_limits(cpu_seconds_hard: int = CPU_SECONDS_HARD) -> None:

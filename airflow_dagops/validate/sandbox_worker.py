@@ -25,7 +25,9 @@ Messages to the parent, one JSON object per line:
     {"event": "exited", "pid": N, "exitcode"|"signal"}  a generation ended (written by the zygote)
   on the zygote's stdout:
     {"event": "fatal", "error": ...}                    the zygote cannot start (e.g. Airflow fails to import)
-Requests on a slot's request pipe: {"file": "relative/path.py"}.
+    {"event": "fatal", "error": ..., "attach": true}    it cannot show the release it was named alone
+Requests on a slot's request pipe: {"file": "relative/path.py"}. On the zygote's stdin: {"kill": pid}, and for a
+zygote started before its release existed, first {"attach": NAME} (see `Zygote`).
 
 Only the standard library is imported at module level: Airflow is imported by `main()`, inside the sandbox.
 
@@ -41,6 +43,7 @@ import contextlib
 import ctypes
 import fcntl
 import gc
+import importlib
 import json
 import logging
 import os
@@ -68,7 +71,7 @@ from airflow_dagops.validate.sandbox_audit import (
     SandboxViolation,
     trusted_prefixes,
 )
-from airflow_dagops.validate.sandbox_isolation import SCRATCH_MOUNT, kill_everything_else
+from airflow_dagops.validate.sandbox_isolation import SCRATCH_MOUNT, kill_everything_else, show_only_release
 
 PLACEHOLDER = "placeholder"
 # Messages and tracebacks are shown to people; a DAG that raises with a 10 MB message must not flood the report.
@@ -883,10 +886,21 @@ def fork_generation(
 
 class Zygote:
     """Keeps one generation per slot alive until the parent closes the slot's request pipe, and kills a
-    generation when the parent asks (on stdin: {"kill": pid}), since only the zygote can see its processes."""
+    generation when the parent asks (on stdin: {"kill": pid}), since only the zygote can see its processes.
 
-    def __init__(self, channel: Channel, loader: Loader, slots: list[SlotPipes], isolation: Isolation) -> None:
+    Started before its release existed (`release_to_come`: where the folder of releases is mounted), it forks no
+    generation until the parent names the release (on stdin: {"attach": NAME}) and it shows itself that one alone."""
+
+    def __init__(
+        self,
+        channel: Channel,
+        loader: Loader,
+        slots: list[SlotPipes],
+        isolation: Isolation,
+        release_to_come: str | None = None,
+    ) -> None:
         self.channel, self.loader, self.slots, self.isolation = channel, loader, slots, isolation
+        self.release_to_come = release_to_come
         self.generations: dict[int, SlotPipes] = {}
         self.failures = dict.fromkeys(range(len(slots)), 0)
         self.control = b""
@@ -894,9 +908,14 @@ class Zygote:
 
     def run(self) -> int:
         # Objects that exist now are shared with every generation; freezing them keeps the garbage collector from
-        # touching (and so copying) their pages in each fork.
-        gc.collect()
+        # touching (and so copying) their pages in each fork. The bootstrap switched the collector off for the
+        # imports (structure.BOOTSTRAP), and generations run DAG code with it on: the gc module's own recipe for a
+        # process that forks. No collection first: over Airflow's objects it costs a quarter of a second of CPU
+        # before the first generation can start, to free a few thousand objects (kilobytes).
         gc.freeze()
+        gc.enable()
+        if self.release_to_come is not None and not self.attach_release(self.release_to_come):
+            return 1
         wake_read, wake_write = self.wake = os.pipe()
         os.set_blocking(wake_write, False)
         signal.set_wakeup_fd(wake_write)
@@ -914,6 +933,28 @@ class Zygote:
             if self.reap() is not None:
                 return 1
         return 0
+
+    def attach_release(self, releases: str) -> bool:
+        """Wait for the parent to name the release, then bind it and unmount the other releases (before any
+        generation exists, so none ever sees them). False: the parent gave up, or the release could not be shown
+        alone (said on stdout; the parent then starts a sandbox the usual way)."""
+        while True:
+            data = os.read(0, 4096)
+            if not data:
+                return False
+            self.control += data
+            *lines, self.control = self.control.split(b"\n")
+            for line in lines:
+                name = json.loads(line).get("attach") if line.strip() else None
+                if not isinstance(name, str):
+                    continue
+                try:
+                    show_only_release(releases, name, self.loader.root)
+                except OSError as exc:
+                    self.channel.send({"event": "fatal", "error": describe_exception(exc), "attach": True})
+                    return False
+                importlib.invalidate_caches()  # the release root is on sys.path: its listing changed under it
+                return True
 
     def spawn(self, slot: SlotPipes) -> None:
         pid = fork_generation(slot, self.slots, self.loader, self.channel, self.isolation, self.wake)
@@ -971,7 +1012,7 @@ def main(argv: list[str] | None = None) -> int:
         channel.send({"event": "fatal", "error": describe_exception(exc)})
         return 1
     slots = [SlotPipes(index, requests, results) for index, (requests, results) in enumerate(config["slots"])]
-    return Zygote(channel, loader, slots, isolation).run()
+    return Zygote(channel, loader, slots, isolation, config.get("release_to_come")).run()
 
 
 if __name__ == "__main__":

@@ -18,7 +18,8 @@ process group, and must never unpickle anything a child sends. A JSON line proto
 Why one zygote: importing Airflow costs 1-2 s of CPU, so a single child imports it once and forks one long-lived
 "generation" per worker slot; the generations load files one by one from the parent's queue. One that hangs,
 dies or exhausts its memory is replaced by another fork in milliseconds, and the slots share one Airflow import
-(CPU and memory that the pipeline's other checks can use). See `sandbox_worker.py` for the process layout.
+(CPU and memory that the pipeline's other checks can use). See `sandbox_worker.py` for the process layout. A sync
+starts its sandbox ahead, before the release exists (`start_ahead`): that import then overlaps the fetch and export.
 
 Size: the parent's half of one protocol (sandbox_worker.py is the other half). The `Sandbox` class (the
 warm pool, the request loop, the timeouts and the kill paths) shares private state that would otherwise leak
@@ -36,6 +37,7 @@ import logging
 import os
 import selectors
 import signal
+import stat
 import subprocess
 import sys
 import tempfile
@@ -83,10 +85,12 @@ MAX_ZYGOTE_STARTS = 4  # beyond that the sandbox itself is broken, not a DAG fil
 LOG_TAIL_BYTES = 8192
 # The worker is found through the folder that holds this package, which is then taken off sys.path again, so
 # DAG files never import from it (PYTHONPATH would leave it there, and `python FILE` would expose this package's
-# own folder instead).
+# own folder instead). The garbage collector is off while the zygote imports Airflow: ~1,500 modules make millions of
+# objects that are not garbage, and collecting over them is about a fifth of the zygote's start-up CPU. It is back on
+# before any generation forks (`sandbox_worker.Zygote.run`), so DAG code runs with it as in production.
 PACKAGE_PARENT = str(Path(airflow_dagops.__file__).resolve().parent.parent)
 BOOTSTRAP = (
-    "import sys; sys.path.insert(0, sys.argv[1]); "
+    "import gc; gc.disable(); import sys; sys.path.insert(0, sys.argv[1]); "
     "from airflow_dagops.validate.sandbox_worker import main; "
     "sys.path.remove(sys.argv[1]); sys.exit(main(sys.argv[1:]))"
 )
@@ -443,7 +447,8 @@ def warm_sandbox(root: Path, limits: SandboxLimits, *, slots: int, support: Sand
     if sandbox is None:
         if kept is not None:
             kept[0].__exit__()
-        sandbox = Sandbox(root, limits, slots=slots, support=support).__enter__()
+        sandbox = _take_ahead(root, limits, slots, support)
+        sandbox = sandbox or Sandbox(root, limits, slots=slots, support=support).__enter__()
     else:
         sandbox.refresh()
     try:
@@ -487,19 +492,72 @@ def _warm_key(root: Path, limits: SandboxLimits, slots: int, support: SandboxSup
             target = os.readlink(entry.path) if entry.is_symlink() else ""
             entries.append((entry.name, info.st_dev, info.st_ino, target))
     folder = root.stat()
+    return (str(root), folder.st_dev, folder.st_ino, tuple(sorted(entries)), *_built_from(root, limits, slots, support))
+
+
+def _built_from(root: Path, limits: SandboxLimits, slots: int, support: SandboxSupport | None) -> tuple:
+    """What a sandbox's processes were made from, whatever folder it serves."""
     environment = sorted(sandbox_environment(Path("/"), limits.timeout).items())
-    return (
-        str(root),
-        folder.st_dev,
-        folder.st_ino,
-        tuple(sorted(entries)),
-        limits,
-        slots,
-        support,
-        sys.executable,
-        tuple(environment),
-        tuple(private_paths(root)),
-    )
+    return (limits, slots, support, sys.executable, tuple(environment), tuple(private_paths(root)))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Sandboxes started ahead: a sync starts one before it fetches, so Airflow's import overlaps the fetch and export
+# ---------------------------------------------------------------------------------------------------------------
+
+_AHEAD: dict[str, tuple[Sandbox, tuple]] = {}  # folder of releases -> (its sandbox, what that was built from)
+
+
+def start_ahead(releases: Path, *, timeout: float | None, memory_limit: int | None, workers: int = 2) -> bool:
+    """Start a sandbox for the next release exported into the folder `releases`, before it exists; the next
+    `check_structure` of a release there takes it over (`warm_sandbox`). Only with the OS sandbox (its zygote binds
+    the release alone before any DAG code runs, see sandbox_isolation.show_only_release). False: none was started."""
+    support = sandbox_host.sandbox_support()
+    releases = Path(os.path.realpath(releases))
+    if not support.available or not releases.is_dir():
+        return False
+    limits = SandboxLimits.resolve(timeout, memory_limit)
+    sandbox = Sandbox(releases, limits, slots=workers, support=support, release_to_come=True).__enter__()
+    with _WARM_LOCK:
+        previous = _AHEAD.pop(str(releases), None)
+        _AHEAD[str(releases)] = (sandbox, _built_from(releases, limits, workers, support))
+    if previous is not None:
+        previous[0].__exit__()
+    return True
+
+
+def stop_ahead(releases: Path) -> None:
+    """Stop the sandbox started ahead for `releases` if no validation took it (nothing changed, all cached)."""
+    with _WARM_LOCK:
+        entry = _AHEAD.pop(os.path.realpath(releases), None)
+    if entry is not None:
+        entry[0].__exit__()
+
+
+def _take_ahead(root: Path, limits: SandboxLimits, slots: int, support: SandboxSupport | None) -> Sandbox | None:
+    """The sandbox started ahead for the folder that holds `root`, attached to it; None when there is none, or it
+    was made otherwise (limits, environment, ...), or `root` is not a release it can show (see `_whole_folder_ok`)."""
+    with _WARM_LOCK:
+        entry = _AHEAD.pop(str(root.parent), None)
+    if entry is None:
+        return None
+    sandbox, built_from = entry
+    if built_from != _built_from(root, limits, slots, support) or not sandbox.alive() or not _whole_folder_ok(root):
+        sandbox.__exit__()
+        return None
+    try:
+        sandbox.attach(root)
+    except OSError:  # its zygote died meanwhile
+        sandbox.__exit__()
+        return None
+    return sandbox
+
+
+def _whole_folder_ok(root: Path) -> bool:
+    """The release is bound as one folder: it must be a real folder that every user may list and enter (the usual
+    start binds its entries under a folder of its own, so a private release root works there)."""
+    info = os.lstat(root)
+    return stat.S_ISDIR(info.st_mode) and info.st_mode & 0o005 == 0o005
 
 
 def _expire(key: tuple, sandbox: Sandbox) -> None:
@@ -515,8 +573,13 @@ def stop_warm_sandboxes() -> None:
     with _WARM_LOCK:
         kept = list(_WARM.values())
         _WARM.clear()
+        ahead = [sandbox for sandbox, _ in _AHEAD.values()]
+        _AHEAD.clear()
     for sandbox, timer in kept:
         timer.cancel()
+        with contextlib.suppress(Exception):
+            sandbox.__exit__()
+    for sandbox in ahead:
         with contextlib.suppress(Exception):
             sandbox.__exit__()
 
@@ -544,8 +607,19 @@ class Sandbox:
     files, enforces per-file deadlines, and restarts the zygote if it dies (it never runs user code, so that means
     something killed it)."""
 
-    def __init__(self, root: Path, limits: SandboxLimits, *, slots: int, support: SandboxSupport | None = None) -> None:
+    def __init__(
+        self,
+        root: Path,
+        limits: SandboxLimits,
+        *,
+        slots: int,
+        support: SandboxSupport | None = None,
+        release_to_come: bool = False,
+    ) -> None:
+        # `release_to_come`: `root` is the folder a release is about to be exported into (`start_ahead`); the zygote
+        # imports Airflow meanwhile and forks no generation until `attach` names the release.
         self.root = root
+        self.release_to_come = release_to_come
         self.limits = limits
         self.support = support  # None: degraded, plain child processes
         self.uid = sandbox_host.sandbox_uid() if support is not None and support.as_root else None
@@ -599,7 +673,12 @@ class Sandbox:
         argv = [sys.executable, "-c", BOOTSTRAP, PACKAGE_PARENT, json.dumps(self.worker_config(workdir, child_ends))]
         if self.support is not None:
             argv = sandbox_host.bwrap_command(
-                self.support, root=self.root, workdir=workdir, extra_paths=self.extra_paths(), argv=argv
+                self.support,
+                root=self.root,
+                workdir=workdir,
+                extra_paths=self.extra_paths(),
+                argv=argv,
+                release_to_come=self.release_to_come,
             )
         try:
             with open(self.log_path, "ab") as log_file:
@@ -645,7 +724,17 @@ class Sandbox:
             "uid": self.uid,
             "writable": ["/tmp/"] if sandboxed else [str(self.home) + "/"],  # noqa: S108 - the sandbox's own
             "private": private_paths(self.root),
+            "release_to_come": sandbox_host.RELEASES_MOUNT if self.release_to_come else None,
         }
+
+    def attach(self, root: Path) -> None:
+        """The release a sandbox started with `release_to_come` serves, now that it is exported into that folder: the
+        zygote binds it, unmounts the other releases and forks its generations. Should the zygote be restarted, it
+        is started the usual way, for this release."""
+        control, _ = self.zygote_pipes()
+        control.write(json.dumps({"attach": root.name}).encode() + b"\n")
+        control.flush()
+        self.root, self.release_to_come = root, False
 
     def extra_paths(self) -> list[str]:
         """Airflow's plugins folder: custom timetables and the like that serializing a DAG needs."""
@@ -660,6 +749,9 @@ class Sandbox:
                 if slot.requests is not None:  # None: the sandbox never started
                     slot.requests.close()  # idle generations read EOF and exit; the zygote forks no more and exits
         if self.zygote is not None:
+            if self.release_to_come:  # never attached, so no DAG code ran: nothing to wait for (it may be importing)
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(self.zygote.pid, signal.SIGKILL)
             try:
                 self.zygote.wait(timeout=5)
             except subprocess.TimeoutExpired:
@@ -760,6 +852,10 @@ class Sandbox:
             return
         for line in data.splitlines():
             message = json.loads(line) if line.strip() else {}
+            if message.get("event") == "fatal" and message.get("attach"):
+                log.warning("The sandbox started ahead cannot show its release (%s); restarting", message.get("error"))
+                self.restart()
+                return
             if message.get("event") == "fatal":
                 raise SandboxUnavailable(f"The structure sandbox cannot start: {message.get('error')}")
         if not data:

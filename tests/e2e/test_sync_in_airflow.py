@@ -45,6 +45,11 @@ def _run_state(airflow, run_id: str) -> str | None:
     return state if state in ("success", "failed") else None
 
 
+def _task_states(airflow, run_id: str) -> list[tuple[str, int, str]]:
+    instances = airflow.api("GET", f"dags/dagops_sync/dagRuns/{run_id}/taskInstances").json()["task_instances"]
+    return sorted((ti["task_id"], ti["map_index"], ti["state"]) for ti in instances)
+
+
 def test_dagops_sync_in_airflow_publishes_then_republishes(airflow, git_remote):
     remote = git_remote({"dags/team_hello.py": dag_source("team_hello")})
     airflow.run("dagops", "repos", "add", "team", remote.url, "--namespace", "team")
@@ -53,6 +58,9 @@ def test_dagops_sync_in_airflow_publishes_then_republishes(airflow, git_remote):
     first_run = _trigger_sync(airflow, "team")
     wait_for(lambda: "team_hello" in airflow.dag_ids(), timeout=120, what="team_hello in GET /api/v2/dags")
     assert wait_for(lambda: _run_state(airflow, first_run), timeout=60, what="the first run") == "success"
+    # A run that names its repository syncs it in its first task and maps no `sync` task: the release goes live
+    # without waiting for a second task to be scheduled and started.
+    assert _task_states(airflow, first_run) == [("sense", -1, "success"), ("sync", -1, "skipped")]
     dag = airflow.api("GET", "dags/team_hello").json()
     # Parsed once, by the dagops-releases bundle (publish_mode = bundle, the default), from namespace `team`.
     assert (dag["bundle_name"], dag["relative_fileloc"]) == ("dagops-releases", "team/dags/team_hello.py")
@@ -81,13 +89,12 @@ def test_dagops_sync_in_airflow_publishes_then_republishes(airflow, git_remote):
     broken_run = _trigger_sync(airflow, "team")
     assert wait_for(lambda: _run_state(airflow, broken_run), timeout=90, what="the broken run") == "failed"
     assert {"team_hello", "team_second"} <= airflow.dag_ids()
+    assert _task_states(airflow, broken_run) == [("sense", -1, "failed"), ("sync", -1, "upstream_failed")]
 
     # A cycle in which nothing changed maps no sync task at all.
     quiet = airflow.api("POST", "dags/dagops_sync/dagRuns", json={"logical_date": None}).json()["dag_run_id"]
     assert wait_for(lambda: _run_state(airflow, quiet), timeout=90, what="the quiet run") == "success"
-    instances = airflow.api("GET", f"dags/dagops_sync/dagRuns/{quiet}/taskInstances").json()["task_instances"]
-    sync_instances = [(ti["map_index"], ti["state"]) for ti in instances if ti["task_id"] == "sync"]
-    assert sync_instances == [(-1, "skipped")]
+    assert _task_states(airflow, quiet) == [("sense", -1, "success"), ("sync", -1, "skipped")]
 
     # A repository whose tests gate its releases: the sync leaves the release waiting, the asset it updates
     # schedules dagops_test, whose mapped task runs the test module and whose last task publishes it.

@@ -234,3 +234,15 @@ def test_a_file_copied_into_a_second_path_gets_its_own_answer(tmp_path, content)
         assert files_with(report, "import-error") == {"dags/one.py", "dags/two.py"}
     else:
         assert files_with(report, "duplicate-dag-id") == {"dags/one.py", "dags/two.py"}
+
+
+def test_the_environment_in_every_key_names_each_distribution_as_its_metadata_does():
+    """The key's environment is read from the metadata's header lines, not through the email parser: the same
+    name and version for every installed distribution (an upgrade still changes every key)."""
+    import importlib.metadata
+
+    from airflow_dagops.validate.cache import name_and_version
+
+    dists = list(importlib.metadata.distributions())
+    assert len(dists) > 50  # Airflow's installation: a real sample
+    assert [name_and_version(d) for d in dists] == [f"{d.metadata['Name']}=={d.version}" for d in dists]

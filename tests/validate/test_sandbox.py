@@ -312,6 +312,75 @@ def test_a_warm_sandbox_serves_the_same_folder_again_with_fresh_generations(tmp_
         structure.stop_warm_sandboxes()
 
 
+@needs_sandbox
+def test_a_sandbox_started_ahead_shows_its_release_alone_and_answers_as_one_started_for_it(hostile, monkeypatch):
+    """A sync starts the sandbox before it fetches (validate.sandbox_ahead), when the release does not exist yet: the
+    validation of the release exported next takes it over. Its DAG code sees that release alone, never
+    the other releases of the folder; its answers are those of a sandbox started for the release; a file that hangs
+    is still killed; and one that no validation takes is stopped with everything it started."""
+    from airflow_dagops.validate import structure
+
+    _, marker = hostile
+    monkeypatch.setenv("AIRFLOW__DAGOPS__SANDBOX_KEEP_WARM", "0")
+    releases = hostile[0].parent / "releases"
+    (releases / "older").mkdir(parents=True)
+    (releases / "older" / "secret.txt").write_text(SECRET)
+    started = []
+    real_start = structure.Sandbox.start
+    monkeypatch.setattr(structure.Sandbox, "start", lambda self: (started.append(self), real_start(self))[1])
+    assert structure.start_ahead(releases, timeout=3, memory_limit=None)
+    root = releases / "next"  # exported after the sandbox started, as a sync does
+    root.mkdir()
+    probe = """import json, os
+seen = {
+    "releases": os.listdir("/dagops/releases") if os.path.isdir("/dagops/releases") else [],
+    "release": sorted(os.listdir("/dagops/release")),
+    "older": [p for p in ("/dagops/releases/older/secret.txt", "/dagops/release/../releases/older/secret.txt")
+              if os.path.exists(p)],
+}
+raise RuntimeError("SEEN " + json.dumps(seen))
+"""
+    files = {
+        "probe.py": probe,
+        "hang.py": "while True:\n    pass\n",
+        "broken.py": "import json\njson.loads('{')\n",
+        "fine.py": "with DAG('fine', schedule=None):\n    pass\n",
+    }
+    ahead = run(root, files, timeout=3)
+    assert len(started) == 1  # the one started ahead served the release
+    seen = __import__("json").loads(
+        next(f for f in ahead.findings if f.file == "probe.py").message.split("SEEN ", 1)[1].splitlines()[0]
+    )
+    assert seen == {"releases": [], "release": sorted(files), "older": []}
+    assert "import-timeout" in rules_of(ahead, "hang.py")
+    usual = run(root, files, timeout=3)
+    assert len(started) == 2  # a sandbox started for the release, the usual way
+    facts = lambda result: sorted(  # noqa: E731
+        (f.rule, f.severity, f.file, f.line, f.message) for f in result.findings if f.file != "probe.py"
+    )
+    assert facts(ahead) == facts(usual) and ahead.dags == usual.dags
+    assert_no_secret(ahead)
+    assert SECRET not in " ".join(f.message for f in ahead.findings)
+
+    assert structure.start_ahead(releases, timeout=3, memory_limit=None)
+    structure.stop_ahead(releases)  # nothing changed: no validation takes it
+    assert processes_with(marker) == []
+
+
+def test_a_release_is_shown_whole_only_when_every_user_may_read_its_folder(tmp_path):
+    """Started ahead, the sandbox binds the release folder itself; a private folder, or a link, goes to a sandbox
+    started the usual way (which binds the entries under a folder of its own)."""
+    from airflow_dagops.validate.structure import _whole_folder_ok
+
+    shared, private = tmp_path / "shared", tmp_path / "private"
+    shared.mkdir(mode=0o755)
+    private.mkdir(mode=0o700)
+    shared.chmod(0o755)  # whatever the umask
+    (tmp_path / "link").symlink_to(shared)
+    assert _whole_folder_ok(shared)
+    assert not _whole_folder_ok(private) and not _whole_folder_ok(tmp_path / "link")
+
+
 def test_a_hostile_repository_synced_leaves_no_secret_in_rows_events_logs_or_cli_output(
     dagops_env, git_remote, caplog, monkeypatch
 ):

@@ -232,6 +232,7 @@ SEEN = {{
     "home": os.environ["HOME"],
     "airflow_home": os.environ["AIRFLOW_HOME"],
     "cwd": os.getcwd(),
+    "gc": __import__("gc").isenabled(),
 }}
 raise RuntimeError("SEEN " + json.dumps(SEEN))
 """
@@ -270,6 +271,7 @@ raise RuntimeError("SEEN " + json.dumps(SEEN))
     seen = json.loads(probe.message.split("SEEN ", 1)[1].splitlines()[0])
     dag_line = (root / "env_dump.py").read_text().splitlines().index("@dag(") + 1
     assert seen["visible"] == "yes" and seen["secret_names"] == [] and seen["hunter2"] is False
+    assert seen["gc"] is True  # off while the zygote imports Airflow, on for DAG code (structure.BOOTSTRAP)
     home = Path(seen["home"])
     assert home != Path.home() and Path(seen["airflow_home"]) != Path(os.environ.get("AIRFLOW_HOME", "/nonexistent"))
     assert Path(seen["cwd"]) != Path.cwd() and not Path(seen["cwd"]).is_relative_to(root)
@@ -278,7 +280,7 @@ raise RuntimeError("SEEN " + json.dumps(SEEN))
         ("variable-at-import", "env_dump.py", 6),
         ("variable-at-import", "env_dump.py", 7),
         ("dag-id-taken", "env_dump.py", dag_line),
-        ("import-error", "probe.py", 14),
+        ("import-error", "probe.py", 15),
         ("variable-at-import", "with_helper.py", 1),  # the import line: the read itself is in shared/config.py
         ("import-error", "with_helper.py", 3),
         ("variable-at-import", "with_helper_too.py", 1),  # helpers are re-imported per file, as in production
