@@ -123,8 +123,16 @@ def start_make_run(tmp_path: Path, extra_env: dict[str, str] | None = None) -> M
             stdout=out,
             stderr=subprocess.STDOUT,
             start_new_session=True,  # its own process group, as a terminal's foreground job
+            preexec_fn=_as_from_a_terminal,
         )
     return MakeRun(home=tmp_path / "run", port=port, process=process, log=log)
+
+
+def _as_from_a_terminal() -> None:
+    """Ctrl-C and Ctrl-\\ as a terminal's job gets them. A test run started in the background of a script (`.ci/run
+    &`) ignores SIGINT and SIGQUIT, and an ignored signal is inherited through exec: run.sh could not trap Ctrl-C."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGQUIT, signal.SIG_DFL)
 
 
 def processes_of(run: MakeRun) -> list[str]:
@@ -160,7 +168,7 @@ def stop_with_ctrl_c(run: MakeRun) -> None:
     try:
         run.process.wait(timeout=120)
     except subprocess.TimeoutExpired:
-        # Seen twice under a loaded CI run, never alone: say what run.sh was doing, for the next one to read.
+        # Say what run.sh was doing (its state, signal masks and children), for the next one to read.
         raise AssertionError(f"run.sh still runs 120 s after Ctrl-C:\n{_state_of(run.process.pid)}") from None
 
 
