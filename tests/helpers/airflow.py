@@ -271,3 +271,22 @@ def pytest_runtest_teardown(item, nextitem):
     _shared.users_left -= 1
     if _shared.users_left <= 0 and _shared.instance is not None:
         _shared.instance.stop()  # the fixture's own stop at the session's end then finds nothing left to stop
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "real_airflow_first: among the tests sharing `real_airflow`, run this one before the others"
+    )
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
+def pytest_collection_modifyitems(config, items):
+    """The tests sharing `real_airflow` go to one xdist worker (with `--dist loadgroup`), so it starts once; the
+    ones marked `real_airflow_first` run first among them (they count everything in the instance)."""
+    positions = [i for i, item in enumerate(items) if _uses_shared_airflow(item)]
+    users = [items[i] for i in positions]
+    for item in users:
+        item.add_marker(pytest.mark.xdist_group("real_airflow"))
+    ordered = sorted(users, key=lambda item: item.get_closest_marker("real_airflow_first") is None)
+    for position, item in zip(positions, ordered, strict=True):
+        items[position] = item
