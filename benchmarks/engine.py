@@ -98,9 +98,9 @@ class PhaseClock:
     """A `progress=` callback that timestamps the engine's named steps, to show where a sync spends its time.
 
     the sync reports "checking remote", "fetching", "exporting", "validating" and "publishing";
-    each phase runs from its step's report to the next one (the last one to the end of the call). The sync records
-    its run while git fetches, so "checking remote" holds the lock and that record, and "fetching" what is left of
-    the fetch.
+    each phase runs from its step's report to the next one (the last one to the end of the call). With the lock free
+    and the ref's full name known from the last fetch, the sync fetches at once to see whether there is anything new:
+    then "checking remote" is the lock and the whole fetch, and "fetching" is recording the run.
     """
 
     def __init__(self):
@@ -121,8 +121,10 @@ class PhaseClock:
     def note(self) -> str:
         parts = [f"{step} {statistics.median(ms):.1f}" for step, ms in self.phases.items()]
         return (
-            "Where the engine's time goes (median ms per step, from its `progress` reports; the run is recorded while "
-            "git fetches, within 'checking remote'): " + ", ".join(parts) + "."
+            "Where the engine's time goes (median ms per step, from its `progress` reports; 'checking remote' is the "
+            "lock and the fetch, which answers whether anything is new; 'fetching' is recording the run): "
+            + ", ".join(parts)
+            + "."
         )
 
 
@@ -200,9 +202,10 @@ def measure_one_file_change(big: BigRepo, work: Path, reps: int) -> Measurement:
         "b",
         "(b) Publish a 1-file change in the 500-file repository as a new immutable release",
         "A commit changing one DAG file is made outside the timer, then "
-        '`sync_repository(name, trigger="schedule", validator=noop)` is timed: ls-remote, lock, '
-        "fetch, export to a new release folder, publish (symlink swap), mark releases beyond `releases_to_keep` "
-        "pruned and rename their folders aside (deleting them happens in the sense step, outside the sync). "
+        '`sync_repository(name, trigger="schedule", validator=noop)` is timed: lock, fetch (the '
+        "ref's full name is known from the last fetch, so no ls-remote before it), record the run, export to a new "
+        "release folder, publish (symlink swap), mark releases beyond `releases_to_keep` pruned and rename "
+        "their folders aside (deleting them happens in the sense step, outside the sync). "
         "Its `progress=` callback only "
         "records a timestamp per step (the breakdown below). Baselines see the same commit.",
         [engine, bundle, naive],

@@ -137,9 +137,7 @@ def _time_pushes(instance, repo: SourceRepo, reps: int, progress) -> list[Sample
     answered = Samples("webhook sent → 202 answer (verify, dedupe, queue the Airflow run)", role="breakdown")
     run_started = Samples("webhook sent → the scheduler starts the dagops_sync run", role="breakdown")
     sync_started = Samples("webhook sent → the task that syncs the repository started", role="breakdown")
-    before_gate = Samples(
-        "that task: start → validation starts (task start-up, ls-remote, lock, fetch, export)", role="breakdown"
-    )
+    before_gate = Samples("that task: start → validation starts (task start-up, lock, fetch, export)", role="breakdown")
     gate = Samples(
         "that task: validation start → publishing starts (the gate: the changed file imported in a fresh sandbox, "
         "the other checks)",

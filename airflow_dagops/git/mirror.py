@@ -7,6 +7,7 @@ and credentials come from the Airflow Connection for the duration of one command
 from __future__ import annotations
 
 import logging
+import os
 import re
 import shutil
 import subprocess
@@ -35,6 +36,8 @@ from airflow_dagops.safety import display_url, validate_ref
 log = logging.getLogger(__name__)
 
 TRACKED_REF = "refs/dagops/tracked"
+# The full name the tracked ref resolved to on the last fetch (`Mirror.known_full_ref`): a file inside the mirror.
+REF_MEMO = "dagops-tracked-ref"
 SHA_PATTERN = re.compile(r"^[0-9a-f]{40}([0-9a-f]{24})?$")
 
 # Pauses before the 2nd and 3rd try of a remote command that failed for a transient reason (a timeout, an
@@ -88,6 +91,35 @@ class Mirror:
             f"ref {ref!r} was not found in {display_url(self.url)}: no branch or tag of that name. "
             "Check the spelling, or push it first."
         )
+
+    def known_full_ref(self, ref: str) -> str | None:
+        """The full name of `ref` on the remote as this mirror last fetched it (`remember_full_ref`), so a sync can
+        fetch at once instead of asking the remote first; None when not known (a first fetch, another ref, a
+        commit sha). The remote may have changed since: a fetch of a name it no longer has fails as RefNotFound."""
+        validate_ref(ref)
+        if SHA_PATTERN.match(ref):
+            return None
+        if ref.startswith("refs/"):
+            return ref
+        try:
+            remembered, full_ref = (self.path / REF_MEMO).read_text().split("\n")
+        except (OSError, ValueError):
+            return None
+        # Only the two names ls_remote itself resolves a short ref to: whatever the file holds goes no further.
+        return full_ref if remembered == ref and full_ref in (f"refs/heads/{ref}", f"refs/tags/{ref}") else None
+
+    def remember_full_ref(self, ref: str, full_ref: str) -> None:
+        """Record what `ref` resolved to, for `known_full_ref`. Callers hold the repository lock (they fetched)."""
+        memo = self.path / REF_MEMO
+        text = f"{ref}\n{full_ref}"
+        try:
+            if memo.read_text() == text:
+                return
+        except OSError:
+            pass
+        tmp = memo.with_name(f"{REF_MEMO}.tmp-{os.getpid()}")
+        tmp.write_text(text)
+        os.replace(tmp, memo)
 
     def fetch(self, full_ref: str) -> CommitInfo:
         """Fetch only the tracked ref into the mirror (forced, so force-pushes are followed); describe its commit."""
@@ -338,6 +370,7 @@ class PendingFetch:
     """A `Mirror.fetch` under way in a thread (`Mirror.fetch_in_background`)."""
 
     def __init__(self, mirror: Mirror, full_ref: str):
+        self.full_ref = full_ref
         self._commit: CommitInfo | None = None
         self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, args=(mirror, full_ref), name=f"fetch {mirror.path.name}")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -19,8 +20,8 @@ from airflow_dagops.deploy import live_set
 from airflow_dagops.deploy.locks import repository_lock
 from airflow_dagops.deploy.publish import current_target, publish
 from airflow_dagops.deploy.releases import clean_temporary_exports
-from airflow_dagops.errors import DagOpsError, InvalidInput
-from airflow_dagops.git.mirror import Mirror
+from airflow_dagops.errors import DagOpsError, InvalidInput, LockBusy, RefNotFound
+from airflow_dagops.git.mirror import Mirror, PendingFetch
 from airflow_dagops.redaction import redact_text
 from airflow_dagops.release_manifest import read_manifest
 from airflow_dagops.releases import promotion
@@ -82,30 +83,70 @@ def sync_repository(
     if snapshot.pinned_release_id:
         return _keep_pinned(snapshot, trigger, airflow_run_id)
 
-    # Step 1, no lock and no write: is there anything to do at all?
     progress("checking remote")
-    try:
-        full_ref, remote = mirror.ls_remote(snapshot.ref)
-    except DagOpsError as err:
-        return record_failure(snapshot, trigger, airflow_run_id, None, err)
-    if not force and remote == snapshot.last_seen_commit and snapshot.link_healthy():
-        outcome = _unchanged_outcome(snapshot, remote)
-        if trigger != "schedule":
-            outcome.sync_run_id = record_run(
-                snapshot, trigger, airflow_run_id, outcome.status, remote, snapshot.live_release_id
-            )
-        return outcome
+    with ExitStack() as held:
+        # Step 1: is there anything to do at all? With the lock free and the ref's full name known, one fetch
+        # answers it (and has the commit when there is); else a lock-free ls-remote, then the lock and the fetch.
+        fetching = None if force else _fetch_first(held, snapshot, mirror)
+        if fetching is not None:
+            try:
+                full_ref, remote = fetching.full_ref, fetching.result().sha
+            except DagOpsError as err:
+                return record_failure(snapshot, trigger, airflow_run_id, None, err)
+        else:
+            try:
+                full_ref, remote = mirror.ls_remote(snapshot.ref)
+            except DagOpsError as err:
+                return record_failure(snapshot, trigger, airflow_run_id, None, err)
+        if not force and remote == snapshot.last_seen_commit and snapshot.link_healthy():
+            outcome = _unchanged_outcome(snapshot, remote)
+            if trigger != "schedule":
+                outcome.sync_run_id = record_run(
+                    snapshot, trigger, airflow_run_id, outcome.status, remote, snapshot.live_release_id
+                )
+            return outcome
+        if fetching is None:
+            held.enter_context(repository_lock(paths.locks_dir(), name, timeout=settings.get_int("lock_timeout")))
+        return _sync_locked(
+            name, full_ref, trigger, airflow_run_id, force, progress, validator, mirror, defer_tests, fetching
+        )
 
-    with repository_lock(paths.locks_dir(), name, timeout=settings.get_int("lock_timeout")):
-        return _sync_locked(name, full_ref, trigger, airflow_run_id, force, progress, validator, mirror, defer_tests)
+
+def _fetch_first(held: ExitStack, snapshot: RepoSnapshot, mirror: Mirror) -> PendingFetch | None:
+    """The tracked ref fetched at once, under the repository lock (kept in `held`), when that costs no wait: the
+    lock is free, the ref's full name is known from the last fetch, the home is laid out. A fetch that finds the
+    ref gone is undone (None): ls-remote then says whether it became a tag, or that it is gone, as always."""
+    try:
+        full_ref = mirror.known_full_ref(snapshot.ref)
+    except DagOpsError:
+        return None
+    if full_ref is None or not _laid_out():
+        return None
+    attempt = ExitStack()
+    try:
+        attempt.enter_context(repository_lock(paths.locks_dir(), snapshot.name, timeout=0))
+    except LockBusy:
+        return None  # another sync is at work: the lock-free check, then a wait for the lock, as always
+    fetching = mirror.fetch_in_background(full_ref)
+    try:
+        fetching.result()
+    except RefNotFound:
+        attempt.close()
+        return None
+    except DagOpsError:
+        pass  # the caller records it as the sync's failure
+    held.enter_context(attempt)
+    return fetching
 
 
 def _sync_locked(
-    name, full_ref, trigger, airflow_run_id, force, progress, validator, mirror, defer_tests=False
+    name, full_ref, trigger, airflow_run_id, force, progress, validator, mirror, defer_tests, fetching
 ) -> SyncOutcome:
-    # git fetches in its own processes while this one records the run: neither waits for the other. Never into a
-    # dagops_home laid out wrong: the layout check refuses it, as the run's error.
-    fetching = mirror.fetch_in_background(full_ref) if _laid_out() else None
+    # git fetches in its own processes while this one records the run: neither waits for the other (unless
+    # `_fetch_first` fetched already). Never into a dagops_home laid out wrong: the layout check refuses it, as the
+    # run's error.
+    if fetching is None and _laid_out():
+        fetching = mirror.fetch_in_background(full_ref)
     try:
         return _fetch_and_publish(
             name, full_ref, trigger, airflow_run_id, force, progress, validator, mirror, defer_tests, fetching=fetching
@@ -123,6 +164,7 @@ def _fetch_and_publish(
         paths.check_layout()
         progress("fetching")
         info = fetching.result() if fetching is not None else mirror.fetch(full_ref)
+        mirror.remember_full_ref(snapshot.ref, full_ref)
         commit = info.sha
         if not force and commit == snapshot.last_seen_commit and snapshot.link_healthy():
             # Another sync processed this commit while we waited for the lock.
