@@ -46,7 +46,9 @@ HEALTH_EVENTS = (AlertEvent.FAILING, AlertEvent.RECOVERED)  # what a change of h
 
 
 @dataclass(frozen=True)
-class _Run:
+class SyncRunFacts:
+    """What the alerts of one finished sync run need to know (`read_run`)."""
+
     repository_id: int
     repository: str
     rules: dict | None
@@ -68,10 +70,11 @@ class _Judged:
     kept: str | None  # None: the repository has no alert state yet
 
 
-def after_sync(run_id: int) -> None:
-    """The alerts and commit status of one finished sync run (see the module docstring). Never raises."""
+def after_sync(run_id: int, run: SyncRunFacts | None = None) -> None:
+    """The alerts and commit status of one finished sync run (see the module docstring), from `run` when the
+    caller read it already (`read_run`, in the feed's own read of the run), else read here. Never raises."""
     try:
-        run = _read_run(run_id)
+        run = run or _read_run(run_id)
         if run is None:
             return
         if run.status == SyncRunStatus.FAILED and run.error_code in VALIDATION_CODES and run.commit:
@@ -89,27 +92,31 @@ def check_health(name: str) -> AlertEvent | None:
     return _health_changed(repo_id, name, rules, judged)
 
 
-def _read_run(run_id: int) -> _Run | None:
-    """The run, its repository and, when its alerts hear of it, the repository's health: one transaction, on every
-    sync."""
+def _read_run(run_id: int) -> SyncRunFacts | None:
     with session_scope() as session:
-        run = session.get(SyncRun, run_id)
-        repo = session.get(Repository, run.repository_id) if run is not None else None
-        if run is None or repo is None:
-            return None
-        return _Run(
-            repository_id=repo.id,
-            repository=repo.name,
-            rules=repo.alerts,
-            url=repo.url,
-            conn_id=repo.conn_id,
-            status=run.status,
-            commit=run.commit_sha,
-            error=run.error,
-            error_code=run.error_code,
-            release_id=run.release_id,
-            judged=_judge(session, repo),
-        )
+        return read_run(session, run_id)
+
+
+def read_run(session: Session, run_id: int) -> SyncRunFacts | None:
+    """The run, its repository and, when its alerts hear of it, the repository's health, in the caller's
+    transaction (on every sync: the feed reads the run for its event in the same one)."""
+    run = session.get(SyncRun, run_id)
+    repo = session.get(Repository, run.repository_id) if run is not None else None
+    if run is None or repo is None:
+        return None
+    return SyncRunFacts(
+        repository_id=repo.id,
+        repository=repo.name,
+        rules=repo.alerts,
+        url=repo.url,
+        conn_id=repo.conn_id,
+        status=run.status,
+        commit=run.commit_sha,
+        error=run.error,
+        error_code=run.error_code,
+        release_id=run.release_id,
+        judged=_judge(session, repo),
+    )
 
 
 # -- health --------------------------------------------------------------------------------------------------------
@@ -170,7 +177,7 @@ def deliver(repo_id: int, rules: dict | None, alert: Alert) -> list[str]:
 
 
 # -- a pushed commit that failed validation ------------------------------------------------------------------------
-def _commit_failed(run: _Run) -> None:
+def _commit_failed(run: SyncRunFacts) -> None:
     commit = run.commit or ""
     if not state.claim_failed_commit(run.repository_id, commit):
         return  # announced already (a forced re-sync of the same commit, or another process)
@@ -236,7 +243,7 @@ def _release_facts(release_id: int | None) -> dict:
         }
 
 
-def report_commit_status(run: _Run, facts: dict) -> str | None:
+def report_commit_status(run: SyncRunFacts, facts: dict) -> str | None:
     """A red `dagops/validate` status on the failed commit; the reason it was not sent, or None. Never raises."""
     provider = _provider(run.url, run.conn_id)
     if provider is None:
@@ -271,7 +278,7 @@ def _provider(url: str, conn_id: str | None) -> str | None:
     return host_api.provider_of(url, (connection.extra_dejson or {}) if connection is not None else {})
 
 
-def _context(run: _Run) -> str:
+def _context(run: SyncRunFacts) -> str:
     """As a pull-request check's: `dagops/validate`, with the repository's name when others share its URL."""
     with session_scope() as session:
         return host_api.status_context(session, run.repository_id, run.repository, run.url)

@@ -17,6 +17,7 @@ Two rules shape this module:
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 import threading
@@ -24,7 +25,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from sqlalchemy import event as sa_event
-from sqlalchemy import select
+from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
 from airflow_dagops.alerts import service as alerts
@@ -126,9 +127,11 @@ def record_sync_run(run_id: int, *, session: Session | None = None) -> None:
             if run is None:  # deleted with its repository before the event was written
                 log.warning("sync run %s is gone: no event for it in the feed", run_id)
                 return
-            name = read.scalar(select(Repository.name).where(Repository.id == run.repository_id))
+            repository = read.get(Repository, run.repository_id)  # the alerts' read below finds it loaded
+            name = repository.name if repository is not None else None
             facts = (run.status, run.commit_sha, run.trigger, run.error, run.error_code, run.airflow_run_id)
             release_id, started, ended = run.release_id, run.started_at, run.ended_at
+            for_alerts = _read_for_alerts(read, run_id) if name is not None else None
     except Exception:
         log.exception("could not read sync run %s for the event feed", run_id)
         return
@@ -154,7 +157,19 @@ def record_sync_run(run_id: int, *, session: Session | None = None) -> None:
         },
     )
     if name is not None:
-        alerts.after_sync(run_id)  # a red commit status and alerts on a change of health (alerts/service.py)
+        # A red commit status and alerts on a change of health (alerts/service.py): read in the same transaction.
+        alerts.after_sync(run_id, for_alerts)
+
+
+def _read_for_alerts(session: Session, run_id: int) -> alerts.SyncRunFacts | None:
+    """What the alerts need, read with the event's facts; None (alerts read again themselves) if that fails, so
+    an alerts problem never costs the event."""
+    try:
+        return alerts.read_run(session, run_id)
+    except Exception:
+        log.exception("could not read sync run %s for its alerts", run_id)
+        session.rollback()  # a failed statement leaves a PostgreSQL transaction unusable; only reads are lost
+        return None
 
 
 # What went live, by the deploy log's reason: rollback, deploy; else a publish. A promotion into prod is
@@ -278,6 +293,12 @@ def _drop_pending(session: Session) -> None:
     session.info.pop(_PENDING, None)
 
 
+def batched() -> contextlib.AbstractContextManager[None]:
+    """Within the block, events wait and go in with one insert at its end (a sync's validation, publish and sync
+    events: one transaction, not three)."""
+    return _one_insert()
+
+
 @contextmanager
 def _one_insert() -> Iterator[None]:
     """Collect the rows `_insert` is given in the block and insert them together at its end (in one transaction,
@@ -306,7 +327,7 @@ def _insert_rows(rows: list[dict]) -> None:
         return
     try:
         with session_scope() as session:
-            session.add_all([Event(**row) for row in rows])
+            session.execute(insert(Event), rows)  # one statement: the ORM's unit of work adds nothing here
     except Exception:  # the feed is a record of the work, never a reason for the work to fail
         what = ", ".join(f"a {row['kind']} event of {row['repository']}" for row in rows)
         log.exception("could not record %s", what)

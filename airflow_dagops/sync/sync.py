@@ -21,6 +21,7 @@ from airflow_dagops.deploy.locks import repository_lock
 from airflow_dagops.deploy.publish import current_target, publish
 from airflow_dagops.deploy.releases import clean_temporary_exports
 from airflow_dagops.errors import DagOpsError, InvalidInput, LockBusy, RefNotFound
+from airflow_dagops.events import feed as events
 from airflow_dagops.git.mirror import Mirror, PendingFetch
 from airflow_dagops.redaction import redact_text
 from airflow_dagops.release_manifest import read_manifest
@@ -74,6 +75,11 @@ def sync_repository(
     progress = progress or (lambda _step: None)
     if trigger not in TRIGGERS:
         raise InvalidInput(f"unknown trigger {trigger!r}; one of {', '.join(TRIGGERS)}")
+    with events.batched():  # the sync's validation, publish and sync events: one insert, at its end
+        return _sync(name, trigger, airflow_run_id, force, progress, validator, defer_tests)
+
+
+def _sync(name, trigger, airflow_run_id, force, progress, validator, defer_tests) -> SyncOutcome:
     with read_connection() as connection:
         snapshot = RepoSnapshot.read(connection, name)
     if not snapshot.enabled and trigger == "schedule":

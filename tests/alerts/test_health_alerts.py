@@ -66,7 +66,7 @@ def test_a_change_seen_by_many_processes_at_once_is_announced_once(
     # Recovery recorded without the sync's own hook judging it, then judged by eight processes at once (threads
     # here, each with its own transactions): one wins the compare-and-set.
     assert state.read_state(1)["health"] == HealthState.FAILING
-    monkeypatch.setattr(alerts, "after_sync", lambda run_id: None)
+    monkeypatch.setattr(alerts, "after_sync", lambda *_run: None)
     assert sync_repository("team").ok
     results: list[AlertEvent | None] = []
     barrier = threading.Barrier(8)
