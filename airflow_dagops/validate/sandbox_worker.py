@@ -938,14 +938,8 @@ class Zygote:
         """Wait for the parent to name the release, then bind it and unmount the other releases (before any
         generation exists, so none ever sees them). False: the parent gave up, or the release could not be shown
         alone (said on stdout; the parent then starts a sandbox the usual way)."""
-        while True:
-            data = os.read(0, 4096)
-            if not data:
-                return False
-            self.control += data
-            *lines, self.control = self.control.split(b"\n")
-            for line in lines:
-                name = json.loads(line).get("attach") if line.strip() else None
+        while (messages := self.control_messages()) is not None:
+            for name in (message.get("attach") for message in messages):
                 if not isinstance(name, str):
                     continue
                 try:
@@ -955,23 +949,30 @@ class Zygote:
                     return False
                 importlib.invalidate_caches()  # the release root is on sys.path: its listing changed under it
                 return True
+        return False
 
     def spawn(self, slot: SlotPipes) -> None:
         pid = fork_generation(slot, self.slots, self.loader, self.channel, self.isolation, self.wake)
         self.generations[pid] = slot
 
     def read_control(self) -> bool:
-        data = os.read(0, 4096)
-        if not data:
-            return False
-        self.control += data
-        *lines, self.control = self.control.split(b"\n")
-        for line in lines:
-            pid = json.loads(line).get("kill") if line.strip() else None
+        messages = self.control_messages()
+        for pid in (message.get("kill") for message in messages or ()):
             if isinstance(pid, int) and pid in self.generations:
                 with contextlib.suppress(ProcessLookupError, PermissionError):
                     os.killpg(pid, signal.SIGKILL)
-        return True
+        return messages is not None
+
+    def control_messages(self) -> list[dict[str, Any]] | None:
+        """The whole JSON lines the parent wrote on stdin since the last read (one read; a partial line waits for
+        the next); None once the parent closed it."""
+        data = os.read(0, 4096)
+        if not data:
+            return None
+        self.control += data
+        *lines, self.control = self.control.split(b"\n")
+        messages = (json.loads(line) for line in lines if line.strip())
+        return [message for message in messages if isinstance(message, dict)]
 
     def reap(self) -> int | None:
         """Report every generation that ended and fork its successor; a non-None answer ends the zygote."""

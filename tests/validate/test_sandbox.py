@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import socket
 import threading
+import time
 import uuid
 from pathlib import Path
 
@@ -54,6 +55,19 @@ def processes_with(marker: str) -> list[int]:
             continue
         if marker.encode() in environ:
             found.append(int(name))
+    return found
+
+
+def _pythons(pids: list[int]) -> list[int]:
+    """Of `pids`, the Python processes (bwrap execs one only once it has mounted everything; its own command line
+    names the worker module too, so the program is what tells)."""
+    found = []
+    for pid in pids:
+        try:
+            if "python" in os.path.basename(os.readlink(f"/proc/{pid}/exe")):
+                found.append(pid)
+        except OSError:
+            continue
     return found
 
 
@@ -364,6 +378,36 @@ raise RuntimeError("SEEN " + json.dumps(seen))
 
     assert structure.start_ahead(releases, timeout=3, memory_limit=None)
     structure.stop_ahead(releases)  # nothing changed: no validation takes it
+    assert processes_with(marker) == []
+
+
+@needs_sandbox
+def test_a_sandbox_started_ahead_that_cannot_show_its_release_gives_way_to_one_started_for_it(hostile, monkeypatch):
+    """The folder of releases was replaced after the sandbox started ahead (its zygote still has the old one
+    mounted), so binding the release fails in the zygote: the validation is answered all the same, by a sandbox
+    started the usual way, and nothing of the first one is left running."""
+    from airflow_dagops.validate import structure
+
+    _, marker = hostile
+    monkeypatch.setenv("AIRFLOW__DAGOPS__SANDBOX_KEEP_WARM", "0")
+    releases = hostile[0].parent / "releases"
+    releases.mkdir()
+    started = []
+    real_start = structure.Sandbox.start
+    monkeypatch.setattr(structure.Sandbox, "start", lambda self: (started.append(self), real_start(self))[1])
+    assert structure.start_ahead(releases, timeout=3, memory_limit=None)
+    deadline = time.monotonic() + 60
+    while not _pythons(processes_with(marker)):  # its zygote runs: bwrap mounted the folder, as it was then
+        assert time.monotonic() < deadline, "the sandbox started ahead never started"
+        time.sleep(0.05)
+    releases.rename(releases.with_name("releases-before"))
+    root = releases / "next"
+    root.mkdir(parents=True)
+    files = {"fine.py": "with DAG('fine', schedule=None):\n    pass\n", "broken.py": "import json\njson.loads('{')\n"}
+    result = run(root, files, timeout=3)
+    assert [dag.dag_id for dag in result.dags] == ["fine"]
+    assert rules_of(result, "broken.py") and not rules_of(result, "fine.py")
+    assert len(started) == 2  # the one started ahead, then one started for the release
     assert processes_with(marker) == []
 
 
