@@ -34,6 +34,17 @@ def bundle_env(dagops_env):
     return dagops_env
 
 
+@pytest.fixture
+def team_live(bundle_env, git_remote):
+    """Repository `team` (one DAG file) published, and the dag-processor's bundle initialized on it."""
+    remote = git_remote({"dags/team_a.py": dag_source("team_a")})
+    add_repository("team", remote.url, verify=False)
+    sync_repository("team", trigger="cli")
+    processor = bundle()
+    processor.initialize()
+    return remote, processor
+
+
 def bundle(version: str | None = None) -> DagopsReleasesBundle:
     return DagopsReleasesBundle(name=paths.RELEASES_BUNDLE, version=version, refresh_interval=5)
 
@@ -76,12 +87,8 @@ def test_publishing_records_the_live_set_and_makes_a_new_version(bundle_env, git
     assert processor.get_current_version().version == first
 
 
-def test_a_worker_builds_the_version_of_its_run_not_the_live_one(bundle_env, git_remote):
-    remote = git_remote({"dags/team_a.py": dag_source("team_a")})
-    add_repository("team", remote.url, verify=False)
-    sync_repository("team", trigger="cli")
-    processor = bundle()
-    processor.initialize()
+def test_a_worker_builds_the_version_of_its_run_not_the_live_one(bundle_env, team_live):
+    remote, processor = team_live
     old = processor.get_current_version().version
 
     remote.commit("second", {"dags/team_a.py": "# the new code\n" + dag_source("team_a")})
@@ -129,16 +136,12 @@ def test_a_worker_without_the_release_folders_exports_the_commit_from_git(
 
 
 def test_a_worker_with_its_own_dagops_home_never_reads_the_publishers_release_folders(
-    bundle_env, git_remote, tmp_path, monkeypatch
+    bundle_env, team_live, tmp_path, monkeypatch
 ):
     """On one disk a publisher's release folder may be readable by a worker that has a dagops_home of its own; it
     is another machine's all the same (the multi-process Celery test runs such a worker): the worker builds from
     git, and the publisher's files are not linked into its version folder."""
-    remote = git_remote({"dags/team_a.py": dag_source("team_a")})
-    add_repository("team", remote.url, verify=False)
-    sync_repository("team", trigger="cli")
-    processor = bundle()
-    processor.initialize()
+    remote, processor = team_live
     version = processor.get_current_version().version
     release_file = Path(os.readlink(bundle_env.dags_folder / "team")) / "dags" / "team_a.py"
     assert release_file.is_file()
@@ -187,12 +190,8 @@ def test_a_settings_change_reaches_the_live_set(bundle_env, git_remote):
     assert live_sets.version_of(read_live_set()) != before  # DAGs are parsed again, with the new settings
 
 
-def test_the_dag_processor_writes_a_namespaces_settings_snapshot_only_when_they_change(bundle_env, git_remote):
-    remote = git_remote({"dags/team_a.py": dag_source("team_a")})
-    add_repository("team", remote.url, verify=False)
-    sync_repository("team", trigger="cli")
-    processor = bundle()
-    processor.initialize()
+def test_the_dag_processor_writes_a_namespaces_settings_snapshot_only_when_they_change(bundle_env, team_live):
+    remote, processor = team_live
     snapshot = processor.tracking_dir / namespace_meta.SNAPSHOT_DIR / "team.json"
     written = snapshot.stat().st_ino
     remote.commit("second", {"dags/team_a.py": dag_source("team_a").replace('"team_a"', '"team_a_v2"', 1)})
