@@ -41,14 +41,16 @@ def noop_validator(release_dir, *, extra_findings=None, **_options):
 class ExportLog(logging.Handler):
     """Collects the (linked, written) counts the engine logs for every export, to prove no full copy."""
 
-    def __init__(self):
+    def __init__(self, repository: str):
         super().__init__(level=logging.INFO)
+        self.repository = repository
         self.exports: list[tuple[int, int, int]] = []
 
     def emit(self, record: logging.LogRecord) -> None:
         if record.getMessage().startswith("exported ") and isinstance(record.args, tuple):
-            _name, _sha, files, linked, written = record.args
-            self.exports.append((files, linked, written))
+            name, _sha, files, linked, written = record.args
+            if name == self.repository:
+                self.exports.append((files, linked, written))
 
     def __enter__(self) -> ExportLog:
         logger = logging.getLogger(EXPORT_LOGGER)
@@ -68,6 +70,9 @@ class BigRepo:
     repo: SourceRepo
     bundle: baselines.BundleBaseline
     name: str = "big"
+    # A second repository on the same remote, in a namespace of its own: (b) times a blind scheduled poll's sync of
+    # each commit on it, beside the sync of an announced change on `name`.
+    polled: str = "big-polled"
     revision: int = 0
 
     @classmethod
@@ -75,8 +80,9 @@ class BigRepo:
 
         use_installation(work / "engine")
         repo = make_dag_repo(work / "remotes" / "big", BIG_REPO_FILES)
-        add_repository("big", repo.url, namespace="big")
-        _expect(sync_repository("big", trigger="schedule", validator=noop_validator), "published")
+        for name in (cls.name, cls.polled):
+            add_repository(name, repo.url, namespace=name)
+            _expect(sync_repository(name, trigger="schedule", validator=noop_validator), "published")
         return cls(repo, baselines.BundleBaseline("big", repo))
 
     def change_one_file(self) -> str:
@@ -173,19 +179,24 @@ def measure_one_file_change(big: BigRepo, work: Path, reps: int) -> Measurement:
     """(b) Publish a 1-file change as a new release, against GitDagBundle.refresh() and clone + cp."""
     from airflow_dagops import paths
 
-    engine = Samples("dagops `sync_repository` (1-file change → new release, published)")
+    engine = Samples("dagops `sync_repository` of an announced change (webhook, Sync Now): new release, published")
+    polled = Samples(
+        "dagops `sync_repository` of a blind scheduled poll (`ls-remote` first), same change, another namespace",
+        role="context",
+    )
     bundle = Samples("GitDagBundle.refresh() (same 1-file change; the dag-processor's side only)")
     naive = Samples("`git clone --depth 1` + `cp -r dags` (seed's Method 1)")
     shared: list[tuple[int, int]] = []
     clock = PhaseClock()
     load_before = os.getloadavg()[0]
-    with ExportLog() as exports:
+    with ExportLog(big.name) as exports:
         for rep in range(reps + 1):  # repetition 0 is the warm-up
             before = big.repo.head()
             head = big.change_one_file()
             clone_dir = work / "clones" / str(rep)
             subjects = [
                 (engine, partial(_publish, big.name, head, clock, rep > 0)),
+                (polled, partial(_publish, big.polled, head, None, rep > 0, trigger="schedule")),
                 (bundle, big.bundle.refresh),
                 (naive, partial(baselines.clone_and_copy, big.repo.url, clone_dir / "clone", clone_dir / "dags")),
             ]
@@ -202,13 +213,16 @@ def measure_one_file_change(big: BigRepo, work: Path, reps: int) -> Measurement:
         "b",
         "(b) Publish a 1-file change in the 500-file repository as a new immutable release",
         "A commit changing one DAG file is made outside the timer, then "
-        '`sync_repository(name, trigger="schedule", validator=noop)` is timed: lock, fetch (the '
-        "ref's full name is known from the last fetch, so no ls-remote before it), record the run, export to a new "
-        "release folder, publish (symlink swap), mark releases beyond `releases_to_keep` pruned and rename "
-        "their folders aside (deleting them happens in the sense step, outside the sync). "
-        "Its `progress=` callback only "
-        "records a timestamp per step (the breakdown below). Baselines see the same commit.",
-        [engine, bundle, naive],
+        '`sync_repository(name, trigger="webhook", validator=noop)` is timed, the sync a push announced by a '
+        "webhook, Sync Now or `dagops sync` runs (and each task of dagops_sync for a head its sense step saw): "
+        "lock, fetch (the ref's full name is known from the last fetch, so no ls-remote before it: the fetch "
+        "says whether anything is new), record the run, export to a new release folder, publish (the link swap "
+        "and the live set), mark releases beyond `releases_to_keep` pruned and rename their folders aside "
+        "(deleting them happens in the sense step, outside the sync). Its `progress=` callback only records a "
+        "timestamp per step (the breakdown below). Baselines see the same commit; so does the context row, a "
+        'blind scheduled poll\'s sync (`trigger="schedule"`: a lock-free `ls-remote` first, then the same steps) '
+        "of a second repository on the same remote.",
+        [engine, bundle, naive, polled],
         [
             ratio_goal("≤ 1.0× GitDagBundle.refresh()", engine, bundle, 1.0),
             speedup_goal("≥ 5× faster than clone + cp", engine, naive, 5.0),
@@ -227,12 +241,13 @@ def measure_one_file_change(big: BigRepo, work: Path, reps: int) -> Measurement:
     )
 
 
-def _publish(name: str, head: str, clock: PhaseClock, record: bool) -> None:
-    """The timed call of (b); its progress callback only appends a timestamp per step."""
-
-    clock.start()
-    outcome = sync_repository(name, trigger="schedule", validator=noop_validator, progress=clock)
-    if record:
+def _publish(name: str, head: str, clock: PhaseClock | None, record: bool, trigger: str = "webhook") -> None:
+    """A timed call of (b): the sync a webhook (or Sync Now) runs for a pushed change, unless `trigger` says
+    otherwise; its progress callback only appends a timestamp per step."""
+    if clock is not None:
+        clock.start()
+    outcome = sync_repository(name, trigger=trigger, validator=noop_validator, progress=clock)
+    if clock is not None and record:
         clock.stop()
     _expect(outcome, "published", head)
 

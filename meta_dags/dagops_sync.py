@@ -61,6 +61,7 @@ def _sync(item: dict, run_id: str) -> dict:
             trigger=item["trigger"],
             airflow_run_id=run_id,
             force=item.get("force", False),
+            expect_change=True,  # the sense step saw a new head, or the run names its repository (a push, Sync Now)
             progress=lambda step: print(f"{item['repository']}: {step}"),
             defer_tests=True,  # a repository's own tests run in dagops_test, one mapped task per module
         )

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
+from airflow_dagops import release_manifest
 from airflow_dagops.deploy.links import TreeLinks, target_problem
 from airflow_dagops.errors import InvalidInput, NoSpace
 from airflow_dagops.git.mirror import Mirror, TreeEntry
@@ -81,6 +82,7 @@ def export_release(
         manifest.update(metadata)
         (tmp / MANIFEST_NAME).write_text(json.dumps(manifest, sort_keys=True))
         os.rename(tmp, dest)  # atomic: the final name only ever holds a complete release
+        release_manifest.written(dest, manifest)
     except OSError as err:
         shutil.rmtree(tmp, ignore_errors=True)  # frees what the partial export took
         if err.errno in (errno.ENOSPC, errno.EDQUOT):

@@ -373,8 +373,17 @@ class PendingFetch:
         self.full_ref = full_ref
         self._commit: CommitInfo | None = None
         self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, args=(mirror, full_ref), name=f"fetch {mirror.path.name}")
+        self._thread: threading.Thread | None = threading.Thread(
+            target=self._run, args=(mirror, full_ref), name=f"fetch {mirror.path.name}"
+        )
         self._thread.start()
+
+    @classmethod
+    def settled(cls, full_ref: str, error: BaseException) -> PendingFetch:
+        """A fetch that never started, failing with `error` (what resolving its ref raised)."""
+        pending = cls.__new__(cls)
+        pending.full_ref, pending._commit, pending._error, pending._thread = full_ref, None, error, None
+        return pending
 
     def _run(self, mirror: Mirror, full_ref: str) -> None:
         try:
@@ -384,7 +393,8 @@ class PendingFetch:
 
     def wait(self) -> None:
         """Until git is done, whatever its outcome (for a caller that gives up on it)."""
-        self._thread.join()
+        if self._thread is not None:
+            self._thread.join()
 
     def result(self) -> CommitInfo:
         """The fetched commit, once git is done; the fetch's error if it failed."""

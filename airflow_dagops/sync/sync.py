@@ -68,18 +68,24 @@ def sync_repository(
     progress: Progress | None = None,
     validator: Callable[..., Report] = validate,
     defer_tests: bool = False,
+    expect_change: bool | None = None,
 ) -> SyncOutcome:
     """Bring one repository's namespace up to date with its tracked ref. A repository whose `.dagops.yaml`
     asks for tests has them run before publishing: here, or with `defer_tests` (the dagops_sync DAG) by
-    the dagops_test system DAG, one mapped task per test module."""
+    the dagops_test system DAG, one mapped task per test module.
+
+    `expect_change`: whether the caller has reason to think the remote moved (a webhook, "Sync Now", `dagops
+    sync`, the sense step having seen a new head; by default every trigger but a scheduled poll). Then the fetch
+    itself is the check, one remote command in all; a blind poll asks with the cheaper `ls-remote` first."""
     progress = progress or (lambda _step: None)
     if trigger not in TRIGGERS:
         raise InvalidInput(f"unknown trigger {trigger!r}; one of {', '.join(TRIGGERS)}")
+    fetch_first = trigger != "schedule" if expect_change is None else expect_change
     with events.batched():  # the sync's validation, publish and sync events: one insert, at its end
-        return _sync(name, trigger, airflow_run_id, force, progress, validator, defer_tests)
+        return _sync(name, trigger, airflow_run_id, force, progress, validator, defer_tests, fetch_first)
 
 
-def _sync(name, trigger, airflow_run_id, force, progress, validator, defer_tests) -> SyncOutcome:
+def _sync(name, trigger, airflow_run_id, force, progress, validator, defer_tests, fetch_first) -> SyncOutcome:
     with read_connection() as connection:
         snapshot = RepoSnapshot.read(connection, name)
     if not snapshot.enabled and trigger == "schedule":
@@ -91,15 +97,34 @@ def _sync(name, trigger, airflow_run_id, force, progress, validator, defer_tests
 
     progress("checking remote")
     with ExitStack() as held:
-        # Step 1: is there anything to do at all? With the lock free and the ref's full name known, one fetch
-        # answers it (and has the commit when there is); else a lock-free ls-remote, then the lock and the fetch.
-        fetching = None if force else _fetch_first(held, snapshot, mirror)
-        if fetching is not None:
+        # Step 1: is there anything to do at all? When a change is expected, the lock is free and the ref's full
+        # name is known, one fetch answers it (and has the commit); else a lock-free ls-remote (a no-change poll
+        # costs no more), then the lock and the fetch.
+        early = _fetch_first(held, snapshot, mirror, trigger, airflow_run_id) if fetch_first or force else None
+        if early is not None and early.started is not None:
+            # The run is recorded already: the locked steps settle every outcome (unchanged, failed, published).
+            fetched = early.fetching
+            return _sync_locked(
+                name,
+                fetched.full_ref,
+                trigger,
+                airflow_run_id,
+                force,
+                progress,
+                validator,
+                mirror,
+                defer_tests,
+                fetched,
+                started=early.started,
+            )
+        if early is not None:
+            fetching: PendingFetch | None = early.fetching
             try:
-                full_ref, remote = fetching.full_ref, fetching.result().sha
+                full_ref, remote = early.fetching.full_ref, early.fetching.result().sha
             except DagOpsError as err:
                 return record_failure(snapshot, trigger, airflow_run_id, None, err)
         else:
+            fetching = None
             try:
                 full_ref, remote = mirror.ls_remote(snapshot.ref)
             except DagOpsError as err:
@@ -118,35 +143,54 @@ def _sync(name, trigger, airflow_run_id, force, progress, validator, defer_tests
         )
 
 
-def _fetch_first(held: ExitStack, snapshot: RepoSnapshot, mirror: Mirror) -> PendingFetch | None:
+@dataclass(frozen=True)
+class _EarlyFetch:
+    fetching: PendingFetch  # done: its commit, or the error that is the sync's
+    started: tuple[int, RepoSnapshot] | None  # the run, recorded while git fetched (see `_fetch_first`)
+
+
+def _fetch_first(
+    held: ExitStack, snapshot: RepoSnapshot, mirror: Mirror, trigger, airflow_run_id
+) -> _EarlyFetch | None:
     """The tracked ref fetched at once, under the repository lock (kept in `held`), when that costs no wait: the
-    lock is free, the ref's full name is known from the last fetch, the home is laid out. A fetch that finds the
-    ref gone is undone (None): ls-remote then says whether it became a tag, or that it is gone, as always."""
+    lock is free, the ref's full name is known from the last fetch, the home is laid out. Every trigger but a poll
+    records a run whatever the fetch finds, so theirs is recorded while git works. Should the remembered name be
+    gone, ls-remote (under the lock) says whether it became a tag, or that it is gone, as always."""
     try:
         full_ref = mirror.known_full_ref(snapshot.ref)
     except DagOpsError:
         return None
     if full_ref is None or not _laid_out():
         return None
-    attempt = ExitStack()
     try:
-        attempt.enter_context(repository_lock(paths.locks_dir(), snapshot.name, timeout=0))
+        held.enter_context(repository_lock(paths.locks_dir(), snapshot.name, timeout=0))
     except LockBusy:
         return None  # another sync is at work: the lock-free check, then a wait for the lock, as always
     fetching = mirror.fetch_in_background(full_ref)
     try:
+        started = start_run(snapshot.name, trigger, airflow_run_id) if trigger != "schedule" else None
+    finally:
+        fetching.wait()  # no git is left writing the mirror, whatever recording the run did
+    try:
         fetching.result()
     except RefNotFound:
-        attempt.close()
-        return None
+        fetching = _fetch_by_current_name(mirror, snapshot.ref)
+        fetching.wait()
     except DagOpsError:
-        pass  # the caller records it as the sync's failure
-    held.enter_context(attempt)
-    return fetching
+        pass  # the sync's failure, recorded by the caller
+    return _EarlyFetch(fetching, started)
+
+
+def _fetch_by_current_name(mirror: Mirror, ref: str) -> PendingFetch:
+    try:
+        full_ref, _sha = mirror.ls_remote(ref)
+    except DagOpsError as err:
+        return PendingFetch.settled(ref, err)
+    return mirror.fetch_in_background(full_ref)
 
 
 def _sync_locked(
-    name, full_ref, trigger, airflow_run_id, force, progress, validator, mirror, defer_tests, fetching
+    name, full_ref, trigger, airflow_run_id, force, progress, validator, mirror, defer_tests, fetching, started=None
 ) -> SyncOutcome:
     # git fetches in its own processes while this one records the run: neither waits for the other (unless
     # `_fetch_first` fetched already). Never into a dagops_home laid out wrong: the layout check refuses it, as the
@@ -155,7 +199,17 @@ def _sync_locked(
         fetching = mirror.fetch_in_background(full_ref)
     try:
         return _fetch_and_publish(
-            name, full_ref, trigger, airflow_run_id, force, progress, validator, mirror, defer_tests, fetching=fetching
+            name,
+            full_ref,
+            trigger,
+            airflow_run_id,
+            force,
+            progress,
+            validator,
+            mirror,
+            defer_tests,
+            fetching=fetching,
+            started=started,
         )
     finally:
         if fetching is not None:
@@ -163,9 +217,9 @@ def _sync_locked(
 
 
 def _fetch_and_publish(
-    name, full_ref, trigger, airflow_run_id, force, progress, validator, mirror, defer_tests, *, fetching
+    name, full_ref, trigger, airflow_run_id, force, progress, validator, mirror, defer_tests, *, fetching, started
 ) -> SyncOutcome:
-    run_id, snapshot = start_run(name, trigger, airflow_run_id)
+    run_id, snapshot = started or start_run(name, trigger, airflow_run_id)
     try:
         paths.check_layout()
         progress("fetching")

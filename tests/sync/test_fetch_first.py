@@ -1,5 +1,7 @@
-"""A sync asks the remote once: with the lock free and the ref's full name known from the last fetch, the fetch itself
-says whether anything is new (no ls-remote before it). Every other case keeps the lock-free ls-remote first."""
+"""A sync that expects a change (a webhook, Sync Now, `dagops sync`, the sense step having seen a new head) asks the
+remote once: with the lock free and the ref's full name known from the last fetch, the fetch itself says whether
+anything is new. A blind scheduled poll, and every case the fetch cannot settle, keep the lock-free ls-remote
+first, which costs a poll that finds nothing less than a fetch."""
 
 from __future__ import annotations
 
@@ -28,7 +30,7 @@ def remote_commands(monkeypatch) -> list[str]:
     return seen
 
 
-def test_after_the_first_sync_one_fetch_answers_both_nothing_new_and_a_new_commit(
+def test_an_expected_change_costs_one_fetch_and_a_blind_poll_asks_ls_remote_first(
     dagops_env, git_remote, remote_commands
 ):
     remote = git_remote()
@@ -38,10 +40,20 @@ def test_after_the_first_sync_one_fetch_answers_both_nothing_new_and_a_new_commi
     assert remote_commands == ["ls-remote", "fetch"]  # a first sync resolves the ref's full name
     remote_commands.clear()
     assert sync_repository("team", trigger="schedule").status == "unchanged"
+    assert remote_commands == ["ls-remote"]  # a poll that finds nothing: no lock, no fetch
     new = remote.commit("add", {"dags/second.py": dag_source("second")})
-    outcome = sync_repository("team", trigger="schedule")
+    remote_commands.clear()
+    outcome = sync_repository("team", trigger="webhook")
     assert (outcome.status, outcome.commit) == ("published", new)
-    assert remote_commands == ["fetch", "fetch"]
+    assert remote_commands == ["fetch"]
+    newer = remote.commit("more", {"dags/third.py": dag_source("third")})
+    remote_commands.clear()
+    outcome = sync_repository("team", trigger="schedule", expect_change=True)  # what dagops_sync's tasks say
+    assert (outcome.status, outcome.commit) == ("published", newer)
+    assert remote_commands == ["fetch"]
+    remote_commands.clear()
+    assert sync_repository("team", trigger="manual").status == "unchanged"  # Sync Now with nothing new
+    assert remote_commands == ["fetch"]
 
 
 def test_a_busy_lock_keeps_the_lock_free_check_and_never_waits_when_nothing_is_new(
@@ -53,7 +65,7 @@ def test_a_busy_lock_keeps_the_lock_free_check_and_never_waits_when_nothing_is_n
     sync_repository("team")
     remote_commands.clear()
     with repository_lock(paths.locks_dir(), "team", timeout=1):
-        assert sync_repository("team", trigger="schedule").status == "unchanged"
+        assert sync_repository("team", trigger="webhook").status == "unchanged"
     assert remote_commands == ["ls-remote"]
 
 
@@ -97,7 +109,7 @@ def test_a_memo_that_does_not_name_the_ref_itself_is_not_believed(dagops_env, gi
     assert mirror.known_full_ref("main") == "refs/heads/main"
     (mirror.path / REF_MEMO).write_text(memo)
     assert mirror.known_full_ref("main") is None
-    assert sync_repository("team", trigger="schedule").status == "unchanged"
+    assert sync_repository("team", trigger="webhook").status == "unchanged"
     assert mirror.known_full_ref("main") is None  # an unchanged remote writes nothing; the next new commit does
 
 
@@ -109,6 +121,29 @@ def test_an_unreachable_remote_is_one_failure_with_the_remote_asked_once(
     sync_repository("team")
     remote.path.rename(tmp_path / "moved-away")
     remote_commands.clear()
-    outcome = sync_repository("team", trigger="schedule")
+    outcome = sync_repository("team", trigger="webhook")
     assert outcome.status == "failed" and "not a git repository" in outcome.message
     assert remote_commands == ["fetch"]
+
+
+def test_a_run_that_cannot_be_recorded_while_git_fetches_leaves_no_fetch_and_no_lock_behind(
+    dagops_env, git_remote, monkeypatch
+):
+    import threading
+
+    from airflow_dagops.errors import StateDBUnavailable
+    from airflow_dagops.sync import sync as sync_module
+
+    def state_db_gone(*_args):
+        raise StateDBUnavailable("the state DB went away")
+
+    remote = git_remote()
+    add_repository("team", remote.url)
+    sync_repository("team")
+    new = remote.commit("add", {"dags/second.py": dag_source("second")})
+    with monkeypatch.context() as patched, pytest.raises(StateDBUnavailable):
+        patched.setattr(sync_module, "start_run", state_db_gone)
+        sync_repository("team", trigger="webhook")
+    assert not [t for t in threading.enumerate() if t.name.startswith("fetch ")]  # git was waited for
+    outcome = sync_repository("team", trigger="webhook")  # the lock was released
+    assert (outcome.status, outcome.commit) == ("published", new)
