@@ -3,9 +3,11 @@
 1. sense (`sense.py`, the dagops_sync DAG's first task): a cheap `git ls-remote` of every due repository,
    concurrently in one process; only changed ones get a sync task. A run that names its repository (a webhook,
    "Sync Now") skips this step: its first task runs the steps below itself (meta_dags/dagops_sync.py).
-2. sync (`sync.py`, `sync_repository`): check the remote again; if nothing changed, stop. When the repository
-   lock is free and the mirror knows the ref's full name from its last fetch, the check is the fetch itself
-   (step 4 under the lock, one remote command in all); otherwise a lock-free `git ls-remote`, then steps 3-4.
+2. sync (`sync.py`, `sync_repository`): check the remote again; if nothing changed, stop. When a change is
+   expected (a webhook, "Sync Now", `dagops sync`, a head the sense step saw), the repository lock is free and
+   the mirror knows the ref's full name from its last fetch, the check is the fetch itself (step 4 under the
+   lock, one remote command in all; step 3 records the run meanwhile); otherwise (a blind poll: an ls-remote
+   that finds nothing costs less than a fetch) a lock-free `git ls-remote`, then steps 3-4.
 3. take the repository lock (deploy/locks.py), record a sync run (`runs.py`) and repair what a killed sync
    left behind (temp exports, a DB that lags behind the namespace link).
 4. fetch into the repository's bare mirror (git/mirror.py), with its Airflow Connection's credentials; after an
