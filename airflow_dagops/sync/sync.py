@@ -166,9 +166,14 @@ def _fetch_first(
         held.enter_context(repository_lock(paths.locks_dir(), snapshot.name, timeout=0))
     except LockBusy:
         return None  # another sync is at work: the lock-free check, then a wait for the lock, as always
+    recorded = trigger != "schedule"
+    # A queued run (a webhook's, Sync Now's) is claimed before git reads the remote's refs: a push arriving later
+    # then queues a run of its own rather than joining one that already fetched (runs.request_sync coalesces).
+    started = start_run(snapshot.name, trigger, airflow_run_id) if recorded and airflow_run_id else None
     fetching = mirror.fetch_in_background(full_ref)
     try:
-        started = start_run(snapshot.name, trigger, airflow_run_id) if trigger != "schedule" else None
+        if recorded and started is None:
+            started = start_run(snapshot.name, trigger, airflow_run_id)  # no queued run to claim: while git works
     finally:
         fetching.wait()  # no git is left writing the mirror, whatever recording the run did
     try:
@@ -195,6 +200,8 @@ def _sync_locked(
     # git fetches in its own processes while this one records the run: neither waits for the other (unless
     # `_fetch_first` fetched already). Never into a dagops_home laid out wrong: the layout check refuses it, as the
     # run's error.
+    if started is None and airflow_run_id:
+        started = start_run(name, trigger, airflow_run_id)  # a queued run is claimed before git reads the refs
     if fetching is None and _laid_out():
         fetching = mirror.fetch_in_background(full_ref)
     try:

@@ -147,3 +147,34 @@ def test_a_run_that_cannot_be_recorded_while_git_fetches_leaves_no_fetch_and_no_
     assert not [t for t in threading.enumerate() if t.name.startswith("fetch ")]  # git was waited for
     outcome = sync_repository("team", trigger="webhook")  # the lock was released
     assert (outcome.status, outcome.commit) == ("published", new)
+
+
+@pytest.mark.parametrize("remembered", [True, False], ids=["fetch-first", "ls-remote-first"])
+def test_a_queued_run_is_claimed_before_git_reads_the_remote(dagops_env, git_remote, monkeypatch, remembered):
+    """Webhooks coalesce into a queued run, which fetches the newest head when it starts: a push arriving once git
+    has read the refs must find the run claimed (running), so that it queues a run of its own."""
+    from sqlalchemy import select
+
+    from airflow_dagops.store.db import session_scope
+    from airflow_dagops.store.models import Repository, SyncRun
+
+    remote = git_remote()
+    add_repository("team", remote.url)
+    sync_repository("team")
+    if not remembered:
+        (paths.mirror_dir("team") / REF_MEMO).unlink()
+    remote.commit("add", {"dags/second.py": dag_source("second")})
+    with session_scope() as session:
+        repository_id = session.scalar(select(Repository.id).where(Repository.name == "team"))
+        session.add(SyncRun(repository_id=repository_id, trigger="webhook", status="queued", airflow_run_id="r1"))
+    seen: list[str] = []
+    real = Mirror.fetch_in_background
+
+    def spying(self, full_ref):
+        with session_scope() as session:
+            seen.append(session.scalar(select(SyncRun.status).where(SyncRun.airflow_run_id == "r1")))
+        return real(self, full_ref)
+
+    monkeypatch.setattr(Mirror, "fetch_in_background", spying)
+    assert sync_repository("team", trigger="webhook", airflow_run_id="r1").status == "published"
+    assert seen == ["running"]
