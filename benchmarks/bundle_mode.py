@@ -55,7 +55,7 @@ class BundleMode:
     def publish(self, head: str) -> None:
         from airflow_dagops.sync.sync import sync_repository
 
-        _expect(sync_repository(NAME, trigger="webhook", validator=noop_validator), "published", head)
+        _expect(sync_repository(NAME, trigger="cli", validator=noop_validator), "published", head)
 
     def refresh(self) -> str:
         self.processor.refresh()
@@ -165,7 +165,7 @@ def _measure(work: Path, reps: int) -> Measurement:
         "l",
         "(l) A 1-file change goes live in bundle mode, 500-file repository",
         "`[dagops] publish_mode = bundle`. A commit changing one DAG file is made outside the timer, then the subject "
-        'is timed: `sync_repository(name, trigger="webhook", validator=noop)` (fetch, export by hard links, publish '
+        'is timed: `sync_repository(name, trigger="cli", validator=noop)` (fetch, export by hard links, publish '
         "the link and the live set row), the dag-processor's `DagopsReleasesBundle.refresh()` (reads the live "
         "set, records the new version in the state DB, moves its tracking link). Then, outside the subject, a "
         "worker's `DagopsReleasesBundle(version=…).initialize()` builds the version's folder (hard links to the "

@@ -179,7 +179,7 @@ def measure_one_file_change(big: BigRepo, work: Path, reps: int) -> Measurement:
     """(b) Publish a 1-file change as a new release, against GitDagBundle.refresh() and clone + cp."""
     from airflow_dagops import paths
 
-    engine = Samples("dagops `sync_repository` of an announced change (webhook, Sync Now): new release, published")
+    engine = Samples("dagops `sync_repository` of an expected change (`dagops sync`): new release, published")
     polled = Samples(
         "dagops `sync_repository` of a blind scheduled poll (`ls-remote` first), same change, another namespace",
         role="context",
@@ -213,11 +213,12 @@ def measure_one_file_change(big: BigRepo, work: Path, reps: int) -> Measurement:
         "b",
         "(b) Publish a 1-file change in the 500-file repository as a new immutable release",
         "A commit changing one DAG file is made outside the timer, then "
-        '`sync_repository(name, trigger="webhook", validator=noop)` is timed, the sync a push announced by a '
-        "webhook, Sync Now or `dagops sync` runs (and each task of dagops_sync for a head its sense step saw): "
-        "lock, fetch (the ref's full name is known from the last fetch, so no ls-remote before it: the fetch "
-        "says whether anything is new), record the run, export to a new release folder, publish (the link swap "
-        "and the live set), mark releases beyond `releases_to_keep` pruned and rename their folders aside "
+        '`sync_repository(name, trigger="cli", validator=noop)` is timed: the sync of a change that is expected, as '
+        "`dagops sync` runs it (a webhook's or Sync Now's Airflow task runs the same steps, but claims its queued "
+        "run before the fetch rather than while git works: a few ms more; (g) times that path end to end): lock, "
+        "fetch (the ref's full name is known from the last fetch, so no ls-remote before it: the fetch says "
+        "whether anything is new) while the run is recorded, export to a new release folder, publish (the link "
+        "swap and the live set), mark releases beyond `releases_to_keep` pruned and rename their folders aside "
         "(deleting them happens in the sense step, outside the sync). Its `progress=` callback only records a "
         "timestamp per step (the breakdown below). Baselines see the same commit; so does the context row, a "
         'blind scheduled poll\'s sync (`trigger="schedule"`: a lock-free `ls-remote` first, then the same steps) '
@@ -228,10 +229,12 @@ def measure_one_file_change(big: BigRepo, work: Path, reps: int) -> Measurement:
             speedup_goal("≥ 5× faster than clone + cp", engine, naive, 5.0),
         ],
         [
-            "When the timer stops, dagops' new release is live for every process that reads the dags folder "
-            "(symlinks mode: a shared volume, so workers have nothing left to do). GitDagBundle.refresh() is the "
-            "dag-processor's side only: a worker running a task of the new commit also makes a version checkout of "
-            "its own (`GitDagBundle(version=…).initialize()`), not timed here; (l) times it, next to bundle mode.",
+            "The installation runs in the default publish mode, bundle: when the timer stops, the namespace link "
+            "points at the new release and the state DB's live set names it (in the same transaction); the "
+            "dag-processor serves it at its next bundle refresh, which (l) adds to the subject. GitDagBundle.refresh() "
+            "is the dag-processor's side only: a worker running a task of the new commit also makes a version "
+            "checkout of its own (`GitDagBundle(version=…).initialize()`), not timed here; (l) times it beside "
+            "dagops' own worker side.",
             _copy_note(measured, shared),
             clock.note(),
             cpu_note(engine, [bundle, naive]),
@@ -241,9 +244,9 @@ def measure_one_file_change(big: BigRepo, work: Path, reps: int) -> Measurement:
     )
 
 
-def _publish(name: str, head: str, clock: PhaseClock | None, record: bool, trigger: str = "webhook") -> None:
-    """A timed call of (b): the sync a webhook (or Sync Now) runs for a pushed change, unless `trigger` says
-    otherwise; its progress callback only appends a timestamp per step."""
+def _publish(name: str, head: str, clock: PhaseClock | None, record: bool, trigger: str = "cli") -> None:
+    """A timed call of (b): the sync `dagops sync` runs for a pushed change, unless `trigger` says otherwise; its
+    progress callback only appends a timestamp per step."""
     if clock is not None:
         clock.start()
     outcome = sync_repository(name, trigger=trigger, validator=noop_validator, progress=clock)
