@@ -68,7 +68,16 @@ class MakeRun:
         ).json()["access_token"]
 
     def get(self, path: str, **params) -> requests.Response:
-        return requests.get(f"{self.url}{path}", headers=self._auth(), params=params, timeout=30)
+        """A read, asked again when it times out: on CI's busy cores (three test workers beside this Airflow), the
+        SQLite-backed api-server once answered a list of runs after more than 30 s. A read changes nothing, so
+        asking again is safe; a third timeout is a failure."""
+        for attempt in range(3):
+            try:
+                return requests.get(f"{self.url}{path}", headers=self._auth(), params=params, timeout=30)
+            except requests.Timeout:
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
 
     def post(self, path: str, body: dict) -> requests.Response:
         return requests.post(f"{self.url}{path}", headers=self._auth(), json=body, timeout=30)
