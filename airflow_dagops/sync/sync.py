@@ -59,6 +59,25 @@ class SyncOutcome:
 
 
 # -- sync -----------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class SyncRequest:
+    """What the caller of `sync_repository` asked for, carried whole through the steps of one sync."""
+
+    name: str
+    trigger: str
+    airflow_run_id: str | None
+    force: bool
+    progress: Progress
+    validator: Callable[..., Report]
+    defer_tests: bool
+    fetch_first: bool  # the fetch is the check (see `sync_repository`'s `expect_change`)
+
+    @property
+    def recorded(self) -> bool:
+        """Every trigger but a scheduled poll records a run, whatever the sync finds."""
+        return self.trigger != "schedule"
+
+
 def sync_repository(
     name: str,
     *,
@@ -77,15 +96,24 @@ def sync_repository(
     `expect_change`: whether the caller has reason to think the remote moved (a webhook, "Sync Now", `dagops
     sync`, the sense step having seen a new head; by default every trigger but a scheduled poll). Then the fetch
     itself is the check, one remote command in all; a blind poll asks with the cheaper `ls-remote` first."""
-    progress = progress or (lambda _step: None)
     if trigger not in TRIGGERS:
         raise InvalidInput(f"unknown trigger {trigger!r}; one of {', '.join(TRIGGERS)}")
-    fetch_first = trigger != "schedule" if expect_change is None else expect_change
+    request = SyncRequest(
+        name=name,
+        trigger=trigger,
+        airflow_run_id=airflow_run_id,
+        force=force,
+        progress=progress or (lambda _step: None),
+        validator=validator,
+        defer_tests=defer_tests,
+        fetch_first=trigger != "schedule" if expect_change is None else expect_change,
+    )
     with events.batched():  # the sync's validation, publish and sync events: one insert, at its end
-        return _sync(name, trigger, airflow_run_id, force, progress, validator, defer_tests, fetch_first)
+        return _sync(request)
 
 
-def _sync(name, trigger, airflow_run_id, force, progress, validator, defer_tests, fetch_first) -> SyncOutcome:
+def _sync(request: SyncRequest) -> SyncOutcome:
+    name, trigger, airflow_run_id = request.name, request.trigger, request.airflow_run_id
     with read_connection() as connection:
         snapshot = RepoSnapshot.read(connection, name)
     if not snapshot.enabled and trigger == "schedule":
@@ -95,28 +123,15 @@ def _sync(name, trigger, airflow_run_id, force, progress, validator, defer_tests
     if snapshot.pinned_release_id:
         return _keep_pinned(snapshot, trigger, airflow_run_id)
 
-    progress("checking remote")
+    request.progress("checking remote")
     with ExitStack() as held:
         # Step 1: is there anything to do at all? When a change is expected, the lock is free and the ref's full
         # name is known, one fetch answers it (and has the commit); else a lock-free ls-remote (a no-change poll
         # costs no more), then the lock and the fetch.
-        early = _fetch_first(held, snapshot, mirror, trigger, airflow_run_id) if fetch_first or force else None
+        early = _fetch_first(held, request, snapshot, mirror) if request.fetch_first or request.force else None
         if early is not None and early.started is not None:
             # The run is recorded already: the locked steps settle every outcome (unchanged, failed, published).
-            fetched = early.fetching
-            return _sync_locked(
-                name,
-                fetched.full_ref,
-                trigger,
-                airflow_run_id,
-                force,
-                progress,
-                validator,
-                mirror,
-                defer_tests,
-                fetched,
-                started=early.started,
-            )
+            return _sync_locked(request, mirror, early.fetching.full_ref, early.fetching, started=early.started)
         if early is not None:
             fetching: PendingFetch | None = early.fetching
             try:
@@ -129,18 +144,16 @@ def _sync(name, trigger, airflow_run_id, force, progress, validator, defer_tests
                 full_ref, remote = mirror.ls_remote(snapshot.ref)
             except DagOpsError as err:
                 return record_failure(snapshot, trigger, airflow_run_id, None, err)
-        if not force and remote == snapshot.last_seen_commit and snapshot.link_healthy():
+        if not request.force and remote == snapshot.last_seen_commit and snapshot.link_healthy():
             outcome = _unchanged_outcome(snapshot, remote)
-            if trigger != "schedule":
+            if request.recorded:
                 outcome.sync_run_id = record_run(
                     snapshot, trigger, airflow_run_id, outcome.status, remote, snapshot.live_release_id
                 )
             return outcome
         if fetching is None:
             held.enter_context(repository_lock(paths.locks_dir(), name, timeout=settings.get_int("lock_timeout")))
-        return _sync_locked(
-            name, full_ref, trigger, airflow_run_id, force, progress, validator, mirror, defer_tests, fetching
-        )
+        return _sync_locked(request, mirror, full_ref, fetching)
 
 
 @dataclass(frozen=True)
@@ -149,9 +162,7 @@ class _EarlyFetch:
     started: tuple[int, RepoSnapshot] | None  # the run, recorded while git fetched (see `_fetch_first`)
 
 
-def _fetch_first(
-    held: ExitStack, snapshot: RepoSnapshot, mirror: Mirror, trigger, airflow_run_id
-) -> _EarlyFetch | None:
+def _fetch_first(held: ExitStack, request: SyncRequest, snapshot: RepoSnapshot, mirror: Mirror) -> _EarlyFetch | None:
     """The tracked ref fetched at once, under the repository lock (kept in `held`), when that costs no wait: the
     lock is free, the ref's full name is known from the last fetch, the home is laid out. Every trigger but a poll
     records a run whatever the fetch finds, so theirs is recorded while git works. Should the remembered name be
@@ -166,14 +177,13 @@ def _fetch_first(
         held.enter_context(repository_lock(paths.locks_dir(), snapshot.name, timeout=0))
     except LockBusy:
         return None  # another sync is at work: the lock-free check, then a wait for the lock, as always
-    recorded = trigger != "schedule"
     # A queued run (a webhook's, Sync Now's) is claimed before git reads the remote's refs: a push arriving later
     # then queues a run of its own rather than joining one that already fetched (runs.request_sync coalesces).
-    started = start_run(snapshot.name, trigger, airflow_run_id) if recorded and airflow_run_id else None
+    started = _claim_queued_run(request)
     fetching = mirror.fetch_in_background(full_ref)
     try:
-        if recorded and started is None:
-            started = start_run(snapshot.name, trigger, airflow_run_id)  # no queued run to claim: while git works
+        if request.recorded and started is None:
+            started = _start(request)  # no queued run to claim: recorded while git works
     finally:
         fetching.wait()  # no git is left writing the mirror, whatever recording the run did
     try:
@@ -194,51 +204,57 @@ def _fetch_by_current_name(mirror: Mirror, ref: str) -> PendingFetch:
     return mirror.fetch_in_background(full_ref)
 
 
+def _start(request: SyncRequest) -> tuple[int, RepoSnapshot]:
+    return start_run(request.name, request.trigger, request.airflow_run_id)
+
+
+def _claim_queued_run(request: SyncRequest) -> tuple[int, RepoSnapshot] | None:
+    """A queued run (an Airflow run id: a webhook's, Sync Now's) started before git reads the remote's refs."""
+    return _start(request) if request.recorded and request.airflow_run_id else None
+
+
 def _sync_locked(
-    name, full_ref, trigger, airflow_run_id, force, progress, validator, mirror, defer_tests, fetching, started=None
+    request: SyncRequest,
+    mirror: Mirror,
+    full_ref: str,
+    fetching: PendingFetch | None,
+    started: tuple[int, RepoSnapshot] | None = None,
 ) -> SyncOutcome:
     # git fetches in its own processes while this one records the run: neither waits for the other (unless
     # `_fetch_first` fetched already). Never into a dagops_home laid out wrong: the layout check refuses it, as the
     # run's error.
-    if started is None and airflow_run_id:
-        started = start_run(name, trigger, airflow_run_id)  # a queued run is claimed before git reads the refs
+    if started is None and request.airflow_run_id:
+        started = _start(request)  # a queued run is claimed before git reads the refs
     if fetching is None and _laid_out():
         fetching = mirror.fetch_in_background(full_ref)
     try:
-        return _fetch_and_publish(
-            name,
-            full_ref,
-            trigger,
-            airflow_run_id,
-            force,
-            progress,
-            validator,
-            mirror,
-            defer_tests,
-            fetching=fetching,
-            started=started,
-        )
+        return _fetch_and_publish(request, mirror, full_ref, fetching, started or _start(request))
     finally:
         if fetching is not None:
             fetching.wait()  # whatever happened, no git is left writing the mirror once the lock is released
 
 
 def _fetch_and_publish(
-    name, full_ref, trigger, airflow_run_id, force, progress, validator, mirror, defer_tests, *, fetching, started
+    request: SyncRequest,
+    mirror: Mirror,
+    full_ref: str,
+    fetching: PendingFetch | None,
+    started: tuple[int, RepoSnapshot],
 ) -> SyncOutcome:
-    run_id, snapshot = started or start_run(name, trigger, airflow_run_id)
+    name, trigger, progress = request.name, request.trigger, request.progress
+    run_id, snapshot = started
     try:
         paths.check_layout()
         progress("fetching")
         info = fetching.result() if fetching is not None else mirror.fetch(full_ref)
         mirror.remember_full_ref(snapshot.ref, full_ref)
         commit = info.sha
-        if not force and commit == snapshot.last_seen_commit and snapshot.link_healthy():
+        if not request.force and commit == snapshot.last_seen_commit and snapshot.link_healthy():
             # Another sync processed this commit while we waited for the lock.
             outcome = _unchanged_outcome(snapshot, commit, run_id)
             finish_run(run_id, outcome.status, commit, snapshot.live_release_id)
             return outcome
-        if not force and commit == snapshot.live_commit and snapshot.live_path:
+        if not request.force and commit == snapshot.live_commit and snapshot.live_path:
             progress("publishing")
             publish(paths.namespace_link(snapshot.namespace), Path(snapshot.live_path))
             mark_seen(name, commit)
@@ -252,9 +268,9 @@ def _fetch_and_publish(
                 run_id,
             )
         progress("exporting")
-        purpose = GatePurpose.SYNC_DEFERRED_TESTS if defer_tests else GatePurpose.SYNC
+        purpose = GatePurpose.SYNC_DEFERRED_TESTS if request.defer_tests else GatePurpose.SYNC
         release_id, report = export_and_check(
-            snapshot, mirror, info, full_ref, purpose=purpose, validator=validator, progress=progress
+            snapshot, mirror, info, full_ref, purpose=purpose, validator=request.validator, progress=progress
         )
         findings = [f.to_dict() for f in report.findings]
         if not report.passed:
