@@ -17,7 +17,6 @@ Two rules shape this module:
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import re
 import threading
@@ -284,7 +283,7 @@ def _after_commit(session: Session, write: Callable[[], None]) -> None:
 
 def _write_pending(session: Session) -> None:
     # The events of one transaction (a publish, its sync run) and those its hooks record go in one insert.
-    with _one_insert():
+    with batched():
         for write in session.info.pop(_PENDING, []):
             write()
 
@@ -293,16 +292,11 @@ def _drop_pending(session: Session) -> None:
     session.info.pop(_PENDING, None)
 
 
-def batched() -> contextlib.AbstractContextManager[None]:
-    """Within the block, events wait and go in with one insert at its end (a sync's validation, publish and sync
-    events: one transaction, not three)."""
-    return _one_insert()
-
-
 @contextmanager
-def _one_insert() -> Iterator[None]:
-    """Collect the rows `_insert` is given in the block and insert them together at its end (in one transaction,
-    in the order they were recorded). Nested blocks add to the outermost one."""
+def batched() -> Iterator[None]:
+    """Within the block, events wait and go in with one insert at its end, in the order they were recorded (a
+    sync's validation, publish and sync events: one transaction, not three). Nested blocks add to the outermost
+    one."""
     if getattr(_batch, "rows", None) is not None:
         yield
         return
