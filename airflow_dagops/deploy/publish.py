@@ -13,6 +13,7 @@ from pathlib import Path
 
 from airflow_dagops.deploy import dags_folder
 from airflow_dagops.errors import Conflict
+from airflow_dagops.release_manifest import read_manifest
 
 
 def current_target(link: Path) -> Path | None:
@@ -31,6 +32,7 @@ def publish(link: Path, release_dir: Path) -> None:
             "so dagops can publish there"
         )
     link.parent.mkdir(parents=True, exist_ok=True)
+    mark_changed_files(current_target(link), release_dir)
     if dags_folder.serves_from_bundle(link):
         dags_folder.hide(link.name)  # before the link exists: the dags-folder bundle never parses it
     # The temp link lives next to the final one (same file system, so os.replace is atomic); its
@@ -40,6 +42,35 @@ def publish(link: Path, release_dir: Path) -> None:
         temp.unlink()
     os.symlink(release_dir, temp)
     os.replace(temp, link)
+
+
+def mark_changed_files(previous: Path | None, release_dir: Path) -> int:
+    """Give each file of `release_dir` whose content differs from `previous` (the release live until now) the
+    modification time of now, as a git checkout would; returns how many files were marked.
+
+    Airflow's dag-processor (`file_parsing_sort_mode = modified_time`, the default) parses at once a file modified
+    since its last parse, any other only every `min_file_process_interval`. A release going live again (rollback,
+    a deploy or pin of an older release) brings back files older than that last parse: unmarked, Airflow would go on
+    serving the release just left, and pin new runs to it, for up to that interval (30 s by default). A sync's new
+    release is already newer where it differs: marking it again changes nothing. Files are compared by their git
+    blob in the two manifests (no file is read); a release without one has every file marked."""
+    if previous is None or Path(previous) == Path(release_dir):
+        return 0
+    new, old = read_manifest(release_dir), read_manifest(previous)
+    new_files = (new or {}).get("files")
+    old_files = (old or {}).get("files") if old is not None else {}
+    if not isinstance(new_files, dict) or not isinstance(old_files, dict):
+        changed = [str(p.relative_to(release_dir)) for p in Path(release_dir).rglob("*") if p.is_file()]
+    else:
+        changed = [path for path, blob in new_files.items() if old_files.get(path) != blob]
+    marked = 0
+    for relative in changed:
+        try:
+            os.utime(Path(release_dir) / relative, follow_symlinks=False)
+            marked += 1
+        except OSError:
+            pass  # a file the manifest names but the gate removed: nothing to parse
+    return marked
 
 
 def unpublish(link: Path) -> bool:

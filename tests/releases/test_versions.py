@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import time
 
 import pytest
 
@@ -215,3 +217,34 @@ def test_the_deploy_task_refuses_a_broken_version_and_a_failed_rollback(team):
         versions_service.run_action({"repository": "team", "action": "deploy", "version": bad}, actor="airflow:x")
     with pytest.raises(Conflict):
         versions_service.run_action({"repository": "team", "action": "rollback", "version": bad}, actor="airflow:x")
+
+
+def _age(folder, seconds: int = 3600) -> None:
+    """As if Airflow had parsed every file since it was written."""
+    then = time.time() - seconds
+    for path in folder.rglob("*"):
+        if path.is_file():
+            os.utime(path, (then, then))
+
+
+def test_a_rollback_marks_the_files_it_brings_back_as_modified_so_airflow_parses_them_at_once(
+    cli, git_remote, dagops_env
+):
+    # Airflow's dag-processor parses a file modified since its last parse at once, others every
+    # min_file_process_interval: the release rolled back to must look modified where it differs.
+    remote = git_remote({"dags/a.py": dag_source("a"), "dags/b.py": dag_source("b")})
+    assert cli("repos", "add", "team", remote.url).exit_code == 0
+    assert cli("sync", "team").exit_code == 0
+    first = remote.head()
+    remote.commit("change a", {"dags/a.py": dag_source("a") + "\n# the second version\n"})
+    assert cli("sync", "team").exit_code == 0
+    link = dagops_env.dags_folder / "team"
+    for release in link.resolve().parent.iterdir():
+        _age(release)
+    started = time.time()
+
+    assert cli("rollback", "team", "--to", first[:10]).exit_code == 0
+    live = link / "dags"
+    assert "second version" not in (live / "a.py").read_text()
+    assert os.stat(live / "a.py").st_mtime >= started - 1  # differs from what was live: marked
+    assert os.stat(live / "b.py").st_mtime < started - 1800  # the same blob: left alone, not parsed again
