@@ -45,6 +45,7 @@ from airflow_dagops.bundle import manifest as live_sets
 from airflow_dagops.bundle.cleanup import forget_unused_versions, remove_unfinished_builds
 from airflow_dagops.bundle.materialize import build_version, provide_environments, tracked_folder
 from airflow_dagops.bundle.view_url import version_page_template
+from airflow_dagops.deploy.publish import mark_changed_files
 from airflow_dagops.errors import DagOpsError, NotFound
 from airflow_dagops.store import bundle_versions
 
@@ -152,8 +153,12 @@ class DagopsReleasesBundle(BaseDagBundle):
             if namespace not in self._entries or self._entries[namespace].get("meta") != meta:
                 namespace_meta.write_snapshot(self.tracking_dir, namespace, meta)
             link = self.tracking_dir / namespace
-            if link.is_symlink() and os.readlink(link) == str(target):
+            previous = Path(os.readlink(link)) if link.is_symlink() else None
+            if previous == target:
                 continue
+            # A build of an older commit (a rollback, here with no shared volume) holds files older than their
+            # last parse: marked, the dag-processor parses them at once (deploy/publish.py says why).
+            mark_changed_files(previous, target)
             temp = self.tracking_dir / f".{namespace}.tmp-{os.getpid()}"
             temp.unlink(missing_ok=True)
             os.symlink(target, temp)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 from pathlib import Path
 
 import pytest
@@ -316,3 +317,45 @@ def test_an_environment_that_cannot_be_built_on_a_worker_leaves_the_other_namesp
     (tmp_path / "empty-wheelhouse").mkdir()
     monkeypatch.setenv("AIRFLOW__DAGOPS__WHEELHOUSE", str(tmp_path / "empty-wheelhouse"))
     assert provide_environments(version_dir) == ["team"]
+
+
+def test_a_dag_processor_going_back_to_a_build_it_kept_marks_the_files_that_differ_as_modified(
+    bundle_env, git_remote, tmp_path, monkeypatch
+):
+    """Airflow parses at once a file modified since its last parse, others every min_file_process_interval: the
+    build of the commit a rollback goes back to must look modified where it differs, even on a dag-processor
+    without the publishers' volume (which marks its own builds)."""
+    remote = git_remote({"dags/team_a.py": dag_source("team_a"), "dags/team_b.py": dag_source("team_b")})
+    add_repository("team", remote.url, verify=False)
+    sync_repository("team", trigger="cli")
+    publisher_home = os.environ["AIRFLOW__DAGOPS__DAGOPS_HOME"]
+
+    def as_publisher():
+        monkeypatch.setenv("AIRFLOW__DAGOPS__DAGOPS_HOME", publisher_home)
+
+    def as_dag_processor():
+        monkeypatch.setenv("AIRFLOW__DAGOPS__DAGOPS_HOME", str(tmp_path / "processor-home"))
+        monkeypatch.setenv("AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_STORAGE_PATH", str(tmp_path / "processor-storage"))
+
+    as_dag_processor()
+    processor = bundle()
+    processor.initialize()
+    as_publisher()
+    remote.commit("second", {"dags/team_a.py": "# second\n" + dag_source("team_a")})
+    assert sync_repository("team", trigger="cli").status == "published"
+    as_dag_processor()
+    processor.refresh()
+    builds = tmp_path / "processor-storage" / paths.RELEASES_BUNDLE / "builds" / "team"
+    long_ago = time.time() - 3600
+    for path in builds.rglob("*.py"):
+        os.utime(path, (long_ago, long_ago))  # as if Airflow had parsed both builds since
+    started = time.time()
+
+    as_publisher()
+    rollback("team", actor="test")
+    as_dag_processor()
+    processor.refresh()
+    tracked = processor.path / "team" / "dags"
+    assert not (tracked / "team_a.py").read_text().startswith("# second")
+    assert os.stat(tracked / "team_a.py").st_mtime >= started - 1
+    assert os.stat(tracked / "team_b.py").st_mtime < started - 1800
