@@ -99,9 +99,10 @@ def _triggers(plugin: Any) -> list[re.Pattern[str]] | None:
 def _long_enough_strings(plugin: HighEntropyStringsPlugin) -> re.Pattern[str]:
     """The plugin's own pattern (a quoted run of its characters), but only runs long enough to pass its entropy
     limit: the Shannon entropy of n characters is at most log2(n) (every one different; the hex plugin only lowers
-    it, for digits), so a string of at most 2**limit characters never passes `entropy > limit` (22 characters for
-    base64's 4.5, 8 for hex's 3.0). Without the bound, every quoted word would pass the screen."""
-    shortest = math.floor(2**plugin.entropy_limit) + 1
+    it, for digits), so a string shorter than 2**limit characters never passes `entropy > limit` (base64's 4.5: 22
+    characters or fewer; hex's 3.0: 7 or fewer). A string of exactly 2**limit is kept: rounding could tip it over.
+    Without the bound, every quoted word would pass the screen."""
+    shortest = math.floor(2**plugin.entropy_limit)
     return re.compile("(['\"])([" + re.escape(plugin.charset) + "]{" + str(shortest) + ",})(\\1)")
 
 
