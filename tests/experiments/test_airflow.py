@@ -115,7 +115,7 @@ def test_scheduled_runs_are_split_between_prod_and_the_candidate(airflow, git_re
 
     started = json.loads(airflow.run("dagops", "ab", "start", NAME, "abjob", "--min-runs", "2", "--json").stdout)
     assert started["variants"]["B"]["dag_id"] == "abjob__ab"
-    wait_for(lambda: {"abjob", "abjob__ab"} <= airflow.dag_ids(), timeout=180, what="abjob and abjob__ab in Airflow")
+    wait_for(lambda: {"abjob", "abjob__ab"} <= airflow.dag_ids(), timeout=300, what="abjob and abjob__ab in Airflow")
     assert airflow.api("GET", "dags/abjob__ab").json()["is_paused"] is False  # created unpaused by the policy
     assert airflow.api("PATCH", "dags/abjob", json={"is_paused": False}).status_code == 200
 
