@@ -131,7 +131,8 @@ def run_pipeline(root: Path, options: PipelineOptions, *, extra_findings: list[F
             python = [f for f in python if f in view.dag_files]
         run_structure = options.structure and "structure" not in options.skip
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="dagops-structure") as pool:
-            structure = pool.submit(_run_structure, release, python, options) if run_structure else None
+            listed = view is not None  # `python` holds only what Airflow's listing would parse: no second listing
+            structure = pool.submit(_run_structure, release, python, options, listed) if run_structure else None
             more, more_stats = _run_per_file_checks(
                 release, checkable, cache, options.skip, exclude={"syntax"}, not_dag=never_parsed
             )
@@ -340,19 +341,23 @@ def _reuse_or_run(cache: ResultCache, files: list[str], keys: dict[str, str], ru
     return {f: entries[f] if f in entries else cached[keys[f]] for f in files}, stray, len(misses)
 
 
-def _run_structure(release: Release, files: list[str], options: PipelineOptions):
+def _run_structure(release: Release, files: list[str], options: PipelineOptions, listed: bool):
     """Runs in its own thread, so it opens its own cache connection (sqlite connections stay in one thread)."""
     cache = ResultCache(options.cache_path)
     try:
-        return _structure_with_cache(release, files, cache, options)
+        return _structure_with_cache(release, files, cache, options, listed)
     finally:
         cache.close()
 
 
-def _structure_with_cache(release: Release, files: list[str], cache: ResultCache, options: PipelineOptions):
+def _structure_with_cache(
+    release: Release, files: list[str], cache: ResultCache, options: PipelineOptions, listed: bool
+):
 
     def run(misses: list[str]) -> tuple[dict, list]:
-        result = check_structure(release.root, misses, timeout=options.timeout, memory_limit=options.memory_limit)
+        result = check_structure(
+            release.root, misses, timeout=options.timeout, memory_limit=options.memory_limit, listed=listed
+        )
         own = [f for f in result.findings if f.rule not in CROSS_FILE_RULES]  # recomputed from all DAGs each run
         findings, stray = _by_file(own, misses, release.root_paths)
         entries: dict[str, dict[str, Any]] = {

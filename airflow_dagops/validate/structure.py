@@ -160,11 +160,14 @@ def check_structure(
     workers: int = 2,
     dag_owners: dict[str, str] | None = None,
     serialize: bool = True,
+    listed: bool = False,
 ) -> StructureResult:
     """Load `files` (relative to `root`) in sandboxed Airflow DagBags and report import errors, cycles and the rest.
 
     `serialize=False` skips serializing each DAG as the dag-processor does (about 40% of the load time): faster,
     but a DAG that only fails at serialization (an unregistered custom timetable, ...) then passes.
+    `listed`: the caller chose `files` with `files.parse_view` of the folder as it is now (the pipeline does), so
+    the sandbox loads them without listing the folder again; otherwise it skips those Airflow would not parse.
     """
     root = Path(root).resolve()
     candidates = python_files_inside(root, files)
@@ -174,7 +177,7 @@ def check_structure(
         support = sandbox_host.require_sandbox()  # strict mode: SandboxUnavailable, nothing imported
         limits = SandboxLimits.resolve(timeout, memory_limit, serialize)
         with warm_sandbox(root, limits, slots=max(1, workers), support=support) as sandbox:
-            outcomes = sandbox.load(candidates)
+            outcomes = sandbox.load(candidates, listed=listed)
     result = assemble(outcomes)
     if candidates and support is None:
         message = "DAG files were imported without the OS sandbox ([dagops] sandbox = degraded): " + (
@@ -619,6 +622,7 @@ class Sandbox:
         # `release_to_come`: `root` is the folder a release is about to be exported into (`start_ahead`); the zygote
         # imports Airflow meanwhile and forks no generation until `attach` names the release.
         self.root = root
+        self.listed = False  # the files of the current `load` were chosen by the caller's own listing
         self.release_to_come = release_to_come
         self.limits = limits
         self.support = support  # None: degraded, plain child processes
@@ -820,7 +824,8 @@ class Sandbox:
             self.kill_generation(slot)
             slot.expect_generation(deadline)
 
-    def load(self, files: list[str]) -> dict[str, dict[str, Any]]:
+    def load(self, files: list[str], *, listed: bool = False) -> dict[str, dict[str, Any]]:
+        self.listed = listed
         self.outcomes = {}
         self.interrupted.clear()
         self.pending = deque(files)
@@ -840,7 +845,8 @@ class Sandbox:
 
     def assign(self, slot: Slot, relative: str) -> None:
         assert slot.requests is not None  # start() opened every slot's pipes
-        slot.requests.write(json.dumps({"file": relative}).encode() + b"\n")
+        request = {"file": relative, "listed": True} if self.listed else {"file": relative}
+        slot.requests.write(json.dumps(request).encode() + b"\n")
         slot.requests.flush()
         slot.state, slot.file = "busy", relative
         slot.deadline = time.monotonic() + self.limits.kill_after

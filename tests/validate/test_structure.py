@@ -443,3 +443,15 @@ def test_parse_settings_forward_the_parents_airflow_config_but_not_what_the_envi
     forwarded = parse_settings(os.environ)
     assert "AIRFLOW__CORE__EXECUTOR" in forwarded and "AIRFLOW__CORE__DAG_DISCOVERY_SAFE_MODE" not in forwarded
     assert not [name for name in forwarded if is_sensitive(name, forwarded[name])]
+
+
+def test_files_the_caller_listed_are_loaded_without_a_second_listing_in_the_sandbox(tmp_path):
+    # The pipeline chooses the files with Airflow's listing (files.parse_view) and says so: the sandbox then takes
+    # its word rather than listing the folder again. Without the word, it skips what its own listing leaves out.
+    (tmp_path / ".airflowignore").write_text("ignored/\n")
+    (tmp_path / "ignored").mkdir()
+    (tmp_path / "ignored" / "job.py").write_text(dag_file("", dag_id="ignored_job"))
+    own_listing = check_structure(tmp_path, ["ignored/job.py"], memory_limit=MEMORY_LIMIT)
+    assert own_listing.dags == [] and own_listing.import_seconds == {}
+    callers_listing = check_structure(tmp_path, ["ignored/job.py"], memory_limit=MEMORY_LIMIT, listed=True)
+    assert [dag.dag_id for dag in callers_listing.dags] == ["ignored_job"]
