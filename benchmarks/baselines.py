@@ -67,6 +67,13 @@ def clone_and_copy(url: str, scratch: Path, dest: Path) -> None:
     subprocess.run(["cp", "-r", str(scratch / "dags"), str(dest)], check=True, capture_output=True)
 
 
+def copy_folder(source: Path, dest: Path) -> None:
+    """`cp -r` of a folder: the file-writing half of clone + cp, timed apart to show how fast the machine creates
+    files at the time (it varies several-fold on this VM, and with it every ratio against clone + cp)."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["cp", "-r", str(source), str(dest)], check=True, capture_output=True)
+
+
 def remove_tree(path: Path) -> None:
     """Undo a clone_and_copy, outside the timer."""
     shutil.rmtree(path, ignore_errors=True)
