@@ -113,8 +113,14 @@ def merge(existing: str, run: RunInfo, measurements: list[Measurement]) -> str:
         f"{again} `{run.command}` on {run.started:%Y-%m-%d %H:%M} UTC ({run.seconds / 60:.1f} min); the other "
         "sections are from the run named above."
     )
-    head = re.sub(r"\n{3,}", "\n\n", "\n".join(line for line in head.splitlines() if not line.startswith(again)))
+    head = re.sub(r"\n{3,}", "\n\n", "\n".join(line for line in head.splitlines() if not _superseded(line, keys)))
     return "\n## ".join([head.rstrip("\n") + "\n\n" + refreshed + "\n", *by_title.values()])
+
+
+def _superseded(line: str, keys: tuple[str, ...]) -> bool:
+    """An earlier "measured again" line whose sections were all measured again by this run."""
+    match = re.match(r"((?:\(\w\)(?:, )?)+): measured again by", line)
+    return match is not None and set(re.findall(r"\(\w\)", match.group(1))) <= set(keys)
 
 
 def _merged_rows(lines: list[str], measurements: list[Measurement]) -> list[str]:
