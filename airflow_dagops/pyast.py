@@ -12,12 +12,24 @@ from __future__ import annotations
 
 import ast
 import functools
+import os
 import sys
 import threading
 
 _AFFECTED = (3, 11) <= sys.version_info[:3] < (3, 11, 8) or (3, 12) <= sys.version_info[:3] < (3, 12, 2)
 # Re-entrant: a finalizer run by a collection inside a parse may itself format a traceback.
 _LOCK = threading.RLock()
+
+
+def _new_lock_in_child() -> None:
+    """A process forked while another thread parsed would inherit the lock held by a thread it does not have, and
+    hang at its first parse (Airflow's dag-processor and the sandbox's zygote fork): the child starts with a new one,
+    as the logging module does for its own locks."""
+    global _LOCK
+    _LOCK = threading.RLock()
+
+
+os.register_at_fork(after_in_child=_new_lock_in_child)
 
 
 def needs_guard() -> bool:

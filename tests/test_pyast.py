@@ -61,3 +61,29 @@ def test_a_guarded_parse_still_parses_and_reports_syntax_errors():
 def test_threads_parsing_at_once_never_see_the_recursion_depth_mismatch():
     done = subprocess.run([sys.executable, "-c", STRESS], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_a_child_forked_while_another_thread_parses_can_parse(tmp_path):
+    # The guard's lock held by a thread at fork time must not hang the child's first parse.
+    script = """
+import ast, os, sys, threading, time
+import airflow_dagops
+from airflow_dagops import pyast
+if not pyast.needs_guard():
+    sys.exit(0)
+holding = threading.Event()
+def hold():
+    with pyast._LOCK:
+        holding.set()
+        time.sleep(2)
+threading.Thread(target=hold, daemon=True).start()
+holding.wait()
+pid = os.fork()
+if pid == 0:
+    ast.parse("x = 1")
+    os._exit(0)
+_, status = os.waitpid(pid, 0)
+sys.exit(os.waitstatus_to_exitcode(status))
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stdout + done.stderr
