@@ -55,6 +55,10 @@ export AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME=0.2
 export AIRFLOW__WORKERS__EXECUTION_API_RETRIES=25
 export AIRFLOW__WORKERS__EXECUTION_API_RETRY_WAIT_MIN=5
 export AIRFLOW__WORKERS__EXECUTION_API_RETRY_WAIT_MAX=5
+# One SQLite file, one writer at a time: wait up to a minute for it rather than pysqlite's 5 s, after which the API
+# answered a DAG run trigger with 500 on busy cores (airflow_dagops/airflow/sqlite_wait.py).
+export AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS=airflow_dagops.airflow.sqlite_wait.CONNECT_ARGS
+export AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS_ASYNC=airflow_dagops.airflow.sqlite_wait.CONNECT_ARGS_ASYNC
 ENV
 # shellcheck disable=SC1090
 source "$ENV_FILE"

@@ -51,6 +51,9 @@ def open_dag_repositories(page: Page, screenshots) -> FrameLocator:
     expect(page).to_have_url(re.compile(r"/plugin/dag-repositories"))
     frame = page.frame_locator(PAGE_IFRAME)
     expect(frame.locator("[data-testid=add-repo]")).to_be_visible()
+    # The buttons are in the page's HTML before its script binds them: a click that early does nothing (a Discover
+    # click was lost on busy CI cores). The list's first load, which comes after the binding, says the script runs.
+    expect(frame.locator("[data-testid=repo-list]")).to_have_attribute("aria-busy", "false")
     return frame
 
 
