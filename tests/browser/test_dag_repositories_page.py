@@ -54,6 +54,8 @@ def open_dag_repositories(page: Page, screenshots) -> FrameLocator:
     # The buttons are in the page's HTML before its script binds them: a click that early does nothing (a Discover
     # click was lost on busy CI cores). The list's first load, which comes after the binding, says the script runs.
     expect(frame.locator("[data-testid=repo-list]")).to_have_attribute("aria-busy", "false")
+    # Until then the buttons took no clicks at all (dagops.css): the script lifted that when it bound them.
+    expect(frame.locator("html")).not_to_have_class(re.compile("dagops-starting"))
     return frame
 
 

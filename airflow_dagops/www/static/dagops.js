@@ -2259,6 +2259,8 @@
 
   function start() {
     initDialogs();
+    // The buttons were in the HTML before this script bound them: they take clicks from now on (dagops.css).
+    document.documentElement.classList.remove("dagops-starting");
     if (CONFIG.page === "detail" || CONFIG.canWrite) {
       // The form's generated fields (and the detail page's other options) come from the API's description.
       loadOptionSchemas().then(function () {
