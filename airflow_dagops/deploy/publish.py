@@ -56,21 +56,26 @@ def mark_changed_files(previous: Path | None, release_dir: Path) -> int:
     blob in the two manifests (no file is read); a release without one has every file marked."""
     if previous is None or Path(previous) == Path(release_dir):
         return 0
-    new, old = read_manifest(release_dir), read_manifest(previous)
-    new_files = (new or {}).get("files")
-    old_files = (old or {}).get("files") if old is not None else {}
+    new_files = (read_manifest(release_dir) or {}).get("files")
+    old_files = (read_manifest(previous) or {}).get("files", {})
     if not isinstance(new_files, dict) or not isinstance(old_files, dict):
         changed = [str(p.relative_to(release_dir)) for p in Path(release_dir).rglob("*") if p.is_file()]
     else:
         changed = [path for path, blob in new_files.items() if old_files.get(path) != blob]
     marked = 0
     for relative in changed:
+        if not _plain_relative(relative):
+            continue  # a manifest is dagops' own, but a name that leaves the release is never acted on
         try:
             os.utime(Path(release_dir) / relative, follow_symlinks=False)
             marked += 1
         except OSError:
             pass  # a file the manifest names but the gate removed: nothing to parse
     return marked
+
+
+def _plain_relative(path: object) -> bool:
+    return isinstance(path, str) and not os.path.isabs(path) and ".." not in path.split("/")
 
 
 def unpublish(link: Path) -> bool:

@@ -248,3 +248,20 @@ def test_a_rollback_marks_the_files_it_brings_back_as_modified_so_airflow_parses
     assert "second version" not in (live / "a.py").read_text()
     assert os.stat(live / "a.py").st_mtime >= started - 1  # differs from what was live: marked
     assert os.stat(live / "b.py").st_mtime < started - 1800  # the same blob: left alone, not parsed again
+
+
+def test_marking_changed_files_never_touches_a_name_outside_the_release(tmp_path):
+    from airflow_dagops.deploy.publish import mark_changed_files
+    from airflow_dagops.release_manifest import MANIFEST_NAME
+
+    outside = tmp_path / "outside.py"
+    outside.write_text("x = 1\n")
+    os.utime(outside, (1, 1))
+    old, new = tmp_path / "old", tmp_path / "new"
+    for folder, blob in ((old, "a"), (new, "b")):
+        (folder / "dags").mkdir(parents=True)
+        (folder / "dags" / "job.py").write_text(blob)
+        files = {"dags/job.py": blob, "../outside.py": blob, str(outside): blob}
+        (folder / MANIFEST_NAME).write_text(json.dumps({"files": files}))
+    assert mark_changed_files(old, new) == 1  # dags/job.py only
+    assert os.stat(outside).st_mtime == 1
