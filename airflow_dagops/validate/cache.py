@@ -111,6 +111,10 @@ class ResultCache:
             log.warning("validation cache %s unavailable (%s); validating without it", path, err)
             self._db = None
 
+    @property
+    def enabled(self) -> bool:
+        return self._db is not None
+
     def get_many(self, keys: Iterable[str]) -> dict[str, object]:
         keys = list(keys)
         if self._db is None or not keys:

@@ -123,17 +123,18 @@ class Declarations:
 def read_declarations(root: Path, files: Iterable[str]) -> Declarations:
     """Every declaration in the release: DAG files' PEP 723 and docstring blocks, requirements.txt, pyproject.toml."""
     root = Path(root)
+    real_root = os.path.realpath(root)  # once: each file is judged by where it resolves, against this
     result = Declarations()
     for relative in sorted(files):
         if relative.endswith(".py"):
-            text = _read_text(root, relative)
+            text = _read_text(root, relative, real_root)
             if text is not None:
                 _merge(result, read_pep723(text, relative))
                 _merge(result, read_docstring(text, relative))
     if (root / REQUIREMENTS_FILE).is_file():
         _merge(result, read_requirements_file(root, REQUIREMENTS_FILE))
     if (root / PYPROJECT_FILE).is_file():
-        text = _read_text(root, PYPROJECT_FILE)
+        text = _read_text(root, PYPROJECT_FILE, real_root)
         if text is not None:
             _merge(result, read_pyproject(text, PYPROJECT_FILE))
     return result
@@ -144,15 +145,17 @@ def _merge(into: Declarations, part: Declarations) -> None:
     into.findings += part.findings
 
 
-def _read_text(root: Path, relative: str) -> str | None:
+def _read_text(root: Path, relative: str, real_root: str) -> str | None:
     """The file's text when it is a regular file inside the release, UTF-8 and not huge (other checks report those)."""
-    path = root / relative
-    if not _inside(root, path) or not path.is_file():
+    path = os.path.join(root, relative)
+    real = os.path.realpath(path)
+    if not real.startswith(real_root + os.sep) or not os.path.isfile(real):
         return None
     try:
-        if path.stat().st_size > MAX_DECLARATION_FILE_BYTES:
-            return None
-        return path.read_text(encoding="utf-8")
+        with open(real, encoding="utf-8") as stream:
+            if os.fstat(stream.fileno()).st_size > MAX_DECLARATION_FILE_BYTES:
+                return None
+            return stream.read()
     except (OSError, UnicodeDecodeError) as err:
         log.debug("dependencies: cannot read %s: %s", relative, err)
         return None
@@ -320,7 +323,7 @@ def read_requirements_file(root: Path, relative: str) -> Declarations:
 
 def _read_requirements(root: Path, relative: str, result: Declarations, *, seen: set[str], depth: int) -> None:
     seen.add(relative)
-    text = _read_text(root, relative)
+    text = _read_text(root, relative, os.path.realpath(root))
     if text is None:
         return
     for line_number, line in _logical_lines(text):

@@ -152,12 +152,38 @@ def parse_view(root: Path | str, files: list[str] | None = None) -> ParseView:
     even though Airflow would read it: Python models of a dbt project and vendored packages.
 
     `files` are the release's files (`list_files`); without them only `dag_files` is computed."""
-    from airflow.configuration import conf
+    real_root = os.path.realpath(root)
+    listed = airflow_listing(real_root)
+    python = [f for f in files or [] if f.endswith(".py") and f not in listed]
+    return view_of(real_root, listed, python, visible_files(real_root) if python else set())
+
+
+def airflow_listing(real_root: str) -> set[str]:
+    """The files Airflow's dag-processor lists in the folder, relative to it, by Airflow's own code."""
     from airflow.dag_processing.importers import get_importer_registry
 
-    real_root = os.path.realpath(root)
-    safe_mode = conf.getboolean("core", "DAG_DISCOVERY_SAFE_MODE", fallback=True)
-    listed = {_relative(path, real_root) for path in get_importer_registry().list_dag_files(real_root, safe_mode)}
+    listed = get_importer_registry().list_dag_files(real_root, safe_mode())
+    return {_relative(path, real_root) for path in listed}
+
+
+def visible_files(real_root: str) -> set[str]:
+    """The files no `.airflowignore` hides (Airflow's own walk), relative to the folder."""
+    from airflow._shared.module_loading.file_discovery import find_path_from_directory
+    from airflow.configuration import conf
+
+    syntax = conf.get("core", "DAG_IGNORE_FILE_SYNTAX", fallback="glob")
+    return {_relative(path, real_root) for path in find_path_from_directory(real_root, ".airflowignore", syntax)}
+
+
+def safe_mode() -> bool:
+    from airflow.configuration import conf
+
+    return conf.getboolean("core", "DAG_DISCOVERY_SAFE_MODE", fallback=True)
+
+
+def view_of(real_root: str, listed: set[str], unlisted_python: list[str], visible: set[str]) -> ParseView:
+    """The view from Airflow's listing: `unlisted_python` are the release's Python files Airflow does not list, and
+    `visible` says which of them no `.airflowignore` hides (safe mode skipped those)."""
     view = ParseView()
     for file in sorted(listed):
         reason = not_dag_code(real_root, file)
@@ -165,15 +191,9 @@ def parse_view(root: Path | str, files: list[str] | None = None) -> ParseView:
             view.not_parsed[file] = reason
         else:
             view.dag_files.add(file)
-    python = [f for f in files or [] if f.endswith(".py") and f not in listed]
-    if python:
-        from airflow._shared.module_loading.file_discovery import find_path_from_directory
-
-        syntax = conf.get("core", "DAG_IGNORE_FILE_SYNTAX", fallback="glob")
-        visible = {_relative(path, real_root) for path in find_path_from_directory(real_root, ".airflowignore", syntax)}
-        for file in python:
-            reason = IGNORED_BY_AIRFLOWIGNORE if file not in visible else SKIPPED_BY_SAFE_MODE
-            view.not_parsed[file] = not_dag_code(real_root, file) or reason
+    for file in unlisted_python:
+        reason = IGNORED_BY_AIRFLOWIGNORE if file not in visible else SKIPPED_BY_SAFE_MODE
+        view.not_parsed[file] = not_dag_code(real_root, file) or reason
     return view
 
 
@@ -204,6 +224,12 @@ def _is_package(folder: str) -> bool:
             return _PACKAGE_TABLE.search(stream.read()) is not None
     except OSError:
         return False
+
+
+def resolves_inside(path: Path | str, real_root: str) -> bool:
+    """Judged by where the path really resolves, never lexically."""
+    real = os.path.realpath(path)
+    return real == real_root or real.startswith(real_root + os.sep)
 
 
 def _relative(path: str, real_root: str) -> str:

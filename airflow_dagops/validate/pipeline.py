@@ -6,13 +6,14 @@ The cache may only make a check faster, never change its answer, so a key holds 
 - the structure step (importing DAG files in a sandbox): that too, plus the content of the local modules the file
   imports, of every non-Python file of the release (DAG factories read YAML at import time; `.airflowignore` decides
   whether Airflow parses a file at all), the Airflow settings that decide how it parses, and the sandbox's limits.
+Two release-wide facts are kept too: the module names each file imports (by its content alone), and Airflow's listing
+of the release (validate/listing_cache.py says when it can be brought up to date rather than listed anew).
 A file whose content lies outside the release cannot be fingerprinted, so what depends on it is never cached.
 Cross-file rules (duplicate dag_ids) and policies are recomputed from the cached facts each time.
 """
 
 from __future__ import annotations
 
-import ast
 import hashlib
 import json
 import logging
@@ -40,8 +41,10 @@ from airflow_dagops.validate.cache import (
     without_root,
 )
 from airflow_dagops.validate.config import load_config
-from airflow_dagops.validate.files import ParseView, check_files, list_files, parse_view
+from airflow_dagops.validate.files import ParseView, check_files, list_files, resolves_inside
 from airflow_dagops.validate.imports import local_module_names
+from airflow_dagops.validate.listing_cache import cached_parse_view
+from airflow_dagops.validate.local_imports import direct_imports, local_dependencies, with_dependents
 from airflow_dagops.validate.report import Finding, Report
 from airflow_dagops.validate.structure import DagInfo, check_structure, dag_id_taken_findings, duplicate_dag_id_findings
 from airflow_dagops.validate.syntax import check_syntax
@@ -112,15 +115,15 @@ def run_pipeline(root: Path, options: PipelineOptions, *, extra_findings: list[F
     findings += list(extra_findings or [])
     files = all_files = list_files(root)
     if options.only_files is not None:
-        files = _with_dependents(root, all_files, options.only_files)
+        files = with_dependents(root, all_files, options.only_files)
     file_findings, unreadable = check_files(root, files)
     findings += file_findings
     checkable = [f for f in files if f not in unreadable]
-    view = _parse_view(root, all_files)
-    never_parsed = {f for f in checkable if view is not None and view.never_parsed(f)}
     release = Release(root, all_files, config.fingerprint())
     cache = ResultCache(options.cache_path)
     try:
+        view = _parse_view(release, cache)
+        never_parsed = {f for f in checkable if view is not None and view.never_parsed(f)}
         # Syntax first: files that do not parse are not imported. Then the sandboxed imports run in their
         # worker processes while this process runs the other per-file checks: both halves use the 2+ cores.
         per_file, stats = _run_per_file_checks(release, checkable, cache, options.skip, only={"syntax"})
@@ -136,6 +139,9 @@ def run_pipeline(root: Path, options: PipelineOptions, *, extra_findings: list[F
             more, more_stats = _run_per_file_checks(
                 release, checkable, cache, options.skip, exclude={"syntax"}, not_dag=never_parsed
             )
+            # Declarations are read whole each run (cheap: a substring test per file) so the summary always lists
+            # every requirement of the release, cached files included; read while the sandbox still works.
+            declared = None if "dependencies" in options.skip else dependency_rules.check_declarations(root, checkable)
             dags, structure_findings, import_seconds, imported = structure.result() if structure else ([], [], {}, 0)
         per_file += [_not_a_dag_file(f, view) if f.file in never_parsed else f for f in more]
         # Airflow collects a file's DAGs through a set (hashes of module objects): its order differs between
@@ -151,10 +157,7 @@ def run_pipeline(root: Path, options: PipelineOptions, *, extra_findings: list[F
             findings += policy_rules.check_dags(dags, config.policy)
             findings += policy_rules.check_import_times(import_seconds, config.policy)
         requirements = []
-        if "dependencies" not in options.skip:
-            # Declarations are read whole each run (cheap: a substring test per file) so the summary always
-            # lists every requirement of the release, cached files included.
-            declared = dependency_rules.check_declarations(root, checkable)
+        if declared is not None:
             findings += declared.findings
             requirements = [r.to_dict() for r in declared.requirements]
     finally:
@@ -206,7 +209,7 @@ def _fingerprint(path: Path, real_root: str) -> str | None:
 
     Always the bytes, never git blob ids from the release manifest: a symlink's blob id is the name of its target,
     not the content the checks read, and a folder validated outside an export can carry a manifest of its own."""
-    if not _inside(path, real_root):
+    if not resolves_inside(path, real_root):
         return None
     if os.path.islink(path) and not os.path.isfile(path):
         return f"link:{os.readlink(path)}"
@@ -214,12 +217,6 @@ def _fingerprint(path: Path, real_root: str) -> str | None:
         return _file_digest(path) if stat.S_ISREG(os.stat(path).st_mode) else None
     except OSError:
         return None
-
-
-def _inside(path: Path, real_root: str) -> bool:
-    """Judged by where the path really resolves, never lexically."""
-    real = os.path.realpath(path)
-    return real == real_root or real.startswith(real_root + os.sep)
 
 
 def _file_digest(path: Path) -> str:
@@ -272,11 +269,12 @@ def _run_per_file_checks(
     return findings, stats
 
 
-def _parse_view(root: Path, files: list[str]) -> ParseView | None:
+def _parse_view(release: Release, cache: ResultCache) -> ParseView | None:
     """Which files Airflow parses as DAG files, as the sandbox sees it; None (judge every file as a DAG file) when
     Airflow cannot list the folder (a symlink loop, an unreadable setting): a failing listing must not pass files."""
     try:
-        return parse_view(root, files)
+        real_root = os.path.realpath(release.root)
+        return cached_parse_view(real_root, release.files, release.fingerprints, _airflow_settings(), cache)
     except Exception:  # noqa: BLE001
         log.warning("could not list the files Airflow parses; every Python file is judged as a DAG file", exc_info=True)
         return None
@@ -373,7 +371,8 @@ def _structure_with_cache(
     def settled(entry: dict) -> bool:
         return not any(item["rule"] in UNSETTLED_RULES for item in entry["findings"])
 
-    entries, stray, imported = _reuse_or_run(cache, files, _structure_keys(release, files, options), run, settled)
+    keys = _structure_keys(release, files, options, cache)
+    entries, stray, imported = _reuse_or_run(cache, files, keys, run, settled)
     dags = [item for item in stray if isinstance(item, DagInfo)]
     findings = [item for item in stray if isinstance(item, Finding)]
     seconds = {}
@@ -385,7 +384,7 @@ def _structure_with_cache(
     return dags, findings, seconds, imported
 
 
-def _structure_keys(release: Release, files: list[str], options: PipelineOptions) -> dict[str, str]:
+def _structure_keys(release: Release, files: list[str], options: PipelineOptions, cache: ResultCache) -> dict[str, str]:
     """A key for each file whose import can be cached: none when a data file or a setting cannot be known, and not
     for a file that imports a module whose content lies outside the release."""
     settings = _airflow_settings()
@@ -393,7 +392,9 @@ def _structure_keys(release: Release, files: list[str], options: PipelineOptions
         return {}
     limits = f"timeout={options.timeout} memory_limit={options.memory_limit}"
     # Every Python file can be imported, even one that does not parse: it still decides whether its importers load.
-    depends = local_dependencies(release.root, [f for f in release.files if f.endswith(".py")])
+    python = [f for f in release.files if f.endswith(".py")]
+    direct = direct_imports(release.root, python, release.fingerprints, cache)
+    depends = local_dependencies(release.root, python, direct)
     context = (release.config, release.data, settings, limits)
     keys = {}
     for f in files:
@@ -413,52 +414,6 @@ def _airflow_settings() -> str | None:
     except Exception:  # noqa: BLE001 - an unreadable configuration: import, but cache nothing
         log.warning("could not read Airflow's parse settings; the structure step is not cached", exc_info=True)
         return None
-
-
-def local_dependencies(root: Path, files: list[str]) -> dict[str, set[str]]:
-    """For each file, the release's own modules it imports, transitively (by module name, leniently)."""
-    by_name: dict[str, set[str]] = {}
-    for f in files:
-        stem = Path(f).stem
-        by_name.setdefault(Path(f).parent.name if stem == "__init__" else stem, set()).add(f)
-    real_root = os.path.realpath(root)
-    # A link out of the release is listed (so its importers are known) but never read.
-    direct = {f: _imported_names(root / f) for f in files if _inside(root / f, real_root)}
-    result = {}
-    for f in files:
-        seen, todo = set(), [f]
-        while todo:
-            current = todo.pop()
-            for name in direct.get(current, ()):
-                for dep in by_name.get(name, ()):
-                    if dep not in seen and dep != f:
-                        seen.add(dep)
-                        todo.append(dep)
-        result[f] = seen
-    return result
-
-
-def _with_dependents(root: Path, files: list[str], changed: set[str]) -> list[str]:
-    """The changed files plus every file that imports one of them (its import may now fail)."""
-    python = [f for f in files if f.endswith(".py")]
-    depends = local_dependencies(root, python)
-    return [f for f in files if f in changed or depends.get(f, set()) & changed]
-
-
-def _imported_names(path: Path) -> set[str]:
-    try:
-        tree = ast.parse(path.read_bytes())
-    except (SyntaxError, ValueError, OSError):
-        return set()
-    names: set[str] = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            names.update(part for alias in node.names for part in alias.name.split("."))
-        elif isinstance(node, ast.ImportFrom):
-            names.update((node.module or "").split("."))
-            names.update(alias.name for alias in node.names)
-    names.discard("")
-    return names
 
 
 def _cross_file_findings(dags, dag_owners: dict[str, str]) -> list[Finding]:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from airflow_dagops.release_manifest import forget_in_manifest
 from airflow_dagops.validate.files import list_files
-from airflow_dagops.validate.pipeline import local_dependencies
+from airflow_dagops.validate.local_imports import local_dependencies
 from airflow_dagops.validate.report import Finding, Report
 from airflow_dagops.wording import plural
 

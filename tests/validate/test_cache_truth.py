@@ -8,6 +8,7 @@ setting that changed while the file itself did not, and results that belong to n
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -184,6 +185,28 @@ def test_airflowignore_and_safe_mode_decide_what_is_imported(tmp_path, monkeypat
     monkeypatch.setenv("AIRFLOW__CORE__DAG_DISCOVERY_SAFE_MODE", "False")
     report = assert_cache_tells_the_truth(root, cache, STRUCTURE_ONLY)
     assert files_with(report, "import-error") == {"a.py", "plain.py"}
+
+
+def test_a_file_that_stops_saying_airflow_is_no_dag_file_on_a_cached_run(tmp_path):
+    """Airflow's listing is kept between runs and brought up to date for the files whose content changed."""
+    root = write(tmp_path / "release", {"a.py": RAISES, "b.py": dag_source("b")})
+    cache = tmp_path / "c.db"
+    assert files_with(assert_cache_tells_the_truth(root, cache, STRUCTURE_ONLY), "import-error") == {"a.py"}
+    write(root, {"a.py": 'raise RuntimeError("boom")\n'})  # safe mode skips it now
+    assert not files_with(assert_cache_tells_the_truth(root, cache, STRUCTURE_ONLY), "import-error")
+    write(root, {"a.py": RAISES})
+    assert files_with(assert_cache_tells_the_truth(root, cache, STRUCTURE_ONLY), "import-error") == {"a.py"}
+
+
+def test_a_fifo_named_like_a_module_never_blocks_a_validation(tmp_path):
+    """Reading a FIFO blocks until something writes to it: the module names a file imports are read only from
+    regular files, with or without the cache, and for a validation of changed files too."""
+    root = write(tmp_path / "release", {"a.py": dag_source("a")})
+    os.mkfifo(root / "pipe.py")
+    report = assert_cache_tells_the_truth(root, tmp_path / "c.db", STRUCTURE_ONLY)
+    assert [d.dag_id for d in report.dags] == ["a"]
+    changed = run_pipeline(root, PipelineOptions(skip=STRUCTURE_ONLY, timeout=20, only_files={"a.py"}))
+    assert [d.dag_id for d in changed.dags] == ["a"]
 
 
 # --- Results that belong to no single file ---------------------------------------------------------------------------
