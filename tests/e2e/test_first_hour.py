@@ -80,7 +80,10 @@ class MakeRun:
         raise AssertionError("unreachable")
 
     def post(self, path: str, body: dict) -> requests.Response:
-        return requests.post(f"{self.url}{path}", headers=self._auth(), json=body, timeout=30)
+        """A write is never asked twice (it could trigger a second run): it gets as long as the api-server may take
+        to answer it. `make run` lets a write wait up to 60 s for SQLite's one writer (airflow/sqlite_wait.py), and
+        on CI's busy cores a DAG run trigger once waited longer than 30 s for it."""
+        return requests.post(f"{self.url}{path}", headers=self._auth(), json=body, timeout=(10, 180))
 
     def _auth(self) -> dict:
         return {"Authorization": f"Bearer {self.token}"}
