@@ -18,6 +18,7 @@ from airflow_dagops.validate import listing_cache
 from airflow_dagops.validate.cache import ResultCache
 from airflow_dagops.validate.files import list_files, parse_view
 from airflow_dagops.validate.pipeline import Release, _airflow_settings
+from tests.validate.test_cache_truth import write
 
 DAGISH = "from airflow.sdk import DAG\n\nwith DAG('d', schedule=None):\n    pass\n"
 PLAIN = "def helper():\n    return 1\n"  # never says "airflow": safe mode skips it
@@ -51,14 +52,6 @@ def listing(tmp_path, monkeypatch):
     view.kept = kept
     yield view
     cache.close()
-
-
-def write(root: Path, files: dict[str, str]) -> Path:
-    for name, content in files.items():
-        path = root / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(content)
-    return root
 
 
 def test_a_file_that_stops_or_starts_saying_airflow_is_listed_as_airflow_would(tmp_path, listing):
