@@ -28,6 +28,7 @@ from pathlib import Path
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
+from airflow_dagops.validate.files import resolves_inside
 from airflow_dagops.validate.report import Finding
 
 if sys.version_info >= (3, 11):
@@ -148,21 +149,16 @@ def _merge(into: Declarations, part: Declarations) -> None:
 def _read_text(root: Path, relative: str, real_root: str) -> str | None:
     """The file's text when it is a regular file inside the release, UTF-8 and not huge (other checks report those)."""
     path = os.path.join(root, relative)
-    real = os.path.realpath(path)
-    if not real.startswith(real_root + os.sep) or not os.path.isfile(real):
+    if not resolves_inside(path, real_root) or not os.path.isfile(path):
         return None
     try:
-        with open(real, encoding="utf-8") as stream:
+        with open(path, encoding="utf-8") as stream:
             if os.fstat(stream.fileno()).st_size > MAX_DECLARATION_FILE_BYTES:
                 return None
             return stream.read()
     except (OSError, UnicodeDecodeError) as err:
         log.debug("dependencies: cannot read %s: %s", relative, err)
         return None
-
-
-def _inside(root: Path, path: Path) -> bool:
-    return Path(os.path.realpath(path)).is_relative_to(os.path.realpath(root))
 
 
 def _invalid(file: str, line: int | None, message: str, hint: str) -> Finding:
@@ -362,7 +358,8 @@ def _read_option(root, relative, line_number, line, result: Declarations, *, see
         return
     target = os.path.normpath(os.path.join(os.path.dirname(relative), include.group("path")))
     path = root / target
-    if os.path.isabs(include.group("path")) or target.startswith("..") or not _inside(root, path):
+    outside = target.startswith("..") or not resolves_inside(path, os.path.realpath(root))
+    if os.path.isabs(include.group("path")) or outside:
         message = f"`{line}` includes a file outside the repository; it is not read"
         result.findings.append(_invalid(relative, line_number, message, "Include only files of the repository."))
         return

@@ -12,17 +12,13 @@ from airflow_dagops.validate.cache import ResultCache, cache_key
 from airflow_dagops.validate.files import resolves_inside
 
 
-def local_dependencies(root: Path, files: list[str], direct: dict[str, set[str]] | None = None) -> dict[str, set[str]]:
+def local_dependencies(files: list[str], direct: dict[str, set[str]]) -> dict[str, set[str]]:
     """For each file, the release's own modules it imports, transitively (by module name, leniently). `direct`: the
-    names each file imports itself (`imported_names`), when the caller has them already."""
+    names each file imports itself (`direct_imports`, or `read_imports` without a cache)."""
     by_name: dict[str, set[str]] = {}
     for f in files:
         stem = Path(f).stem
         by_name.setdefault(Path(f).parent.name if stem == "__init__" else stem, set()).add(f)
-    if direct is None:
-        real_root = os.path.realpath(root)
-        # A link out of the release is listed (so its importers are known) but never read.
-        direct = {f: imported_names(root / f) for f in files if resolves_inside(root / f, real_root)}
     result = {}
     for f in files:
         seen, todo = set(), [f]
@@ -37,11 +33,19 @@ def local_dependencies(root: Path, files: list[str], direct: dict[str, set[str]]
     return result
 
 
-def with_dependents(root: Path, files: list[str], changed: set[str]) -> list[str]:
-    """The changed files plus every file that imports one of them (its import may now fail)."""
+def with_dependents(files: list[str], changed: set[str], direct: dict[str, set[str]]) -> list[str]:
+    """The changed files plus every file that imports one of them (its import may now fail); `direct` are the names
+    each Python file imports (`direct_imports`)."""
     python = [f for f in files if f.endswith(".py")]
-    depends = local_dependencies(root, python)
+    depends = local_dependencies(python, direct)
     return [f for f in files if f in changed or depends.get(f, set()) & changed]
+
+
+def read_imports(root: Path, files: list[str]) -> dict[str, set[str]]:
+    """The names each file imports, read from every file (no cache). A link out of the release is listed (so its
+    importers are known) but never read."""
+    real_root = os.path.realpath(root)
+    return {f: imported_names(root / f) for f in files if resolves_inside(root / f, real_root)}
 
 
 def direct_imports(

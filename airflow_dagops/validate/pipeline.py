@@ -114,14 +114,15 @@ def run_pipeline(root: Path, options: PipelineOptions, *, extra_findings: list[F
     config, findings = load_config(root, operator_file=options.operator_rules_file)
     findings += list(extra_findings or [])
     files = all_files = list_files(root)
-    if options.only_files is not None:
-        files = with_dependents(root, all_files, options.only_files)
-    file_findings, unreadable = check_files(root, files)
-    findings += file_findings
-    checkable = [f for f in files if f not in unreadable]
     release = Release(root, all_files, config.fingerprint())
     cache = ResultCache(options.cache_path)
     try:
+        if options.only_files is not None:
+            # The import graph read here is kept, so the structure step's keys read it from the cache.
+            files = with_dependents(all_files, options.only_files, _direct_imports(release, cache))
+        file_findings, unreadable = check_files(root, files)
+        findings += file_findings
+        checkable = [f for f in files if f not in unreadable]
         view = _parse_view(release, cache)
         never_parsed = {f for f in checkable if view is not None and view.never_parsed(f)}
         # Syntax first: files that do not parse are not imported. Then the sandboxed imports run in their
@@ -393,8 +394,7 @@ def _structure_keys(release: Release, files: list[str], options: PipelineOptions
     limits = f"timeout={options.timeout} memory_limit={options.memory_limit}"
     # Every Python file can be imported, even one that does not parse: it still decides whether its importers load.
     python = [f for f in release.files if f.endswith(".py")]
-    direct = direct_imports(release.root, python, release.fingerprints, cache)
-    depends = local_dependencies(release.root, python, direct)
+    depends = local_dependencies(python, _direct_imports(release, cache))
     context = (release.config, release.data, settings, limits)
     keys = {}
     for f in files:
@@ -404,6 +404,12 @@ def _structure_keys(release: Release, files: list[str], options: PipelineOptions
             modules = [f"{m}={release.fingerprints[m]}" for m in used]
             keys[f] = cache_key("structure", f, fingerprint, *context, *modules)
     return keys
+
+
+def _direct_imports(release: Release, cache: ResultCache) -> dict[str, set[str]]:
+    """The module names each Python file of the release imports (local_imports.direct_imports)."""
+    python = [f for f in release.files if f.endswith(".py")]
+    return direct_imports(release.root, python, release.fingerprints, cache)
 
 
 def _airflow_settings() -> str | None:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from airflow_dagops.release_manifest import forget_in_manifest
 from airflow_dagops.validate.files import list_files
-from airflow_dagops.validate.local_imports import local_dependencies
+from airflow_dagops.validate.local_imports import local_dependencies, read_imports
 from airflow_dagops.validate.report import Finding, Report
 from airflow_dagops.wording import plural
 
@@ -36,7 +36,7 @@ def apply_gate(release_dir: Path, report: Report) -> Report:
         failing.add(error.file)
 
     python = [f for f in list_files(release_dir) if f.endswith(".py")]
-    depends = local_dependencies(release_dir, python)
+    depends = local_dependencies(python, read_imports(release_dir, python))
     importers = sorted(f for f in python if f not in failing and depends.get(f, set()) & failing)
     if importers:
         refusal = Finding(
